@@ -1,0 +1,24 @@
+//! Rouge's packet I/O layer (the "phy" of the appliance).
+//!
+//! This crate owns everything that touches a wire:
+//!
+//! - [`buf`]: packet buffers and the per-worker [`PacketPool`] they are taken from
+//!   and return to, allocated once at start so the data path never allocates;
+//! - [`port`]: the [`Port`] trait (burst receive and transmit of up to
+//!   [`BURST_SIZE`] packets), per-port counters and named drop reasons;
+//! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`pipe`]
+//!   (an in-memory wire for tests), and wrappers that fit around any port:
+//!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
+//!   [`pcap`] (writes every frame to a capture file).
+//!
+//! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
+
+pub mod afpacket;
+pub mod buf;
+pub mod faulty;
+pub mod pcap;
+pub mod pipe;
+pub mod port;
+
+pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
+pub use port::{Burst, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};

@@ -1,0 +1,27 @@
+//! The Rouge data plane.
+//!
+//! Layers, each with one home (after smoltcp):
+//!
+//! - [`wire`]: zero-copy views of packet headers (Ethernet, 802.1Q, ARP, IPv4, ICMP,
+//!   TCP, UDP) that validate once and then cannot panic, and the checksums;
+//! - [`addr`], [`time`]: dual-stack prefixes and flow keys; the injected clock;
+//! - [`arp`], [`route`]: the neighbour cache and the longest-prefix-match table;
+//! - [`l2l3`]: the per-worker pipeline that takes a received burst and gives every
+//!   packet a [`verdict::Verdict`]: forwarded, answered, consumed or dropped by reason;
+//! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers.
+//!
+//! Nothing here performs I/O or reads a clock: ports come from `rouge-drivers` and are
+//! driven by the worker loop in the appliance, which passes `now` in.
+
+pub mod addr;
+pub mod arp;
+pub mod counters;
+pub mod l2l3;
+pub mod route;
+pub mod tcp;
+pub mod time;
+pub mod timer_wheel;
+pub mod verdict;
+pub mod wire;
+
+pub use time::Instant;

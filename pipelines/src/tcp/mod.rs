@@ -1,0 +1,1 @@
+//! The userspace TCP stack (being written).

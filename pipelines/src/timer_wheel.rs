@@ -1,0 +1,1 @@
+//! A hashed timer wheel (being written).

@@ -1,0 +1,1 @@
+//! TCP segment view (being written).
