@@ -71,11 +71,19 @@ impl Prefix {
 fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - len as u32)
+            };
             IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
         }
         IpAddr::V6(a) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
             IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
         }
     }
@@ -159,7 +167,9 @@ impl FromStr for IfAddr {
         let addr: IpAddr = a
             .parse()
             .map_err(|_| PrefixError::BadAddress(a.to_string()))?;
-        let len: u8 = l.parse().map_err(|_| PrefixError::BadLength(l.to_string()))?;
+        let len: u8 = l
+            .parse()
+            .map_err(|_| PrefixError::BadLength(l.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if len > max {
             return Err(PrefixError::BadLength(l.to_string()));

@@ -1,1 +1,483 @@
-//! (being written)
+//! The neighbour (ARP) cache of one worker: bounded, with reachability timeouts,
+//! request retries, and a small queue of packets per unresolved next hop.
+//!
+//! States: `Incomplete` (request sent, packets queued) → `Reachable` (reply seen) →
+//! after `reachable` time `Stale` (still used, one refresh request sent) → removed if
+//! the refresh goes unanswered after all retries. An unanswered `Incomplete` entry drops
+//! its queued packets as `arp_unresolved` and turns `Failed` for a while, so traffic to
+//! a dead next hop is dropped at once instead of piling up.
+//!
+//! Workers learn neighbours independently; what one worker learns is shared with the
+//! others as [`NeighbourUpdate`] messages (see `l2l3`), since an ARP reply reaches only
+//! one worker. Housekeeping runs at most every [`SWEEP_INTERVAL`], never per packet.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use arrayvec::ArrayVec;
+use rouge_drivers::{MacAddr, Packet};
+use serde::Serialize;
+
+use crate::time::Instant;
+
+/// Packets queued per unresolved next hop.
+pub const MAX_PENDING: usize = 4;
+/// How often expired entries and retries are looked at.
+pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Tunables of the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpConfig {
+    /// Most entries held.
+    pub max_entries: usize,
+    /// How long a reply keeps an entry reachable.
+    pub reachable: Duration,
+    /// Time between requests for an unresolved address.
+    pub retry: Duration,
+    /// Requests sent before giving up.
+    pub retries: u8,
+    /// How long a failed address stays failed (packets to it dropped at once).
+    pub failed_hold: Duration,
+}
+
+impl Default for ArpConfig {
+    fn default() -> Self {
+        ArpConfig {
+            max_entries: 4096,
+            reachable: Duration::from_secs(60),
+            retry: Duration::from_secs(1),
+            retries: 3,
+            failed_hold: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A learned address, passed from the worker that saw it to the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourUpdate {
+    /// The neighbour's address.
+    pub ip: Ipv4Addr,
+    /// Its MAC.
+    pub mac: MacAddr,
+    /// The VLAN it was seen on.
+    pub vlan: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Incomplete { tries: u8, next: Instant },
+    Reachable { until: Instant },
+    Stale { tries: u8, next: Instant },
+    Failed { until: Instant },
+}
+
+struct Entry {
+    mac: MacAddr,
+    vlan: u16,
+    state: State,
+    pending: ArrayVec<Packet, MAX_PENDING>,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Use this MAC.
+    Hit(MacAddr),
+    /// Use this MAC, and send a refresh request (the entry just went stale).
+    HitRefresh(MacAddr),
+    /// Not known (or being resolved): hold the packet with [`ArpCache::hold`].
+    Miss,
+    /// The address did not answer recently: drop.
+    Failed,
+}
+
+/// What became of a packet given to [`ArpCache::hold`].
+#[derive(Debug)]
+pub enum Hold {
+    /// Queued; a first request must be sent now.
+    QueuedSendRequest,
+    /// Queued behind a request already sent.
+    Queued,
+    /// The per-address queue is full: the packet is given back to be dropped.
+    QueueFull(Packet),
+    /// The table is full: the packet is given back to be dropped.
+    TableFull(Packet),
+}
+
+/// Work found by [`ArpCache::poll`].
+#[derive(Debug)]
+pub enum ArpTimerEvent {
+    /// Send (again) a request for `ip` on `vlan`.
+    Request {
+        /// Address to resolve.
+        ip: Ipv4Addr,
+        /// VLAN to ask on.
+        vlan: u16,
+    },
+    /// A queued packet whose next hop never answered: drop it.
+    Unresolved(Packet),
+}
+
+/// One row of `rouge show arp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArpEntryView {
+    /// Neighbour address.
+    pub ip: Ipv4Addr,
+    /// Its MAC (zero while unresolved).
+    pub mac: String,
+    /// VLAN index.
+    pub vlan: u16,
+    /// `reachable`, `stale`, `incomplete` or `failed`.
+    pub state: &'static str,
+    /// Seconds until the state changes.
+    pub expires_in_ms: u64,
+}
+
+/// The neighbour cache of one worker.
+pub struct ArpCache {
+    cfg: ArpConfig,
+    entries: HashMap<Ipv4Addr, Entry>,
+    next_sweep: Instant,
+    changed: bool,
+}
+
+impl ArpCache {
+    /// An empty cache with room for `cfg.max_entries` (allocated now, never grown).
+    pub fn new(cfg: ArpConfig) -> ArpCache {
+        ArpCache {
+            cfg,
+            entries: HashMap::with_capacity(cfg.max_entries),
+            next_sweep: Instant::ZERO,
+            changed: false,
+        }
+    }
+
+    /// The cache's tunables.
+    pub fn config(&self) -> &ArpConfig {
+        &self.cfg
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// True once since the last call if entries were added, changed or removed.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Looks up the MAC of `ip`.
+    #[inline]
+    pub fn lookup(&mut self, ip: Ipv4Addr, now: Instant) -> Lookup {
+        let Some(e) = self.entries.get_mut(&ip) else {
+            return Lookup::Miss;
+        };
+        match e.state {
+            State::Reachable { until } if now < until => Lookup::Hit(e.mac),
+            State::Reachable { .. } => {
+                e.state = State::Stale {
+                    tries: 1,
+                    next: now + self.cfg.retry,
+                };
+                self.changed = true;
+                Lookup::HitRefresh(e.mac)
+            }
+            State::Stale { .. } => Lookup::Hit(e.mac),
+            State::Incomplete { .. } => Lookup::Miss,
+            State::Failed { until } if now < until => Lookup::Failed,
+            State::Failed { .. } => Lookup::Miss,
+        }
+    }
+
+    /// Queues `pkt` until `ip` (on `vlan`) resolves.
+    pub fn hold(&mut self, ip: Ipv4Addr, vlan: u16, pkt: Packet, now: Instant) -> Hold {
+        let full = self.entries.len() >= self.cfg.max_entries;
+        match self.entries.get_mut(&ip) {
+            Some(e) => match e.state {
+                State::Incomplete { .. } => match e.pending.try_push(pkt) {
+                    Ok(()) => Hold::Queued,
+                    Err(err) => Hold::QueueFull(err.element()),
+                },
+                _ => {
+                    // Failed entry whose hold expired (or a stale race): start again.
+                    e.state = State::Incomplete {
+                        tries: 1,
+                        next: now + self.cfg.retry,
+                    };
+                    e.vlan = vlan;
+                    e.pending.clear();
+                    e.pending.push(pkt);
+                    self.changed = true;
+                    Hold::QueuedSendRequest
+                }
+            },
+            None if full => Hold::TableFull(pkt),
+            None => {
+                let mut pending = ArrayVec::new();
+                pending.push(pkt);
+                self.entries.insert(
+                    ip,
+                    Entry {
+                        mac: MacAddr::ZERO,
+                        vlan,
+                        state: State::Incomplete {
+                            tries: 1,
+                            next: now + self.cfg.retry,
+                        },
+                        pending,
+                    },
+                );
+                self.changed = true;
+                Hold::QueuedSendRequest
+            }
+        }
+    }
+
+    /// Records that `ip` is at `mac`. With `create` false, only an existing entry is
+    /// updated (RFC 826's merge rule for packets not addressed to us). Packets that
+    /// were waiting for this address are handed to `release` with the MAC to use.
+    pub fn learn(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        vlan: u16,
+        now: Instant,
+        create: bool,
+        mut release: impl FnMut(Packet, MacAddr, u16),
+    ) -> bool {
+        let until = now + self.cfg.reachable;
+        let room = self.entries.len() < self.cfg.max_entries;
+        match self.entries.get_mut(&ip) {
+            Some(e) => {
+                if e.mac != mac || !matches!(e.state, State::Reachable { .. }) {
+                    self.changed = true;
+                }
+                e.mac = mac;
+                e.vlan = vlan;
+                e.state = State::Reachable { until };
+                for p in e.pending.drain(..) {
+                    release(p, mac, vlan);
+                }
+                true
+            }
+            None if create && room => {
+                self.entries.insert(
+                    ip,
+                    Entry {
+                        mac,
+                        vlan,
+                        state: State::Reachable { until },
+                        pending: ArrayVec::new(),
+                    },
+                );
+                self.changed = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs retries and expiry when due; cheap to call every loop turn.
+    pub fn poll(&mut self, now: Instant, mut on: impl FnMut(ArpTimerEvent)) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        let cfg = self.cfg;
+        let mut changed = false;
+        self.entries.retain(|&ip, e| match e.state {
+            State::Incomplete { tries, next } | State::Stale { tries, next } if now >= next => {
+                let stale = matches!(e.state, State::Stale { .. });
+                if tries >= cfg.retries {
+                    changed = true;
+                    for p in e.pending.drain(..) {
+                        on(ArpTimerEvent::Unresolved(p));
+                    }
+                    if stale {
+                        return false;
+                    }
+                    e.state = State::Failed {
+                        until: now + cfg.failed_hold,
+                    };
+                    return true;
+                }
+                let next = now + cfg.retry;
+                e.state = if stale {
+                    State::Stale {
+                        tries: tries + 1,
+                        next,
+                    }
+                } else {
+                    State::Incomplete {
+                        tries: tries + 1,
+                        next,
+                    }
+                };
+                on(ArpTimerEvent::Request { ip, vlan: e.vlan });
+                true
+            }
+            State::Failed { until } if now >= until => {
+                changed = true;
+                false
+            }
+            _ => true,
+        });
+        self.changed |= changed;
+    }
+
+    /// The entries, for display.
+    pub fn view(&self, now: Instant) -> Vec<ArpEntryView> {
+        let mut v: Vec<ArpEntryView> = self
+            .entries
+            .iter()
+            .map(|(ip, e)| {
+                let (state, at) = match e.state {
+                    State::Incomplete { next, .. } => ("incomplete", next),
+                    State::Reachable { until } if now < until => ("reachable", until),
+                    State::Reachable { until } => ("stale", until),
+                    State::Stale { next, .. } => ("stale", next),
+                    State::Failed { until } => ("failed", until),
+                };
+                ArpEntryView {
+                    ip: *ip,
+                    mac: e.mac.to_string(),
+                    vlan: e.vlan,
+                    state,
+                    expires_in_ms: (at - now).as_millis() as u64,
+                }
+            })
+            .collect();
+        v.sort_by_key(|e| e.ip);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rouge_drivers::PacketPool;
+
+    const IP: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 11);
+
+    fn cache() -> ArpCache {
+        ArpCache::new(ArpConfig {
+            max_entries: 2,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn miss_queue_resolve_release() {
+        let pool = PacketPool::new(8);
+        let mut c = cache();
+        let t0 = Instant::from_secs(1);
+        assert_eq!(c.lookup(IP, t0), Lookup::Miss);
+        assert!(matches!(
+            c.hold(IP, 1, pool.alloc().unwrap(), t0),
+            Hold::QueuedSendRequest
+        ));
+        assert!(matches!(
+            c.hold(IP, 1, pool.alloc().unwrap(), t0),
+            Hold::Queued
+        ));
+        assert_eq!(c.lookup(IP, t0), Lookup::Miss);
+        let mac = MacAddr::local(9);
+        let mut released = 0;
+        assert!(c.learn(IP, mac, 1, t0, false, |_, m, v| {
+            assert_eq!((m, v), (mac, 1));
+            released += 1;
+        }));
+        assert_eq!(released, 2);
+        assert_eq!(c.lookup(IP, t0), Lookup::Hit(mac));
+    }
+
+    #[test]
+    fn queue_and_table_are_bounded() {
+        let pool = PacketPool::new(16);
+        let mut c = cache();
+        let t = Instant::ZERO;
+        for _ in 0..MAX_PENDING {
+            c.hold(IP, 0, pool.alloc().unwrap(), t);
+        }
+        assert!(matches!(
+            c.hold(IP, 0, pool.alloc().unwrap(), t),
+            Hold::QueueFull(_)
+        ));
+        c.hold(Ipv4Addr::new(198, 18, 2, 12), 0, pool.alloc().unwrap(), t);
+        assert!(matches!(
+            c.hold(Ipv4Addr::new(198, 18, 2, 13), 0, pool.alloc().unwrap(), t),
+            Hold::TableFull(_)
+        ));
+        assert!(!c.learn(
+            Ipv4Addr::new(198, 18, 2, 14),
+            MacAddr::local(1),
+            0,
+            t,
+            true,
+            |_, _, _| {}
+        ));
+    }
+
+    #[test]
+    fn unanswered_requests_retry_then_fail_then_clear() {
+        let pool = PacketPool::new(4);
+        let mut c = cache();
+        let mut t = Instant::from_secs(10);
+        c.hold(IP, 0, pool.alloc().unwrap(), t);
+        let mut requests = 1;
+        let mut dropped = 0;
+        for _ in 0..100 {
+            t += Duration::from_millis(100);
+            c.poll(t, |ev| match ev {
+                ArpTimerEvent::Request { .. } => requests += 1,
+                ArpTimerEvent::Unresolved(_) => dropped += 1,
+            });
+            if dropped > 0 {
+                break;
+            }
+        }
+        assert_eq!(requests, 3, "first request plus two retries");
+        assert_eq!(dropped, 1);
+        assert_eq!(pool.available(), 4, "queued packet freed");
+        assert_eq!(c.lookup(IP, t), Lookup::Failed);
+        t += Duration::from_secs(4);
+        c.poll(t, |_| {});
+        assert_eq!(c.lookup(IP, t), Lookup::Miss);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn reachable_goes_stale_then_refreshes_or_expires() {
+        let mut c = cache();
+        let mut t = Instant::from_secs(1);
+        let mac = MacAddr::local(3);
+        c.learn(IP, mac, 0, t, true, |_, _, _| {});
+        t += Duration::from_secs(61);
+        assert_eq!(c.lookup(IP, t), Lookup::HitRefresh(mac));
+        assert_eq!(c.lookup(IP, t), Lookup::Hit(mac));
+        let mut asked = 0;
+        for _ in 0..100 {
+            t += Duration::from_millis(100);
+            c.poll(t, |ev| {
+                if let ArpTimerEvent::Request { .. } = ev {
+                    asked += 1
+                }
+            });
+        }
+        assert_eq!(asked, 2);
+        assert_eq!(
+            c.lookup(IP, t),
+            Lookup::Miss,
+            "unanswered refresh removes the entry"
+        );
+        let view = c.view(t);
+        assert!(view.is_empty());
+    }
+}

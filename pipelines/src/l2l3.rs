@@ -1,1 +1,673 @@
-//! (being written)
+//! The L2/L3 pipeline of one worker: every received frame passes through here and
+//! ends with a [`Verdict`].
+//!
+//! Ethernet and 802.1Q demultiplexing → ARP (answers for self IPs and virtual
+//! addresses, learns neighbours) → IPv4 validation → local delivery (ICMP echo) or
+//! transit through a `forwarding` virtual server (route lookup, TTL, MTU, next-hop
+//! resolution, MAC rewrite). Replies reuse the received buffer in place where they
+//! can; ICMP errors take a buffer from the worker's pool. Output goes through an
+//! `emit(port, packet)` callback so the worker decides how to batch transmission.
+//!
+//! Replies to the appliance's own addresses go back to the MAC they came from
+//! (F5's auto-lasthop), so answering never waits for ARP.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use rouge_drivers::{MacAddr, Packet, PacketPool};
+
+use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourUpdate};
+use crate::counters::PipelineCounters;
+use crate::dataplane::{Dataplane, LocalKind};
+use crate::time::Instant;
+use crate::verdict::{DropReason, Verdict};
+use crate::wire::arp::{self as arpw, ArpRepr, Operation};
+use crate::wire::ethernet::{self as eth, EthError, EthernetFrame};
+use crate::wire::icmp::{self, IcmpError, IcmpPacket};
+use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
+
+/// Capacity of each worker's inbox of neighbour updates.
+pub const NEIGHBOUR_INBOX: usize = 1024;
+
+/// Carries what one worker learns about neighbours to every other worker.
+#[derive(Clone)]
+pub struct NeighbourBus {
+    inboxes: Arc<[ArrayQueue<NeighbourUpdate>]>,
+    me: usize,
+}
+
+impl NeighbourBus {
+    /// Makes one bus end per worker.
+    pub fn new(workers: usize) -> Vec<NeighbourBus> {
+        let inboxes: Arc<[ArrayQueue<NeighbourUpdate>]> = (0..workers)
+            .map(|_| ArrayQueue::new(NEIGHBOUR_INBOX))
+            .collect();
+        (0..workers)
+            .map(|me| NeighbourBus {
+                inboxes: inboxes.clone(),
+                me,
+            })
+            .collect()
+    }
+
+    fn publish(&self, u: NeighbourUpdate) {
+        for (i, q) in self.inboxes.iter().enumerate() {
+            if i != self.me {
+                // A full inbox loses the update; the peer resolves by itself then.
+                let _ = q.push(u);
+            }
+        }
+    }
+
+    fn pop(&self) -> Option<NeighbourUpdate> {
+        self.inboxes[self.me].pop()
+    }
+}
+
+/// A token bucket for ICMP error generation (per worker).
+#[derive(Debug, Clone, Copy)]
+struct TokenBucket {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> Self {
+        let burst = (rate as f64 / 10.0).max(1.0);
+        TokenBucket {
+            tokens: burst,
+            rate: rate as f64,
+            burst,
+            last: Instant::ZERO,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let dt = (now - self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The pipeline state of one worker.
+pub struct L2L3 {
+    worker: usize,
+    dp: Arc<Dataplane>,
+    macs: Vec<MacAddr>,
+    mtus: Vec<usize>,
+    arp: ArpCache,
+    counters: Arc<PipelineCounters>,
+    icmp_bucket: TokenBucket,
+    bus: NeighbourBus,
+    ident: u16,
+    announce: Vec<(Ipv4Addr, u16)>,
+    pool: PacketPool,
+}
+
+/// Where a packet leaves: the port and the header to put on it.
+struct Egress {
+    port: u16,
+    vlan_tag: Option<u16>,
+    src_mac: MacAddr,
+}
+
+impl L2L3 {
+    /// A pipeline for worker `worker` with ports of the given MACs and MTUs (in the
+    /// order of `dp.interfaces`). Worker 0 announces the addresses with gratuitous ARP.
+    pub fn new(
+        worker: usize,
+        dp: Arc<Dataplane>,
+        macs: Vec<MacAddr>,
+        mtus: Vec<usize>,
+        counters: Arc<PipelineCounters>,
+        bus: NeighbourBus,
+        pool: PacketPool,
+    ) -> L2L3 {
+        let announce = if worker == 0 {
+            dp.announcements()
+        } else {
+            Vec::new()
+        };
+        L2L3 {
+            worker,
+            arp: ArpCache::new(dp.arp),
+            icmp_bucket: TokenBucket::new(dp.icmp_error_rate),
+            dp,
+            macs,
+            mtus,
+            counters,
+            bus,
+            ident: 1,
+            announce,
+            pool,
+        }
+    }
+
+    /// The current snapshot.
+    pub fn dataplane(&self) -> &Arc<Dataplane> {
+        &self.dp
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Arc<PipelineCounters> {
+        &self.counters
+    }
+
+    /// Takes a new configuration snapshot. Addresses that were not in the old one are
+    /// announced (by worker 0). The neighbour cache is kept.
+    pub fn set_dataplane(&mut self, dp: Arc<Dataplane>) {
+        if self.worker == 0 {
+            let old = self.dp.announcements();
+            self.announce
+                .extend(dp.announcements().into_iter().filter(|a| !old.contains(a)));
+        }
+        self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
+        self.dp = dp;
+    }
+
+    /// The neighbour cache as rows for display.
+    pub fn arp_view(&self, now: Instant) -> Vec<ArpEntryView> {
+        self.arp.view(now)
+    }
+
+    /// True once after the neighbour cache changed.
+    pub fn arp_changed(&mut self) -> bool {
+        self.arp.take_changed()
+    }
+
+    /// Handles one received packet. Packets to send are handed to `emit`.
+    pub fn process(
+        &mut self,
+        now: Instant,
+        pkt: Packet,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        self.counters.rx_packets.inc();
+        let v = self.classify(now, pkt, emit);
+        self.counters.verdict(v);
+        v
+    }
+
+    fn classify(
+        &mut self,
+        now: Instant,
+        pkt: Packet,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        let port = pkt.meta.port;
+        let (vlan_tag, ethertype, l3_off, dst_mac, src_mac) =
+            match EthernetFrame::new_checked(pkt.data()) {
+                Ok(f) => (f.vlan(), f.ethertype(), f.header_len(), f.dst(), f.src()),
+                Err(EthError::Truncated) => return Verdict::Dropped(DropReason::EthTruncated),
+                Err(EthError::StackedVlan) => return Verdict::Dropped(DropReason::EthStackedVlan),
+            };
+        let Some(vlan) = self.dp.vlan_of(port, vlan_tag) else {
+            return Verdict::Dropped(DropReason::UnknownVlan);
+        };
+        let my_mac = self.macs.get(port as usize).copied().unwrap_or_default();
+        if dst_mac != my_mac && !dst_mac.is_multicast() {
+            return Verdict::Dropped(DropReason::EthNotForUs);
+        }
+        match ethertype {
+            eth::ETHERTYPE_ARP => self.handle_arp(now, pkt, vlan, l3_off, emit),
+            eth::ETHERTYPE_IPV4 => {
+                if dst_mac.is_multicast() {
+                    return Verdict::Dropped(DropReason::Ipv4Broadcast);
+                }
+                self.handle_ipv4(now, pkt, vlan, l3_off, src_mac, emit)
+            }
+            _ => Verdict::Dropped(DropReason::EthUnsupportedType),
+        }
+    }
+
+    fn handle_arp(
+        &mut self,
+        now: Instant,
+        mut pkt: Packet,
+        vlan: u16,
+        l3_off: usize,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        let Ok(req) = ArpRepr::parse(&pkt.data()[l3_off..]) else {
+            return Verdict::Dropped(DropReason::ArpMalformed);
+        };
+        if let Some(LocalKind::SelfIp { .. }) = self.dp.local(req.sender_ip) {
+            // Someone else claims our address (a probe with sender 0.0.0.0 never matches).
+            return Verdict::Dropped(DropReason::ArpConflict);
+        }
+        let for_us = self.dp.answers_arp(req.target_ip, vlan);
+        let on_link = self.on_link(req.sender_ip, vlan);
+        if on_link && req.sender_ip != Ipv4Addr::UNSPECIFIED {
+            self.learn(now, req.sender_ip, req.sender_mac, vlan, for_us, emit);
+        }
+        if !for_us {
+            return if req.op == Operation::Reply || req.is_gratuitous() {
+                Verdict::Consumed
+            } else {
+                Verdict::Dropped(DropReason::ArpNotForUs)
+            };
+        }
+        if req.op == Operation::Reply {
+            return Verdict::Consumed;
+        }
+        let port = pkt.meta.port;
+        let my_mac = self.macs[port as usize];
+        let reply = ArpRepr {
+            op: Operation::Reply,
+            sender_mac: my_mac,
+            sender_ip: req.target_ip,
+            target_mac: req.sender_mac,
+            target_ip: req.sender_ip,
+        };
+        let d = pkt.data_mut();
+        eth::set_macs(d, req.sender_mac, my_mac);
+        reply.emit(&mut d[l3_off..]);
+        pkt.truncate(l3_off + arpw::PACKET_LEN);
+        pad_to_min(&mut pkt);
+        self.counters.arp_replies_sent.inc();
+        emit(port, pkt);
+        Verdict::Answered
+    }
+
+    fn on_link(&self, ip: Ipv4Addr, vlan: u16) -> bool {
+        self.dp
+            .self_ips
+            .iter()
+            .any(|s| s.vlan == vlan && s.addr.network().contains(IpAddr::V4(ip)))
+    }
+
+    fn learn(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        vlan: u16,
+        create: bool,
+        emit: &mut impl FnMut(u16, Packet),
+    ) {
+        let mut released: arrayvec::ArrayVec<(Packet, MacAddr, u16), { crate::arp::MAX_PENDING }> =
+            arrayvec::ArrayVec::new();
+        let known = self.arp.learn(ip, mac, vlan, now, create, |p, m, v| {
+            released.push((p, m, v));
+        });
+        if known {
+            self.bus.publish(NeighbourUpdate { ip, mac, vlan });
+        }
+        for (p, m, v) in released {
+            let verdict = self.send_resolved(p, m, v, emit);
+            self.counters.verdict(verdict);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_ipv4(
+        &mut self,
+        now: Instant,
+        mut pkt: Packet,
+        vlan: u16,
+        l3_off: usize,
+        src_mac: MacAddr,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        let (src, dst, proto, ttl, total, frag, df) =
+            match Ipv4Packet::new_checked(&pkt.data()[l3_off..]) {
+                Ok(ip) => (
+                    ip.src(),
+                    ip.dst(),
+                    ip.protocol(),
+                    ip.ttl(),
+                    ip.total_len(),
+                    ip.is_fragment(),
+                    ip.dont_frag(),
+                ),
+                Err(e) => {
+                    return Verdict::Dropped(match e {
+                        Ipv4Error::Truncated => DropReason::Ipv4Truncated,
+                        Ipv4Error::BadVersion => DropReason::Ipv4BadVersion,
+                        Ipv4Error::BadHeaderLength => DropReason::Ipv4BadHeaderLength,
+                        Ipv4Error::BadTotalLength => DropReason::Ipv4BadTotalLength,
+                        Ipv4Error::BadChecksum => DropReason::Ipv4BadChecksum,
+                    })
+                }
+            };
+        if src.is_multicast() || src.is_broadcast() || src.is_unspecified() || src.is_loopback() {
+            return Verdict::Dropped(DropReason::Ipv4BadSource);
+        }
+        if dst.is_multicast() || dst.is_broadcast() {
+            return Verdict::Dropped(DropReason::Ipv4Broadcast);
+        }
+        // Drop Ethernet padding so lengths below are the IP packet's.
+        pkt.truncate(l3_off + total);
+        if let Some(kind) = self.dp.local(dst) {
+            if frag {
+                return Verdict::Dropped(DropReason::Ipv4FragmentToLocal);
+            }
+            return match proto {
+                ipv4::PROTO_ICMP => self.local_icmp(pkt, kind, l3_off, src_mac, emit),
+                _ => Verdict::Dropped(DropReason::NoListener),
+            };
+        }
+        let Some(vs) = self.dp.forwarding_for(dst) else {
+            return Verdict::Dropped(DropReason::NoVirtual);
+        };
+        let shard = vs.counters.shard(self.worker);
+        shard.packets.inc();
+        shard.bytes.add(total as u64);
+        if ttl <= 1 {
+            self.icmp_error(
+                now,
+                &pkt,
+                vlan,
+                l3_off,
+                src_mac,
+                icmp::TIME_EXCEEDED,
+                0,
+                [0; 4],
+                emit,
+            );
+            return Verdict::Dropped(DropReason::TtlExceeded);
+        }
+        let Some(route) = self.dp.routes.lookup_v4(dst) else {
+            self.icmp_error(
+                now,
+                &pkt,
+                vlan,
+                l3_off,
+                src_mac,
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_NET_UNREACHABLE,
+                [0; 4],
+                emit,
+            );
+            return Verdict::Dropped(DropReason::NoRoute);
+        };
+        let hop = route.next_hop;
+        let out_iface = self.dp.vlans[hop.vlan as usize].iface as usize;
+        let mtu = self.mtus.get(out_iface).copied().unwrap_or(1500);
+        if total > mtu {
+            if df {
+                let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
+                self.icmp_error(
+                    now,
+                    &pkt,
+                    vlan,
+                    l3_off,
+                    src_mac,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::CODE_FRAG_NEEDED,
+                    rest,
+                    emit,
+                );
+            }
+            return Verdict::Dropped(DropReason::MtuExceeded);
+        }
+        Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3_off..]).decrement_ttl();
+        // Leave only the IP packet; the egress header is written when the MAC is known.
+        pkt.pull_front(l3_off);
+        let neighbour = hop.neighbour(dst);
+        self.route_out(now, pkt, neighbour, hop.vlan, emit)
+    }
+
+    /// Sends an IP packet (no Ethernet header) to `neighbour` on `vlan`, resolving it first.
+    fn route_out(
+        &mut self,
+        now: Instant,
+        pkt: Packet,
+        neighbour: Ipv4Addr,
+        vlan: u16,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        match self.arp.lookup(neighbour, now) {
+            Lookup::Hit(mac) => self.send_resolved(pkt, mac, vlan, emit),
+            Lookup::HitRefresh(mac) => {
+                self.send_arp_request(neighbour, vlan, emit);
+                self.send_resolved(pkt, mac, vlan, emit)
+            }
+            Lookup::Failed => Verdict::Dropped(DropReason::ArpUnresolved),
+            Lookup::Miss => match self.arp.hold(neighbour, vlan, pkt, now) {
+                Hold::QueuedSendRequest => {
+                    self.send_arp_request(neighbour, vlan, emit);
+                    Verdict::Held
+                }
+                Hold::Queued => Verdict::Held,
+                Hold::QueueFull(_) => Verdict::Dropped(DropReason::ArpQueueFull),
+                Hold::TableFull(_) => Verdict::Dropped(DropReason::ArpTableFull),
+            },
+        }
+    }
+
+    fn egress(&self, vlan: u16) -> Egress {
+        let v = &self.dp.vlans[vlan as usize];
+        Egress {
+            port: v.iface,
+            vlan_tag: v.tag,
+            src_mac: self.macs.get(v.iface as usize).copied().unwrap_or_default(),
+        }
+    }
+
+    /// Puts the Ethernet header on an IP packet and sends it. Counted as forwarded.
+    fn send_resolved(
+        &mut self,
+        mut pkt: Packet,
+        mac: MacAddr,
+        vlan: u16,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        let e = self.egress(vlan);
+        let hl = if e.vlan_tag.is_some() { 18 } else { 14 };
+        let Some(h) = pkt.push_front(hl) else {
+            return Verdict::Dropped(DropReason::NoBuffer);
+        };
+        eth::emit_header(h, mac, e.src_mac, e.vlan_tag, eth::ETHERTYPE_IPV4);
+        pad_to_min(&mut pkt);
+        emit(e.port, pkt);
+        Verdict::Forwarded
+    }
+
+    fn local_icmp(
+        &mut self,
+        mut pkt: Packet,
+        kind: LocalKind,
+        l3_off: usize,
+        src_mac: MacAddr,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
+        let icmp_off = l3_off + hl;
+        match IcmpPacket::new_checked(&pkt.data()[icmp_off..]) {
+            Err(IcmpError::Truncated) => return Verdict::Dropped(DropReason::IcmpMalformed),
+            Err(IcmpError::BadChecksum) => return Verdict::Dropped(DropReason::IcmpBadChecksum),
+            Ok(m) if m.msg_type() != icmp::ECHO_REQUEST || m.code() != 0 => {
+                return Verdict::Dropped(DropReason::IcmpUnsupported)
+            }
+            Ok(_) => {}
+        }
+        if let LocalKind::Virtual {
+            icmp_echo: false, ..
+        } = kind
+        {
+            return Verdict::Dropped(DropReason::IcmpUnsupported);
+        }
+        let port = pkt.meta.port;
+        let my_mac = self.macs[port as usize];
+        let d = pkt.data_mut();
+        eth::set_macs(d, src_mac, my_mac);
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut d[l3_off..]);
+            let (s, t) = (ip.src(), ip.dst());
+            ip.set_src(t);
+            ip.set_dst(s);
+        }
+        d[l3_off + 8] = 64;
+        Ipv4Packet::new_unchecked(&mut d[l3_off..]).fill_checksum();
+        IcmpPacket::new_unchecked(&mut d[icmp_off..]).make_echo_reply();
+        self.counters.icmp_echo_replies.inc();
+        emit(port, pkt);
+        Verdict::Answered
+    }
+
+    /// Sends an ICMP error about `orig` back toward its sender (the last hop it came from).
+    #[allow(clippy::too_many_arguments)]
+    fn icmp_error(
+        &mut self,
+        now: Instant,
+        orig: &Packet,
+        vlan: u16,
+        l3_off: usize,
+        src_mac: MacAddr,
+        msg_type: u8,
+        code: u8,
+        rest: [u8; 4],
+        emit: &mut impl FnMut(u16, Packet),
+    ) {
+        let ip = Ipv4Packet::new_unchecked(&orig.data()[l3_off..]);
+        let Some(me) = self.dp.source_for(vlan, ip.src()) else {
+            return;
+        };
+        if !self.icmp_bucket.take(now) {
+            self.counters.icmp_errors_rate_limited.inc();
+            return;
+        }
+        let Some(mut out) = self.pool.alloc() else {
+            self.counters.drops[DropReason::NoBuffer as usize].inc();
+            return;
+        };
+        let quoted_len = (ip.header_len() + 8).min(ip.total_len());
+        let quoted = &orig.data()[l3_off..l3_off + quoted_len];
+        let e = self.egress(vlan);
+        let icmp_len = icmp::HEADER_LEN + quoted_len;
+        out.set_len(18 + ipv4::MIN_HEADER_LEN + icmp_len);
+        let d = out.data_mut();
+        let hl = eth::emit_header(d, src_mac, e.src_mac, e.vlan_tag, eth::ETHERTYPE_IPV4);
+        self.ident = self.ident.wrapping_add(1);
+        Ipv4Repr {
+            src: me,
+            dst: ip.src(),
+            protocol: ipv4::PROTO_ICMP,
+            payload_len: icmp_len,
+            ttl: 64,
+            ident: self.ident,
+            dont_frag: false,
+        }
+        .emit(&mut d[hl..]);
+        icmp::emit_error(&mut d[hl + 20..], msg_type, code, rest, quoted);
+        out.truncate(hl + 20 + icmp_len);
+        pad_to_min(&mut out);
+        self.counters.icmp_errors_sent.inc();
+        emit(e.port, out);
+    }
+
+    fn send_arp_request(
+        &mut self,
+        target: Ipv4Addr,
+        vlan: u16,
+        emit: &mut impl FnMut(u16, Packet),
+    ) {
+        let Some(src) = self.dp.source_for(vlan, target) else {
+            return;
+        };
+        if self.send_arp(ArpFrame::Request { src, target }, vlan, emit) {
+            self.counters.arp_requests_sent.inc();
+        }
+    }
+
+    fn send_arp(&mut self, what: ArpFrame, vlan: u16, emit: &mut impl FnMut(u16, Packet)) -> bool {
+        let Some(mut out) = self.pool.alloc() else {
+            self.counters.drops[DropReason::NoBuffer as usize].inc();
+            return false;
+        };
+        let e = self.egress(vlan);
+        out.set_len(18 + arpw::PACKET_LEN);
+        let d = out.data_mut();
+        let hl = eth::emit_header(
+            d,
+            MacAddr::BROADCAST,
+            e.src_mac,
+            e.vlan_tag,
+            eth::ETHERTYPE_ARP,
+        );
+        let (src, target) = match what {
+            ArpFrame::Request { src, target } => (src, target),
+            ArpFrame::Gratuitous { addr } => (addr, addr),
+        };
+        ArpRepr {
+            op: Operation::Request,
+            sender_mac: e.src_mac,
+            sender_ip: src,
+            target_mac: MacAddr::ZERO,
+            target_ip: target,
+        }
+        .emit(&mut d[hl..]);
+        out.truncate(hl + arpw::PACKET_LEN);
+        pad_to_min(&mut out);
+        emit(e.port, out);
+        true
+    }
+
+    /// Runs timers: neighbour updates from other workers, ARP retries and expiry,
+    /// pending gratuitous announcements. Call once per loop turn.
+    pub fn poll(&mut self, now: Instant, emit: &mut impl FnMut(u16, Packet)) {
+        while let Some(u) = self.bus.pop() {
+            let mut released: arrayvec::ArrayVec<
+                (Packet, MacAddr, u16),
+                { crate::arp::MAX_PENDING },
+            > = arrayvec::ArrayVec::new();
+            self.arp.learn(u.ip, u.mac, u.vlan, now, false, |p, m, v| {
+                released.push((p, m, v))
+            });
+            for (p, m, v) in released {
+                let verdict = self.send_resolved(p, m, v, emit);
+                self.counters.verdict(verdict);
+            }
+        }
+        let mut events: arrayvec::ArrayVec<ArpTimerEvent, 64> = arrayvec::ArrayVec::new();
+        let counters = &self.counters;
+        self.arp.poll(now, |ev| match ev {
+            ArpTimerEvent::Unresolved(_) => {
+                counters.verdict(Verdict::Dropped(DropReason::ArpUnresolved))
+            }
+            req => {
+                // Requests beyond this turn's budget are retried at the next sweep.
+                let _ = events.try_push(req);
+            }
+        });
+        for ev in events {
+            if let ArpTimerEvent::Request { ip, vlan } = ev {
+                self.send_arp_request(ip, vlan, emit);
+            }
+        }
+        while let Some((addr, vlan)) = self.announce.pop() {
+            if self.send_arp(ArpFrame::Gratuitous { addr }, vlan, emit) {
+                self.counters.arp_gratuitous_sent.inc();
+            }
+        }
+    }
+}
+
+enum ArpFrame {
+    Request { src: Ipv4Addr, target: Ipv4Addr },
+    Gratuitous { addr: Ipv4Addr },
+}
+
+/// Pads a frame with zeros to the Ethernet minimum of 60 bytes (before the FCS).
+fn pad_to_min(pkt: &mut Packet) {
+    const MIN: usize = 60;
+    if pkt.len() < MIN {
+        let n = pkt.len();
+        pkt.set_len(MIN);
+        pkt.data_mut()[n..].fill(0);
+    }
+}
+
+/// How long a pipeline may sleep before its timers need it.
+pub const MAX_TIMER_SLEEP: Duration = crate::arp::SWEEP_INTERVAL;

@@ -16,6 +16,7 @@
 pub mod addr;
 pub mod arp;
 pub mod counters;
+pub mod dataplane;
 pub mod l2l3;
 pub mod route;
 pub mod tcp;

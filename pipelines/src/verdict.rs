@@ -1,1 +1,88 @@
-//! (being written)
+//! Verdicts: how every packet ends, and the named reasons a packet is dropped.
+
+/// What became of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sent on toward its destination (routed, translated).
+    Forwarded,
+    /// Answered by the appliance itself (ARP reply, ICMP echo reply).
+    Answered,
+    /// Absorbed on purpose (an ARP reply learned, a segment taken by a local service).
+    Consumed,
+    /// Parked until a next hop resolves; it ends later as forwarded or dropped.
+    Held,
+    /// Thrown away, with the reason counted.
+    Dropped(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// Why a packet was dropped. Each reason is a counter shown by `rouge show stats`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(usize)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons.
+            pub const COUNT: usize = [$($name,)*].len();
+
+            /// The counter's name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated", "Frame shorter than an Ethernet header.";
+    EthStackedVlan => "eth_stacked_vlan", "More than one 802.1Q tag.";
+    EthUnsupportedType => "eth_unsupported_type", "EtherType neither IPv4 nor ARP.";
+    EthNotForUs => "eth_not_for_us", "Destination MAC neither ours nor broadcast.";
+    UnknownVlan => "unknown_vlan", "VLAN tag not configured on the receiving interface.";
+    ArpMalformed => "arp_malformed", "ARP packet truncated, not Ethernet/IPv4, or with a bad operation or sender.";
+    ArpNotForUs => "arp_not_for_us", "ARP request for an address the appliance does not own.";
+    ArpConflict => "arp_conflict", "Another host claims one of the appliance's addresses.";
+    ArpUnresolved => "arp_unresolved", "Next hop did not answer ARP in time.";
+    ArpQueueFull => "arp_queue_full", "Too many packets already waiting for this next hop.";
+    ArpTableFull => "arp_table_full", "Neighbour table full.";
+    Ipv4Truncated => "ipv4_truncated", "IPv4 header or packet truncated.";
+    Ipv4BadVersion => "ipv4_bad_version", "IP version field not 4.";
+    Ipv4BadHeaderLength => "ipv4_bad_header_length", "IPv4 header length below 20.";
+    Ipv4BadTotalLength => "ipv4_bad_total_length", "IPv4 total length inconsistent with the frame.";
+    Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum mismatch.";
+    Ipv4BadSource => "ipv4_bad_source", "Source address is multicast, broadcast, zero or loopback.";
+    Ipv4Broadcast => "ipv4_broadcast", "Destination is a broadcast or multicast address.";
+    Ipv4FragmentToLocal => "ipv4_fragment_to_local", "Fragment addressed to the appliance (no reassembly yet).";
+    IcmpMalformed => "icmp_malformed", "ICMP message truncated.";
+    IcmpBadChecksum => "icmp_bad_checksum", "ICMP checksum mismatch.";
+    IcmpUnsupported => "icmp_unsupported", "ICMP type the appliance does not answer.";
+    NoListener => "no_listener", "TCP or UDP to an appliance address with no service on that port.";
+    NoVirtual => "no_virtual", "Transit traffic matching no virtual server.";
+    NoRoute => "no_route", "No route to the destination.";
+    TtlExceeded => "ttl_exceeded", "TTL expired in transit.";
+    MtuExceeded => "mtu_exceeded", "Packet larger than the egress MTU (fragmentation needed).";
+    NoBuffer => "no_buffer", "Packet pool empty when building a reply.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_indexed_in_order() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}

@@ -72,12 +72,17 @@ mod tests {
 
     #[test]
     fn odd_lengths_pad_with_zero() {
-        assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+        assert_eq!(
+            checksum(&[0x12, 0x34, 0x56]),
+            checksum(&[0x12, 0x34, 0x56, 0x00])
+        );
     }
 
     #[test]
     fn incremental_update_matches_recompute() {
-        let mut data = [0x45u8, 0, 0, 84, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 198, 18, 1, 2, 198, 18, 1, 1];
+        let mut data = [
+            0x45u8, 0, 0, 84, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 198, 18, 1, 2, 198, 18, 1, 1,
+        ];
         let c = checksum(&data);
         for (old, new) in [(64u16 << 8 | 1, 63u16 << 8 | 1), (0xffff, 0), (0, 0xffff)] {
             data[8..10].copy_from_slice(&old.to_be_bytes());
@@ -89,6 +94,9 @@ mod tests {
         let before = checksum(&data);
         let old = u32::from_be_bytes([data[16], data[17], data[18], data[19]]);
         data[16..20].copy_from_slice(&[198, 18, 2, 11]);
-        assert_eq!(update32(before, old, u32::from_be_bytes([198, 18, 2, 11])), checksum(&data));
+        assert_eq!(
+            update32(before, old, u32::from_be_bytes([198, 18, 2, 11])),
+            checksum(&data)
+        );
     }
 }
