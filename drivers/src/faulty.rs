@@ -270,6 +270,9 @@ impl<P: Port> Port for Faulty<P> {
     fn counters(&self) -> &Arc<PortCounters> {
         self.inner.counters()
     }
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.inner.raw_fd()
+    }
 }
 
 #[cfg(test)]

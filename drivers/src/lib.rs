@@ -19,6 +19,7 @@ pub mod faulty;
 pub mod pcap;
 pub mod pipe;
 pub mod port;
+pub mod wait;
 
 pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
 pub use port::{Burst, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};

@@ -244,6 +244,12 @@ pub trait Port {
 
     /// This port's counters, shareable with the control thread.
     fn counters(&self) -> &Arc<PortCounters>;
+
+    /// A file descriptor that becomes readable when frames arrive, if the driver has
+    /// one; the worker waits on all of them at once when idle.
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 impl<P: Port + ?Sized> Port for Box<P> {
@@ -267,6 +273,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn counters(&self) -> &Arc<PortCounters> {
         (**self).counters()
+    }
+    fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        (**self).raw_fd()
     }
 }
 
