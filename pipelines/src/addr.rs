@@ -45,7 +45,7 @@ impl Prefix {
     }
 
     /// The prefix length in bits.
-    pub fn len(&self) -> u8 {
+    pub fn bits(&self) -> u8 {
         self.len
     }
 
@@ -245,7 +245,7 @@ mod tests {
         let d: Prefix = "0.0.0.0/0".parse().unwrap();
         assert!(d.is_default() && d.contains("8.8.8.8".parse().unwrap()));
         let h: Prefix = "198.18.1.1".parse().unwrap();
-        assert_eq!(h.len(), 32);
+        assert_eq!(h.bits(), 32);
         let v6: Prefix = "2001:db8::1/32".parse().unwrap();
         assert_eq!(v6.to_string(), "2001:db8::/32");
         assert!(v6.contains("2001:db8:ffff::".parse().unwrap()));

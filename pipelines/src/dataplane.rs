@@ -192,7 +192,7 @@ impl Dataplane {
                 locals.insert(a, LocalKind::SelfIp { vlan: s.vlan });
             }
         }
-        forwarding.sort_by(|a, b| b.destination.len().cmp(&a.destination.len()));
+        forwarding.sort_by_key(|f| std::cmp::Reverse(f.destination.bits()));
         Dataplane {
             generation,
             interfaces,

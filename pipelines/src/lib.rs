@@ -20,6 +20,7 @@ pub mod dataplane;
 pub mod l2l3;
 pub mod route;
 pub mod tcp;
+pub mod testing;
 pub mod time;
 pub mod timer_wheel;
 pub mod verdict;

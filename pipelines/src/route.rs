@@ -57,7 +57,7 @@ impl RouteTable {
         for (i, r) in routes.iter().enumerate() {
             match r.prefix.addr() {
                 IpAddr::V4(a) => {
-                    let len = r.prefix.len();
+                    let len = r.prefix.bits();
                     let slot = match v4.iter().position(|(l, _)| *l == len) {
                         Some(p) => p,
                         None => {
@@ -68,7 +68,7 @@ impl RouteTable {
                     v4[slot].1.entry(u32::from(a)).or_insert(i);
                 }
                 IpAddr::V6(a) => {
-                    let len = r.prefix.len();
+                    let len = r.prefix.bits();
                     let slot = match v6.iter().position(|(l, _)| *l == len) {
                         Some(p) => p,
                         None => {
@@ -80,8 +80,8 @@ impl RouteTable {
                 }
             }
         }
-        v4.sort_by(|a, b| b.0.cmp(&a.0));
-        v6.sort_by(|a, b| b.0.cmp(&a.0));
+        v4.sort_by_key(|e| std::cmp::Reverse(e.0));
+        v6.sort_by_key(|e| std::cmp::Reverse(e.0));
         RouteTable { routes, v4, v6 }
     }
 

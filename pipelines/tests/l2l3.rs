@@ -6,12 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rouge_drivers::{MacAddr, Packet, PacketPool};
-use rouge_pipelines::addr::Prefix;
-use rouge_pipelines::arp::ArpConfig;
 use rouge_pipelines::counters::PipelineCounters;
-use rouge_pipelines::dataplane::*;
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
-use rouge_pipelines::route::{NextHop, Route, RouteTable};
+use rouge_pipelines::testing;
 use rouge_pipelines::verdict::{DropReason, Verdict};
 use rouge_pipelines::wire::arp::{ArpRepr, Operation};
 use rouge_pipelines::wire::checksum;
@@ -37,108 +34,6 @@ fn mac_server() -> MacAddr {
     MacAddr::local(2)
 }
 
-fn dataplane(workers: usize) -> Arc<Dataplane> {
-    let route = |p: &str, vlan, gw: Option<Ipv4Addr>| Route {
-        prefix: p.parse().unwrap(),
-        next_hop: NextHop {
-            vlan,
-            gateway: gw.map(Into::into),
-        },
-        connected: gw.is_none(),
-    };
-    Arc::new(Dataplane::new(
-        1,
-        vec![
-            Interface {
-                name: "lb-c".into(),
-            },
-            Interface {
-                name: "lb-s".into(),
-            },
-        ],
-        vec![
-            Vlan {
-                name: "client".into(),
-                iface: 0,
-                tag: None,
-            },
-            Vlan {
-                name: "server".into(),
-                iface: 1,
-                tag: None,
-            },
-            Vlan {
-                name: "tagged".into(),
-                iface: 1,
-                tag: Some(42),
-            },
-        ],
-        vec![
-            SelfIp {
-                name: "c".into(),
-                addr: "198.18.1.1/24".parse().unwrap(),
-                vlan: 0,
-                floating: false,
-            },
-            SelfIp {
-                name: "s".into(),
-                addr: "198.18.2.1/24".parse().unwrap(),
-                vlan: 1,
-                floating: true,
-            },
-            SelfIp {
-                name: "v".into(),
-                addr: "198.18.3.1/24".parse().unwrap(),
-                vlan: 2,
-                floating: false,
-            },
-        ],
-        vec![VirtualAddress {
-            addr: VIP.into(),
-            arp: true,
-            icmp_echo: true,
-        }],
-        RouteTable::new(vec![
-            route("198.18.1.0/24", 0, None),
-            route("198.18.2.0/24", 1, None),
-            route("198.18.3.0/24", 2, None),
-            route("198.18.64.0/18", 1, Some(Ipv4Addr::new(198, 18, 2, 254))),
-        ]),
-        vec![
-            ForwardingVs {
-                name: "to-servers".into(),
-                destination: "198.18.2.0/24".parse().unwrap(),
-                counters: VsCounters::new(workers),
-            },
-            ForwardingVs {
-                name: "to-clients".into(),
-                destination: "198.18.1.0/24".parse().unwrap(),
-                counters: VsCounters::new(workers),
-            },
-            ForwardingVs {
-                name: "to-tagged".into(),
-                destination: "198.18.3.0/24".parse().unwrap(),
-                counters: VsCounters::new(workers),
-            },
-            ForwardingVs {
-                name: "far".into(),
-                destination: "198.18.96.0/20".parse::<Prefix>().unwrap(),
-                counters: VsCounters::new(workers),
-            },
-            ForwardingVs {
-                name: "unrouted".into(),
-                destination: "198.19.0.0/16".parse().unwrap(),
-                counters: VsCounters::new(workers),
-            },
-        ],
-        ArpConfig {
-            max_entries: 64,
-            ..Default::default()
-        },
-        1000,
-    ))
-}
-
 struct Bed {
     l2: L2L3,
     pool: PacketPool,
@@ -153,7 +48,7 @@ impl Bed {
     }
 
     fn many(n: usize) -> Vec<Bed> {
-        let dp = dataplane(n);
+        let dp = Arc::new(testing::dataplane(n));
         NeighbourBus::new(n)
             .into_iter()
             .enumerate()
@@ -225,6 +120,7 @@ fn arp_frame(
     b
 }
 
+#[allow(clippy::too_many_arguments)]
 fn ip_frame(
     dmac: MacAddr,
     smac: MacAddr,

@@ -1,0 +1,318 @@
+//! The command line: argument parsing (clap) and the tables the CLI prints. The CLI
+//! only parses and prints; every command runs through the management socket or the
+//! config loader, the same functions the console uses.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::config::model::IdlePolicy;
+use crate::mgmt;
+
+/// Rouge: a userspace application delivery controller.
+#[derive(Debug, Parser)]
+#[command(name = "rouge", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the appliance: workers on their cores, the control thread, the management socket.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Cores to run workers on (one worker per core), e.g. `--cores 1` or `--cores 0,1`.
+        #[arg(long, value_delimiter = ',')]
+        cores: Option<Vec<usize>>,
+        /// Idle policy of the workers (overrides the config).
+        #[arg(long, value_enum)]
+        idle: Option<IdleArg>,
+        /// Write every frame received and sent to DIR/<interface>[-<worker>].pcap.
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Validate a configuration file; exit 0 when valid, 1 with every problem otherwise.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Accepted for uniformity; not used.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET, hide = true)]
+        socket: PathBuf,
+    },
+    /// Show state and counters of the running appliance.
+    Show {
+        /// What to show.
+        #[arg(value_enum)]
+        what: ShowWhat,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Work with the running configuration.
+    Config {
+        /// The action.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Interactive shell with help and history that takes the same commands.
+    Console {
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+/// `rouge config …` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Write the running configuration as TOML (to FILE, or to the file it was loaded from).
+    Save {
+        /// Where to write.
+        file: Option<PathBuf>,
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+/// What `show` can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowWhat {
+    /// Ports with counters, VLANs and self IPs.
+    Interfaces,
+    /// The neighbour (ARP) table.
+    Arp,
+    /// Connected and static routes.
+    Routes,
+    /// Data-plane counters: verdicts, drops by reason, ARP, ICMP, workers.
+    Stats,
+    /// Virtual servers and their traffic.
+    Virtual,
+    /// The running configuration as TOML.
+    Config,
+}
+
+impl ShowWhat {
+    /// The word used on the wire and on the command line.
+    pub fn word(self) -> &'static str {
+        match self {
+            ShowWhat::Interfaces => "interfaces",
+            ShowWhat::Arp => "arp",
+            ShowWhat::Routes => "routes",
+            ShowWhat::Stats => "stats",
+            ShowWhat::Virtual => "virtual",
+            ShowWhat::Config => "config",
+        }
+    }
+}
+
+/// `--idle` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdleArg {
+    /// Spin forever.
+    Busy,
+    /// Spin, then sleep on the ports.
+    Adaptive,
+}
+
+impl From<IdleArg> for IdlePolicy {
+    fn from(a: IdleArg) -> IdlePolicy {
+        match a {
+            IdleArg::Busy => IdlePolicy::Busy,
+            IdleArg::Adaptive => IdlePolicy::Adaptive,
+        }
+    }
+}
+
+/// Runs a `show` and returns what to print.
+pub fn show(socket: &std::path::Path, what: ShowWhat, as_json: bool) -> Result<String, String> {
+    let data = mgmt::request(socket, &["show".into(), what.word().into()])?;
+    if as_json {
+        return serde_json::to_string_pretty(&data).map_err(|e| e.to_string());
+    }
+    Ok(match what {
+        ShowWhat::Interfaces => interfaces_table(&data),
+        ShowWhat::Arp => table(&data, &["address", "mac", "vlan", "state", "expires_in_ms"]),
+        ShowWhat::Routes => table(&data, &["destination", "gateway", "vlan", "kind"]),
+        ShowWhat::Virtual => table(&data, &["name", "type", "destination", "packets", "bytes"]),
+        ShowWhat::Stats => stats_text(&data),
+        ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
+    })
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A plain text table of the given columns of an array of objects.
+pub fn table(data: &Value, cols: &[&str]) -> String {
+    let rows: Vec<Vec<String>> = data
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| cols.iter().map(|c| cell(&r[*c])).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut widths: Vec<usize> = cols.iter().map(|c| c.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(cols.iter().map(|c| c.to_uppercase()).collect(), &mut out);
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    for r in rows {
+        line(r, &mut out);
+    }
+    out
+}
+
+fn interfaces_table(data: &Value) -> String {
+    let mut out = table(
+        data,
+        &[
+            "name",
+            "mac",
+            "mtu",
+            "rx_packets",
+            "rx_bytes",
+            "tx_packets",
+            "tx_bytes",
+        ],
+    );
+    for itf in data.as_array().into_iter().flatten() {
+        for v in itf["vlans"].as_array().into_iter().flatten() {
+            let ips: Vec<String> = v["self_ips"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| cell(&s["address"]))
+                .collect();
+            out.push_str(&format!(
+                "  {}: vlan {} tag {} self {}\n",
+                cell(&itf["name"]),
+                cell(&v["name"]),
+                cell(&v["tag"]),
+                if ips.is_empty() {
+                    "-".into()
+                } else {
+                    ips.join(", ")
+                }
+            ));
+        }
+        if let Some(d) = itf["drops"].as_object() {
+            let nz: Vec<String> = d
+                .iter()
+                .filter(|(_, n)| n.as_u64() != Some(0))
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
+            if !nz.is_empty() {
+                out.push_str(&format!(
+                    "  {} drops: {}\n",
+                    cell(&itf["name"]),
+                    nz.join(" ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn stats_text(d: &Value) -> String {
+    let mut out = format!(
+        "uptime {}s  config generation {}\npackets: received {}  forwarded {}  answered {}  consumed {}  dropped {}\n",
+        d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"]
+    );
+    out.push_str(&format!(
+        "arp: requests sent {}  replies sent {}  gratuitous sent {}\nicmp: echo replies {}  errors sent {}  errors rate-limited {}\n",
+        d["arp"]["requests_sent"], d["arp"]["replies_sent"], d["arp"]["gratuitous_sent"],
+        d["icmp"]["echo_replies"], d["icmp"]["errors_sent"], d["icmp"]["errors_rate_limited"]
+    ));
+    let drops: Vec<String> = d["drops"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(k, n)| format!("  {k:<24} {n}"))
+        .collect();
+    out.push_str("drops by reason:\n");
+    if drops.is_empty() {
+        out.push_str("  (none)\n");
+    } else {
+        out.push_str(&drops.join("\n"));
+        out.push('\n');
+    }
+    out.push_str(&table(
+        &d["workers"],
+        &[
+            "id",
+            "core",
+            "running",
+            "rx_packets",
+            "loop_turns",
+            "idle_turns",
+        ],
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_and_show_missing_values() {
+        let t = table(
+            &json!([{"a": "x", "b": 1}, {"a": "longer", "b": null}]),
+            &["a", "b"],
+        );
+        assert_eq!(t, "A       B\nx       1\nlonger  -\n");
+        assert_eq!(table(&json!([]), &["a"]), "A\n(none)\n");
+    }
+
+    #[test]
+    fn every_command_parses() {
+        for line in [
+            "rouge run --config f.toml --cores 0,1 --idle busy --pcap /tmp/x --socket /tmp/s",
+            "rouge check --config f.toml",
+            "rouge show interfaces --json --socket /tmp/s",
+            "rouge show stats",
+            "rouge config save /tmp/out.toml",
+            "rouge console --socket /tmp/s",
+        ] {
+            Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        assert!(Cli::try_parse_from("rouge show nonsense".split_whitespace()).is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! Configuration: the TOML model, loading, validation with errors that name the file,
+//! the line, the field and the fix, and the translation into data-plane snapshots.
+
+pub mod build;
+pub mod model;
+mod validate;
+
+use std::fmt;
+use std::path::Path;
+
+pub use model::Config;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line of the offending field, when known.
+    pub line: Option<usize>,
+    /// The field, as a path (`self_ip[1].vlan`).
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What to write instead.
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: ", self.file, l)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        write!(f, "{}: {}", self.field, self.problem)?;
+        if !self.fix.is_empty() {
+            write!(f, "; fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in a file (at least one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            line: None,
+            field: "(file)".into(),
+            problem: format!("cannot read: {e}"),
+            fix: "give the path of a readable TOML file with --config".into(),
+        }])
+    })?;
+    parse(&file, &text)
+}
+
+/// Parses and validates configuration text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let cfg: Config = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let at = e
+            .span()
+            .and_then(|s| text.get(s.clone()))
+            .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "(syntax)".into());
+        ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            line,
+            field: at,
+            problem: e.message().trim().to_string(),
+            fix: "see appliance/configs/testbed.toml for a working example of every table".into(),
+        }])
+    })?;
+    let problems = validate::validate(&cfg);
+    if problems.is_empty() {
+        return Ok(cfg);
+    }
+    let doc: Option<toml_edit::ImDocument<String>> = text.to_string().parse().ok();
+    Err(ConfigErrors(
+        problems
+            .into_iter()
+            .map(|p| ConfigError {
+                file: file.to_string(),
+                line: doc
+                    .as_ref()
+                    .and_then(|d| locate(d, &p.path))
+                    .map(|s| line_of(text, s)),
+                field: p.path.to_string(),
+                problem: p.problem,
+                fix: p.fix,
+            })
+            .collect(),
+    ))
+}
+
+/// Serialises a configuration back to TOML text.
+pub fn to_toml(cfg: &Config) -> String {
+    toml::to_string_pretty(cfg).unwrap_or_else(|e| format!("# cannot serialise: {e}\n"))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A path to a field: `self_ip[1].vlan`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPath {
+    /// Top-level table or array-of-tables key.
+    pub table: &'static str,
+    /// Index in an array of tables.
+    pub index: Option<usize>,
+    /// Field inside the table.
+    pub field: Option<&'static str>,
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.table)?;
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        if let Some(k) = self.field {
+            write!(f, ".{k}")?;
+        }
+        Ok(())
+    }
+}
+
+fn locate(doc: &toml_edit::ImDocument<String>, path: &FieldPath) -> Option<usize> {
+    let top = doc.as_table().get(path.table)?;
+    let table = match path.index {
+        Some(i) => top.as_array_of_tables()?.get(i)?,
+        None => top.as_table()?,
+    };
+    if let Some(field) = path.field {
+        if let Some((key, _)) = table.get_key_value(field) {
+            if let Some(span) = key.span() {
+                return Some(span.start);
+            }
+        }
+    }
+    table.span().map(|s| s.start)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,394 @@
+//! Semantic checks of a parsed configuration: references resolve, names and addresses
+//! are unique, values are in range, and features this build lacks are refused.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use rouge_pipelines::addr::Prefix;
+
+use super::model::{Config, VirtualType};
+use super::FieldPath;
+
+/// One problem, before it is located in the file.
+pub struct Problem {
+    pub path: FieldPath,
+    pub problem: String,
+    pub fix: String,
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn err(
+        &mut self,
+        table: &'static str,
+        index: Option<usize>,
+        field: &'static str,
+        problem: String,
+        fix: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            path: FieldPath {
+                table,
+                index,
+                field: Some(field),
+            },
+            problem,
+            fix: fix.into(),
+        });
+    }
+
+    fn unique<'a>(
+        &mut self,
+        table: &'static str,
+        field: &'static str,
+        names: impl Iterator<Item = &'a str>,
+    ) {
+        let mut seen = HashSet::new();
+        for (i, n) in names.enumerate() {
+            if n.is_empty() {
+                self.err(
+                    table,
+                    Some(i),
+                    field,
+                    "is empty".into(),
+                    format!("give every {table} a name"),
+                );
+            } else if !seen.insert(n) {
+                self.err(
+                    table,
+                    Some(i),
+                    field,
+                    format!("`{n}` is used twice"),
+                    format!("give each {table} a different {field}"),
+                );
+            }
+        }
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.collect();
+    if v.is_empty() {
+        "(none defined)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+pub fn validate(cfg: &Config) -> Vec<Problem> {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    let s = &cfg.system;
+    if let Some(cores) = &s.cores {
+        if cores.is_empty() {
+            c.err(
+                "system",
+                None,
+                "cores",
+                "is an empty list".into(),
+                "list at least one core, e.g. cores = [1], or remove the line for the default",
+            );
+        }
+        let mut seen = HashSet::new();
+        if let Some(dup) = cores.iter().find(|k| !seen.insert(**k)) {
+            c.err(
+                "system",
+                None,
+                "cores",
+                format!("core {dup} is listed twice"),
+                "list each core once; one worker runs per core",
+            );
+        }
+    }
+    if !(256..=1 << 20).contains(&s.pool_size) {
+        c.err(
+            "system",
+            None,
+            "pool_size",
+            format!("{} is out of range", s.pool_size),
+            "use 256 to 1048576 buffers per worker (default 8192)",
+        );
+    }
+
+    if cfg.interfaces.is_empty() {
+        c.problems.push(Problem {
+            path: FieldPath {
+                table: "interface",
+                index: None,
+                field: None,
+            },
+            problem: "no data interface is configured".into(),
+            fix: "add [[interface]] with name = \"lb-c\" (one table per port)".into(),
+        });
+    }
+    c.unique(
+        "interface",
+        "name",
+        cfg.interfaces.iter().map(|i| i.name.as_str()),
+    );
+    for (i, itf) in cfg.interfaces.iter().enumerate() {
+        if itf.name.len() > 15 {
+            c.err(
+                "interface",
+                Some(i),
+                "name",
+                format!("`{}` is longer than 15 characters", itf.name),
+                "use the kernel's interface name (ip link shows it)",
+            );
+        }
+    }
+
+    c.unique("vlan", "name", cfg.vlans.iter().map(|v| v.name.as_str()));
+    let mut tags = HashSet::new();
+    for (i, v) in cfg.vlans.iter().enumerate() {
+        if !cfg.interfaces.iter().any(|x| x.name == v.interface) {
+            c.err(
+                "vlan",
+                Some(i),
+                "interface",
+                format!("no interface named `{}`", v.interface),
+                format!(
+                    "use one of: {}",
+                    list(cfg.interfaces.iter().map(|x| x.name.as_str()))
+                ),
+            );
+        }
+        if let Some(t) = v.tag {
+            if !(1..=4094).contains(&t) {
+                c.err(
+                    "vlan",
+                    Some(i),
+                    "tag",
+                    format!("{t} is not a VLAN ID"),
+                    "use 1-4094, or remove `tag` for untagged frames",
+                );
+            }
+        }
+        if !tags.insert((v.interface.as_str(), v.tag)) {
+            let what = v
+                .tag
+                .map(|t| format!("tag {t}"))
+                .unwrap_or_else(|| "untagged frames".into());
+            c.err(
+                "vlan",
+                Some(i),
+                "tag",
+                format!("another VLAN already takes {what} on `{}`", v.interface),
+                "give each VLAN of an interface its own tag (at most one untagged)",
+            );
+        }
+    }
+
+    c.unique(
+        "self_ip",
+        "name",
+        cfg.self_ips.iter().map(|s| s.name.as_str()),
+    );
+    let mut addrs = HashSet::new();
+    for (i, sip) in cfg.self_ips.iter().enumerate() {
+        if !cfg.vlans.iter().any(|v| v.name == sip.vlan) {
+            c.err(
+                "self_ip",
+                Some(i),
+                "vlan",
+                format!("no VLAN named `{}`", sip.vlan),
+                format!(
+                    "define it under [[vlan]] or use one of: {}",
+                    list(cfg.vlans.iter().map(|v| v.name.as_str()))
+                ),
+            );
+        }
+        match sip.address.addr {
+            IpAddr::V6(_) => c.err(
+                "self_ip",
+                Some(i),
+                "address",
+                "IPv6 self IPs are not handled by the data plane yet".into(),
+                "use an IPv4 address such as 198.18.1.1/24",
+            ),
+            IpAddr::V4(a) => {
+                let net = sip.address.network();
+                if sip.address.len > 30 {
+                    c.err(
+                        "self_ip",
+                        Some(i),
+                        "address",
+                        format!("/{} leaves no room for neighbours", sip.address.len),
+                        "give the connected network's length, e.g. /24",
+                    );
+                } else if IpAddr::V4(a) == net.addr()
+                    || a.octets()[3] == 255 && sip.address.len <= 24
+                {
+                    c.err(
+                        "self_ip",
+                        Some(i),
+                        "address",
+                        format!("{} is the network or broadcast address of {}", a, net),
+                        "use a host address inside the network, e.g. .1",
+                    );
+                }
+            }
+        }
+        if !addrs.insert(sip.address.addr) {
+            c.err(
+                "self_ip",
+                Some(i),
+                "address",
+                format!("{} is configured twice", sip.address.addr),
+                "each self IP needs its own address",
+            );
+        }
+    }
+
+    c.unique("route", "name", cfg.routes.iter().map(|r| r.name.as_str()));
+    for (i, r) in cfg.routes.iter().enumerate() {
+        if let Err(e) = r.destination.parse::<Prefix>() {
+            c.err(
+                "route",
+                Some(i),
+                "destination",
+                e.to_string(),
+                "write a network such as 0.0.0.0/0 or 198.18.64.0/18",
+            );
+        }
+        let on_link = cfg
+            .self_ips
+            .iter()
+            .any(|s| s.address.network().contains(r.gateway));
+        if !on_link {
+            c.err(
+                "route",
+                Some(i),
+                "gateway",
+                format!("{} is not on any self IP's network", r.gateway),
+                "use a gateway address inside a connected network, e.g. 198.18.2.254",
+            );
+        }
+    }
+
+    let mut vas = HashSet::new();
+    for (i, va) in cfg.virtual_addresses.iter().enumerate() {
+        if va.address.is_ipv6() {
+            c.err(
+                "virtual_address",
+                Some(i),
+                "address",
+                "IPv6 virtual addresses are not handled by the data plane yet".into(),
+                "use an IPv4 address",
+            );
+        }
+        if addrs.contains(&va.address) {
+            c.err(
+                "virtual_address",
+                Some(i),
+                "address",
+                format!("{} is already a self IP", va.address),
+                "use a separate address, e.g. from 198.18.1.100-199",
+            );
+        }
+        if !vas.insert(va.address) {
+            c.err(
+                "virtual_address",
+                Some(i),
+                "address",
+                format!("{} is listed twice", va.address),
+                "list each virtual address once",
+            );
+        }
+    }
+
+    c.unique(
+        "virtual",
+        "name",
+        cfg.virtuals.iter().map(|v| v.name.as_str()),
+    );
+    let mut dests = HashSet::new();
+    for (i, v) in cfg.virtuals.iter().enumerate() {
+        match v.kind {
+            VirtualType::Forwarding => match v.destination.parse::<Prefix>() {
+                Ok(p) if p.addr().is_ipv6() => c.err(
+                    "virtual",
+                    Some(i),
+                    "destination",
+                    "IPv6 forwarding is not handled by the data plane yet".into(),
+                    "use an IPv4 network",
+                ),
+                Ok(p) => {
+                    if !dests.insert(p) {
+                        c.err(
+                            "virtual",
+                            Some(i),
+                            "destination",
+                            format!("another forwarding virtual server already takes {p}"),
+                            "give each forwarding virtual server its own network",
+                        );
+                    }
+                }
+                Err(e) => c.err(
+                    "virtual",
+                    Some(i),
+                    "destination",
+                    e.to_string(),
+                    "a forwarding virtual server takes a network such as 198.18.2.0/24",
+                ),
+            },
+            VirtualType::Fastl4 | VirtualType::Standard => c.err(
+                "virtual",
+                Some(i),
+                "type",
+                format!(
+                    "type `{}` is not available in this build yet",
+                    if v.kind == VirtualType::Fastl4 {
+                        "fastl4"
+                    } else {
+                        "standard"
+                    }
+                ),
+                "use type = \"forwarding\" for now",
+            ),
+        }
+    }
+
+    let a = &cfg.arp;
+    if !(16..=1_000_000).contains(&a.max_entries) {
+        c.err(
+            "arp",
+            None,
+            "max_entries",
+            format!("{} is out of range", a.max_entries),
+            "use 16 to 1000000 (default 4096)",
+        );
+    }
+    if !(1..=10).contains(&a.retries) {
+        c.err(
+            "arp",
+            None,
+            "retries",
+            format!("{} is out of range", a.retries),
+            "use 1 to 10 (default 3)",
+        );
+    }
+    if !(10..=60_000).contains(&a.retry_ms) {
+        c.err(
+            "arp",
+            None,
+            "retry_ms",
+            format!("{} is out of range", a.retry_ms),
+            "use 10 to 60000 milliseconds (default 1000)",
+        );
+    }
+    if !(1..=86_400).contains(&a.reachable_secs) {
+        c.err(
+            "arp",
+            None,
+            "reachable_secs",
+            format!("{} is out of range", a.reachable_secs),
+            "use 1 to 86400 seconds (default 60)",
+        );
+    }
+    c.problems
+}

@@ -1,0 +1,115 @@
+//! `rouge console`: an interactive shell with line editing, history and help, taking
+//! the same commands as the command line (without the leading `rouge`).
+
+use std::path::Path;
+
+use clap::Parser;
+use rustyline::error::ReadlineError;
+
+use crate::cli::{self, Cli, Command, ConfigAction};
+use crate::mgmt;
+
+const HELP: &str = "\
+commands:
+  show interfaces|arp|routes|stats|virtual|config [--json]   state and counters
+  config save [FILE]                                         write the running config as TOML
+  check --config FILE                                        validate a configuration file
+  help                                                       this list
+  quit                                                       leave the console";
+
+/// Runs one console line; returns the text to print, or `None` to leave.
+pub fn run_line(socket: &Path, line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        [] => return Some(String::new()),
+        ["quit"] | ["exit"] => return None,
+        ["help"] | ["?"] => return Some(HELP.to_string()),
+        _ => {}
+    }
+    let argv = std::iter::once("rouge").chain(words.iter().copied());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            return Some(format!(
+                "{}\n(type `help` for the commands)",
+                e.to_string().trim_end()
+            ))
+        }
+    };
+    let out = match cli.command {
+        Command::Show { what, json, .. } => cli::show(socket, what, json),
+        Command::Config {
+            action: ConfigAction::Save { file, .. },
+        } => {
+            let mut args = vec!["config".to_string(), "save".to_string()];
+            if let Some(f) = file {
+                args.push(f.display().to_string());
+            }
+            mgmt::request(socket, &args)
+                .map(|v| format!("saved {}", v["saved"].as_str().unwrap_or("")))
+        }
+        Command::Check { config, .. } => match crate::config::load(&config) {
+            Ok(_) => Ok(format!("{}: valid", config.display())),
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Run { .. } | Command::Console { .. } => {
+            Err("not available inside the console".into())
+        }
+    };
+    Some(match out {
+        Ok(s) => s.trim_end().to_string(),
+        Err(e) => format!("error: {e}"),
+    })
+}
+
+/// The interactive loop. History is kept in `~/.rouge_history` when a home exists.
+pub fn run(socket: &Path) -> Result<(), String> {
+    let mut rl = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+    let history = std::env::var_os("HOME").map(|h| Path::new(&h).join(".rouge_history"));
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    println!(
+        "rouge console ({}); `help` lists the commands",
+        socket.display()
+    );
+    loop {
+        match rl.readline("rouge> ") {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = rl.add_history_entry(line.as_str());
+                }
+                match run_line(socket, &line) {
+                    Some(out) if out.is_empty() => {}
+                    Some(out) => println!("{out}"),
+                    None => break,
+                }
+            }
+            Err(ReadlineError::Interrupted) | Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_quit_and_errors() {
+        let s = Path::new("/nonexistent/rouge.sock");
+        assert!(run_line(s, "help").unwrap().contains("show interfaces"));
+        assert_eq!(run_line(s, "quit"), None);
+        assert_eq!(run_line(s, "   ").unwrap(), "");
+        assert!(run_line(s, "show bogus").unwrap().contains("help"));
+        let e = run_line(s, "show stats").unwrap();
+        assert!(e.starts_with("error: cannot reach rouge"), "{e}");
+        assert!(run_line(s, "run --config x")
+            .unwrap()
+            .contains("not available"));
+    }
+}

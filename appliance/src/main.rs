@@ -1,0 +1,79 @@
+//! `rouge`: the Rouge appliance binary.
+//!
+//! `rouge run` starts the data plane; every other command talks to a running appliance
+//! through its management socket or checks a configuration file.
+
+mod cli;
+mod config;
+mod console;
+mod mgmt;
+mod ports;
+mod run;
+mod shared;
+mod views;
+mod worker;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigAction};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            cores,
+            idle,
+            pcap,
+            socket,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("ROUGE_LOG")
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            run::run(run::RunOptions {
+                config,
+                cores,
+                idle: idle.map(Into::into),
+                pcap,
+                socket,
+            })
+        }
+        Command::Check { config, .. } => match config::load(&config) {
+            Ok(_) => {
+                println!("{}: valid", config.display());
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Command::Show { what, json, socket } => {
+            cli::show(&socket, what, json).map(|s| print!("{s}"))
+        }
+        Command::Config {
+            action: ConfigAction::Save { file, socket },
+        } => {
+            let mut args = vec!["config".to_string(), "save".to_string()];
+            if let Some(f) = file {
+                args.push(f.display().to_string());
+            }
+            mgmt::request(&socket, &args)
+                .map(|v| println!("saved {}", v["saved"].as_str().unwrap_or("")))
+        }
+        Command::Console { socket } => console::run(&socket),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rouge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

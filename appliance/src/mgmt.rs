@@ -1,0 +1,146 @@
+//! The management socket: a Unix stream socket on the host (never on the data path)
+//! that serves the console CLI. One JSON request per line (`{"args": ["show",
+//! "interfaces"]}`), one JSON answer per line (`{"ok": true, "data": …}` or
+//! `{"ok": false, "error": "…"}`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::config;
+use crate::shared::Shared;
+use crate::views;
+
+/// Default path of the management socket.
+pub const DEFAULT_SOCKET: &str = "/run/rouge/rouge.sock";
+
+/// Binds the socket at `path` (replacing a stale one) and serves it on a thread until
+/// the appliance stops.
+pub fn serve(path: &Path, shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "{} is in use by a running rouge; choose another with --socket",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("rouge-mgmt".into())
+        .spawn(move || {
+            while !shared.stopping() {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let s = shared.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("rouge-mgmt-conn".into())
+                            .spawn(move || handle_conn(stream, &s));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "management socket accept failed");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        })
+}
+
+fn handle_conn(stream: UnixStream, shared: &Shared) {
+    let _ = stream.set_nonblocking(false);
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let reader = BufReader::new(stream);
+    for line in reader.lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match serde_json::from_str::<Value>(&line) {
+            Ok(req) => {
+                let args: Vec<String> = req["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match execute(shared, &args) {
+                    Ok(data) => json!({"ok": true, "data": data}),
+                    Err(e) => json!({"ok": false, "error": e}),
+                }
+            }
+            Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+        };
+        if writeln!(writer, "{answer}").is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one management command against the running appliance.
+pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    match a.as_slice() {
+        ["show", "interfaces"] => Ok(views::interfaces(shared)),
+        ["show", "arp"] => Ok(views::arp(shared)),
+        ["show", "routes"] => Ok(views::routes(shared)),
+        ["show", "stats"] => Ok(views::stats(shared)),
+        ["show", "virtual"] => Ok(views::virtuals(shared)),
+        ["show", "config"] => Ok(json!(config::to_toml(&shared.config.load()))),
+        ["config", "save", rest @ ..] => {
+            let path = rest
+                .first()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(&shared.config_path));
+            let text = config::to_toml(&shared.config.load());
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(json!({"saved": path.display().to_string()}))
+        }
+        ["ping"] => Ok(json!("pong")),
+        _ => Err(format!("unknown command `{}`; try `help`", a.join(" "))),
+    }
+}
+
+/// Sends one command to the appliance at `socket` and returns its data.
+pub fn request(socket: &Path, args: &[String]) -> Result<Value, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot reach rouge at {}: {e} (is `rouge run` running? pass its --socket PATH)",
+            socket.display()
+        )
+    })?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    writeln!(stream, "{}", json!({"args": args})).map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("no answer from rouge: {e}"))?;
+    let v: Value =
+        serde_json::from_str(&line).map_err(|e| format!("bad answer from rouge: {e}"))?;
+    if v["ok"].as_bool() == Some(true) {
+        Ok(v["data"].clone())
+    } else {
+        Err(v["error"].as_str().unwrap_or("unknown error").to_string())
+    }
+}

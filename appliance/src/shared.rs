@@ -1,0 +1,99 @@
+//! State shared between the control thread and the workers: the current configuration
+//! snapshot (swapped atomically), the stop flag, and each worker's counters and
+//! published views. Workers write only their own parts; nothing here is locked on the
+//! packet path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use rouge_drivers::{MacAddr, PortCounters};
+use rouge_pipelines::arp::ArpEntryView;
+use rouge_pipelines::counters::PipelineCounters;
+use rouge_pipelines::dataplane::Dataplane;
+
+use crate::config::Config;
+
+/// What one worker shares.
+#[derive(Debug)]
+pub struct WorkerShared {
+    /// Worker index.
+    pub id: usize,
+    /// Core it is pinned to.
+    pub core: Option<usize>,
+    /// Pipeline counters.
+    pub pipeline: Arc<PipelineCounters>,
+    /// Port counters, in interface order (set once the ports are open).
+    pub ports: Mutex<Vec<PortInfo>>,
+    /// The worker's neighbour table, republished when it changes (at most every 100 ms).
+    pub arp: ArcSwap<Vec<ArpEntryView>>,
+    /// Configuration generation the worker runs.
+    pub generation: AtomicU64,
+    /// Set once the worker has opened its ports and entered its loop.
+    pub running: AtomicBool,
+}
+
+/// A port as the control thread sees it.
+#[derive(Debug, Clone)]
+pub struct PortInfo {
+    /// Interface name.
+    pub name: String,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// MTU.
+    pub mtu: usize,
+    /// Live counters.
+    pub counters: Arc<PortCounters>,
+}
+
+/// Everything shared.
+pub struct Shared {
+    /// The current data-plane snapshot.
+    pub dataplane: ArcSwap<Dataplane>,
+    /// The running configuration (what `config save` writes).
+    pub config: ArcSwap<Config>,
+    /// Path of the file the configuration came from.
+    pub config_path: String,
+    /// Set to stop the workers.
+    pub stop: AtomicBool,
+    /// Per-worker state.
+    pub workers: Vec<WorkerShared>,
+    /// When the appliance started.
+    pub started: std::time::Instant,
+}
+
+impl Shared {
+    /// Shared state for `cores.len()` workers.
+    pub fn new(
+        cfg: Config,
+        config_path: String,
+        dp: Dataplane,
+        cores: &[Option<usize>],
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            dataplane: ArcSwap::from_pointee(dp),
+            config: ArcSwap::from_pointee(cfg),
+            config_path,
+            stop: AtomicBool::new(false),
+            workers: cores
+                .iter()
+                .enumerate()
+                .map(|(id, core)| WorkerShared {
+                    id,
+                    core: *core,
+                    pipeline: PipelineCounters::new_shared(),
+                    ports: Mutex::new(Vec::new()),
+                    arp: ArcSwap::from_pointee(Vec::new()),
+                    generation: AtomicU64::new(0),
+                    running: AtomicBool::new(false),
+                })
+                .collect(),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// True once a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,162 @@
+//! What `rouge show …` reports, built from shared state as JSON values. The CLI's
+//! tables are drawn from the same values, so `--json` and the tables always agree.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use rouge_drivers::PortDrop;
+use rouge_pipelines::verdict::DropReason;
+use serde_json::{json, Value};
+
+use crate::shared::Shared;
+
+/// `show interfaces`: every port with its counters summed over the workers.
+pub fn interfaces(s: &Shared) -> Value {
+    let dp = s.dataplane.load();
+    let mut out = Vec::new();
+    for (i, itf) in dp.interfaces.iter().enumerate() {
+        let mut rx = [0u64; 2];
+        let mut tx = [0u64; 2];
+        let mut drops = BTreeMap::new();
+        let mut mac = String::new();
+        let mut mtu = 0;
+        for w in &s.workers {
+            let ports = w.ports.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(p) = ports.get(i).filter(|p| p.name == itf.name) {
+                mac = p.mac.to_string();
+                mtu = p.mtu;
+                rx[0] += p.counters.rx_packets.get();
+                rx[1] += p.counters.rx_bytes.get();
+                tx[0] += p.counters.tx_packets.get();
+                tx[1] += p.counters.tx_bytes.get();
+                for r in PortDrop::ALL {
+                    *drops.entry(r.name()).or_insert(0u64) += p.counters.dropped(r);
+                }
+            }
+        }
+        let vlans: Vec<Value> = dp
+            .vlans
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.iface as usize == i)
+            .map(|(vi, v)| {
+                json!({
+                    "name": v.name,
+                    "tag": v.tag,
+                    "self_ips": dp.self_ips.iter().filter(|x| x.vlan as usize == vi)
+                        .map(|x| json!({"name": x.name, "address": x.addr.to_string(), "floating": x.floating}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        out.push(json!({
+            "name": itf.name,
+            "mac": mac,
+            "mtu": mtu,
+            "rx_packets": rx[0], "rx_bytes": rx[1],
+            "tx_packets": tx[0], "tx_bytes": tx[1],
+            "drops": drops,
+            "vlans": vlans,
+        }));
+    }
+    Value::Array(out)
+}
+
+/// `show arp`: the neighbour tables of all workers, merged by address.
+pub fn arp(s: &Shared) -> Value {
+    let dp = s.dataplane.load();
+    let mut rows: BTreeMap<std::net::Ipv4Addr, Value> = BTreeMap::new();
+    for w in &s.workers {
+        for e in w.arp.load().iter() {
+            let vlan = dp
+                .vlans
+                .get(e.vlan as usize)
+                .map(|v| v.name.clone())
+                .unwrap_or_default();
+            let row = json!({"address": e.ip.to_string(), "mac": e.mac, "vlan": vlan, "state": e.state, "expires_in_ms": e.expires_in_ms});
+            let better = match rows.get(&e.ip) {
+                Some(old) => old["state"] != "reachable" && e.state == "reachable",
+                None => true,
+            };
+            if better {
+                rows.insert(e.ip, row);
+            }
+        }
+    }
+    Value::Array(rows.into_values().collect())
+}
+
+/// `show routes`: connected and static routes.
+pub fn routes(s: &Shared) -> Value {
+    let dp = s.dataplane.load();
+    Value::Array(
+        dp.routes
+            .routes()
+            .iter()
+            .map(|r| {
+                json!({
+                    "destination": r.prefix.to_string(),
+                    "gateway": r.next_hop.gateway.map(|g| g.to_string()),
+                    "vlan": dp.vlans.get(r.next_hop.vlan as usize).map(|v| v.name.clone()),
+                    "kind": if r.connected { "connected" } else { "static" },
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `show virtual`: virtual servers with their traffic.
+pub fn virtuals(s: &Shared) -> Value {
+    let dp = s.dataplane.load();
+    Value::Array(
+        dp.forwarding
+            .iter()
+            .map(|f| {
+                json!({"name": f.name, "type": "forwarding", "destination": f.destination.to_string(),
+                       "packets": f.counters.packets(), "bytes": f.counters.bytes()})
+            })
+            .collect(),
+    )
+}
+
+/// `show stats`: pipeline counters summed over workers, and per worker.
+pub fn stats(s: &Shared) -> Value {
+    let sum = |f: &dyn Fn(&rouge_pipelines::counters::PipelineCounters) -> u64| -> u64 {
+        s.workers.iter().map(|w| f(&w.pipeline)).sum()
+    };
+    let mut drops = BTreeMap::new();
+    for r in DropReason::ALL {
+        drops.insert(r.name(), sum(&|c| c.dropped(*r)));
+    }
+    let workers: Vec<Value> = s
+        .workers
+        .iter()
+        .map(|w| {
+            let c = &w.pipeline;
+            json!({"id": w.id, "core": w.core, "running": w.running.load(Ordering::Relaxed),
+                   "generation": w.generation.load(Ordering::Relaxed),
+                   "rx_packets": c.rx_packets.get(), "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get()})
+        })
+        .collect();
+    json!({
+        "uptime_secs": s.started.elapsed().as_secs(),
+        "generation": s.dataplane.load().generation,
+        "rx_packets": sum(&|c| c.rx_packets.get()),
+        "forwarded": sum(&|c| c.forwarded.get()),
+        "answered": sum(&|c| c.answered.get()),
+        "consumed": sum(&|c| c.consumed.get()),
+        "dropped": sum(&|c| c.dropped_total()),
+        "drops": drops,
+        "arp": {
+            "requests_sent": sum(&|c| c.arp_requests_sent.get()),
+            "replies_sent": sum(&|c| c.arp_replies_sent.get()),
+            "gratuitous_sent": sum(&|c| c.arp_gratuitous_sent.get()),
+        },
+        "icmp": {
+            "echo_replies": sum(&|c| c.icmp_echo_replies.get()),
+            "errors_sent": sum(&|c| c.icmp_errors_sent.get()),
+            "errors_rate_limited": sum(&|c| c.icmp_errors_rate_limited.get()),
+        },
+        "workers": workers,
+    })
+}

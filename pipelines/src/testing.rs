@@ -1,0 +1,116 @@
+//! Ready-made data-plane snapshots for tests, fuzz targets and benchmarks (not used by
+//! the appliance itself).
+
+use std::net::Ipv4Addr;
+
+use crate::addr::Prefix;
+use crate::arp::ArpConfig;
+use crate::dataplane::*;
+use crate::route::{NextHop, Route, RouteTable};
+
+/// The test bed's data plane: `lb-c` (port 0, VLAN `client`, 198.18.1.1/24), `lb-s`
+/// (port 1, VLAN `server` 198.18.2.1/24 and VLAN `tagged` 42 with 198.18.3.1/24),
+/// virtual address 198.18.1.100, a route to 198.18.64.0/18 via 198.18.2.254, and
+/// forwarding virtual servers for 198.18.1/24, 198.18.2/24, 198.18.3/24,
+/// 198.18.96.0/20 (routed) and 198.19.0.0/16 (no route).
+pub fn dataplane(workers: usize) -> Dataplane {
+    let route = |p: &str, vlan, gw: Option<Ipv4Addr>| Route {
+        prefix: p.parse().unwrap(),
+        next_hop: NextHop {
+            vlan,
+            gateway: gw.map(Into::into),
+        },
+        connected: gw.is_none(),
+    };
+    Dataplane::new(
+        1,
+        vec![
+            Interface {
+                name: "lb-c".into(),
+            },
+            Interface {
+                name: "lb-s".into(),
+            },
+        ],
+        vec![
+            Vlan {
+                name: "client".into(),
+                iface: 0,
+                tag: None,
+            },
+            Vlan {
+                name: "server".into(),
+                iface: 1,
+                tag: None,
+            },
+            Vlan {
+                name: "tagged".into(),
+                iface: 1,
+                tag: Some(42),
+            },
+        ],
+        vec![
+            SelfIp {
+                name: "c".into(),
+                addr: "198.18.1.1/24".parse().unwrap(),
+                vlan: 0,
+                floating: false,
+            },
+            SelfIp {
+                name: "s".into(),
+                addr: "198.18.2.1/24".parse().unwrap(),
+                vlan: 1,
+                floating: true,
+            },
+            SelfIp {
+                name: "v".into(),
+                addr: "198.18.3.1/24".parse().unwrap(),
+                vlan: 2,
+                floating: false,
+            },
+        ],
+        vec![VirtualAddress {
+            addr: Ipv4Addr::new(198, 18, 1, 100).into(),
+            arp: true,
+            icmp_echo: true,
+        }],
+        RouteTable::new(vec![
+            route("198.18.1.0/24", 0, None),
+            route("198.18.2.0/24", 1, None),
+            route("198.18.3.0/24", 2, None),
+            route("198.18.64.0/18", 1, Some(Ipv4Addr::new(198, 18, 2, 254))),
+        ]),
+        vec![
+            ForwardingVs {
+                name: "to-servers".into(),
+                destination: "198.18.2.0/24".parse().unwrap(),
+                counters: VsCounters::new(workers),
+            },
+            ForwardingVs {
+                name: "to-clients".into(),
+                destination: "198.18.1.0/24".parse().unwrap(),
+                counters: VsCounters::new(workers),
+            },
+            ForwardingVs {
+                name: "to-tagged".into(),
+                destination: "198.18.3.0/24".parse().unwrap(),
+                counters: VsCounters::new(workers),
+            },
+            ForwardingVs {
+                name: "far".into(),
+                destination: "198.18.96.0/20".parse::<Prefix>().unwrap(),
+                counters: VsCounters::new(workers),
+            },
+            ForwardingVs {
+                name: "unrouted".into(),
+                destination: "198.19.0.0/16".parse().unwrap(),
+                counters: VsCounters::new(workers),
+            },
+        ],
+        ArpConfig {
+            max_entries: 64,
+            ..Default::default()
+        },
+        1000,
+    )
+}
