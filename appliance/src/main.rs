@@ -3,21 +3,11 @@
 //! `rouge run` starts the data plane; every other command talks to a running appliance
 //! through its management socket or checks a configuration file.
 
-mod cli;
-mod config;
-mod console;
-mod mgmt;
-mod ports;
-mod run;
-mod shared;
-mod views;
-mod worker;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-
-use cli::{Cli, Command, ConfigAction};
+use rouge_appliance::cli::{self, Cli, Command, ConfigAction};
+use rouge_appliance::{config, console, mgmt, run};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

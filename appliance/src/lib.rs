@@ -1,0 +1,13 @@
+//! The Rouge appliance: configuration, the workers pinned to cores, the control
+//! thread, the management socket and the console CLI. The `rouge` binary is a thin
+//! front over this library; end-to-end tests and fuzz targets use it directly.
+
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod mgmt;
+pub mod ports;
+pub mod run;
+pub mod shared;
+pub mod views;
+pub mod worker;
