@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Send hand-made malformed frames on an interface through an AF_PACKET socket.
+
+usage: rawsend.py IFACE DST_MAC SRC_IP DST_IP COUNT
+Sends COUNT copies of each kind below, then prints the kinds as JSON.
+Only used inside a test bed namespace, toward the appliance's self IP.
+"""
+import json
+import socket
+import struct
+import sys
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def mac(s):
+    return bytes(int(x, 16) for x in s.split(":"))
+
+
+def main():
+    iface, dst_mac, src_ip, dst_ip, count = sys.argv[1:6]
+    count = int(count)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    src_mac = s.getsockname()[4]
+    eth = mac(dst_mac) + src_mac
+    icmp = bytearray(struct.pack("!BBHHH", 8, 0, 0, 0x77, 1) + b"rouge-malformed!")
+    struct.pack_into("!H", icmp, 2, csum(bytes(icmp)))
+
+    def ip(payload, ihl=5, total=None, bad_sum=False):
+        total = total if total is not None else 20 + len(payload)
+        h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, 1, 0, 64, 1, 0,
+                                  socket.inet_aton(src_ip), socket.inet_aton(dst_ip)))
+        struct.pack_into("!H", h, 10, csum(bytes(h)) ^ (0x1234 if bad_sum else 0))
+        return bytes(h) + payload
+
+    arp_bad_op = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 7, src_mac,
+                             socket.inet_aton(src_ip), b"\0" * 6, socket.inet_aton(dst_ip))
+    icmp_bad = bytearray(icmp)
+    icmp_bad[-1] ^= 0xFF
+    kinds = {
+        "eth_truncated": eth[:10],
+        "ipv4_truncated": eth + b"\x08\x00" + ip(bytes(icmp))[:12],
+        "ipv4_bad_checksum": eth + b"\x08\x00" + ip(bytes(icmp), bad_sum=True),
+        "ipv4_bad_header_length": eth + b"\x08\x00" + ip(bytes(icmp), ihl=4),
+        "ipv4_bad_total_length": eth + b"\x08\x00" + ip(bytes(icmp), total=999),
+        "icmp_bad_checksum": eth + b"\x08\x00" + ip(bytes(icmp_bad)),
+        "arp_malformed": eth + b"\x08\x06" + arp_bad_op,
+        "eth_stacked_vlan": eth + b"\x81\x00\x00\x05\x81\x00\x00\x06\x08\x00" + ip(bytes(icmp)),
+    }
+    for _ in range(count):
+        for frame in kinds.values():
+            s.send(frame)
+    print(json.dumps(sorted(kinds)))
+
+
+if __name__ == "__main__":
+    main()
