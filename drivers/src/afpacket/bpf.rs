@@ -1,21 +1,21 @@
 //! Classic BPF for `PACKET_FANOUT_CBPF`: the instruction type and the flow-steering
 //! program the pipelines install.
 //!
-//! # Where the program looks
+//! # What a fanout program sees
 //!
-//! The kernel runs a fanout program on the socket buffer as it is handed to packet
-//! taps. On receive that buffer's data already starts at the network header (the
-//! Ethernet header was pulled and an 802.1Q tag was usually moved into metadata), so
-//! plain absolute loads (`ld [0]`) would read the IP header on receive but the Ethernet
-//! header on transmit. The steering program therefore reads everything relative to
-//! the link-layer header with the kernel's `SKF_LL_OFF` base, which points at the
-//! Ethernet header in both cases and sees the inner EtherType after the kernel has
-//! stripped a tag. It still handles one 802.1Q tag that was left in place.
+//! The kernel runs a fanout program on the socket buffer as the receive path hands it
+//! to packet taps. By then the Ethernet header has been pulled, so offset 0 of a plain
+//! load (`ld [0]`) is the first byte of the **network header**, and an 802.1Q tag has
+//! been moved into metadata, so the EtherType is read with the ancillary load
+//! `SKF_AD_PROTOCOL`, which gives the inner EtherType of a tagged frame. Plain loads
+//! read through paged (non-linear) buffers, so this works for every frame on every
+//! kernel with fanout BPF (4.3+). Frames leaving the interface would be seen from
+//! their Ethernet header instead; the driver joins groups with
+//! `PACKET_FANOUT_FLAG_IGNORE_OUTGOING`, so they never reach the program.
 //!
-//! Kernels before 6.15 serve `SKF_LL_OFF` loads from the linear part of the buffer only.
-//! Traffic from NICs and from the kernel's own stack keeps the headers linear; frames a
-//! local AF_PACKET transmit ring sends over a veth do not, and such kernels then steer
-//! them all to socket 0 (the program's load fails, which returns 0).
+//! (`SKF_LL_OFF`-relative loads would look at the Ethernet header, but kernels before
+//! 6.15 serve them from the linear part of the buffer only, which does not hold the IP
+//! header of frames a local AF_PACKET transmit ring sent over a veth.)
 
 /// One classic BPF instruction (`struct sock_filter`), laid out as the kernel expects.
 #[repr(C)]
@@ -96,18 +96,17 @@ pub mod op {
     pub const TAX: u16 = 0x00;
     pub const TXA: u16 = 0x80;
 
-    /// `SKF_LL_OFF`: loads at this base plus n read byte n of the link-layer header.
-    pub const LL_OFF: i32 = -0x20_0000;
+    /// `SKF_AD_OFF`: base of the ancillary loads (`+ 0` is `SKF_AD_PROTOCOL`).
+    pub const AD_OFF: i32 = -0x1000;
     /// `SKF_NET_OFF`: loads at this base plus n read byte n of the network header.
     pub const NET_OFF: i32 = -0x10_0000;
+    /// `SKF_LL_OFF`: loads at this base plus n read byte n of the link-layer header.
+    pub const LL_OFF: i32 = -0x20_0000;
 }
 
-/// `k` for a load of byte `off` of the frame, counted from the Ethernet header.
-const fn ll(off: u32) -> u32 {
-    (op::LL_OFF as u32).wrapping_add(off)
-}
-
-const ETH_HLEN: u32 = 14;
+/// `SKF_AD_OFF + SKF_AD_PROTOCOL`: the ancillary load of the frame's EtherType (after
+/// the kernel removed a VLAN tag), in host order.
+const AD_PROTOCOL: u32 = op::AD_OFF as u32;
 
 /// A classic BPF program for `PACKET_FANOUT_CBPF` that spreads flows over `n_workers`
 /// sockets of a fanout group, symmetrically.
@@ -118,7 +117,8 @@ const ETH_HLEN: u32 = 14;
 /// of an un-NATed flow land on the same worker. Everything else (ARP, IPv6, other IP
 /// protocols, and non-first IPv4 fragments, which carry no ports) returns 0, so worker
 /// 0 sees it. First fragments carry ports and are steered like the rest of their flow;
-/// later fragments are not (no `PACKET_FANOUT_FLAG_DEFRAG`: worker 0 owns reassembly).
+/// later fragments are not (no `PACKET_FANOUT_FLAG_DEFRAG`, to keep it simple: worker 0
+/// owns reassembly). See the [module documentation](self) for the offsets it reads.
 ///
 /// The kernel maps the returned index to the group's sockets in the order they joined
 /// (and takes it modulo the group size once more), so worker `i` must be the `i`-th
@@ -128,44 +128,33 @@ pub fn steer_by_flow_program(n_workers: u32) -> Vec<SockFilter> {
     let n = n_workers.max(1);
     // Index of the final `ret #0`; jumps to it are computed from it so the layout can
     // be read top to bottom.
-    const RET0: usize = 34;
+    const RET0: usize = 23;
     let to_ret0 = |from: usize| (RET0 - from - 1) as u8;
     let prog = vec![
-        /* 0 */ SockFilter::stmt(LD | H | ABS, ll(12)), // EtherType
-        /* 1 */ SockFilter::jump(JMP | JEQ | K, 0x8100, 0, 3),
-        /* 2 */ SockFilter::stmt(LD | H | ABS, ll(16)), // EtherType inside the tag
-        /* 3 */ SockFilter::stmt(LDX | W | IMM, 4), // X = tag length
-        /* 4 */ SockFilter::stmt(JMP | JA, 1),
-        /* 5 */ SockFilter::stmt(LDX | W | IMM, 0),
-        /* 6 */ SockFilter::jump(JMP | JEQ | K, 0x0800, 0, to_ret0(6)),
-        /* 7 */ SockFilter::stmt(STX, 1), // M[1] = tag length
-        /* 8 */ SockFilter::stmt(LD | B | IND, ll(ETH_HLEN + 9)), // IP protocol
-        /* 9 */ SockFilter::jump(JMP | JEQ | K, 6, 1, 0), // TCP
-        /* 10 */ SockFilter::jump(JMP | JEQ | K, 17, 0, to_ret0(10)), // UDP
-        /* 11 */ SockFilter::stmt(LD | H | IND, ll(ETH_HLEN + 6)), // flags, fragment offset
-        /* 12 */ SockFilter::jump(JMP | JSET | K, 0x1fff, to_ret0(12), 0),
-        /* 13 */ SockFilter::stmt(LD | W | IND, ll(ETH_HLEN + 12)), // source address
-        /* 14 */ SockFilter::stmt(ST, 0),
-        /* 15 */ SockFilter::stmt(LD | W | IND, ll(ETH_HLEN + 16)), // destination address
-        /* 16 */ SockFilter::stmt(LDX | W | MEM, 0),
-        /* 17 */ SockFilter::stmt(ALU | XOR | X, 0),
-        /* 18 */ SockFilter::stmt(ST, 0), // M[0] = src ^ dst
-        /* 19 */ SockFilter::stmt(LDX | W | MEM, 1),
-        /* 20 */ SockFilter::stmt(LD | B | IND, ll(ETH_HLEN)), // version, IHL
-        /* 21 */ SockFilter::stmt(ALU | AND | K, 0x0f),
-        /* 22 */ SockFilter::stmt(ALU | LSH | K, 2),
-        /* 23 */ SockFilter::stmt(ALU | ADD | X, 0),
-        /* 24 */ SockFilter::stmt(MISC | TAX, 0), // X = tag length + IP header length
-        /* 25 */ SockFilter::stmt(LD | H | IND, ll(ETH_HLEN)), // source port
-        /* 26 */ SockFilter::stmt(ST, 2),
-        /* 27 */ SockFilter::stmt(LD | H | IND, ll(ETH_HLEN + 2)), // destination port
-        /* 28 */ SockFilter::stmt(LDX | W | MEM, 2),
-        /* 29 */ SockFilter::stmt(ALU | XOR | X, 0),
-        /* 30 */ SockFilter::stmt(LDX | W | MEM, 0),
-        /* 31 */ SockFilter::stmt(ALU | XOR | X, 0),
-        /* 32 */ SockFilter::stmt(ALU | MOD | K, n),
-        /* 33 */ SockFilter::stmt(RET | A, 0),
-        /* 34 */ SockFilter::stmt(RET | K, 0),
+        /* 0 */ SockFilter::stmt(LD | W | ABS, AD_PROTOCOL), // EtherType, untagged
+        /* 1 */ SockFilter::jump(JMP | JEQ | K, 0x0800, 0, to_ret0(1)),
+        /* 2 */ SockFilter::stmt(LD | B | ABS, 9), // IP protocol
+        /* 3 */ SockFilter::jump(JMP | JEQ | K, 6, 1, 0), // TCP
+        /* 4 */ SockFilter::jump(JMP | JEQ | K, 17, 0, to_ret0(4)), // UDP
+        /* 5 */ SockFilter::stmt(LD | H | ABS, 6), // flags, fragment offset
+        /* 6 */ SockFilter::jump(JMP | JSET | K, 0x1fff, to_ret0(6), 0),
+        /* 7 */ SockFilter::stmt(LD | W | ABS, 12), // source address
+        /* 8 */ SockFilter::stmt(ST, 0),
+        /* 9 */ SockFilter::stmt(LD | W | ABS, 16), // destination address
+        /* 10 */ SockFilter::stmt(LDX | W | MEM, 0),
+        /* 11 */ SockFilter::stmt(ALU | XOR | X, 0),
+        /* 12 */ SockFilter::stmt(ST, 0), // M[0] = src ^ dst
+        /* 13 */ SockFilter::stmt(LDX | B | MSH, 0), // X = IP header length
+        /* 14 */ SockFilter::stmt(LD | H | IND, 0), // source port
+        /* 15 */ SockFilter::stmt(ST, 1),
+        /* 16 */ SockFilter::stmt(LD | H | IND, 2), // destination port
+        /* 17 */ SockFilter::stmt(LDX | W | MEM, 1),
+        /* 18 */ SockFilter::stmt(ALU | XOR | X, 0),
+        /* 19 */ SockFilter::stmt(LDX | W | MEM, 0),
+        /* 20 */ SockFilter::stmt(ALU | XOR | X, 0),
+        /* 21 */ SockFilter::stmt(ALU | MOD | K, n),
+        /* 22 */ SockFilter::stmt(RET | A, 0),
+        /* 23 */ SockFilter::stmt(RET | K, 0),
     ];
     debug_assert_eq!(prog.len(), RET0 + 1);
     prog
@@ -176,22 +165,34 @@ pub(crate) mod tests {
     use super::op::*;
     use super::*;
 
-    /// A tiny classic BPF interpreter with the kernel's semantics for what the steering
-    /// program uses: a failed load ends the program with 0, loads are big-endian, and
-    /// link-layer-relative loads (`SKF_LL_OFF + n`) read byte n of `frame`. Plain
-    /// absolute loads are refused (`Err`), because in the kernel's fanout hook they would
-    /// read from the network header on receive and from the Ethernet header on transmit.
+    /// A tiny classic BPF interpreter with the kernel's semantics for a fanout program
+    /// on receive: `frame` (an Ethernet frame as on the wire) first goes through what
+    /// the kernel's receive path does before the fanout hook (one 802.1Q tag moved to
+    /// metadata, the Ethernet header pulled), then plain loads read from the network
+    /// header, `SKF_AD_OFF + SKF_AD_PROTOCOL` reads the (inner) EtherType, loads are
+    /// big-endian and a load past the end ends the program with 0. Other ancillary or
+    /// negative-offset loads are refused (`Err`), as the steering program must not need
+    /// them.
     pub(crate) fn run(prog: &[SockFilter], frame: &[u8]) -> Result<u32, String> {
+        let ethertype = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let (proto, l3) = match ethertype(12) {
+            Some(0x8100) => (ethertype(16).ok_or("short tagged frame")?, 18),
+            Some(t) => (t, 14),
+            None => return Err("frame shorter than an Ethernet header".into()),
+        };
+        let data = frame.get(l3..).unwrap_or(&[]);
         let (mut a, mut x) = (0u32, 0u32);
         let mut mem = [0u32; 16];
         let mut pc = 0usize;
         let load = |off: u32, size: usize| -> Result<Option<u32>, String> {
-            let off = off as i32;
-            if !(LL_OFF..NET_OFF).contains(&off) {
-                return Err(format!("load at {off:#x} is not link-layer relative"));
+            if off == AD_OFF as u32 {
+                return Ok(Some(u32::from(proto)));
             }
-            let at = (off - LL_OFF) as usize;
-            Ok(frame
+            if (off as i32) < 0 {
+                return Err(format!("load at {:#x}: negative offsets are not used", off as i32));
+            }
+            let at = off as usize;
+            Ok(data
                 .get(at..at + size)
                 .map(|b| b.iter().fold(0u32, |v, &byte| (v << 8) | byte as u32)))
         };
@@ -211,7 +212,7 @@ pub(crate) mod tests {
                         ABS => load(ins.k, size)?,
                         IND => load(ins.k.wrapping_add(x), size)?,
                         MEM => Some(mem[ins.k as usize]),
-                        LEN => Some(frame.len() as u32),
+                        LEN => Some(data.len() as u32),
                         m => return Err(format!("ld mode {m:#x}")),
                     };
                     match v {
@@ -223,7 +224,7 @@ pub(crate) mod tests {
                     x = match ins.code & 0xe0 {
                         IMM => ins.k,
                         MEM => mem[ins.k as usize],
-                        LEN => frame.len() as u32,
+                        LEN => data.len() as u32,
                         MSH => match load(ins.k, 1)? {
                             Some(v) => (v & 0xf) * 4,
                             None => return Ok(0),
@@ -397,8 +398,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_interpreter_refuses_network_relative_loads() {
-        let prog = [SockFilter::stmt(LD | B | ABS, 9), SockFilter::stmt(RET | A, 0)];
-        assert!(run(&prog, &[0; 64]).is_err());
+    fn the_interpreter_models_the_kernel_view() {
+        let f = ipv4_frame(Some(3), 17, [1, 2, 3, 4], [5, 6, 7, 8], 1, 2, 5);
+        let first = [SockFilter::stmt(LD | B | ABS, 0), SockFilter::stmt(RET | A, 0)];
+        assert_eq!(run(&first, &f), Ok(0x45), "offset 0 is the IP header, tag removed");
+        let proto = [SockFilter::stmt(LD | W | ABS, AD_PROTOCOL), SockFilter::stmt(RET | A, 0)];
+        assert_eq!(run(&proto, &f), Ok(0x0800));
+        let ll = [SockFilter::stmt(LD | B | ABS, LL_OFF as u32), SockFilter::stmt(RET | A, 0)];
+        assert!(run(&ll, &f).is_err());
     }
 }

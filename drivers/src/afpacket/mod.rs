@@ -363,11 +363,14 @@ impl AfPacketPort {
             sys::setsockopt(&fd, sys::PACKET_QDISC_BYPASS, &1i32)
                 .map_err(sys_err("setsockopt(PACKET_QDISC_BYPASS)"))?;
         }
-        match sys::setsockopt(&fd, sys::PACKET_IGNORE_OUTGOING, &1i32) {
+        let ignore_outgoing = match sys::setsockopt(&fd, sys::PACKET_IGNORE_OUTGOING, &1i32) {
             // Kernels before 4.20 lack it; outgoing frames are then skipped by type.
-            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {}
-            r => r.map_err(sys_err("setsockopt(PACKET_IGNORE_OUTGOING)"))?,
-        }
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => false,
+            r => {
+                r.map_err(sys_err("setsockopt(PACKET_IGNORE_OUTGOING)"))?;
+                true
+            }
+        };
         // TPACKET_V2 reads a `tpacket_req`, the first four fields of `tpacket_req3`.
         let rx_req = rx_geo.req(tov);
         if version == sys::TPACKET_V2 {
@@ -398,7 +401,12 @@ impl AfPacketPort {
                 FanoutMode::Hash => sys::PACKET_FANOUT_HASH,
                 FanoutMode::Cbpf(_) => sys::PACKET_FANOUT_CBPF,
             };
-            let arg: u32 = u32::from(f.group_id) | (kind << 16);
+            let flags = if ignore_outgoing {
+                sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+            } else {
+                0
+            };
+            let arg: u32 = u32::from(f.group_id) | ((kind | flags) << 16);
             sys::setsockopt(&fd, sys::PACKET_FANOUT, &arg)
                 .map_err(sys_err("setsockopt(PACKET_FANOUT)"))?;
             if let FanoutMode::Cbpf(prog) = &f.mode {
@@ -474,7 +482,8 @@ impl AfPacketPort {
     }
 
     /// Longest frame [`Port::tx_burst`] sends: MTU plus an Ethernet header and one
-    /// VLAN tag, or the transmit slot's room if smaller.
+    /// 802.1Q tag (4 bytes less for an untagged frame), or the transmit slot's room if
+    /// smaller.
     pub fn max_tx_len(&self) -> usize {
         self.max_tx_len
     }
@@ -743,7 +752,9 @@ impl Port for AfPacketPort {
         let mut queued = 0;
         for p in pkts.drain(..) {
             let len = p.len();
-            if len > self.max_tx_len {
+            // The kernel allows the 4 extra bytes only to frames carrying an 802.1Q tag.
+            let tagged = p.data().get(12..14) == Some(&[0x81, 0x00]);
+            if len > self.max_tx_len - if tagged { 0 } else { 4 } {
                 self.counters.count_drop(PortDrop::TxTooBig, 1);
                 continue;
             }

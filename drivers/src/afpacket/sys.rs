@@ -20,6 +20,7 @@ pub const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 
 pub const PACKET_FANOUT_HASH: u32 = 0;
 pub const PACKET_FANOUT_CBPF: u32 = 6;
+pub const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 
 pub const TPACKET_V2: libc::c_int = 1;
 pub const TPACKET_V3: libc::c_int = 2;
