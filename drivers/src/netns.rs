@@ -81,6 +81,9 @@ mod tests {
     #[test]
     fn missing_namespaces_are_reported() {
         let e = run_in("rgt-does-not-exist", || ()).unwrap_err();
-        assert!(e.to_string().contains("ip netns add rgt-does-not-exist"), "{e}");
+        assert!(
+            e.to_string().contains("ip netns add rgt-does-not-exist"),
+            "{e}"
+        );
     }
 }

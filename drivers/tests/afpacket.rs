@@ -59,7 +59,9 @@ impl TestNs {
             let k = format!("net.ipv6.conf.{key}.disable_ipv6=1");
             ip(&["netns", "exec", n, "sysctl", "-qw", &k]);
         }
-        ip(&["-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+        ip(&[
+            "-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ]);
         ip(&["-n", n, "link", "set", "va", "address", &MAC_A.to_string()]);
         ip(&["-n", n, "link", "set", "vb", "address", &MAC_B.to_string()]);
         for dev in ["lo", "va", "vb"] {
@@ -75,7 +77,9 @@ impl TestNs {
 
 impl Drop for TestNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -107,7 +111,12 @@ fn send(port: &mut AfPacketPort, pool: &PacketPool, frames: &[Vec<u8>]) -> usize
 
 /// Receives until `want` frames arrived or `deadline` passed; returns the frames and
 /// the sizes of the non-empty bursts.
-fn recv(port: &mut AfPacketPort, pool: &PacketPool, want: usize, deadline: Duration) -> (Vec<Vec<u8>>, Vec<usize>) {
+fn recv(
+    port: &mut AfPacketPort,
+    pool: &PacketPool,
+    want: usize,
+    deadline: Duration,
+) -> (Vec<Vec<u8>>, Vec<usize>) {
     let end = Instant::now() + deadline;
     let (mut frames, mut bursts) = (Vec::new(), Vec::new());
     while frames.len() < want && Instant::now() < end {
@@ -143,13 +152,14 @@ fn frames_cross_intact(ring: RxRing) {
         assert_eq!(b.mac(), MAC_B);
         assert_eq!(a.mtu(), 1500);
         assert_eq!(b.mtu(), 1400);
-        assert_eq!(a.raw_fd().is_some(), true);
+        assert!(a.raw_fd().is_some());
 
         // 42 frames of many sizes (60 to a full 1514), in bursts of 32 and 10, and one
         // 802.1Q-tagged frame which the kernel untags and the driver must re-tag.
         let sizes = |i: u32| 60 + (i as usize * 97) % (1514 - 60 + 1);
-        let mut sent: Vec<Vec<u8>> = (0..42).map(|i| test_frame(MAC_B, MAC_A, i, sizes(i))).collect();
-        sent[41] = sent[41].clone();
+        let mut sent: Vec<Vec<u8>> = (0..42)
+            .map(|i| test_frame(MAC_B, MAC_A, i, sizes(i)))
+            .collect();
         let mut tagged = test_frame(MAC_B, MAC_A, 41, 300);
         tagged.splice(12..12, [0x81, 0x00, 0x20, 0x2a]);
         sent[41] = tagged;
@@ -158,7 +168,12 @@ fn frames_cross_intact(ring: RxRing) {
         let (got, bursts) = recv(&mut b, &pool, 42, Duration::from_secs(5));
         assert_eq!(got.len(), 42, "all frames arrive");
         for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
-            assert!(g == s, "frame {i} differs: {} vs {} bytes", g.len(), s.len());
+            assert!(
+                g == s,
+                "frame {i} differs: {} vs {} bytes",
+                g.len(),
+                s.len()
+            );
         }
         let bytes: usize = sent.iter().map(Vec::len).sum();
         assert!(bursts.iter().all(|&n| (1..=32).contains(&n)), "{bursts:?}");
@@ -175,7 +190,10 @@ fn frames_cross_intact(ring: RxRing) {
         let reply = test_frame(MAC_A, MAC_B, 1000, 1414);
         assert_eq!(send(&mut b, &pool, std::slice::from_ref(&reply)), 1);
         let (back, _) = recv(&mut a, &pool, 2, Duration::from_millis(300));
-        assert!(back == vec![reply], "exactly B's frame reaches A, not our own");
+        assert!(
+            back == vec![reply],
+            "exactly B's frame reaches A, not our own"
+        );
         let (own, _) = recv(&mut b, &pool, 1, Duration::from_millis(50));
         assert!(own.is_empty());
 
@@ -196,7 +214,10 @@ fn frames_cross_intact(ring: RxRing) {
         assert_eq!(send(&mut a, &pool, &[too_big_a]), 0);
         assert_eq!(a.counters().dropped(PortDrop::TxTooBig), 1);
         let (got, _) = recv(&mut a, &pool, 2, Duration::from_secs(2));
-        assert!(got == vec![fits, tagged_fits], "the two frames that fit arrive intact");
+        assert!(
+            got == vec![fits, tagged_fits],
+            "the two frames that fit arrive intact"
+        );
         assert_eq!(a.counters().dropped(PortDrop::RxTooBig), 0);
         assert_eq!(b.poll_kernel_stats(), 0, "no kernel drops at this rate");
         assert_eq!(pool.available(), 256, "every packet went back to the pool");
@@ -235,7 +256,9 @@ fn a_full_receive_ring_is_counted_as_kernel_drops() {
         let pool = PacketPool::new(64);
         let mut sent = 0;
         for burst in 0..10u32 {
-            let frames: Vec<_> = (0..32).map(|i| test_frame(MAC_B, MAC_A, burst * 32 + i, 200)).collect();
+            let frames: Vec<_> = (0..32)
+                .map(|i| test_frame(MAC_B, MAC_A, burst * 32 + i, 200))
+                .collect();
             sent += send(&mut a, &pool, &frames);
         }
         assert_eq!(sent, 320);
@@ -247,7 +270,11 @@ fn a_full_receive_ring_is_counted_as_kernel_drops() {
         let drops = b.poll_kernel_stats();
         assert_eq!(drops, 320 - 32);
         assert_eq!(b.counters().dropped(PortDrop::RxRingFull), 320 - 32);
-        assert_eq!(b.poll_kernel_stats(), 320 - 32, "reads are deltas, not re-counted");
+        assert_eq!(
+            b.poll_kernel_stats(),
+            320 - 32,
+            "reads are deltas, not re-counted"
+        );
     });
 }
 
@@ -259,22 +286,38 @@ fn checksum_offloaded_frames_are_flagged() {
     let ns = TestNs::new();
     let n = ns.name.as_str();
     ip(&["-n", n, "addr", "add", "198.18.0.1/24", "dev", "vb"]);
-    ip(&["-n", n, "neigh", "add", "198.18.0.2", "lladdr", &MAC_A.to_string(), "dev", "vb"]);
+    ip(&[
+        "-n",
+        n,
+        "neigh",
+        "add",
+        "198.18.0.2",
+        "lladdr",
+        &MAC_A.to_string(),
+        "dev",
+        "vb",
+    ]);
     ns.run(|| {
         let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
         let pool = PacketPool::new(8);
         let sock = std::net::UdpSocket::bind("198.18.0.1:0").unwrap();
-        sock.send_to(b"checksum left to offload", "198.18.0.2:9").unwrap();
+        sock.send_to(b"checksum left to offload", "198.18.0.2:9")
+            .unwrap();
         let end = Instant::now() + Duration::from_secs(2);
         let mut found = None;
         while found.is_none() && Instant::now() < end {
             let mut out = Burst::new();
             a.rx_burst(&pool, &mut out);
-            found = out.into_iter().find(|p| p.data().len() > 23 && p.data()[12..14] == [8, 0] && p.data()[23] == 17);
+            found = out
+                .into_iter()
+                .find(|p| p.data().len() > 23 && p.data()[12..14] == [8, 0] && p.data()[23] == 17);
             a.wait_rx(Duration::from_millis(5));
         }
         let p = found.expect("the kernel's UDP datagram arrives on va");
-        assert!(p.meta.l4_csum_partial, "veth keeps CHECKSUM_PARTIAL: TP_STATUS_CSUMNOTREADY");
+        assert!(
+            p.meta.l4_csum_partial,
+            "veth keeps CHECKSUM_PARTIAL: TP_STATUS_CSUMNOTREADY"
+        );
         assert_eq!(a.csum_partial_frames(), 1);
     });
 }
@@ -286,7 +329,20 @@ fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     f.extend_from_slice(&MAC_A.0);
     f.extend_from_slice(&[0x08, 0x00]);
     let total: u16 = 20 + 8 + 4;
-    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
     f.extend_from_slice(&src);
     f.extend_from_slice(&dst);
     f.extend_from_slice(&sport.to_be_bytes());
@@ -295,11 +351,24 @@ fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     f
 }
 
+/// The 4-tuple of a UDP/IPv4 frame, untagged or with one 802.1Q tag.
 fn flow_of(f: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
-    let ip = &f[14..];
-    let (s, d) = (ip[12..16].try_into().unwrap(), ip[16..20].try_into().unwrap());
+    let ip = if f[12..14] == [0x81, 0x00] {
+        &f[18..]
+    } else {
+        &f[14..]
+    };
+    let (s, d) = (
+        ip[12..16].try_into().unwrap(),
+        ip[16..20].try_into().unwrap(),
+    );
     let l4 = &ip[20..];
-    (s, d, u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]))
+    (
+        s,
+        d,
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    )
 }
 
 #[test]
@@ -327,10 +396,25 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
         let client = |i: u8| [198, 18, 1, 10 + i];
         let server = [198, 18, 2, 11];
         let mut frames = Vec::new();
+        let tag = |mut f: Vec<u8>| {
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x2a]);
+            f
+        };
         for i in 0..16u8 {
             let cport = 40_000 + u16::from(i) * 2;
-            frames.push(udp_frame(client(i), server, cport, 443));
-            frames.push(udp_frame(server, client(i), 443, cport));
+            let (fwd, back) = (
+                udp_frame(client(i), server, cport, 443),
+                udp_frame(server, client(i), 443, cport),
+            );
+            // The last four flows carry a VLAN tag (which the kernel strips before the
+            // program runs).
+            if i >= 12 {
+                frames.push(tag(fwd));
+                frames.push(tag(back));
+            } else {
+                frames.push(fwd);
+                frames.push(back);
+            }
         }
         let mut arp = vec![0xff; 6];
         arp.extend_from_slice(&MAC_A.0);
@@ -351,16 +435,31 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        assert_eq!(got[0].len() + got[1].len(), 33, "every frame reaches exactly one worker");
+        assert_eq!(
+            got[0].len() + got[1].len(),
+            33,
+            "every frame reaches exactly one worker"
+        );
         assert!(got[0].contains(&arp), "ARP goes to worker 0");
         let mut owner: HashMap<([u8; 4], [u8; 4], u16, u16), usize> = HashMap::new();
         for (k, frames) in got.iter().enumerate() {
-            for f in frames.iter().filter(|f| f[12..14] == [8, 0]) {
+            for f in frames.iter().filter(|f| f[12..14] != [8, 6]) {
                 let (src, dst, sp, dp) = flow_of(f);
-                let want = (u32::from_be_bytes(src) ^ u32::from_be_bytes(dst) ^ u32::from(sp) ^ u32::from(dp)) % 2;
-                assert_eq!(k, want as usize, "flow {src:?}:{sp} -> {dst:?}:{dp} on worker {k}");
+                let want = (u32::from_be_bytes(src)
+                    ^ u32::from_be_bytes(dst)
+                    ^ u32::from(sp)
+                    ^ u32::from(dp))
+                    % 2;
+                assert_eq!(
+                    k, want as usize,
+                    "flow {src:?}:{sp} -> {dst:?}:{dp} on worker {k}"
+                );
                 // Key by the client side so both directions share an entry.
-                let key = if sp == 443 { (dst, src, dp, sp) } else { (src, dst, sp, dp) };
+                let key = if sp == 443 {
+                    (dst, src, dp, sp)
+                } else {
+                    (src, dst, sp, dp)
+                };
                 if let Some(&prev) = owner.get(&key) {
                     assert_eq!(prev, k, "both directions of {key:?} on one worker");
                 }
@@ -368,8 +467,17 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
             }
         }
         assert_eq!(owner.len(), 16);
+        let tagged = got
+            .iter()
+            .flatten()
+            .filter(|f| f[12..14] == [0x81, 0x00])
+            .count();
+        assert_eq!(tagged, 8, "tagged frames arrive with their tag");
         let on_1 = owner.values().filter(|&&k| k == 1).count();
-        assert!(on_1 > 0 && on_1 < 16, "flows spread over both workers ({on_1} of 16 on worker 1)");
+        assert!(
+            on_1 > 0 && on_1 < 16,
+            "flows spread over both workers ({on_1} of 16 on worker 1)"
+        );
     });
 }
 
@@ -400,10 +508,15 @@ fn hash_fanout_delivers_each_frame_once() {
             ..AfPacketConfig::default()
         };
         let err = AfPacketPort::open("vb", &other).unwrap_err().to_string();
-        assert!(err.starts_with("vb: setsockopt(PACKET_FANOUT) failed"), "{err}");
+        assert!(
+            err.starts_with("vb: setsockopt(PACKET_FANOUT) failed"),
+            "{err}"
+        );
         let mut s = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
         let pool = PacketPool::new(128);
-        let frames: Vec<_> = (0..32u16).map(|i| udp_frame([198, 18, 1, 2], [198, 18, 2, 11], 1000 + i, 80)).collect();
+        let frames: Vec<_> = (0..32u16)
+            .map(|i| udp_frame([198, 18, 1, 2], [198, 18, 2, 11], 1000 + i, 80))
+            .collect();
         assert_eq!(send(&mut s, &pool, &frames), 32);
         let mut total = 0;
         let end = Instant::now() + Duration::from_secs(3);
@@ -434,13 +547,28 @@ fn latency_v2_vs_v3() {
     }
     let rings = [
         ("V2", RxRing::V2),
-        ("V3 block 64 KiB, retire 1 ms", RxRing::V3 { block_size: 1 << 16, retire_timeout_ms: 1 }),
-        ("V3 block 64 KiB, retire 8 ms", RxRing::V3 { block_size: 1 << 16, retire_timeout_ms: 8 }),
+        (
+            "V3 block 64 KiB, retire 1 ms",
+            RxRing::V3 {
+                block_size: 1 << 16,
+                retire_timeout_ms: 1,
+            },
+        ),
+        (
+            "V3 block 64 KiB, retire 8 ms",
+            RxRing::V3 {
+                block_size: 1 << 16,
+                retire_timeout_ms: 8,
+            },
+        ),
     ];
     for (label, ring) in rings {
         let ns = TestNs::new();
         let mut rtts = ns.run(|| {
-            let cfg = AfPacketConfig { rx_ring: ring, ..AfPacketConfig::default() };
+            let cfg = AfPacketConfig {
+                rx_ring: ring,
+                ..AfPacketConfig::default()
+            };
             let mut a = AfPacketPort::open("va", &cfg).unwrap();
             let mut b = AfPacketPort::open("vb", &cfg).unwrap();
             let pool = PacketPool::new(64);

@@ -174,7 +174,11 @@ pub(crate) mod tests {
     /// negative-offset loads are refused (`Err`), as the steering program must not need
     /// them.
     pub(crate) fn run(prog: &[SockFilter], frame: &[u8]) -> Result<u32, String> {
-        let ethertype = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+        let ethertype = |at: usize| {
+            frame
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
         let (proto, l3) = match ethertype(12) {
             Some(0x8100) => (ethertype(16).ok_or("short tagged frame")?, 18),
             Some(t) => (t, 14),
@@ -189,7 +193,10 @@ pub(crate) mod tests {
                 return Ok(Some(u32::from(proto)));
             }
             if (off as i32) < 0 {
-                return Err(format!("load at {:#x}: negative offsets are not used", off as i32));
+                return Err(format!(
+                    "load at {:#x}: negative offsets are not used",
+                    off as i32
+                ));
             }
             let at = off as usize;
             Ok(data
@@ -354,7 +361,10 @@ pub(crate) mod tests {
         let prog = steer_by_flow_program(5);
         let (src, dst) = ([198, 18, 1, 7], [198, 18, 2, 12]);
         let want = expected(src, dst, 5555, 8080, 5);
-        assert_ne!(want, 0, "pick a flow that does not hash to 0 to tell it from 'other'");
+        assert_ne!(
+            want, 0,
+            "pick a flow that does not hash to 0 to tell it from 'other'"
+        );
         let tagged = ipv4_frame(Some(0x2064), 6, src, dst, 5555, 8080, 5);
         assert_eq!(run(&prog, &tagged), Ok(want));
         let options = ipv4_frame(Some(10), 6, src, dst, 5555, 8080, 7);
@@ -400,11 +410,24 @@ pub(crate) mod tests {
     #[test]
     fn the_interpreter_models_the_kernel_view() {
         let f = ipv4_frame(Some(3), 17, [1, 2, 3, 4], [5, 6, 7, 8], 1, 2, 5);
-        let first = [SockFilter::stmt(LD | B | ABS, 0), SockFilter::stmt(RET | A, 0)];
-        assert_eq!(run(&first, &f), Ok(0x45), "offset 0 is the IP header, tag removed");
-        let proto = [SockFilter::stmt(LD | W | ABS, AD_PROTOCOL), SockFilter::stmt(RET | A, 0)];
+        let first = [
+            SockFilter::stmt(LD | B | ABS, 0),
+            SockFilter::stmt(RET | A, 0),
+        ];
+        assert_eq!(
+            run(&first, &f),
+            Ok(0x45),
+            "offset 0 is the IP header, tag removed"
+        );
+        let proto = [
+            SockFilter::stmt(LD | W | ABS, AD_PROTOCOL),
+            SockFilter::stmt(RET | A, 0),
+        ];
         assert_eq!(run(&proto, &f), Ok(0x0800));
-        let ll = [SockFilter::stmt(LD | B | ABS, LL_OFF as u32), SockFilter::stmt(RET | A, 0)];
+        let ll = [
+            SockFilter::stmt(LD | B | ABS, LL_OFF as u32),
+            SockFilter::stmt(RET | A, 0),
+        ];
         assert!(run(&ll, &f).is_err());
     }
 }

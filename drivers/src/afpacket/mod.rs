@@ -62,10 +62,10 @@ use std::time::Duration;
 
 pub use bpf::{op, steer_by_flow_program, SockFilter};
 
-use crate::buf::{PacketPool, MAX_FRAME};
-use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop};
 #[cfg(doc)]
 use crate::buf::Packet;
+use crate::buf::{PacketPool, MAX_FRAME};
+use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop};
 
 /// Which TPACKET version the receive ring uses (the transmit ring follows it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -220,6 +220,8 @@ impl Geometry {
     }
 }
 
+// `is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 fn geometry(
     ifname: &str,
     frame_size: u32,
@@ -344,7 +346,12 @@ impl AfPacketPort {
                 retire_timeout_ms,
             } => (
                 sys::TPACKET_V3,
-                geometry(ifname, config.frame_size, block_size as usize, config.rx_ring_bytes)?,
+                geometry(
+                    ifname,
+                    config.frame_size,
+                    block_size as usize,
+                    config.rx_ring_bytes,
+                )?,
                 retire_timeout_ms,
             ),
         };
@@ -358,7 +365,8 @@ impl AfPacketPort {
         let fd = sys::packet_socket().map_err(sys_err("socket(AF_PACKET)"))?;
         sys::setsockopt(&fd, sys::PACKET_VERSION, &version)
             .map_err(sys_err("setsockopt(PACKET_VERSION)"))?;
-        sys::setsockopt(&fd, sys::PACKET_LOSS, &1i32).map_err(sys_err("setsockopt(PACKET_LOSS)"))?;
+        sys::setsockopt(&fd, sys::PACKET_LOSS, &1i32)
+            .map_err(sys_err("setsockopt(PACKET_LOSS)"))?;
         if config.qdisc_bypass {
             sys::setsockopt(&fd, sys::PACKET_QDISC_BYPASS, &1i32)
                 .map_err(sys_err("setsockopt(PACKET_QDISC_BYPASS)"))?;
@@ -383,7 +391,12 @@ impl AfPacketPort {
             sys::setsockopt(&fd, sys::PACKET_RX_RING, &req)
                 .map_err(sys_err("setsockopt(PACKET_RX_RING)"))?;
             let t = tx_geo.req(0);
-            let req: [u32; 4] = [t.tp_block_size, t.tp_block_nr, t.tp_frame_size, t.tp_frame_nr];
+            let req: [u32; 4] = [
+                t.tp_block_size,
+                t.tp_block_nr,
+                t.tp_frame_size,
+                t.tp_frame_nr,
+            ];
             sys::setsockopt(&fd, sys::PACKET_TX_RING, &req)
                 .map_err(sys_err("setsockopt(PACKET_TX_RING)"))?;
         } else {
@@ -507,7 +520,7 @@ impl AfPacketPort {
     /// The status word of the receive-ring slot or block header at `offset`.
     #[inline]
     fn rx_status(&self, offset: usize) -> &AtomicU32 {
-        debug_assert!(offset + 4 <= self.rx_geo.bytes() && offset % 4 == 0);
+        debug_assert!(offset + 4 <= self.rx_geo.bytes() && offset & 3 == 0);
         debug_assert!(self.rx_geo.bytes() + self.tx_geo.bytes() <= self.map.len());
         // SAFETY: `offset` is inside the RX ring (checked by construction of the
         // cursor, which only walks slot and block starts) and 4-aligned (slots and
@@ -655,7 +668,9 @@ impl AfPacketPort {
                 }
                 // SAFETY: the block at `start` is user-owned (status USER, Acquire) and
                 // begins with a `tpacket_block_desc`.
-                let bd = unsafe { ptr::read_volatile(self.map.base().add(start) as *const sys::BlockDesc) };
+                let bd = unsafe {
+                    ptr::read_volatile(self.map.base().add(start) as *const sys::BlockDesc)
+                };
                 open = true;
                 left = bd.num_pkts;
                 next = bd.offset_to_first_pkt as usize;
@@ -809,7 +824,10 @@ impl Port for AfPacketPort {
             };
             if rc < 0 {
                 let e = io::Error::last_os_error().raw_os_error();
-                if !matches!(e, Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)) {
+                if !matches!(
+                    e,
+                    Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
+                ) {
                     self.tx_kick_errors.inc();
                 }
             }
@@ -870,8 +888,13 @@ mod tests {
         assert_eq!(g.frame_offset(33), 64 << 10 | 2048);
         assert!(geometry("x", 2000, 64 << 10, 4 << 20).is_err());
         assert!(geometry("x", 2048, 3000, 4 << 20).is_err());
-        let e = geometry("lb-c", 2048, 64 << 10, 1000).unwrap_err().to_string();
-        assert!(e.starts_with("lb-c: invalid AF_PACKET configuration"), "{e}");
+        let e = geometry("lb-c", 2048, 64 << 10, 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("lb-c: invalid AF_PACKET configuration"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -879,12 +902,21 @@ mod tests {
         let e = AfPacketError::Sys {
             ifname: "lb-c".into(),
             call: "setsockopt(PACKET_RX_RING)",
-            hint: hint("setsockopt(PACKET_RX_RING)", &io::Error::from_raw_os_error(libc::EPERM)),
+            hint: hint(
+                "setsockopt(PACKET_RX_RING)",
+                &io::Error::from_raw_os_error(libc::EPERM),
+            ),
             source: io::Error::from_raw_os_error(libc::EPERM),
         };
         let s = e.to_string();
-        assert!(s.starts_with("lb-c: setsockopt(PACKET_RX_RING) failed: "), "{s}");
-        assert!(s.ends_with("(are you root? AF_PACKET needs CAP_NET_RAW)"), "{s}");
+        assert!(
+            s.starts_with("lb-c: setsockopt(PACKET_RX_RING) failed: "),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("(are you root? AF_PACKET needs CAP_NET_RAW)"),
+            "{s}"
+        );
     }
 
     #[test]

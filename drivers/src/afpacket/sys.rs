@@ -201,8 +201,8 @@ pub fn bind(fd: &OwnedFd, ifindex: i32) -> io::Result<()> {
 
 /// Index of interface `name` in the calling thread's network namespace.
 pub fn ifindex(name: &str) -> io::Result<i32> {
-    let cname = std::ffi::CString::new(name)
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
     let idx = unsafe { libc::if_nametoindex(cname.as_ptr()) };
     if idx == 0 {
@@ -279,7 +279,8 @@ impl Mmap {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let base = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let base =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
         Ok(Mmap { base, len })
     }
 
@@ -324,6 +325,9 @@ mod tests {
         assert_eq!(TX_DATA_OFFSET_V2, 32);
         assert_eq!(TX_DATA_OFFSET_V3, 48);
         assert_eq!(size_of::<libc::sockaddr_ll>(), 20);
-        assert_eq!(offset_of!(libc::sockaddr_ll, sll_pkttype), SLL_PKTTYPE_OFFSET);
+        assert_eq!(
+            offset_of!(libc::sockaddr_ll, sll_pkttype),
+            SLL_PKTTYPE_OFFSET
+        );
     }
 }
