@@ -279,6 +279,33 @@ fn a_full_receive_ring_is_counted_as_kernel_drops() {
 }
 
 #[test]
+fn an_empty_pool_drops_and_counts_instead_of_stalling() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    ns.run(|| {
+        let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+        let mut b = AfPacketPort::open("vb", &AfPacketConfig::default()).unwrap();
+        let tx_pool = PacketPool::new(32);
+        let frames: Vec<_> = (0..10).map(|i| test_frame(MAC_B, MAC_A, i, 100)).collect();
+        assert_eq!(send(&mut a, &tx_pool, &frames), 10);
+        std::thread::sleep(Duration::from_millis(20));
+        let small = PacketPool::new(4);
+        let mut out = Burst::new();
+        assert_eq!(b.rx_burst(&small, &mut out), 4);
+        assert_eq!(b.counters().dropped(PortDrop::RxNoBuffer), 6);
+        assert!(out.iter().zip(&frames).all(|(p, f)| p.data() == &f[..]));
+        drop(out);
+        // The ring moved on: the next frames arrive normally.
+        assert_eq!(send(&mut a, &tx_pool, &frames[..1]), 1);
+        let (got, _) = recv(&mut b, &small, 1, Duration::from_secs(2));
+        assert!(got == frames[..1]);
+        assert_eq!(b.counters().rx_packets.get(), 5);
+    });
+}
+
+#[test]
 fn checksum_offloaded_frames_are_flagged() {
     if !root() {
         return;

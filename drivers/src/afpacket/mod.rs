@@ -31,8 +31,10 @@
 //! wait up to that many milliseconds (the kernel's default for a link of unknown speed
 //! is 8 ms), which a request-response flow pays on every round trip. V3 packs frames
 //! tightly and costs fewer cache misses at high rates, but V2 is the default because
-//! an ADC's latency must not depend on load. See `examples/afpacket_latency.rs` for a
-//! measurement.
+//! an ADC's latency must not depend on load. Measured on veth (kernel 6.18, one frame
+//! bounced 1,000 times between two ports, busy polling; the ignored test
+//! `latency_v2_vs_v3` in `drivers/tests/afpacket.rs`): V2 round trip p50 7 µs, p99
+//! 14 µs; V3 with a 1 ms retire timeout p50 1.0 ms, p99 5 ms; V3 with 8 ms p50 8 ms.
 //!
 //! # Frames and metadata
 //!
@@ -44,6 +46,22 @@
 //! [`AfPacketPort::csum_partial_frames`]. Kernel drops because the receive ring was
 //! full (`PACKET_STATISTICS`) are read every [`AfPacketConfig::stats_interval`] receive
 //! calls and counted as [`PortDrop::RxRingFull`].
+//!
+//! # Example: two workers sharing an interface
+//!
+//! ```no_run
+//! use rouge_drivers::afpacket::{steer_by_flow_program, AfPacketConfig, AfPacketPort, Fanout, FanoutMode};
+//!
+//! let config = AfPacketConfig {
+//!     fanout: Some(Fanout { group_id: 1, mode: FanoutMode::Cbpf(steer_by_flow_program(2)) }),
+//!     ..AfPacketConfig::default()
+//! };
+//! // Worker i must be the i-th socket to join (open them in order, then move each
+//! // port to its worker thread).
+//! let worker0 = AfPacketPort::open("lb-c", &config)?;
+//! let worker1 = AfPacketPort::open("lb-c", &config)?;
+//! # Ok::<(), rouge_drivers::afpacket::AfPacketError>(())
+//! ```
 //!
 //! # Privileges
 //!
