@@ -16,6 +16,7 @@
 pub mod afpacket;
 pub mod buf;
 pub mod faulty;
+pub mod netns;
 pub mod pcap;
 pub mod pipe;
 pub mod port;

@@ -1,0 +1,948 @@
+//! `afpacket`: a [`Port`] on a Linux interface through memory-mapped AF_PACKET rings.
+//!
+//! One [`AfPacketPort`] is one `AF_PACKET` socket bound to one interface, in the
+//! network namespace of the thread that opens it, with:
+//!
+//! - a memory-mapped receive ring (`PACKET_RX_RING`), TPACKET_V2 by default or
+//!   TPACKET_V3 ([`RxRing`]). [`Port::rx_burst`] copies each frame from the ring into
+//!   a [`Packet`] of the caller's pool (one copy) and hands the slot back at once;
+//! - a memory-mapped transmit ring (`PACKET_TX_RING`). [`Port::tx_burst`] copies each
+//!   packet into a free slot, marks it for sending, and then makes a single
+//!   `sendto(fd, NULL, 0, MSG_DONTWAIT)` call for the whole burst: no system call per
+//!   packet, at most one per burst;
+//! - `PACKET_QDISC_BYPASS` (frames go straight to the driver, as on a NIC queue),
+//!   `PACKET_LOSS` (a malformed slot is skipped instead of stalling the ring) and
+//!   `PACKET_IGNORE_OUTGOING` (the socket never sees frames leaving the interface, ours
+//!   or the kernel's; on kernels without it, frames marked `PACKET_OUTGOING` are skipped
+//!   in user space);
+//! - optional fanout ([`Fanout`]): several workers each open their own port on the
+//!   same interface and join one group; the kernel picks the socket for each frame,
+//!   by its symmetric flow hash or by a classic BPF program
+//!   ([`steer_by_flow_program`]).
+//!
+//! # Receive ring versions and latency
+//!
+//! With **TPACKET_V2** every frame slot has its own status word: a frame is visible to
+//! the worker as soon as the kernel has copied it, so the ring adds microseconds.
+//!
+//! With **TPACKET_V3** the kernel fills whole blocks and hands a block to user space
+//! only when it is full or when its retire timer (`tp_retire_blk_tov`,
+//! [`RxRing::V3::retire_timeout_ms`]) fires. The last frames of a quiet block therefore
+//! wait up to that many milliseconds (the kernel's default for a link of unknown speed
+//! is 8 ms), which a request-response flow pays on every round trip. V3 packs frames
+//! tightly and costs fewer cache misses at high rates, but V2 is the default because
+//! an ADC's latency must not depend on load. Measured on veth (kernel 6.18, one frame
+//! bounced 1,000 times between two ports, busy polling; the ignored test
+//! `latency_v2_vs_v3` in `drivers/tests/afpacket.rs`): V2 round trip p50 7 µs, p99
+//! 14 µs; V3 with a 1 ms retire timeout p50 1.0 ms, p99 5 ms; V3 with 8 ms p50 8 ms.
+//!
+//! # Frames and metadata
+//!
+//! The kernel moves a received 802.1Q tag into the ring's metadata; the driver puts it
+//! back in front of the EtherType while copying, so the pipelines see the frame as it
+//! was on the wire. A frame whose checksum the sender left to offload
+//! (`TP_STATUS_CSUMNOTREADY`, common on veth pairs with a kernel peer) gets
+//! [`PacketMeta::l4_csum_partial`](crate::buf::PacketMeta) set and is counted in
+//! [`AfPacketPort::csum_partial_frames`]. Kernel drops because the receive ring was
+//! full (`PACKET_STATISTICS`) are read every [`AfPacketConfig::stats_interval`] receive
+//! calls and counted as [`PortDrop::RxRingFull`].
+//!
+//! # Example: two workers sharing an interface
+//!
+//! ```no_run
+//! use rouge_drivers::afpacket::{steer_by_flow_program, AfPacketConfig, AfPacketPort, Fanout, FanoutMode};
+//!
+//! let config = AfPacketConfig {
+//!     fanout: Some(Fanout { group_id: 1, mode: FanoutMode::Cbpf(steer_by_flow_program(2)) }),
+//!     ..AfPacketConfig::default()
+//! };
+//! // Worker i must be the i-th socket to join (open them in order, then move each
+//! // port to its worker thread).
+//! let worker0 = AfPacketPort::open("lb-c", &config)?;
+//! let worker1 = AfPacketPort::open("lb-c", &config)?;
+//! # Ok::<(), rouge_drivers::afpacket::AfPacketError>(())
+//! ```
+//!
+//! # Privileges
+//!
+//! Opening a port needs `CAP_NET_RAW` (root in the test bed) and an existing
+//! interface; frames flow once the interface is up.
+
+mod bpf;
+mod sys;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use bpf::{op, steer_by_flow_program, SockFilter};
+
+#[cfg(doc)]
+use crate::buf::Packet;
+use crate::buf::{PacketPool, MAX_FRAME};
+use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop};
+
+/// Which TPACKET version the receive ring uses (the transmit ring follows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RxRing {
+    /// TPACKET_V2: one status word per frame slot; frames are visible at once.
+    #[default]
+    V2,
+    /// TPACKET_V3: frames packed into blocks that reach user space when full or when
+    /// the retire timer fires.
+    V3 {
+        /// Bytes per block: a multiple of the page size and of the frame size.
+        block_size: u32,
+        /// Block retire timeout in milliseconds (`tp_retire_blk_tov`): the most a frame
+        /// in a quiet block waits before the worker can see it. 0 lets the kernel choose
+        /// from the link speed (8 ms on veth).
+        retire_timeout_ms: u32,
+    },
+}
+
+/// How the kernel spreads frames over the sockets of a fanout group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FanoutMode {
+    /// `PACKET_FANOUT_HASH`: the kernel's symmetric flow hash.
+    Hash,
+    /// `PACKET_FANOUT_CBPF`: a classic BPF program returns the index of the socket
+    /// (in join order) that receives the frame; see [`steer_by_flow_program`].
+    Cbpf(Vec<SockFilter>),
+}
+
+/// Membership of a port in a fanout group: every worker opens its own port on the
+/// interface with the same group id and mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fanout {
+    /// Group id, unique per interface and network namespace.
+    pub group_id: u16,
+    /// How frames are spread.
+    pub mode: FanoutMode,
+}
+
+/// How to open an [`AfPacketPort`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfPacketConfig {
+    /// Receive ring version (V2 by default, see the module doc on latency).
+    pub rx_ring: RxRing,
+    /// Bytes per frame slot in both rings: a power of two, at least 256. Frames longer
+    /// than a slot minus its header (about 1,980 bytes for 2,048) are dropped as
+    /// [`PortDrop::RxTooBig`] / [`PortDrop::TxTooBig`].
+    pub frame_size: u32,
+    /// Bytes of the receive ring (rounded down to whole blocks).
+    pub rx_ring_bytes: usize,
+    /// Bytes of the transmit ring (rounded down to whole blocks).
+    pub tx_ring_bytes: usize,
+    /// Join a fanout group after binding.
+    pub fanout: Option<Fanout>,
+    /// Send with `PACKET_QDISC_BYPASS` (straight to the driver's queue).
+    pub qdisc_bypass: bool,
+    /// Receive calls between two reads of the kernel's drop counter
+    /// (`PACKET_STATISTICS`, a system call). At least 1.
+    pub stats_interval: u32,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        AfPacketConfig {
+            rx_ring: RxRing::V2,
+            frame_size: 2048,
+            rx_ring_bytes: 4 << 20,
+            tx_ring_bytes: 4 << 20,
+            fanout: None,
+            qdisc_bypass: true,
+            stats_interval: 1024,
+        }
+    }
+}
+
+/// Why an [`AfPacketPort`] could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AfPacketError {
+    /// The configuration cannot describe a ring.
+    #[error("{ifname}: invalid AF_PACKET configuration: {reason}")]
+    Config {
+        /// Interface name.
+        ifname: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+    /// A system call failed.
+    #[error("{ifname}: {call} failed: {source}{hint}")]
+    Sys {
+        /// Interface name.
+        ifname: String,
+        /// The call, e.g. `setsockopt(PACKET_RX_RING)`.
+        call: &'static str,
+        /// The operating system's error.
+        source: io::Error,
+        /// A hint on the usual cause (may be empty).
+        hint: &'static str,
+    },
+}
+
+fn hint(call: &str, err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => " (are you root? AF_PACKET needs CAP_NET_RAW)",
+        Some(libc::ENODEV) | Some(libc::ENXIO) => {
+            " (does the interface exist in this network namespace?)"
+        }
+        Some(libc::ENETDOWN) => " (is the interface up?)",
+        Some(libc::ENOMEM) | Some(libc::ENOBUFS) => {
+            " (not enough memory for the rings: lower rx_ring_bytes/tx_ring_bytes)"
+        }
+        Some(libc::EINVAL) if call.contains("RING") => {
+            " (ring geometry rejected: is the interface up? are you root? block size must be a multiple of the page size and of frame_size)"
+        }
+        Some(libc::EINVAL) | Some(libc::EALREADY) if call.contains("FANOUT") => {
+            " (a group with this id already exists on this interface with another mode, or the program was rejected)"
+        }
+        Some(libc::EADDRINUSE) => " (fanout group id in use on another interface or with another mode)",
+        _ => "",
+    }
+}
+
+/// Ring geometry, checked once at open.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    block_size: usize,
+    block_nr: usize,
+    frame_size: usize,
+    frame_nr: usize,
+}
+
+impl Geometry {
+    fn bytes(&self) -> usize {
+        self.block_size * self.block_nr
+    }
+
+    fn req(&self, retire_timeout_ms: u32) -> sys::TpacketReq3 {
+        sys::TpacketReq3 {
+            tp_block_size: self.block_size as u32,
+            tp_block_nr: self.block_nr as u32,
+            tp_frame_size: self.frame_size as u32,
+            tp_frame_nr: self.frame_nr as u32,
+            tp_retire_blk_tov: retire_timeout_ms,
+            ..Default::default()
+        }
+    }
+
+    /// Offset of frame slot `i` from the start of its ring.
+    #[inline]
+    fn frame_offset(&self, i: usize) -> usize {
+        let per_block = self.block_size / self.frame_size;
+        (i / per_block) * self.block_size + (i % per_block) * self.frame_size
+    }
+}
+
+// `is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
+fn geometry(
+    ifname: &str,
+    frame_size: u32,
+    block_size: usize,
+    ring_bytes: usize,
+) -> Result<Geometry, AfPacketError> {
+    let bad = |reason: String| AfPacketError::Config {
+        ifname: ifname.to_string(),
+        reason,
+    };
+    // SAFETY: sysconf has no memory arguments.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+    let frame = frame_size as usize;
+    if !frame.is_power_of_two() || frame < 256 {
+        return Err(bad(format!(
+            "frame_size {frame} must be a power of two of at least 256 (2048 fits a 1500-byte MTU)"
+        )));
+    }
+    if block_size % page != 0 || block_size % frame != 0 || block_size == 0 {
+        return Err(bad(format!(
+            "block size {block_size} must be a multiple of the page size ({page}) and of frame_size ({frame})"
+        )));
+    }
+    let block_nr = ring_bytes / block_size;
+    if block_nr == 0 {
+        return Err(bad(format!(
+            "ring of {ring_bytes} bytes holds no block of {block_size} bytes: give at least one block"
+        )));
+    }
+    Ok(Geometry {
+        block_size,
+        block_nr,
+        frame_size: frame,
+        frame_nr: block_nr * (block_size / frame),
+    })
+}
+
+/// Receive-ring cursor.
+enum RxCursor {
+    /// Next frame slot to look at.
+    V2 { head: usize },
+    /// Current block, and within it (when open) frames left and the next frame's offset.
+    V3 {
+        block: usize,
+        open: bool,
+        left: u32,
+        next: usize,
+    },
+}
+
+/// A frame slot's header fields the receive path needs, whatever the version.
+struct RxFrame {
+    status: u32,
+    len: u32,
+    snaplen: u32,
+    mac: usize,
+    vlan_tci: u16,
+    vlan_tpid: u16,
+    pkttype: u8,
+}
+
+/// An AF_PACKET port: one socket with memory-mapped receive and transmit rings on one
+/// interface. See the [module documentation](self).
+pub struct AfPacketPort {
+    name: String,
+    mac: MacAddr,
+    mtu: usize,
+    ifindex: i32,
+    version: RxRing,
+    // Field order matters for drop order: the mapping goes before the socket.
+    map: sys::Mmap,
+    fd: OwnedFd,
+    rx_geo: Geometry,
+    rx: RxCursor,
+    tx_geo: Geometry,
+    tx_head: usize,
+    tx_data_offset: usize,
+    max_tx_len: usize,
+    counters: Arc<PortCounters>,
+    csum_partial: Counter,
+    tx_kick_errors: Counter,
+    kernel_drops: u64,
+    stats_interval: u32,
+    calls_since_stats: u32,
+}
+
+// SAFETY: the port exclusively owns its socket and the ring mapping; the raw pointers
+// into the mapping are only dereferenced through `&mut self` (or `&self` for status
+// reads that use atomics), so moving the port to another thread is sound. It is not
+// `Sync`.
+unsafe impl Send for AfPacketPort {}
+
+impl AfPacketPort {
+    /// Opens a port on interface `ifname` in the calling thread's network namespace.
+    pub fn open(ifname: &str, config: &AfPacketConfig) -> Result<AfPacketPort, AfPacketError> {
+        let name = ifname.to_string();
+        if ifname.is_empty() || ifname.len() >= libc::IFNAMSIZ || ifname.contains('\0') {
+            return Err(AfPacketError::Config {
+                ifname: name,
+                reason: format!("interface names are 1 to {} bytes", libc::IFNAMSIZ - 1),
+            });
+        }
+        let sys_err = |call: &'static str| {
+            let ifname = name.clone();
+            move |source: io::Error| AfPacketError::Sys {
+                ifname,
+                call,
+                hint: hint(call, &source),
+                source,
+            }
+        };
+
+        let frame_block = (64 << 10).max(config.frame_size as usize);
+        let (version, rx_geo, tov) = match config.rx_ring {
+            RxRing::V2 => (
+                sys::TPACKET_V2,
+                geometry(ifname, config.frame_size, frame_block, config.rx_ring_bytes)?,
+                0,
+            ),
+            RxRing::V3 {
+                block_size,
+                retire_timeout_ms,
+            } => (
+                sys::TPACKET_V3,
+                geometry(
+                    ifname,
+                    config.frame_size,
+                    block_size as usize,
+                    config.rx_ring_bytes,
+                )?,
+                retire_timeout_ms,
+            ),
+        };
+        let tx_geo = geometry(ifname, config.frame_size, frame_block, config.tx_ring_bytes)?;
+        let tx_data_offset = match config.rx_ring {
+            RxRing::V2 => sys::TX_DATA_OFFSET_V2,
+            RxRing::V3 { .. } => sys::TX_DATA_OFFSET_V3,
+        };
+
+        let ifindex = sys::ifindex(ifname).map_err(sys_err("if_nametoindex"))?;
+        let fd = sys::packet_socket().map_err(sys_err("socket(AF_PACKET)"))?;
+        sys::setsockopt(&fd, sys::PACKET_VERSION, &version)
+            .map_err(sys_err("setsockopt(PACKET_VERSION)"))?;
+        sys::setsockopt(&fd, sys::PACKET_LOSS, &1i32)
+            .map_err(sys_err("setsockopt(PACKET_LOSS)"))?;
+        if config.qdisc_bypass {
+            sys::setsockopt(&fd, sys::PACKET_QDISC_BYPASS, &1i32)
+                .map_err(sys_err("setsockopt(PACKET_QDISC_BYPASS)"))?;
+        }
+        let ignore_outgoing = match sys::setsockopt(&fd, sys::PACKET_IGNORE_OUTGOING, &1i32) {
+            // Kernels before 4.20 lack it; outgoing frames are then skipped by type.
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => false,
+            r => {
+                r.map_err(sys_err("setsockopt(PACKET_IGNORE_OUTGOING)"))?;
+                true
+            }
+        };
+        // TPACKET_V2 reads a `tpacket_req`, the first four fields of `tpacket_req3`.
+        let rx_req = rx_geo.req(tov);
+        if version == sys::TPACKET_V2 {
+            let req: [u32; 4] = [
+                rx_req.tp_block_size,
+                rx_req.tp_block_nr,
+                rx_req.tp_frame_size,
+                rx_req.tp_frame_nr,
+            ];
+            sys::setsockopt(&fd, sys::PACKET_RX_RING, &req)
+                .map_err(sys_err("setsockopt(PACKET_RX_RING)"))?;
+            let t = tx_geo.req(0);
+            let req: [u32; 4] = [
+                t.tp_block_size,
+                t.tp_block_nr,
+                t.tp_frame_size,
+                t.tp_frame_nr,
+            ];
+            sys::setsockopt(&fd, sys::PACKET_TX_RING, &req)
+                .map_err(sys_err("setsockopt(PACKET_TX_RING)"))?;
+        } else {
+            sys::setsockopt(&fd, sys::PACKET_RX_RING, &rx_req)
+                .map_err(sys_err("setsockopt(PACKET_RX_RING)"))?;
+            // A V3 transmit ring is frame based and must not ask for block features.
+            sys::setsockopt(&fd, sys::PACKET_TX_RING, &tx_geo.req(0))
+                .map_err(sys_err("setsockopt(PACKET_TX_RING)"))?;
+        }
+        let map = sys::Mmap::rings(&fd, rx_geo.bytes() + tx_geo.bytes())
+            .map_err(sys_err("mmap(PACKET_RX_RING + PACKET_TX_RING)"))?;
+        sys::bind(&fd, ifindex).map_err(sys_err("bind"))?;
+        if let Some(f) = &config.fanout {
+            let kind = match f.mode {
+                FanoutMode::Hash => sys::PACKET_FANOUT_HASH,
+                FanoutMode::Cbpf(_) => sys::PACKET_FANOUT_CBPF,
+            };
+            let flags = if ignore_outgoing {
+                sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+            } else {
+                0
+            };
+            let arg: u32 = u32::from(f.group_id) | ((kind | flags) << 16);
+            sys::setsockopt(&fd, sys::PACKET_FANOUT, &arg)
+                .map_err(sys_err("setsockopt(PACKET_FANOUT)"))?;
+            if let FanoutMode::Cbpf(prog) = &f.mode {
+                if prog.is_empty() || prog.len() > u16::MAX as usize {
+                    return Err(AfPacketError::Config {
+                        ifname: name,
+                        reason: "a fanout BPF program has 1 to 65535 instructions".into(),
+                    });
+                }
+                let fprog = libc::sock_fprog {
+                    len: prog.len() as u16,
+                    filter: prog.as_ptr() as *mut libc::sock_filter,
+                };
+                // The kernel copies the program during the call; `prog` outlives it.
+                sys::setsockopt(&fd, sys::PACKET_FANOUT_DATA, &fprog)
+                    .map_err(sys_err("setsockopt(PACKET_FANOUT_DATA)"))?;
+            }
+        }
+        let mac = MacAddr(sys::hwaddr(&fd, ifname).map_err(sys_err("ioctl(SIOCGIFHWADDR)"))?);
+        let mtu = sys::mtu(&fd, ifname).map_err(sys_err("ioctl(SIOCGIFMTU)"))?;
+        let max_tx_len = (mtu + 14 + 4).min(tx_geo.frame_size - tx_data_offset);
+
+        Ok(AfPacketPort {
+            name,
+            mac,
+            mtu,
+            ifindex,
+            version: config.rx_ring,
+            map,
+            fd,
+            rx_geo,
+            rx: match config.rx_ring {
+                RxRing::V2 => RxCursor::V2 { head: 0 },
+                RxRing::V3 { .. } => RxCursor::V3 {
+                    block: 0,
+                    open: false,
+                    left: 0,
+                    next: 0,
+                },
+            },
+            tx_geo,
+            tx_head: 0,
+            tx_data_offset,
+            max_tx_len,
+            counters: PortCounters::new_shared(),
+            csum_partial: Counter::default(),
+            tx_kick_errors: Counter::default(),
+            kernel_drops: 0,
+            stats_interval: config.stats_interval.max(1),
+            calls_since_stats: 0,
+        })
+    }
+
+    /// The interface index.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// The receive ring version in use.
+    pub fn rx_ring(&self) -> RxRing {
+        self.version
+    }
+
+    /// Frames received with `TP_STATUS_CSUMNOTREADY` (L4 checksum left to offload).
+    pub fn csum_partial_frames(&self) -> u64 {
+        self.csum_partial.get()
+    }
+
+    /// Transmit kicks (`sendto`) that failed with something other than "try again";
+    /// the frames stay queued in the ring and leave with the next kick.
+    pub fn tx_kick_errors(&self) -> u64 {
+        self.tx_kick_errors.get()
+    }
+
+    /// Longest frame [`Port::tx_burst`] sends: MTU plus an Ethernet header and one
+    /// 802.1Q tag (4 bytes less for an untagged frame), or the transmit slot's room if
+    /// smaller.
+    pub fn max_tx_len(&self) -> usize {
+        self.max_tx_len
+    }
+
+    /// Reads the kernel's drop counter now (normally done every
+    /// [`AfPacketConfig::stats_interval`] receive calls) and adds new drops to
+    /// [`PortDrop::RxRingFull`]. Returns the total of kernel drops so far.
+    pub fn poll_kernel_stats(&mut self) -> u64 {
+        self.calls_since_stats = 0;
+        // The kernel resets its figures on every read, so each read is a delta.
+        if let Ok(st) = sys::packet_statistics(&self.fd) {
+            if st.tp_drops > 0 {
+                self.kernel_drops += u64::from(st.tp_drops);
+                self.counters
+                    .count_drop(PortDrop::RxRingFull, u64::from(st.tp_drops));
+            }
+        }
+        self.kernel_drops
+    }
+
+    /// The status word of the receive-ring slot or block header at `offset`.
+    #[inline]
+    fn rx_status(&self, offset: usize) -> &AtomicU32 {
+        debug_assert!(offset + 4 <= self.rx_geo.bytes() && offset & 3 == 0);
+        debug_assert!(self.rx_geo.bytes() + self.tx_geo.bytes() <= self.map.len());
+        // SAFETY: `offset` is inside the RX ring (checked by construction of the
+        // cursor, which only walks slot and block starts) and 4-aligned (slots and
+        // blocks are 16-aligned, status words sit at 0 or 8). The kernel accesses the
+        // word concurrently, which is why it is only ever used as an atomic.
+        unsafe { &*(self.map.base().add(offset) as *const AtomicU32) }
+    }
+
+    /// Reads the header of the V2 frame slot at `off` (its status is TP_STATUS_USER).
+    #[inline]
+    fn rx_frame_v2(&self, off: usize) -> RxFrame {
+        // SAFETY: the slot at `off` lies inside the RX ring, is 16-aligned, and is owned
+        // by user space (status USER, read with Acquire), so the kernel does not write
+        // its header or the `sockaddr_ll` after it while we read.
+        let (h, pkttype) = unsafe {
+            let p = self.map.base().add(off);
+            let h = ptr::read_volatile(p as *const sys::Tpacket2Hdr);
+            let sll = sys::tpacket_align(std::mem::size_of::<sys::Tpacket2Hdr>());
+            (h, ptr::read_volatile(p.add(sll + sys::SLL_PKTTYPE_OFFSET)))
+        };
+        RxFrame {
+            status: h.tp_status,
+            len: h.tp_len,
+            snaplen: h.tp_snaplen,
+            mac: off + h.tp_mac as usize,
+            vlan_tci: h.tp_vlan_tci,
+            vlan_tpid: h.tp_vlan_tpid,
+            pkttype,
+        }
+    }
+
+    /// Reads the header of the V3 frame at `off` inside an open (user-owned) block.
+    #[inline]
+    fn rx_frame_v3(&self, off: usize) -> (RxFrame, u32) {
+        // SAFETY: `off` points at a frame header inside a block whose status is USER
+        // (read with Acquire), checked by the caller to leave room for the header; the
+        // kernel does not touch the block until we hand it back.
+        let (h, pkttype) = unsafe {
+            let p = self.map.base().add(off);
+            let h = ptr::read_unaligned(p as *const sys::Tpacket3Hdr);
+            let sll = sys::tpacket_align(std::mem::size_of::<sys::Tpacket3Hdr>());
+            (h, ptr::read_volatile(p.add(sll + sys::SLL_PKTTYPE_OFFSET)))
+        };
+        (
+            RxFrame {
+                status: h.tp_status,
+                len: h.tp_len,
+                snaplen: h.tp_snaplen,
+                mac: off + h.tp_mac as usize,
+                vlan_tci: h.tp_vlan_tci as u16,
+                vlan_tpid: h.tp_vlan_tpid,
+                pkttype,
+            },
+            h.tp_next_offset,
+        )
+    }
+
+    /// Copies one received frame (ending before `hi` in the mapping) into a packet from
+    /// `pool`, or counts why not.
+    #[inline]
+    fn deliver(&self, f: &RxFrame, hi: usize, pool: &PacketPool, out: &mut Burst) {
+        if f.pkttype == sys::PACKET_OUTGOING {
+            return;
+        }
+        let snap = f.snaplen as usize;
+        let tagged = f.status & sys::TP_STATUS_VLAN_VALID != 0;
+        let total = snap + if tagged { 4 } else { 0 };
+        if f.snaplen < f.len || total > MAX_FRAME || f.mac + snap > hi || (tagged && snap < 12) {
+            self.counters.count_drop(PortDrop::RxTooBig, 1);
+            return;
+        }
+        let Some(mut pkt) = pool.alloc() else {
+            self.counters.count_drop(PortDrop::RxNoBuffer, 1);
+            return;
+        };
+        pkt.set_len(total);
+        let dst = pkt.data_mut();
+        // SAFETY: `f.mac .. f.mac + snap` lies inside the mapping (checked against `hi`,
+        // the end of the slot or block) in a slot user space owns; `dst` has `total`
+        // bytes, which is `snap` (+ 4 for the tag, written by hand in between).
+        unsafe {
+            let src = self.map.base().add(f.mac);
+            if tagged {
+                ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), 12);
+                let tpid = if f.status & sys::TP_STATUS_VLAN_TPID_VALID != 0 && f.vlan_tpid != 0 {
+                    f.vlan_tpid
+                } else {
+                    0x8100
+                };
+                dst[12..14].copy_from_slice(&tpid.to_be_bytes());
+                dst[14..16].copy_from_slice(&f.vlan_tci.to_be_bytes());
+                ptr::copy_nonoverlapping(src.add(12), dst.as_mut_ptr().add(16), snap - 12);
+            } else {
+                ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), snap);
+            }
+        }
+        if f.status & sys::TP_STATUS_CSUMNOTREADY != 0 {
+            pkt.meta.l4_csum_partial = true;
+            self.csum_partial.inc();
+        }
+        self.counters.rx(total);
+        out.push(pkt);
+    }
+
+    fn rx_v2(&mut self, mut head: usize, pool: &PacketPool, out: &mut Burst) -> usize {
+        let before = out.len();
+        // Frames skipped (outgoing, too big, no buffer) also consume the budget so one
+        // call stays bounded.
+        for _ in 0..out.capacity() - out.len() {
+            let off = self.rx_geo.frame_offset(head);
+            let status = self.rx_status(off);
+            if status.load(Ordering::Acquire) & sys::TP_STATUS_USER == 0 {
+                break;
+            }
+            let f = self.rx_frame_v2(off);
+            self.deliver(&f, off + self.rx_geo.frame_size, pool, out);
+            status.store(sys::TP_STATUS_KERNEL, Ordering::Release);
+            head = (head + 1) % self.rx_geo.frame_nr;
+            if out.is_full() {
+                break;
+            }
+        }
+        self.rx = RxCursor::V2 { head };
+        out.len() - before
+    }
+
+    fn rx_v3(&mut self, pool: &PacketPool, out: &mut Burst) -> usize {
+        let RxCursor::V3 {
+            mut block,
+            mut open,
+            mut left,
+            mut next,
+        } = self.rx
+        else {
+            return 0;
+        };
+        let before = out.len();
+        let bs = self.rx_geo.block_size;
+        let mut budget = out.capacity() - out.len();
+        while budget > 0 && !out.is_full() {
+            let start = block * bs;
+            if !open {
+                if self.rx_status(start + 8).load(Ordering::Acquire) & sys::TP_STATUS_USER == 0 {
+                    break;
+                }
+                // SAFETY: the block at `start` is user-owned (status USER, Acquire) and
+                // begins with a `tpacket_block_desc`.
+                let bd = unsafe {
+                    ptr::read_volatile(self.map.base().add(start) as *const sys::BlockDesc)
+                };
+                open = true;
+                left = bd.num_pkts;
+                next = bd.offset_to_first_pkt as usize;
+            }
+            if left > 0 && next + std::mem::size_of::<sys::Tpacket3Hdr>() <= bs {
+                let (f, step) = self.rx_frame_v3(start + next);
+                self.deliver(&f, start + bs, pool, out);
+                budget -= 1;
+                left -= 1;
+                next += step as usize;
+            } else {
+                left = 0;
+            }
+            if left == 0 {
+                self.rx_status(start + 8)
+                    .store(sys::TP_STATUS_KERNEL, Ordering::Release);
+                open = false;
+                block = (block + 1) % self.rx_geo.block_nr;
+            }
+        }
+        self.rx = RxCursor::V3 {
+            block,
+            open,
+            left,
+            next,
+        };
+        out.len() - before
+    }
+
+    /// True when the next receive slot or block holds frames.
+    fn rx_ready(&self) -> bool {
+        match self.rx {
+            RxCursor::V2 { head } => {
+                self.rx_status(self.rx_geo.frame_offset(head))
+                    .load(Ordering::Acquire)
+                    & sys::TP_STATUS_USER
+                    != 0
+            }
+            RxCursor::V3 { block, open, .. } => {
+                open || self
+                    .rx_status(block * self.rx_geo.block_size + 8)
+                    .load(Ordering::Acquire)
+                    & sys::TP_STATUS_USER
+                    != 0
+            }
+        }
+    }
+
+    /// The status word of transmit slot `i`, and the slot's offset in the mapping.
+    #[inline]
+    fn tx_slot(&self, i: usize) -> (&AtomicU32, usize) {
+        let off = self.rx_geo.bytes() + self.tx_geo.frame_offset(i);
+        let status_at = match self.version {
+            RxRing::V2 => std::mem::offset_of!(sys::Tpacket2Hdr, tp_status),
+            RxRing::V3 { .. } => std::mem::offset_of!(sys::Tpacket3Hdr, tp_status),
+        };
+        // SAFETY: slot `i < frame_nr` lies inside the TX ring, which follows the RX ring
+        // in the mapping; the status word is 4-aligned in a 16-aligned slot and shared
+        // with the kernel, so it is only accessed atomically.
+        let status = unsafe { &*(self.map.base().add(off + status_at) as *const AtomicU32) };
+        (status, off)
+    }
+}
+
+impl Port for AfPacketPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn rx_burst(&mut self, pool: &PacketPool, out: &mut Burst) -> usize {
+        self.calls_since_stats += 1;
+        if self.calls_since_stats >= self.stats_interval {
+            self.poll_kernel_stats();
+        }
+        let n = match self.rx {
+            RxCursor::V2 { head } => self.rx_v2(head, pool, out),
+            RxCursor::V3 { .. } => self.rx_v3(pool, out),
+        };
+        if n > 0 {
+            self.counters.rx_bursts.inc();
+        }
+        n
+    }
+
+    fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
+        let mut queued = 0;
+        for p in pkts.drain(..) {
+            let len = p.len();
+            // The kernel allows the 4 extra bytes only to frames carrying an 802.1Q tag.
+            let tagged = p.data().get(12..14) == Some(&[0x81, 0x00]);
+            if len > self.max_tx_len - if tagged { 0 } else { 4 } {
+                self.counters.count_drop(PortDrop::TxTooBig, 1);
+                continue;
+            }
+            if len < 14 {
+                // Shorter than an Ethernet header: the kernel would refuse it.
+                self.counters.count_drop(PortDrop::TxError, 1);
+                continue;
+            }
+            let (status, off) = self.tx_slot(self.tx_head);
+            if status.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE {
+                self.counters.count_drop(PortDrop::TxRingFull, 1);
+                continue;
+            }
+            // SAFETY: the slot at `off` is inside the TX ring and AVAILABLE, so the kernel
+            // does not read it until we set SEND_REQUEST below (with Release ordering,
+            // after these writes); `len` fits after the header (checked against
+            // `max_tx_len`, at most the slot size minus the data offset).
+            unsafe {
+                let slot = self.map.base().add(off);
+                ptr::copy_nonoverlapping(p.data().as_ptr(), slot.add(self.tx_data_offset), len);
+                match self.version {
+                    RxRing::V2 => {
+                        let h = slot as *mut sys::Tpacket2Hdr;
+                        ptr::write_volatile(ptr::addr_of_mut!((*h).tp_len), len as u32);
+                        ptr::write_volatile(ptr::addr_of_mut!((*h).tp_snaplen), len as u32);
+                    }
+                    RxRing::V3 { .. } => {
+                        let h = slot as *mut sys::Tpacket3Hdr;
+                        ptr::write_volatile(ptr::addr_of_mut!((*h).tp_next_offset), 0);
+                        ptr::write_volatile(ptr::addr_of_mut!((*h).tp_len), len as u32);
+                        ptr::write_volatile(ptr::addr_of_mut!((*h).tp_snaplen), len as u32);
+                    }
+                }
+            }
+            status.store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
+            self.tx_head = (self.tx_head + 1) % self.tx_geo.frame_nr;
+            self.counters.tx(len);
+            queued += 1;
+        }
+        if queued > 0 {
+            // SAFETY: a null buffer of length 0 with no address is the documented way to
+            // make the kernel send the TX ring's pending slots; no memory is passed.
+            let rc = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    ptr::null(),
+                    0,
+                )
+            };
+            if rc < 0 {
+                let e = io::Error::last_os_error().raw_os_error();
+                if !matches!(
+                    e,
+                    Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
+                ) {
+                    self.tx_kick_errors.inc();
+                }
+            }
+        }
+        queued
+    }
+
+    fn wait_rx(&mut self, timeout: Duration) {
+        if self.rx_ready() {
+            return;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: `pfd` and `ts` are valid for the duration of the call; a null signal
+        // mask leaves the mask unchanged.
+        unsafe {
+            libc::ppoll(&mut pfd, 1, &ts, ptr::null());
+        }
+    }
+
+    fn counters(&self) -> &Arc<PortCounters> {
+        &self.counters
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+}
+
+impl std::fmt::Debug for AfPacketPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfPacketPort")
+            .field("name", &self.name)
+            .field("mac", &self.mac)
+            .field("mtu", &self.mtu)
+            .field("rx_ring", &self.version)
+            .field("rx_frames", &self.rx_geo.frame_nr)
+            .field("tx_frames", &self.tx_geo.frame_nr)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_is_checked() {
+        let g = geometry("x", 2048, 64 << 10, 4 << 20).unwrap();
+        assert_eq!((g.block_nr, g.frame_nr), (64, 2048));
+        assert_eq!(g.frame_offset(33), 64 << 10 | 2048);
+        assert!(geometry("x", 2000, 64 << 10, 4 << 20).is_err());
+        assert!(geometry("x", 2048, 3000, 4 << 20).is_err());
+        let e = geometry("lb-c", 2048, 64 << 10, 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("lb-c: invalid AF_PACKET configuration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_interface_the_call_and_a_hint() {
+        let e = AfPacketError::Sys {
+            ifname: "lb-c".into(),
+            call: "setsockopt(PACKET_RX_RING)",
+            hint: hint(
+                "setsockopt(PACKET_RX_RING)",
+                &io::Error::from_raw_os_error(libc::EPERM),
+            ),
+            source: io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let s = e.to_string();
+        assert!(
+            s.starts_with("lb-c: setsockopt(PACKET_RX_RING) failed: "),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("(are you root? AF_PACKET needs CAP_NET_RAW)"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn missing_interfaces_are_named() {
+        let e = AfPacketPort::open("rgt-no-such0", &AfPacketConfig::default()).unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("rgt-no-such0: if_nametoindex failed"), "{s}");
+        let e = AfPacketPort::open("a-name-far-too-long", &AfPacketConfig::default()).unwrap_err();
+        assert!(matches!(e, AfPacketError::Config { .. }), "{e}");
+    }
+}

@@ -1,0 +1,637 @@
+//! AF_PACKET driver against the real kernel: each test builds its own network namespace
+//! (`rgt-<pid>-<n>`) holding a veth pair `va`/`vb`, and removes it when done, also on
+//! failure. Needs root (CAP_NET_ADMIN for the namespace, CAP_NET_RAW for the sockets);
+//! without it the tests say so and pass without checking anything.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use rouge_drivers::afpacket::{
+    steer_by_flow_program, AfPacketConfig, AfPacketPort, Fanout, FanoutMode, RxRing,
+};
+use rouge_drivers::{netns, Burst, MacAddr, PacketPool, Port, PortDrop};
+
+const MAC_A: MacAddr = MacAddr([0x02, 0x52, 0x47, 0, 0, 0x0a]);
+const MAC_B: MacAddr = MacAddr([0x02, 0x52, 0x47, 0, 0, 0x0b]);
+/// IEEE local experimental EtherType, so no stack on the path answers our test frames.
+const ETHERTYPE_TEST: u16 = 0x88b5;
+
+fn root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        eprintln!("SKIPPED: AF_PACKET namespace tests need root");
+    }
+    euid == 0
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip(8)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private network namespace with a veth pair `va` (MAC_A) / `vb` (MAC_B), both up,
+/// IPv6 off so the kernel sends nothing on its own. Deleted on drop.
+struct TestNs {
+    name: String,
+}
+
+impl TestNs {
+    fn new() -> TestNs {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "rgt-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        // From here on the guard removes the namespace, whatever fails next.
+        let ns = TestNs { name };
+        let n = ns.name.as_str();
+        for key in ["all", "default"] {
+            let k = format!("net.ipv6.conf.{key}.disable_ipv6=1");
+            ip(&["netns", "exec", n, "sysctl", "-qw", &k]);
+        }
+        ip(&[
+            "-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ]);
+        ip(&["-n", n, "link", "set", "va", "address", &MAC_A.to_string()]);
+        ip(&["-n", n, "link", "set", "vb", "address", &MAC_B.to_string()]);
+        for dev in ["lo", "va", "vb"] {
+            ip(&["-n", n, "link", "set", dev, "up"]);
+        }
+        ns
+    }
+
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        netns::run_in(&self.name, f).expect("enter test namespace")
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A frame from `src` to `dst` of `len` bytes with the test EtherType; the payload
+/// starts with `seq` and is a pattern derived from it.
+fn test_frame(dst: MacAddr, src: MacAddr, seq: u32, len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < len {
+        f.push((f.len() as u32 ^ seq.wrapping_mul(31)) as u8);
+    }
+    f.truncate(len);
+    f
+}
+
+/// Transmits `frames` in one burst; returns what `tx_burst` returned.
+fn send(port: &mut AfPacketPort, pool: &PacketPool, frames: &[Vec<u8>]) -> usize {
+    let mut burst = Burst::new();
+    for f in frames {
+        burst.push(pool.alloc_from(f).expect("pool has room"));
+    }
+    let n = port.tx_burst(&mut burst);
+    assert!(burst.is_empty(), "tx_burst leaves the burst empty");
+    n
+}
+
+/// Receives until `want` frames arrived or `deadline` passed; returns the frames and
+/// the sizes of the non-empty bursts.
+fn recv(
+    port: &mut AfPacketPort,
+    pool: &PacketPool,
+    want: usize,
+    deadline: Duration,
+) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let end = Instant::now() + deadline;
+    let (mut frames, mut bursts) = (Vec::new(), Vec::new());
+    while frames.len() < want && Instant::now() < end {
+        let mut out = Burst::new();
+        let n = port.rx_burst(pool, &mut out);
+        assert_eq!(n, out.len());
+        if n == 0 {
+            port.wait_rx(Duration::from_millis(5));
+            continue;
+        }
+        bursts.push(n);
+        frames.extend(out.iter().map(|p| p.data().to_vec()));
+    }
+    (frames, bursts)
+}
+
+fn frames_cross_intact(ring: RxRing) {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    ip(&["-n", &ns.name, "link", "set", "vb", "mtu", "1400"]);
+    ns.run(|| {
+        let cfg = AfPacketConfig {
+            rx_ring: ring,
+            ..AfPacketConfig::default()
+        };
+        let mut a = AfPacketPort::open("va", &cfg).expect("open va");
+        let mut b = AfPacketPort::open("vb", &cfg).expect("open vb");
+        let pool = PacketPool::new(256);
+
+        assert_eq!(a.mac(), MAC_A);
+        assert_eq!(b.mac(), MAC_B);
+        assert_eq!(a.mtu(), 1500);
+        assert_eq!(b.mtu(), 1400);
+        assert!(a.raw_fd().is_some());
+
+        // 42 frames of many sizes (60 to a full 1514), in bursts of 32 and 10, and one
+        // 802.1Q-tagged frame which the kernel untags and the driver must re-tag.
+        let sizes = |i: u32| 60 + (i as usize * 97) % (1514 - 60 + 1);
+        let mut sent: Vec<Vec<u8>> = (0..42)
+            .map(|i| test_frame(MAC_B, MAC_A, i, sizes(i)))
+            .collect();
+        let mut tagged = test_frame(MAC_B, MAC_A, 41, 300);
+        tagged.splice(12..12, [0x81, 0x00, 0x20, 0x2a]);
+        sent[41] = tagged;
+        assert_eq!(send(&mut a, &pool, &sent[..32]), 32);
+        assert_eq!(send(&mut a, &pool, &sent[32..]), 10);
+        let (got, bursts) = recv(&mut b, &pool, 42, Duration::from_secs(5));
+        assert_eq!(got.len(), 42, "all frames arrive");
+        for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+            assert!(
+                g == s,
+                "frame {i} differs: {} vs {} bytes",
+                g.len(),
+                s.len()
+            );
+        }
+        let bytes: usize = sent.iter().map(Vec::len).sum();
+        assert!(bursts.iter().all(|&n| (1..=32).contains(&n)), "{bursts:?}");
+        assert_eq!(bursts.iter().sum::<usize>(), 42);
+        assert_eq!(a.counters().tx_packets.get(), 42);
+        assert_eq!(a.counters().tx_bytes.get(), bytes as u64);
+        assert_eq!(b.counters().rx_packets.get(), 42);
+        assert_eq!(b.counters().rx_bytes.get(), bytes as u64);
+        assert_eq!(b.counters().rx_bursts.get(), bursts.len() as u64);
+
+        // A never receives its own transmissions, but does receive B's.
+        let (own, _) = recv(&mut a, &pool, 1, Duration::from_millis(100));
+        assert!(own.is_empty(), "{} of our own frames came back", own.len());
+        let reply = test_frame(MAC_A, MAC_B, 1000, 1414);
+        assert_eq!(send(&mut b, &pool, std::slice::from_ref(&reply)), 1);
+        let (back, _) = recv(&mut a, &pool, 2, Duration::from_millis(300));
+        assert!(
+            back == vec![reply],
+            "exactly B's frame reaches A, not our own"
+        );
+        let (own, _) = recv(&mut b, &pool, 1, Duration::from_millis(50));
+        assert!(own.is_empty());
+
+        // Larger than MTU + Ethernet header + one tag: dropped and counted, the rest of
+        // the burst still leaves.
+        assert_eq!(b.max_tx_len(), 1400 + 18);
+        // The kernel allows the tag's 4 bytes only to tagged frames.
+        let too_big = test_frame(MAC_A, MAC_B, 2000, 1415);
+        let fits = test_frame(MAC_A, MAC_B, 2001, 1414);
+        let mut tagged_fits = test_frame(MAC_A, MAC_B, 2002, 1414);
+        tagged_fits.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        let mut tagged_too_big = test_frame(MAC_A, MAC_B, 2003, 1415);
+        tagged_too_big.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        let burst = [too_big, fits.clone(), tagged_too_big, tagged_fits.clone()];
+        assert_eq!(send(&mut b, &pool, &burst), 2);
+        assert_eq!(b.counters().dropped(PortDrop::TxTooBig), 2);
+        let too_big_a = test_frame(MAC_B, MAC_A, 2002, 1500 + 19);
+        assert_eq!(send(&mut a, &pool, &[too_big_a]), 0);
+        assert_eq!(a.counters().dropped(PortDrop::TxTooBig), 1);
+        let (got, _) = recv(&mut a, &pool, 2, Duration::from_secs(2));
+        assert!(
+            got == vec![fits, tagged_fits],
+            "the two frames that fit arrive intact"
+        );
+        assert_eq!(a.counters().dropped(PortDrop::RxTooBig), 0);
+        assert_eq!(b.poll_kernel_stats(), 0, "no kernel drops at this rate");
+        assert_eq!(pool.available(), 256, "every packet went back to the pool");
+    });
+}
+
+#[test]
+fn frames_cross_intact_on_a_v2_ring() {
+    frames_cross_intact(RxRing::V2);
+}
+
+#[test]
+fn frames_cross_intact_on_a_v3_ring() {
+    frames_cross_intact(RxRing::V3 {
+        block_size: 1 << 16,
+        retire_timeout_ms: 1,
+    });
+}
+
+#[test]
+fn a_full_receive_ring_is_counted_as_kernel_drops() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    ns.run(|| {
+        let a = AfPacketConfig::default();
+        // One 64 KiB block: 32 frame slots.
+        let small = AfPacketConfig {
+            rx_ring_bytes: 64 << 10,
+            stats_interval: 1_000_000,
+            ..AfPacketConfig::default()
+        };
+        let mut a = AfPacketPort::open("va", &a).unwrap();
+        let mut b = AfPacketPort::open("vb", &small).unwrap();
+        let pool = PacketPool::new(64);
+        let mut sent = 0;
+        for burst in 0..10u32 {
+            let frames: Vec<_> = (0..32)
+                .map(|i| test_frame(MAC_B, MAC_A, burst * 32 + i, 200))
+                .collect();
+            sent += send(&mut a, &pool, &frames);
+        }
+        assert_eq!(sent, 320);
+        std::thread::sleep(Duration::from_millis(50));
+        let (got, _) = recv(&mut b, &pool, 320, Duration::from_millis(200));
+        assert_eq!(got.len(), 32, "the ring holds 32 frames");
+        // Not read yet: the interval is far away.
+        assert_eq!(b.counters().dropped(PortDrop::RxRingFull), 0);
+        let drops = b.poll_kernel_stats();
+        assert_eq!(drops, 320 - 32);
+        assert_eq!(b.counters().dropped(PortDrop::RxRingFull), 320 - 32);
+        assert_eq!(
+            b.poll_kernel_stats(),
+            320 - 32,
+            "reads are deltas, not re-counted"
+        );
+    });
+}
+
+#[test]
+fn an_empty_pool_drops_and_counts_instead_of_stalling() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    ns.run(|| {
+        let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+        let mut b = AfPacketPort::open("vb", &AfPacketConfig::default()).unwrap();
+        let tx_pool = PacketPool::new(32);
+        let frames: Vec<_> = (0..10).map(|i| test_frame(MAC_B, MAC_A, i, 100)).collect();
+        assert_eq!(send(&mut a, &tx_pool, &frames), 10);
+        std::thread::sleep(Duration::from_millis(20));
+        let small = PacketPool::new(4);
+        let mut out = Burst::new();
+        assert_eq!(b.rx_burst(&small, &mut out), 4);
+        assert_eq!(b.counters().dropped(PortDrop::RxNoBuffer), 6);
+        assert!(out.iter().zip(&frames).all(|(p, f)| p.data() == &f[..]));
+        drop(out);
+        // The ring moved on: the next frames arrive normally.
+        assert_eq!(send(&mut a, &tx_pool, &frames[..1]), 1);
+        let (got, _) = recv(&mut b, &small, 1, Duration::from_secs(2));
+        assert!(got == frames[..1]);
+        assert_eq!(b.counters().rx_packets.get(), 5);
+    });
+}
+
+#[test]
+fn checksum_offloaded_frames_are_flagged() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    let n = ns.name.as_str();
+    ip(&["-n", n, "addr", "add", "198.18.0.1/24", "dev", "vb"]);
+    ip(&[
+        "-n",
+        n,
+        "neigh",
+        "add",
+        "198.18.0.2",
+        "lladdr",
+        &MAC_A.to_string(),
+        "dev",
+        "vb",
+    ]);
+    ns.run(|| {
+        let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+        let pool = PacketPool::new(8);
+        let sock = std::net::UdpSocket::bind("198.18.0.1:0").unwrap();
+        sock.send_to(b"checksum left to offload", "198.18.0.2:9")
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut found = None;
+        while found.is_none() && Instant::now() < end {
+            let mut out = Burst::new();
+            a.rx_burst(&pool, &mut out);
+            found = out
+                .into_iter()
+                .find(|p| p.data().len() > 23 && p.data()[12..14] == [8, 0] && p.data()[23] == 17);
+            a.wait_rx(Duration::from_millis(5));
+        }
+        let p = found.expect("the kernel's UDP datagram arrives on va");
+        assert!(
+            p.meta.l4_csum_partial,
+            "veth keeps CHECKSUM_PARTIAL: TP_STATUS_CSUMNOTREADY"
+        );
+        assert_eq!(a.csum_partial_frames(), 1);
+    });
+}
+
+/// A UDP/IPv4 frame from `src:sport` to `dst:dport`.
+fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&MAC_B.0);
+    f.extend_from_slice(&MAC_A.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total: u16 = 20 + 8 + 4;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 12, 0, 0, b'r', b'g', b't', b'!']);
+    f
+}
+
+/// The 4-tuple of a UDP/IPv4 frame, untagged or with one 802.1Q tag.
+fn flow_of(f: &[u8]) -> ([u8; 4], [u8; 4], u16, u16) {
+    let ip = if f[12..14] == [0x81, 0x00] {
+        &f[18..]
+    } else {
+        &f[14..]
+    };
+    let (s, d) = (
+        ip[12..16].try_into().unwrap(),
+        ip[16..20].try_into().unwrap(),
+    );
+    let l4 = &ip[20..];
+    (
+        s,
+        d,
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    )
+}
+
+#[test]
+fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    ns.run(|| {
+        let fanout = AfPacketConfig {
+            fanout: Some(Fanout {
+                group_id: 0x4242,
+                mode: FanoutMode::Cbpf(steer_by_flow_program(2)),
+            }),
+            ..AfPacketConfig::default()
+        };
+        // Join order is worker order.
+        let mut w = [
+            AfPacketPort::open("vb", &fanout).expect("worker 0 joins"),
+            AfPacketPort::open("vb", &fanout).expect("worker 1 joins"),
+        ];
+        let mut s = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+        let pool = PacketPool::new(256);
+
+        let client = |i: u8| [198, 18, 1, 10 + i];
+        let server = [198, 18, 2, 11];
+        let mut frames = Vec::new();
+        let tag = |mut f: Vec<u8>| {
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x2a]);
+            f
+        };
+        for i in 0..16u8 {
+            let cport = 40_000 + u16::from(i) * 2;
+            let (fwd, back) = (
+                udp_frame(client(i), server, cport, 443),
+                udp_frame(server, client(i), 443, cport),
+            );
+            // The last four flows carry a VLAN tag (which the kernel strips before the
+            // program runs).
+            if i >= 12 {
+                frames.push(tag(fwd));
+                frames.push(tag(back));
+            } else {
+                frames.push(fwd);
+                frames.push(back);
+            }
+        }
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&MAC_A.0);
+        arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        arp.extend_from_slice(&MAC_A.0);
+        arp.extend_from_slice(&[198, 18, 1, 10, 0, 0, 0, 0, 0, 0, 198, 18, 1, 1]);
+        arp.resize(60, 0);
+        assert_eq!(send(&mut s, &pool, &frames), 32);
+        assert_eq!(send(&mut s, &pool, std::slice::from_ref(&arp)), 1);
+
+        let mut got: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        let end = Instant::now() + Duration::from_secs(3);
+        while got[0].len() + got[1].len() < 33 && Instant::now() < end {
+            for (k, port) in w.iter_mut().enumerate() {
+                let mut out = Burst::new();
+                port.rx_burst(&pool, &mut out);
+                got[k].extend(out.iter().map(|p| p.data().to_vec()));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_eq!(
+            got[0].len() + got[1].len(),
+            33,
+            "every frame reaches exactly one worker"
+        );
+        assert!(got[0].contains(&arp), "ARP goes to worker 0");
+        let mut owner: HashMap<([u8; 4], [u8; 4], u16, u16), usize> = HashMap::new();
+        for (k, frames) in got.iter().enumerate() {
+            for f in frames.iter().filter(|f| f[12..14] != [8, 6]) {
+                let (src, dst, sp, dp) = flow_of(f);
+                let want = (u32::from_be_bytes(src)
+                    ^ u32::from_be_bytes(dst)
+                    ^ u32::from(sp)
+                    ^ u32::from(dp))
+                    % 2;
+                assert_eq!(
+                    k, want as usize,
+                    "flow {src:?}:{sp} -> {dst:?}:{dp} on worker {k}"
+                );
+                // Key by the client side so both directions share an entry.
+                let key = if sp == 443 {
+                    (dst, src, dp, sp)
+                } else {
+                    (src, dst, sp, dp)
+                };
+                if let Some(&prev) = owner.get(&key) {
+                    assert_eq!(prev, k, "both directions of {key:?} on one worker");
+                }
+                owner.insert(key, k);
+            }
+        }
+        assert_eq!(owner.len(), 16);
+        let tagged = got
+            .iter()
+            .flatten()
+            .filter(|f| f[12..14] == [0x81, 0x00])
+            .count();
+        assert_eq!(tagged, 8, "tagged frames arrive with their tag");
+        let on_1 = owner.values().filter(|&&k| k == 1).count();
+        assert!(
+            on_1 > 0 && on_1 < 16,
+            "flows spread over both workers ({on_1} of 16 on worker 1)"
+        );
+    });
+}
+
+#[test]
+fn hash_fanout_delivers_each_frame_once() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new();
+    ns.run(|| {
+        let fanout = AfPacketConfig {
+            fanout: Some(Fanout {
+                group_id: 7,
+                mode: FanoutMode::Hash,
+            }),
+            ..AfPacketConfig::default()
+        };
+        let mut w = [
+            AfPacketPort::open("vb", &fanout).unwrap(),
+            AfPacketPort::open("vb", &fanout).unwrap(),
+        ];
+        // A socket with another mode cannot join the same group.
+        let other = AfPacketConfig {
+            fanout: Some(Fanout {
+                group_id: 7,
+                mode: FanoutMode::Cbpf(steer_by_flow_program(2)),
+            }),
+            ..AfPacketConfig::default()
+        };
+        let err = AfPacketPort::open("vb", &other).unwrap_err().to_string();
+        assert!(
+            err.starts_with("vb: setsockopt(PACKET_FANOUT) failed"),
+            "{err}"
+        );
+        let mut s = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+        let pool = PacketPool::new(128);
+        let frames: Vec<_> = (0..32u16)
+            .map(|i| udp_frame([198, 18, 1, 2], [198, 18, 2, 11], 1000 + i, 80))
+            .collect();
+        assert_eq!(send(&mut s, &pool, &frames), 32);
+        let mut total = 0;
+        let end = Instant::now() + Duration::from_secs(3);
+        while total < 32 && Instant::now() < end {
+            for port in w.iter_mut() {
+                let mut out = Burst::new();
+                total += port.rx_burst(&pool, &mut out);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        for port in w.iter_mut() {
+            let mut out = Burst::new();
+            total += port.rx_burst(&pool, &mut out);
+        }
+        assert_eq!(total, 32);
+    });
+}
+
+/// Round-trip latency of one frame bounced between two ports, 1,000 times, for each
+/// receive ring. Prints figures; asserts only that every frame came back.
+///
+/// `cargo test -p rouge-drivers --release --test afpacket -- --ignored --nocapture latency`
+#[test]
+#[ignore = "measurement, prints figures"]
+fn latency_v2_vs_v3() {
+    if !root() {
+        return;
+    }
+    let rings = [
+        ("V2", RxRing::V2),
+        (
+            "V3 block 64 KiB, retire 1 ms",
+            RxRing::V3 {
+                block_size: 1 << 16,
+                retire_timeout_ms: 1,
+            },
+        ),
+        (
+            "V3 block 64 KiB, retire 8 ms",
+            RxRing::V3 {
+                block_size: 1 << 16,
+                retire_timeout_ms: 8,
+            },
+        ),
+    ];
+    for (label, ring) in rings {
+        let ns = TestNs::new();
+        let mut rtts = ns.run(|| {
+            let cfg = AfPacketConfig {
+                rx_ring: ring,
+                ..AfPacketConfig::default()
+            };
+            let mut a = AfPacketPort::open("va", &cfg).unwrap();
+            let mut b = AfPacketPort::open("vb", &cfg).unwrap();
+            let pool = PacketPool::new(64);
+            let ping = test_frame(MAC_B, MAC_A, 1, 64);
+            let pong = test_frame(MAC_A, MAC_B, 2, 64);
+            let mut rtts = Vec::with_capacity(1000);
+            let bounce = |port: &mut AfPacketPort| {
+                let end = Instant::now() + Duration::from_secs(1);
+                loop {
+                    let mut out = Burst::new();
+                    if port.rx_burst(&pool, &mut out) > 0 {
+                        return;
+                    }
+                    assert!(Instant::now() < end, "{label}: frame lost");
+                }
+            };
+            for _ in 0..1000 {
+                let t = Instant::now();
+                send(&mut a, &pool, std::slice::from_ref(&ping));
+                bounce(&mut b);
+                send(&mut b, &pool, std::slice::from_ref(&pong));
+                bounce(&mut a);
+                rtts.push(t.elapsed());
+            }
+            rtts
+        });
+        rtts.sort();
+        let pct = |p: usize| rtts[(rtts.len() * p / 100).min(rtts.len() - 1)];
+        let mean = rtts.iter().sum::<Duration>() / rtts.len() as u32;
+        println!(
+            "{label:32} round trip over 1000 ping-pongs: min {:?} p50 {:?} p99 {:?} max {:?} mean {:?}",
+            rtts[0],
+            pct(50),
+            pct(99),
+            rtts[rtts.len() - 1],
+            mean
+        );
+    }
+}
