@@ -68,7 +68,7 @@
 //! Opening a port needs `CAP_NET_RAW` (root in the test bed) and an existing
 //! interface; frames flow once the interface is up.
 
-mod bpf;
+pub mod bpf;
 mod sys;
 
 use std::io;
@@ -352,6 +352,19 @@ impl AfPacketPort {
             }
         };
 
+        if let Some(Fanout {
+            mode: FanoutMode::Cbpf(prog),
+            ..
+        }) = &config.fanout
+        {
+            // BPF_MAXINSNS: the kernel refuses longer classic programs.
+            if prog.is_empty() || prog.len() > 4096 {
+                return Err(AfPacketError::Config {
+                    ifname: name,
+                    reason: "a fanout BPF program has 1 to 4096 instructions".into(),
+                });
+            }
+        }
         let frame_block = (64 << 10).max(config.frame_size as usize);
         let (version, rx_geo, tov) = match config.rx_ring {
             RxRing::V2 => (
@@ -441,12 +454,6 @@ impl AfPacketPort {
             sys::setsockopt(&fd, sys::PACKET_FANOUT, &arg)
                 .map_err(sys_err("setsockopt(PACKET_FANOUT)"))?;
             if let FanoutMode::Cbpf(prog) = &f.mode {
-                if prog.is_empty() || prog.len() > u16::MAX as usize {
-                    return Err(AfPacketError::Config {
-                        ifname: name,
-                        reason: "a fanout BPF program has 1 to 65535 instructions".into(),
-                    });
-                }
                 let fprog = libc::sock_fprog {
                     len: prog.len() as u16,
                     filter: prog.as_ptr() as *mut libc::sock_filter,
@@ -944,5 +951,14 @@ mod tests {
         assert!(s.starts_with("rgt-no-such0: if_nametoindex failed"), "{s}");
         let e = AfPacketPort::open("a-name-far-too-long", &AfPacketConfig::default()).unwrap_err();
         assert!(matches!(e, AfPacketError::Config { .. }), "{e}");
+        let empty = AfPacketConfig {
+            fanout: Some(Fanout {
+                group_id: 1,
+                mode: FanoutMode::Cbpf(Vec::new()),
+            }),
+            ..AfPacketConfig::default()
+        };
+        let e = AfPacketPort::open("lo", &empty).unwrap_err().to_string();
+        assert!(e.contains("1 to 4096 instructions"), "{e}");
     }
 }
