@@ -28,6 +28,7 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
             run::run(run::RunOptions {
                 config,

@@ -15,7 +15,10 @@ use serde_json::Value;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Path of the `rouge` binary: `$ROUGE_BIN`, else built once with cargo (release).
@@ -26,12 +29,21 @@ pub fn rouge_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "rouge-appliance", "--bin", "rouge"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "rouge-appliance",
+                "--bin",
+                "rouge",
+            ])
             .current_dir(repo())
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building rouge failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target"));
         target.join("release").join("rouge")
     })
     .clone()
@@ -46,7 +58,10 @@ pub fn require_root() {
         .find(|l| l.starts_with("Uid:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or("1");
-    assert_eq!(uid, "0", "end-to-end tests need root for network namespaces (CI runs them as root)");
+    assert_eq!(
+        uid, "0",
+        "end-to-end tests need root for network namespaces (CI runs them as root)"
+    );
 }
 
 /// A private test bed: namespaces `<prefix>client`, `<prefix>lb`, `<prefix>srv`.
@@ -66,7 +81,11 @@ impl Testbed {
     pub fn up(kernel: bool) -> Testbed {
         require_root();
         static N: AtomicUsize = AtomicUsize::new(0);
-        let prefix = format!("rt{}x{}-", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed));
+        let prefix = format!(
+            "rt{}x{}-",
+            std::process::id() % 100_000,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = std::env::temp_dir().join(format!("rouge-e2e-{prefix}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -81,8 +100,16 @@ impl Testbed {
         if kernel {
             args.push("--kernel".into());
         }
-        let out = Command::new("bash").arg(repo().join("scripts/testbed.sh")).args(&args).output().expect("run testbed.sh");
-        assert!(out.status.success(), "testbed.sh up failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/testbed.sh"))
+            .args(&args)
+            .output()
+            .expect("run testbed.sh");
+        assert!(
+            out.status.success(),
+            "testbed.sh up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         bed
     }
 
@@ -111,14 +138,22 @@ impl Testbed {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(v) = self.rouge_json(&["show", "stats"]) {
-                if v["workers"].as_array().map(|w| w.iter().all(|w| w["running"] == true)) == Some(true) {
+                if v["workers"]
+                    .as_array()
+                    .map(|w| w.iter().all(|w| w["running"] == true))
+                    == Some(true)
+                {
                     return;
                 }
             }
             if let Some(Ok(Some(status))) = self.rouge.as_mut().map(|c| c.try_wait()) {
                 panic!("rouge exited at start ({status}): {}", self.rouge_log());
             }
-            assert!(Instant::now() < deadline, "rouge did not come up: {}", self.rouge_log());
+            assert!(
+                Instant::now() < deadline,
+                "rouge did not come up: {}",
+                self.rouge_log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -136,7 +171,9 @@ impl Testbed {
     /// Sends SIGTERM to the appliance and waits (bounded) for it to exit; returns its status code.
     pub fn stop_rouge(&mut self) -> Option<i32> {
         let mut child = self.rouge.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(s)) = child.try_wait() {
@@ -151,7 +188,12 @@ impl Testbed {
 
     /// Runs a `rouge` CLI command against this bed's appliance.
     pub fn rouge_cli(&self, args: &[&str]) -> Output {
-        Command::new(rouge_bin()).args(args).arg("--socket").arg(&self.socket).output().expect("run rouge cli")
+        Command::new(rouge_bin())
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket)
+            .output()
+            .expect("run rouge cli")
     }
 
     /// Runs `rouge <args> --json` and parses the answer.
@@ -168,7 +210,13 @@ impl Testbed {
     /// Runs a command in a namespace (bounded by `timeout` through coreutils `timeout`).
     pub fn exec(&self, role: &str, timeout: Duration, cmd: &[&str]) -> Output {
         Command::new("ip")
-            .args(["netns", "exec", &self.ns(role), "timeout", &format!("{}", timeout.as_secs().max(1))])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(role),
+                "timeout",
+                &format!("{}", timeout.as_secs().max(1)),
+            ])
             .args(cmd)
             .output()
             .expect("run command in namespace")
@@ -197,7 +245,10 @@ impl Drop for Testbed {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new("bash").arg(repo().join("scripts/testbed.sh")).args(["down", &self.prefix]).output();
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/testbed.sh"))
+            .args(["down", &self.prefix])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -12,37 +12,66 @@ fn counter(v: &serde_json::Value, path: &[&str]) -> u64 {
     for p in path {
         x = &x[*p];
     }
-    x.as_u64().unwrap_or_else(|| panic!("no counter {path:?} in {v}"))
+    x.as_u64()
+        .unwrap_or_else(|| panic!("no counter {path:?} in {v}"))
 }
 
 fn lb_c(interfaces: &serde_json::Value) -> &serde_json::Value {
-    interfaces.as_array().unwrap().iter().find(|i| i["name"] == "lb-c").expect("lb-c in show interfaces")
+    interfaces
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "lb-c")
+        .expect("lb-c in show interfaces")
 }
 
 #[test]
 fn ping_and_arping_are_answered_and_counted() {
     let mut bed = Testbed::up(false);
     bed.start_rouge(&testbed_config(), &[]);
-    let out = bed.exec("client", Duration::from_secs(20), &["arping", "-c", "3", "-I", "c0", "198.18.1.1"]);
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(20),
+        &["arping", "-c", "3", "-I", "c0", "198.18.1.1"],
+    );
     let text = stdout(&out);
-    assert!(out.status.success(), "arping failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "arping failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ifs = bed.rouge_json(&["show", "interfaces"]).unwrap();
     let mac = lb_c(&ifs)["mac"].as_str().unwrap().to_string();
-    assert!(text.to_lowercase().contains(&mac), "arping shows the appliance's MAC {mac}: {text}");
+    assert!(
+        text.to_lowercase().contains(&mac),
+        "arping shows the appliance's MAC {mac}: {text}"
+    );
     assert!(text.contains("Received 3 response"), "{text}");
 
-    let out = bed.exec("client", Duration::from_secs(20), &["ping", "-c", "3", "-i", "0.2", "198.18.1.1"]);
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(20),
+        &["ping", "-c", "3", "-i", "0.2", "198.18.1.1"],
+    );
     assert!(out.status.success(), "ping failed: {}", stdout(&out));
     assert!(stdout(&out).contains("3 received"), "{}", stdout(&out));
 
     // A bounded burst of 10,000 echo requests (flood mode: the next leaves when the
     // previous is answered), at most 60 s.
     let before = bed.rouge_json(&["show", "stats"]).unwrap();
-    let out = bed.exec("client", Duration::from_secs(90), &["ping", "-f", "-c", "10000", "-w", "60", "-q", "198.18.1.1"]);
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(90),
+        &["ping", "-f", "-c", "10000", "-w", "60", "-q", "198.18.1.1"],
+    );
     let text = stdout(&out);
-    assert!(text.contains("10000 packets transmitted, 10000 received"), "lost pings: {text}");
+    assert!(
+        text.contains("10000 packets transmitted, 10000 received"),
+        "lost pings: {text}"
+    );
     let after = bed.rouge_json(&["show", "stats"]).unwrap();
-    let replies = counter(&after, &["icmp", "echo_replies"]) - counter(&before, &["icmp", "echo_replies"]);
+    let replies =
+        counter(&after, &["icmp", "echo_replies"]) - counter(&before, &["icmp", "echo_replies"]);
     assert_eq!(replies, 10_000, "every echo answered once");
 
     let ifs = bed.rouge_json(&["show", "interfaces"]).unwrap();
@@ -50,9 +79,16 @@ fn ping_and_arping_are_answered_and_counted() {
     assert!(counter(c, &["rx_packets"]) >= 10_006, "{c}");
     assert!(counter(c, &["tx_packets"]) >= 10_006, "{c}");
     assert!(counter(&after, &["arp", "replies_sent"]) >= 3);
-    assert!(counter(&after, &["arp", "gratuitous_sent"]) >= 2, "announced at start: {after}");
-    let table = String::from_utf8_lossy(&bed.rouge_cli(&["show", "interfaces"]).stdout).into_owned();
-    assert!(table.contains("lb-c") && table.contains("198.18.1.1/24"), "{table}");
+    assert!(
+        counter(&after, &["arp", "gratuitous_sent"]) >= 2,
+        "announced at start: {after}"
+    );
+    let table =
+        String::from_utf8_lossy(&bed.rouge_cli(&["show", "interfaces"]).stdout).into_owned();
+    assert!(
+        table.contains("lb-c") && table.contains("198.18.1.1/24"),
+        "{table}"
+    );
     assert_eq!(bed.stop_rouge(), Some(0), "clean exit on SIGTERM");
     assert!(!bed.socket.exists(), "socket removed on exit");
 }
@@ -68,9 +104,21 @@ fn malformed_frames_are_counted_and_dropped_without_harm() {
     let out = bed.exec(
         "client",
         Duration::from_secs(30),
-        &["python3", script.to_str().unwrap(), "c0", &mac, "198.18.1.2", "198.18.1.1", "5"],
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "c0",
+            &mac,
+            "198.18.1.2",
+            "198.18.1.1",
+            "5",
+        ],
     );
-    assert!(out.status.success(), "rawsend: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "rawsend: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kinds: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     assert!(bed.rouge_alive(), "rouge survived: {}", bed.rouge_log());
@@ -79,27 +127,67 @@ fn malformed_frames_are_counted_and_dropped_without_harm() {
         let d = counter(&after, &["drops", k]) - counter(&before, &["drops", k]);
         assert_eq!(d, 5, "drop counter {k}");
     }
-    assert_eq!(counter(&after, &["answered"]), counter(&before, &["answered"]), "nothing malformed answered");
+    assert_eq!(
+        counter(&after, &["answered"]),
+        counter(&before, &["answered"]),
+        "nothing malformed answered"
+    );
     // Still healthy.
-    let out = bed.exec("client", Duration::from_secs(20), &["ping", "-c", "2", "-i", "0.2", "198.18.1.1"]);
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(20),
+        &["ping", "-c", "2", "-i", "0.2", "198.18.1.1"],
+    );
     assert!(stdout(&out).contains("2 received"), "{}", stdout(&out));
 }
 
 #[test]
 fn transit_traffic_is_forwarded_through_the_forwarding_virtual_servers() {
     let mut bed = Testbed::up(false);
-    bed.start_rouge(&testbed_config(), &["--cores", "0,1", "--pcap", "/tmp/rouge-e2e-pcap-forward"]);
-    let out = bed.exec("client", Duration::from_secs(20), &["ping", "-c", "3", "-i", "0.2", "198.18.2.11"]);
+    bed.start_rouge(
+        &testbed_config(),
+        &["--cores", "0,1", "--pcap", "/tmp/rouge-e2e-pcap-forward"],
+    );
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(20),
+        &["ping", "-c", "3", "-i", "0.2", "198.18.2.11"],
+    );
     let text = stdout(&out);
     assert!(text.contains("3 received"), "{text}");
-    assert!(text.contains("ttl=63"), "TTL decremented once by the appliance: {text}");
+    assert!(
+        text.contains("ttl=63"),
+        "TTL decremented once by the appliance: {text}"
+    );
     // TCP through two workers: a real HTTP server in rg-srv, curl in rg-client.
     std::fs::write(bed.dir.join("hello.txt"), "hello through rouge\n").unwrap();
     let dir = bed.dir.to_str().unwrap().to_string();
-    bed.spawn("srv", &["python3", "-m", "http.server", "8080", "--bind", "198.18.2.12", "--directory", &dir]);
+    bed.spawn(
+        "srv",
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "198.18.2.12",
+            "--directory",
+            &dir,
+        ],
+    );
     let mut body = String::new();
     for _ in 0..50 {
-        let out = bed.exec("client", Duration::from_secs(10), &["curl", "-s", "--max-time", "5", "http://198.18.2.12:8080/hello.txt"]);
+        let out = bed.exec(
+            "client",
+            Duration::from_secs(10),
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "5",
+                "http://198.18.2.12:8080/hello.txt",
+            ],
+        );
         body = stdout(&out);
         if body.contains("hello") {
             break;
@@ -108,10 +196,23 @@ fn transit_traffic_is_forwarded_through_the_forwarding_virtual_servers() {
     }
     assert_eq!(body, "hello through rouge\n");
     let arp = bed.rouge_json(&["show", "arp"]).unwrap();
-    let addrs: Vec<&str> = arp.as_array().unwrap().iter().filter_map(|e| e["address"].as_str()).collect();
-    assert!(addrs.contains(&"198.18.2.11") && addrs.contains(&"198.18.1.2"), "{arp}");
+    let addrs: Vec<&str> = arp
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["address"].as_str())
+        .collect();
+    assert!(
+        addrs.contains(&"198.18.2.11") && addrs.contains(&"198.18.1.2"),
+        "{arp}"
+    );
     let vs = bed.rouge_json(&["show", "virtual"]).unwrap();
-    let to_servers = vs.as_array().unwrap().iter().find(|v| v["name"] == "to-servers").unwrap();
+    let to_servers = vs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "to-servers")
+        .unwrap();
     assert!(counter(to_servers, &["packets"]) >= 3, "{vs}");
     let routes = bed.rouge_json(&["show", "routes"]).unwrap();
     assert_eq!(routes.as_array().unwrap().len(), 2, "{routes}");
@@ -124,7 +225,11 @@ fn transit_traffic_is_forwarded_through_the_forwarding_virtual_servers() {
     }
     let total: u64 = ["lb-c-0.pcap", "lb-c-1.pcap"]
         .iter()
-        .map(|n| std::fs::metadata(format!("/tmp/rouge-e2e-pcap-forward/{n}")).unwrap().len())
+        .map(|n| {
+            std::fs::metadata(format!("/tmp/rouge-e2e-pcap-forward/{n}"))
+                .unwrap()
+                .len()
+        })
         .sum();
     assert!(total > 24 * 2 + 6 * 60, "frames captured");
     let _ = std::fs::remove_dir_all("/tmp/rouge-e2e-pcap-forward");
@@ -133,19 +238,41 @@ fn transit_traffic_is_forwarded_through_the_forwarding_virtual_servers() {
 #[test]
 fn check_names_the_field_and_the_fix_and_config_save_round_trips() {
     let bin = rouge_bin();
-    let ok = std::process::Command::new(&bin).args(["check", "--config"]).arg(testbed_config()).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = std::process::Command::new(&bin)
+        .args(["check", "--config"])
+        .arg(testbed_config())
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let dir = std::env::temp_dir().join(format!("rouge-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let broken = dir.join("broken.toml");
-    let text = std::fs::read_to_string(testbed_config()).unwrap().replace("vlan = \"client\"", "vlan = \"clinet\"");
+    let text = std::fs::read_to_string(testbed_config())
+        .unwrap()
+        .replace("vlan = \"client\"", "vlan = \"clinet\"");
     std::fs::write(&broken, &text).unwrap();
-    let out = std::process::Command::new(&bin).args(["check", "--config"]).arg(&broken).output().unwrap();
+    let out = std::process::Command::new(&bin)
+        .args(["check", "--config"])
+        .arg(&broken)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = text.lines().position(|l| l.contains("clinet")).unwrap() + 1;
-    assert!(err.contains(&format!("broken.toml:{line}: self_ip[0].vlan: no VLAN named `clinet`")), "{err}");
-    assert!(err.contains("fix: define it under [[vlan]] or use one of: client, server"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "broken.toml:{line}: self_ip[0].vlan: no VLAN named `clinet`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("fix: define it under [[vlan]] or use one of: client, server"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -155,9 +282,24 @@ fn config_save_writes_a_loadable_running_config() {
     bed.start_rouge(&testbed_config(), &["--idle", "busy"]);
     let saved = bed.dir.join("saved.toml");
     let out = bed.rouge_cli(&["config", "save", saved.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let check = std::process::Command::new(rouge_bin()).args(["check", "--config"]).arg(&saved).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = std::process::Command::new(rouge_bin())
+        .args(["check", "--config"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let text = std::fs::read_to_string(&saved).unwrap();
-    assert!(text.contains("198.18.2.1/24") && text.contains("to-clients"), "{text}");
+    assert!(
+        text.contains("198.18.2.1/24") && text.contains("to-clients"),
+        "{text}"
+    );
 }
