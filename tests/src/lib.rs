@@ -25,7 +25,7 @@ pub fn repo() -> PathBuf {
 pub fn rouge_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("ROUGE_BIN") {
+        if let Some(p) = std::env::var_os("ROUGE_BIN").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
         let status = Command::new(env!("CARGO"))

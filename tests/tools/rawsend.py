@@ -46,7 +46,8 @@ def main():
     icmp_bad = bytearray(icmp)
     icmp_bad[-1] ^= 0xFF
     kinds = {
-        "eth_truncated": eth[:10],
+        # (A frame shorter than an Ethernet header cannot be sent through a veth: the
+        # kernel refuses it, so eth_truncated is covered by the in-memory tests.)
         "ipv4_truncated": eth + b"\x08\x00" + ip(bytes(icmp))[:12],
         "ipv4_bad_checksum": eth + b"\x08\x00" + ip(bytes(icmp), bad_sum=True),
         "ipv4_bad_header_length": eth + b"\x08\x00" + ip(bytes(icmp), ihl=4),
