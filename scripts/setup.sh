@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Rouge's tests, demo and benchmarks need on a fresh Debian machine:
+# the kernel tools and real peers (ping, arping, curl, socat, iperf3, ethtool, tcpdump,
+# trafgen, dpdk-testpmd, HAProxy, nginx), valgrind and perf, cargo-fuzz, and hugepages.
+# Idempotent; needs root. Packages already present are left as they are.
+set -euo pipefail
+[[ $(id -u) -eq 0 ]] || { echo "$0: run as root (installs packages, sets hugepages)" >&2; exit 1; }
+
+PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
+      python3 netsniff-ng dpdk haproxy nginx-light valgrind linux-perf procps coreutils)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged nginx and HAProxy services are not wanted: benchmarks start their own.
+for svc in nginx haproxy; do
+    systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+done
+
+# Hugepages for dpdk-testpmd (256 x 2 MiB); harmless for everything else.
+if [[ -w /proc/sys/vm/nr_hugepages ]] && [[ $(cat /proc/sys/vm/nr_hugepages) -lt 256 ]]; then
+    echo 256 > /proc/sys/vm/nr_hugepages || true
+fi
+mkdir -p /dev/hugepages
+mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+
+# cargo-fuzz for the fuzz smoke run.
+if ! command -v cargo-fuzz >/dev/null 2>&1 && ! [[ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo-fuzz" ]]; then
+    echo "setup: installing cargo-fuzz"
+    cargo install --locked -q cargo-fuzz
+fi
+echo "setup: ready"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Rouge's whole test suite, exactly what CI runs after scripts/setup.sh:
+#   formatting, clippy, unit + in-memory + end-to-end tests (network namespaces, root),
+#   a few seconds of each fuzz target, and a smoke run of each benchmark scenario.
+# Usage: sudo scripts/test.sh [--quick]   (--quick: no fuzzing, no benchmark smoke)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+QUICK=0
+[[ ${1:-} == --quick ]] && QUICK=1
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -q -- -D warnings
+step "build (release binaries for the end-to-end tests and benchmarks)"
+cargo build --release -q -p rouge-appliance --bin rouge
+export ROUGE_BIN="$PWD/target/release/rouge"
+step "cargo test --workspace"
+cargo test --workspace -q 2>&1 | tee /tmp/rouge-test.log | grep -E "^(test result|running|error|failures|---- )|panicked" || true
+if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
+    echo "tests failed (full log: /tmp/rouge-test.log)"
+    exit 1
+fi
+passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
+failed=$(grep -oE "[0-9]+ failed" /tmp/rouge-test.log | awk '{s+=$1} END {print s+0}')
+
+if [[ $QUICK -eq 0 ]]; then
+    step "fuzz smoke (each target for a few seconds)"
+    for target in frame config; do
+        corpus=$(mktemp -d)
+        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
+            -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 2>&1 | tail -n 2)
+        rm -rf "$corpus"
+    done
+    if [[ -x perf/run ]]; then
+        step "benchmark smoke (perf/run --smoke)"
+        perf/run --smoke l2l3 forward callgrind
+    fi
+fi
+printf '\n%s passed, %s failed\n' "$passed" "$failed"
