@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rouge's whole test suite, exactly what CI runs after scripts/setup.sh:
+# Rouge's whole test suite, exactly what CI runs (it first installs what is missing):
 #   formatting, clippy, unit + in-memory + end-to-end tests (network namespaces, root),
 #   a few seconds of each fuzz target, and a smoke run of each benchmark scenario.
 # Usage: sudo scripts/test.sh [--quick]   (--quick: no fuzzing, no benchmark smoke)
@@ -9,6 +9,9 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 QUICK=0
 [[ ${1:-} == --quick ]] && QUICK=1
 step() { printf '\n== %s\n' "$*"; }
+
+step "setup (packages, hugepages, cargo-fuzz: only what is missing)"
+bash scripts/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
