@@ -16,20 +16,22 @@ pub fn open_worker_ports(
 ) -> Result<Vec<AfPacketPort>, String> {
     let mut ports = Vec::with_capacity(cfg.interfaces.len());
     for (i, itf) in cfg.interfaces.iter().enumerate() {
-        let mut pc = AfPacketConfig::default();
-        pc.rx_ring = match itf.rx_ring {
+        let rx_ring = match itf.rx_ring {
             RxRing::V2 => afpacket::RxRing::V2,
             RxRing::V3 => afpacket::RxRing::V3 {
                 block_size: 1 << 16,
                 retire_timeout_ms: 1,
             },
         };
-        if workers > 1 {
-            pc.fanout = Some(Fanout {
-                group_id: fanout_group(i),
-                mode: FanoutMode::Cbpf(afpacket::steer_by_flow_program(workers as u32)),
-            });
-        }
+        let fanout = (workers > 1).then(|| Fanout {
+            group_id: fanout_group(i),
+            mode: FanoutMode::Cbpf(afpacket::steer_by_flow_program(workers as u32)),
+        });
+        let pc = AfPacketConfig {
+            rx_ring,
+            fanout,
+            ..AfPacketConfig::default()
+        };
         let port = AfPacketPort::open(&itf.name, &pc)
             .map_err(|e| format!("worker {worker}: interface `{}`: {e}", itf.name))?;
         ports.push(port);

@@ -79,6 +79,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     // Each worker opens its own ports on its own core (ring memory is touched first
     // there) and reports back, so a missing interface or a permission problem stops
     // the start with one clear error.
+    // Workers open their ports one after another, in worker order: the fanout program
+    // returns a socket's position in its group, so worker i must join every group i-th.
+    let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::new();
     for (w, (core, bus)) in cores.iter().zip(NeighbourBus::new(n)).enumerate() {
@@ -87,13 +90,19 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         let pcap = opts.pcap.clone();
         let cfg = cfg.clone();
         let ready = ready_tx.clone();
+        let turn = turn.clone();
         let h = std::thread::Builder::new()
             .name(format!("rouge-worker-{w}"))
             .spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                     tracing::warn!(worker = w, core, "could not pin the worker to its core");
                 }
-                let ports = match ports::open_worker_ports(&cfg, w, n) {
+                while turn.load(Ordering::Acquire) != w {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let opened = ports::open_worker_ports(&cfg, w, n);
+                turn.fetch_add(1, Ordering::Release);
+                let ports = match opened {
                     Ok(p) => p,
                     Err(e) => {
                         let _ = ready.send(Err(e));

@@ -303,4 +303,39 @@ fn config_save_writes_a_loadable_running_config() {
         text.contains("198.18.2.1/24") && text.contains("to-clients"),
         "{text}"
     );
+    // The console takes the same commands from its input, with help.
+    let mut console = std::process::Command::new(rouge_bin())
+        .arg("console")
+        .arg("--socket")
+        .arg(&bed.socket)
+        .env("HOME", &bed.dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = console.stdin.take().unwrap();
+        writeln!(
+            stdin,
+            "help\nshow routes\nshow nonsense\nshow stats --json\nquit"
+        )
+        .unwrap();
+    }
+    let out = console.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success());
+    assert!(
+        text.contains("show interfaces|arp|routes|stats"),
+        "help: {text}"
+    );
+    assert!(
+        text.contains("198.18.2.0/24") && text.contains("connected"),
+        "routes: {text}"
+    );
+    assert!(
+        text.contains("type `help`"),
+        "bad command explained: {text}"
+    );
+    assert!(text.contains("\"echo_replies\""), "json stats: {text}");
 }
