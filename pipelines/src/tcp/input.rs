@@ -124,6 +124,33 @@ impl Connection {
             }
         }
         let mut trim_all = false;
+        if self.state == State::SynReceived
+            && r.flags.syn()
+            && r.flags.ack()
+            && !r.flags.rst()
+            && r.seq == self.irs
+            && seq::lt(self.snd_una, r.ack)
+            && seq::le(r.ack, self.snd_max)
+        {
+            // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK completes ours.
+            self.snd_una = r.ack;
+            self.snd_wnd = r.window as u32;
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = r.ack;
+            self.state = State::Established;
+            self.timers.stop(Timer::Rto);
+            self.backoff = 0;
+            self.clear(flag::SEND_SYN);
+            self.set(flag::ACK_NOW);
+            return Notify(Notify::CONNECTED | Notify::OUTPUT);
+        }
+        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs {
+            // The peer did not see our SYN-ACK: send it again.
+            self.snd_nxt = self.iss;
+            self.set(flag::SEND_SYN);
+            return Notify(Notify::OUTPUT);
+        }
         if !self.acceptable(seg) {
             if r.flags.rst() {
                 c.drop(TcpDrop::InvalidRst);
@@ -152,12 +179,6 @@ impl Connection {
             return Notify(Notify::CHALLENGE);
         }
         if r.flags.syn() {
-            if self.state == State::SynReceived && r.seq == self.irs {
-                // The peer did not see our SYN-ACK: send it again.
-                self.snd_nxt = self.iss;
-                self.set(flag::SEND_SYN);
-                return Notify(Notify::OUTPUT);
-            }
             // RFC 5961 section 4.2.
             c.drop(TcpDrop::UnexpectedSyn);
             return Notify(Notify::CHALLENGE);
@@ -182,8 +203,11 @@ impl Connection {
                 self.snd_wl1 = r.seq;
                 self.snd_wl2 = r.ack;
                 self.clear(flag::SEND_SYN);
+                self.timers.stop(Timer::Rto);
+                self.backoff = 0;
                 self.arm_keepalive(now, p);
-                n.set(Notify::ESTABLISHED);
+                // Passive opens go to the accept queue; a simultaneous open is ours.
+                n.set(if self.listener == u32::MAX { Notify::CONNECTED } else { Notify::ESTABLISHED });
             } else {
                 c.drop(TcpDrop::BadAck);
                 return Notify(Notify::SEND_RST);
@@ -315,6 +339,10 @@ impl Connection {
                 self.timers.stop(Timer::Persist);
                 self.clear(flag::PROBE);
                 self.backoff = 0;
+                if self.outstanding() <= 1 {
+                    // Only a window probe was out (and was dropped): send from snd_una.
+                    self.snd_nxt = self.snd_una;
+                }
             }
             self.snd_wnd = w;
             self.max_snd_wnd = self.max_snd_wnd.max(w);

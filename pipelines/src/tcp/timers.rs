@@ -172,7 +172,7 @@ impl Connection {
         }
         if due(Timer::Persist, self) {
             self.timers.stop(Timer::Persist);
-            if self.snd_wnd == 0 && self.tx.len() > seq_dist_sent(self) {
+            if self.snd_wnd == 0 && self.outstanding() == 0 && self.tx.len() > seq_dist_sent(self) {
                 self.set(flag::PROBE);
                 self.backoff = self.backoff.saturating_add(1);
                 c.window_probes += 1;
