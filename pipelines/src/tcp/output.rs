@@ -99,7 +99,15 @@ impl Connection {
             }
         }
         let hl = r.header_len();
-        len = len.min(buf.len().saturating_sub(hl));
+        // Options beyond timestamps (SACK blocks) come out of the payload, so the
+        // segment never exceeds the negotiated size.
+        let ts_len = if self.ts_ok { 12 } else { 0 };
+        let room = (self.mss as usize + ts_len).saturating_sub(r.options_len());
+        let cut = len.min(room).min(buf.len().saturating_sub(hl));
+        if cut < len {
+            len = cut;
+            r.flags = Flags::ACK;
+        }
         if len > 0 && s.wrapping_add(len as u32) == self.data_end() {
             r.flags |= Flags::PSH;
         }
@@ -109,8 +117,12 @@ impl Connection {
         let total = r.emit(buf.get_mut(..hl + len)?, self.ip_local(), self.ip_remote())? + len;
 
         // Book-keeping for what was just sent.
+        let fin = r.flags.fin();
         let end = s.wrapping_add(len as u32 + fin as u32);
         let retx = seq::lt(s, self.snd_max) && (len > 0 || fin);
+        if how == Pick::Repair && len > 0 {
+            self.high_rxt = seq::max(self.high_rxt, s.wrapping_add(len as u32));
+        }
         if how == Pick::Next && seq::gt(end, self.snd_nxt) {
             self.snd_nxt = end;
         }
@@ -156,7 +168,6 @@ impl Connection {
                 }
                 let fin = fin_at(s.wrapping_add(len as u32)) && seq::gt(self.snd_max, data_end);
                 if len > 0 || fin {
-                    self.high_rxt = seq::max(self.high_rxt, s.wrapping_add(len as u32));
                     return Some((s, len, fin, Pick::Repair));
                 }
             }
@@ -169,7 +180,6 @@ impl Connection {
                 if let Some((hs, he)) = self.scoreboard.next_hole(from) {
                     let len = seq::dist(hs, he).min(mss).min(seq::dist(hs, data_end));
                     if len > 0 {
-                        self.high_rxt = hs.wrapping_add(len as u32);
                         return Some((hs, len, false, Pick::Repair));
                     }
                 }

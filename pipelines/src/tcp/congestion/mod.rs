@@ -86,8 +86,9 @@ impl Congestion {
     /// Adds to the window for `acked` newly acknowledged bytes, outside recovery.
     pub fn on_ack(&mut self, now: Instant, acked: usize, srtt: Duration) {
         if self.cwnd < self.ssthresh {
-            // Slow start with appropriate byte counting (RFC 3465, L = 2).
-            self.cwnd += acked.min(2 * self.mss);
+            // Slow start counts every byte acknowledged, also on stretch ACKs (as
+            // Linux counts segments), bounded by one window per ACK.
+            self.cwnd += acked.min(self.cwnd);
             return;
         }
         let (mss, cwnd) = (self.mss, self.cwnd);
@@ -146,14 +147,14 @@ mod tests {
         c.on_ack(now, 1000, rtt);
         assert_eq!(c.cwnd(), 11_000);
         c.on_ack(now, 5000, rtt);
-        assert_eq!(c.cwnd(), 13_000, "ABC limits growth to 2 MSS per ACK");
-        c.on_loss(now, 13_000);
-        assert_eq!((c.cwnd(), c.ssthresh()), (6500, 6500));
+        assert_eq!(c.cwnd(), 16_000, "a stretch ACK counts every byte");
+        c.on_loss(now, 16_000);
+        assert_eq!((c.cwnd(), c.ssthresh()), (8000, 8000));
         // Congestion avoidance: about one MSS per window.
-        for _ in 0..7 {
+        for _ in 0..8 {
             c.on_ack(now, 1000, rtt);
         }
-        assert_eq!(c.cwnd(), 7500);
+        assert_eq!(c.cwnd(), 9000);
         c.on_rto(now, 4000);
         assert_eq!((c.cwnd(), c.ssthresh()), (1000, 2000));
     }
