@@ -209,6 +209,10 @@ fn bulk(name: &str, total: usize, fault: FaultConfig, profile: TcpProfile) -> (r
     let (mut sent, mut received) = (0usize, 0usize);
     let (mut h_sent, mut h_recv) = (DefaultHasher::new(), DefaultHasher::new());
     let mut rbuf = vec![0u8; 64 * 1024];
+    // The receiver regenerates the stream to point at the first wrong byte, if any.
+    let mut check = Stream(0x9e37_79b9_7f4a_7c15);
+    let mut expect = vec![0u8; 64 * 1024];
+    let (mut exp_len, mut exp_off) = (0usize, 0usize);
     let (mut connected, mut shut, mut eof, mut a_closed, mut b_closed) = (false, false, false, false, false);
     let mut turns = 0u64;
     let deadline = Instant::from_secs(3600);
@@ -282,6 +286,21 @@ fn bulk(name: &str, total: usize, fault: FaultConfig, profile: TcpProfile) -> (r
                         }
                         Ok(n) => {
                             h_recv.write(&rbuf[..n]);
+                            let mut i = 0;
+                            while i < n {
+                                if exp_off == exp_len {
+                                    exp_len = expect.len().min(total - received - i);
+                                    check.fill(&mut expect[..exp_len]);
+                                    exp_off = 0;
+                                }
+                                let k = (n - i).min(exp_len - exp_off);
+                                if rbuf[i..i + k] != expect[exp_off..exp_off + k] {
+                                    let j = (0..k).find(|&j| rbuf[i + j] != expect[exp_off + j]).unwrap_or(0);
+                                    panic!("{name}: wrong byte at offset {}", received + i + j);
+                                }
+                                i += k;
+                                exp_off += k;
+                            }
                             received += n;
                         }
                         Err(TcpError::WouldBlock) => break,
@@ -495,6 +514,7 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         }
     }
     assert_eq!(echoed, N);
+    eprintln!("close phase ended at {:?}\n{:?}\n{:?}", net.now, net.a.stack.counters(), net.b.stack.counters());
     assert_eq!(net.a.stack.connection_count(), 0);
     assert_eq!(net.b.stack.connection_count(), 0);
     // The server closed first: its side holds the TIME-WAIT entries.

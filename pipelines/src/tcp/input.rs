@@ -445,8 +445,9 @@ impl Connection {
                 if w > 0 && !self.assembler.add(s, s.wrapping_add(w as u32)) {
                     c.drop(TcpDrop::ReassemblyFull);
                 }
-                // Out of order: a duplicate ACK with SACK blocks, at once.
+                // Out of order: a duplicate ACK with SACK blocks, at once, one each.
                 self.set(flag::ACK_NOW);
+                self.acks_owed = self.acks_owed.saturating_add(1).min(8);
             }
         }
         if self.has_rcv_fin && !self.has(flag::PEER_FIN) && self.rcv_nxt == self.rcv_fin {

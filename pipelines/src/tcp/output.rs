@@ -145,6 +145,10 @@ impl Connection {
         c.segments_out += 1;
         c.bytes_out += len as u64;
         self.clear(flag::ACK_NOW);
+        self.acks_owed = self.acks_owed.saturating_sub(1);
+        if self.acks_owed > 0 {
+            self.set(flag::ACK_NOW);
+        }
         self.timers.stop(Timer::DelayedAck);
         self.unacked_segs = 0;
         self.last_ack_sent = self.rcv_nxt;

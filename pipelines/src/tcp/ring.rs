@@ -107,9 +107,8 @@ impl RingBuffer {
             self.head = (self.head + n) % self.buf.len();
             self.len -= n;
         }
-        if self.len == 0 {
-            self.head = 0;
-        }
+        // `head` is not reset when empty: bytes written ahead (out of order) sit at
+        // positions relative to it.
         n
     }
 

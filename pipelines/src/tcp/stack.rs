@@ -148,6 +148,9 @@ pub struct TcpStack {
     expired: Vec<ConnHandle>,
     txq: VecDeque<u32>,
     replies: VecDeque<Reply>,
+    /// Replies on behalf of connections (final ACK into TIME-WAIT, RST of an abort):
+    /// at most one per connection ending, so bounded by the connection limit.
+    conn_replies: VecDeque<Reply>,
     events: VecDeque<Event>,
     time_wait: TimeWaitTable,
     buffer_bytes: usize,
@@ -173,6 +176,7 @@ impl TcpStack {
             expired: Vec::with_capacity(256),
             txq: VecDeque::with_capacity(cap),
             replies: VecDeque::with_capacity(cfg.max_pending_replies),
+            conn_replies: VecDeque::with_capacity(256),
             events: VecDeque::with_capacity(cap),
             time_wait: TimeWaitTable::new(cfg.max_time_wait),
             buffer_bytes: 0,
@@ -437,7 +441,7 @@ impl TcpStack {
         c.set(flag::APP_CLOSED);
         if c.state.synchronized() || c.state == State::SynReceived {
             let r = rst_for(c);
-            self.push_reply(r);
+            self.conn_replies.push_back(r);
         }
         if let Some(c) = self.conn_mut(h) {
             c.state = State::Closed;
@@ -785,7 +789,7 @@ impl TcpStack {
     /// MSS for full segments), returning its addresses and length; `None` when nothing
     /// is left to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        while let Some(r) = self.replies.pop_front() {
+        while let Some(r) = self.conn_replies.pop_front().or_else(|| self.replies.pop_front()) {
             let hl = r.repr.header_len();
             let Some(b) = buf.get_mut(..hl) else { continue };
             if let Some(len) = r.repr.emit(b, r.src, r.dst) {
@@ -957,7 +961,7 @@ impl TcpStack {
         if n.has(Notify::ABORT_RST) {
             let r = rst_for(c);
             c.state = State::Closed;
-            self.push_reply(r);
+            self.conn_replies.push_back(r);
         }
         let Some(c) = self.slots[idx as usize].conn.as_mut() else {
             return;
@@ -981,7 +985,7 @@ impl TcpStack {
             // Data for an application that closed: reset (RFC 9293 section 3.10.4).
             let r = rst_for(c);
             c.state = State::Closed;
-            self.push_reply(r);
+            self.conn_replies.push_back(r);
             self.counters.aborted += 1;
         }
         let reset = if n.has(Notify::RESET) {
@@ -1051,7 +1055,7 @@ impl TcpStack {
                 let need_ack = c.has(flag::ACK_NOW);
                 c.state = State::Closed;
                 if need_ack {
-                    self.push_reply(Reply {
+                    self.conn_replies.push_back(Reply {
                         src: key.local.ip(),
                         dst: key.remote.ip(),
                         repr: ack,

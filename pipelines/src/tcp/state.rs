@@ -223,6 +223,9 @@ pub struct Connection {
     pub probes: u8,
     /// Full-sized segments received since the last ACK sent.
     pub unacked_segs: u8,
+    /// Out-of-order arrivals not yet answered: each gets its own duplicate ACK, so the
+    /// sender can count them even when a burst is processed before output.
+    pub acks_owed: u8,
     /// Latest timestamp to echo (RFC 7323 TS.Recent).
     pub ts_recent: u32,
     /// Our timestamp offset.
@@ -293,6 +296,7 @@ impl Connection {
             backoff: 0,
             probes: 0,
             unacked_segs: 0,
+            acks_owed: 0,
             ts_recent: 0,
             ts_offset: 0,
             rtt,
