@@ -307,6 +307,7 @@ impl Connection {
                 n.set(Notify::WRITABLE);
             }
             if !fin_was_acked && fin.is_some_and(|f| seq::gt(ack, f)) {
+                self.set(flag::FIN_ACKED);
                 match self.state {
                     State::FinWait1 => {
                         self.state = State::FinWait2;

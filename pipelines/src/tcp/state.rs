@@ -108,6 +108,8 @@ pub(crate) mod flag {
     pub const SEND_SYN: u16 = 1 << 12;
     /// Created from a SYN cookie: no SYN-ACK retransmission state.
     pub const FROM_COOKIE: u16 = 1 << 13;
+    /// Our FIN has been acknowledged.
+    pub const FIN_ACKED: u16 = 1 << 14;
 }
 
 /// What an input or timer asks the stack to do or tell the application.
@@ -352,12 +354,12 @@ impl Connection {
     /// Sequence number our FIN has (or will have), if queued.
     #[inline]
     pub fn fin_seq(&self) -> Option<u32> {
-        self.has(flag::FIN_QUEUED).then(|| self.data_end())
+        (self.flags & (flag::FIN_QUEUED | flag::FIN_ACKED) == flag::FIN_QUEUED).then(|| self.data_end())
     }
 
     /// True once our FIN is acknowledged.
     pub fn fin_acked(&self) -> bool {
-        self.fin_seq().is_some_and(|f| seq::gt(self.snd_una, f))
+        self.has(flag::FIN_ACKED)
     }
 
     /// Bytes sent and not acknowledged, SYN and FIN included.
