@@ -76,7 +76,10 @@ impl<T> TimerWheel<T> {
 
     /// Schedules `value` to fire at `deadline` (or at the next expiry if that is past).
     pub fn schedule(&mut self, deadline: Instant, value: T) -> TimerId {
-        let tick = deadline.as_nanos().div_ceil(self.tick_ns).max(self.cur_tick);
+        let tick = deadline
+            .as_nanos()
+            .div_ceil(self.tick_ns)
+            .max(self.cur_tick);
         let idx = if self.free != NIL {
             let i = self.free;
             self.free = self.entries[i as usize].next;

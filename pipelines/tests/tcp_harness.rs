@@ -54,13 +54,27 @@ impl Side {
                 let dst = IpAddr::V4(Ipv4Addr::new(d[4], d[5], d[6], d[7]));
                 if std::env::var("DBG2").is_ok() && now < Instant::from_millis(3000) {
                     let p = rouge_pipelines::wire::tcp::TcpPacket::new_checked(&d[HDR..]).unwrap();
-                    eprintln!("{:?} rx at {now:?}: seq={} ack={} len={} flags={:?} win={}", dst, p.seq(), p.ack(), p.payload().len(), p.flags(), p.window());
+                    eprintln!(
+                        "{:?} rx at {now:?}: seq={} ack={} len={} flags={:?} win={}",
+                        dst,
+                        p.seq(),
+                        p.ack(),
+                        p.payload().len(),
+                        p.flags(),
+                        p.window()
+                    );
                 }
                 let before = self.stack.counters().drops[3];
                 self.stack.handle_segment(now, src, dst, &d[HDR..]);
                 if self.stack.counters().drops[3] != before && std::env::var("DBG").is_ok() {
                     let p = rouge_pipelines::wire::tcp::TcpPacket::new_checked(&d[HDR..]).unwrap();
-                    eprintln!("OOW at {now:?}: seq={} ack={} len={} flags={:?}", p.seq(), p.ack(), p.payload().len(), p.flags());
+                    eprintln!(
+                        "OOW at {now:?}: seq={} ack={} len={} flags={:?}",
+                        p.seq(),
+                        p.ack(),
+                        p.payload().len(),
+                        p.flags()
+                    );
                 }
             }
         }
@@ -195,13 +209,25 @@ fn transfer_size() -> usize {
 
 /// Sends `total` bytes from client to server over a wire with `fault`, checks the hash
 /// and a clean close on both sides; returns the client's counters for assertions.
-fn bulk(name: &str, total: usize, fault: FaultConfig, profile: TcpProfile) -> (rouge_pipelines::tcp::TcpCounters, rouge_pipelines::tcp::TcpCounters) {
+fn bulk(
+    name: &str,
+    total: usize,
+    fault: FaultConfig,
+    profile: TcpProfile,
+) -> (
+    rouge_pipelines::tcp::TcpCounters,
+    rouge_pipelines::tcp::TcpCounters,
+) {
     let wall = std::time::Instant::now();
     let mut net = Net::new(fault, StackConfig::default(), profile);
     let srv: SocketAddr = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
     let cli: SocketAddr = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
     let l = net.b.stack.listen(srv, 16, ProfileId::DEFAULT).unwrap();
-    let c = net.a.stack.connect(net.now, cli, srv, ProfileId::DEFAULT).unwrap();
+    let c = net
+        .a
+        .stack
+        .connect(net.now, cli, srv, ProfileId::DEFAULT)
+        .unwrap();
     let mut s: Option<ConnHandle> = None;
     let mut gen = Stream(0x9e37_79b9_7f4a_7c15);
     let mut chunk = vec![0u8; 64 * 1024];
@@ -213,7 +239,8 @@ fn bulk(name: &str, total: usize, fault: FaultConfig, profile: TcpProfile) -> (r
     let mut check = Stream(0x9e37_79b9_7f4a_7c15);
     let mut expect = vec![0u8; 64 * 1024];
     let (mut exp_len, mut exp_off) = (0usize, 0usize);
-    let (mut connected, mut shut, mut eof, mut a_closed, mut b_closed) = (false, false, false, false, false);
+    let (mut connected, mut shut, mut eof, mut a_closed, mut b_closed) =
+        (false, false, false, false, false);
     let mut turns = 0u64;
     let deadline = Instant::from_secs(3600);
     while !(a_closed && b_closed) {
@@ -295,7 +322,9 @@ fn bulk(name: &str, total: usize, fault: FaultConfig, profile: TcpProfile) -> (r
                                 }
                                 let k = (n - i).min(exp_len - exp_off);
                                 if rbuf[i..i + k] != expect[exp_off..exp_off + k] {
-                                    let j = (0..k).find(|&j| rbuf[i + j] != expect[exp_off + j]).unwrap_or(0);
+                                    let j = (0..k)
+                                        .find(|&j| rbuf[i + j] != expect[exp_off + j])
+                                        .unwrap_or(0);
                                     panic!("{name}: wrong byte at offset {}", received + i + j);
                                 }
                                 i += k;
@@ -376,7 +405,12 @@ fn faults(seed: u64, loss: f64, reorder: f64, duplicate: f64) -> FaultConfig {
 
 #[test]
 fn bulk_no_loss_cubic() {
-    let (c, _) = bulk("0% loss, CUBIC", transfer_size(), faults(1, 0.0, 0.0, 0.0), bulk_profile(CongestionAlgo::Cubic));
+    let (c, _) = bulk(
+        "0% loss, CUBIC",
+        transfer_size(),
+        faults(1, 0.0, 0.0, 0.0),
+        bulk_profile(CongestionAlgo::Cubic),
+    );
     assert_eq!(c.retransmits, 0, "nothing lost, nothing resent");
 }
 
@@ -388,7 +422,10 @@ fn bulk_1pct_loss_reorder_duplicate_newreno_sack() {
         faults(2, 0.01, 0.01, 0.01),
         bulk_profile(CongestionAlgo::NewReno),
     );
-    assert!(c.fast_recoveries > 0, "losses were repaired by fast recovery");
+    assert!(
+        c.fast_recoveries > 0,
+        "losses were repaired by fast recovery"
+    );
 }
 
 #[test]
@@ -410,7 +447,12 @@ fn bulk_2pct_loss_without_sack_or_timestamps_newreno() {
         ..bulk_profile(CongestionAlgo::NewReno)
     };
     let size = (transfer_size() / 4).max(1 << 20);
-    let (c, _) = bulk("2% loss, NewReno, no SACK/timestamps", size, faults(4, 0.02, 0.0, 0.0), p);
+    let (c, _) = bulk(
+        "2% loss, NewReno, no SACK/timestamps",
+        size,
+        faults(4, 0.02, 0.0, 0.0),
+        p,
+    );
     assert!(c.fast_recoveries > 0);
 }
 
@@ -434,13 +476,22 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
     let mut clients = Vec::with_capacity(N);
     for i in 0..N {
         let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 20000 + i as u16);
-        clients.push(net.a.stack.connect(net.now, cli, srv, ProfileId::DEFAULT).unwrap());
+        clients.push(
+            net.a
+                .stack
+                .connect(net.now, cli, srv, ProfileId::DEFAULT)
+                .unwrap(),
+        );
     }
     // Phase 1: all connect and stay open at once.
     let mut connected = 0;
     let mut accepted = Vec::with_capacity(N);
     while connected < N || accepted.len() < N {
-        assert!(net.now < Instant::from_secs(60), "open phase stalled: {connected} connected, {} accepted", accepted.len());
+        assert!(
+            net.now < Instant::from_secs(60),
+            "open phase stalled: {connected} connected, {} accepted",
+            accepted.len()
+        );
         let moved = net.turn();
         while let Some(e) = net.a.stack.poll_event() {
             match e {
@@ -464,7 +515,11 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
     }
     assert_eq!(net.a.stack.connection_count(), N);
     assert_eq!(net.b.stack.connection_count(), N);
-    assert_eq!(net.b.stack.connections_by_state()[2], N, "all ESTABLISHED on the server");
+    assert_eq!(
+        net.b.stack.connections_by_state()[2],
+        N,
+        "all ESTABLISHED on the server"
+    );
     let opened = wall.elapsed();
     // Phase 2: each client sends its index, the server echoes it and closes; the
     // client checks the echo and closes too.
@@ -474,7 +529,10 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
     let (mut echoed, mut a_closed, mut b_closed) = (0, 0, 0);
     let mut buf = [0u8; 64];
     while a_closed < N || b_closed < N {
-        assert!(net.now < Instant::from_secs(120), "close phase stalled: {echoed} echoed, {a_closed}/{b_closed} closed");
+        assert!(
+            net.now < Instant::from_secs(120),
+            "close phase stalled: {echoed} echoed, {a_closed}/{b_closed} closed"
+        );
         let moved = net.turn();
         while let Some(e) = net.b.stack.poll_event() {
             match e {
@@ -514,12 +572,20 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         }
     }
     assert_eq!(echoed, N);
-    eprintln!("close phase ended at {:?}\n{:?}\n{:?}", net.now, net.a.stack.counters(), net.b.stack.counters());
+    eprintln!(
+        "close phase ended at {:?}\n{:?}\n{:?}",
+        net.now,
+        net.a.stack.counters(),
+        net.b.stack.counters()
+    );
     assert_eq!(net.a.stack.connection_count(), 0);
     assert_eq!(net.b.stack.connection_count(), 0);
     // The server closed first: its side holds the TIME-WAIT entries.
     assert_eq!(net.b.stack.time_wait_count(), N);
-    assert_eq!(net.a.stack.counters().aborted + net.b.stack.counters().aborted, 0);
+    assert_eq!(
+        net.a.stack.counters().aborted + net.b.stack.counters().aborted,
+        0
+    );
     assert_eq!(net.a.stack.counters().closed, N as u64);
     assert_eq!(net.b.stack.counters().closed, N as u64);
     println!(

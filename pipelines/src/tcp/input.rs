@@ -38,7 +38,13 @@ const MAX_RTT_SAMPLE: Duration = Duration::from_secs(60);
 
 impl Connection {
     /// Processes one segment addressed to this connection.
-    pub fn on_segment(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters, seg: &Segment) -> Notify {
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+    ) -> Notify {
         match self.state {
             State::SynSent => self.on_syn_sent(now, p, c, seg),
             State::Closed | State::TimeWait => Notify::default(),
@@ -46,7 +52,13 @@ impl Connection {
         }
     }
 
-    fn on_syn_sent(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters, seg: &Segment) -> Notify {
+    fn on_syn_sent(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+    ) -> Notify {
         let r = &seg.repr;
         if r.flags.ack() && (seq::le(r.ack, self.iss) || seq::gt(r.ack, self.snd_max)) {
             if r.flags.rst() {
@@ -101,7 +113,8 @@ impl Connection {
         let wnd = self.rcv_wnd();
         let len = seg.len() as u32;
         let s = seg.repr.seq;
-        let in_wnd = |x: u32| seq::le(self.rcv_nxt, x) && seq::lt(x, self.rcv_nxt.wrapping_add(wnd));
+        let in_wnd =
+            |x: u32| seq::le(self.rcv_nxt, x) && seq::lt(x, self.rcv_nxt.wrapping_add(wnd));
         match (len, wnd) {
             (0, 0) => s == self.rcv_nxt,
             (0, _) => in_wnd(s),
@@ -110,7 +123,13 @@ impl Connection {
         }
     }
 
-    fn on_synchronized(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters, seg: &Segment) -> Notify {
+    fn on_synchronized(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+    ) -> Notify {
         let r = &seg.repr;
         let mut n = Notify::default();
         // PAWS (RFC 7323 section 5.3) comes before the window check.
@@ -145,7 +164,8 @@ impl Connection {
             self.set(flag::ACK_NOW);
             return Notify(Notify::CONNECTED | Notify::OUTPUT);
         }
-        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs {
+        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs
+        {
             // The peer did not see our SYN-ACK: send it again.
             self.snd_nxt = self.iss;
             self.set(flag::SEND_SYN);
@@ -207,7 +227,11 @@ impl Connection {
                 self.backoff = 0;
                 self.arm_keepalive(now, p);
                 // Passive opens go to the accept queue; a simultaneous open is ours.
-                n.set(if self.listener == u32::MAX { Notify::CONNECTED } else { Notify::ESTABLISHED });
+                n.set(if self.listener == u32::MAX {
+                    Notify::CONNECTED
+                } else {
+                    Notify::ESTABLISHED
+                });
             } else {
                 c.drop(TcpDrop::BadAck);
                 return Notify(Notify::SEND_RST);
@@ -248,7 +272,9 @@ impl Connection {
             }
             _ if self.rtt_timing && seq::gt(r.ack, self.rtt_seq) => {
                 self.rtt_timing = false;
-                Some(Duration::from_millis(ms(now).wrapping_sub(self.rtt_sent_ms) as u64))
+                Some(Duration::from_millis(
+                    ms(now).wrapping_sub(self.rtt_sent_ms) as u64,
+                ))
             }
             _ => None,
         };
@@ -257,7 +283,14 @@ impl Connection {
         }
     }
 
-    fn on_ack(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters, seg: &Segment, n: &mut Notify) {
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+        n: &mut Notify,
+    ) {
         let r = &seg.repr;
         let ack = r.ack;
         let acked = seq::dist(self.snd_una, ack);
@@ -330,7 +363,8 @@ impl Connection {
             n.set(Notify::OUTPUT);
         }
         if self.sack_ok && r.sack_len > 0 {
-            self.scoreboard.update(self.snd_una, self.snd_max, r.sack_blocks());
+            self.scoreboard
+                .update(self.snd_una, self.snd_max, r.sack_blocks());
         }
         if seq::lt(self.snd_wl1, r.seq) || (self.snd_wl1 == r.seq && seq::le(self.snd_wl2, ack)) {
             let w = (r.window as u32) << self.snd_wscale;
@@ -396,7 +430,14 @@ impl Connection {
         self.rtt_timing = false;
     }
 
-    fn on_data(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters, seg: &Segment, n: &mut Notify) {
+    fn on_data(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+        n: &mut Notify,
+    ) {
         let r = &seg.repr;
         let mut s = r.seq;
         let mut data = seg.payload;

@@ -63,7 +63,12 @@ impl SipKey {
 }
 
 /// Serialises a 4-tuple plus extra words into a fixed buffer; returns the used length.
-fn tuple_bytes(buf: &mut [u8; 64], local: (IpAddr, u16), remote: (IpAddr, u16), extra: &[u32]) -> usize {
+fn tuple_bytes(
+    buf: &mut [u8; 64],
+    local: (IpAddr, u16),
+    remote: (IpAddr, u16),
+    extra: &[u32],
+) -> usize {
     let mut i = 0;
     let mut put = |b: &[u8]| {
         buf[i..i + b.len()].copy_from_slice(b);
@@ -121,7 +126,14 @@ fn cookie_mac(key: &SipKey, local: (IpAddr, u16), remote: (IpAddr, u16), irs: u3
 }
 
 /// The cookie ISN for a SYN with sequence `irs` asking for `mss`.
-pub fn make_cookie(key: &SipKey, now: Instant, local: (IpAddr, u16), remote: (IpAddr, u16), irs: u32, mss: u16) -> u32 {
+pub fn make_cookie(
+    key: &SipKey,
+    now: Instant,
+    local: (IpAddr, u16),
+    remote: (IpAddr, u16),
+    irs: u32,
+    mss: u16,
+) -> u32 {
     let t = ((now.as_nanos() / 1_000_000_000 / COOKIE_PERIOD_S) & 0x1f) as u32;
     let idx = COOKIE_MSS.iter().rposition(|&m| m <= mss).unwrap_or(0) as u32;
     (t << 27) | (idx << 24) | cookie_mac(key, local, remote, irs, t)
@@ -174,7 +186,10 @@ mod tests {
         let r2 = ("198.18.1.2".parse().unwrap(), 40001);
         let a = isn(&k, Instant::ZERO, l, r1);
         assert_ne!(a, isn(&k, Instant::ZERO, l, r2));
-        assert_eq!(isn(&k, Instant::from_millis(4), l, r1), a.wrapping_add(1000));
+        assert_eq!(
+            isn(&k, Instant::from_millis(4), l, r1),
+            a.wrapping_add(1000)
+        );
         assert_ne!(a, isn(&SipKey(1, 3), Instant::ZERO, l, r1));
     }
 
@@ -185,14 +200,53 @@ mod tests {
         let r = ("198.18.1.2".parse().unwrap(), 40000);
         let now = Instant::from_secs(1000);
         let c = make_cookie(&k, now, l, r, 555, 1460);
-        let ok = check_cookie(&k, now + std::time::Duration::from_secs(100), l, r, 556, c.wrapping_add(1));
-        assert_eq!(ok, Some(CookieInfo { iss: c, irs: 555, mss: 1460 }));
-        assert_eq!(check_cookie(&k, now, l, r, 557, c.wrapping_add(1)), None, "other ISN");
+        let ok = check_cookie(
+            &k,
+            now + std::time::Duration::from_secs(100),
+            l,
+            r,
+            556,
+            c.wrapping_add(1),
+        );
+        assert_eq!(
+            ok,
+            Some(CookieInfo {
+                iss: c,
+                irs: 555,
+                mss: 1460
+            })
+        );
+        assert_eq!(
+            check_cookie(&k, now, l, r, 557, c.wrapping_add(1)),
+            None,
+            "other ISN"
+        );
         let r2 = ("198.18.1.3".parse().unwrap(), 40000);
-        assert_eq!(check_cookie(&k, now, l, r2, 556, c.wrapping_add(1)), None, "other peer");
-        assert_eq!(check_cookie(&k, now + std::time::Duration::from_secs(200), l, r, 556, c.wrapping_add(1)), None, "expired");
+        assert_eq!(
+            check_cookie(&k, now, l, r2, 556, c.wrapping_add(1)),
+            None,
+            "other peer"
+        );
+        assert_eq!(
+            check_cookie(
+                &k,
+                now + std::time::Duration::from_secs(200),
+                l,
+                r,
+                556,
+                c.wrapping_add(1)
+            ),
+            None,
+            "expired"
+        );
         let c2 = make_cookie(&k, now, l, r, 1, 1300);
-        assert_eq!(check_cookie(&k, now, l, r, 2, c2.wrapping_add(1)).map(|i| i.mss), Some(1300));
-        assert_eq!(check_cookie(&k, now, l, r, 2, c2.wrapping_add(1)).map(|i| i.mss), Some(1300));
+        assert_eq!(
+            check_cookie(&k, now, l, r, 2, c2.wrapping_add(1)).map(|i| i.mss),
+            Some(1300)
+        );
+        assert_eq!(
+            check_cookie(&k, now, l, r, 2, c2.wrapping_add(1)).map(|i| i.mss),
+            Some(1300)
+        );
     }
 }

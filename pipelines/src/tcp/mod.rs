@@ -39,5 +39,7 @@ mod tests;
 pub use config::{Keepalive, StackConfig, TcpProfile};
 pub use congestion::CongestionAlgo;
 pub use counters::{TcpCounters, TcpDrop};
-pub use stack::{ConnHandle, Event, ListenerHandle, ProfileId, ResetReason, TcpError, TcpStack, Transmit};
+pub use stack::{
+    ConnHandle, Event, ListenerHandle, ProfileId, ResetReason, TcpError, TcpStack, Transmit,
+};
 pub use state::{Connection, State};

@@ -22,7 +22,13 @@ enum Pick {
 impl Connection {
     /// Writes the next segment this connection wants to send into `buf` (a whole TCP
     /// segment with the checksum filled) and returns its length, or `None`.
-    pub fn poll_segment(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters, buf: &mut [u8]) -> Option<usize> {
+    pub fn poll_segment(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        buf: &mut [u8],
+    ) -> Option<usize> {
         let mut r = TcpRepr {
             src_port: self.key.local.port(),
             dst_port: self.key.remote.port(),
@@ -42,10 +48,18 @@ impl Connection {
                     r.ack = self.rcv_nxt;
                 }
                 self.syn_options(&mut r, p, now, synack);
-                let wnd = if self.rx.capacity() > 0 { self.rx.free() } else { p.recv_buffer };
+                let wnd = if self.rx.capacity() > 0 {
+                    self.rx.free()
+                } else {
+                    p.recv_buffer
+                };
                 r.window = wnd.min(65535) as u16;
                 self.rcv_adv = self.rcv_nxt.wrapping_add(r.window as u32);
-                let len = r.emit(buf.get_mut(..r.header_len())?, self.ip_local(), self.ip_remote())?;
+                let len = r.emit(
+                    buf.get_mut(..r.header_len())?,
+                    self.ip_local(),
+                    self.ip_remote(),
+                )?;
                 self.clear(flag::SEND_SYN | flag::ACK_NOW);
                 if self.snd_max != self.iss {
                     c.retransmits += 1;
@@ -92,7 +106,11 @@ impl Connection {
             r.timestamps = Some((self.tsval(now), self.ts_recent));
         }
         if self.sack_ok && !self.assembler.is_empty() {
-            let max = if self.ts_ok { MAX_SACK_BLOCKS - 1 } else { MAX_SACK_BLOCKS };
+            let max = if self.ts_ok {
+                MAX_SACK_BLOCKS - 1
+            } else {
+                MAX_SACK_BLOCKS
+            };
             for &b in self.assembler.ranges().iter().take(max) {
                 r.sack[r.sack_len as usize] = b;
                 r.sack_len += 1;
@@ -207,7 +225,11 @@ impl Connection {
             seq::dist(s, self.snd_una.wrapping_add(self.snd_wnd))
         };
         let flight = self.flight();
-        let cwnd_left = if probe { mss } else { self.cc.cwnd().saturating_sub(flight) };
+        let cwnd_left = if probe {
+            mss
+        } else {
+            self.cc.cwnd().saturating_sub(flight)
+        };
         let mut len = avail.min(mss).min(wnd_left).min(cwnd_left);
         if retx {
             if let Some(b) = self.scoreboard.next_sacked(s) {
@@ -256,9 +278,15 @@ impl Connection {
         let promised = seq::dist(self.rcv_nxt, self.rcv_adv);
         let free = self.rx.free();
         let step = (self.rx.capacity() / 2).min(self.mss as usize).max(1);
-        let w = if free > promised && free - promised < step { promised } else { free.max(promised) };
+        let w = if free > promised && free - promised < step {
+            promised
+        } else {
+            free.max(promised)
+        };
         let scaled = (w >> self.rcv_wscale).min(65535);
-        let edge = self.rcv_nxt.wrapping_add((scaled << self.rcv_wscale) as u32);
+        let edge = self
+            .rcv_nxt
+            .wrapping_add((scaled << self.rcv_wscale) as u32);
         if seq::gt(edge, self.rcv_adv) {
             self.rcv_adv = edge;
         }

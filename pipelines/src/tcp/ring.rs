@@ -56,7 +56,11 @@ impl RingBuffer {
 
     /// A ring over storage obtained earlier from [`RingBuffer::take_storage`].
     pub fn from_storage(buf: Box<[u8]>) -> Self {
-        RingBuffer { buf, head: 0, len: 0 }
+        RingBuffer {
+            buf,
+            head: 0,
+            len: 0,
+        }
     }
 
     /// Appends as much of `data` as fits; returns the number of bytes taken.

@@ -90,7 +90,11 @@ impl Scoreboard {
                 i += 1;
             }
         }
-        let pos = self.ranges().iter().position(|&(a, _)| seq::gt(a, l)).unwrap_or(self.n as usize);
+        let pos = self
+            .ranges()
+            .iter()
+            .position(|&(a, _)| seq::gt(a, l))
+            .unwrap_or(self.n as usize);
         if self.n as usize == SCOREBOARD_RANGES {
             if pos == SCOREBOARD_RANGES {
                 return;
@@ -112,7 +116,10 @@ impl Scoreboard {
 
     /// The start of the first SACKed range after `s`.
     pub fn next_sacked(&self, s: u32) -> Option<u32> {
-        self.ranges().iter().find(|&&(l, _)| seq::gt(l, s)).map(|r| r.0)
+        self.ranges()
+            .iter()
+            .find(|&&(l, _)| seq::gt(l, s))
+            .map(|r| r.0)
     }
 
     /// The first hole at or after `from` that lies below the highest SACKed byte, as
@@ -154,7 +161,11 @@ mod tests {
         assert_eq!(s.update(1000, 9000, &[(3000, 4000), (5000, 6000)]), 2000);
         assert_eq!(s.update(1000, 9000, &[(3500, 5000)]), 1000);
         assert_eq!(s.ranges(), &[(3000, 6000)]);
-        assert_eq!(s.update(1000, 9000, &[(7000, 9500)]), 0, "beyond snd_max ignored");
+        assert_eq!(
+            s.update(1000, 9000, &[(7000, 9500)]),
+            0,
+            "beyond snd_max ignored"
+        );
         s.update(1000, 9000, &[(7000, 8000)]);
         assert_eq!(s.next_hole(1000), Some((1000, 3000)));
         assert_eq!(s.next_hole(3000), Some((6000, 7000)));

@@ -256,12 +256,21 @@ impl TcpStack {
 
     /// Listens on `local` (an unspecified IP matches every address) with an accept queue
     /// of `backlog` and a SYN queue of the same size.
-    pub fn listen(&mut self, local: SocketAddr, backlog: usize, profile: ProfileId) -> Result<ListenerHandle, TcpError> {
+    pub fn listen(
+        &mut self,
+        local: SocketAddr,
+        backlog: usize,
+        profile: ProfileId,
+    ) -> Result<ListenerHandle, TcpError> {
         let k = (local.ip(), local.port());
         if self.listen_map.contains_key(&k) {
             return Err(TcpError::AddressInUse);
         }
-        let p = if (profile.0 as usize) < self.profiles.len() { profile.0 } else { 0 };
+        let p = if (profile.0 as usize) < self.profiles.len() {
+            profile.0
+        } else {
+            0
+        };
         let backlog = backlog.max(1);
         let l = Listener::new(local, p, backlog, backlog);
         let idx = match self.listeners.iter().position(|x| x.is_none()) {
@@ -291,7 +300,12 @@ impl TcpStack {
     /// Takes the next established connection from a listener's accept queue.
     pub fn accept(&mut self, l: ListenerHandle) -> Option<ConnHandle> {
         loop {
-            let h = self.listeners.get_mut(l.0 as usize)?.as_mut()?.accept_queue.pop_front()?;
+            let h = self
+                .listeners
+                .get_mut(l.0 as usize)?
+                .as_mut()?
+                .accept_queue
+                .pop_front()?;
             let Some(c) = self.conn_mut(h) else { continue };
             c.set(flag::APP_OWNED);
             let readable = !c.rx.is_empty();
@@ -312,7 +326,13 @@ impl TcpStack {
     }
 
     /// Opens a connection from `local` to `remote` (active open). `Connected` follows.
-    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, profile: ProfileId) -> Result<ConnHandle, TcpError> {
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        profile: ProfileId,
+    ) -> Result<ConnHandle, TcpError> {
         let key = ConnKey { local, remote };
         if self.map.contains_key(&key) || self.time_wait.get(&key).is_some() {
             return Err(TcpError::AddressInUse);
@@ -321,9 +341,18 @@ impl TcpStack {
             self.counters.drop(TcpDrop::ConnectionLimit);
             return Err(TcpError::ConnectionLimit);
         }
-        let pid = if (profile.0 as usize) < self.profiles.len() { profile.0 } else { 0 };
+        let pid = if (profile.0 as usize) < self.profiles.len() {
+            profile.0
+        } else {
+            0
+        };
         let p = &self.profiles[pid as usize];
-        let iss = isn::isn(&self.key, now, (local.ip(), local.port()), (remote.ip(), remote.port()));
+        let iss = isn::isn(
+            &self.key,
+            now,
+            (local.ip(), local.port()),
+            (remote.ip(), remote.port()),
+        );
         let mut c = new_conn(&self.key, key, pid, iss, p);
         c.state = State::SynSent;
         c.set(flag::SEND_SYN | flag::APP_OWNED);
@@ -510,7 +539,8 @@ impl TcpStack {
             return;
         };
         let f = seg.repr.flags;
-        if c.state == State::SynReceived && f.ack() && !f.rst() && !f.syn() && c.rx.capacity() == 0 {
+        if c.state == State::SynReceived && f.ack() && !f.rst() && !f.syn() && c.rx.capacity() == 0
+        {
             // The handshake may complete now: make room in the accept queue and buffers.
             let full = self
                 .listeners
@@ -620,7 +650,14 @@ impl TcpStack {
         let p = &self.profiles[lst.profile as usize];
         let r = &seg.repr;
         let mss = r.mss.unwrap_or(super::options::DEFAULT_MSS).min(p.mss);
-        let cookie = isn::make_cookie(&self.key, now, tuple(key.local), tuple(key.remote), r.seq, mss);
+        let cookie = isn::make_cookie(
+            &self.key,
+            now,
+            tuple(key.local),
+            tuple(key.remote),
+            r.seq,
+            mss,
+        );
         let mut out = TcpRepr {
             src_port: key.local.port(),
             dst_port: key.remote.port(),
@@ -661,7 +698,14 @@ impl TcpStack {
             return None;
         }
         let r = &seg.repr;
-        let Some(info) = isn::check_cookie(&self.key, now, tuple(key.local), tuple(key.remote), r.seq, r.ack) else {
+        let Some(info) = isn::check_cookie(
+            &self.key,
+            now,
+            tuple(key.local),
+            tuple(key.remote),
+            r.seq,
+            r.ack,
+        ) else {
             self.counters.drop(TcpDrop::BadCookie);
             return None;
         };
@@ -789,7 +833,11 @@ impl TcpStack {
     /// MSS for full segments), returning its addresses and length; `None` when nothing
     /// is left to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        while let Some(r) = self.conn_replies.pop_front().or_else(|| self.replies.pop_front()) {
+        while let Some(r) = self
+            .conn_replies
+            .pop_front()
+            .or_else(|| self.replies.pop_front())
+        {
             let hl = r.repr.header_len();
             let Some(b) = buf.get_mut(..hl) else { continue };
             if let Some(len) = r.repr.emit(b, r.src, r.dst) {
@@ -891,7 +939,10 @@ impl TcpStack {
                 i
             }
             None => {
-                self.slots.push(Slot { gen: 0, conn: Some(c) });
+                self.slots.push(Slot {
+                    gen: 0,
+                    conn: Some(c),
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -973,7 +1024,8 @@ impl TcpStack {
                     l.syn_queue = l.syn_queue.saturating_sub(1);
                 }
                 l.accept_queue.push_back(h);
-                self.events.push_back(Event::Accepted(ListenerHandle(c.listener)));
+                self.events
+                    .push_back(Event::Accepted(ListenerHandle(c.listener)));
             }
             c.listener = u32::MAX;
             self.counters.passive_opens += 1;

@@ -60,7 +60,10 @@ impl State {
 
     /// True while we may still queue data to send.
     pub fn can_send(self) -> bool {
-        matches!(self, State::SynSent | State::SynReceived | State::Established | State::CloseWait)
+        matches!(
+            self,
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait
+        )
     }
 
     /// True while the peer may still send us data.
@@ -354,7 +357,8 @@ impl Connection {
     /// Sequence number our FIN has (or will have), if queued.
     #[inline]
     pub fn fin_seq(&self) -> Option<u32> {
-        (self.flags & (flag::FIN_QUEUED | flag::FIN_ACKED) == flag::FIN_QUEUED).then(|| self.data_end())
+        (self.flags & (flag::FIN_QUEUED | flag::FIN_ACKED) == flag::FIN_QUEUED)
+            .then(|| self.data_end())
     }
 
     /// True once our FIN is acknowledged.
@@ -375,7 +379,9 @@ impl Connection {
             return seq::dist(self.snd_una, self.snd_nxt)
                 .saturating_sub(self.sacked_below(self.snd_nxt));
         }
-        let out = self.outstanding().saturating_sub(self.scoreboard.sacked_bytes());
+        let out = self
+            .outstanding()
+            .saturating_sub(self.scoreboard.sacked_bytes());
         if self.has(flag::RECOVERY) && self.sack_ok {
             let from = seq::max(self.snd_una, self.high_rxt);
             out.saturating_sub(self.scoreboard.hole_bytes_from(from))

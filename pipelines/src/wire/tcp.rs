@@ -95,7 +95,14 @@ impl std::ops::BitOrAssign for Flags {
 
 impl std::fmt::Debug for Flags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = [(0x02, "S"), (0x10, "."), (0x08, "P"), (0x01, "F"), (0x04, "R"), (0x20, "U")];
+        let names = [
+            (0x02, "S"),
+            (0x10, "."),
+            (0x08, "P"),
+            (0x01, "F"),
+            (0x04, "R"),
+            (0x20, "U"),
+        ];
         for (bit, n) in names {
             if self.0 & bit != 0 {
                 f.write_str(n)?;
@@ -351,9 +358,10 @@ impl TcpRepr {
                         r.sack_len += 1;
                     }
                 }
-                (kind::MSS | kind::WSCALE | kind::SACK_PERMITTED | kind::TIMESTAMPS | kind::SACK, _) => {
-                    return Err(WireError::BadOption)
-                }
+                (
+                    kind::MSS | kind::WSCALE | kind::SACK_PERMITTED | kind::TIMESTAMPS | kind::SACK,
+                    _,
+                ) => return Err(WireError::BadOption),
                 _ => {}
             }
             o = &o[len..];
@@ -485,12 +493,21 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_rejected() {
-        assert_eq!(TcpPacket::new_checked(&[0u8; 19][..]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            TcpPacket::new_checked(&[0u8; 19][..]).err(),
+            Some(WireError::Truncated)
+        );
         let mut b = [0u8; 24];
         b[12] = 4 << 4;
-        assert_eq!(TcpPacket::new_checked(&b[..]).err(), Some(WireError::BadOffset));
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).err(),
+            Some(WireError::BadOffset)
+        );
         b[12] = 7 << 4;
-        assert_eq!(TcpPacket::new_checked(&b[..]).err(), Some(WireError::Truncated));
+        assert_eq!(
+            TcpPacket::new_checked(&b[..]).err(),
+            Some(WireError::Truncated)
+        );
         b[12] = 6 << 4;
         b[20] = kind::MSS;
         b[21] = 9; // runs past the header
@@ -515,6 +532,8 @@ mod tests {
         let mut buf = [0u8; 20];
         let (s, d) = (v4("2001:db8::1"), v4("2001:db8::2"));
         r.emit(&mut buf, s, d).unwrap();
-        assert!(TcpPacket::new_checked(&buf[..]).unwrap().verify_checksum(s, d));
+        assert!(TcpPacket::new_checked(&buf[..])
+            .unwrap()
+            .verify_checksum(s, d));
     }
 }

@@ -24,7 +24,14 @@ impl Cubic {
     }
 
     /// The new window after `acked` bytes in congestion avoidance (RFC 9438 section 4.2-4.4).
-    pub fn on_ack(&mut self, now: Instant, cwnd: usize, mss: usize, acked: usize, srtt: Duration) -> usize {
+    pub fn on_ack(
+        &mut self,
+        now: Instant,
+        cwnd: usize,
+        mss: usize,
+        acked: usize,
+        srtt: Duration,
+    ) -> usize {
         let m = mss as f64;
         let w = cwnd as f64 / m;
         let epoch = match self.epoch {

@@ -9,12 +9,26 @@ fn active_close_goes_through_fin_wait_to_time_wait() {
     s.write(h, b"bye").unwrap();
     s.close(t(10), h).unwrap();
     // Data and FIN in one segment.
-    recv!(s, 10, [(Flags(FINACK.0 | Flags::PSH.0), iss + 1, PEER_ISS + 1, 3)]);
+    recv!(
+        s,
+        10,
+        [(Flags(FINACK.0 | Flags::PSH.0), iss + 1, PEER_ISS + 1, 3)]
+    );
     send!(s, 20, seg(ACK, PEER_ISS + 1, iss + 5));
-    assert_eq!(s.connections_by_state()[State::ALL.iter().position(|&x| x == State::FinWait2).unwrap()], 1);
+    assert_eq!(
+        s.connections_by_state()[State::ALL
+            .iter()
+            .position(|&x| x == State::FinWait2)
+            .unwrap()],
+        1
+    );
     send!(s, 30, seg(FINACK, PEER_ISS + 1, iss + 5));
     recv!(s, 30, [(ACK, iss + 5, PEER_ISS + 2, 0)]);
-    assert_eq!(s.connection_count(), 0, "handle released by close, state in TIME-WAIT table");
+    assert_eq!(
+        s.connection_count(),
+        0,
+        "handle released by close, state in TIME-WAIT table"
+    );
     assert_eq!(s.time_wait_count(), 1);
     assert!(events(&mut s).is_empty(), "no events after close");
     // A retransmitted FIN is acknowledged again; a RST is ignored (RFC 1337).
@@ -37,7 +51,10 @@ fn passive_close_and_half_close_keep_data_flowing() {
     // The peer half-closes: we can still send.
     send!(s, 10, seg(FINACK, PEER_ISS + 1, iss + 1), b"last");
     recv!(s, 10, [(ACK, iss + 1, PEER_ISS + 6, 0)]);
-    assert_eq!(events(&mut s), vec![Event::Readable(h), Event::PeerClosed(h)]);
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Readable(h), Event::PeerClosed(h)]
+    );
     assert_eq!(s.state(h), Some(State::CloseWait));
     let mut buf = [0u8; 8];
     assert_eq!(s.read(h, &mut buf), Ok(4));
@@ -50,8 +67,16 @@ fn passive_close_and_half_close_keep_data_flowing() {
     assert_eq!(s.state(h), Some(State::LastAck));
     send!(s, 20, seg(ACK, PEER_ISS + 6, iss + 7));
     assert_eq!(events(&mut s), vec![Event::Closed(h)]);
-    assert_eq!(s.time_wait_count(), 0, "the side closing second keeps no TIME-WAIT");
-    assert_eq!(s.state(h), Some(State::Closed), "kept until the application closes");
+    assert_eq!(
+        s.time_wait_count(),
+        0,
+        "the side closing second keeps no TIME-WAIT"
+    );
+    assert_eq!(
+        s.state(h),
+        Some(State::Closed),
+        "kept until the application closes"
+    );
     s.close(t(21), h).unwrap();
     assert_eq!(s.state(h), None);
     assert_eq!(s.connection_count(), 0);
@@ -73,7 +98,11 @@ fn our_half_close_still_receives() {
     assert_eq!(events(&mut s), vec![Event::PeerClosed(h), Event::Closed(h)]);
     assert_eq!(s.time_wait_count(), 1);
     let mut buf = [0u8; 16];
-    assert_eq!(s.read(h, &mut buf), Ok(10), "data stays readable after Closed");
+    assert_eq!(
+        s.read(h, &mut buf),
+        Ok(10),
+        "data stays readable after Closed"
+    );
 }
 
 #[test]
@@ -164,6 +193,9 @@ fn new_syn_reuses_a_time_wait_tuple() {
     send!(s, 8, seg(SYN, PEER_ISS + 100_000, 0));
     let out = recv_all(&mut s, t(8));
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].flags(), out[0].repr.ack), (SYNACK, PEER_ISS + 100_001));
+    assert_eq!(
+        (out[0].flags(), out[0].repr.ack),
+        (SYNACK, PEER_ISS + 100_001)
+    );
     assert_eq!(s.time_wait_count(), 0);
 }

@@ -11,7 +11,10 @@ fn in_order_data_is_readable_and_acknowledged() {
     assert_eq!(events(&mut s), vec![Event::Readable(h)]);
     send!(s, 11, seg(PSHACK, PEER_ISS + 6, iss + 1), b" world");
     recv!(s, 11, [(ACK, iss + 1, PEER_ISS + 12, 0)]);
-    assert!(events(&mut s).is_empty(), "edge-triggered: no second Readable before a read");
+    assert!(
+        events(&mut s).is_empty(),
+        "edge-triggered: no second Readable before a read"
+    );
     let mut buf = [0u8; 64];
     assert_eq!(s.read(h, &mut buf), Ok(11));
     assert_eq!(&buf[..11], b"hello world");
@@ -83,13 +86,27 @@ fn sends_by_mss_within_peer_window_and_releases_on_ack() {
     a.window = 2500;
     send!(s, 5, a);
     assert_eq!(s.write(h, &[9u8; 5000]), Ok(5000));
-    recv!(s, 10, [(ACK, iss + 1, PEER_ISS + 1, 1000), (ACK, iss + 1001, PEER_ISS + 1, 1000)]);
+    recv!(
+        s,
+        10,
+        [
+            (ACK, iss + 1, PEER_ISS + 1, 1000),
+            (ACK, iss + 1001, PEER_ISS + 1, 1000)
+        ]
+    );
     // 500 bytes of window left: less than half the largest window, so held (SWS).
     recv_nothing!(s, 11);
     let mut a = seg(ACK, PEER_ISS + 1, iss + 2001);
     a.window = 2500;
     send!(s, 20, a);
-    recv!(s, 20, [(ACK, iss + 2001, PEER_ISS + 1, 1000), (ACK, iss + 3001, PEER_ISS + 1, 1000)]);
+    recv!(
+        s,
+        20,
+        [
+            (ACK, iss + 2001, PEER_ISS + 1, 1000),
+            (ACK, iss + 3001, PEER_ISS + 1, 1000)
+        ]
+    );
     assert_eq!(s.connection(h).unwrap().tx.len(), 3000);
 }
 
@@ -211,7 +228,11 @@ fn timestamps_are_echoed_and_paws_drops_old_segments() {
     let h = s.accept(l).unwrap();
     let c = s.connection(h).unwrap();
     assert_eq!(c.mss, 1000 - 12, "timestamps take 12 bytes of each segment");
-    assert_eq!(c.rtt.srtt(), Duration::from_millis(50), "RTT from the echoed timestamp");
+    assert_eq!(
+        c.rtt.srtt(),
+        Duration::from_millis(50),
+        "RTT from the echoed timestamp"
+    );
     let mut d = seg(ACK, PEER_ISS + 1, iss + 1);
     d.timestamps = Some((200, our_ts));
     send!(s, 60, d, b"new");
@@ -265,7 +286,12 @@ fn unacceptable_acks_rfc5961() {
     recv!(s, 2, [(ACK, iss + 4, PEER_ISS + 1, 0)]);
     assert_eq!(s.readable_bytes(h), 0, "the segment was dropped");
     // Far too old (below snd_una - max window): challenge ACK.
-    send!(s, 3, seg(ACK, PEER_ISS + 1, iss.wrapping_sub(100_000)), b"zz");
+    send!(
+        s,
+        3,
+        seg(ACK, PEER_ISS + 1, iss.wrapping_sub(100_000)),
+        b"zz"
+    );
     recv!(s, 3, [(ACK, iss + 4, PEER_ISS + 1, 0)]);
     assert_eq!(s.counters().dropped(TcpDrop::BadAck), 2);
 }
@@ -291,5 +317,9 @@ fn challenge_acks_are_rate_limited() {
     assert_eq!(out.len(), 1, "ACKs coalesce; the limit counts challenges");
     assert_eq!(s.counters().challenge_acks, 2);
     send!(s, 1010, seg(RST, PEER_ISS + 10, 0));
-    assert_eq!(s.counters().challenge_acks, 3, "a new second, a new allowance");
+    assert_eq!(
+        s.counters().challenge_acks,
+        3,
+        "a new second, a new allowance"
+    );
 }

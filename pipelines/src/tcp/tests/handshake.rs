@@ -14,7 +14,10 @@ fn passive_open_negotiates_mss_and_fills_accept_queue() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].flags(), out[0].repr.ack), (SYNACK, PEER_ISS + 1));
     assert_eq!(out[0].repr.mss, Some(1000), "our MSS from the profile");
-    assert_eq!(out[0].repr.wscale, None, "not offered back: profile has scaling off");
+    assert_eq!(
+        out[0].repr.wscale, None,
+        "not offered back: profile has scaling off"
+    );
     let iss = out[0].repr.seq;
     assert_eq!(s.listener(l).unwrap().syn_queue, 1);
     assert!(events(&mut s).is_empty());
@@ -22,7 +25,11 @@ fn passive_open_negotiates_mss_and_fills_accept_queue() {
     assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
     assert_eq!(s.listener(l).unwrap().syn_queue, 0);
     let h = s.accept(l).unwrap();
-    assert_eq!(s.connection(h).unwrap().mss, 1000, "min(peer 1400, ours 1000)");
+    assert_eq!(
+        s.connection(h).unwrap().mss,
+        1000,
+        "min(peer 1400, ours 1000)"
+    );
     assert_eq!(s.accept(l), None);
     recv_nothing!(s, 10);
     assert_eq!(s.counters().passive_opens, 1);
@@ -35,12 +42,17 @@ fn active_open_sends_options_and_completes() {
     p.sack = true;
     p.recv_buffer = 1 << 20;
     let mut s = stack_with(p);
-    let h = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let out = recv_all(&mut s, t(0));
     assert_eq!(out.len(), 1);
     let syn = &out[0].repr;
     assert_eq!(syn.flags, SYN);
-    assert_eq!((syn.mss, syn.wscale, syn.sack_permitted), (Some(1000), Some(5), true));
+    assert_eq!(
+        (syn.mss, syn.wscale, syn.sack_permitted),
+        (Some(1000), Some(5), true)
+    );
     assert_eq!(syn.window, 65535, "SYN windows are never scaled");
     let iss = syn.seq;
     let mut sa = seg(SYNACK, PEER_ISS, iss + 1);
@@ -53,30 +65,55 @@ fn active_open_sends_options_and_completes() {
     assert_eq!(events(&mut s), vec![Event::Connected(h)]);
     let c = s.connection(h).unwrap();
     assert_eq!(c.state, State::Established);
-    assert_eq!((c.snd_wscale, c.rcv_wscale, c.sack_ok, c.mss), (2, 5, true, 1000));
+    assert_eq!(
+        (c.snd_wscale, c.rcv_wscale, c.sack_ok, c.mss),
+        (2, 5, true, 1000)
+    );
     assert_eq!(c.snd_wnd, 1000, "the SYN-ACK window is not scaled");
-    assert_eq!(c.rtt.srtt(), Duration::from_millis(30), "RTT sampled on the SYN");
+    assert_eq!(
+        c.rtt.srtt(),
+        Duration::from_millis(30),
+        "RTT sampled on the SYN"
+    );
     // Later windows are scaled by the peer's shift.
-    send!(s, 40, { let mut a = seg(ACK, PEER_ISS + 1, iss + 1); a.window = 1000; a });
+    send!(s, 40, {
+        let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+        a.window = 1000;
+        a
+    });
     assert_eq!(s.connection(h).unwrap().snd_wnd, 4000);
     assert_eq!(s.counters().active_opens, 1);
 }
 
 #[test]
 fn active_open_without_options_uses_defaults() {
-    let mut s = stack_with(TcpProfile { window_scaling: true, sack: true, ..profile() });
-    let h = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let mut s = stack_with(TcpProfile {
+        window_scaling: true,
+        sack: true,
+        ..profile()
+    });
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let iss = recv_all(&mut s, t(0))[0].repr.seq;
     send!(s, 5, seg(SYNACK, PEER_ISS, iss + 1));
     recv!(s, 5, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
     let c = s.connection(h).unwrap();
-    assert_eq!((c.snd_wscale, c.rcv_wscale, c.sack_ok, c.mss), (0, 0, false, 536));
+    assert_eq!(
+        (c.snd_wscale, c.rcv_wscale, c.sack_ok, c.mss),
+        (0, 0, false, 536)
+    );
 }
 
 #[test]
 fn syn_retransmits_with_backoff_then_times_out() {
-    let mut s = stack_with(TcpProfile { syn_retries: 2, ..profile() });
-    let h = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let mut s = stack_with(TcpProfile {
+        syn_retries: 2,
+        ..profile()
+    });
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let iss = recv_all(&mut s, t(0))[0].repr.seq;
     recv_nothing!(s, 999);
     recv!(s, 1000, [(SYN, iss, 0, 0)]);
@@ -93,7 +130,9 @@ fn syn_retransmits_with_backoff_then_times_out() {
 #[test]
 fn rst_answering_syn_refuses() {
     let mut s = stack_with(profile());
-    let h = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let iss = recv_all(&mut s, t(0))[0].repr.seq;
     // A RST whose ACK does not cover our SYN is ignored.
     send!(s, 1, seg(RSTACK, 0, iss));
@@ -106,7 +145,8 @@ fn rst_answering_syn_refuses() {
 #[test]
 fn bad_ack_in_syn_sent_is_answered_with_rst() {
     let mut s = stack_with(profile());
-    s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let iss = recv_all(&mut s, t(0))[0].repr.seq;
     send!(s, 1, seg(SYNACK, PEER_ISS, iss + 5));
     recv!(s, 1, [(RST, iss + 5, 0, 0)]);
@@ -115,7 +155,9 @@ fn bad_ack_in_syn_sent_is_answered_with_rst() {
 #[test]
 fn simultaneous_open() {
     let mut s = stack_with(profile());
-    let h = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let iss = recv_all(&mut s, t(0))[0].repr.seq;
     // The peer's SYN crosses ours.
     send!(s, 1, seg(SYN, PEER_ISS, 0));
@@ -190,7 +232,11 @@ fn syn_cookies_when_syn_queue_is_full() {
     assert_eq!(out.len(), 1);
     let sa = out[0].repr;
     assert_eq!(sa.flags, SYNACK);
-    assert_eq!(sa.mss, Some(1000), "largest cookie MSS not above min(1200, 1000)");
+    assert_eq!(
+        sa.mss,
+        Some(1000),
+        "largest cookie MSS not above min(1200, 1000)"
+    );
     assert_eq!(s.connection_count(), 1, "a cookie keeps no state");
     assert_eq!(s.counters().syn_cookies_sent, 1);
     // A forged ACK is refused.
@@ -211,7 +257,10 @@ fn syn_cookies_when_syn_queue_is_full() {
     let h = s.accept(l).unwrap();
     let c = s.connection(h).unwrap();
     assert_eq!(c.state, State::Established);
-    assert_eq!((c.snd_wscale, c.sack_ok, c.ts_ok, c.mss), (3, true, true, 1000 - 12));
+    assert_eq!(
+        (c.snd_wscale, c.sack_ok, c.ts_ok, c.mss),
+        (3, true, true, 1000 - 12)
+    );
     assert_eq!(c.snd_wnd, 800, "window scaled by the cookie's shift");
     assert_eq!(events(&mut s), vec![Event::Readable(h)]);
     let mut buf = [0u8; 16];
@@ -253,17 +302,25 @@ fn connection_and_memory_limits() {
         ..StackConfig::default()
     };
     let mut s = TcpStack::new(cfg, profile());
-    s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
-    assert_eq!(s.connect(t(0), local(), r2, ProfileId::DEFAULT), Err(TcpError::ConnectionLimit));
+    assert_eq!(
+        s.connect(t(0), local(), r2, ProfileId::DEFAULT),
+        Err(TcpError::ConnectionLimit)
+    );
     let cfg = StackConfig {
         max_buffer_bytes: 20_000,
         ..StackConfig::default()
     };
     let mut s = TcpStack::new(cfg, profile());
-    s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     assert_eq!(s.buffer_bytes(), 16_000);
-    assert_eq!(s.connect(t(0), local(), r2, ProfileId::DEFAULT), Err(TcpError::MemoryLimit));
+    assert_eq!(
+        s.connect(t(0), local(), r2, ProfileId::DEFAULT),
+        Err(TcpError::MemoryLimit)
+    );
     assert_eq!(s.counters().dropped(TcpDrop::MemoryLimit), 1);
     assert_eq!(
         s.connect(t(0), local(), remote(), ProfileId::DEFAULT),

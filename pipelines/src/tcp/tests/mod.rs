@@ -104,7 +104,10 @@ pub fn recv_all(s: &mut TcpStack, now: Instant) -> Vec<Out> {
     while let Some(tx) = s.poll_transmit(now, &mut buf) {
         assert_eq!((tx.src, tx.dst), (local().ip(), remote().ip()));
         let p = TcpPacket::new_checked(&buf[..tx.len]).unwrap();
-        assert!(p.verify_checksum(tx.src, tx.dst), "checksum of sent segment");
+        assert!(
+            p.verify_checksum(tx.src, tx.dst),
+            "checksum of sent segment"
+        );
         out.push(Out {
             repr: TcpRepr::parse(&p).unwrap(),
             payload: p.payload().to_vec(),
@@ -146,7 +149,12 @@ macro_rules! recv {
 macro_rules! recv_nothing {
     ($s:expr, $t:expr) => {{
         let got = $crate::tcp::tests::recv_all(&mut $s, $crate::tcp::tests::t($t));
-        assert!(got.is_empty(), "expected nothing at {} ms, got {:?}", $t, got);
+        assert!(
+            got.is_empty(),
+            "expected nothing at {} ms, got {:?}",
+            $t,
+            got
+        );
     }};
 }
 

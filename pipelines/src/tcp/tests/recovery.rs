@@ -34,10 +34,21 @@ fn rto_collapses_the_window_and_goes_back_n() {
     let out = recv_all(&mut s, t(10));
     assert_eq!(out.len(), 5);
     recv!(s, 210, [(ACK, iss + 1, PEER_ISS + 1, 1000)]);
-    assert_eq!(s.connection(h).unwrap().cc.cwnd(), 1000, "one segment after a timeout");
+    assert_eq!(
+        s.connection(h).unwrap().cc.cwnd(),
+        1000,
+        "one segment after a timeout"
+    );
     // The first retransmission is acknowledged: slow start resends the next two.
     send!(s, 220, seg(ACK, PEER_ISS + 1, iss + 1001));
-    recv!(s, 220, [(ACK, iss + 1001, PEER_ISS + 1, 1000), (ACK, iss + 2001, PEER_ISS + 1, 1000)]);
+    recv!(
+        s,
+        220,
+        [
+            (ACK, iss + 1001, PEER_ISS + 1, 1000),
+            (ACK, iss + 2001, PEER_ISS + 1, 1000)
+        ]
+    );
     // An ACK for everything (the originals had arrived after all) ends it.
     send!(s, 230, seg(ACK, PEER_ISS + 1, iss + 5001));
     recv_nothing!(s, 230);
@@ -69,7 +80,10 @@ fn fast_retransmit_and_newreno_partial_acks() {
     // A partial ACK: the next hole is resent at once.
     send!(s, 30, seg(ACK, PEER_ISS + 1, iss + 3001));
     recv!(s, 30, [(ACK, iss + 3001, PEER_ISS + 1, 1000)]);
-    assert!(s.connection(h).unwrap().has(super::super::state::flag::RECOVERY));
+    assert!(s
+        .connection(h)
+        .unwrap()
+        .has(super::super::state::flag::RECOVERY));
     // The full ACK (past `recover`) ends recovery.
     send!(s, 40, seg(ACK, PEER_ISS + 1, iss + 7001));
     let c = s.connection(h).unwrap();
@@ -100,7 +114,14 @@ fn sack_recovery_resends_only_the_holes() {
     a.sack_len = 2;
     send!(s, 21, a);
     // More than 2 MSS SACKed above snd_una: recovery. Both holes, nothing SACKed.
-    recv!(s, 21, [(ACK, b + 1000, PEER_ISS + 1, 1000), (ACK, b + 4000, PEER_ISS + 1, 1000)]);
+    recv!(
+        s,
+        21,
+        [
+            (ACK, b + 1000, PEER_ISS + 1, 1000),
+            (ACK, b + 4000, PEER_ISS + 1, 1000)
+        ]
+    );
     assert_eq!(s.counters().fast_recoveries, 1);
     assert_eq!(s.counters().retransmits, 2);
     // The retransmissions fill both holes.
@@ -129,7 +150,11 @@ fn after_a_timeout_sacked_data_is_not_resent() {
     send!(s, 20, a);
     recv_nothing!(s, 20);
     recv!(s, 210, [(ACK, b, PEER_ISS + 1, 1000)]);
-    send!(s, 220, { let mut a2 = a; a2.ack = b + 1000; a2 });
+    send!(s, 220, {
+        let mut a2 = a;
+        a2.ack = b + 1000;
+        a2
+    });
     // Go-back-N skips the SACKed segment.
     recv!(s, 220, [(PSHACK, b + 2000, PEER_ISS + 1, 1000)]);
     let _ = h;

@@ -29,7 +29,11 @@ fn keepalive_probes_idle_connections_and_gives_up() {
 #[test]
 fn poll_timeout_reports_the_next_timer() {
     let (mut s, h, iss) = established();
-    assert_eq!(s.poll_timeout(), None, "idle, no keepalive: nothing to wake for");
+    assert_eq!(
+        s.poll_timeout(),
+        None,
+        "idle, no keepalive: nothing to wake for"
+    );
     s.write(h, b"x").unwrap();
     recv!(s, 10, [(PSHACK, iss + 1, PEER_ISS + 1, 1)]);
     assert_eq!(s.poll_timeout(), Some(t(210)));
