@@ -259,7 +259,8 @@ impl<T> TimerWheel<T> {
         e.prev = NIL;
         self.free = idx;
         self.len -= 1;
-        // An entry is on the free list only after its value was taken here.
+        // Only linked entries are removed, and every linked entry holds a value: an
+        // entry goes on the free list only after its value was taken here.
         e.value.take().expect("a linked timer entry holds a value")
     }
 }

@@ -52,30 +52,7 @@ impl Side {
                 }
                 let src = IpAddr::V4(Ipv4Addr::new(d[0], d[1], d[2], d[3]));
                 let dst = IpAddr::V4(Ipv4Addr::new(d[4], d[5], d[6], d[7]));
-                if std::env::var("DBG2").is_ok() && now < Instant::from_millis(3000) {
-                    let p = rouge_pipelines::wire::tcp::TcpPacket::new_checked(&d[HDR..]).unwrap();
-                    eprintln!(
-                        "{:?} rx at {now:?}: seq={} ack={} len={} flags={:?} win={}",
-                        dst,
-                        p.seq(),
-                        p.ack(),
-                        p.payload().len(),
-                        p.flags(),
-                        p.window()
-                    );
-                }
-                let before = self.stack.counters().drops[3];
                 self.stack.handle_segment(now, src, dst, &d[HDR..]);
-                if self.stack.counters().drops[3] != before && std::env::var("DBG").is_ok() {
-                    let p = rouge_pipelines::wire::tcp::TcpPacket::new_checked(&d[HDR..]).unwrap();
-                    eprintln!(
-                        "OOW at {now:?}: seq={} ack={} len={} flags={:?}",
-                        p.seq(),
-                        p.ack(),
-                        p.payload().len(),
-                        p.flags()
-                    );
-                }
             }
         }
     }
@@ -572,12 +549,6 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         }
     }
     assert_eq!(echoed, N);
-    eprintln!(
-        "close phase ended at {:?}\n{:?}\n{:?}",
-        net.now,
-        net.a.stack.counters(),
-        net.b.stack.counters()
-    );
     assert_eq!(net.a.stack.connection_count(), 0);
     assert_eq!(net.b.stack.connection_count(), 0);
     // The server closed first: its side holds the TIME-WAIT entries.

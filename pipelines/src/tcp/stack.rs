@@ -551,6 +551,7 @@ impl TcpStack {
                 self.counters.drop(TcpDrop::AcceptQueueFull);
                 return;
             }
+            // The slot was read as occupied a few lines up and nothing freed it since.
             let mut c = self.slots[idx as usize].conn.take().expect("checked above");
             let ok = self.alloc_buffers(&mut c);
             self.slots[idx as usize].conn = Some(c);

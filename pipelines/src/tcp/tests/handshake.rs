@@ -327,3 +327,43 @@ fn connection_and_memory_limits() {
         Err(TcpError::AddressInUse)
     );
 }
+
+#[test]
+fn rst_in_syn_received_frees_the_half_open_connection() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, seg(SYN, PEER_ISS, 0));
+    assert_eq!(recv_all(&mut s, t(0)).len(), 1);
+    assert_eq!(s.listener(l).unwrap().syn_queue, 1);
+    send!(s, 1, seg(RST, PEER_ISS + 1, 0));
+    recv_nothing!(s, 1);
+    assert_eq!(s.connection_count(), 0);
+    assert_eq!(s.listener(l).unwrap().syn_queue, 0);
+    assert!(events(&mut s).is_empty());
+}
+
+#[test]
+fn congestion_control_is_chosen_per_profile() {
+    let mut s = stack_with(profile());
+    let cubic = s.add_profile(TcpProfile {
+        congestion: CongestionAlgo::Cubic,
+        ..profile()
+    });
+    let a = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
+    let b = s.connect(t(0), local(), r2, cubic).unwrap();
+    assert_eq!(s.connection(a).unwrap().cc.algo(), CongestionAlgo::NewReno);
+    assert_eq!(s.connection(b).unwrap().cc.algo(), CongestionAlgo::Cubic);
+}
+
+#[test]
+fn mss_is_clamped_to_the_profile() {
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(9000);
+    let (s, h, _) = established_with(profile(), syn);
+    assert_eq!(s.connection(h).unwrap().mss, 1000);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(700);
+    let (s, h, _) = established_with(profile(), syn);
+    assert_eq!(s.connection(h).unwrap().mss, 700);
+}

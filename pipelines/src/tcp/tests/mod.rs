@@ -197,3 +197,66 @@ fn idle_connection_state_is_at_most_1_kib() {
     let size = std::mem::size_of::<Connection>();
     assert!(size <= 1024, "Connection is {size} bytes");
 }
+
+/// Random segments (random flags, options, sequence numbers near and far from the
+/// window, payloads) into a listener and an established connection: nothing panics and
+/// the stack keeps its invariants.
+#[test]
+fn random_segments_never_panic() {
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..20 {
+        let mut p = profile();
+        p.sack = round % 2 == 0;
+        p.timestamps = round % 3 == 0;
+        p.window_scaling = round % 4 == 0;
+        let mut syn = seg(SYN, PEER_ISS, 0);
+        syn.mss = Some(1000);
+        syn.sack_permitted = true;
+        syn.timestamps = Some((1, 0));
+        syn.wscale = Some(3);
+        let (mut s, h, iss) = established_with(p, syn);
+        let _ = s.write(h, &[7u8; 3000]);
+        let mut now = 10;
+        for _ in 0..2000 {
+            now += rnd() % 50;
+            let near = |v: u64, base: u32| base.wrapping_add((v % 20_000) as u32).wrapping_sub(10_000);
+            let mut r = seg(Flags((rnd() & 0x3f) as u8), near(rnd(), PEER_ISS), near(rnd(), iss));
+            r.window = rnd() as u16;
+            if rnd() % 4 == 0 {
+                r.timestamps = Some((rnd() as u32 % 1000, rnd() as u32));
+            }
+            if rnd() % 4 == 0 {
+                let b = near(rnd(), iss);
+                r.sack[0] = (b, b.wrapping_add((rnd() % 3000) as u32));
+                r.sack_len = 1;
+            }
+            if rnd() % 8 == 0 {
+                r.src_port = 40001; // not a connection: the listener answers
+            }
+            let len = (rnd() % 1200) as usize;
+            let payload = vec![rnd() as u8; len];
+            send_seg(&mut s, t(now), &r, &payload);
+            // Sometimes bytes, not segments: garbage must be rejected cleanly.
+            if rnd() % 16 == 0 {
+                let junk: Vec<u8> = (0..(rnd() % 80)).map(|_| rnd() as u8).collect();
+                s.handle_segment(t(now), remote().ip(), local().ip(), &junk);
+            }
+            recv_all(&mut s, t(now));
+            while let Some(e) = s.poll_event() {
+                if let Event::Readable(c) = e {
+                    let _ = s.read(c, &mut [0u8; 4096]);
+                }
+            }
+            if rnd() % 50 == 0 {
+                let _ = s.write(h, &[1u8; 500]);
+            }
+        }
+        assert!(s.connection_count() <= 2 + s.counters().passive_opens as usize);
+    }
+}
