@@ -367,3 +367,76 @@ fn mss_is_clamped_to_the_profile() {
     let (s, h, _) = established_with(profile(), syn);
     assert_eq!(s.connection(h).unwrap().mss, 700);
 }
+
+#[test]
+fn syn_flood_keeps_the_syn_queue_bounded_and_legitimate_clients_get_in() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 8, ProfileId::DEFAULT).unwrap();
+    // 2,000 SYNs from spoofed sources inside 198.18.1.0/24 that never answer, in
+    // bursts of 32 as a worker receives them.
+    let mut out = 0;
+    for i in 0..2000u32 {
+        if i % 32 == 0 {
+            out += recv_all_any(&mut s, t(0));
+        }
+        let src: IpAddr = format!("198.18.1.{}", 10 + i % 200).parse().unwrap();
+        let mut syn = seg(SYN, i * 7919, 0);
+        syn.src_port = 1024 + (i / 200) as u16;
+        let b = encode(&syn, &[], src, local().ip());
+        s.handle_segment(t(0), src, local().ip(), &b);
+    }
+    out += recv_all_any(&mut s, t(0));
+    assert_eq!(out, 2000, "every SYN answered");
+    assert_eq!(s.listener(l).unwrap().syn_queue, 8);
+    assert_eq!(s.connection_count(), 8, "state only for the SYN queue");
+    assert_eq!(s.counters().syn_cookies_sent, 1992);
+    // A real client during the flood completes through a cookie.
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    send!(s, 1, syn);
+    let sa = recv_all(&mut s, t(1))[0].repr;
+    send!(s, 2, seg(ACK, PEER_ISS + 1, sa.seq.wrapping_add(1)), b"GET");
+    assert_eq!(s.counters().syn_cookies_validated, 1);
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    let h = s.accept(l).unwrap();
+    assert_eq!(s.readable_bytes(h), 3);
+    // The half-open flood entries time out after their SYN-ACK retries.
+    for ms in (0..200_000).step_by(500) {
+        recv_all_any(&mut s, t(ms));
+    }
+    assert_eq!(s.listener(l).unwrap().syn_queue, 0);
+    assert_eq!(s.connection_count(), 1);
+}
+
+/// Drains output to any address; returns the number of segments.
+fn recv_all_any(s: &mut TcpStack, now: Instant) -> usize {
+    s.handle_timeout(now);
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while s.poll_transmit(now, &mut buf).is_some() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn ipv6_handshake_and_data() {
+    let mut s = stack_with(profile());
+    let la: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+    let ra: SocketAddr = "[2001:db8::2]:40000".parse().unwrap();
+    let l = s.listen(la, 4, ProfileId::DEFAULT).unwrap();
+    let feed = |s: &mut TcpStack, r: &TcpRepr, p: &[u8]| {
+        let b = encode(r, p, ra.ip(), la.ip());
+        s.handle_segment(t(0), ra.ip(), la.ip(), &b);
+    };
+    feed(&mut s, &seg(SYN, PEER_ISS, 0), &[]);
+    let mut buf = [0u8; 2048];
+    let tx = s.poll_transmit(t(0), &mut buf).unwrap();
+    assert_eq!((tx.src, tx.dst), (la.ip(), ra.ip()));
+    let p = TcpPacket::new_checked(&buf[..tx.len]).unwrap();
+    assert!(p.verify_checksum(tx.src, tx.dst));
+    let iss = p.seq();
+    feed(&mut s, &seg(ACK, PEER_ISS + 1, iss + 1), b"v6");
+    let h = s.accept(l).unwrap();
+    assert_eq!(s.readable_bytes(h), 2);
+}
