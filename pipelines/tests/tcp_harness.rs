@@ -497,6 +497,11 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         N,
         "all ESTABLISHED on the server"
     );
+    assert_eq!(
+        net.a.stack.buffer_bytes() + net.b.stack.buffer_bytes(),
+        0,
+        "idle established connections hold no buffers"
+    );
     let opened = wall.elapsed();
     // Phase 2: each client sends its index, the server echoes it and closes; the
     // client checks the echo and closes too.

@@ -335,7 +335,7 @@ impl Connection {
                 self.cc.on_ack(now, data_acked, self.rtt.srtt());
             }
             self.dupacks = 0;
-            if self.has(flag::WRITE_ARMED) && self.tx.free() >= self.tx.capacity() / 4 {
+            if self.has(flag::WRITE_ARMED) && self.tx_free() >= self.snd_buf as usize / 4 {
                 self.clear(flag::WRITE_ARMED);
                 n.set(Notify::WRITABLE);
             }

@@ -48,11 +48,7 @@ impl Connection {
                     r.ack = self.rcv_nxt;
                 }
                 self.syn_options(&mut r, p, now, synack);
-                let wnd = if self.rx.capacity() > 0 {
-                    self.rx.free()
-                } else {
-                    p.recv_buffer
-                };
+                let wnd = self.rx_free();
                 r.window = wnd.min(65535) as u16;
                 self.rcv_adv = self.rcv_nxt.wrapping_add(r.window as u32);
                 let len = r.emit(
@@ -276,8 +272,8 @@ impl Connection {
     /// section 3.8.6.2.2) and never moving the right edge back; records the new edge.
     pub fn adv_window(&mut self) -> u16 {
         let promised = seq::dist(self.rcv_nxt, self.rcv_adv);
-        let free = self.rx.free();
-        let step = (self.rx.capacity() / 2).min(self.mss as usize).max(1);
+        let free = self.rx_free();
+        let step = (self.rcv_buf as usize / 2).min(self.mss as usize).max(1);
         let w = if free > promised && free - promised < step {
             promised
         } else {
@@ -296,8 +292,8 @@ impl Connection {
     /// True when reading opened the window enough to be worth announcing.
     pub fn window_update_due(&self) -> bool {
         let promised = seq::dist(self.rcv_nxt, self.rcv_adv);
-        let free = self.rx.free();
-        free > promised && free - promised >= (self.rx.capacity() / 2).min(2 * self.mss as usize)
+        let free = self.rx_free();
+        free > promised && free - promised >= (self.rcv_buf as usize / 2).min(2 * self.mss as usize)
     }
 
     /// Our IP address.

@@ -118,8 +118,15 @@ struct Reply {
     rst: bool,
 }
 
-/// Most spare buffers kept for reuse.
+/// Most spare buffers kept for reuse, per size.
 const SPARE_BUFFERS: usize = 256;
+
+/// Which buffer of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Buf {
+    Rx,
+    Tx,
+}
 
 /// A per-worker, sans-I/O TCP stack.
 ///
@@ -154,7 +161,8 @@ pub struct TcpStack {
     events: VecDeque<Event>,
     time_wait: TimeWaitTable,
     buffer_bytes: usize,
-    spare: Vec<Box<[u8]>>,
+    /// Released buffers kept for reuse, by size (profiles use few sizes).
+    spare: Vec<(usize, Vec<Box<[u8]>>)>,
     counters: TcpCounters,
     challenge_window: (u64, u32),
 }
@@ -180,7 +188,7 @@ impl TcpStack {
             events: VecDeque::with_capacity(cap),
             time_wait: TimeWaitTable::new(cfg.max_time_wait),
             buffer_bytes: 0,
-            spare: Vec::with_capacity(SPARE_BUFFERS),
+            spare: Vec::with_capacity(4),
             counters: TcpCounters::default(),
             challenge_window: (u64::MAX, 0),
             cfg,
@@ -356,10 +364,6 @@ impl TcpStack {
         let mut c = new_conn(&self.key, key, pid, iss, p);
         c.state = State::SynSent;
         c.set(flag::SEND_SYN | flag::APP_OWNED);
-        if !self.alloc_buffers(&mut c) {
-            self.counters.drop(TcpDrop::MemoryLimit);
-            return Err(TcpError::MemoryLimit);
-        }
         self.counters.active_opens += 1;
         let h = self.insert(key, c);
         self.queue_output(h.idx);
@@ -386,6 +390,7 @@ impl TcpStack {
             c.set(flag::ACK_NOW);
             self.queue_output(h.idx);
         }
+        self.release_idle_buffers(h.idx);
         Ok(n)
     }
 
@@ -401,6 +406,14 @@ impl TcpStack {
         if !c.state.can_send() || c.has(flag::FIN_QUEUED) {
             return Err(TcpError::NotWritable);
         }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if !self.ensure_buffer(h.idx, Buf::Tx) {
+            self.counters.drop(TcpDrop::MemoryLimit);
+            return Err(TcpError::MemoryLimit);
+        }
+        let c = self.conn_mut(h).ok_or(TcpError::InvalidHandle)?;
         let n = c.tx.write(data);
         if n < data.len() {
             c.set(flag::WRITE_ARMED);
@@ -413,7 +426,7 @@ impl TcpStack {
 
     /// Room left in the send buffer.
     pub fn send_capacity(&self, h: ConnHandle) -> usize {
-        self.connection(h).map_or(0, |c| c.tx.free())
+        self.connection(h).map_or(0, |c| c.tx_free())
     }
 
     /// Half-close: send FIN after the queued data; reading continues.
@@ -539,9 +552,8 @@ impl TcpStack {
             return;
         };
         let f = seg.repr.flags;
-        if c.state == State::SynReceived && f.ack() && !f.rst() && !f.syn() && c.rx.capacity() == 0
-        {
-            // The handshake may complete now: make room in the accept queue and buffers.
+        if c.state == State::SynReceived && f.ack() && !f.rst() && !f.syn() {
+            // The handshake may complete now: it needs room in the accept queue.
             let full = self
                 .listeners
                 .get(c.listener as usize)
@@ -551,16 +563,11 @@ impl TcpStack {
                 self.counters.drop(TcpDrop::AcceptQueueFull);
                 return;
             }
-            // The slot was read as occupied a few lines up and nothing freed it since.
-            let mut c = self.slots[idx as usize].conn.take().expect("checked above");
-            let ok = self.alloc_buffers(&mut c);
-            self.slots[idx as usize].conn = Some(c);
-            if !ok {
-                self.counters.drop(TcpDrop::MemoryLimit);
-                let h = self.handle_of(idx);
-                let _ = self.abort(now, h);
-                return;
-            }
+        }
+        // Data needs the receive buffer; without memory it is dropped (and resent by
+        // the peer later), the rest of the segment still counts.
+        if !seg.payload.is_empty() && c.rx.capacity() == 0 && !self.ensure_buffer(idx, Buf::Rx) {
+            self.counters.drop(TcpDrop::MemoryLimit);
         }
         let Some(c) = self.slots[idx as usize].conn.as_mut() else {
             return;
@@ -1121,7 +1128,10 @@ impl TcpStack {
                 self.finish_closed(idx, reset.is_some());
             }
             State::Closed => self.finish_closed(idx, reset.is_some()),
-            _ => self.sync_timer(idx),
+            _ => {
+                self.release_idle_buffers(idx);
+                self.sync_timer(idx);
+            }
         }
     }
 
@@ -1164,29 +1174,75 @@ impl TcpStack {
             self.wheel.cancel(id);
         }
         for b in [c.tx.take_storage(), c.rx.take_storage()] {
-            self.buffer_bytes -= b.len();
-            if self.spare.len() < SPARE_BUFFERS && !b.is_empty() {
-                self.spare.push(b);
-            }
+            self.put_spare(b);
         }
         self.live -= 1;
         self.free_slots.push(idx);
     }
 
-    fn alloc_buffers(&mut self, c: &mut Connection) -> bool {
-        let p = &self.profiles[c.profile as usize];
-        let (s, r) = (p.send_buffer, p.recv_buffer);
-        if self.buffer_bytes + s + r > self.cfg.max_buffer_bytes {
+    /// Allocates a connection's receive or send ring if it has none; false when the
+    /// memory limit forbids it.
+    fn ensure_buffer(&mut self, idx: u32, which: Buf) -> bool {
+        let Some(c) = self.slots[idx as usize].conn.as_ref() else {
+            return false;
+        };
+        let (have, n) = match which {
+            Buf::Rx => (c.rx.capacity(), c.rcv_buf as usize),
+            Buf::Tx => (c.tx.capacity(), c.snd_buf as usize),
+        };
+        if have > 0 {
+            return true;
+        }
+        if n == 0 || self.buffer_bytes + n > self.cfg.max_buffer_bytes {
             return false;
         }
-        let mut take = |n: usize| match self.spare.iter().rposition(|b| b.len() == n) {
-            Some(i) => RingBuffer::from_storage(self.spare.swap_remove(i)),
+        let ring = match self
+            .spare
+            .iter_mut()
+            .find(|(size, _)| *size == n)
+            .and_then(|(_, v)| v.pop())
+        {
+            Some(b) => RingBuffer::from_storage(b),
             None => RingBuffer::new(n),
         };
-        c.tx = take(s);
-        c.rx = take(r);
-        self.buffer_bytes += s + r;
+        self.buffer_bytes += n;
+        if let Some(c) = self.slots[idx as usize].conn.as_mut() {
+            match which {
+                Buf::Rx => c.rx = ring,
+                Buf::Tx => c.tx = ring,
+            }
+        }
         true
+    }
+
+    /// Gives back the rings of a connection that holds no data in them, so an idle
+    /// connection costs only its control block.
+    fn release_idle_buffers(&mut self, idx: u32) {
+        let Some(c) = self.slots[idx as usize].conn.as_mut() else {
+            return;
+        };
+        let rx = (c.rx.capacity() > 0 && c.rx.is_empty() && c.assembler.is_empty())
+            .then(|| c.rx.take_storage());
+        let tx = (c.tx.capacity() > 0 && c.tx.is_empty()).then(|| c.tx.take_storage());
+        for b in [rx, tx].into_iter().flatten() {
+            self.put_spare(b);
+        }
+    }
+
+    fn put_spare(&mut self, b: Box<[u8]>) {
+        if b.is_empty() {
+            return;
+        }
+        self.buffer_bytes -= b.len();
+        let n = b.len();
+        match self.spare.iter_mut().find(|(size, _)| *size == n) {
+            Some((_, v)) => {
+                if v.len() < SPARE_BUFFERS {
+                    v.push(b);
+                }
+            }
+            None => self.spare.push((n, vec![b])),
+        }
     }
 }
 
@@ -1198,6 +1254,8 @@ fn new_conn(key: &SipKey, k: ConnKey, pid: u16, iss: u32, p: &TcpProfile) -> Con
     let cc = Congestion::new(p.congestion, p.mss as usize, p.initial_cwnd);
     let mut c = Connection::new(k, pid, iss, cc, RttEstimator::new(p.initial_rto));
     c.ts_offset = isn::ts_offset(key, tuple(k.local), tuple(k.remote));
+    c.rcv_buf = p.recv_buffer.min(u32::MAX as usize / 2) as u32;
+    c.snd_buf = p.send_buffer.min(u32::MAX as usize / 2) as u32;
     c.rcv_wscale = if p.window_scaling { p.rcv_wscale() } else { 0 };
     c
 }

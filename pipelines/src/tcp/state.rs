@@ -260,6 +260,10 @@ pub struct Connection {
     /// The wheel entry standing for the earliest timer, and its deadline (ns).
     pub wheel: Option<(TimerId, u64)>,
 
+    /// Receive buffer size the profile grants (allocated only while holding data).
+    pub rcv_buf: u32,
+    /// Send buffer size the profile grants (allocated only while holding data).
+    pub snd_buf: u32,
     /// Bytes from `snd_una` (after the SYN) onward, sent or not.
     pub tx: RingBuffer,
     /// In-order bytes not yet read, then out-of-order bytes at their offsets.
@@ -315,6 +319,8 @@ impl Connection {
             assembler: Assembler::default(),
             timers: Timers::default(),
             wheel: None,
+            rcv_buf: 0,
+            snd_buf: 0,
             tx: RingBuffer::default(),
             rx: RingBuffer::default(),
         }
@@ -398,9 +404,29 @@ impl Connection {
             .sum()
     }
 
+    /// Free receive space: the granted buffer when none is allocated (it comes with data).
+    #[inline]
+    pub fn rx_free(&self) -> usize {
+        if self.rx.capacity() == 0 {
+            self.rcv_buf as usize
+        } else {
+            self.rx.free()
+        }
+    }
+
+    /// Free send space: the granted buffer when none is allocated.
+    #[inline]
+    pub fn tx_free(&self) -> usize {
+        if self.tx.capacity() == 0 {
+            self.snd_buf as usize
+        } else {
+            self.tx.free()
+        }
+    }
+
     /// The window we can advertise now, in bytes, never moving the right edge left.
     pub fn rcv_wnd(&self) -> u32 {
-        let free = self.rx.free() as u32;
+        let free = self.rx_free() as u32;
         let promised = seq::dist(self.rcv_nxt, self.rcv_adv) as u32;
         free.max(promised)
     }

@@ -309,19 +309,53 @@ fn connection_and_memory_limits() {
         s.connect(t(0), local(), r2, ProfileId::DEFAULT),
         Err(TcpError::ConnectionLimit)
     );
+    // Buffers come with data and go when drained: an idle connection holds none.
     let cfg = StackConfig {
-        max_buffer_bytes: 20_000,
+        max_buffer_bytes: 12_000,
         ..StackConfig::default()
     };
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
     let mut s = TcpStack::new(cfg, profile());
-    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
-        .unwrap();
-    assert_eq!(s.buffer_bytes(), 16_000);
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, syn);
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 1, seg(ACK, PEER_ISS + 1, iss + 1));
+    let h = s.accept(l).unwrap();
     assert_eq!(
-        s.connect(t(0), local(), r2, ProfileId::DEFAULT),
-        Err(TcpError::MemoryLimit)
+        s.buffer_bytes(),
+        0,
+        "idle established connection: no buffers"
     );
-    assert_eq!(s.counters().dropped(TcpDrop::MemoryLimit), 1);
+    assert_eq!(s.write(h, b"abc"), Ok(3));
+    assert_eq!(
+        s.buffer_bytes(),
+        8000,
+        "the send ring, allocated by the write"
+    );
+    send!(s, 2, seg(PSHACK, PEER_ISS + 1, iss + 1), b"xyz");
+    assert_eq!(
+        s.counters().dropped(TcpDrop::MemoryLimit),
+        1,
+        "no room for a receive ring"
+    );
+    assert_eq!(s.readable_bytes(h), 0);
+    let out = recv_all(&mut s, t(3));
+    assert_eq!(
+        out.last().unwrap().repr.ack,
+        PEER_ISS + 1,
+        "the data was not taken"
+    );
+    // Our data is acknowledged: the send ring goes back, the peer's retransmission fits.
+    send!(s, 4, seg(ACK, PEER_ISS + 1, iss + 4));
+    assert_eq!(s.buffer_bytes(), 0);
+    send!(s, 5, seg(PSHACK, PEER_ISS + 1, iss + 4), b"xyz");
+    assert_eq!(s.buffer_bytes(), 8000);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(h, &mut buf), Ok(3));
+    assert_eq!(s.buffer_bytes(), 0, "drained: the receive ring goes back");
+    let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
+    s.connect(t(6), local(), r2, ProfileId::DEFAULT).unwrap();
     assert_eq!(
         s.connect(t(0), local(), remote(), ProfileId::DEFAULT),
         Err(TcpError::AddressInUse)
@@ -349,7 +383,9 @@ fn congestion_control_is_chosen_per_profile() {
         congestion: CongestionAlgo::Cubic,
         ..profile()
     });
-    let a = s.connect(t(0), local(), remote(), ProfileId::DEFAULT).unwrap();
+    let a = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
     let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
     let b = s.connect(t(0), local(), r2, cubic).unwrap();
     assert_eq!(s.connection(a).unwrap().cc.algo(), CongestionAlgo::NewReno);

@@ -195,6 +195,7 @@ pub fn established() -> (TcpStack, ConnHandle, u32) {
 #[test]
 fn idle_connection_state_is_at_most_1_kib() {
     let size = std::mem::size_of::<Connection>();
+    println!("size_of::<Connection>() = {size} bytes (buffers excluded)");
     assert!(size <= 1024, "Connection is {size} bytes");
 }
 
@@ -225,8 +226,13 @@ fn random_segments_never_panic() {
         let mut now = 10;
         for _ in 0..2000 {
             now += rnd() % 50;
-            let near = |v: u64, base: u32| base.wrapping_add((v % 20_000) as u32).wrapping_sub(10_000);
-            let mut r = seg(Flags((rnd() & 0x3f) as u8), near(rnd(), PEER_ISS), near(rnd(), iss));
+            let near =
+                |v: u64, base: u32| base.wrapping_add((v % 20_000) as u32).wrapping_sub(10_000);
+            let mut r = seg(
+                Flags((rnd() & 0x3f) as u8),
+                near(rnd(), PEER_ISS),
+                near(rnd(), iss),
+            );
             r.window = rnd() as u16;
             if rnd() % 4 == 0 {
                 r.timestamps = Some((rnd() as u32 % 1000, rnd() as u32));
