@@ -59,6 +59,8 @@ pub struct TimeWaitEntry {
     pub ts_recent: Option<u32>,
     /// Our timestamp offset.
     pub ts_offset: u32,
+    /// The connection's profile (for the TIME-WAIT duration on restart).
+    pub profile: u16,
     /// When the entry goes.
     pub expires: Instant,
 }
@@ -168,6 +170,7 @@ mod tests {
             rcv_nxt: 2,
             ts_recent: None,
             ts_offset: 0,
+            profile: 0,
             expires: Instant::from_secs(at),
         }
     }

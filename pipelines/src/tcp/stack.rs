@@ -777,7 +777,7 @@ impl TcpStack {
             }
         }
         if f.fin() || !seg.payload.is_empty() || f.syn() {
-            let d = self.profiles[0].time_wait;
+            let d = self.profiles[e.profile as usize].time_wait;
             if f.fin() {
                 self.time_wait.restart(&key, now + d);
             }
@@ -1037,9 +1037,10 @@ impl TcpStack {
             }
             c.listener = u32::MAX;
             self.counters.passive_opens += 1;
-            if c.has(flag::FIN_QUEUED) && c.state == State::Established {
-                c.state = State::FinWait1;
-            }
+        }
+        if c.has(flag::FIN_QUEUED) && c.state == State::Established {
+            // Shut down before the handshake completed: the FIN goes now.
+            c.state = State::FinWait1;
         }
         if c.has(flag::APP_CLOSED) && n.has(Notify::READABLE) {
             // Data for an application that closed: reset (RFC 9293 section 3.10.4).
@@ -1096,6 +1097,7 @@ impl TcpStack {
                     rcv_nxt: c.rcv_nxt,
                     ts_recent: c.ts_ok.then_some(c.ts_recent),
                     ts_offset: c.ts_offset,
+                    profile: c.profile,
                     expires: now + p.time_wait,
                 };
                 let key = c.key;
