@@ -365,6 +365,20 @@ impl Connection {
         if self.sack_ok && r.sack_len > 0 {
             self.scoreboard
                 .update(self.snd_una, self.snd_max, r.sack_blocks());
+            if self.has(flag::RECOVERY)
+                && self.has(flag::RXT_PASS_DONE)
+                && self
+                    .scoreboard
+                    .high_sacked()
+                    .is_some_and(|h| seq::gt(h, self.rxt_pass_end))
+                && seq::lt(self.snd_una, self.high_rxt)
+            {
+                // Data sent after our retransmissions arrived, a hole did not: a
+                // retransmission was lost. Go over the holes again.
+                self.clear(flag::RXT_PASS_DONE);
+                self.high_rxt = self.snd_una;
+                n.set(Notify::OUTPUT);
+            }
         }
         if seq::lt(self.snd_wl1, r.seq) || (self.snd_wl1 == r.seq && seq::le(self.snd_wl2, ack)) {
             let w = (r.window as u32) << self.snd_wscale;
@@ -419,6 +433,7 @@ impl Connection {
         c.fast_recoveries += 1;
         let flight = self.flight();
         self.set(flag::RECOVERY | flag::RETX_UNA);
+        self.clear(flag::RXT_PASS_DONE);
         self.recover = self.snd_max;
         self.high_rxt = self.snd_una;
         self.cc.on_loss(now, flight);

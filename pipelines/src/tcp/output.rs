@@ -195,11 +195,18 @@ impl Connection {
             let room = self.cc.cwnd().saturating_sub(self.flight());
             if room > 0 {
                 let from = seq::max(self.snd_una, self.high_rxt);
-                if let Some((hs, he)) = self.scoreboard.next_hole(from) {
-                    let len = seq::dist(hs, he).min(mss).min(seq::dist(hs, data_end));
-                    if len > 0 {
-                        return Some((hs, len, false, Pick::Repair));
+                match self.scoreboard.next_hole(from) {
+                    Some((hs, he)) => {
+                        let len = seq::dist(hs, he).min(mss).min(seq::dist(hs, data_end));
+                        if len > 0 {
+                            return Some((hs, len, false, Pick::Repair));
+                        }
                     }
+                    None if !self.has(flag::RXT_PASS_DONE) => {
+                        self.set(flag::RXT_PASS_DONE);
+                        self.rxt_pass_end = self.snd_max;
+                    }
+                    None => {}
                 }
             }
         }
@@ -221,10 +228,17 @@ impl Connection {
             seq::dist(s, self.snd_una.wrapping_add(self.snd_wnd))
         };
         let flight = self.flight();
+        // Limited transmit (RFC 3042): the first two duplicate ACKs may each send one
+        // new segment, so a small window still gets three duplicates back.
+        let limited = if self.has(flag::RECOVERY) {
+            0
+        } else {
+            self.dupacks.min(2) as usize * mss
+        };
         let cwnd_left = if probe {
             mss
         } else {
-            self.cc.cwnd().saturating_sub(flight)
+            (self.cc.cwnd() + limited).saturating_sub(flight)
         };
         let mut len = avail.min(mss).min(wnd_left).min(cwnd_left);
         if retx {

@@ -113,6 +113,8 @@ pub(crate) mod flag {
     pub const FROM_COOKIE: u16 = 1 << 13;
     /// Our FIN has been acknowledged.
     pub const FIN_ACKED: u16 = 1 << 14;
+    /// Every hole known in this recovery was retransmitted once (`rxt_pass_end` valid).
+    pub const RXT_PASS_DONE: u16 = 1 << 15;
 }
 
 /// What an input or timer asks the stack to do or tell the application.
@@ -194,6 +196,9 @@ pub struct Connection {
     pub high_rxt: u32,
     /// `snd_max` when recovery started (RFC 6582 `recover`).
     pub recover: u32,
+    /// `snd_max` when the last pass over the holes ended: a SACK above it while a hole
+    /// remains means a retransmission was lost.
+    pub rxt_pass_end: u32,
 
     /// Peer's initial sequence number.
     pub irs: u32,
@@ -289,6 +294,7 @@ impl Connection {
             snd_wl2: 0,
             high_rxt: iss,
             recover: iss,
+            rxt_pass_end: iss,
             irs: 0,
             rcv_nxt: 0,
             rcv_adv: 0,

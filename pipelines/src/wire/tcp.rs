@@ -561,7 +561,10 @@ mod tests {
             }
         }
         let ones = vec![0xffu8; 1500];
-        assert_eq!(checksum::finish(wide_sum(0, &ones)), checksum::finish(checksum::sum(0, &ones)));
+        assert_eq!(
+            checksum::finish(wide_sum(0, &ones)),
+            checksum::finish(checksum::sum(0, &ones))
+        );
     }
 
     #[test]
