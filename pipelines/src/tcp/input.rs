@@ -362,8 +362,10 @@ impl Connection {
             }
             n.set(Notify::OUTPUT);
         }
+        let mut newly_sacked = 0;
         if self.sack_ok && r.sack_len > 0 {
-            self.scoreboard
+            newly_sacked = self
+                .scoreboard
                 .update(self.snd_una, self.snd_max, r.sack_blocks());
             if self.has(flag::RECOVERY)
                 && self.has(flag::RXT_PASS_DONE)
@@ -402,13 +404,10 @@ impl Connection {
             }
         }
         let outstanding = self.outstanding() > 0;
-        if acked == 0
-            && seg.payload.is_empty()
-            && !r.flags.fin()
-            && !window_changed
-            && outstanding
-            && ack == self.snd_una
-        {
+        // A duplicate ACK (RFC 5681 section 2), or with SACK any ACK that SACKs new data
+        // (RFC 6675 section 2: the window may change as the peer reads).
+        let plain_dup = seg.payload.is_empty() && !r.flags.fin() && !window_changed;
+        if acked == 0 && outstanding && ack == self.snd_una && (plain_dup || newly_sacked > 0) {
             self.dupacks = self.dupacks.saturating_add(1);
             if self.has(flag::RECOVERY) && !self.sack_ok {
                 // Window inflation (RFC 6582 section 3.2 step 4).
@@ -416,12 +415,23 @@ impl Connection {
                 self.cc.set_cwnd(w);
                 n.set(Notify::OUTPUT);
             }
+            if !self.has(flag::RECOVERY) {
+                // Limited transmit may send new data.
+                n.set(Notify::OUTPUT);
+            }
         }
         if self.has(flag::RECOVERY) && self.sack_ok {
             n.set(Notify::OUTPUT);
         }
         if !self.has(flag::RECOVERY) && outstanding && seq::ge(self.snd_una, self.recover) {
-            let sack_lost = self.sack_ok && self.scoreboard.sacked_bytes() > 2 * self.mss as usize;
+            let mss = self.mss as usize;
+            let sacked = self.scoreboard.sacked_bytes();
+            let out = self.outstanding();
+            // RFC 6675 IsLost(snd_una): more than (DupThresh - 1) segments SACKed above.
+            // Early retransmit (RFC 5827) with SACK: with under four segments out, all
+            // but the first SACKed is enough.
+            let sack_lost = self.sack_ok
+                && (sacked > 2 * mss || (out < 4 * mss && sacked > 0 && sacked + mss >= out));
             if self.dupacks >= 3 || sack_lost {
                 self.enter_recovery(now, c);
                 n.set(Notify::OUTPUT);

@@ -159,3 +159,57 @@ fn after_a_timeout_sacked_data_is_not_resent() {
     recv!(s, 220, [(PSHACK, b + 2000, PEER_ISS + 1, 1000)]);
     let _ = h;
 }
+
+#[test]
+fn early_retransmit_with_few_segments_out() {
+    let mut p = profile();
+    p.sack = true;
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.sack_permitted = true;
+    let (mut s, h, iss) = established_with(p, syn);
+    s.write(h, &[1u8; 3000]).unwrap();
+    assert_eq!(recv_all(&mut s, t(10)).len(), 3);
+    let b = iss + 1;
+    // Only three segments out: the first is lost, the other two SACKed. Two duplicate
+    // ACKs are all there can be; RFC 5827 retransmits without waiting for the RTO.
+    let mut a = seg(ACK, PEER_ISS + 1, b);
+    a.sack[0] = (b + 1000, b + 2000);
+    a.sack_len = 1;
+    send!(s, 20, a);
+    recv_nothing!(s, 20);
+    a.sack[0] = (b + 1000, b + 3000);
+    send!(s, 21, a);
+    recv!(s, 21, [(ACK, b, PEER_ISS + 1, 1000)]);
+    assert_eq!(s.counters().timeouts, 0);
+}
+
+#[test]
+fn sack_acks_count_as_duplicates_when_the_window_moves() {
+    let mut p = profile();
+    p.sack = true;
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.sack_permitted = true;
+    let (mut s, h, iss) = established_with(p, syn);
+    s.write(h, &[1u8; 8000]).unwrap();
+    assert_eq!(recv_all(&mut s, t(10)).len(), 8);
+    let b = iss + 1;
+    let mut a = seg(ACK, PEER_ISS + 1, b);
+    a.sack_len = 1;
+    a.sack[0] = (b + 1000, b + 2000);
+    a.window = 7000;
+    send!(s, 20, a);
+    assert_eq!(
+        s.connection(h).unwrap().dupacks,
+        1,
+        "new SACK info, window changed"
+    );
+    a.window = 7000;
+    send!(s, 21, a);
+    assert_eq!(
+        s.connection(h).unwrap().dupacks,
+        2,
+        "same window, plain duplicate"
+    );
+}
