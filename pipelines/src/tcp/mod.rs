@@ -15,8 +15,9 @@
 //! - [`congestion`]: NewReno and CUBIC; [`sack`]: the sender's SACK scoreboard;
 //!   [`ring`]: the byte rings and the receive reassembly list;
 //! - [`options`]: option negotiation; [`isn`]: RFC 6528 ISNs and SYN cookies;
-//! - [`listener`]: listeners and the TIME-WAIT table; [`stack`]: the engine;
-//!   [`config`], [`counters`].
+//! - [`listener`]: listeners and the TIME-WAIT table; [`stack`]: the engine (with
+//!   `stack/passive.rs` for SYNs, cookies and TIME-WAIT input, `stack/lifecycle.rs` for
+//!   events, release and buffers); [`config`], [`counters`].
 
 pub mod config;
 pub mod congestion;
