@@ -571,3 +571,177 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         N as f64 / wall.elapsed().as_secs_f64()
     );
 }
+
+/// One direction's bookkeeping for `both_ways`: what one side writes and the other
+/// must read back, byte for byte.
+struct Flow {
+    total: usize,
+    gen: Stream,
+    chunk: Vec<u8>,
+    pending: usize,
+    off: usize,
+    sent: usize,
+    shut: bool,
+    check: Stream,
+    expect: Vec<u8>,
+    exp_len: usize,
+    exp_off: usize,
+    received: usize,
+    eof: bool,
+}
+
+impl Flow {
+    fn new(total: usize, seed: u64) -> Flow {
+        Flow {
+            total,
+            gen: Stream(seed),
+            chunk: vec![0; 16 * 1024],
+            pending: 0,
+            off: 0,
+            sent: 0,
+            shut: false,
+            check: Stream(seed),
+            expect: vec![0; 16 * 1024],
+            exp_len: 0,
+            exp_off: 0,
+            received: 0,
+            eof: false,
+        }
+    }
+
+    fn write(&mut self, now: Instant, st: &mut TcpStack, h: ConnHandle) {
+        while !self.shut {
+            if self.off == self.pending {
+                if self.sent == self.total {
+                    st.shutdown(now, h).unwrap();
+                    self.shut = true;
+                    break;
+                }
+                let n = self.chunk.len().min(self.total - self.sent);
+                self.gen.fill(&mut self.chunk[..n]);
+                self.pending = n;
+                self.off = 0;
+            }
+            let w = st.write(h, &self.chunk[self.off..self.pending]).unwrap();
+            if w == 0 {
+                break;
+            }
+            self.off += w;
+            if self.off == self.pending {
+                self.sent += self.pending;
+            }
+        }
+    }
+
+    fn read(&mut self, st: &mut TcpStack, h: ConnHandle, buf: &mut [u8]) {
+        while !self.eof {
+            match st.read(h, buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    let mut i = 0;
+                    while i < n {
+                        if self.exp_off == self.exp_len {
+                            self.exp_len = self.expect.len().min(self.total - self.received - i);
+                            self.check.fill(&mut self.expect[..self.exp_len]);
+                            self.exp_off = 0;
+                        }
+                        let k = (n - i).min(self.exp_len - self.exp_off);
+                        assert!(
+                            buf[i..i + k] == self.expect[self.exp_off..self.exp_off + k],
+                            "wrong data near offset {}",
+                            self.received + i
+                        );
+                        i += k;
+                        self.exp_off += k;
+                    }
+                    self.received += n;
+                }
+                Err(TcpError::WouldBlock) => break,
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+}
+
+/// Both sides send at once, so data segments carry ACKs and SACK blocks both ways.
+#[test]
+fn both_ways_at_once_with_loss_and_reordering() {
+    let total = transfer_size() / 4;
+    let wall = std::time::Instant::now();
+    let p = TcpProfile {
+        nagle: false,
+        ..bulk_profile(CongestionAlgo::Cubic)
+    };
+    let mut net = Net::new(faults(6, 0.02, 0.02, 0.01), StackConfig::default(), p);
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
+    let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
+    let l = net.b.stack.listen(srv, 4, ProfileId::DEFAULT).unwrap();
+    let c = net
+        .a
+        .stack
+        .connect(net.now, cli, srv, ProfileId::DEFAULT)
+        .unwrap();
+    let mut s = None;
+    let (mut up, mut down) = (Flow::new(total, 11), Flow::new(total, 22));
+    let mut buf = vec![0u8; 32 * 1024];
+    let (mut connected, mut a_done, mut b_done) = (false, false, false);
+    while !(a_done && b_done) {
+        assert!(
+            net.now < Instant::from_secs(3600),
+            "stalled: up {} down {}",
+            up.received,
+            down.received
+        );
+        let moved = net.turn();
+        while let Some(e) = net.a.stack.poll_event() {
+            match e {
+                Event::Connected(_) => connected = true,
+                Event::Closed(h) => {
+                    // Data received before the close is still there to read.
+                    a_done = true;
+                    down.read(&mut net.a.stack, h, &mut buf);
+                    net.a.stack.close(net.now, h).unwrap();
+                }
+                Event::Reset(..) => panic!("client: {e:?}"),
+                _ => {}
+            }
+        }
+        while let Some(e) = net.b.stack.poll_event() {
+            match e {
+                Event::Accepted(_) => s = net.b.stack.accept(l),
+                Event::Closed(h) => {
+                    b_done = true;
+                    up.read(&mut net.b.stack, h, &mut buf);
+                    net.b.stack.close(net.now, h).unwrap();
+                }
+                Event::Reset(..) => panic!("server: {e:?}"),
+                _ => {}
+            }
+        }
+        if connected && !a_done {
+            up.write(net.now, &mut net.a.stack, c);
+            down.read(&mut net.a.stack, c, &mut buf);
+        }
+        if let (Some(h), false) = (s, b_done) {
+            down.write(net.now, &mut net.b.stack, h);
+            up.read(&mut net.b.stack, h, &mut buf);
+        }
+        if !moved {
+            net.advance();
+        }
+    }
+    assert_eq!((up.received, down.received), (total, total));
+    assert!(up.eof && down.eof);
+    assert_eq!(
+        net.a.stack.connection_count() + net.b.stack.connection_count(),
+        0
+    );
+    println!(
+        "both ways: 2 x {} MiB in {:.2} s wall, {:.3} s virtual; client retransmits {}, server retransmits {}",
+        total >> 20,
+        wall.elapsed().as_secs_f64(),
+        net.now.as_nanos() as f64 / 1e9,
+        net.a.stack.counters().retransmits,
+        net.b.stack.counters().retransmits,
+    );
+}
