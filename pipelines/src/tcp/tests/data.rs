@@ -323,3 +323,17 @@ fn challenge_acks_are_rate_limited() {
         "a new second, a new allowance"
     );
 }
+
+#[test]
+fn window_restarts_after_idle() {
+    let (mut s, h, iss) = established();
+    s.write(h, &[1u8; 8000]).unwrap();
+    assert_eq!(recv_all(&mut s, t(10)).len(), 8);
+    send!(s, 20, seg(ACK, PEER_ISS + 1, iss + 8001));
+    let grown = s.connection(h).unwrap().cc.cwnd();
+    assert_eq!(grown, 18_000, "slow start grew the window");
+    // Idle for longer than an RTO: RFC 5681 section 4.1 restarts from the initial window.
+    s.write(h, &[1u8; 100]).unwrap();
+    recv!(s, 5000, [(PSHACK, iss + 8001, PEER_ISS + 1, 100)]);
+    assert_eq!(s.connection(h).unwrap().cc.cwnd(), 10_000);
+}

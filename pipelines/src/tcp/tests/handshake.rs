@@ -476,3 +476,24 @@ fn ipv6_handshake_and_data() {
     let h = s.accept(l).unwrap();
     assert_eq!(s.readable_bytes(h), 2);
 }
+
+#[test]
+fn unlisten_resets_queued_connections_and_refuses_new_ones() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    assert_eq!(
+        s.listen(local(), 4, ProfileId::DEFAULT),
+        Err(TcpError::AddressInUse)
+    );
+    send!(s, 0, seg(SYN, PEER_ISS, 0));
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 1, seg(ACK, PEER_ISS + 1, iss + 1));
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    s.unlisten(t(2), l);
+    recv!(s, 2, [(RSTACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(s.connection_count(), 0);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.src_port = 40001;
+    send!(s, 3, syn);
+    recv!(s, 3, [(RSTACK, 0, PEER_ISS + 1, 0)]);
+}
