@@ -337,3 +337,33 @@ fn window_restarts_after_idle() {
     recv!(s, 5000, [(PSHACK, iss + 8001, PEER_ISS + 1, 100)]);
     assert_eq!(s.connection(h).unwrap().cc.cwnd(), 10_000);
 }
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    let mut p = profile();
+    p.sack = true;
+    let peer_iss = u32::MAX - 1500;
+    let mut syn = seg(SYN, peer_iss, 0);
+    syn.mss = Some(1000);
+    syn.sack_permitted = true;
+    let mut s = stack_with(p);
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, syn);
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    let base = peer_iss.wrapping_add(1);
+    send!(s, 1, seg(ACK, base, iss.wrapping_add(1)));
+    let h = s.accept(l).unwrap();
+    // Three segments straddling 2^32, the middle one first (out of order).
+    let d: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    send!(s, 2, seg(ACK, base.wrapping_add(1000), iss.wrapping_add(1)), &d[1000..2000]);
+    let out = recv!(s, 2, [(ACK, iss.wrapping_add(1), base, 0)]);
+    assert_eq!(out[0].repr.sack_blocks(), &[(base.wrapping_add(1000), base.wrapping_add(2000))]);
+    send!(s, 3, seg(ACK, base, iss.wrapping_add(1)), &d[..1000]);
+    recv!(s, 3, [(ACK, iss.wrapping_add(1), base.wrapping_add(2000), 0)]);
+    send!(s, 4, seg(ACK, base.wrapping_add(2000), iss.wrapping_add(1)), &d[2000..]);
+    recv!(s, 4, [(ACK, iss.wrapping_add(1), base.wrapping_add(3000), 0)]);
+    assert!(base.wrapping_add(3000) < base, "the stream crossed the wrap");
+    let mut buf = vec![0u8; 4000];
+    assert_eq!(s.read(h, &mut buf), Ok(3000));
+    assert_eq!(&buf[..3000], &d[..]);
+}
