@@ -7,6 +7,31 @@
 //! the application talks to it through commands and [`Event`]s, and time only moves
 //! when the caller passes `now`. See [`TcpStack`] for the call order.
 //!
+//! What it does (RFC 9293 as the base):
+//!
+//! - three-way handshake both ways, simultaneous open and close, half-close, TIME-WAIT
+//!   (bounded table, RFC 1337 RST handling, RFC 6191 reuse by a newer SYN);
+//! - RFC 5961: RSTs only at exactly `rcv_nxt`, challenge ACKs (rate-limited) for other
+//!   in-window RSTs, SYNs on synchronised connections and too-old ACKs;
+//! - MSS negotiation and clamping to the profile, window scaling and timestamps with
+//!   PAWS (RFC 7323), SACK generation and a sender scoreboard (RFC 2018);
+//! - loss recovery: RTO per RFC 6298 with back-off and go-back-N skipping SACKed data,
+//!   fast retransmit with NewReno partial ACKs (RFC 6582), SACK recovery (RFC 6675) with
+//!   lost-retransmission detection, limited transmit (RFC 3042), early retransmit
+//!   (RFC 5827); NewReno or CUBIC (RFC 9438) per profile; window restart after idle;
+//! - delayed ACKs (every second segment, at once for out-of-order data, one ACK per
+//!   out-of-order segment), Nagle (switchable), sender and receiver silly window
+//!   avoidance, zero-window probes (persist), keepalive;
+//! - listeners with a SYN queue and an accept queue; SYN cookies (RFC 4987) when the SYN
+//!   queue or the connection table is full, carrying MSS, window scale and SACK; ISNs
+//!   per RFC 6528; limits on connections and on buffer memory with drop counters;
+//! - buffers allocated when data arrives or is written and given back when drained, so
+//!   an idle established connection holds only its control block (about 500 bytes).
+//!
+//! Not done: urgent data (ignored), D-SACK, RACK, ECN, TCP Fast Open, path MTU discovery,
+//! per-segment SACK state (the scoreboard keeps 8 ranges). IPv6 addresses go through
+//! the whole stack (tested up to data on a handshake), the IP layer is the caller's.
+//!
 //! Files by concern:
 //!
 //! - [`state`]: the control block and its states; [`input`]: segment arrival;
