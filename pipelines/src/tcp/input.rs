@@ -1,0 +1,545 @@
+//! Segment arrival on an existing connection (RFC 9293 section 3.10.7), with the RFC 5961
+//! protections, PAWS (RFC 7323 section 5), SACK (RFC 2018, RFC 6675) and NewReno
+//! (RFC 6582) loss detection.
+
+use std::time::Duration;
+
+use super::config::TcpProfile;
+use super::counters::{TcpCounters, TcpDrop};
+use super::seq;
+use super::state::{flag, Connection, Notify, State};
+use super::timers::{ms, Timer};
+use crate::time::Instant;
+use crate::wire::tcp::TcpRepr;
+
+/// One received segment: the parsed header and the payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Header and options.
+    pub repr: TcpRepr,
+    /// Payload bytes.
+    pub payload: &'a [u8],
+}
+
+impl Segment<'_> {
+    /// Sequence space occupied (payload, SYN and FIN).
+    pub fn len(&self) -> usize {
+        self.payload.len() + self.repr.flags.syn() as usize + self.repr.flags.fin() as usize
+    }
+
+    /// True if the segment occupies no sequence space.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// RTT samples above this are ignored (a bogus echoed timestamp).
+const MAX_RTT_SAMPLE: Duration = Duration::from_secs(60);
+
+impl Connection {
+    /// Processes one segment addressed to this connection.
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+    ) -> Notify {
+        match self.state {
+            State::SynSent => self.on_syn_sent(now, p, c, seg),
+            State::Closed | State::TimeWait => Notify::default(),
+            _ => self.on_synchronized(now, p, c, seg),
+        }
+    }
+
+    fn on_syn_sent(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+    ) -> Notify {
+        let r = &seg.repr;
+        if r.flags.ack() && (seq::le(r.ack, self.iss) || seq::gt(r.ack, self.snd_max)) {
+            if r.flags.rst() {
+                return Notify::default();
+            }
+            c.drop(TcpDrop::BadAck);
+            return Notify(Notify::SEND_RST);
+        }
+        if r.flags.rst() {
+            if r.flags.ack() {
+                c.resets_received += 1;
+                self.state = State::Closed;
+                return Notify(Notify::REFUSED);
+            }
+            c.drop(TcpDrop::InvalidRst);
+            return Notify::default();
+        }
+        if !r.flags.syn() {
+            c.drop(TcpDrop::NoAck);
+            return Notify::default();
+        }
+        self.irs = r.seq;
+        self.rcv_nxt = r.seq.wrapping_add(1);
+        self.last_ack_sent = self.rcv_nxt;
+        self.negotiate(r, p);
+        self.last_rx_ms = ms(now);
+        if r.flags.ack() {
+            self.snd_una = r.ack;
+            // The window of a SYN-ACK is never scaled (RFC 7323 section 2.2).
+            self.snd_wnd = r.window as u32;
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = r.ack;
+            self.rtt_from_ack(now, p, r);
+            self.backoff = 0;
+            self.state = State::Established;
+            self.timers.stop(Timer::Rto);
+            self.clear(flag::SEND_SYN);
+            self.set(flag::ACK_NOW);
+            self.arm_keepalive(now, p);
+            Notify(Notify::CONNECTED | Notify::OUTPUT)
+        } else {
+            // Simultaneous open (RFC 9293 figure 7): answer with SYN-ACK.
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+            self.set(flag::SEND_SYN);
+            Notify(Notify::OUTPUT)
+        }
+    }
+
+    fn acceptable(&self, seg: &Segment) -> bool {
+        let wnd = self.rcv_wnd();
+        let len = seg.len() as u32;
+        let s = seg.repr.seq;
+        let in_wnd =
+            |x: u32| seq::le(self.rcv_nxt, x) && seq::lt(x, self.rcv_nxt.wrapping_add(wnd));
+        match (len, wnd) {
+            (0, 0) => s == self.rcv_nxt,
+            (0, _) => in_wnd(s),
+            (_, 0) => false,
+            _ => in_wnd(s) || in_wnd(s.wrapping_add(len - 1)),
+        }
+    }
+
+    fn on_synchronized(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+    ) -> Notify {
+        let r = &seg.repr;
+        let mut n = Notify::default();
+        // PAWS (RFC 7323 section 5.3) comes before the window check.
+        if self.ts_ok && !r.flags.rst() {
+            if let Some((tsval, _)) = r.timestamps {
+                if seq::lt(tsval, self.ts_recent) {
+                    c.drop(TcpDrop::Paws);
+                    self.set(flag::ACK_NOW);
+                    return Notify(Notify::OUTPUT);
+                }
+            }
+        }
+        let mut trim_all = false;
+        if self.state == State::SynReceived
+            && r.flags.syn()
+            && r.flags.ack()
+            && !r.flags.rst()
+            && r.seq == self.irs
+            && seq::lt(self.snd_una, r.ack)
+            && seq::le(r.ack, self.snd_max)
+        {
+            // Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK completes ours.
+            self.snd_una = r.ack;
+            self.snd_wnd = r.window as u32;
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = r.ack;
+            self.state = State::Established;
+            self.timers.stop(Timer::Rto);
+            self.backoff = 0;
+            self.clear(flag::SEND_SYN);
+            self.set(flag::ACK_NOW);
+            return Notify(Notify::CONNECTED | Notify::OUTPUT);
+        }
+        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && r.seq == self.irs
+        {
+            // The peer did not see our SYN-ACK: send it again.
+            self.snd_nxt = self.iss;
+            self.set(flag::SEND_SYN);
+            return Notify(Notify::OUTPUT);
+        }
+        if !self.acceptable(seg) {
+            if r.flags.rst() {
+                c.drop(TcpDrop::InvalidRst);
+                return n;
+            }
+            // A zero window still takes the ACK of a segment at rcv_nxt (a window probe).
+            if self.rcv_wnd() == 0 && r.seq == self.rcv_nxt && !r.flags.syn() {
+                trim_all = true;
+                c.drop(TcpDrop::BeyondWindow);
+                self.set(flag::ACK_NOW);
+                n.set(Notify::OUTPUT);
+            } else {
+                c.drop(TcpDrop::OutOfWindow);
+                self.set(flag::ACK_NOW);
+                return Notify(Notify::OUTPUT);
+            }
+        }
+        if r.flags.rst() {
+            // RFC 5961 section 3.2: only an exact match resets; others get a challenge.
+            if r.seq == self.rcv_nxt {
+                c.resets_received += 1;
+                self.state = State::Closed;
+                return Notify(Notify::RESET);
+            }
+            c.drop(TcpDrop::InvalidRst);
+            return Notify(Notify::CHALLENGE);
+        }
+        if r.flags.syn() {
+            // RFC 5961 section 4.2.
+            c.drop(TcpDrop::UnexpectedSyn);
+            return Notify(Notify::CHALLENGE);
+        }
+        if !r.flags.ack() {
+            c.drop(TcpDrop::NoAck);
+            return n;
+        }
+        self.last_rx_ms = ms(now);
+        self.probes = 0;
+        // RFC 7323 section 4.3: remember the timestamp to echo.
+        if let (true, Some((tsval, _))) = (self.ts_ok, r.timestamps) {
+            if seq::ge(tsval, self.ts_recent) && seq::le(r.seq, self.last_ack_sent) {
+                self.ts_recent = tsval;
+            }
+        }
+        if self.state == State::SynReceived {
+            if seq::lt(self.snd_una, r.ack) && seq::le(r.ack, self.snd_max) {
+                self.state = State::Established;
+                self.snd_wnd = (r.window as u32) << self.snd_wscale;
+                self.max_snd_wnd = self.snd_wnd;
+                self.snd_wl1 = r.seq;
+                self.snd_wl2 = r.ack;
+                self.clear(flag::SEND_SYN);
+                self.timers.stop(Timer::Rto);
+                self.backoff = 0;
+                self.arm_keepalive(now, p);
+                // Passive opens go to the accept queue; a simultaneous open is ours.
+                n.set(if self.listener == u32::MAX {
+                    Notify::CONNECTED
+                } else {
+                    Notify::ESTABLISHED
+                });
+            } else {
+                c.drop(TcpDrop::BadAck);
+                return Notify(Notify::SEND_RST);
+            }
+        }
+        // RFC 5961 section 5.2: the ACK must lie in [snd_una - max window, snd_max].
+        if seq::gt(r.ack, self.snd_max) {
+            c.drop(TcpDrop::BadAck);
+            self.set(flag::ACK_NOW);
+            return Notify(n.0 | Notify::OUTPUT);
+        }
+        if seq::lt(r.ack, self.snd_una.wrapping_sub(self.max_snd_wnd.max(1))) {
+            c.drop(TcpDrop::BadAck);
+            return Notify(n.0 | Notify::CHALLENGE);
+        }
+        self.on_ack(now, p, c, seg, &mut n);
+        if self.state == State::Closed {
+            return n;
+        }
+        if self.state.can_receive() && !trim_all {
+            self.on_data(now, p, c, seg, &mut n);
+        } else if seg.repr.flags.fin() || !seg.payload.is_empty() {
+            // A retransmitted FIN (or data after it): acknowledge again.
+            self.set(flag::ACK_NOW);
+            n.set(Notify::OUTPUT);
+        }
+        if p.keepalive.is_some() {
+            self.arm_keepalive(now, p);
+        }
+        n
+    }
+
+    fn rtt_from_ack(&mut self, now: Instant, p: &TcpProfile, r: &TcpRepr) {
+        let sample = match (self.ts_ok, r.timestamps) {
+            (true, Some((_, tsecr))) if tsecr != 0 => {
+                let d = self.tsval(now).wrapping_sub(tsecr);
+                Some(Duration::from_millis(d as u64))
+            }
+            _ if self.rtt_timing && seq::gt(r.ack, self.rtt_seq) => {
+                self.rtt_timing = false;
+                Some(Duration::from_millis(
+                    ms(now).wrapping_sub(self.rtt_sent_ms) as u64,
+                ))
+            }
+            _ => None,
+        };
+        if let Some(s) = sample.filter(|s| *s < MAX_RTT_SAMPLE) {
+            self.rtt.sample(s, p.min_rto, p.max_rto);
+        }
+    }
+
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+        n: &mut Notify,
+    ) {
+        let r = &seg.repr;
+        let ack = r.ack;
+        let acked = seq::dist(self.snd_una, ack);
+        let mut window_changed = false;
+        if acked > 0 {
+            let data_acked = seq::dist(self.data_start(), ack).min(self.tx.len());
+            let fin_was_acked = self.fin_acked();
+            // The FIN's position moves with the data: note it before discarding.
+            let fin = self.fin_seq();
+            self.tx.discard(data_acked);
+            self.snd_una = ack;
+            if seq::lt(self.snd_nxt, self.snd_una) {
+                self.snd_nxt = self.snd_una;
+            }
+            self.high_rxt = seq::max(self.high_rxt, self.snd_una);
+            self.rtt_from_ack(now, p, r);
+            self.backoff = 0;
+            self.scoreboard.trim(self.snd_una);
+            if self.snd_una == self.snd_max {
+                self.timers.stop(Timer::Rto);
+            } else {
+                self.arm_rto(now, p);
+            }
+            if self.has(flag::RECOVERY) {
+                if seq::ge(ack, self.recover) {
+                    self.clear(flag::RECOVERY);
+                    let w = if self.sack_ok {
+                        self.cc.ssthresh()
+                    } else {
+                        self.cc.ssthresh().min(self.flight() + self.mss as usize)
+                    };
+                    self.cc.set_cwnd(w);
+                } else if !self.sack_ok {
+                    // NewReno partial ACK (RFC 6582 section 3.2 step 3).
+                    self.set(flag::RETX_UNA);
+                    let w = self.cc.cwnd().saturating_sub(data_acked) + self.mss as usize;
+                    self.cc.set_cwnd(w);
+                } else if self.scoreboard.is_empty() {
+                    self.set(flag::RETX_UNA);
+                }
+            } else {
+                self.cc.on_ack(now, data_acked, self.rtt.srtt());
+            }
+            self.dupacks = 0;
+            if self.has(flag::WRITE_ARMED) && self.tx_free() >= self.snd_buf as usize / 4 {
+                self.clear(flag::WRITE_ARMED);
+                n.set(Notify::WRITABLE);
+            }
+            if !fin_was_acked && fin.is_some_and(|f| seq::gt(ack, f)) {
+                self.set(flag::FIN_ACKED);
+                match self.state {
+                    State::FinWait1 => {
+                        self.state = State::FinWait2;
+                        if self.has(flag::APP_CLOSED) {
+                            self.timers.set(Timer::Linger, now + p.fin_wait2_timeout);
+                        }
+                    }
+                    State::Closing => {
+                        self.state = State::TimeWait;
+                        n.set(Notify::CLOSED);
+                    }
+                    State::LastAck => {
+                        self.state = State::Closed;
+                        n.set(Notify::CLOSED);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            n.set(Notify::OUTPUT);
+        }
+        let mut newly_sacked = 0;
+        if self.sack_ok && r.sack_len > 0 {
+            newly_sacked = self
+                .scoreboard
+                .update(self.snd_una, self.snd_max, r.sack_blocks());
+            if self.has(flag::RECOVERY)
+                && self.has(flag::RXT_PASS_DONE)
+                && self
+                    .scoreboard
+                    .high_sacked()
+                    .is_some_and(|h| seq::gt(h, self.rxt_pass_end))
+                && seq::lt(self.snd_una, self.high_rxt)
+            {
+                // Data sent after our retransmissions arrived, a hole did not: a
+                // retransmission was lost. Go over the holes again.
+                self.clear(flag::RXT_PASS_DONE);
+                self.high_rxt = self.snd_una;
+                n.set(Notify::OUTPUT);
+            }
+        }
+        if seq::lt(self.snd_wl1, r.seq) || (self.snd_wl1 == r.seq && seq::le(self.snd_wl2, ack)) {
+            let w = (r.window as u32) << self.snd_wscale;
+            window_changed = w != self.snd_wnd;
+            if window_changed && self.snd_wnd == 0 {
+                // The window reopened: leave persist.
+                self.timers.stop(Timer::Persist);
+                self.clear(flag::PROBE);
+                self.backoff = 0;
+                if self.outstanding() <= 1 {
+                    // Only a window probe was out (and was dropped): send from snd_una.
+                    self.snd_nxt = self.snd_una;
+                }
+            }
+            self.snd_wnd = w;
+            self.max_snd_wnd = self.max_snd_wnd.max(w);
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = ack;
+            if window_changed {
+                n.set(Notify::OUTPUT);
+            }
+        }
+        let outstanding = self.outstanding() > 0;
+        // A duplicate ACK (RFC 5681 section 2), or with SACK any ACK that SACKs new data
+        // (RFC 6675 section 2: the window may change as the peer reads).
+        let plain_dup = seg.payload.is_empty() && !r.flags.fin() && !window_changed;
+        if acked == 0 && outstanding && ack == self.snd_una && (plain_dup || newly_sacked > 0) {
+            self.dupacks = self.dupacks.saturating_add(1);
+            if self.has(flag::RECOVERY) && !self.sack_ok {
+                // Window inflation (RFC 6582 section 3.2 step 4).
+                let w = self.cc.cwnd() + self.mss as usize;
+                self.cc.set_cwnd(w);
+                n.set(Notify::OUTPUT);
+            }
+            if !self.has(flag::RECOVERY) {
+                // Limited transmit may send new data.
+                n.set(Notify::OUTPUT);
+            }
+        }
+        if self.has(flag::RECOVERY) && self.sack_ok {
+            n.set(Notify::OUTPUT);
+        }
+        if !self.has(flag::RECOVERY) && outstanding && seq::ge(self.snd_una, self.recover) {
+            let mss = self.mss as usize;
+            let sacked = self.scoreboard.sacked_bytes();
+            let out = self.outstanding();
+            // RFC 6675 IsLost(snd_una): more than (DupThresh - 1) segments SACKed above.
+            // Early retransmit (RFC 5827) with SACK: with under four segments out, all
+            // but the first SACKed is enough.
+            let sack_lost = self.sack_ok
+                && (sacked > 2 * mss || (out < 4 * mss && sacked > 0 && sacked + mss >= out));
+            if self.dupacks >= 3 || sack_lost {
+                self.enter_recovery(now, c);
+                n.set(Notify::OUTPUT);
+            }
+        }
+    }
+
+    fn enter_recovery(&mut self, now: Instant, c: &mut TcpCounters) {
+        c.fast_recoveries += 1;
+        let flight = self.flight();
+        self.set(flag::RECOVERY | flag::RETX_UNA);
+        self.clear(flag::RXT_PASS_DONE);
+        self.recover = self.snd_max;
+        self.high_rxt = self.snd_una;
+        self.cc.on_loss(now, flight);
+        if !self.sack_ok {
+            let w = self.cc.ssthresh() + 3 * self.mss as usize;
+            self.cc.set_cwnd(w);
+        }
+        // Karn: the retransmitted segment must not be timed.
+        self.rtt_timing = false;
+    }
+
+    fn on_data(
+        &mut self,
+        now: Instant,
+        p: &TcpProfile,
+        c: &mut TcpCounters,
+        seg: &Segment,
+        n: &mut Notify,
+    ) {
+        let r = &seg.repr;
+        let mut s = r.seq;
+        let mut data = seg.payload;
+        if r.flags.fin() && !self.has(flag::PEER_FIN) && !self.has_rcv_fin {
+            self.rcv_fin = s.wrapping_add(data.len() as u32);
+            self.has_rcv_fin = true;
+        }
+        if seq::lt(s, self.rcv_nxt) {
+            let skip = seq::dist(s, self.rcv_nxt).min(data.len());
+            data = &data[skip..];
+            s = self.rcv_nxt;
+        }
+        if !data.is_empty() {
+            let off = seq::dist(self.rcv_nxt, s);
+            let room = self.rx.free().saturating_sub(off);
+            if data.len() > room {
+                c.drop(TcpDrop::BeyondWindow);
+                data = &data[..room];
+            }
+            if off == 0 {
+                let w = self.rx.write_at(0, data);
+                self.rx.commit(w);
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(w as u32);
+                c.bytes_in += w as u64;
+                if !self.assembler.is_empty() {
+                    if let Some(end) = self.assembler.advance(self.rcv_nxt) {
+                        let extra = seq::dist(self.rcv_nxt, end);
+                        self.rx.commit(extra);
+                        self.rcv_nxt = end;
+                        c.bytes_in += extra as u64;
+                    }
+                    // Filling a hole is acknowledged at once (RFC 5681 section 4.2).
+                    self.set(flag::ACK_NOW);
+                }
+                self.unacked_segs = self.unacked_segs.saturating_add(1);
+                if self.unacked_segs >= 2 || p.delayed_ack.is_zero() {
+                    self.set(flag::ACK_NOW);
+                } else if !self.timers.armed(Timer::DelayedAck) {
+                    self.timers.set(Timer::DelayedAck, now + p.delayed_ack);
+                }
+                if self.has(flag::READ_ARMED) && !self.rx.is_empty() {
+                    self.clear(flag::READ_ARMED);
+                    n.set(Notify::READABLE);
+                }
+            } else {
+                let w = self.rx.write_at(off, data);
+                if w > 0 && !self.assembler.add(s, s.wrapping_add(w as u32)) {
+                    c.drop(TcpDrop::ReassemblyFull);
+                }
+                // Out of order: a duplicate ACK with SACK blocks, at once, one each.
+                self.set(flag::ACK_NOW);
+                self.acks_owed = self.acks_owed.saturating_add(1).min(8);
+            }
+        }
+        if self.has_rcv_fin && !self.has(flag::PEER_FIN) && self.rcv_nxt == self.rcv_fin {
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            self.set(flag::PEER_FIN | flag::ACK_NOW);
+            n.set(Notify::PEER_CLOSED);
+            match self.state {
+                State::Established => self.state = State::CloseWait,
+                State::FinWait1 => {
+                    if self.fin_acked() {
+                        self.state = State::TimeWait;
+                        n.set(Notify::CLOSED);
+                    } else {
+                        self.state = State::Closing;
+                    }
+                }
+                State::FinWait2 => {
+                    self.state = State::TimeWait;
+                    n.set(Notify::CLOSED);
+                }
+                _ => {}
+            }
+        }
+        if self.has(flag::ACK_NOW) {
+            n.set(Notify::OUTPUT);
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Data transfer: reassembly, ACK policy, windows, Nagle, backpressure, timestamps, and
+//! the RFC 5961 checks on a synchronised connection.
+
+use super::*;
+
+#[test]
+fn in_order_data_is_readable_and_acknowledged() {
+    let (mut s, h, iss) = established();
+    send!(s, 10, seg(PSHACK, PEER_ISS + 1, iss + 1), b"hello");
+    recv!(s, 10, [(ACK, iss + 1, PEER_ISS + 6, 0)]);
+    assert_eq!(events(&mut s), vec![Event::Readable(h)]);
+    send!(s, 11, seg(PSHACK, PEER_ISS + 6, iss + 1), b" world");
+    recv!(s, 11, [(ACK, iss + 1, PEER_ISS + 12, 0)]);
+    assert!(
+        events(&mut s).is_empty(),
+        "edge-triggered: no second Readable before a read"
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read(h, &mut buf), Ok(11));
+    assert_eq!(&buf[..11], b"hello world");
+    assert_eq!(s.read(h, &mut buf), Err(TcpError::WouldBlock));
+    send!(s, 12, seg(PSHACK, PEER_ISS + 12, iss + 1), b"!");
+    assert_eq!(events(&mut s), vec![Event::Readable(h)]);
+    // A duplicate of old data is acknowledged again, not delivered twice.
+    send!(s, 13, seg(PSHACK, PEER_ISS + 1, iss + 1), b"hello");
+    recv!(s, 13, [(ACK, iss + 1, PEER_ISS + 13, 0)]);
+    assert_eq!(s.read(h, &mut buf), Ok(1));
+}
+
+#[test]
+fn delayed_ack_every_second_segment_or_after_timeout() {
+    let mut p = profile();
+    p.delayed_ack = Duration::from_millis(40);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    let (mut s, _h, iss) = established_with(p, syn);
+    let d = [7u8; 1000];
+    send!(s, 10, seg(ACK, PEER_ISS + 1, iss + 1), &d);
+    recv_nothing!(s, 10);
+    recv_nothing!(s, 49);
+    recv!(s, 50, [(ACK, iss + 1, PEER_ISS + 1001, 0)]);
+    send!(s, 60, seg(ACK, PEER_ISS + 1001, iss + 1), &d);
+    recv_nothing!(s, 60);
+    send!(s, 61, seg(ACK, PEER_ISS + 2001, iss + 1), &d);
+    recv!(s, 61, [(ACK, iss + 1, PEER_ISS + 3001, 0)]);
+    recv_nothing!(s, 200);
+}
+
+#[test]
+fn out_of_order_data_is_reassembled_and_sacked() {
+    let mut p = profile();
+    p.sack = true;
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.sack_permitted = true;
+    let (mut s, h, iss) = established_with(p, syn);
+    let base = PEER_ISS + 1;
+    send!(s, 10, seg(ACK, base + 100, iss + 1), &[2u8; 100]);
+    let out = recv!(s, 10, [(ACK, iss + 1, base, 0)]);
+    assert_eq!(out[0].repr.sack_blocks(), &[(base + 100, base + 200)]);
+    send!(s, 11, seg(ACK, base + 300, iss + 1), &[4u8; 100]);
+    let out = recv!(s, 11, [(ACK, iss + 1, base, 0)]);
+    assert_eq!(
+        out[0].repr.sack_blocks(),
+        &[(base + 300, base + 400), (base + 100, base + 200)],
+        "most recent block first (RFC 2018 section 4)"
+    );
+    assert!(events(&mut s).is_empty());
+    send!(s, 12, seg(ACK, base, iss + 1), &[1u8; 100]);
+    let out = recv!(s, 12, [(ACK, iss + 1, base + 200, 0)]);
+    assert_eq!(out[0].repr.sack_blocks(), &[(base + 300, base + 400)]);
+    send!(s, 13, seg(ACK, base + 200, iss + 1), &[3u8; 100]);
+    let out = recv!(s, 13, [(ACK, iss + 1, base + 400, 0)]);
+    assert_eq!(out[0].repr.sack_len, 0);
+    let mut buf = [0u8; 500];
+    assert_eq!(s.read(h, &mut buf), Ok(400));
+    for (i, chunk) in buf[..400].chunks(100).enumerate() {
+        assert!(chunk.iter().all(|&b| b == i as u8 + 1), "chunk {i}");
+    }
+}
+
+#[test]
+fn sends_by_mss_within_peer_window_and_releases_on_ack() {
+    let (mut s, h, iss) = established();
+    let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+    a.window = 2500;
+    send!(s, 5, a);
+    assert_eq!(s.write(h, &[9u8; 5000]), Ok(5000));
+    recv!(
+        s,
+        10,
+        [
+            (ACK, iss + 1, PEER_ISS + 1, 1000),
+            (ACK, iss + 1001, PEER_ISS + 1, 1000)
+        ]
+    );
+    // 500 bytes of window left: less than half the largest window, so held (SWS).
+    recv_nothing!(s, 11);
+    let mut a = seg(ACK, PEER_ISS + 1, iss + 2001);
+    a.window = 2500;
+    send!(s, 20, a);
+    recv!(
+        s,
+        20,
+        [
+            (ACK, iss + 2001, PEER_ISS + 1, 1000),
+            (ACK, iss + 3001, PEER_ISS + 1, 1000)
+        ]
+    );
+    assert_eq!(s.connection(h).unwrap().tx.len(), 3000);
+}
+
+#[test]
+fn write_backpressure_and_writable_event() {
+    let (mut s, h, iss) = established();
+    assert_eq!(s.write(h, &[1u8; 10_000]), Ok(8000), "send buffer is 8000");
+    assert_eq!(s.write(h, b"x"), Ok(0));
+    let out = recv_all(&mut s, t(10));
+    assert_eq!(out.len(), 8);
+    assert!(events(&mut s).is_empty());
+    send!(s, 20, seg(ACK, PEER_ISS + 1, iss + 1 + 4000));
+    assert_eq!(events(&mut s), vec![Event::Writable(h)]);
+    assert_eq!(s.send_capacity(h), 4000);
+}
+
+#[test]
+fn nagle_holds_small_segments_while_data_is_unacked() {
+    let mut p = profile();
+    p.nagle = true;
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    let (mut s, h, iss) = established_with(p.clone(), syn);
+    s.write(h, b"a").unwrap();
+    recv!(s, 10, [(PSHACK, iss + 1, PEER_ISS + 1, 1)]);
+    s.write(h, b"b").unwrap();
+    s.write(h, b"c").unwrap();
+    recv_nothing!(s, 11);
+    send!(s, 20, seg(ACK, PEER_ISS + 1, iss + 2));
+    recv!(s, 20, [(PSHACK, iss + 2, PEER_ISS + 1, 2)]);
+    // Nagle off: every write goes at once.
+    p.nagle = false;
+    let (mut s, h, iss) = established_with(p, syn);
+    s.write(h, b"a").unwrap();
+    recv!(s, 10, [(PSHACK, iss + 1, PEER_ISS + 1, 1)]);
+    s.write(h, b"b").unwrap();
+    recv!(s, 11, [(PSHACK, iss + 2, PEER_ISS + 1, 1)]);
+}
+
+#[test]
+fn zero_window_is_probed_by_the_persist_timer() {
+    let (mut s, h, iss) = established();
+    let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+    a.window = 0;
+    send!(s, 5, a);
+    s.write(h, b"abc").unwrap();
+    recv_nothing!(s, 10);
+    // Persist at the RTO (200 ms: the handshake's RTT sample was 1 ms): a one-byte
+    // probe past the closed window.
+    recv_nothing!(s, 209);
+    recv!(s, 210, [(ACK, iss + 1, PEER_ISS + 1, 1)]);
+    assert_eq!(s.counters().window_probes, 1);
+    // Still closed: the probe is not accepted; probing backs off (RTO doubles).
+    send!(s, 220, a);
+    recv_nothing!(s, 609);
+    recv!(s, 610, [(ACK, iss + 1, PEER_ISS + 1, 1)]);
+    // The window opens: the rest goes.
+    let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+    a.window = 4000;
+    send!(s, 700, a);
+    recv!(s, 700, [(PSHACK, iss + 1, PEER_ISS + 1, 3)]);
+}
+
+#[test]
+fn receive_window_closes_when_unread_and_reopens_after_read() {
+    let (mut s, h, iss) = established();
+    let base = PEER_ISS + 1;
+    let d = [5u8; 1000];
+    let mut last = 0;
+    for i in 0..8 {
+        send!(s, 10, seg(ACK, base + i * 1000, iss + 1), &d);
+        let out = recv_all(&mut s, t(10));
+        last = out.last().unwrap().repr.window;
+    }
+    assert_eq!(last, 0, "8000-byte buffer full");
+    // Data past the window is not taken; the ACK repeats the zero window.
+    send!(s, 11, seg(ACK, base + 8000, iss + 1), &d);
+    let out = recv!(s, 11, [(ACK, iss + 1, base + 8000, 0)]);
+    assert_eq!(out[0].repr.window, 0);
+    let mut buf = [0u8; 3000];
+    assert_eq!(s.read(h, &mut buf), Ok(3000));
+    let out = recv!(s, 12, [(ACK, iss + 1, base + 8000, 0)]);
+    assert_eq!(out[0].repr.window, 3000, "window update after the read");
+}
+
+#[test]
+fn window_scaling_shifts_our_advertised_window() {
+    let mut p = profile();
+    p.window_scaling = true;
+    p.recv_buffer = 1 << 20;
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.wscale = Some(0);
+    let (mut s, h, iss) = established_with(p, syn);
+    let c = s.connection(h).unwrap();
+    assert_eq!((c.rcv_wscale, c.snd_wscale), (5, 0));
+    send!(s, 10, seg(ACK, PEER_ISS + 1, iss + 1), &[0u8; 1000]);
+    let out = recv!(s, 10, [(ACK, iss + 1, PEER_ISS + 1001, 0)]);
+    assert_eq!(out[0].repr.window as usize, ((1 << 20) - 1000) >> 5);
+}
+
+#[test]
+fn timestamps_are_echoed_and_paws_drops_old_segments() {
+    let mut p = profile();
+    p.timestamps = true;
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.timestamps = Some((100, 0));
+    let mut s = stack_with(p);
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, syn);
+    let sa = recv_all(&mut s, t(0))[0].repr;
+    let (our_ts, echo) = sa.timestamps.unwrap();
+    assert_eq!(echo, 100);
+    let iss = sa.seq;
+    let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+    a.timestamps = Some((101, our_ts));
+    send!(s, 50, a);
+    let h = s.accept(l).unwrap();
+    let c = s.connection(h).unwrap();
+    assert_eq!(c.mss, 1000 - 12, "timestamps take 12 bytes of each segment");
+    assert_eq!(
+        c.rtt.srtt(),
+        Duration::from_millis(50),
+        "RTT from the echoed timestamp"
+    );
+    let mut d = seg(ACK, PEER_ISS + 1, iss + 1);
+    d.timestamps = Some((200, our_ts));
+    send!(s, 60, d, b"new");
+    let out = recv!(s, 60, [(ACK, iss + 1, PEER_ISS + 4, 0)]);
+    assert_eq!(out[0].repr.timestamps.unwrap().1, 200);
+    assert_eq!(out[0].repr.timestamps.unwrap().0, our_ts.wrapping_add(60));
+    // An older timestamp: PAWS drops it and re-acknowledges.
+    d.seq = PEER_ISS + 4;
+    d.timestamps = Some((150, our_ts));
+    send!(s, 70, d, b"old");
+    let out = recv!(s, 70, [(ACK, iss + 1, PEER_ISS + 4, 0)]);
+    assert_eq!(out[0].repr.timestamps.unwrap().1, 200);
+    assert_eq!(s.counters().dropped(TcpDrop::Paws), 1);
+    assert_eq!(s.readable_bytes(h), 3);
+}
+
+#[test]
+fn rst_must_match_rcv_nxt_exactly_rfc5961() {
+    let (mut s, h, iss) = established();
+    // Out of window: ignored.
+    send!(s, 10, seg(RST, PEER_ISS + 100_000, 0));
+    recv_nothing!(s, 10);
+    // In window, not exact: challenge ACK.
+    send!(s, 11, seg(RST, PEER_ISS + 10, 0));
+    recv!(s, 11, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(s.counters().challenge_acks, 1);
+    assert!(events(&mut s).is_empty());
+    // Exact: reset.
+    send!(s, 12, seg(RST, PEER_ISS + 1, 0));
+    recv_nothing!(s, 12);
+    assert_eq!(events(&mut s), vec![Event::Reset(h, ResetReason::Peer)]);
+    assert_eq!(s.read(h, &mut [0u8; 4]), Err(TcpError::InvalidHandle));
+}
+
+#[test]
+fn syn_on_established_connection_gets_challenge_ack() {
+    let (mut s, h, iss) = established();
+    send!(s, 10, seg(SYN, PEER_ISS + 5000, 0));
+    recv!(s, 10, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(s.state(h), Some(State::Established));
+    assert_eq!(s.counters().dropped(TcpDrop::UnexpectedSyn), 1);
+}
+
+#[test]
+fn unacceptable_acks_rfc5961() {
+    let (mut s, h, iss) = established();
+    s.write(h, b"abc").unwrap();
+    recv!(s, 1, [(PSHACK, iss + 1, PEER_ISS + 1, 3)]);
+    // Acknowledges data never sent: ACK and drop.
+    send!(s, 2, seg(ACK, PEER_ISS + 1, iss + 100), b"zz");
+    recv!(s, 2, [(ACK, iss + 4, PEER_ISS + 1, 0)]);
+    assert_eq!(s.readable_bytes(h), 0, "the segment was dropped");
+    // Far too old (below snd_una - max window): challenge ACK.
+    send!(
+        s,
+        3,
+        seg(ACK, PEER_ISS + 1, iss.wrapping_sub(100_000)),
+        b"zz"
+    );
+    recv!(s, 3, [(ACK, iss + 4, PEER_ISS + 1, 0)]);
+    assert_eq!(s.counters().dropped(TcpDrop::BadAck), 2);
+}
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    let cfg = StackConfig {
+        challenge_ack_limit: 2,
+        ..StackConfig::default()
+    };
+    let mut s = TcpStack::new(cfg, profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    send!(s, 0, syn);
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 1, seg(ACK, PEER_ISS + 1, iss + 1));
+    s.accept(l).unwrap();
+    for _ in 0..5 {
+        send!(s, 10, seg(RST, PEER_ISS + 10, 0));
+    }
+    let out = recv_all(&mut s, t(10));
+    assert_eq!(out.len(), 1, "ACKs coalesce; the limit counts challenges");
+    assert_eq!(s.counters().challenge_acks, 2);
+    send!(s, 1010, seg(RST, PEER_ISS + 10, 0));
+    assert_eq!(
+        s.counters().challenge_acks,
+        3,
+        "a new second, a new allowance"
+    );
+}
+
+#[test]
+fn window_restarts_after_idle() {
+    let (mut s, h, iss) = established();
+    s.write(h, &[1u8; 8000]).unwrap();
+    assert_eq!(recv_all(&mut s, t(10)).len(), 8);
+    send!(s, 20, seg(ACK, PEER_ISS + 1, iss + 8001));
+    let grown = s.connection(h).unwrap().cc.cwnd();
+    assert_eq!(grown, 18_000, "slow start grew the window");
+    // Idle for longer than an RTO: RFC 5681 section 4.1 restarts from the initial window.
+    s.write(h, &[1u8; 100]).unwrap();
+    recv!(s, 5000, [(PSHACK, iss + 8001, PEER_ISS + 1, 100)]);
+    assert_eq!(s.connection(h).unwrap().cc.cwnd(), 10_000);
+}
+
+#[test]
+fn sequence_numbers_wrap_around() {
+    let mut p = profile();
+    p.sack = true;
+    let peer_iss = u32::MAX - 1500;
+    let mut syn = seg(SYN, peer_iss, 0);
+    syn.mss = Some(1000);
+    syn.sack_permitted = true;
+    let mut s = stack_with(p);
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, syn);
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    let base = peer_iss.wrapping_add(1);
+    send!(s, 1, seg(ACK, base, iss.wrapping_add(1)));
+    let h = s.accept(l).unwrap();
+    // Three segments straddling 2^32, the middle one first (out of order).
+    let d: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    send!(s, 2, seg(ACK, base.wrapping_add(1000), iss.wrapping_add(1)), &d[1000..2000]);
+    let out = recv!(s, 2, [(ACK, iss.wrapping_add(1), base, 0)]);
+    assert_eq!(out[0].repr.sack_blocks(), &[(base.wrapping_add(1000), base.wrapping_add(2000))]);
+    send!(s, 3, seg(ACK, base, iss.wrapping_add(1)), &d[..1000]);
+    recv!(s, 3, [(ACK, iss.wrapping_add(1), base.wrapping_add(2000), 0)]);
+    send!(s, 4, seg(ACK, base.wrapping_add(2000), iss.wrapping_add(1)), &d[2000..]);
+    recv!(s, 4, [(ACK, iss.wrapping_add(1), base.wrapping_add(3000), 0)]);
+    assert!(base.wrapping_add(3000) < base, "the stream crossed the wrap");
+    let mut buf = vec![0u8; 4000];
+    assert_eq!(s.read(h, &mut buf), Ok(3000));
+    assert_eq!(&buf[..3000], &d[..]);
+}

@@ -1,0 +1,499 @@
+//! Opening: passive and active handshakes, simultaneous open, options, refusal, SYN
+//! cookies, queues and limits.
+
+use super::*;
+
+#[test]
+fn passive_open_negotiates_mss_and_fills_accept_queue() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1400);
+    send!(s, 0, syn);
+    let out = recv_all(&mut s, t(0));
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].flags(), out[0].repr.ack), (SYNACK, PEER_ISS + 1));
+    assert_eq!(out[0].repr.mss, Some(1000), "our MSS from the profile");
+    assert_eq!(
+        out[0].repr.wscale, None,
+        "not offered back: profile has scaling off"
+    );
+    let iss = out[0].repr.seq;
+    assert_eq!(s.listener(l).unwrap().syn_queue, 1);
+    assert!(events(&mut s).is_empty());
+    send!(s, 10, seg(ACK, PEER_ISS + 1, iss + 1));
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    assert_eq!(s.listener(l).unwrap().syn_queue, 0);
+    let h = s.accept(l).unwrap();
+    assert_eq!(
+        s.connection(h).unwrap().mss,
+        1000,
+        "min(peer 1400, ours 1000)"
+    );
+    assert_eq!(s.accept(l), None);
+    recv_nothing!(s, 10);
+    assert_eq!(s.counters().passive_opens, 1);
+}
+
+#[test]
+fn active_open_sends_options_and_completes() {
+    let mut p = profile();
+    p.window_scaling = true;
+    p.sack = true;
+    p.recv_buffer = 1 << 20;
+    let mut s = stack_with(p);
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let out = recv_all(&mut s, t(0));
+    assert_eq!(out.len(), 1);
+    let syn = &out[0].repr;
+    assert_eq!(syn.flags, SYN);
+    assert_eq!(
+        (syn.mss, syn.wscale, syn.sack_permitted),
+        (Some(1000), Some(5), true)
+    );
+    assert_eq!(syn.window, 65535, "SYN windows are never scaled");
+    let iss = syn.seq;
+    let mut sa = seg(SYNACK, PEER_ISS, iss + 1);
+    sa.mss = Some(1460);
+    sa.wscale = Some(2);
+    sa.window = 1000;
+    sa.sack_permitted = true;
+    send!(s, 30, sa);
+    recv!(s, 30, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(events(&mut s), vec![Event::Connected(h)]);
+    let c = s.connection(h).unwrap();
+    assert_eq!(c.state, State::Established);
+    assert_eq!(
+        (c.snd_wscale, c.rcv_wscale, c.sack_ok, c.mss),
+        (2, 5, true, 1000)
+    );
+    assert_eq!(c.snd_wnd, 1000, "the SYN-ACK window is not scaled");
+    assert_eq!(
+        c.rtt.srtt(),
+        Duration::from_millis(30),
+        "RTT sampled on the SYN"
+    );
+    // Later windows are scaled by the peer's shift.
+    send!(s, 40, {
+        let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+        a.window = 1000;
+        a
+    });
+    assert_eq!(s.connection(h).unwrap().snd_wnd, 4000);
+    assert_eq!(s.counters().active_opens, 1);
+}
+
+#[test]
+fn active_open_without_options_uses_defaults() {
+    let mut s = stack_with(TcpProfile {
+        window_scaling: true,
+        sack: true,
+        ..profile()
+    });
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 5, seg(SYNACK, PEER_ISS, iss + 1));
+    recv!(s, 5, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    let c = s.connection(h).unwrap();
+    assert_eq!(
+        (c.snd_wscale, c.rcv_wscale, c.sack_ok, c.mss),
+        (0, 0, false, 536)
+    );
+}
+
+#[test]
+fn syn_retransmits_with_backoff_then_times_out() {
+    let mut s = stack_with(TcpProfile {
+        syn_retries: 2,
+        ..profile()
+    });
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    recv_nothing!(s, 999);
+    recv!(s, 1000, [(SYN, iss, 0, 0)]);
+    recv_nothing!(s, 2999);
+    recv!(s, 3000, [(SYN, iss, 0, 0)]);
+    recv_nothing!(s, 6999);
+    assert!(events(&mut s).is_empty());
+    recv_nothing!(s, 7000);
+    assert_eq!(events(&mut s), vec![Event::Reset(h, ResetReason::TimedOut)]);
+    assert_eq!(s.state(h), None, "released");
+    assert_eq!(s.counters().retransmits, 2);
+}
+
+#[test]
+fn rst_answering_syn_refuses() {
+    let mut s = stack_with(profile());
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    // A RST whose ACK does not cover our SYN is ignored.
+    send!(s, 1, seg(RSTACK, 0, iss));
+    assert!(events(&mut s).is_empty());
+    send!(s, 2, seg(RSTACK, 0, iss + 1));
+    assert_eq!(events(&mut s), vec![Event::Reset(h, ResetReason::Refused)]);
+    assert_eq!(s.counters().resets_received, 1);
+}
+
+#[test]
+fn bad_ack_in_syn_sent_is_answered_with_rst() {
+    let mut s = stack_with(profile());
+    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 1, seg(SYNACK, PEER_ISS, iss + 5));
+    recv!(s, 1, [(RST, iss + 5, 0, 0)]);
+}
+
+#[test]
+fn simultaneous_open() {
+    let mut s = stack_with(profile());
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    // The peer's SYN crosses ours.
+    send!(s, 1, seg(SYN, PEER_ISS, 0));
+    recv!(s, 1, [(SYNACK, iss, PEER_ISS + 1, 0)]);
+    assert_eq!(s.state(h), Some(State::SynReceived));
+    // Then its SYN-ACK for our SYN arrives.
+    send!(s, 2, seg(SYNACK, PEER_ISS, iss + 1));
+    recv!(s, 2, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(s.state(h), Some(State::Established));
+    assert_eq!(events(&mut s), vec![Event::Connected(h)]);
+}
+
+#[test]
+fn closed_port_answers_rst() {
+    let mut s = stack_with(profile());
+    send!(s, 0, seg(SYN, PEER_ISS, 0));
+    recv!(s, 0, [(RSTACK, 0, PEER_ISS + 1, 0)]);
+    send!(s, 0, seg(ACK, 5, 77), b"abc");
+    recv!(s, 0, [(RST, 77, 0, 0)]);
+    send!(s, 0, seg(RST, 5, 0));
+    recv_nothing!(s, 0);
+    assert_eq!(s.counters().dropped(TcpDrop::NoSocket), 3);
+    assert_eq!(s.counters().resets_sent, 2);
+}
+
+#[test]
+fn corrupt_and_malformed_segments_are_counted_and_dropped() {
+    let mut s = stack_with(profile());
+    s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    let mut b = encode(&seg(SYN, PEER_ISS, 0), &[], remote().ip(), local().ip());
+    b[4] ^= 1;
+    s.handle_segment(t(0), remote().ip(), local().ip(), &b);
+    s.handle_segment(t(0), remote().ip(), local().ip(), &b[..10]);
+    recv_nothing!(s, 0);
+    assert_eq!(s.counters().dropped(TcpDrop::BadChecksum), 1);
+    assert_eq!(s.counters().dropped(TcpDrop::Malformed), 1);
+}
+
+#[test]
+fn synack_is_retransmitted_and_duplicate_syn_answered() {
+    let mut s = stack_with(profile());
+    s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, seg(SYN, PEER_ISS, 0));
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 100, seg(SYN, PEER_ISS, 0));
+    recv!(s, 100, [(SYNACK, iss, PEER_ISS + 1, 0)]);
+    recv!(s, 1000, [(SYNACK, iss, PEER_ISS + 1, 0)]);
+}
+
+#[test]
+fn syn_cookies_when_syn_queue_is_full() {
+    let mut p = profile();
+    p.timestamps = true;
+    p.window_scaling = true;
+    p.sack = true;
+    let mut s = stack_with(p);
+    let l = s.listen(local(), 1, ProfileId::DEFAULT).unwrap();
+    // First SYN takes the one SYN-queue slot.
+    let mut other = seg(SYN, 1, 0);
+    other.src_port = 40001;
+    send!(s, 0, other);
+    assert_eq!(recv_all(&mut s, t(0)).len(), 1);
+    assert_eq!(s.connection_count(), 1);
+    // The next one gets a cookie and no state.
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1200);
+    syn.wscale = Some(3);
+    syn.sack_permitted = true;
+    syn.timestamps = Some((5000, 0));
+    send!(s, 10, syn);
+    let out = recv_all(&mut s, t(10));
+    assert_eq!(out.len(), 1);
+    let sa = out[0].repr;
+    assert_eq!(sa.flags, SYNACK);
+    assert_eq!(
+        sa.mss,
+        Some(1000),
+        "largest cookie MSS not above min(1200, 1000)"
+    );
+    assert_eq!(s.connection_count(), 1, "a cookie keeps no state");
+    assert_eq!(s.counters().syn_cookies_sent, 1);
+    // A forged ACK is refused.
+    let mut bad = seg(ACK, PEER_ISS + 1, sa.seq.wrapping_add(2));
+    bad.timestamps = Some((5001, sa.timestamps.unwrap().0));
+    send!(s, 20, bad);
+    recv!(s, 20, [(RST, sa.seq.wrapping_add(2), 0, 0)]);
+    assert_eq!(s.counters().dropped(TcpDrop::BadCookie), 1);
+    // The right one creates the connection, with the options the SYN asked for, and
+    // its data is delivered.
+    let mut ack = seg(ACK, PEER_ISS + 1, sa.seq.wrapping_add(1));
+    ack.timestamps = Some((5001, sa.timestamps.unwrap().0));
+    ack.window = 100;
+    send!(s, 20, ack, b"hello");
+    assert_eq!(s.counters().syn_cookies_validated, 1);
+    // The accept queue (backlog 1) takes it.
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    let h = s.accept(l).unwrap();
+    let c = s.connection(h).unwrap();
+    assert_eq!(c.state, State::Established);
+    assert_eq!(
+        (c.snd_wscale, c.sack_ok, c.ts_ok, c.mss),
+        (3, true, true, 1000 - 12)
+    );
+    assert_eq!(c.snd_wnd, 800, "window scaled by the cookie's shift");
+    assert_eq!(events(&mut s), vec![Event::Readable(h)]);
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(h, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+}
+
+#[test]
+fn accept_queue_full_drops_final_ack_until_room() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 1, ProfileId::DEFAULT).unwrap();
+    let mut isss = Vec::new();
+    for port in [40000u16, 40001] {
+        let mut syn = seg(SYN, PEER_ISS, 0);
+        syn.src_port = port;
+        send!(s, 0, syn);
+        let out = recv_all(&mut s, t(0));
+        isss.push(out.first().map(|o| o.repr.seq));
+    }
+    // The listener's SYN queue (1) was full for the second SYN: it got a cookie.
+    assert_eq!(s.counters().syn_cookies_sent, 1);
+    send!(s, 1, seg(ACK, PEER_ISS + 1, isss[0].unwrap() + 1));
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    // Accept queue now full: the cookie ACK is dropped.
+    let mut ack = seg(ACK, PEER_ISS + 1, isss[1].unwrap().wrapping_add(1));
+    ack.src_port = 40001;
+    send!(s, 2, ack);
+    assert_eq!(s.counters().dropped(TcpDrop::AcceptQueueFull), 1);
+    assert!(s.accept(l).is_some());
+    send!(s, 3, ack);
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+}
+
+#[test]
+fn connection_and_memory_limits() {
+    let cfg = StackConfig {
+        max_connections: 1,
+        max_buffer_bytes: 20_000,
+        ..StackConfig::default()
+    };
+    let mut s = TcpStack::new(cfg, profile());
+    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
+    assert_eq!(
+        s.connect(t(0), local(), r2, ProfileId::DEFAULT),
+        Err(TcpError::ConnectionLimit)
+    );
+    // Buffers come with data and go when drained: an idle connection holds none.
+    let cfg = StackConfig {
+        max_buffer_bytes: 12_000,
+        ..StackConfig::default()
+    };
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    let mut s = TcpStack::new(cfg, profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, syn);
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 1, seg(ACK, PEER_ISS + 1, iss + 1));
+    let h = s.accept(l).unwrap();
+    assert_eq!(
+        s.buffer_bytes(),
+        0,
+        "idle established connection: no buffers"
+    );
+    assert_eq!(s.write(h, b"abc"), Ok(3));
+    assert_eq!(
+        s.buffer_bytes(),
+        8000,
+        "the send ring, allocated by the write"
+    );
+    send!(s, 2, seg(PSHACK, PEER_ISS + 1, iss + 1), b"xyz");
+    assert_eq!(
+        s.counters().dropped(TcpDrop::MemoryLimit),
+        1,
+        "no room for a receive ring"
+    );
+    assert_eq!(s.readable_bytes(h), 0);
+    let out = recv_all(&mut s, t(3));
+    assert_eq!(
+        out.last().unwrap().repr.ack,
+        PEER_ISS + 1,
+        "the data was not taken"
+    );
+    // Our data is acknowledged: the send ring goes back, the peer's retransmission fits.
+    send!(s, 4, seg(ACK, PEER_ISS + 1, iss + 4));
+    assert_eq!(s.buffer_bytes(), 0);
+    send!(s, 5, seg(PSHACK, PEER_ISS + 1, iss + 4), b"xyz");
+    assert_eq!(s.buffer_bytes(), 8000);
+    let mut buf = [0u8; 8];
+    assert_eq!(s.read(h, &mut buf), Ok(3));
+    assert_eq!(s.buffer_bytes(), 0, "drained: the receive ring goes back");
+    let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
+    s.connect(t(6), local(), r2, ProfileId::DEFAULT).unwrap();
+    assert_eq!(
+        s.connect(t(0), local(), remote(), ProfileId::DEFAULT),
+        Err(TcpError::AddressInUse)
+    );
+}
+
+#[test]
+fn rst_in_syn_received_frees_the_half_open_connection() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    send!(s, 0, seg(SYN, PEER_ISS, 0));
+    assert_eq!(recv_all(&mut s, t(0)).len(), 1);
+    assert_eq!(s.listener(l).unwrap().syn_queue, 1);
+    send!(s, 1, seg(RST, PEER_ISS + 1, 0));
+    recv_nothing!(s, 1);
+    assert_eq!(s.connection_count(), 0);
+    assert_eq!(s.listener(l).unwrap().syn_queue, 0);
+    assert!(events(&mut s).is_empty());
+}
+
+#[test]
+fn congestion_control_is_chosen_per_profile() {
+    let mut s = stack_with(profile());
+    let cubic = s.add_profile(TcpProfile {
+        congestion: CongestionAlgo::Cubic,
+        ..profile()
+    });
+    let a = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
+    let b = s.connect(t(0), local(), r2, cubic).unwrap();
+    assert_eq!(s.connection(a).unwrap().cc.algo(), CongestionAlgo::NewReno);
+    assert_eq!(s.connection(b).unwrap().cc.algo(), CongestionAlgo::Cubic);
+}
+
+#[test]
+fn mss_is_clamped_to_the_profile() {
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(9000);
+    let (s, h, _) = established_with(profile(), syn);
+    assert_eq!(s.connection(h).unwrap().mss, 1000);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(700);
+    let (s, h, _) = established_with(profile(), syn);
+    assert_eq!(s.connection(h).unwrap().mss, 700);
+}
+
+#[test]
+fn syn_flood_keeps_the_syn_queue_bounded_and_legitimate_clients_get_in() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 8, ProfileId::DEFAULT).unwrap();
+    // 2,000 SYNs from spoofed sources inside 198.18.1.0/24 that never answer, in
+    // bursts of 32 as a worker receives them.
+    let mut out = 0;
+    for i in 0..2000u32 {
+        if i % 32 == 0 {
+            out += recv_all_any(&mut s, t(0));
+        }
+        let src: IpAddr = format!("198.18.1.{}", 10 + i % 200).parse().unwrap();
+        let mut syn = seg(SYN, i * 7919, 0);
+        syn.src_port = 1024 + (i / 200) as u16;
+        let b = encode(&syn, &[], src, local().ip());
+        s.handle_segment(t(0), src, local().ip(), &b);
+    }
+    out += recv_all_any(&mut s, t(0));
+    assert_eq!(out, 2000, "every SYN answered");
+    assert_eq!(s.listener(l).unwrap().syn_queue, 8);
+    assert_eq!(s.connection_count(), 8, "state only for the SYN queue");
+    assert_eq!(s.counters().syn_cookies_sent, 1992);
+    // A real client during the flood completes through a cookie.
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    send!(s, 1, syn);
+    let sa = recv_all(&mut s, t(1))[0].repr;
+    send!(s, 2, seg(ACK, PEER_ISS + 1, sa.seq.wrapping_add(1)), b"GET");
+    assert_eq!(s.counters().syn_cookies_validated, 1);
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    let h = s.accept(l).unwrap();
+    assert_eq!(s.readable_bytes(h), 3);
+    // The half-open flood entries time out after their SYN-ACK retries.
+    for ms in (0..200_000).step_by(500) {
+        recv_all_any(&mut s, t(ms));
+    }
+    assert_eq!(s.listener(l).unwrap().syn_queue, 0);
+    assert_eq!(s.connection_count(), 1);
+}
+
+/// Drains output to any address; returns the number of segments.
+fn recv_all_any(s: &mut TcpStack, now: Instant) -> usize {
+    s.handle_timeout(now);
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while s.poll_transmit(now, &mut buf).is_some() {
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn ipv6_handshake_and_data() {
+    let mut s = stack_with(profile());
+    let la: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+    let ra: SocketAddr = "[2001:db8::2]:40000".parse().unwrap();
+    let l = s.listen(la, 4, ProfileId::DEFAULT).unwrap();
+    let feed = |s: &mut TcpStack, r: &TcpRepr, p: &[u8]| {
+        let b = encode(r, p, ra.ip(), la.ip());
+        s.handle_segment(t(0), ra.ip(), la.ip(), &b);
+    };
+    feed(&mut s, &seg(SYN, PEER_ISS, 0), &[]);
+    let mut buf = [0u8; 2048];
+    let tx = s.poll_transmit(t(0), &mut buf).unwrap();
+    assert_eq!((tx.src, tx.dst), (la.ip(), ra.ip()));
+    let p = TcpPacket::new_checked(&buf[..tx.len]).unwrap();
+    assert!(p.verify_checksum(tx.src, tx.dst));
+    let iss = p.seq();
+    feed(&mut s, &seg(ACK, PEER_ISS + 1, iss + 1), b"v6");
+    let h = s.accept(l).unwrap();
+    assert_eq!(s.readable_bytes(h), 2);
+}
+
+#[test]
+fn unlisten_resets_queued_connections_and_refuses_new_ones() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 4, ProfileId::DEFAULT).unwrap();
+    assert_eq!(
+        s.listen(local(), 4, ProfileId::DEFAULT),
+        Err(TcpError::AddressInUse)
+    );
+    send!(s, 0, seg(SYN, PEER_ISS, 0));
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    send!(s, 1, seg(ACK, PEER_ISS + 1, iss + 1));
+    assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    s.unlisten(t(2), l);
+    recv!(s, 2, [(RSTACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(s.connection_count(), 0);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.src_port = 40001;
+    send!(s, 3, syn);
+    recv!(s, 3, [(RSTACK, 0, PEER_ISS + 1, 0)]);
+}
