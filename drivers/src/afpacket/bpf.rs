@@ -108,6 +108,16 @@ pub mod op {
 /// the kernel removed a VLAN tag), in host order.
 const AD_PROTOCOL: u32 = op::AD_OFF as u32;
 
+/// The worker [`steer_by_flow_program`] picks for an IPv4 TCP/UDP packet, computed the
+/// same way: `(src ^ dst ^ sport ^ dport) % n` on the addresses as big-endian words.
+/// The data plane uses it to choose SNAT ports whose return packets reach the worker
+/// that owns the flow.
+#[inline]
+pub fn steer_flow(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers: u32) -> u32 {
+    (u32::from_be_bytes(src) ^ u32::from_be_bytes(dst) ^ sport as u32 ^ dport as u32)
+        % n_workers.max(1)
+}
+
 /// A classic BPF program for `PACKET_FANOUT_CBPF` that spreads flows over `n_workers`
 /// sockets of a fanout group, symmetrically.
 ///
@@ -323,7 +333,7 @@ pub(crate) mod tests {
     }
 
     fn expected(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n: u32) -> u32 {
-        (u32::from_be_bytes(src) ^ u32::from_be_bytes(dst) ^ sport as u32 ^ dport as u32) % n
+        super::steer_flow(src, dst, sport, dport, n)
     }
 
     #[test]

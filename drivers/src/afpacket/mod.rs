@@ -78,7 +78,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bpf::{op, steer_by_flow_program, SockFilter};
+pub use bpf::{op, steer_by_flow_program, steer_flow, SockFilter};
 
 #[cfg(doc)]
 use crate::buf::Packet;
