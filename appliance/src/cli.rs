@@ -86,6 +86,45 @@ pub enum ConfigAction {
         #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Replace the running configuration with FILE, without dropping established traffic.
+    Apply {
+        /// The new configuration (TOML).
+        file: PathBuf,
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+/// Runs `config save` or `config apply` against the appliance at its socket.
+pub fn config_action(action: ConfigAction) -> Result<String, String> {
+    match action {
+        ConfigAction::Save { file, socket } => {
+            let mut args = vec!["config".to_string(), "save".to_string()];
+            if let Some(f) = file {
+                args.push(f.display().to_string());
+            }
+            mgmt::request(&socket, &args)
+                .map(|v| format!("saved {}", v["saved"].as_str().unwrap_or("")))
+        }
+        ConfigAction::Apply { file, socket } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+            let args = vec![
+                "config".to_string(),
+                "apply".to_string(),
+                file.display().to_string(),
+                text,
+            ];
+            mgmt::request(&socket, &args).map(|v| {
+                format!(
+                    "applied {} (configuration generation {})",
+                    file.display(),
+                    v["generation"]
+                )
+            })
+        }
+    }
 }
 
 /// What `show` can show.
@@ -309,6 +348,7 @@ mod tests {
             "rouge show interfaces --json --socket /tmp/s",
             "rouge show stats",
             "rouge config save /tmp/out.toml",
+            "rouge config apply new.toml --socket /tmp/s",
             "rouge console --socket /tmp/s",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));

@@ -7,12 +7,12 @@ use clap::Parser;
 use rustyline::error::ReadlineError;
 
 use crate::cli::{self, Cli, Command, ConfigAction};
-use crate::mgmt;
 
 const HELP: &str = "\
 commands:
   show interfaces|arp|routes|stats|virtual|config [--json]   state and counters
   config save [FILE]                                         write the running config as TOML
+  config apply FILE                                          replace the running config (no flow dropped)
   check --config FILE                                        validate a configuration file
   help                                                       this list
   quit                                                       leave the console";
@@ -38,16 +38,7 @@ pub fn run_line(socket: &Path, line: &str) -> Option<String> {
     };
     let out = match cli.command {
         Command::Show { what, json, .. } => cli::show(socket, what, json),
-        Command::Config {
-            action: ConfigAction::Save { file, .. },
-        } => {
-            let mut args = vec!["config".to_string(), "save".to_string()];
-            if let Some(f) = file {
-                args.push(f.display().to_string());
-            }
-            mgmt::request(socket, &args)
-                .map(|v| format!("saved {}", v["saved"].as_str().unwrap_or("")))
-        }
+        Command::Config { action } => cli::config_action(on_socket(action, socket)),
         Command::Check { config, .. } => match crate::config::load(&config) {
             Ok(_) => Ok(format!("{}: valid", config.display())),
             Err(e) => Err(e.to_string()),
@@ -60,6 +51,15 @@ pub fn run_line(socket: &Path, line: &str) -> Option<String> {
         Ok(s) => s.trim_end().to_string(),
         Err(e) => format!("error: {e}"),
     })
+}
+
+/// The same action aimed at the console's appliance.
+fn on_socket(action: ConfigAction, socket: &Path) -> ConfigAction {
+    let socket = socket.to_path_buf();
+    match action {
+        ConfigAction::Save { file, .. } => ConfigAction::Save { file, socket },
+        ConfigAction::Apply { file, .. } => ConfigAction::Apply { file, socket },
+    }
 }
 
 /// The interactive loop. History is kept in `~/.rouge_history` when a home exists.

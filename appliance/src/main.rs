@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rouge_appliance::cli::{self, Cli, Command, ConfigAction};
-use rouge_appliance::{config, console, mgmt, run};
+use rouge_appliance::cli::{self, Cli, Command};
+use rouge_appliance::{config, console, run};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -48,16 +48,7 @@ fn main() -> ExitCode {
         Command::Show { what, json, socket } => {
             cli::show(&socket, what, json).map(|s| print!("{s}"))
         }
-        Command::Config {
-            action: ConfigAction::Save { file, socket },
-        } => {
-            let mut args = vec!["config".to_string(), "save".to_string()];
-            if let Some(f) = file {
-                args.push(f.display().to_string());
-            }
-            mgmt::request(&socket, &args)
-                .map(|v| println!("saved {}", v["saved"].as_str().unwrap_or("")))
-        }
+        Command::Config { action } => cli::config_action(action).map(|s| println!("{s}")),
         Command::Console { socket } => console::run(&socket),
     };
     match result {

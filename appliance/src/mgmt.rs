@@ -115,9 +115,46 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(json!({"saved": path.display().to_string()}))
         }
+        ["config", "apply", name, text] => apply(shared, name, text),
         ["ping"] => Ok(json!("pong")),
         _ => Err(format!("unknown command `{}`; try `help`", a.join(" "))),
     }
+}
+
+/// Replaces the running configuration with `text` (from file `name`): validated first,
+/// then a new snapshot is swapped in; workers pick it up at their next loop turn and
+/// existing traffic continues. Ports cannot change while running.
+pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
+    let _guard = shared.change.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = config::parse(name, text).map_err(|e| e.to_string())?;
+    let old_cfg = shared.config.load_full();
+    let old_ifs: Vec<&str> = old_cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
+    let new_ifs: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
+    if old_ifs != new_ifs {
+        return Err(format!(
+            "{name}: interface: the data ports differ from the running ones ({} vs {}); fix: keep the [[interface]] tables as they are, or restart rouge to change ports",
+            new_ifs.join(", "),
+            old_ifs.join(", ")
+        ));
+    }
+    let old_dp = shared.dataplane.load_full();
+    let generation = old_dp.generation + 1;
+    let dp = config::build::dataplane(&cfg, generation, shared.workers.len(), Some(&old_dp));
+    shared.config.store(std::sync::Arc::new(cfg));
+    shared.dataplane.store(std::sync::Arc::new(dp));
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let synced = loop {
+        let done = shared.workers.iter().all(|w| {
+            !w.running.load(std::sync::atomic::Ordering::Relaxed)
+                || w.generation.load(std::sync::atomic::Ordering::Relaxed) >= generation
+        });
+        if done || std::time::Instant::now() > deadline {
+            break done;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    tracing::info!(generation, file = name, "configuration applied");
+    Ok(json!({"generation": generation, "workers_updated": synced}))
 }
 
 /// Sends one command to the appliance at `socket` and returns its data.

@@ -60,6 +60,8 @@ pub struct Shared {
     pub workers: Vec<WorkerShared>,
     /// When the appliance started.
     pub started: std::time::Instant,
+    /// Serialises configuration changes (control plane only, never the packet path).
+    pub change: Mutex<()>,
 }
 
 impl Shared {
@@ -89,6 +91,7 @@ impl Shared {
                 })
                 .collect(),
             started: std::time::Instant::now(),
+            change: Mutex::new(()),
         })
     }
 

@@ -339,3 +339,125 @@ fn config_save_writes_a_loadable_running_config() {
     );
     assert!(text.contains("\"echo_replies\""), "json stats: {text}");
 }
+
+#[test]
+fn config_apply_swaps_the_snapshot_without_dropping_traffic() {
+    let mut bed = Testbed::up(false);
+    bed.start_rouge(&testbed_config(), &[]);
+    let base = std::fs::read_to_string(testbed_config()).unwrap();
+    // Before: 198.18.1.150 is nobody.
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(10),
+        &["arping", "-c", "1", "-w", "1", "-I", "c0", "198.18.1.150"],
+    );
+    assert!(
+        !stdout(&out).contains("Received 1 response"),
+        "{}",
+        stdout(&out)
+    );
+    let before = bed.rouge_json(&["show", "stats"]).unwrap();
+
+    // A steady stream through the forwarding virtual server while the config changes.
+    let ns = bed.ns("client");
+    let pinger = std::thread::spawn(move || {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "ping",
+                "-c",
+                "300",
+                "-i",
+                "0.01",
+                "-w",
+                "20",
+                "-q",
+                "198.18.2.11",
+            ])
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let added = bed.dir.join("added.toml");
+    std::fs::write(
+        &added,
+        format!("{base}\n[[virtual_address]]\naddress = \"198.18.1.150\"\n"),
+    )
+    .unwrap();
+    let out = bed.rouge_cli(&["config", "apply", added.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("generation 2"), "{}", stdout(&out));
+
+    // A broken file is refused, naming the field, and changes nothing.
+    let broken = bed.dir.join("broken.toml");
+    std::fs::write(
+        &broken,
+        base.replace(
+            "destination = \"198.18.2.0/24\"",
+            "destination = \"198.18.2.0/99\"",
+        ),
+    )
+    .unwrap();
+    let out = bed.rouge_cli(&["config", "apply", broken.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.toml:") && err.contains("virtual[0].destination"),
+        "{err}"
+    );
+    // Ports cannot change while running.
+    let moved = bed.dir.join("moved.toml");
+    std::fs::write(
+        &moved,
+        base.replace("name = \"lb-s\"", "name = \"lb-x\"")
+            .replace("interface = \"lb-s\"", "interface = \"lb-x\""),
+    )
+    .unwrap();
+    let out = bed.rouge_cli(&["config", "apply", moved.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("restart rouge"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ping = pinger.join().unwrap();
+    let text = stdout(&ping);
+    assert!(
+        text.contains("300 packets transmitted, 300 received"),
+        "traffic across the change: {text}"
+    );
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(10),
+        &["arping", "-c", "2", "-I", "c0", "198.18.1.150"],
+    );
+    assert!(
+        stdout(&out).contains("Received 2 response"),
+        "new virtual address answered: {}",
+        stdout(&out)
+    );
+    let after = bed.rouge_json(&["show", "stats"]).unwrap();
+    assert_eq!(after["generation"], 2);
+    assert_eq!(
+        counter(&after, &["arp", "gratuitous_sent"]),
+        counter(&before, &["arp", "gratuitous_sent"]) + 1,
+        "the new address is announced once"
+    );
+    let vs = bed.rouge_json(&["show", "virtual"]).unwrap();
+    let to_servers = vs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "to-servers")
+        .unwrap();
+    assert!(
+        counter(to_servers, &["packets"]) >= 300,
+        "counters carried over: {vs}"
+    );
+}
