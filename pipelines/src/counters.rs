@@ -32,6 +32,8 @@ pub struct PipelineCounters {
     pub icmp_errors_sent: Counter,
     /// ICMP errors suppressed by the rate limit.
     pub icmp_errors_rate_limited: Counter,
+    /// TCP segments sent by the appliance's own stack.
+    pub tcp_segments_out: Counter,
     /// Loop turns of the worker.
     pub loop_turns: Counter,
     /// Loop turns that found no packet.

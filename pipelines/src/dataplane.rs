@@ -13,6 +13,7 @@ use crate::addr::{IfAddr, Prefix};
 use crate::arp::ArpConfig;
 use crate::counters::Counter;
 use crate::route::RouteTable;
+use crate::services::ServiceSpec;
 
 /// A data port, by position (its index is the port index in the worker).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +151,8 @@ pub struct Dataplane {
     pub arp: ArpConfig,
     /// Most ICMP errors sent per second per worker.
     pub icmp_error_rate: u32,
+    /// Built-in TCP services (echo, discard, chargen) on self IPs.
+    pub services: Vec<ServiceSpec>,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
     locals: HashMap<Ipv4Addr, LocalKind>,
 }
@@ -203,9 +206,16 @@ impl Dataplane {
             forwarding,
             arp,
             icmp_error_rate,
+            services: Vec::new(),
             vlan_by_tag,
             locals,
         }
+    }
+
+    /// The same snapshot with these built-in services.
+    pub fn with_services(mut self, services: Vec<ServiceSpec>) -> Dataplane {
+        self.services = services;
+        self
     }
 
     /// The VLAN index of a frame received on `iface` with `tag`.

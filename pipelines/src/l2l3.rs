@@ -21,12 +21,18 @@ use rouge_drivers::{MacAddr, Packet, PacketPool};
 use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourUpdate};
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, LocalKind};
+use crate::services::Services;
+use crate::tcp::{StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::arp::{self as arpw, ArpRepr, Operation};
 use crate::wire::ethernet::{self as eth, EthError, EthernetFrame};
 use crate::wire::icmp::{self, IcmpError, IcmpPacket};
 use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
+
+/// Most TCP segments sent per loop turn (the worker flushes its transmit queues after
+/// every turn, so this bounds their depth).
+pub const TCP_TX_BUDGET: usize = 64;
 
 /// Capacity of each worker's inbox of neighbour updates.
 pub const NEIGHBOUR_INBOX: usize = 1024;
@@ -112,6 +118,8 @@ pub struct L2L3 {
     ident: u16,
     announce: Vec<(Ipv4Addr, u16)>,
     pool: PacketPool,
+    tcp: TcpStack,
+    services: Services,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -138,6 +146,9 @@ impl L2L3 {
         } else {
             Vec::new()
         };
+        let mut tcp = TcpStack::new(StackConfig::default(), TcpProfile::default());
+        let mut services = Services::new(worker);
+        services.configure(&mut tcp, Instant::ZERO, &dp.services);
         L2L3 {
             worker,
             arp: ArpCache::new(dp.arp),
@@ -150,7 +161,23 @@ impl L2L3 {
             ident: 1,
             announce,
             pool,
+            tcp,
+            services,
         }
+    }
+
+    /// Replaces the TCP stack (before any traffic): limits, the secret keying ISNs and
+    /// SYN cookies (random per start in the appliance), and the default profile.
+    pub fn with_tcp(mut self, cfg: StackConfig, profile: TcpProfile) -> L2L3 {
+        self.tcp = TcpStack::new(cfg, profile);
+        self.services = Services::new(self.worker);
+        self.services.configure(&mut self.tcp, Instant::ZERO, &self.dp.services);
+        self
+    }
+
+    /// The worker's TCP stack (its counters, connection counts).
+    pub fn tcp(&self) -> &TcpStack {
+        &self.tcp
     }
 
     /// The current snapshot.
@@ -172,6 +199,7 @@ impl L2L3 {
                 .extend(dp.announcements().into_iter().filter(|a| !old.contains(a)));
         }
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
+        self.services.configure(&mut self.tcp, Instant::ZERO, &dp.services);
         self.dp = dp;
     }
 
@@ -354,6 +382,16 @@ impl L2L3 {
             }
             return match proto {
                 ipv4::PROTO_ICMP => self.local_icmp(pkt, kind, l3_off, src_mac, emit),
+                ipv4::PROTO_TCP => {
+                    let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
+                    let seg = &pkt.data()[l3_off + hl..];
+                    if pkt.meta.l4_csum_partial {
+                        self.tcp.handle_segment_trusted(now, src.into(), dst.into(), seg);
+                    } else {
+                        self.tcp.handle_segment(now, src.into(), dst.into(), seg);
+                    }
+                    Verdict::Consumed
+                }
                 _ => Verdict::Dropped(DropReason::NoListener),
             };
         }
@@ -649,6 +687,48 @@ impl L2L3 {
         while let Some((addr, vlan)) = self.announce.pop() {
             if self.send_arp(ArpFrame::Gratuitous { addr }, vlan, emit) {
                 self.counters.arp_gratuitous_sent.inc();
+            }
+        }
+        self.tcp.handle_timeout(now);
+        self.services.handle_events(&mut self.tcp, now);
+        self.drain_tcp(now, emit);
+    }
+
+    /// Sends what the TCP stack has to send, at most [`TCP_TX_BUDGET`] segments a turn.
+    fn drain_tcp(&mut self, now: Instant, emit: &mut impl FnMut(u16, Packet)) {
+        for _ in 0..TCP_TX_BUDGET {
+            let Some(mut pkt) = self.pool.alloc() else {
+                self.counters.drops[DropReason::NoBuffer as usize].inc();
+                return;
+            };
+            pkt.set_len(rouge_drivers::buf::MAX_FRAME);
+            let Some(t) = self.tcp.poll_transmit(now, &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..]) else {
+                return;
+            };
+            let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
+                continue; // IPv6 segments wait for the IPv6 data path.
+            };
+            self.ident = self.ident.wrapping_add(1);
+            Ipv4Repr {
+                src,
+                dst,
+                protocol: ipv4::PROTO_TCP,
+                payload_len: t.len,
+                ttl: 64,
+                ident: self.ident,
+                dont_frag: true,
+            }
+            .emit(pkt.data_mut());
+            pkt.truncate(ipv4::MIN_HEADER_LEN + t.len);
+            self.counters.tcp_segments_out.inc();
+            let Some(route) = self.dp.routes.lookup_v4(dst) else {
+                self.counters.drops[DropReason::NoRoute as usize].inc();
+                continue;
+            };
+            let hop = route.next_hop;
+            match self.route_out(now, pkt, hop.neighbour(dst), hop.vlan, emit) {
+                Verdict::Dropped(r) => self.counters.drops[r as usize].inc(),
+                _ => {}
             }
         }
     }
