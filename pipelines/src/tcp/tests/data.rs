@@ -355,14 +355,38 @@ fn sequence_numbers_wrap_around() {
     let h = s.accept(l).unwrap();
     // Three segments straddling 2^32, the middle one first (out of order).
     let d: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-    send!(s, 2, seg(ACK, base.wrapping_add(1000), iss.wrapping_add(1)), &d[1000..2000]);
+    send!(
+        s,
+        2,
+        seg(ACK, base.wrapping_add(1000), iss.wrapping_add(1)),
+        &d[1000..2000]
+    );
     let out = recv!(s, 2, [(ACK, iss.wrapping_add(1), base, 0)]);
-    assert_eq!(out[0].repr.sack_blocks(), &[(base.wrapping_add(1000), base.wrapping_add(2000))]);
+    assert_eq!(
+        out[0].repr.sack_blocks(),
+        &[(base.wrapping_add(1000), base.wrapping_add(2000))]
+    );
     send!(s, 3, seg(ACK, base, iss.wrapping_add(1)), &d[..1000]);
-    recv!(s, 3, [(ACK, iss.wrapping_add(1), base.wrapping_add(2000), 0)]);
-    send!(s, 4, seg(ACK, base.wrapping_add(2000), iss.wrapping_add(1)), &d[2000..]);
-    recv!(s, 4, [(ACK, iss.wrapping_add(1), base.wrapping_add(3000), 0)]);
-    assert!(base.wrapping_add(3000) < base, "the stream crossed the wrap");
+    recv!(
+        s,
+        3,
+        [(ACK, iss.wrapping_add(1), base.wrapping_add(2000), 0)]
+    );
+    send!(
+        s,
+        4,
+        seg(ACK, base.wrapping_add(2000), iss.wrapping_add(1)),
+        &d[2000..]
+    );
+    recv!(
+        s,
+        4,
+        [(ACK, iss.wrapping_add(1), base.wrapping_add(3000), 0)]
+    );
+    assert!(
+        base.wrapping_add(3000) < base,
+        "the stream crossed the wrap"
+    );
     let mut buf = vec![0u8; 4000];
     assert_eq!(s.read(h, &mut buf), Ok(3000));
     assert_eq!(&buf[..3000], &d[..]);
