@@ -432,7 +432,15 @@ impl Connection {
             // but the first SACKed is enough.
             let sack_lost = self.sack_ok
                 && (sacked > 2 * mss || (out < 4 * mss && sacked > 0 && sacked + mss >= out));
-            if self.dupacks >= 3 || sack_lost {
+            // Early retransmit without SACK: with N < 4 segments out and nothing new
+            // allowed, N - 1 duplicates are all there can be.
+            let segs = out.div_ceil(mss);
+            let unsent = seq::dist(self.snd_max, self.data_end()) > 0;
+            let early = !self.sack_ok
+                && !unsent
+                && segs < 4
+                && self.dupacks as usize >= segs.saturating_sub(1).max(1);
+            if self.dupacks >= 3 || sack_lost || early {
                 self.enter_recovery(now, c);
                 n.set(Notify::OUTPUT);
             }
