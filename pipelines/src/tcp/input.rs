@@ -99,6 +99,7 @@ impl Connection {
             self.clear(flag::SEND_SYN);
             self.set(flag::ACK_NOW);
             self.arm_keepalive(now, p);
+            self.arm_idle(now, p);
             Notify(Notify::CONNECTED | Notify::OUTPUT)
         } else {
             // Simultaneous open (RFC 9293 figure 7): answer with SYN-ACK.
@@ -261,6 +262,7 @@ impl Connection {
         if p.keepalive.is_some() {
             self.arm_keepalive(now, p);
         }
+        self.arm_idle(now, p);
         n
     }
 
