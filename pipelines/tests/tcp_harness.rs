@@ -6,7 +6,8 @@
 //! destination IPv4 address); the real IPv4 framing is the integrator's.
 //!
 //! Sizes: 64 MiB per transfer by default (debug CI), 1 GiB with `ROUGE_TCP_FULL=1`.
-//! Throughput of the harness is printed (`--nocapture`), never asserted.
+//! Throughput is printed (`--nocapture`), never asserted; `stack_only_throughput_figure`
+//! hands segments straight between the stacks to show the cost of the engine alone.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;
@@ -743,5 +744,93 @@ fn both_ways_at_once_with_loss_and_reordering() {
         net.now.as_nanos() as f64 / 1e9,
         net.a.stack.counters().retransmits,
         net.b.stack.counters().retransmits,
+    );
+}
+
+/// The stacks alone: segments handed straight from one to the other (no wire, no
+/// fault injection, no content check), to print what the engine itself costs.
+#[test]
+fn stack_only_throughput_figure() {
+    let total: usize = if std::env::var("ROUGE_TCP_FULL").is_ok_and(|v| v == "1") {
+        1 << 30
+    } else {
+        64 << 20
+    };
+    let p = bulk_profile(CongestionAlgo::Cubic);
+    let mk = |seed: u64| {
+        TcpStack::new(
+            StackConfig {
+                secret: (seed, !seed),
+                ..StackConfig::default()
+            },
+            p.clone(),
+        )
+    };
+    let (mut a, mut b) = (mk(1), mk(2));
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
+    let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
+    let l = b.listen(srv, 4, ProfileId::DEFAULT).unwrap();
+    let mut now = Instant::ZERO;
+    let c = a.connect(now, cli, srv, ProfileId::DEFAULT).unwrap();
+    let mut s = None;
+    let data = vec![0x5au8; 64 * 1024];
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut seg = vec![0u8; 1600];
+    let (mut sent, mut received, mut segments) = (0usize, 0usize, 0u64);
+    let wall = std::time::Instant::now();
+    while received < total {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit(now, &mut seg) {
+            b.handle_segment(now, t.src, t.dst, &seg[..t.len]);
+            segments += 1;
+            moved = true;
+        }
+        while let Some(t) = b.poll_transmit(now, &mut seg) {
+            a.handle_segment(now, t.src, t.dst, &seg[..t.len]);
+            segments += 1;
+            moved = true;
+        }
+        while let Some(e) = b.poll_event() {
+            if let Event::Accepted(_) = e {
+                s = b.accept(l);
+            }
+        }
+        while a.poll_event().is_some() {}
+        while sent < total {
+            let n = a.write(c, &data[..data.len().min(total - sent)]).unwrap();
+            if n == 0 {
+                break;
+            }
+            sent += n;
+            moved = true;
+        }
+        if let Some(h) = s {
+            while let Ok(n) = b.read(h, &mut rbuf) {
+                if n == 0 {
+                    break;
+                }
+                received += n;
+                moved = true;
+            }
+        }
+        if !moved {
+            now = [a.poll_timeout(), b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_millis(1))
+                .max(now + Duration::from_micros(1));
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+    }
+    let secs = wall.elapsed().as_secs_f64();
+    assert_eq!(a.counters().retransmits, 0);
+    println!(
+        "stack only: {} MiB in {:.2} s wall = {:.0} MiB/s ({:.0} segments/s through both stacks)",
+        total >> 20,
+        secs,
+        (total >> 20) as f64 / secs,
+        segments as f64 / secs
     );
 }
