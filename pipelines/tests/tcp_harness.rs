@@ -834,3 +834,136 @@ fn stack_only_throughput_figure() {
         segments as f64 / secs
     );
 }
+
+/// Random application operations (write, read, shutdown, close, abort, new connections)
+/// on both sides of a lossy wire; at the end every handle is closed and, once the timers
+/// have run out, both stacks must hold nothing: no connection, no buffer byte.
+#[test]
+fn random_operations_leave_nothing_behind() {
+    let p = TcpProfile {
+        send_buffer: 16 * 1024,
+        recv_buffer: 16 * 1024,
+        syn_retries: 3,
+        max_retries: 5,
+        max_rto: Duration::from_secs(4),
+        time_wait: Duration::from_secs(10),
+        fin_wait2_timeout: Duration::from_secs(10),
+        ..TcpProfile::default()
+    };
+    let mut net = Net::new(faults(7, 0.02, 0.02, 0.02), StackConfig::default(), p);
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 80);
+    let l = net.b.stack.listen(srv, 64, ProfileId::DEFAULT).unwrap();
+    let mut x = 0x0123_4567_89ab_cdefu64;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let (mut ca, mut cb): (Vec<ConnHandle>, Vec<ConnHandle>) = (Vec::new(), Vec::new());
+    let data = [0xabu8; 3000];
+    let mut buf = [0u8; 4096];
+    let mut port = 30000u16;
+    for _ in 0..20_000 {
+        let moved = net.turn();
+        while let Some(e) = net.a.stack.poll_event() {
+            if let Event::Reset(h, _) = e {
+                ca.retain(|&c| c != h);
+            }
+        }
+        while let Some(e) = net.b.stack.poll_event() {
+            match e {
+                Event::Accepted(_) => {
+                    while let Some(h) = net.b.stack.accept(l) {
+                        cb.push(h);
+                    }
+                }
+                Event::Reset(h, _) => cb.retain(|&c| c != h),
+                _ => {}
+            }
+        }
+        let now = net.now;
+        for (side, list) in [(0, &mut ca), (1, &mut cb)] {
+            let st = if side == 0 {
+                &mut net.a.stack
+            } else {
+                &mut net.b.stack
+            };
+            if list.is_empty() {
+                continue;
+            }
+            let i = rnd(list.len() as u64) as usize;
+            let h = list[i];
+            match rnd(100) {
+                0..=39 => {
+                    let _ = st.write(h, &data[..rnd(3000) as usize]);
+                }
+                40..=79 => {
+                    let _ = st.read(h, &mut buf);
+                }
+                80..=83 => {
+                    let _ = st.shutdown(now, h);
+                }
+                84..=86 => {
+                    let _ = st.close(now, h);
+                    list.swap_remove(i);
+                }
+                87 => {
+                    let _ = st.abort(now, h);
+                    list.swap_remove(i);
+                }
+                _ => {}
+            }
+        }
+        if rnd(50) == 0 && ca.len() < 40 {
+            port += 1;
+            let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), port);
+            ca.push(
+                net.a
+                    .stack
+                    .connect(net.now, cli, srv, ProfileId::DEFAULT)
+                    .unwrap(),
+            );
+        }
+        if !moved {
+            net.advance();
+        } else if rnd(10) == 0 {
+            net.now += Duration::from_micros(300);
+        }
+    }
+    for h in ca.drain(..) {
+        let _ = net.a.stack.close(net.now, h);
+    }
+    for h in cb.drain(..) {
+        let _ = net.b.stack.close(net.now, h);
+    }
+    let end = net.now + Duration::from_secs(3600);
+    while net.now < end
+        && (net.a.stack.connection_count() + net.b.stack.connection_count() > 0
+            || net.a.stack.time_wait_count() + net.b.stack.time_wait_count() > 0)
+    {
+        let moved = net.turn();
+        while let Some(e) = net.b.stack.poll_event() {
+            if let Event::Accepted(_) = e {
+                // Late arrivals are closed at once.
+                while let Some(h) = net.b.stack.accept(l) {
+                    let _ = net.b.stack.close(net.now, h);
+                }
+            }
+        }
+        while net.a.stack.poll_event().is_some() {}
+        if !moved {
+            net.advance();
+        }
+    }
+    for st in [&net.a.stack, &net.b.stack] {
+        assert_eq!(st.connection_count(), 0, "{:?}", st.connections_by_state());
+        assert_eq!(st.time_wait_count(), 0);
+        assert_eq!(st.buffer_bytes(), 0);
+    }
+    println!(
+        "random operations: client {:?}\nserver {:?}",
+        net.a.stack.counters(),
+        net.b.stack.counters()
+    );
+}
