@@ -6,7 +6,8 @@
 //! destination IPv4 address); the real IPv4 framing is the integrator's.
 //!
 //! Sizes: 64 MiB per transfer by default (debug CI), 1 GiB with `ROUGE_TCP_FULL=1`.
-//! Throughput of the harness is printed (`--nocapture`), never asserted.
+//! Throughput is printed (`--nocapture`), never asserted; `stack_only_throughput_figure`
+//! hands segments straight between the stacks to show the cost of the engine alone.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;
@@ -743,5 +744,226 @@ fn both_ways_at_once_with_loss_and_reordering() {
         net.now.as_nanos() as f64 / 1e9,
         net.a.stack.counters().retransmits,
         net.b.stack.counters().retransmits,
+    );
+}
+
+/// The stacks alone: segments handed straight from one to the other (no wire, no
+/// fault injection, no content check), to print what the engine itself costs.
+#[test]
+fn stack_only_throughput_figure() {
+    let total: usize = if std::env::var("ROUGE_TCP_FULL").is_ok_and(|v| v == "1") {
+        1 << 30
+    } else {
+        64 << 20
+    };
+    let p = bulk_profile(CongestionAlgo::Cubic);
+    let mk = |seed: u64| {
+        TcpStack::new(
+            StackConfig {
+                secret: (seed, !seed),
+                ..StackConfig::default()
+            },
+            p.clone(),
+        )
+    };
+    let (mut a, mut b) = (mk(1), mk(2));
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
+    let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
+    let l = b.listen(srv, 4, ProfileId::DEFAULT).unwrap();
+    let mut now = Instant::ZERO;
+    let c = a.connect(now, cli, srv, ProfileId::DEFAULT).unwrap();
+    let mut s = None;
+    let data = vec![0x5au8; 64 * 1024];
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut seg = vec![0u8; 1600];
+    let (mut sent, mut received, mut segments) = (0usize, 0usize, 0u64);
+    let wall = std::time::Instant::now();
+    while received < total {
+        let mut moved = false;
+        while let Some(t) = a.poll_transmit(now, &mut seg) {
+            b.handle_segment(now, t.src, t.dst, &seg[..t.len]);
+            segments += 1;
+            moved = true;
+        }
+        while let Some(t) = b.poll_transmit(now, &mut seg) {
+            a.handle_segment(now, t.src, t.dst, &seg[..t.len]);
+            segments += 1;
+            moved = true;
+        }
+        while let Some(e) = b.poll_event() {
+            if let Event::Accepted(_) = e {
+                s = b.accept(l);
+            }
+        }
+        while a.poll_event().is_some() {}
+        while sent < total {
+            let n = a.write(c, &data[..data.len().min(total - sent)]).unwrap();
+            if n == 0 {
+                break;
+            }
+            sent += n;
+            moved = true;
+        }
+        if let Some(h) = s {
+            while let Ok(n) = b.read(h, &mut rbuf) {
+                if n == 0 {
+                    break;
+                }
+                received += n;
+                moved = true;
+            }
+        }
+        if !moved {
+            now = [a.poll_timeout(), b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_millis(1))
+                .max(now + Duration::from_micros(1));
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+    }
+    let secs = wall.elapsed().as_secs_f64();
+    assert_eq!(a.counters().retransmits, 0);
+    println!(
+        "stack only: {} MiB in {:.2} s wall = {:.0} MiB/s ({:.0} segments/s through both stacks)",
+        total >> 20,
+        secs,
+        (total >> 20) as f64 / secs,
+        segments as f64 / secs
+    );
+}
+
+/// Random application operations (write, read, shutdown, close, abort, new connections)
+/// on both sides of a lossy wire; at the end every handle is closed and, once the timers
+/// have run out, both stacks must hold nothing: no connection, no buffer byte.
+#[test]
+fn random_operations_leave_nothing_behind() {
+    let p = TcpProfile {
+        send_buffer: 16 * 1024,
+        recv_buffer: 16 * 1024,
+        syn_retries: 3,
+        max_retries: 5,
+        max_rto: Duration::from_secs(4),
+        time_wait: Duration::from_secs(10),
+        fin_wait2_timeout: Duration::from_secs(10),
+        ..TcpProfile::default()
+    };
+    let mut net = Net::new(faults(7, 0.02, 0.02, 0.02), StackConfig::default(), p);
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 80);
+    let l = net.b.stack.listen(srv, 64, ProfileId::DEFAULT).unwrap();
+    let mut x = 0x0123_4567_89ab_cdefu64;
+    let mut rnd = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let (mut ca, mut cb): (Vec<ConnHandle>, Vec<ConnHandle>) = (Vec::new(), Vec::new());
+    let data = [0xabu8; 3000];
+    let mut buf = [0u8; 4096];
+    let mut port = 30000u16;
+    for _ in 0..20_000 {
+        let moved = net.turn();
+        while let Some(e) = net.a.stack.poll_event() {
+            if let Event::Reset(h, _) = e {
+                ca.retain(|&c| c != h);
+            }
+        }
+        while let Some(e) = net.b.stack.poll_event() {
+            match e {
+                Event::Accepted(_) => {
+                    while let Some(h) = net.b.stack.accept(l) {
+                        cb.push(h);
+                    }
+                }
+                Event::Reset(h, _) => cb.retain(|&c| c != h),
+                _ => {}
+            }
+        }
+        let now = net.now;
+        for (side, list) in [(0, &mut ca), (1, &mut cb)] {
+            let st = if side == 0 {
+                &mut net.a.stack
+            } else {
+                &mut net.b.stack
+            };
+            if list.is_empty() {
+                continue;
+            }
+            let i = rnd(list.len() as u64) as usize;
+            let h = list[i];
+            match rnd(100) {
+                0..=39 => {
+                    let _ = st.write(h, &data[..rnd(3000) as usize]);
+                }
+                40..=79 => {
+                    let _ = st.read(h, &mut buf);
+                }
+                80..=83 => {
+                    let _ = st.shutdown(now, h);
+                }
+                84..=86 => {
+                    let _ = st.close(now, h);
+                    list.swap_remove(i);
+                }
+                87 => {
+                    let _ = st.abort(now, h);
+                    list.swap_remove(i);
+                }
+                _ => {}
+            }
+        }
+        if rnd(50) == 0 && ca.len() < 40 {
+            port += 1;
+            let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), port);
+            ca.push(
+                net.a
+                    .stack
+                    .connect(net.now, cli, srv, ProfileId::DEFAULT)
+                    .unwrap(),
+            );
+        }
+        if !moved {
+            net.advance();
+        } else if rnd(10) == 0 {
+            net.now += Duration::from_micros(300);
+        }
+    }
+    for h in ca.drain(..) {
+        let _ = net.a.stack.close(net.now, h);
+    }
+    for h in cb.drain(..) {
+        let _ = net.b.stack.close(net.now, h);
+    }
+    let end = net.now + Duration::from_secs(3600);
+    while net.now < end
+        && (net.a.stack.connection_count() + net.b.stack.connection_count() > 0
+            || net.a.stack.time_wait_count() + net.b.stack.time_wait_count() > 0)
+    {
+        let moved = net.turn();
+        while let Some(e) = net.b.stack.poll_event() {
+            if let Event::Accepted(_) = e {
+                // Late arrivals are closed at once.
+                while let Some(h) = net.b.stack.accept(l) {
+                    let _ = net.b.stack.close(net.now, h);
+                }
+            }
+        }
+        while net.a.stack.poll_event().is_some() {}
+        if !moved {
+            net.advance();
+        }
+    }
+    for st in [&net.a.stack, &net.b.stack] {
+        assert_eq!(st.connection_count(), 0, "{:?}", st.connections_by_state());
+        assert_eq!(st.time_wait_count(), 0);
+        assert_eq!(st.buffer_bytes(), 0);
+    }
+    println!(
+        "random operations: client {:?}\nserver {:?}",
+        net.a.stack.counters(),
+        net.b.stack.counters()
     );
 }

@@ -50,6 +50,9 @@ pub struct TcpProfile {
     pub max_retries: u8,
     /// Keepalive probing, off when `None`.
     pub keepalive: Option<Keepalive>,
+    /// Reset a connection after this long without a segment either way (an ADC's
+    /// idle timeout); off when `None`.
+    pub idle_timeout: Option<Duration>,
     /// How long a closed connection stays in TIME-WAIT (2 MSL).
     pub time_wait: Duration,
     /// How long an orphaned connection may wait in FIN-WAIT-2 for the peer's FIN.
@@ -75,6 +78,7 @@ impl Default for TcpProfile {
             syn_retries: 6,
             max_retries: 15,
             keepalive: None,
+            idle_timeout: None,
             time_wait: Duration::from_secs(60),
             fin_wait2_timeout: Duration::from_secs(60),
         }

@@ -99,6 +99,7 @@ impl Connection {
             self.clear(flag::SEND_SYN);
             self.set(flag::ACK_NOW);
             self.arm_keepalive(now, p);
+            self.arm_idle(now, p);
             Notify(Notify::CONNECTED | Notify::OUTPUT)
         } else {
             // Simultaneous open (RFC 9293 figure 7): answer with SYN-ACK.
@@ -261,6 +262,7 @@ impl Connection {
         if p.keepalive.is_some() {
             self.arm_keepalive(now, p);
         }
+        self.arm_idle(now, p);
         n
     }
 
@@ -432,7 +434,15 @@ impl Connection {
             // but the first SACKed is enough.
             let sack_lost = self.sack_ok
                 && (sacked > 2 * mss || (out < 4 * mss && sacked > 0 && sacked + mss >= out));
-            if self.dupacks >= 3 || sack_lost {
+            // Early retransmit without SACK: with N < 4 segments out and nothing new
+            // allowed, N - 1 duplicates are all there can be.
+            let segs = out.div_ceil(mss);
+            let unsent = seq::dist(self.snd_max, self.data_end()) > 0;
+            let early = !self.sack_ok
+                && !unsent
+                && segs < 4
+                && self.dupacks as usize >= segs.saturating_sub(1).max(1);
+            if self.dupacks >= 3 || sack_lost || early {
                 self.enter_recovery(now, c);
                 n.set(Notify::OUTPUT);
             }

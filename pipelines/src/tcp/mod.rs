@@ -21,7 +21,7 @@
 //!   (RFC 5827); NewReno or CUBIC (RFC 9438) per profile; window restart after idle;
 //! - delayed ACKs (every second segment, at once for out-of-order data, one ACK per
 //!   out-of-order segment), Nagle (switchable), sender and receiver silly window
-//!   avoidance, zero-window probes (persist), keepalive;
+//!   avoidance, zero-window probes (persist), keepalive, idle timeout;
 //! - listeners with a SYN queue and an accept queue; SYN cookies (RFC 4987) when the SYN
 //!   queue or the connection table is full, carrying MSS, window scale and SACK; ISNs
 //!   per RFC 6528; limits on connections and on buffer memory with drop counters;

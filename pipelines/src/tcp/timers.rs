@@ -25,17 +25,19 @@ pub enum Timer {
     Keepalive = 3,
     /// FIN-WAIT-2 timeout of an orphaned connection.
     Linger = 4,
+    /// Idle timeout: no segment either way for the profile's `idle_timeout`.
+    Idle = 5,
 }
 
 const NONE: u64 = u64::MAX;
 
 /// Deadlines in nanoseconds, `u64::MAX` when a timer is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timers([u64; 5]);
+pub struct Timers([u64; 6]);
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers([NONE; 5])
+        Timers([NONE; 6])
     }
 }
 
@@ -72,7 +74,7 @@ impl Timers {
 
     /// Turns every timer off.
     pub fn stop_all(&mut self) {
-        self.0 = [NONE; 5];
+        self.0 = [NONE; 6];
     }
 }
 
@@ -205,7 +207,29 @@ impl Connection {
                 n.set(Notify::CLOSED);
             }
         }
+        if due(Timer::Idle, self) {
+            self.timers.stop(Timer::Idle);
+            if let Some(limit) = p.idle_timeout {
+                let last = self.last_rx_ms.max(self.last_tx_ms);
+                let idle = Duration::from_millis(ms(now).wrapping_sub(last) as u64);
+                if idle >= limit {
+                    n.set(Notify::TIMED_OUT | Notify::ABORT_RST);
+                } else {
+                    self.timers.set(Timer::Idle, now + (limit - idle));
+                }
+            }
+        }
         n
+    }
+
+    /// Arms the idle timeout from now, if the profile has one (lazily: an earlier
+    /// deadline finds the activity and moves on).
+    pub fn arm_idle(&mut self, now: Instant, p: &TcpProfile) {
+        if let Some(limit) = p.idle_timeout {
+            if self.state.synchronized() && !self.timers.armed(Timer::Idle) {
+                self.timers.set(Timer::Idle, now + limit);
+            }
+        }
     }
 
     fn on_rto(&mut self, now: Instant, p: &TcpProfile, c: &mut TcpCounters) -> Notify {

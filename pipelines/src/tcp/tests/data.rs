@@ -391,3 +391,53 @@ fn sequence_numbers_wrap_around() {
     assert_eq!(s.read(h, &mut buf), Ok(3000));
     assert_eq!(&buf[..3000], &d[..]);
 }
+
+#[test]
+fn connections_take_turns_on_output() {
+    let mut p = profile();
+    p.initial_cwnd = 40;
+    p.send_buffer = 40_000;
+    let mut s = stack_with(p);
+    let r2: SocketAddr = "198.18.1.2:40001".parse().unwrap();
+    let mut hs = Vec::new();
+    for r in [remote(), r2] {
+        let h = s.connect(t(0), local(), r, ProfileId::DEFAULT).unwrap();
+        let mut buf = [0u8; 2048];
+        let tx = s.poll_transmit(t(0), &mut buf).unwrap();
+        let iss = TcpPacket::new_checked(&buf[..tx.len]).unwrap().seq();
+        let mut sa = seg(SYNACK, PEER_ISS, iss + 1);
+        sa.dst_port = 80;
+        sa.src_port = r.port();
+        sa.window = 60_000;
+        sa.mss = Some(1000);
+        let b = encode(&sa, &[], r.ip(), local().ip());
+        s.handle_segment(t(1), r.ip(), local().ip(), &b);
+        while s.poll_transmit(t(1), &mut buf).is_some() {}
+        assert_eq!(s.state(h), Some(State::Established));
+        hs.push(h);
+    }
+    let mut buf = [0u8; 2048];
+    for &h in &hs {
+        assert_eq!(s.write(h, &[1u8; 40_000]), Ok(40_000));
+    }
+    let mut order = Vec::new();
+    while let Some(tx) = s.poll_transmit(t(2), &mut buf) {
+        order.push(TcpPacket::new_checked(&buf[..tx.len]).unwrap().dst_port());
+    }
+    assert_eq!(order.len(), 80);
+    let runs: Vec<(u16, usize)> = order
+        .chunk_by(|a, b| a == b)
+        .map(|c| (c[0], c.len()))
+        .collect();
+    assert_eq!(
+        runs,
+        vec![
+            (40000, 16),
+            (40001, 16),
+            (40000, 16),
+            (40001, 16),
+            (40000, 8),
+            (40001, 8)
+        ]
+    );
+}

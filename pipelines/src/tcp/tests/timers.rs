@@ -43,3 +43,22 @@ fn poll_timeout_reports_the_next_timer() {
     recv_nothing!(s, 210);
     assert_eq!(s.poll_timeout(), None);
 }
+
+#[test]
+fn idle_timeout_resets_silent_connections_only() {
+    let mut p = profile();
+    p.idle_timeout = Some(Duration::from_secs(30));
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    let (mut s, h, iss) = established_with(p, syn);
+    // Traffic at 20 s pushes the deadline to 50 s.
+    send!(s, 20_000, seg(PSHACK, PEER_ISS + 1, iss + 1), b"hi");
+    recv!(s, 20_000, [(ACK, iss + 1, PEER_ISS + 3, 0)]);
+    recv_nothing!(s, 30_001);
+    assert!(events(&mut s)
+        .iter()
+        .all(|e| !matches!(e, Event::Reset(..))));
+    recv_nothing!(s, 49_999);
+    recv!(s, 50_000, [(RSTACK, iss + 1, PEER_ISS + 3, 0)]);
+    assert_eq!(events(&mut s), vec![Event::Reset(h, ResetReason::TimedOut)]);
+}
