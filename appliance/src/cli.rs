@@ -186,7 +186,17 @@ pub fn show(socket: &std::path::Path, what: ShowWhat, as_json: bool) -> Result<S
         ShowWhat::Interfaces => interfaces_table(&data),
         ShowWhat::Arp => table(&data, &["address", "mac", "vlan", "state", "expires_in_ms"]),
         ShowWhat::Routes => table(&data, &["destination", "gateway", "vlan", "kind"]),
-        ShowWhat::Virtual => table(&data, &["name", "type", "destination", "packets", "bytes"]),
+        ShowWhat::Virtual => table(
+            &data,
+            &[
+                "name",
+                "type",
+                "destination",
+                "packets",
+                "connections",
+                "bytes",
+            ],
+        ),
         ShowWhat::Stats => stats_text(&data),
         ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
     })
@@ -304,6 +314,22 @@ fn stats_text(d: &Value) -> String {
         .filter(|(_, n)| n.as_u64() != Some(0))
         .map(|(k, n)| format!("  {k:<24} {n}"))
         .collect();
+    let t = &d["tcp"];
+    out.push_str(&format!(
+        "tcp: connections {}  segments in {} out {}  retransmits {}  resets sent {} received {}  syn cookies sent {} validated {}\n",
+        t["connections"], t["segments_in"], t["segments_out"], t["retransmits"], t["resets_sent"], t["resets_received"],
+        t["syn_cookies_sent"], t["syn_cookies_validated"]
+    ));
+    let tcp_drops: Vec<String> = t["drops"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64() != Some(0))
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    if !tcp_drops.is_empty() {
+        out.push_str(&format!("tcp drops: {}\n", tcp_drops.join(" ")));
+    }
     out.push_str("drops by reason:\n");
     if drops.is_empty() {
         out.push_str("  (none)\n");

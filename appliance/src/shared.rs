@@ -11,6 +11,7 @@ use rouge_drivers::{MacAddr, PortCounters};
 use rouge_pipelines::arp::ArpEntryView;
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::dataplane::Dataplane;
+use rouge_pipelines::tcp::TcpCounters;
 
 use crate::config::Config;
 
@@ -27,6 +28,10 @@ pub struct WorkerShared {
     pub ports: Mutex<Vec<PortInfo>>,
     /// The worker's neighbour table, republished when it changes (at most every 100 ms).
     pub arp: ArcSwap<Vec<ArpEntryView>>,
+    /// The worker's TCP stack counters, republished when they change (at most every 100 ms).
+    pub tcp: ArcSwap<TcpCounters>,
+    /// Connections in the worker's TCP stack.
+    pub tcp_connections: AtomicU64,
     /// Configuration generation the worker runs.
     pub generation: AtomicU64,
     /// Set once the worker has opened its ports and entered its loop.
@@ -86,6 +91,8 @@ impl Shared {
                     pipeline: PipelineCounters::new_shared(),
                     ports: Mutex::new(Vec::new()),
                     arp: ArcSwap::from_pointee(Vec::new()),
+                    tcp: ArcSwap::from_pointee(TcpCounters::default()),
+                    tcp_connections: AtomicU64::new(0),
                     generation: AtomicU64::new(0),
                     running: AtomicBool::new(false),
                 })

@@ -108,15 +108,26 @@ pub fn routes(s: &Shared) -> Value {
 /// `show virtual`: virtual servers with their traffic.
 pub fn virtuals(s: &Shared) -> Value {
     let dp = s.dataplane.load();
-    Value::Array(
-        dp.forwarding
-            .iter()
-            .map(|f| {
-                json!({"name": f.name, "type": "forwarding", "destination": f.destination.to_string(),
-                       "packets": f.counters.packets(), "bytes": f.counters.bytes()})
-            })
-            .collect(),
-    )
+    let mut out: Vec<Value> = dp
+        .forwarding
+        .iter()
+        .map(|f| {
+            json!({"name": f.name, "type": "forwarding", "destination": f.destination.to_string(),
+                   "packets": f.counters.packets(), "bytes": f.counters.bytes()})
+        })
+        .collect();
+    for sv in &dp.services {
+        let kind = match sv.kind {
+            rouge_pipelines::services::ServiceKind::Echo => "echo",
+            rouge_pipelines::services::ServiceKind::Discard => "discard",
+            rouge_pipelines::services::ServiceKind::Chargen => "chargen",
+        };
+        out.push(
+            json!({"name": sv.name, "type": kind, "destination": sv.addr.to_string(),
+                        "connections": sv.counters.packets(), "bytes": sv.counters.bytes()}),
+        );
+    }
+    Value::Array(out)
 }
 
 /// `show stats`: pipeline counters summed over workers, and per worker.
@@ -157,6 +168,52 @@ pub fn stats(s: &Shared) -> Value {
             "errors_sent": sum(&|c| c.icmp_errors_sent.get()),
             "errors_rate_limited": sum(&|c| c.icmp_errors_rate_limited.get()),
         },
+        "tcp": tcp_stats(s),
         "workers": workers,
+    })
+}
+
+/// The TCP stacks' counters summed over the workers.
+fn tcp_stats(s: &Shared) -> Value {
+    let mut total = rouge_pipelines::tcp::TcpCounters::default();
+    let mut connections = 0;
+    for w in &s.workers {
+        let c = w.tcp.load();
+        total.segments_in += c.segments_in;
+        total.segments_out += c.segments_out;
+        total.bytes_in += c.bytes_in;
+        total.bytes_out += c.bytes_out;
+        total.retransmits += c.retransmits;
+        total.fast_recoveries += c.fast_recoveries;
+        total.timeouts += c.timeouts;
+        total.resets_sent += c.resets_sent;
+        total.resets_received += c.resets_received;
+        total.challenge_acks += c.challenge_acks;
+        total.syn_cookies_sent += c.syn_cookies_sent;
+        total.syn_cookies_validated += c.syn_cookies_validated;
+        total.active_opens += c.active_opens;
+        total.passive_opens += c.passive_opens;
+        total.closed += c.closed;
+        total.aborted += c.aborted;
+        for (t, x) in total.drops.iter_mut().zip(c.drops.iter()) {
+            *t += x;
+        }
+        connections += w.tcp_connections.load(Ordering::Relaxed);
+    }
+    let drops: BTreeMap<&str, u64> = rouge_pipelines::tcp::TcpDrop::ALL
+        .iter()
+        .map(|d| (d.name(), total.dropped(*d)))
+        .collect();
+    json!({
+        "connections": connections,
+        "segments_in": total.segments_in, "segments_out": total.segments_out,
+        "bytes_in": total.bytes_in, "bytes_out": total.bytes_out,
+        "retransmits": total.retransmits, "fast_recoveries": total.fast_recoveries, "timeouts": total.timeouts,
+        "resets_sent": total.resets_sent, "resets_received": total.resets_received,
+        "challenge_acks": total.challenge_acks,
+        "syn_cookies_sent": total.syn_cookies_sent, "syn_cookies_validated": total.syn_cookies_validated,
+        "active_opens": total.active_opens, "passive_opens": total.passive_opens,
+        "closed": total.closed, "aborted": total.aborted,
+        "drops": drops,
     })
 }

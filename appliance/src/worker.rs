@@ -14,6 +14,7 @@ use std::time::Duration;
 use rouge_drivers::wait::wait_readable;
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
+use rouge_pipelines::tcp::{StackConfig, TcpProfile};
 use rouge_pipelines::time::MonotonicClock;
 use rouge_pipelines::Instant;
 
@@ -28,6 +29,15 @@ const MAX_SLEEP: Duration = Duration::from_millis(10);
 const TX_QUEUE: usize = 4 * BURST_SIZE;
 /// How often a changed neighbour table is republished for the CLI.
 const ARP_PUBLISH: Duration = Duration::from_millis(100);
+
+/// 64 random bits from the standard library's per-process hash keys (no extra
+/// dependency; used to key ISNs and SYN cookies).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}
 
 /// Per-port transmit queues, allocated at start.
 struct TxQueues {
@@ -94,7 +104,12 @@ pub fn run<P: Port>(
     me.generation.store(generation, Ordering::Relaxed);
     let macs = ports.iter().map(|p| p.mac()).collect();
     let mtus = ports.iter().map(|p| p.mtu()).collect();
-    let mut l2 = L2L3::new(id, dp, macs, mtus, me.pipeline.clone(), bus, pool.clone());
+    let tcp_cfg = StackConfig {
+        secret: (random_u64(), random_u64()),
+        ..StackConfig::default()
+    };
+    let mut l2 = L2L3::new(id, dp, macs, mtus, me.pipeline.clone(), bus, pool.clone())
+        .with_tcp(tcp_cfg, TcpProfile::default());
     let mut tx = TxQueues::new(ports.len());
     let clock = MonotonicClock::new();
     let mut idle_turns = 0u32;
@@ -125,8 +140,16 @@ pub fn run<P: Port>(
         }
         l2.poll(now, &mut |port, out| tx.push(port, out));
         tx.flush(&mut ports);
-        if now >= next_arp_publish && l2.arp_changed() {
-            me.arp.store(Arc::new(l2.arp_view(now)));
+        if now >= next_arp_publish {
+            if l2.arp_changed() {
+                me.arp.store(Arc::new(l2.arp_view(now)));
+            }
+            let tcp = l2.tcp();
+            if *tcp.counters() != **me.tcp.load() {
+                me.tcp.store(Arc::new(tcp.counters().clone()));
+            }
+            me.tcp_connections
+                .store(tcp.connection_count() as u64, Ordering::Relaxed);
             next_arp_publish = now + ARP_PUBLISH;
         }
         if received == 0 {

@@ -171,7 +171,8 @@ impl L2L3 {
     pub fn with_tcp(mut self, cfg: StackConfig, profile: TcpProfile) -> L2L3 {
         self.tcp = TcpStack::new(cfg, profile);
         self.services = Services::new(self.worker);
-        self.services.configure(&mut self.tcp, Instant::ZERO, &self.dp.services);
+        self.services
+            .configure(&mut self.tcp, Instant::ZERO, &self.dp.services);
         self
     }
 
@@ -199,7 +200,8 @@ impl L2L3 {
                 .extend(dp.announcements().into_iter().filter(|a| !old.contains(a)));
         }
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
-        self.services.configure(&mut self.tcp, Instant::ZERO, &dp.services);
+        self.services
+            .configure(&mut self.tcp, Instant::ZERO, &dp.services);
         self.dp = dp;
     }
 
@@ -386,7 +388,8 @@ impl L2L3 {
                     let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
                     let seg = &pkt.data()[l3_off + hl..];
                     if pkt.meta.l4_csum_partial {
-                        self.tcp.handle_segment_trusted(now, src.into(), dst.into(), seg);
+                        self.tcp
+                            .handle_segment_trusted(now, src.into(), dst.into(), seg);
                     } else {
                         self.tcp.handle_segment(now, src.into(), dst.into(), seg);
                     }
@@ -702,7 +705,10 @@ impl L2L3 {
                 return;
             };
             pkt.set_len(rouge_drivers::buf::MAX_FRAME);
-            let Some(t) = self.tcp.poll_transmit(now, &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..]) else {
+            let Some(t) = self
+                .tcp
+                .poll_transmit(now, &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..])
+            else {
                 return;
             };
             let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
@@ -726,9 +732,10 @@ impl L2L3 {
                 continue;
             };
             let hop = route.next_hop;
-            match self.route_out(now, pkt, hop.neighbour(dst), hop.vlan, emit) {
-                Verdict::Dropped(r) => self.counters.drops[r as usize].inc(),
-                _ => {}
+            if let Verdict::Dropped(r) =
+                self.route_out(now, pkt, hop.neighbour(dst), hop.vlan, emit)
+            {
+                self.counters.drops[r as usize].inc();
             }
         }
     }

@@ -97,7 +97,11 @@ impl Services {
     pub fn configure(&mut self, tcp: &mut TcpStack, now: Instant, specs: &[ServiceSpec]) {
         let old = std::mem::take(&mut self.listeners);
         for (l, i) in old {
-            let keep = self.specs.get(i).and_then(|s| specs.iter().position(|n| n.addr == s.addr && n.kind == s.kind));
+            let keep = self.specs.get(i).and_then(|s| {
+                specs
+                    .iter()
+                    .position(|n| n.addr == s.addr && n.kind == s.kind)
+            });
             match keep {
                 Some(j) => self.listeners.push((l, j)),
                 None => tcp.unlisten(now, l),
@@ -114,7 +118,9 @@ impl Services {
         // Connections keep the index of their service; remap to the new list.
         for c in self.conns.values_mut() {
             let name = self.specs.get(c.service).map(|s| s.addr);
-            c.service = name.and_then(|a| specs.iter().position(|s| s.addr == a)).unwrap_or(usize::MAX);
+            c.service = name
+                .and_then(|a| specs.iter().position(|s| s.addr == a))
+                .unwrap_or(usize::MAX);
         }
         self.specs = specs.to_vec();
     }
@@ -135,7 +141,15 @@ impl Services {
                     while let Some(h) = tcp.accept(l) {
                         let kind = self.specs[svc].kind;
                         self.specs[svc].counters.shard(self.worker).packets.inc();
-                        self.conns.insert(h, Conn { kind, service: svc, offset: 0, closing: false });
+                        self.conns.insert(
+                            h,
+                            Conn {
+                                kind,
+                                service: svc,
+                                offset: 0,
+                                closing: false,
+                            },
+                        );
                         self.pump(tcp, now, h);
                     }
                 }
@@ -160,7 +174,9 @@ impl Services {
 
     /// Moves as much data as the windows allow for connection `h`.
     fn pump(&mut self, tcp: &mut TcpStack, now: Instant, h: ConnHandle) {
-        let Some(conn) = self.conns.get_mut(&h) else { return };
+        let Some(conn) = self.conns.get_mut(&h) else {
+            return;
+        };
         let counters = self.specs.get(conn.service).map(|s| s.counters.clone());
         let mut received = 0u64;
         match conn.kind {
@@ -174,6 +190,10 @@ impl Services {
             ServiceKind::Echo => loop {
                 let room = tcp.send_capacity(h).min(self.scratch.len());
                 if room == 0 {
+                    if tcp.readable_bytes(h) > 0 {
+                        // Arms the Writable event: a write that finds no room returns 0.
+                        let _ = tcp.write(h, &self.pattern[..1]);
+                    }
                     break;
                 }
                 match tcp.read(h, &mut self.scratch[..room]) {
@@ -197,6 +217,8 @@ impl Services {
                     loop {
                         let room = tcp.send_capacity(h);
                         if room == 0 {
+                            // Arms the Writable event: a write that finds no room returns 0.
+                            let _ = tcp.write(h, &self.pattern[..1]);
                             break;
                         }
                         let take = room.min(PATTERN - conn.offset).min(self.scratch.len());
@@ -235,6 +257,8 @@ mod tests {
         assert_eq!(&p[72..74], b"\r\n");
         assert_eq!(p[LINE], b'!', "each line starts one character later");
         assert_eq!(&p[PATTERN..PATTERN + LINE], &p[..LINE], "wraps around");
-        assert!(p[..PATTERN].iter().all(|&b| (32..127).contains(&b) || b == b'\r' || b == b'\n'));
+        assert!(p[..PATTERN]
+            .iter()
+            .all(|&b| (32..127).contains(&b) || b == b'\r' || b == b'\n'));
     }
 }

@@ -10,6 +10,7 @@ use rouge_pipelines::dataplane::{
     Dataplane, ForwardingVs, Interface, SelfIp, VirtualAddress, Vlan, VsCounters,
 };
 use rouge_pipelines::route::{NextHop, Route, RouteTable};
+use rouge_pipelines::services::{ServiceKind, ServiceSpec};
 
 use super::model::{Config, VirtualType};
 
@@ -110,6 +111,29 @@ pub fn dataplane(
             })
         })
         .collect();
+    let services = cfg
+        .virtuals
+        .iter()
+        .filter_map(|v| {
+            let kind = match v.kind {
+                VirtualType::Echo => ServiceKind::Echo,
+                VirtualType::Discard => ServiceKind::Discard,
+                VirtualType::Chargen => ServiceKind::Chargen,
+                _ => return None,
+            };
+            let addr = v.destination.parse().ok()?;
+            let counters = previous
+                .and_then(|p| p.services.iter().find(|s| s.name == v.name))
+                .map(|s| s.counters.clone())
+                .unwrap_or_else(|| VsCounters::new(workers));
+            Some(ServiceSpec {
+                name: v.name.clone(),
+                kind,
+                addr,
+                counters,
+            })
+        })
+        .collect();
     let arp = ArpConfig {
         max_entries: cfg.arp.max_entries,
         reachable: Duration::from_secs(cfg.arp.reachable_secs),
@@ -128,6 +152,7 @@ pub fn dataplane(
         arp,
         cfg.system.icmp_error_rate,
     )
+    .with_services(services)
 }
 
 /// Addresses a worker answers on, for logs: (address, what).

@@ -188,6 +188,12 @@ pub enum VirtualType {
     Fastl4,
     /// Full proxy (client-side and server-side TCP).
     Standard,
+    /// Built-in TCP echo service (RFC 862) on a self IP, served by Rouge's own TCP stack.
+    Echo,
+    /// Built-in TCP discard service (RFC 863).
+    Discard,
+    /// Built-in TCP character generator (RFC 864).
+    Chargen,
 }
 
 /// A virtual server (`[[virtual]]`).
@@ -199,7 +205,8 @@ pub struct VirtualCfg {
     /// Kind.
     #[serde(rename = "type")]
     pub kind: VirtualType,
-    /// Destination: a network for `forwarding` (e.g. `198.18.2.0/24`).
+    /// Destination: a network for `forwarding` (e.g. `198.18.2.0/24`); a self IP and
+    /// port for `echo`, `discard` and `chargen` (e.g. `198.18.1.1:7`).
     pub destination: String,
 }
 

@@ -307,6 +307,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         cfg.virtuals.iter().map(|v| v.name.as_str()),
     );
     let mut dests = HashSet::new();
+    let mut services = HashSet::new();
     for (i, v) in cfg.virtuals.iter().enumerate() {
         match v.kind {
             VirtualType::Forwarding => match v.destination.parse::<Prefix>() {
@@ -335,6 +336,22 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                     e.to_string(),
                     "a forwarding virtual server takes a network such as 198.18.2.0/24",
                 ),
+            },
+            VirtualType::Echo | VirtualType::Discard | VirtualType::Chargen => match v.destination.parse::<std::net::SocketAddr>() {
+                Ok(sa) if !addrs.contains(&sa.ip()) => c.err(
+                    "virtual",
+                    Some(i),
+                    "destination",
+                    format!("{} is not a self IP; built-in services listen on the appliance's own addresses", sa.ip()),
+                    "use a self IP and port, e.g. 198.18.1.1:7",
+                ),
+                Ok(sa) if sa.port() == 0 => c.err("virtual", Some(i), "destination", "port 0 is not a port".into(), "use a port such as 7, 9 or 19"),
+                Ok(sa) => {
+                    if !services.insert(sa) {
+                        c.err("virtual", Some(i), "destination", format!("another service already listens on {sa}"), "give each service its own port");
+                    }
+                }
+                Err(_) => c.err("virtual", Some(i), "destination", format!("`{}` is not ADDRESS:PORT", v.destination), "write e.g. 198.18.1.1:7"),
             },
             VirtualType::Fastl4 | VirtualType::Standard => c.err(
                 "virtual",
