@@ -31,7 +31,7 @@ failed=$(grep -oE "[0-9]+ failed" /tmp/rouge-test.log | awk '{s+=$1} END {print 
 
 if [[ $QUICK -eq 0 ]]; then
     step "fuzz smoke (each target for a few seconds)"
-    for target in frame config; do
+    for target in frame config tcp_segment; do
         corpus=$(mktemp -d)
         (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
             -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 2>&1 | tail -n 2)
