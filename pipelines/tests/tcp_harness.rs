@@ -850,10 +850,15 @@ fn random_operations_leave_nothing_behind() {
         fin_wait2_timeout: Duration::from_secs(10),
         ..TcpProfile::default()
     };
-    let mut net = Net::new(faults(7, 0.02, 0.02, 0.02), StackConfig::default(), p);
+    // ROUGE_TCP_SEED=n replays another run.
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let mut net = Net::new(faults(seed, 0.02, 0.02, 0.02), StackConfig::default(), p);
     let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 80);
     let l = net.b.stack.listen(srv, 64, ProfileId::DEFAULT).unwrap();
-    let mut x = 0x0123_4567_89ab_cdefu64;
+    let mut x = 0x0123_4567_89ab_cdefu64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut rnd = move |n: u64| {
         x ^= x << 13;
         x ^= x >> 7;
