@@ -961,6 +961,8 @@ fn random_operations_leave_nothing_behind() {
             net.advance();
         }
     }
+    let lst = net.b.stack.listener(l).unwrap();
+    assert_eq!((lst.syn_queue, lst.accept_queue.len()), (0, 0));
     for st in [&net.a.stack, &net.b.stack] {
         assert_eq!(st.connection_count(), 0, "{:?}", st.connections_by_state());
         assert_eq!(st.time_wait_count(), 0);
