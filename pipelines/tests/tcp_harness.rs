@@ -974,3 +974,76 @@ fn random_operations_leave_nothing_behind() {
         net.b.stack.counters()
     );
 }
+
+/// A reader slower than the sender: the window closes and reopens (zero-window probes,
+/// window updates), nothing is lost or duplicated.
+#[test]
+fn slow_reader_closes_and_reopens_the_window() {
+    let total = 2 << 20;
+    let p = TcpProfile {
+        recv_buffer: 16 * 1024,
+        send_buffer: 64 * 1024,
+        ..bulk_profile(CongestionAlgo::Cubic)
+    };
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let mut net = Net::new(faults(seed, 0.02, 0.01, 0.01), StackConfig::default(), p);
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
+    let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
+    let l = net.b.stack.listen(srv, 4, ProfileId::DEFAULT).unwrap();
+    let c = net
+        .a
+        .stack
+        .connect(net.now, cli, srv, ProfileId::DEFAULT)
+        .unwrap();
+    let mut s = None;
+    let mut flow = Flow::new(total, 33);
+    let mut buf = vec![0u8; 2048];
+    let (mut connected, mut next_read) = (false, Instant::ZERO);
+    while !flow.eof {
+        if net.now >= Instant::from_secs(60) {
+            panic!(
+                "stalled at {}\nclient {:?}\nserver {:?}\n{:?}\n{:?}",
+                flow.received,
+                net.a.stack.connection(c).map(dump),
+                s.and_then(|h| net.b.stack.connection(h)).map(dump),
+                net.a.stack.counters(),
+                net.b.stack.counters()
+            );
+        }
+        let moved = net.turn();
+        while let Some(e) = net.a.stack.poll_event() {
+            if let Event::Connected(_) = e {
+                connected = true;
+            }
+        }
+        while let Some(e) = net.b.stack.poll_event() {
+            if let Event::Accepted(_) = e {
+                s = net.b.stack.accept(l);
+            }
+        }
+        if connected {
+            flow.write(net.now, &mut net.a.stack, c);
+        }
+        // 2 KiB per millisecond at most: about 2 MB/s against a faster sender.
+        if let (Some(h), true) = (s, net.now >= next_read) {
+            flow.read(&mut net.b.stack, h, &mut buf);
+            next_read = net.now + Duration::from_millis(1);
+        }
+        if !moved {
+            net.advance();
+            if s.is_some() && net.now > next_read {
+                net.now = next_read;
+            }
+        }
+    }
+    assert_eq!(flow.received, total);
+    let zero_windows = net.a.stack.counters().window_probes;
+    println!(
+        "slow reader: {} MiB, {zero_windows} window probes, {:.3} s virtual",
+        total >> 20,
+        net.now.as_nanos() as f64 / 1e9
+    );
+}
