@@ -435,7 +435,7 @@ fn bulk_2pct_loss_without_sack_or_timestamps_newreno() {
 }
 
 #[test]
-fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
+fn ten_thousand_concurrent_connections_open_and_close_cleanly_under_1pct_loss() {
     const N: usize = 10_000;
     let wall = std::time::Instant::now();
     let cfg = StackConfig {
@@ -448,7 +448,7 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         time_wait: Duration::from_secs(60),
         ..TcpProfile::default()
     };
-    let mut net = Net::new(faults(5, 0.0, 0.0, 0.0), cfg, p);
+    let mut net = Net::new(faults(5, 0.01, 0.01, 0.01), cfg, p);
     let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 7);
     let l = net.b.stack.listen(srv, N, ProfileId::DEFAULT).unwrap();
     let mut clients = Vec::with_capacity(N);
