@@ -673,7 +673,11 @@ fn both_ways_at_once_with_loss_and_reordering() {
         nagle: false,
         ..bulk_profile(CongestionAlgo::Cubic)
     };
-    let mut net = Net::new(faults(6, 0.02, 0.02, 0.01), StackConfig::default(), p);
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let mut net = Net::new(faults(seed, 0.02, 0.02, 0.01), StackConfig::default(), p);
     let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
     let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
     let l = net.b.stack.listen(srv, 4, ProfileId::DEFAULT).unwrap();
