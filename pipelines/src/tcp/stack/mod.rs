@@ -56,7 +56,8 @@ pub enum ResetReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A connection completed its handshake and waits in this listener's accept queue;
-    /// take it with [`TcpStack::accept`].
+    /// take it with [`TcpStack::accept`]. One event per connection: an application that
+    /// drains the queue on the first event finds it empty on the later ones.
     Accepted(ListenerHandle),
     /// An active open completed.
     Connected(ConnHandle),
@@ -288,6 +289,11 @@ impl TcpStack {
     /// The state of a connection.
     pub fn state(&self, h: ConnHandle) -> Option<State> {
         self.connection(h).map(|c| c.state)
+    }
+
+    /// Our address and the peer's, as (local, remote).
+    pub fn addresses(&self, h: ConnHandle) -> Option<(SocketAddr, SocketAddr)> {
+        self.connection(h).map(|c| (c.key.local, c.key.remote))
     }
 
     /// A listener, for inspection.
