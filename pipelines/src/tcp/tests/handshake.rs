@@ -25,6 +25,7 @@ fn passive_open_negotiates_mss_and_fills_accept_queue() {
     assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
     assert_eq!(s.listener(l).unwrap().syn_queue, 0);
     let h = s.accept(l).unwrap();
+    assert_eq!(s.addresses(h), Some((local(), remote())));
     assert_eq!(
         s.connection(h).unwrap().mss,
         1000,
