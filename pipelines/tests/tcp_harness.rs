@@ -1006,6 +1006,7 @@ fn slow_reader_closes_and_reopens_the_window() {
     let mut flow = Flow::new(total, 33);
     let mut buf = vec![0u8; 2048];
     let (mut connected, mut next_read) = (false, Instant::ZERO);
+    let mut small_window_seen = false;
     while !flow.eof {
         if net.now >= Instant::from_secs(60) {
             panic!(
@@ -1031,6 +1032,9 @@ fn slow_reader_closes_and_reopens_the_window() {
         if connected {
             flow.write(net.now, &mut net.a.stack, c);
         }
+        if net.a.stack.connection(c).is_some_and(|x| x.snd_wnd < 2048) {
+            small_window_seen = true;
+        }
         // 2 KiB per millisecond at most: about 2 MB/s against a faster sender.
         if let (Some(h), true) = (s, net.now >= next_read) {
             flow.read(&mut net.b.stack, h, &mut buf);
@@ -1044,6 +1048,7 @@ fn slow_reader_closes_and_reopens_the_window() {
         }
     }
     assert_eq!(flow.received, total);
+    assert!(small_window_seen, "the reader never held the sender back");
     let zero_windows = net.a.stack.counters().window_probes;
     println!(
         "slow reader: {} MiB, {zero_windows} window probes, {:.3} s virtual",
