@@ -347,11 +347,26 @@ impl TcpStack {
         Ok(ListenerHandle(idx))
     }
 
-    /// Stops listening; connections already accepted are unaffected, queued ones are reset.
+    /// Stops listening; connections already accepted are unaffected, queued and half-open
+    /// ones are reset. (Walks the connection table: a configuration-time operation.)
     pub fn unlisten(&mut self, now: Instant, l: ListenerHandle) {
         if let Some(Some(x)) = self.listeners.get_mut(l.0 as usize).map(|x| x.take()) {
             self.listen_map.remove(&(x.local.ip(), x.local.port()));
             for h in x.accept_queue {
+                let _ = self.abort(now, h);
+            }
+            // Half-open connections still point at the listener slot, which a new
+            // listener may reuse: reset them too.
+            let half_open: Vec<ConnHandle> = (0..self.slots.len() as u32)
+                .filter(|&i| {
+                    self.slots[i as usize]
+                        .conn
+                        .as_ref()
+                        .is_some_and(|c| c.listener == l.0)
+                })
+                .map(|i| self.handle_of(i))
+                .collect();
+            for h in half_open {
                 let _ = self.abort(now, h);
             }
         }
