@@ -435,7 +435,7 @@ fn bulk_2pct_loss_without_sack_or_timestamps_newreno() {
 }
 
 #[test]
-fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
+fn ten_thousand_concurrent_connections_open_and_close_cleanly_under_1pct_loss() {
     const N: usize = 10_000;
     let wall = std::time::Instant::now();
     let cfg = StackConfig {
@@ -448,7 +448,7 @@ fn ten_thousand_concurrent_connections_open_and_close_cleanly() {
         time_wait: Duration::from_secs(60),
         ..TcpProfile::default()
     };
-    let mut net = Net::new(faults(5, 0.0, 0.0, 0.0), cfg, p);
+    let mut net = Net::new(faults(5, 0.01, 0.01, 0.01), cfg, p);
     let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 7);
     let l = net.b.stack.listen(srv, N, ProfileId::DEFAULT).unwrap();
     let mut clients = Vec::with_capacity(N);
@@ -673,7 +673,11 @@ fn both_ways_at_once_with_loss_and_reordering() {
         nagle: false,
         ..bulk_profile(CongestionAlgo::Cubic)
     };
-    let mut net = Net::new(faults(6, 0.02, 0.02, 0.01), StackConfig::default(), p);
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let mut net = Net::new(faults(seed, 0.02, 0.02, 0.01), StackConfig::default(), p);
     let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
     let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
     let l = net.b.stack.listen(srv, 4, ProfileId::DEFAULT).unwrap();
@@ -850,10 +854,15 @@ fn random_operations_leave_nothing_behind() {
         fin_wait2_timeout: Duration::from_secs(10),
         ..TcpProfile::default()
     };
-    let mut net = Net::new(faults(7, 0.02, 0.02, 0.02), StackConfig::default(), p);
+    // ROUGE_TCP_SEED=n replays another run.
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let mut net = Net::new(faults(seed, 0.02, 0.02, 0.02), StackConfig::default(), p);
     let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 80);
     let l = net.b.stack.listen(srv, 64, ProfileId::DEFAULT).unwrap();
-    let mut x = 0x0123_4567_89ab_cdefu64;
+    let mut x = 0x0123_4567_89ab_cdefu64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut rnd = move |n: u64| {
         x ^= x << 13;
         x ^= x >> 7;
@@ -956,6 +965,8 @@ fn random_operations_leave_nothing_behind() {
             net.advance();
         }
     }
+    let lst = net.b.stack.listener(l).unwrap();
+    assert_eq!((lst.syn_queue, lst.accept_queue.len()), (0, 0));
     for st in [&net.a.stack, &net.b.stack] {
         assert_eq!(st.connection_count(), 0, "{:?}", st.connections_by_state());
         assert_eq!(st.time_wait_count(), 0);
@@ -965,5 +976,83 @@ fn random_operations_leave_nothing_behind() {
         "random operations: client {:?}\nserver {:?}",
         net.a.stack.counters(),
         net.b.stack.counters()
+    );
+}
+
+/// A reader slower than the sender: the window closes and reopens (zero-window probes,
+/// window updates), nothing is lost or duplicated.
+#[test]
+fn slow_reader_closes_and_reopens_the_window() {
+    let total = 2 << 20;
+    let p = TcpProfile {
+        recv_buffer: 16 * 1024,
+        send_buffer: 64 * 1024,
+        ..bulk_profile(CongestionAlgo::Cubic)
+    };
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let mut net = Net::new(faults(seed, 0.02, 0.01, 0.01), StackConfig::default(), p);
+    let srv = SocketAddr::new(IpAddr::V4(SERVER_IP), 9);
+    let cli = SocketAddr::new(IpAddr::V4(CLIENT_IP), 40000);
+    let l = net.b.stack.listen(srv, 4, ProfileId::DEFAULT).unwrap();
+    let c = net
+        .a
+        .stack
+        .connect(net.now, cli, srv, ProfileId::DEFAULT)
+        .unwrap();
+    let mut s = None;
+    let mut flow = Flow::new(total, 33);
+    let mut buf = vec![0u8; 2048];
+    let (mut connected, mut next_read) = (false, Instant::ZERO);
+    let mut small_window_seen = false;
+    while !flow.eof {
+        if net.now >= Instant::from_secs(60) {
+            panic!(
+                "stalled at {}\nclient {:?}\nserver {:?}\n{:?}\n{:?}",
+                flow.received,
+                net.a.stack.connection(c).map(dump),
+                s.and_then(|h| net.b.stack.connection(h)).map(dump),
+                net.a.stack.counters(),
+                net.b.stack.counters()
+            );
+        }
+        let moved = net.turn();
+        while let Some(e) = net.a.stack.poll_event() {
+            if let Event::Connected(_) = e {
+                connected = true;
+            }
+        }
+        while let Some(e) = net.b.stack.poll_event() {
+            if let Event::Accepted(_) = e {
+                s = net.b.stack.accept(l);
+            }
+        }
+        if connected {
+            flow.write(net.now, &mut net.a.stack, c);
+        }
+        if net.a.stack.connection(c).is_some_and(|x| x.snd_wnd < 2048) {
+            small_window_seen = true;
+        }
+        // 2 KiB per millisecond at most: about 2 MB/s against a faster sender.
+        if let (Some(h), true) = (s, net.now >= next_read) {
+            flow.read(&mut net.b.stack, h, &mut buf);
+            next_read = net.now + Duration::from_millis(1);
+        }
+        if !moved {
+            net.advance();
+            if s.is_some() && net.now > next_read {
+                net.now = next_read;
+            }
+        }
+    }
+    assert_eq!(flow.received, total);
+    assert!(small_window_seen, "the reader never held the sender back");
+    let zero_windows = net.a.stack.counters().window_probes;
+    println!(
+        "slow reader: {} MiB, {zero_windows} window probes, {:.3} s virtual",
+        total >> 20,
+        net.now.as_nanos() as f64 / 1e9
     );
 }

@@ -174,7 +174,10 @@ impl Connection {
         }
         if due(Timer::Persist, self) {
             self.timers.stop(Timer::Persist);
-            if self.snd_wnd == 0 && self.outstanding() == 0 && self.tx.len() > seq_dist_sent(self) {
+            // Nothing in flight and data held back: by a zero window, or by silly
+            // window avoidance before a small one (RFC 9293 section 3.8.6.2.1). Either
+            // way the persist timer forces a segment out.
+            if self.outstanding() == 0 && self.tx.len() > seq_dist_sent(self) {
                 self.set(flag::PROBE);
                 self.backoff = self.backoff.saturating_add(1);
                 c.window_probes += 1;

@@ -56,7 +56,8 @@ pub enum ResetReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A connection completed its handshake and waits in this listener's accept queue;
-    /// take it with [`TcpStack::accept`].
+    /// take it with [`TcpStack::accept`]. One event per connection: an application that
+    /// drains the queue on the first event finds it empty on the later ones.
     Accepted(ListenerHandle),
     /// An active open completed.
     Connected(ConnHandle),
@@ -146,6 +147,44 @@ enum Buf {
 /// 5. Sleep (or poll the NIC) no later than [`TcpStack::poll_timeout`].
 ///
 /// Nothing here reads a clock or performs I/O; `now` must not go backwards.
+///
+/// # Example
+///
+/// Two stacks wired back to back in memory: a client sends "hello" to a listener.
+///
+/// ```
+/// use rouge_pipelines::tcp::{Event, ProfileId, StackConfig, TcpProfile, TcpStack};
+/// use rouge_pipelines::Instant;
+///
+/// let mut client = TcpStack::new(StackConfig::default(), TcpProfile::default());
+/// let mut server = TcpStack::new(StackConfig::default(), TcpProfile::default());
+/// let l = server.listen("198.18.1.1:7".parse().unwrap(), 16, ProfileId::DEFAULT).unwrap();
+/// let now = Instant::from_millis(1);
+/// let c = client
+///     .connect(now, "198.18.1.2:40000".parse().unwrap(), "198.18.1.1:7".parse().unwrap(), ProfileId::DEFAULT)
+///     .unwrap();
+/// client.write(c, b"hello").unwrap(); // queued until the handshake completes
+/// let mut seg = [0u8; 1600];
+/// let mut got = Vec::new();
+/// for _ in 0..4 {
+///     while let Some(t) = client.poll_transmit(now, &mut seg) {
+///         server.handle_segment(now, t.src, t.dst, &seg[..t.len]);
+///     }
+///     while let Some(t) = server.poll_transmit(now, &mut seg) {
+///         client.handle_segment(now, t.src, t.dst, &seg[..t.len]);
+///     }
+///     while let Some(e) = server.poll_event() {
+///         if let Event::Accepted(l) = e {
+///             let h = server.accept(l).unwrap();
+///             let mut buf = [0u8; 64];
+///             if let Ok(n) = server.read(h, &mut buf) {
+///                 got.extend_from_slice(&buf[..n]);
+///             }
+///         }
+///     }
+/// }
+/// assert_eq!(got, b"hello");
+/// ```
 #[derive(Debug)]
 pub struct TcpStack {
     cfg: StackConfig,
@@ -252,6 +291,11 @@ impl TcpStack {
         self.connection(h).map(|c| c.state)
     }
 
+    /// Our address and the peer's, as (local, remote).
+    pub fn addresses(&self, h: ConnHandle) -> Option<(SocketAddr, SocketAddr)> {
+        self.connection(h).map(|c| (c.key.local, c.key.remote))
+    }
+
     /// A listener, for inspection.
     pub fn listener(&self, l: ListenerHandle) -> Option<&Listener> {
         self.listeners.get(l.0 as usize).and_then(|x| x.as_ref())
@@ -303,11 +347,26 @@ impl TcpStack {
         Ok(ListenerHandle(idx))
     }
 
-    /// Stops listening; connections already accepted are unaffected, queued ones are reset.
+    /// Stops listening; connections already accepted are unaffected, queued and half-open
+    /// ones are reset. (Walks the connection table: a configuration-time operation.)
     pub fn unlisten(&mut self, now: Instant, l: ListenerHandle) {
         if let Some(Some(x)) = self.listeners.get_mut(l.0 as usize).map(|x| x.take()) {
             self.listen_map.remove(&(x.local.ip(), x.local.port()));
             for h in x.accept_queue {
+                let _ = self.abort(now, h);
+            }
+            // Half-open connections still point at the listener slot, which a new
+            // listener may reuse: reset them too.
+            let half_open: Vec<ConnHandle> = (0..self.slots.len() as u32)
+                .filter(|&i| {
+                    self.slots[i as usize]
+                        .conn
+                        .as_ref()
+                        .is_some_and(|c| c.listener == l.0)
+                })
+                .map(|i| self.handle_of(i))
+                .collect();
+            for h in half_open {
                 let _ = self.abort(now, h);
             }
         }

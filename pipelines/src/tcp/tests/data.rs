@@ -441,3 +441,18 @@ fn connections_take_turns_on_output() {
         ]
     );
 }
+
+#[test]
+fn persist_timer_overrides_silly_window_avoidance() {
+    let (mut s, h, iss) = established();
+    // The window shrinks to 300 bytes (its update "lost" nothing: it is just small).
+    let mut a = seg(ACK, PEER_ISS + 1, iss + 1);
+    a.window = 300;
+    send!(s, 5, a);
+    s.write(h, &[1u8; 2000]).unwrap();
+    // 300 < half the largest window (8000): held back...
+    recv_nothing!(s, 10);
+    // ...until the persist timer (RTO, 200 ms) forces what fits.
+    recv_nothing!(s, 209);
+    recv!(s, 210, [(ACK, iss + 1, PEER_ISS + 1, 300)]);
+}

@@ -25,6 +25,7 @@ fn passive_open_negotiates_mss_and_fills_accept_queue() {
     assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
     assert_eq!(s.listener(l).unwrap().syn_queue, 0);
     let h = s.accept(l).unwrap();
+    assert_eq!(s.addresses(h), Some((local(), remote())));
     assert_eq!(
         s.connection(h).unwrap().mss,
         1000,
@@ -492,8 +493,21 @@ fn unlisten_resets_queued_connections_and_refuses_new_ones() {
     let iss = recv_all(&mut s, t(0))[0].repr.seq;
     send!(s, 1, seg(ACK, PEER_ISS + 1, iss + 1));
     assert_eq!(events(&mut s), vec![Event::Accepted(l)]);
+    // And one half-open.
+    let mut syn2 = seg(SYN, PEER_ISS, 0);
+    syn2.src_port = 40002;
+    send!(s, 1, syn2);
+    let iss2 = recv_all(&mut s, t(1))[0].repr.seq;
+    assert_eq!(s.connection_count(), 2);
     s.unlisten(t(2), l);
-    recv!(s, 2, [(RSTACK, iss + 1, PEER_ISS + 1, 0)]);
+    recv!(
+        s,
+        2,
+        [
+            (RSTACK, iss + 1, PEER_ISS + 1, 0),
+            (RSTACK, iss2 + 1, PEER_ISS + 1, 0)
+        ]
+    );
     assert_eq!(s.connection_count(), 0);
     let mut syn = seg(SYN, PEER_ISS, 0);
     syn.src_port = 40001;

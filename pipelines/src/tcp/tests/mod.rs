@@ -204,7 +204,12 @@ fn idle_connection_state_is_at_most_1_kib() {
 /// the stack keeps its invariants.
 #[test]
 fn random_segments_never_panic() {
-    let mut x: u64 = 0x1234_5678_9abc_def1;
+    // ROUGE_TCP_SEED=n replays another run.
+    let seed: u64 = std::env::var("ROUGE_TCP_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut x: u64 = 0x1234_5678_9abc_def1 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut rnd = move || {
         x ^= x << 13;
         x ^= x >> 7;
