@@ -17,6 +17,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
 step "build (release binaries for the end-to-end tests and benchmarks)"
 cargo build --release -q -p rouge-appliance --bin rouge
 export ROUGE_BIN="$PWD/target/release/rouge"

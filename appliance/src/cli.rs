@@ -33,7 +33,7 @@ pub enum Command {
         /// Idle policy of the workers (overrides the config).
         #[arg(long, value_enum)]
         idle: Option<IdleArg>,
-        /// Write every frame received and sent to DIR/<interface>[-<worker>].pcap.
+        /// Write every frame received and sent to `DIR/INTERFACE[-WORKER].pcap`.
         #[arg(long)]
         pcap: Option<PathBuf>,
         /// Management socket path.
