@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Rouge's test bed: three network namespaces joined by two veth pairs.
+#
+#   ${P}client               ${P}lb (the appliance)                 ${P}srv
+#   c0 198.18.1.2/24  <--->  lb-c           lb-s  <--->  s0 198.18.2.11-14/24
+#   default via .1.1         (no kernel addresses; Rouge owns     default via .2.1
+#                             198.18.1.1/24 and 198.18.2.1/24)
+#
+# Usage:
+#   scripts/testbed.sh up     [PREFIX] [--kernel]   build it (tears down a previous copy first)
+#   scripts/testbed.sh down   [PREFIX]              remove everything it made (idempotent)
+#   scripts/testbed.sh status [PREFIX]              show what exists
+#
+# PREFIX (default `rg-`) names the namespaces, so tests build private copies side by side.
+# Interface names inside the namespaces are the same in every copy; the veth pairs are
+# created directly inside their namespaces, so nothing ever appears in the root namespace.
+#
+# --kernel gives lb-c 198.18.1.1/24 and lb-s 198.18.2.1/24 in the kernel with
+# ip_forward=1, for the kernel peers the benchmarks compare Rouge against.
+#
+# Offloads: TSO, GSO, GRO and transmit checksumming are turned off on every veth end
+# (c0, lb-c, lb-s, s0). With them on, the kernel hands a veth 64 KiB super-frames that
+# no real wire carries, and TCP/UDP packets whose checksum is only a partial sum
+# (AF_PACKET flags them TP_STATUS_CSUMNOTREADY). With them off, every frame on the wire
+# is at most the MTU and carries full checksums, as on a NIC. Rouge and its peers are
+# measured under the same setting.
+#
+# Only addresses in 198.18.0.0/15 (the benchmarking range) are used.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 up|down|status [PREFIX] [--kernel]" >&2
+    exit 2
+}
+
+[[ $# -ge 1 ]] || usage
+CMD=$1
+shift
+P=rg-
+KERNEL=0
+for arg in "$@"; do
+    case "$arg" in
+        --kernel) KERNEL=1 ;;
+        -h | --help) usage ;;
+        -*) echo "unknown option: $arg" >&2; usage ;;
+        *) P=$arg ;;
+    esac
+done
+
+CLIENT=${P}client
+LB=${P}lb
+SRV=${P}srv
+
+in_ns() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+ns_exists() {
+    ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"
+}
+
+need_root() {
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "$0: needs root (network namespaces)" >&2
+        exit 1
+    fi
+}
+
+# Turns off segmentation, receive coalescing and transmit checksum offload on one link.
+no_offloads() {
+    local ns=$1 dev=$2
+    in_ns "$ns" ethtool -K "$dev" tso off gso off gro off tx off >/dev/null 2>&1 ||
+        in_ns "$ns" ethtool -K "$dev" tso off gso off gro off >/dev/null 2>&1 ||
+        echo "warning: could not change offloads on $ns/$dev (is ethtool installed?)" >&2
+}
+
+sysctl_ns() {
+    local ns=$1 key=$2 val=$3
+    in_ns "$ns" sysctl -qw "$key=$val" >/dev/null 2>&1 || true
+}
+
+down() {
+    local ns
+    for ns in "$CLIENT" "$LB" "$SRV"; do
+        if ns_exists "$ns"; then
+            # Deleting the namespace destroys its veths (and their peers).
+            ip netns delete "$ns" 2>/dev/null || true
+        fi
+    done
+}
+
+up() {
+    down
+    local ns
+    for ns in "$CLIENT" "$LB" "$SRV"; do
+        ip netns add "$ns"
+        in_ns "$ns" ip link set lo up
+    done
+    # Create each pair directly inside its two namespaces: no names in the root namespace.
+    ip link add c0 netns "$CLIENT" type veth peer name lb-c netns "$LB"
+    ip link add lb-s netns "$LB" type veth peer name s0 netns "$SRV"
+
+    # The appliance namespace: no IPv6 on its links (no router solicitations or DAD
+    # frames in the measurements), no kernel ARP replies, no reverse-path filtering.
+    sysctl_ns "$LB" net.ipv6.conf.all.disable_ipv6 1
+    sysctl_ns "$LB" net.ipv6.conf.default.disable_ipv6 1
+    sysctl_ns "$LB" net.ipv4.conf.all.rp_filter 0
+    sysctl_ns "$LB" net.ipv4.conf.default.rp_filter 0
+    for dev in lb-c lb-s; do
+        sysctl_ns "$LB" "net.ipv6.conf.$dev.disable_ipv6" 1
+        sysctl_ns "$LB" "net.ipv4.conf.$dev.rp_filter" 0
+        no_offloads "$LB" "$dev"
+    done
+    # The peers: IPv6 off too, so the links carry only what the tests send.
+    sysctl_ns "$CLIENT" net.ipv6.conf.all.disable_ipv6 1
+    sysctl_ns "$SRV" net.ipv6.conf.all.disable_ipv6 1
+    no_offloads "$CLIENT" c0
+    no_offloads "$SRV" s0
+
+    if [[ $KERNEL -eq 1 ]]; then
+        in_ns "$LB" ip addr add 198.18.1.1/24 dev lb-c
+        in_ns "$LB" ip addr add 198.18.2.1/24 dev lb-s
+        sysctl_ns "$LB" net.ipv4.ip_forward 1
+    else
+        # Userspace owns the addresses: the kernel must neither answer ARP for nor
+        # forward anything it might see on these links.
+        for dev in all lb-c lb-s; do
+            sysctl_ns "$LB" "net.ipv4.conf.$dev.arp_ignore" 8
+            sysctl_ns "$LB" "net.ipv4.conf.$dev.arp_announce" 2
+        done
+        sysctl_ns "$LB" net.ipv4.ip_forward 0
+    fi
+    in_ns "$LB" ip link set lb-c up
+    in_ns "$LB" ip link set lb-s up
+
+    in_ns "$CLIENT" ip addr add 198.18.1.2/24 dev c0
+    in_ns "$CLIENT" ip link set c0 up
+    in_ns "$CLIENT" ip route add default via 198.18.1.1
+
+    in_ns "$SRV" ip addr add 198.18.2.11/24 dev s0
+    for a in 12 13 14; do
+        in_ns "$SRV" ip addr add "198.18.2.$a/24" dev s0
+    done
+    in_ns "$SRV" ip link set s0 up
+    in_ns "$SRV" ip route add default via 198.18.2.1
+
+    local mode=userspace
+    [[ $KERNEL -eq 1 ]] && mode=kernel
+    echo "test bed ${P} up ($mode): $CLIENT c0 <-> $LB lb-c | $LB lb-s <-> $SRV s0"
+}
+
+status() {
+    local ns any=0
+    for ns in "$CLIENT" "$LB" "$SRV"; do
+        if ns_exists "$ns"; then
+            any=1
+            echo "== $ns"
+            in_ns "$ns" ip -br addr show | grep -v '^lo ' || true
+            in_ns "$ns" ip route show 2>/dev/null | sed 's/^/   route: /'
+        else
+            echo "== $ns (absent)"
+        fi
+    done
+    [[ $any -eq 1 ]]
+}
+
+case "$CMD" in
+    up) need_root; trap 'echo "testbed: up failed, tearing down" >&2; down' ERR; up ;;
+    down) need_root; down ;;
+    status) status ;;
+    *) usage ;;
+esac
