@@ -18,10 +18,11 @@ pub struct OpenError {
     pub reason: String,
 }
 
-/// Opens `ifname` with Rouge's AF_PACKET driver.
+/// Opens `ifname` with Rouge's AF_PACKET driver (TPACKET rings, qdisc bypass).
 #[cfg(feature = "afpacket")]
 pub fn open_port(ifname: &str) -> Result<impl Port, OpenError> {
-    rouge_drivers::afpacket::AfPacketPort::open(ifname, Default::default()).map_err(|e| OpenError {
+    let cfg = rouge_drivers::afpacket::AfPacketConfig::default();
+    rouge_drivers::afpacket::AfPacketPort::open(ifname, &cfg).map_err(|e| OpenError {
         ifname: ifname.to_string(),
         reason: e.to_string(),
     })

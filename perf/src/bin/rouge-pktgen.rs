@@ -139,7 +139,7 @@ fn run(args: &Args) -> Result<(), String> {
         return Err("give --duration SECONDS or --count PACKETS (every run is bounded)".into());
     }
     let duration = match args.duration {
-        Some(d) if !(d > 0.0) => return Err("--duration must be positive".into()),
+        Some(d) if d.is_nan() || d <= 0.0 => return Err("--duration must be positive".into()),
         Some(d) if d > MAX_DURATION.as_secs_f64() => {
             eprintln!(
                 "rouge-pktgen: --duration capped at {} s",
