@@ -85,6 +85,23 @@ fn draw_file(path: &Path, out_dir: Option<&Path>, latest: bool) -> Res<()> {
     Ok(())
 }
 
+/// One colour per system, in order of first appearance; Rouge is always red.
+fn system_color(summary: &[Value], row: &Value) -> RGBColor {
+    let sys = row["system"].as_str().unwrap_or("?");
+    if sys == "rouge" {
+        return PALETTE[0];
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for r in summary {
+        let s = r["system"].as_str().unwrap_or("?");
+        if s != "rouge" && !seen.contains(&s) {
+            seen.push(s);
+        }
+    }
+    let i = seen.iter().position(|s| *s == sys).unwrap_or(0);
+    PALETTE[1 + i % (PALETTE.len() - 1)]
+}
+
 fn label(row: &Value) -> String {
     format!(
         "{} / {}",
@@ -94,9 +111,13 @@ fn label(row: &Value) -> String {
 }
 
 fn throughput_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
-    let bars: Vec<(String, f64)> = summary
+    let bars: Vec<(String, f64, RGBColor, bool)> = summary
         .iter()
-        .filter_map(|r| Some((label(r), r["throughput_pps"].as_f64()? / 1e6)))
+        .filter_map(|r| {
+            let v = r["throughput_pps"].as_f64()? / 1e6;
+            let first_gen = r["generator"].as_str() == Some("rouge-pktgen");
+            Some((label(r), v, system_color(summary, r), first_gen))
+        })
         .collect();
     let root =
         SVGBackend::new(path, (900, 120 + 44 * bars.len().max(1) as u32)).into_drawing_area();
@@ -129,17 +150,18 @@ fn throughput_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
         .x_desc("million packets per second")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (name, v)) in bars.iter().enumerate() {
+    for (i, (_, v, color, solid)) in bars.iter().enumerate() {
         let y = (n - 1 - i) as f64;
-        let color = if name.starts_with("rouge /") {
-            PALETTE[0]
+        // The same colour per system; bars of the second generator are lighter.
+        let style = if *solid {
+            color.filled()
         } else {
-            PALETTE[1 + i % (PALETTE.len() - 1)]
+            color.mix(0.55).filled()
         };
         chart
             .draw_series(std::iter::once(Rectangle::new(
                 [(0.0, y + 0.15), (*v, y + 0.85)],
-                color.filled(),
+                style,
             )))
             .map_err(|e| e.to_string())?;
         chart
@@ -154,7 +176,7 @@ fn throughput_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
 }
 
 fn latency_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
-    let curves: Vec<(String, Vec<f64>)> = summary
+    let curves: Vec<(String, Vec<f64>, RGBColor)> = summary
         .iter()
         .filter_map(|r| {
             let lat = r
@@ -162,7 +184,7 @@ fn latency_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
                 .filter(|l| l.is_object())
                 .or(r.get("latency_at_max"))?;
             let pts: Option<Vec<f64>> = PERCENTILES.iter().map(|(k, _)| lat[*k].as_f64()).collect();
-            Some((label(r), pts?))
+            Some((label(r), pts?, system_color(summary, r)))
         })
         .collect();
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
@@ -195,12 +217,8 @@ fn latency_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
         .y_desc("microseconds (log)")
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, (name, pts)) in curves.iter().enumerate() {
-        let color = if name.starts_with("rouge /") {
-            PALETTE[0]
-        } else {
-            PALETTE[1 + i % (PALETTE.len() - 1)]
-        };
+    for (name, pts, color) in &curves {
+        let color = *color;
         chart
             .draw_series(LineSeries::new(
                 pts.iter().enumerate().map(|(x, y)| (x as f64, *y)),
