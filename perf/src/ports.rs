@@ -8,6 +8,13 @@
 
 use rouge_drivers::Port;
 
+/// Which driver [`open_port`] uses, for result files.
+pub const DRIVER: &str = if cfg!(feature = "afpacket") {
+    "afpacket (TPACKET rings)"
+} else {
+    "socket stop-gap (pnet_datalink, one system call per frame)"
+};
+
 /// Error opening a port.
 #[derive(Debug, thiserror::Error)]
 #[error("opening interface `{ifname}`: {reason}")]

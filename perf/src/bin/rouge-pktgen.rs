@@ -264,6 +264,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut config = serde_json::to_value(args).map_err(|e| e.to_string())?;
     config["dst_mac_used"] = serde_json::Value::String(dst_mac.to_string());
     config["kind"] = serde_json::to_value(kind).map_err(|e| e.to_string())?;
+    config["port_driver"] = serde_json::Value::from(ports::DRIVER);
     let report = Report::new(config, &gen, stats, receiving.then_some(&recv));
     if args.json {
         println!(
