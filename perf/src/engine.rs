@@ -102,7 +102,7 @@ pub fn run<T: Port, R: Port>(
     let tx_end = start.elapsed();
     let drain_end = tx_end + limits.drain;
     if !matches!(rx, RxSide::None) {
-        while start.elapsed() < drain_end && recv.unique() < gen.generated {
+        while start.elapsed() < drain_end && recv.answered() < gen.generated {
             if poll_rx(tx, &mut rx, pool, &mut inb, recv, start) == 0 {
                 std::thread::sleep(Duration::from_micros(50));
             }

@@ -40,22 +40,27 @@ pub enum Kind {
     TcpSyn,
     /// ICMP echo requests; the receiver counts the echo replies.
     IcmpEcho,
+    /// ARP requests for the destination address (broadcast, 64-byte frames); the
+    /// receiver counts the ARP replies (they carry no probe: no latency, no sequence).
+    ArpRequest,
 }
 
 impl Kind {
-    /// IP protocol number.
+    /// IP protocol number (0 for ARP).
     pub fn proto(self) -> u8 {
         match self {
             Kind::Udp => 17,
             Kind::TcpSyn => 6,
             Kind::IcmpEcho => 1,
+            Kind::ArpRequest => 0,
         }
     }
 
-    /// Length of the L4 header in generated frames.
+    /// Length of the L4 header in generated frames (for ARP: the ARP body after the
+    /// 20 bytes an IPv4 header would take, so the probe lands in the padding).
     pub fn l4_header_len(self) -> usize {
         match self {
-            Kind::Udp | Kind::IcmpEcho => 8,
+            Kind::Udp | Kind::IcmpEcho | Kind::ArpRequest => 8,
             Kind::TcpSyn => 20,
         }
     }
@@ -120,6 +125,16 @@ impl Template {
     /// Builds a template of `kind` whose frame is `size` bytes with FCS (clamped to
     /// `kind.min_frame()..=MAX_FRAME`).
     pub fn new(kind: Kind, ep: &Endpoints, size: usize) -> Template {
+        if kind == Kind::ArpRequest {
+            let mut f = arp_request(ep.src_mac, [0; 4], ep.dst_ip).to_vec();
+            f[0..6].copy_from_slice(&ep.dst_mac.0);
+            return Template {
+                kind,
+                frame: f,
+                ip_base: 0,
+                l4_base: 0,
+            };
+        }
         let size = size.clamp(kind.min_frame(), MAX_FRAME);
         let len = size - FCS_LEN;
         let mut f = vec![0u8; len];
@@ -154,6 +169,7 @@ impl Template {
                 l4[0] = 8; // echo request
                 0
             }
+            Kind::ArpRequest => 0, // built above; never reached
         };
         let l4_base = fold(checksum::sum(pseudo, l4));
         Template {
@@ -189,6 +205,11 @@ impl Template {
     #[inline]
     pub fn write(&self, out: &mut [u8], flow: &Flow, probe: &Probe) {
         out.copy_from_slice(&self.frame);
+        if self.kind == Kind::ArpRequest {
+            out[28..32].copy_from_slice(&flow.src_ip); // sender protocol address
+            probe.write(&mut out[42..42 + PROBE_LEN]);
+            return;
+        }
         out[IP_OFF + 12..IP_OFF + 16].copy_from_slice(&flow.src_ip);
         let src = addr_words(flow.src_ip);
         let ip_csum = checksum::finish(self.ip_base + src);
@@ -210,6 +231,7 @@ impl Template {
                 let c = checksum::finish(self.l4_base + src + flow.src_port as u32 + psum);
                 out[L4_OFF + 16..L4_OFF + 18].copy_from_slice(&c.to_be_bytes());
             }
+            Kind::ArpRequest => {}
             Kind::IcmpEcho => {
                 let seq16 = probe.seq as u16;
                 out[L4_OFF + 4..L4_OFF + 6].copy_from_slice(&probe.flow.to_be_bytes());
@@ -257,12 +279,15 @@ pub fn arp_request(src_mac: MacAddr, src_ip: [u8; 4], target_ip: [u8; 4]) -> [u8
     f
 }
 
+/// True when `frame` is an ARP reply.
+#[inline]
+pub fn is_arp_reply(frame: &[u8]) -> bool {
+    frame.len() >= 42 && frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 2]
+}
+
 /// The sender MAC of `frame` when it is an ARP reply from `ip`.
 pub fn arp_reply_from(frame: &[u8], ip: [u8; 4]) -> Option<MacAddr> {
-    if frame.len() < 42 || frame[12..14] != [0x08, 0x06] || frame[20..22] != [0, 2] {
-        return None;
-    }
-    if frame[28..32] != ip {
+    if !is_arp_reply(frame) || frame[28..32] != ip {
         return None;
     }
     let mut m = [0u8; 6];
@@ -402,6 +427,38 @@ mod tests {
             },
         );
         assert_eq!(locate_probe(&req), None);
+    }
+
+    #[test]
+    fn arp_request_templates_carry_the_flow_as_sender() {
+        let mut e = ep();
+        e.dst_mac = MacAddr::BROADCAST;
+        e.dst_ip = [198, 18, 1, 1];
+        let t = Template::new(Kind::ArpRequest, &e, 1518);
+        assert_eq!(t.wire_size(), 64);
+        let mut out = vec![0u8; t.len()];
+        let flow = Flow {
+            src_ip: [198, 18, 1, 7],
+            src_port: 0,
+        };
+        t.write(
+            &mut out,
+            &flow,
+            &Probe {
+                flow: 3,
+                seq: 9,
+                tx_ns: 1,
+            },
+        );
+        let mut want = arp_request(MacAddr::local(1), [198, 18, 1, 7], [198, 18, 1, 1]);
+        Probe {
+            flow: 3,
+            seq: 9,
+            tx_ns: 1,
+        }
+        .write(&mut want[42..58]);
+        assert_eq!(out, want.to_vec());
+        assert!(!is_arp_reply(&out));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 use hdrhistogram::Histogram;
 use rouge_drivers::{Burst, PacketPool};
 
-use crate::frame::{locate_probe, Endpoints, Flow, Kind, Template, MAX_FRAME, MIN_FRAME};
+use crate::frame::{
+    is_arp_reply, locate_probe, Endpoints, Flow, Kind, Template, MAX_FRAME, MIN_FRAME,
+};
 use crate::probe::Probe;
 
 /// Most flows a run can have (the probe's flow id is 16 bits).
@@ -114,6 +116,11 @@ impl Generator {
             generated: 0,
             generated_bytes: 0,
         }
+    }
+
+    /// The kind of frames generated.
+    pub fn kind(&self) -> Kind {
+        self.templates[0].kind()
     }
 
     /// Number of flows.
@@ -228,7 +235,9 @@ pub struct Receiver {
     pub received: u64,
     /// Bytes of those frames (with FCS).
     pub received_bytes: u64,
-    /// Frames without a probe (ARP, neighbour traffic, replies of other kinds).
+    /// ARP replies (the answers counted in ARP request mode).
+    pub arp_replies: u64,
+    /// Frames without a probe (neighbour traffic, replies of other kinds).
     pub other: u64,
     /// Frames with a probe whose IPv4 header checksum is wrong.
     pub bad_checksum: u64,
@@ -249,6 +258,7 @@ impl Receiver {
                 .expect("constant histogram bounds are valid"),
             received: 0,
             received_bytes: 0,
+            arp_replies: 0,
             other: 0,
             bad_checksum: 0,
             unknown_flow: 0,
@@ -260,7 +270,12 @@ impl Receiver {
     #[inline]
     pub fn handle(&mut self, frame: &[u8], now_ns: u64) {
         let Some((off, ip_ok)) = locate_probe(frame) else {
-            self.other += 1;
+            if is_arp_reply(frame) {
+                self.arp_replies += 1;
+                self.received_bytes += (frame.len().max(60) + crate::frame::FCS_LEN) as u64;
+            } else {
+                self.other += 1;
+            }
             return;
         };
         let Some(p) = frame.get(off..).and_then(Probe::read) else {
@@ -292,6 +307,11 @@ impl Receiver {
     /// Distinct probes received over all flows.
     pub fn unique(&self) -> u64 {
         self.flows.iter().map(|f| f.unique).sum()
+    }
+
+    /// Answers received: distinct probes plus ARP replies.
+    pub fn answered(&self) -> u64 {
+        self.unique() + self.arp_replies
     }
 
     /// Duplicates over all flows.
@@ -348,6 +368,23 @@ mod tests {
         assert_eq!(g.generated, 48);
         assert_eq!(g.sent_in_flow(0), 8);
         assert_eq!(g.sent_in_flow(5), 8);
+    }
+
+    #[test]
+    fn arp_replies_are_answers_and_requests_are_not() {
+        use crate::frame::arp_request;
+        let mut r = Receiver::new(1);
+        let req = arp_request(MacAddr::local(1), [198, 18, 1, 2], [198, 18, 1, 1]);
+        let mut reply = arp_request(MacAddr::local(2), [198, 18, 1, 1], [198, 18, 1, 2]);
+        reply[21] = 2;
+        r.handle(&req, 5);
+        r.handle(&reply, 6);
+        r.handle(&reply, 7);
+        assert_eq!(
+            (r.arp_replies, r.other, r.answered(), r.unique()),
+            (2, 1, 2, 0)
+        );
+        assert!(r.latency.is_empty());
     }
 
     #[test]

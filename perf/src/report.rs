@@ -44,6 +44,8 @@ pub struct RxFigures {
     pub reordered: u64,
     /// Duplicates.
     pub duplicates: u64,
+    /// ARP replies.
+    pub arp_replies: u64,
     /// Frames without a probe.
     pub other: u64,
     /// Probes with a bad IPv4 header checksum.
@@ -120,8 +122,10 @@ impl Report {
         recv: Option<&Receiver>,
     ) -> Report {
         let secs = tx.tx_seconds.max(1e-9);
+        let arp = gen.kind() == crate::frame::Kind::ArpRequest;
         let rx = recv.map(|r| {
-            let unique = r.unique();
+            // ARP replies carry no probe: each counts as one distinct answer.
+            let unique = if arp { r.arp_replies } else { r.unique() };
             let lost = tx.generated.saturating_sub(unique);
             RxFigures {
                 received: r.received,
@@ -134,6 +138,7 @@ impl Report {
                 },
                 reordered: r.reordered(),
                 duplicates: r.duplicates(),
+                arp_replies: r.arp_replies,
                 other: r.other,
                 bad_checksum: r.bad_checksum,
                 unknown_flow: r.unknown_flow,
@@ -142,7 +147,7 @@ impl Report {
             }
         });
         let per_flow = match recv {
-            Some(r) if gen.flow_count() <= 64 => r
+            Some(r) if gen.flow_count() <= 64 && !arp => r
                 .flows()
                 .iter()
                 .enumerate()

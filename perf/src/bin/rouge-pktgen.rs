@@ -32,6 +32,8 @@ enum Mode {
     TcpSyn,
     /// ICMP echo requests; the replies are received on `--tx` itself.
     IcmpEcho,
+    /// ARP requests for --dst (broadcast unless --dst-mac); replies received on `--tx`.
+    ArpRequest,
 }
 
 /// Generate Ethernet/IPv4 traffic on an interface, receive it on another (or the replies
@@ -170,6 +172,7 @@ fn run(args: &Args) -> Result<(), String> {
         Mode::Udp => Kind::Udp,
         Mode::TcpSyn => Kind::TcpSyn,
         Mode::IcmpEcho => Kind::IcmpEcho,
+        Mode::ArpRequest => Kind::ArpRequest,
     };
     let flow_list = flows((src_lo.into(), src_hi.into()), (sp_lo, sp_hi));
 
@@ -180,7 +183,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut tx = ports::open_port(&args.tx).map_err(|e| e.to_string())?;
     let rx_name = match (&args.rx, args.mode) {
         (Some(r), _) => Some(r.clone()),
-        (None, Mode::IcmpEcho) => Some(args.tx.clone()),
+        (None, Mode::IcmpEcho | Mode::ArpRequest) => Some(args.tx.clone()),
         (None, _) => None,
     };
     let same = rx_name.as_deref() == Some(args.tx.as_str()) && args.rx_netns == args.tx_netns;
@@ -196,6 +199,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     let dst_mac = match args.dst_mac {
         Some(m) => m,
+        None if kind == Kind::ArpRequest => MacAddr::BROADCAST,
         None => {
             let src = src_lo.octets();
             let hop = args.next_hop.unwrap_or_else(|| {
