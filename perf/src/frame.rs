@@ -116,6 +116,20 @@ fn fold(mut acc: u32) -> u32 {
     acc
 }
 
+/// One's-complement sum of `data` (a multiple of 4 bytes long) taken 32 bits at a time:
+/// the same folded result as 16-bit words, in half the additions.
+#[inline]
+fn sum32(data: &[u8]) -> u32 {
+    let mut acc = 0u64;
+    for c in data.chunks_exact(4) {
+        acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64;
+    }
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u32
+}
+
 #[inline]
 fn addr_words(a: [u8; 4]) -> u32 {
     u16::from_be_bytes([a[0], a[1]]) as u32 + u16::from_be_bytes([a[2], a[3]]) as u32
@@ -216,7 +230,7 @@ impl Template {
         out[IP_OFF + 10..IP_OFF + 12].copy_from_slice(&ip_csum.to_be_bytes());
         let po = self.kind.probe_offset();
         probe.write(&mut out[po..po + PROBE_LEN]);
-        let psum = fold(checksum::sum(0, &out[po..po + PROBE_LEN]));
+        let psum = sum32(&out[po..po + PROBE_LEN]);
         match self.kind {
             Kind::Udp => {
                 out[L4_OFF..L4_OFF + 2].copy_from_slice(&flow.src_port.to_be_bytes());
@@ -255,7 +269,7 @@ pub fn locate_probe(frame: &[u8]) -> Option<(usize, bool)> {
     if frame[IP_OFF] >> 4 != 4 || ihl < IP_LEN || frame.len() < IP_OFF + ihl + 8 {
         return None;
     }
-    let ip_ok = checksum::checksum(&frame[IP_OFF..IP_OFF + ihl]) == 0;
+    let ip_ok = sum32(&frame[IP_OFF..IP_OFF + ihl]) == 0xffff;
     let l4 = IP_OFF + ihl;
     let off = match frame[IP_OFF + 9] {
         17 => l4 + 8,
@@ -364,6 +378,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn thirty_two_bit_sums_equal_sixteen_bit_sums() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for len in [4usize, 16, 20, 60] {
+            for _ in 0..50 {
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
+                assert_eq!(sum32(&data), fold(checksum::sum(0, &data)), "{data:?}");
+            }
+        }
+        assert_eq!(sum32(&[0xff; 20]), 0xffff);
     }
 
     #[test]
