@@ -1,0 +1,397 @@
+//! The generator (flows, frame-size schedule) and the receiver (per-flow accounting and
+//! latency).
+//!
+//! Both allocate everything at construction; their per-packet methods only write into
+//! buffers and counters.
+
+use hdrhistogram::Histogram;
+use rouge_drivers::{Burst, PacketPool};
+
+use crate::frame::{
+    is_arp_reply, locate_probe, Endpoints, Flow, Kind, Template, MAX_FRAME, MIN_FRAME,
+};
+use crate::probe::Probe;
+
+/// Most flows a run can have (the probe's flow id is 16 bits).
+pub const MAX_FLOWS: usize = 1 << 16;
+
+/// Frame sizes of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizes {
+    /// Every frame this size (with FCS), 64..=1518.
+    Fixed(usize),
+    /// Simple IMIX: 64, 570 and 1518-byte frames in the ratio 7:4:1, interleaved.
+    Imix,
+}
+
+impl std::str::FromStr for Sizes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("imix") {
+            return Ok(Sizes::Imix);
+        }
+        let n: usize = s
+            .parse()
+            .map_err(|_| format!("frame size `{s}`: write a number of bytes or `imix`"))?;
+        if !(MIN_FRAME..=MAX_FRAME).contains(&n) {
+            return Err(format!(
+                "frame size {n}: write {MIN_FRAME} to {MAX_FRAME} (bytes with FCS) or `imix`"
+            ));
+        }
+        Ok(Sizes::Fixed(n))
+    }
+}
+
+impl serde::Serialize for Sizes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Sizes::Fixed(n) => s.serialize_u64(*n as u64),
+            Sizes::Imix => s.serialize_str("imix"),
+        }
+    }
+}
+
+/// IMIX order: 7 small, 4 medium, 1 large frame per 12, spread out.
+const IMIX_SIZES: [usize; 3] = [64, 570, 1518];
+const IMIX_ORDER: [u8; 12] = [0, 1, 0, 0, 2, 0, 1, 0, 0, 1, 0, 1];
+
+/// Makes the flow list: every source address of `ips` with every source port of `ports`
+/// (ports vary fastest), at most [`MAX_FLOWS`].
+pub fn flows(ips: (u32, u32), ports: (u16, u16)) -> Vec<Flow> {
+    let mut out = Vec::new();
+    'outer: for ip in ips.0..=ips.1 {
+        for port in ports.0..=ports.1 {
+            if out.len() == MAX_FLOWS {
+                break 'outer;
+            }
+            out.push(Flow {
+                src_ip: ip.to_be_bytes(),
+                src_port: port,
+            });
+        }
+    }
+    out
+}
+
+/// Builds frames for a run: round-robin over flows, sizes from the schedule.
+#[derive(Debug)]
+pub struct Generator {
+    templates: Vec<Template>,
+    schedule: Vec<u8>,
+    slot: usize,
+    flows: Vec<Flow>,
+    next_flow: usize,
+    seq: Vec<u32>,
+    /// Frames generated.
+    pub generated: u64,
+    /// Bytes generated (with FCS).
+    pub generated_bytes: u64,
+}
+
+impl Generator {
+    /// A generator of `kind` frames to `ep` over `flows` (at least one, at most [`MAX_FLOWS`]).
+    pub fn new(kind: Kind, ep: &Endpoints, sizes: Sizes, flows: Vec<Flow>) -> Generator {
+        assert!(
+            !flows.is_empty() && flows.len() <= MAX_FLOWS,
+            "1..=65536 flows"
+        );
+        let (templates, schedule) = match sizes {
+            Sizes::Fixed(n) => (vec![Template::new(kind, ep, n)], vec![0]),
+            Sizes::Imix => (
+                IMIX_SIZES
+                    .iter()
+                    .map(|&n| Template::new(kind, ep, n))
+                    .collect(),
+                IMIX_ORDER.to_vec(),
+            ),
+        };
+        let seq = vec![0; flows.len()];
+        Generator {
+            templates,
+            schedule,
+            slot: 0,
+            flows,
+            next_flow: 0,
+            seq,
+            generated: 0,
+            generated_bytes: 0,
+        }
+    }
+
+    /// The kind of frames generated.
+    pub fn kind(&self) -> Kind {
+        self.templates[0].kind()
+    }
+
+    /// Number of flows.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Frames generated for flow `i` so far (its next sequence number).
+    pub fn sent_in_flow(&self, i: usize) -> u32 {
+        self.seq[i]
+    }
+
+    /// Frame sizes (with FCS) of the templates.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.templates.iter().map(Template::wire_size).collect()
+    }
+
+    /// Appends up to `n` frames stamped `now_ns` to `burst` (bounded by its free room and
+    /// the pool). Returns how many were added.
+    #[inline]
+    pub fn fill(&mut self, pool: &PacketPool, burst: &mut Burst, n: usize, now_ns: u64) -> usize {
+        let mut added = 0;
+        while added < n && !burst.is_full() {
+            let Some(mut pkt) = pool.alloc() else { break };
+            let t = &self.templates[self.schedule[self.slot] as usize];
+            self.slot += 1;
+            if self.slot == self.schedule.len() {
+                self.slot = 0;
+            }
+            let f = self.next_flow;
+            self.next_flow += 1;
+            if self.next_flow == self.flows.len() {
+                self.next_flow = 0;
+            }
+            let probe = Probe {
+                flow: f as u16,
+                seq: self.seq[f],
+                tx_ns: now_ns,
+            };
+            self.seq[f] = self.seq[f].wrapping_add(1);
+            pkt.set_len(t.len());
+            t.write(pkt.data_mut(), &self.flows[f], &probe);
+            self.generated += 1;
+            self.generated_bytes += t.wire_size() as u64;
+            burst.push(pkt);
+            added += 1;
+        }
+        added
+    }
+}
+
+/// What the receiver knows about one flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowRx {
+    /// Distinct probes received.
+    pub unique: u64,
+    /// Probes received again (seen in the 128-sequence window already).
+    pub duplicates: u64,
+    /// Probes that arrived after a higher sequence number of the same flow.
+    pub reordered: u64,
+    #[serde(skip)]
+    highest: Option<u32>,
+    #[serde(skip)]
+    window: u128,
+}
+
+impl FlowRx {
+    /// Accounts for sequence number `seq`; returns false for a duplicate.
+    #[inline]
+    fn see(&mut self, seq: u32) -> bool {
+        let Some(h) = self.highest else {
+            self.highest = Some(seq);
+            self.window = 1;
+            self.unique += 1;
+            return true;
+        };
+        if seq > h {
+            let shift = seq - h;
+            self.window = if shift >= 128 {
+                0
+            } else {
+                self.window << shift
+            };
+            self.window |= 1;
+            self.highest = Some(seq);
+            self.unique += 1;
+            return true;
+        }
+        let d = h - seq;
+        if d < 128 {
+            let bit = 1u128 << d;
+            if self.window & bit != 0 {
+                self.duplicates += 1;
+                return false;
+            }
+            self.window |= bit;
+        }
+        // Too old for the window: counted as a late arrival (a duplicate cannot be told).
+        self.reordered += 1;
+        self.unique += 1;
+        true
+    }
+}
+
+/// Counts received probes per flow and their latency.
+#[derive(Debug)]
+pub struct Receiver {
+    flows: Vec<FlowRx>,
+    /// Latency of received probes, in nanoseconds.
+    pub latency: Histogram<u64>,
+    /// Frames with a valid probe.
+    pub received: u64,
+    /// Bytes of those frames (with FCS).
+    pub received_bytes: u64,
+    /// ARP replies (the answers counted in ARP request mode).
+    pub arp_replies: u64,
+    /// Frames without a probe (neighbour traffic, replies of other kinds).
+    pub other: u64,
+    /// Frames with a probe whose IPv4 header checksum is wrong.
+    pub bad_checksum: u64,
+    /// Frames with a probe naming a flow this run does not have.
+    pub unknown_flow: u64,
+    /// Receive time of the last probe, in nanoseconds since the start.
+    pub last_rx_ns: u64,
+}
+
+impl Receiver {
+    /// A receiver for `flow_count` flows.
+    pub fn new(flow_count: usize) -> Receiver {
+        Receiver {
+            flows: vec![FlowRx::default(); flow_count],
+            // 1 ns to 60 s at 3 significant digits; the bounds are constants that
+            // hdrhistogram accepts, so this cannot fail.
+            latency: Histogram::new_with_bounds(1, 60_000_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+            received: 0,
+            received_bytes: 0,
+            arp_replies: 0,
+            other: 0,
+            bad_checksum: 0,
+            unknown_flow: 0,
+            last_rx_ns: 0,
+        }
+    }
+
+    /// Accounts for one received frame at `now_ns`.
+    #[inline]
+    pub fn handle(&mut self, frame: &[u8], now_ns: u64) {
+        let Some((off, ip_ok)) = locate_probe(frame) else {
+            if is_arp_reply(frame) {
+                self.arp_replies += 1;
+                self.received_bytes += (frame.len().max(60) + crate::frame::FCS_LEN) as u64;
+            } else {
+                self.other += 1;
+            }
+            return;
+        };
+        let Some(p) = frame.get(off..).and_then(Probe::read) else {
+            self.other += 1;
+            return;
+        };
+        if !ip_ok {
+            self.bad_checksum += 1;
+            return;
+        }
+        let Some(f) = self.flows.get_mut(p.flow as usize) else {
+            self.unknown_flow += 1;
+            return;
+        };
+        self.received += 1;
+        self.received_bytes += (frame.len() + crate::frame::FCS_LEN) as u64;
+        self.last_rx_ns = now_ns;
+        if f.see(p.seq) {
+            self.latency
+                .saturating_record(now_ns.saturating_sub(p.tx_ns).max(1));
+        }
+    }
+
+    /// Per-flow figures.
+    pub fn flows(&self) -> &[FlowRx] {
+        &self.flows
+    }
+
+    /// Distinct probes received over all flows.
+    pub fn unique(&self) -> u64 {
+        self.flows.iter().map(|f| f.unique).sum()
+    }
+
+    /// Answers received: distinct probes plus ARP replies.
+    pub fn answered(&self) -> u64 {
+        self.unique() + self.arp_replies
+    }
+
+    /// Duplicates over all flows.
+    pub fn duplicates(&self) -> u64 {
+        self.flows.iter().map(|f| f.duplicates).sum()
+    }
+
+    /// Late arrivals over all flows.
+    pub fn reordered(&self) -> u64 {
+        self.flows.iter().map(|f| f.reordered).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rouge_drivers::MacAddr;
+
+    #[test]
+    fn sequence_accounting_tells_duplicates_from_reordering() {
+        let mut f = FlowRx::default();
+        for s in [0, 1, 3, 2, 2, 10, 4, 200, 5, 199, 200] {
+            f.see(s);
+        }
+        // unique: 0 1 3 2 10 4 200 5(too old: late) 199 = 9; dup: 2, 200.
+        assert_eq!(f.unique, 9);
+        assert_eq!(f.duplicates, 2);
+        // late: 2, 4, 5, 199.
+        assert_eq!(f.reordered, 4);
+    }
+
+    #[test]
+    fn imix_keeps_its_ratio_and_flows_round_robin() {
+        let ep = Endpoints {
+            src_mac: MacAddr::local(1),
+            dst_mac: MacAddr::local(2),
+            dst_ip: [198, 18, 2, 11],
+            dst_port: 9,
+        };
+        let fl = flows((0xc612_0102, 0xc612_0103), (1000, 1002));
+        assert_eq!(fl.len(), 6);
+        let mut g = Generator::new(Kind::Udp, &ep, Sizes::Imix, fl);
+        let pool = PacketPool::new(64);
+        let mut counts = [0usize; 3];
+        for _ in 0..2 {
+            let mut b = Burst::new();
+            assert_eq!(g.fill(&pool, &mut b, 24, 0), 24);
+            for p in &b {
+                let i = [60, 566, 1514].iter().position(|&l| l == p.len()).unwrap();
+                counts[i] += 1;
+            }
+        }
+        assert_eq!(counts, [28, 16, 4]);
+        assert_eq!(g.generated, 48);
+        assert_eq!(g.sent_in_flow(0), 8);
+        assert_eq!(g.sent_in_flow(5), 8);
+    }
+
+    #[test]
+    fn arp_replies_are_answers_and_requests_are_not() {
+        use crate::frame::arp_request;
+        let mut r = Receiver::new(1);
+        let req = arp_request(MacAddr::local(1), [198, 18, 1, 2], [198, 18, 1, 1]);
+        let mut reply = arp_request(MacAddr::local(2), [198, 18, 1, 1], [198, 18, 1, 2]);
+        reply[21] = 2;
+        r.handle(&req, 5);
+        r.handle(&reply, 6);
+        r.handle(&reply, 7);
+        assert_eq!(
+            (r.arp_replies, r.other, r.answered(), r.unique()),
+            (2, 1, 2, 0)
+        );
+        assert!(r.latency.is_empty());
+    }
+
+    #[test]
+    fn sizes_parse_with_helpful_errors() {
+        assert_eq!("imix".parse::<Sizes>(), Ok(Sizes::Imix));
+        assert_eq!("128".parse::<Sizes>(), Ok(Sizes::Fixed(128)));
+        assert!("63".parse::<Sizes>().unwrap_err().contains("64 to 1518"));
+        assert!("big".parse::<Sizes>().is_err());
+    }
+}
