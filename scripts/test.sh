@@ -41,7 +41,9 @@ if [[ $QUICK -eq 0 ]]; then
     done
     if [[ -x perf/run ]]; then
         step "benchmark smoke (perf/run --smoke)"
-        perf/run --smoke l2l3 forward callgrind
+        smoke_out=$(mktemp -d)
+        perf/run --smoke --out "$smoke_out" l2l3 forward callgrind
+        rm -rf "$smoke_out"
     fi
 fi
 printf '\n%s passed, %s failed\n' "$passed" "$failed"
