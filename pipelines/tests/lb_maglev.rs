@@ -92,7 +92,10 @@ fn every_member_gets_its_share() {
         for &a in &addrs {
             let s = share_of(&map, a);
             eprintln!("N={n} {a}: share {s:.4} (ideal {ideal:.4})");
-            assert!((s - ideal).abs() / ideal < 0.04, "N={n} {a}: {s} vs {ideal}");
+            assert!(
+                (s - ideal).abs() / ideal < 0.04,
+                "N={n} {a}: {s} vs {ideal}"
+            );
         }
     }
 }
@@ -111,7 +114,10 @@ fn weighted_shares_follow_ratios() {
     for (i, &r) in ratios.iter().enumerate() {
         let ideal = f64::from(r) / 10.0;
         let s = share_of(&map, member_addr(i));
-        assert!((s - ideal).abs() / ideal < 0.05, "ratio {r}: {s} vs {ideal}");
+        assert!(
+            (s - ideal).abs() / ideal < 0.05,
+            "ratio {r}: {s} vs {ideal}"
+        );
     }
 }
 
@@ -190,7 +196,10 @@ fn removing_a_member_from_the_config_moves_about_one_nth() {
             kept * 100.0
         );
         assert!(frac <= 1.0 / n as f64 + 0.02, "N={n}: {frac}");
-        assert!(kept >= 0.98, "N={n}: only {kept} of the others' clients stayed");
+        assert!(
+            kept >= 0.98,
+            "N={n}: only {kept} of the others' clients stayed"
+        );
         assert!(after.iter().all(|&a| a != removed));
 
         // Adding it back restores the original mapping exactly.
@@ -206,7 +215,10 @@ fn adding_a_member_moves_about_one_over_n_plus_one() {
     let before = Live::new(pool_of(&addrs[..5])).map(&cs);
     let after = Live::new(pool_of(&addrs)).map(&cs);
     let frac = moved(&before, &after) as f64 / CLIENTS as f64;
-    eprintln!("5 -> 6 members: {:.2} % moved (1/6 = 16.67 %)", frac * 100.0);
+    eprintln!(
+        "5 -> 6 members: {:.2} % moved (1/6 = 16.67 %)",
+        frac * 100.0
+    );
     assert!(frac <= 1.0 / 6.0 + 0.02, "{frac}");
     // Those that moved went to the new member (almost all).
     let to_new = before
@@ -265,8 +277,8 @@ fn a_client_sticks_to_its_member_across_workers() {
 fn bad_table_sizes_are_refused() {
     let members: Vec<Member> = (0..3).map(|i| Member::new(member_addr(i))).collect();
     for size in [65_536, 2, 1, 0] {
-        let cfg = PoolConfig::new(Method::ConsistentHash, members.clone())
-            .with_maglev_table_size(size);
+        let cfg =
+            PoolConfig::new(Method::ConsistentHash, members.clone()).with_maglev_table_size(size);
         assert!(Pool::new(cfg).is_err(), "{size}");
     }
     let cfg = PoolConfig::new(Method::ConsistentHash, members).with_maglev_table_size(251);

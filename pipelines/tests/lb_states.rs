@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use rouge_pipelines::lb::{
-    AdminState, Availability, ConnCounts, Member, MemberId, MemberStates, Method,
-    MonitorStatus, Pool, PoolConfig, PoolCursor,
+    AdminState, Availability, ConnCounts, Member, MemberId, MemberStates, Method, MonitorStatus,
+    Pool, PoolConfig, PoolCursor,
 };
 
 fn addr(host: u8) -> SocketAddr {
@@ -14,7 +14,9 @@ fn addr(host: u8) -> SocketAddr {
 }
 
 fn client(i: u32) -> IpAddr {
-    IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be_bytes([198, 18, 0, 0]) + i))
+    IpAddr::V4(std::net::Ipv4Addr::from(
+        u32::from_be_bytes([198, 18, 0, 0]) + i,
+    ))
 }
 
 fn id(pool: &Pool, i: usize) -> MemberId {
@@ -31,7 +33,9 @@ fn shares(
 ) -> Vec<usize> {
     let mut s = vec![0; pool.members().len()];
     for i in 0..n {
-        let m = pool.select(cursor, client(i), states, counts).expect("a member");
+        let m = pool
+            .select(cursor, client(i), states, counts)
+            .expect("a member");
         counts.release(m);
         s[m.index()] += 1;
     }
@@ -85,13 +89,22 @@ fn availability_reports_the_first_reason() {
     let (states, counts) = (pool.member_states(), pool.conn_counts());
     let m = id(&pool, 0);
     assert_eq!(states.monitor(m), MonitorStatus::Unchecked);
-    assert_eq!(pool.availability(m, &states, &counts), Availability::Available);
+    assert_eq!(
+        pool.availability(m, &states, &counts),
+        Availability::Available
+    );
     assert!(counts.try_acquire(m));
-    assert_eq!(pool.availability(m, &states, &counts), Availability::AtLimit);
+    assert_eq!(
+        pool.availability(m, &states, &counts),
+        Availability::AtLimit
+    );
     states.set_monitor(m, MonitorStatus::Down);
     assert_eq!(pool.availability(m, &states, &counts), Availability::Down);
     states.set_admin(m, AdminState::Disabled);
-    assert_eq!(pool.availability(m, &states, &counts), Availability::Disabled);
+    assert_eq!(
+        pool.availability(m, &states, &counts),
+        Availability::Disabled
+    );
     states.set_admin(m, AdminState::ForcedOffline);
     assert_eq!(
         pool.availability(m, &states, &counts),
@@ -217,15 +230,15 @@ fn a_member_at_its_limit_counts_as_unavailable_for_priority_groups() {
         Member::new(addr(12)).with_priority(10),
         Member::new(addr(21)).with_priority(5),
     ];
-    let pool = Pool::new(
-        PoolConfig::new(Method::RoundRobin, members).with_min_active_members(2),
-    )
-    .unwrap();
+    let pool =
+        Pool::new(PoolConfig::new(Method::RoundRobin, members).with_min_active_members(2)).unwrap();
     let (states, counts) = (pool.member_states(), pool.conn_counts());
     let mut cursor = pool.cursor(0);
     let mut held = vec![0u32; 3];
     for i in 0..30 {
-        let m = pool.select(&mut cursor, client(i), &states, &counts).unwrap();
+        let m = pool
+            .select(&mut cursor, client(i), &states, &counts)
+            .unwrap();
         held[m.index()] += 1;
     }
     // Member 0 filled up to 3; while it was full, group 5 took flows.
@@ -254,7 +267,10 @@ fn connection_limits_are_never_exceeded_by_selection() {
         let mut cursor = pool.cursor(0);
         let mut got = 0;
         for i in 0..20 {
-            if pool.select(&mut cursor, client(i), &states, &counts).is_some() {
+            if pool
+                .select(&mut cursor, client(i), &states, &counts)
+                .is_some()
+            {
                 got += 1;
             }
         }
@@ -290,7 +306,7 @@ fn try_acquire_is_exact_under_threads() {
                     rng ^= rng << 13;
                     rng ^= rng >> 17;
                     rng ^= rng << 5;
-                    if rng % 2 == 0 && counts.try_acquire(m) {
+                    if rng & 1 == 0 && counts.try_acquire(m) {
                         acquired += 1;
                         held += 1;
                         let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
@@ -325,9 +341,7 @@ fn limits_hold_for_selection_from_several_workers() {
     let members: Vec<Member> = (0..4)
         .map(|i| Member::new(addr(11 + i)).with_conn_limit(3))
         .collect();
-    let pool = Arc::new(
-        Pool::new(PoolConfig::new(Method::LeastConnections, members)).unwrap(),
-    );
+    let pool = Arc::new(Pool::new(PoolConfig::new(Method::LeastConnections, members)).unwrap());
     let states = Arc::new(pool.member_states());
     let counts = Arc::new(pool.conn_counts());
     let over = Arc::new(AtomicI64::new(0));
