@@ -373,3 +373,56 @@ fn limits_hold_for_selection_from_several_workers() {
     assert!(pool.ids().all(|m| counts.current(m) == 0));
     assert!(pool.ids().all(|m| counts.total(m) > 0));
 }
+
+#[test]
+fn counts_and_monitor_status_carry_over_to_a_new_snapshot() {
+    let old_pool = Pool::new(PoolConfig::new(
+        Method::LeastConnections,
+        vec![
+            Member::new(addr(11)).with_conn_limit(2),
+            Member::new(addr(12)),
+            Member::new(addr(13)),
+        ],
+    ))
+    .unwrap();
+    let (old_states, old_counts) = (old_pool.member_states(), old_pool.conn_counts());
+    let (a, b) = (id(&old_pool, 0), id(&old_pool, 1));
+    assert!(old_counts.try_acquire(a) && old_counts.try_acquire(a));
+    assert!(old_counts.try_acquire(b));
+    old_states.set_monitor(id(&old_pool, 2), MonitorStatus::Down);
+
+    // New config: 198.18.2.12 removed, .14 added, .11 first with limit 3, .13 disabled
+    // in the config.
+    let new_pool = Pool::new(PoolConfig::new(
+        Method::LeastConnections,
+        vec![
+            Member::new(addr(14)),
+            Member::new(addr(13)).with_admin(AdminState::Disabled),
+            Member::new(addr(11)).with_conn_limit(3),
+        ],
+    ))
+    .unwrap();
+    let counts = ConnCounts::carry_over(&new_pool, &old_pool, &old_counts);
+    let states = MemberStates::carry_over(&new_pool, &old_pool, &old_states);
+    let na = new_pool.find(addr(11)).unwrap();
+    let n13 = new_pool.find(addr(13)).unwrap();
+    assert_eq!(counts.current(na), 2, "old flows still count");
+    assert_eq!(counts.limit(na), 3, "limit from the new config");
+    assert_eq!(states.monitor(n13), MonitorStatus::Down);
+    assert_eq!(states.admin(n13), AdminState::Disabled);
+    assert_eq!(
+        states.monitor(new_pool.find(addr(14)).unwrap()),
+        MonitorStatus::Unchecked
+    );
+    // One more fits under the new limit, counted in both views.
+    assert!(counts.try_acquire(na));
+    assert!(!counts.try_acquire(na));
+    assert_eq!(old_counts.current(a), 3);
+    // Old flows ending release into the shared counter.
+    assert!(old_counts.release(a));
+    assert_eq!(counts.current(na), 2);
+    // Least connections in the new pool sees the old flows: the new member wins.
+    let mut cursor = new_pool.cursor(0);
+    let m = new_pool.select(&mut cursor, client(1), &states, &counts);
+    assert_eq!(m, new_pool.find(addr(14)));
+}

@@ -25,10 +25,21 @@
 //!
 //! Reads for least connections ([`ConnCounts::current`]) are plain loads: a choice made
 //! on a count that changes a moment later is still a good choice.
+//!
+//! # Across configuration snapshots
+//!
+//! A configuration change builds a new [`Pool`](super::Pool); flows opened before it
+//! keep the old pool and the old `ConnCounts` until they end, and release their slot
+//! there. [`ConnCounts::carry_over`] builds the new pool's counts so that every member
+//! present in both pools (same address and port) **shares its counter** with the old
+//! one: old flows ending still decrement it, least connections still sees them, and
+//! the limit still counts them. Members new to the pool start at zero.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::member::{Member, MemberId};
+use super::pool::Pool;
 
 /// One member's counters, on its own cache line.
 #[derive(Debug)]
@@ -37,6 +48,16 @@ struct CountSlot {
     current: AtomicU32,
     limit: AtomicU32,
     total: AtomicU64,
+}
+
+impl CountSlot {
+    fn new(limit: u32) -> Self {
+        Self {
+            current: AtomicU32::new(0),
+            limit: AtomicU32::new(limit),
+            total: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Current and total connections of every member of one pool, shared by all workers
@@ -48,7 +69,7 @@ struct CountSlot {
 /// exactly one [`release`](Self::release) when the flow ends or is abandoned.
 #[derive(Debug)]
 pub struct ConnCounts {
-    slots: Box<[CountSlot]>,
+    slots: Box<[Arc<CountSlot>]>,
 }
 
 impl ConnCounts {
@@ -57,10 +78,28 @@ impl ConnCounts {
         Self {
             slots: members
                 .iter()
-                .map(|m| CountSlot {
-                    current: AtomicU32::new(0),
-                    limit: AtomicU32::new(m.conn_limit),
-                    total: AtomicU64::new(0),
+                .map(|m| Arc::new(CountSlot::new(m.conn_limit)))
+                .collect(),
+        }
+    }
+
+    /// Counts for the pool `new` (a new configuration snapshot) that share the counter
+    /// of every member also in `old` (same address), so that flows still counted in
+    /// `old_counts` go on counting for least connections and limits, and release into
+    /// the same counter. Limits come from the new configuration. Allocates; call it on
+    /// the control thread when the snapshot is built.
+    pub fn carry_over(new: &Pool, old: &Pool, old_counts: &ConnCounts) -> Self {
+        Self {
+            slots: new
+                .members()
+                .iter()
+                .map(|m| match old.find(m.addr) {
+                    Some(id) if id.index() < old_counts.slots.len() => {
+                        let slot = old_counts.slots[id.index()].clone();
+                        slot.limit.store(m.conn_limit, Ordering::Relaxed);
+                        slot
+                    }
+                    _ => Arc::new(CountSlot::new(m.conn_limit)),
                 })
                 .collect(),
         }

@@ -28,6 +28,8 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use super::pool::Pool;
+
 /// The index of a member in its [`Pool`](super::Pool), stable for the life of that pool
 /// snapshot (members keep their configuration order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -281,6 +283,23 @@ impl MemberStates {
                 })
                 .collect(),
         }
+    }
+
+    /// States for the pool `new` (a new configuration snapshot): admin states as the
+    /// new configuration says (it is the running configuration), monitor status copied
+    /// from `old_states` for members also in `old` (same address), so that a member
+    /// known to be down does not get flows until its monitor says otherwise; members new
+    /// to the pool start `unchecked`.
+    pub fn carry_over(new: &Pool, old: &Pool, old_states: &MemberStates) -> Self {
+        let states = Self::new(new.members());
+        for (i, m) in new.members().iter().enumerate() {
+            if let Some(id) = old.find(m.addr).filter(|id| id.index() < old_states.len()) {
+                states.slots[i]
+                    .monitor
+                    .store(old_states.monitor(id) as u8, Ordering::Relaxed);
+            }
+        }
+        states
     }
 
     /// Number of members.
