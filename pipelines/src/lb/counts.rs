@@ -28,7 +28,7 @@
 //!
 //! # Across configuration snapshots
 //!
-//! A configuration change builds a new [`Pool`](super::Pool); flows opened before it
+//! A configuration change builds a new [`Pool`]; flows opened before it
 //! keep the old pool and the old `ConnCounts` until they end, and release their slot
 //! there. [`ConnCounts::carry_over`] builds the new pool's counts so that every member
 //! present in both pools (same address and port) **shares its counter** with the old

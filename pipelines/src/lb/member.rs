@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::pool::Pool;
 
-/// The index of a member in its [`Pool`](super::Pool), stable for the life of that pool
+/// The index of a member in its [`Pool`], stable for the life of that pool
 /// snapshot (members keep their configuration order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MemberId(pub(crate) u16);
@@ -191,6 +191,24 @@ impl Availability {
     /// Whether new flows may go to the member.
     pub fn is_available(self) -> bool {
         self == Self::Available
+    }
+
+    /// The operator's name: `available`, `forced-offline`, `disabled`, `down` or
+    /// `at-limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::ForcedOffline => "forced-offline",
+            Self::Disabled => "disabled",
+            Self::Down => "down",
+            Self::AtLimit => "at-limit",
+        }
+    }
+}
+
+impl fmt::Display for Availability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -26,6 +26,15 @@
 //! down, is disabled or forced offline, or reaches its limit gets no new flow from the
 //! next selection on, on every worker, without rebuilding anything.
 //!
+//! When a new configuration is applied, the control thread builds the new [`Pool`]
+//! and then [`ConnCounts::carry_over`] and [`MemberStates::carry_over`]: members kept
+//! (same address and port) share their connection counter with the old snapshot, so
+//! flows opened before the change still count for least connections and limits and
+//! release into the same counter, and keep their monitor status; admin states come
+//! from the new configuration. Flows keep the pool snapshot they were opened with
+//! (their [`MemberId`] indexes that snapshot). The Maglev table of an unchanged member
+//! set is identical, so consistent-hash clients keep their members across the change.
+//!
 //! # Selecting
 //!
 //! ```

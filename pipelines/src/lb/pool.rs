@@ -371,6 +371,8 @@ impl Pool {
         counts: &ConnCounts,
     ) -> bool {
         id.index() < self.members.len()
+            && id.index() < states.len()
+            && id.index() < counts.len()
             && states.admin(id) != AdminState::ForcedOffline
             && states.monitor(id).is_usable()
             && counts.try_acquire(id)
