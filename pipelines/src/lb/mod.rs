@@ -11,7 +11,8 @@
 //!   group activation and the methods of [`Method`];
 //! - [`cursor`]: a worker's own selection state ([`PoolCursor`]);
 //! - [`select`]: the walk over the members a flow may go to ([`Candidates`]);
-//! - [`maglev`]: the Maglev table behind [`Method::ConsistentHash`].
+//! - [`maglev`]: the Maglev table behind [`Method::ConsistentHash`];
+//! - [`view`]: the operator's view of the members ([`MemberView`]).
 //!
 //! # Sharing between the control thread and the workers
 //!
@@ -88,6 +89,7 @@ pub mod maglev;
 pub mod member;
 pub mod pool;
 pub mod select;
+pub mod view;
 
 pub use counts::ConnCounts;
 pub use cursor::PoolCursor;
@@ -97,3 +99,4 @@ pub use member::{
 };
 pub use pool::{Method, Pool, PoolConfig, PoolError, MAX_MEMBERS};
 pub use select::Candidates;
+pub use view::MemberView;
