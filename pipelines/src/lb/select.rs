@@ -94,11 +94,14 @@ impl<'a> Candidates<'a> {
             states.len() == n && counts.len() == n,
             "live state of another pool"
         );
-        let (floor, remaining, stage) = match pool.eligibility(states, counts) {
-            Some((floor, count)) if states.len() == n && counts.len() == n => {
-                (floor, count, Stage::First)
-            }
-            _ => (0, 0, Stage::Done),
+        // Live state of another pool (a caller bug) offers nothing rather than panic.
+        let same_pool = states.len() == n && counts.len() == n;
+        let (floor, remaining, stage) = match same_pool
+            .then(|| pool.eligibility(states, counts))
+            .flatten()
+        {
+            Some((floor, count)) => (floor, count, Stage::First),
+            None => (0, 0, Stage::Done),
         };
         let client_hash = if pool.method() == Method::ConsistentHash {
             hash_ip(SEED_CLIENT, client)

@@ -21,7 +21,8 @@ pub struct MemberView {
     /// `available`, or the first reason it takes no new flows (`forced-offline`,
     /// `disabled`, `down`, `at-limit`).
     pub availability: &'static str,
-    /// Whether its priority group currently takes new flows.
+    /// Whether its priority group is active: at or above the lowest group that
+    /// priority group activation currently uses (higher groups always are).
     pub group_active: bool,
     /// Ratio (weight).
     pub ratio: u32,
