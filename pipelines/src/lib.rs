@@ -18,6 +18,7 @@ pub mod arp;
 pub mod counters;
 pub mod dataplane;
 pub mod l2l3;
+pub mod lb;
 pub mod route;
 pub mod services;
 pub mod tcp;
