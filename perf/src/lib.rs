@@ -9,7 +9,7 @@
 //! - [`engine`]: the bounded run loop over any pair of [`rouge_drivers::Port`]s, and ARP
 //!   resolution of the destination MAC;
 //! - [`report`]: the run's figures as a human table and as JSON;
-//! - [`bench`]: the per-packet path over `pipe` ports, for instruction counts;
+//! - [`mod@bench`]: the per-packet path over `pipe` ports, for instruction counts;
 //! - [`ports`], [`netns`]: opening an interface by name in a chosen network namespace.
 //!
 //! Everything but [`ports`] and [`netns`] works over `pipe` ports, so it is unit-tested
