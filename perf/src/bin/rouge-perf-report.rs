@@ -22,7 +22,7 @@ struct Args {
     /// Directory for the SVG files (default: beside each result file).
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Also write latest-<scenario>-throughput.svg and latest-<scenario>-latency.svg.
+    /// Also write `latest-SCENARIO-throughput.svg` and `latest-SCENARIO-latency.svg`.
     #[arg(long)]
     latest: bool,
 }
