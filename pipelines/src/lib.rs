@@ -19,6 +19,7 @@ pub mod counters;
 pub mod dataplane;
 pub mod l2l3;
 pub mod lb;
+pub mod monitor;
 pub mod route;
 pub mod services;
 pub mod tcp;
