@@ -247,7 +247,7 @@ fn tcp_monitors_check_the_handshake_only() {
 #[test]
 fn source_ports_honour_the_filter_and_targets_keep_state_across_changes() {
     fn even(local: SocketAddr, _: SocketAddr) -> bool {
-        local.port() % 2 == 0
+        local.port().is_multiple_of(2)
     }
     let mut bed = Bed::new(http(), 1, Node::Ok);
     bed.mon = Monitors::new().with_port_filter(even);
