@@ -30,6 +30,12 @@ pub struct Config {
     /// Virtual addresses (answered for ARP and ICMP echo).
     #[serde(default, rename = "virtual_address")]
     pub virtual_addresses: Vec<VirtualAddressCfg>,
+    /// Health monitors.
+    #[serde(default, rename = "monitor", skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<MonitorCfg>,
+    /// Pools of members.
+    #[serde(default, rename = "pool", skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolCfg>,
     /// Virtual servers.
     #[serde(default, rename = "virtual")]
     pub virtuals: Vec<VirtualCfg>,
@@ -196,6 +202,137 @@ pub enum VirtualType {
     Chargen,
 }
 
+/// The kind of a health monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorType {
+    /// The TCP handshake completes.
+    Tcp,
+    /// An HTTP request is answered with a response containing `receive`.
+    Http,
+}
+
+/// A health monitor (`[[monitor]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorCfg {
+    /// Name referred to by pools.
+    pub name: String,
+    /// What it checks.
+    #[serde(rename = "type")]
+    pub kind: MonitorType,
+    /// Request to send (http), e.g. `GET / HTTP/1.0\r\n\r\n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// Text the response must contain (http), e.g. `200`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive: Option<String>,
+    /// Seconds between probes.
+    #[serde(default = "default_interval")]
+    pub interval: f64,
+    /// Seconds without a successful probe before the member is marked down.
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+    /// Consecutive successes before a member is marked up.
+    #[serde(default = "default_up_after")]
+    pub up_after: u32,
+}
+
+fn default_interval() -> f64 {
+    5.0
+}
+fn default_timeout() -> f64 {
+    16.0
+}
+fn default_up_after() -> u32 {
+    1
+}
+
+/// Load-balancing method of a pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbMethod {
+    /// Each member in turn.
+    #[default]
+    RoundRobin,
+    /// In proportion to the members' ratios.
+    Ratio,
+    /// The member with the fewest connections.
+    LeastConnections,
+    /// The fewest connections relative to the ratio.
+    WeightedLeastConnections,
+    /// Consistent hash (Maglev) of the client address.
+    ConsistentHash,
+}
+
+/// A member's administrative state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    /// Takes new connections.
+    #[default]
+    Enabled,
+    /// Drain: no new connections; existing ones continue.
+    Disabled,
+    /// No new connections at all; existing ones end at their pace.
+    ForcedOffline,
+}
+
+/// A pool member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberCfg {
+    /// Address and port, e.g. `198.18.2.11:80`.
+    pub address: std::net::SocketAddr,
+    /// Share for ratio methods.
+    #[serde(default = "default_ratio")]
+    pub ratio: u32,
+    /// Priority group (higher is preferred).
+    #[serde(default)]
+    pub priority_group: u32,
+    /// Most connections at once (0 = no limit).
+    #[serde(default)]
+    pub connection_limit: u32,
+    /// Administrative state.
+    #[serde(default)]
+    pub state: MemberState,
+}
+
+fn default_ratio() -> u32 {
+    1
+}
+
+/// A pool (`[[pool]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolCfg {
+    /// Name referred to by virtual servers.
+    pub name: String,
+    /// Load-balancing method.
+    #[serde(default)]
+    pub method: LbMethod,
+    /// Health monitor (a `[[monitor]]` name); none = members are `unchecked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<String>,
+    /// Priority group activation: use lower groups while fewer than this many members
+    /// of the higher groups are available (0 = off).
+    #[serde(default)]
+    pub min_active_members: u32,
+    /// The members.
+    pub members: Vec<MemberCfg>,
+}
+
+/// Transport protocol of a fastl4 virtual server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
 /// A virtual server (`[[virtual]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,8 +342,29 @@ pub struct VirtualCfg {
     /// Kind.
     #[serde(rename = "type")]
     pub kind: VirtualType,
+    /// fastl4: transport protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<L4Protocol>,
+    /// fastl4: the pool of members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// fastl4: source translation: `automap` (the egress self IP), `none`, or a list
+    /// of addresses in `snat_addresses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snat: Option<String>,
+    /// fastl4: addresses for `snat = "pool"`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snat_addresses: Vec<std::net::Ipv4Addr>,
+    /// fastl4: idle timeout of established TCP flows and of UDP flows, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
+    /// fastl4: when a member goes down, reset its flows toward the clients (default)
+    /// or let them time out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_on_member_down: Option<bool>,
     /// Destination: a network for `forwarding` (e.g. `198.18.2.0/24`); a self IP and
-    /// port for `echo`, `discard` and `chargen` (e.g. `198.18.1.1:7`).
+    /// port for `echo`, `discard` and `chargen` (e.g. `198.18.1.1:7`); a virtual address
+    /// and port for `fastl4` (e.g. `198.18.1.100:80`, or `198.18.1.100:*` for all ports).
     pub destination: String,
 }
 

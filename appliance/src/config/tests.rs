@@ -151,3 +151,68 @@ fn a_missing_file_is_a_clear_error() {
     let e = load(Path::new("/nonexistent/rouge.toml")).unwrap_err();
     assert!(e.to_string().contains("cannot read"), "{e}");
 }
+
+#[test]
+fn pools_and_monitors_are_checked() {
+    let text = format!(
+        "{TESTBED}\n{}",
+        r#"
+[[monitor]]
+name = "http-root"
+type = "http"
+send = "GET / HTTP/1.0\r\n\r\n"
+interval = 1
+timeout = 0.5
+
+[[pool]]
+name = "web"
+method = "round-robin"
+monitor = "http-rot"
+members = [{ address = "198.18.2.11:80" }, { address = "198.18.2.11:80", ratio = 0 }]
+
+[[pool]]
+name = "empty"
+method = "least-connections"
+members = []
+"#
+    );
+    let e = errors(&text);
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    for want in [
+        "monitor[0].timeout",
+        "monitor[0].receive",
+        "pool[0].monitor",
+        "pool[0].members",
+        "pool[1].members",
+    ] {
+        assert!(fields.contains(&want), "missing {want} in {e:#?}");
+    }
+    let ok = format!(
+        "{TESTBED}\n{}",
+        r#"
+[[monitor]]
+name = "http-root"
+type = "http"
+send = "GET / HTTP/1.0\r\n\r\n"
+receive = "200"
+interval = 1
+timeout = 3
+
+[[pool]]
+name = "web"
+method = "weighted-least-connections"
+monitor = "http-root"
+members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { address = "198.18.2.12:80", state = "forced-offline" }]
+"#
+    );
+    let cfg = parse("ok.toml", &ok).unwrap();
+    assert_eq!(
+        cfg.pools[0].members[1].state,
+        model::MemberState::ForcedOffline
+    );
+    assert_eq!(
+        parse("saved.toml", &to_toml(&cfg)).unwrap(),
+        cfg,
+        "round trip"
+    );
+}

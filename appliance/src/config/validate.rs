@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use rouge_pipelines::addr::Prefix;
 
-use super::model::{Config, VirtualType};
+use super::model::{Config, MonitorType, VirtualType};
 use super::FieldPath;
 
 /// One problem, before it is located in the file.
@@ -301,6 +301,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
     }
 
+    check_pools_and_monitors(&mut c, cfg);
+
     c.unique(
         "virtual",
         "name",
@@ -408,4 +410,128 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         );
     }
     c.problems
+}
+
+fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
+    c.unique(
+        "monitor",
+        "name",
+        cfg.monitors.iter().map(|m| m.name.as_str()),
+    );
+    for (i, m) in cfg.monitors.iter().enumerate() {
+        if !(m.interval.is_finite() && (0.1..=3600.0).contains(&m.interval)) {
+            c.err(
+                "monitor",
+                Some(i),
+                "interval",
+                format!("{} is out of range", m.interval),
+                "use 0.1 to 3600 seconds, e.g. interval = 1",
+            );
+        }
+        if !(m.timeout.is_finite() && m.timeout > m.interval && m.timeout <= 86_400.0) {
+            c.err(
+                "monitor",
+                Some(i),
+                "timeout",
+                format!(
+                    "{} must be longer than the interval ({})",
+                    m.timeout, m.interval
+                ),
+                "use about three intervals, e.g. interval = 1 with timeout = 3",
+            );
+        }
+        if !(1..=100).contains(&m.up_after) {
+            c.err(
+                "monitor",
+                Some(i),
+                "up_after",
+                format!("{} is out of range", m.up_after),
+                "use 1 to 100 consecutive successes",
+            );
+        }
+        match m.kind {
+            MonitorType::Http => {
+                if m.receive.as_deref().unwrap_or("").is_empty() {
+                    c.err(
+                        "monitor",
+                        Some(i),
+                        "receive",
+                        "an http monitor needs text to look for in the response".into(),
+                        "add receive = \"200\"",
+                    );
+                }
+            }
+            MonitorType::Tcp => {
+                if m.send.is_some() || m.receive.is_some() {
+                    c.err(
+                        "monitor",
+                        Some(i),
+                        "send",
+                        "a tcp monitor only checks the handshake; send and receive are for http"
+                            .into(),
+                        "use type = \"http\" or remove send and receive",
+                    );
+                }
+            }
+        }
+    }
+    c.unique("pool", "name", cfg.pools.iter().map(|p| p.name.as_str()));
+    for (i, p) in cfg.pools.iter().enumerate() {
+        if let Some(m) = &p.monitor {
+            if !cfg.monitors.iter().any(|x| &x.name == m) {
+                c.err(
+                    "pool",
+                    Some(i),
+                    "monitor",
+                    format!("no monitor named `{m}`"),
+                    format!(
+                        "define it under [[monitor]] or use one of: {}",
+                        list(cfg.monitors.iter().map(|x| x.name.as_str()))
+                    ),
+                );
+            }
+        }
+        if p.members.is_empty() {
+            c.err(
+                "pool",
+                Some(i),
+                "members",
+                "a pool needs at least one member".into(),
+                "add members = [{ address = \"198.18.2.11:80\" }]",
+            );
+        }
+        let mut seen = HashSet::new();
+        for m in &p.members {
+            if !seen.insert(m.address) {
+                c.err(
+                    "pool",
+                    Some(i),
+                    "members",
+                    format!("{} is listed twice", m.address),
+                    "list each member address once",
+                );
+            }
+            if m.ratio == 0 {
+                c.err(
+                    "pool",
+                    Some(i),
+                    "members",
+                    format!("member {} has ratio 0", m.address),
+                    "use a ratio of 1 or more (or disable the member)",
+                );
+            }
+            if m.address.is_ipv6() {
+                c.err(
+                    "pool",
+                    Some(i),
+                    "members",
+                    format!(
+                        "member {} is IPv6, which the data plane does not handle yet",
+                        m.address
+                    ),
+                    "use IPv4 members",
+                );
+            }
+        }
+    }
 }
