@@ -326,7 +326,7 @@ impl Fastl4 {
         }
         if proto == nat::TCP && payload.len() >= 20 {
             // Learn from this segment before answering it, so the RST is acceptable.
-            self.track_tcp(id, dir, payload, 0);
+            self.track_tcp(id, dir, payload, payload.len());
         }
         self.end(id, End::MemberDown);
         Some(Classified::Drop(DropReason::Fastl4MemberDown))
