@@ -429,14 +429,11 @@ impl Dataplane {
         for vs in &vss {
             let mut add = |addr: IpAddr, icmp_echo: bool| {
                 if let IpAddr::V4(a) = addr {
-                    if !self.locals.contains_key(&a) {
-                        self.locals.insert(
-                            a,
-                            LocalKind::Virtual {
-                                arp: true,
-                                icmp_echo,
-                            },
-                        );
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.locals.entry(a) {
+                        e.insert(LocalKind::Virtual {
+                            arp: true,
+                            icmp_echo,
+                        });
                         self.virtual_addresses.push(VirtualAddress {
                             addr,
                             arp: true,

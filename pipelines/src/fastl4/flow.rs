@@ -77,6 +77,7 @@ pub struct Flow {
 
 impl Flow {
     /// A new flow in its first state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         vs: Arc<Fastl4Vs>,
         member: usize,
