@@ -1001,3 +1001,19 @@ fn random_bytes_after_a_valid_header_never_panic() {
         b.take();
     }
 }
+
+#[test]
+fn the_example_configuration_maps_dns_to_port_5353() {
+    let dp = Arc::new(testing::fastl4_dataplane(1));
+    assert_eq!(dp.fastl4.len(), 2);
+    let mut b = Bed::new(Vec::new());
+    b.l2.set_dataplane(dp);
+    let (c, v) = (sa(CLIENT, 5555), sa(VIP, 53));
+    assert_eq!(
+        b.rx(0, &from_client(c, v, &udp_dgram(c, v, b"q", true), 17)),
+        Verdict::Forwarded
+    );
+    let o = parse(&b.one(1));
+    assert_eq!(o.dst, sa(member(0), 5353));
+    assert_eq!(*o.src.ip(), SELF_S);
+}
