@@ -1017,3 +1017,27 @@ fn the_example_configuration_maps_dns_to_port_5353() {
     assert_eq!(o.dst, sa(member(0), 5353));
     assert_eq!(*o.src.ip(), SELF_S);
 }
+
+#[test]
+fn a_fin_on_an_old_established_flow_shortens_its_timeout_at_once() {
+    let mut b = Bed::new(vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)]);
+    let c = sa(CLIENT, 40000);
+    let v = sa(VIP, 80);
+    establish(&mut b, c);
+    // Past the SYN timer: the flow's timer now sits at the 300 s deadline.
+    b.advance(6_000);
+    assert_eq!(b.flows(), 1);
+    b.rx(
+        0,
+        &from_client(c, v, &tcp_seg(c, v, 1006, 7007, ACK | FIN, b""), 6),
+    );
+    b.take();
+    b.advance(9_000);
+    assert_eq!(b.flows(), 1);
+    b.advance(1_500);
+    assert_eq!(
+        b.flows(),
+        0,
+        "closing timeout (10 s), not the established one"
+    );
+}
