@@ -1041,3 +1041,74 @@ fn a_fin_on_an_old_established_flow_shortens_its_timeout_at_once() {
         "closing timeout (10 s), not the established one"
     );
 }
+
+#[test]
+fn snat_port_exhaustion_is_counted() {
+    let mut b = Bed::many(
+        1,
+        vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)],
+        |dp| {
+            dp.fastl4_limits.snat_port_min = 2000;
+            dp.fastl4_limits.snat_port_max = 2003;
+        },
+    )
+    .pop()
+    .unwrap();
+    let vs = b.vs();
+    for i in 1..4 {
+        vs.set_member_available(i, false);
+    }
+    let v = sa(VIP, 80);
+    let mut ports = Vec::new();
+    for p in 0..4 {
+        let c = sa(CLIENT, 10000 + p);
+        assert_eq!(
+            b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+            Verdict::Forwarded
+        );
+        ports.push(parse(&b.one(1)).src.port());
+    }
+    ports.sort();
+    assert_eq!(ports, [2000, 2001, 2002, 2003]);
+    let c = sa(CLIENT, 10004);
+    assert_eq!(
+        b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+        Verdict::Dropped(DropReason::Fastl4SnatExhausted)
+    );
+    assert_eq!(b.dropped(DropReason::Fastl4SnatExhausted), 1);
+    // Another member has its own port space.
+    vs.set_member_available(1, true);
+    assert_eq!(
+        b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+        Verdict::Forwarded
+    );
+}
+
+#[test]
+fn member_down_resets_are_bounded_per_poll() {
+    let mut x = vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1);
+    x.reset_on_member_down = true;
+    let mut b = Bed::many(1, vec![x], |dp| dp.fastl4_limits.resets_per_poll = 2)
+        .pop()
+        .unwrap();
+    let vs = b.vs();
+    for i in 1..4 {
+        vs.set_member_available(i, false);
+    }
+    for p in 0..5 {
+        establish(&mut b, sa(CLIENT, 40000 + p));
+    }
+    vs.set_member_available(0, false);
+    b.advance(20);
+    assert_eq!(b.take().len(), 2);
+    assert_eq!(b.flows(), 3);
+    b.advance(5);
+    assert!(b.take().is_empty(), "the next sweep waits for its interval");
+    b.advance(10);
+    assert_eq!(b.take().len(), 2);
+    b.advance(10);
+    assert_eq!(b.take().len(), 1);
+    assert_eq!(b.flows(), 0);
+    assert_eq!(vs.counters.conns_current(), 0);
+    assert_eq!(vs.counters.conns_total(), 5);
+}
