@@ -1112,3 +1112,39 @@ fn member_down_resets_are_bounded_per_poll() {
     assert_eq!(vs.counters.conns_current(), 0);
     assert_eq!(vs.counters.conns_total(), 5);
 }
+
+#[test]
+fn icmp_errors_from_the_client_side_reach_the_member_translated() {
+    let mut b = Bed::new(vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)]);
+    let (c, v) = (sa(CLIENT, 40000), sa(VIP, 80));
+    b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1000, 0, SYN, b""), 6));
+    let o = parse(&b.one(1));
+    let (m, snat) = (o.dst, o.src);
+    b.rx(
+        1,
+        &from_member(0, m, snat, &tcp_seg(m, snat, 5000, 1001, SYN | ACK, b""), 6),
+    );
+    let back = b.one(0);
+    // A router near the client says the VIP → client packet was too big.
+    let mut icmpm = vec![3u8, 4, 0, 0, 0, 0, 0x04, 0x00];
+    icmpm.extend_from_slice(&back[14..54]);
+    let cs = checksum::checksum(&icmpm);
+    icmpm[2..4].copy_from_slice(&cs.to_be_bytes());
+    let f = ip_frame(mac_client(), mac_lb(0), CLIENT, VIP, 1, 5, 0, &icmpm);
+    assert_eq!(b.rx(0, &f), Verdict::Forwarded);
+    let o = parse(&b.one(1));
+    assert_eq!(
+        (o.proto, *o.src.ip(), *o.dst.ip()),
+        (1, *snat.ip(), *m.ip())
+    );
+    let inner = &o.l4[8..];
+    assert_eq!(checksum::checksum(&inner[..20]), 0, "quoted IP checksum");
+    let orig = tcp_seg(m, snat, 5000, 1001, SYN | ACK, b"");
+    assert_eq!(
+        &inner[20..40],
+        &orig[..],
+        "quoted TCP header as the member sent it"
+    );
+    assert_eq!(&inner[12..16], &m.ip().octets());
+    assert_eq!(&inner[16..20], &snat.ip().octets());
+}

@@ -16,9 +16,10 @@
 //! 2. TCP/UDP: the client-side key (client → VIP), then the server-side key
 //!    (member → SNAT address), then a new flow if the destination is a fastl4 virtual
 //!    server (TCP only on a SYN);
-//! 3. ICMP destination unreachable / time exceeded quoting a packet of a flow sent to
-//!    the member (server-side key of the quoted packet, reversed): translated back to
-//!    the client, so path MTU discovery works through the VIP.
+//! 3. ICMP destination unreachable / time exceeded quoting a packet of a flow: one the
+//!    appliance sent to the member (server-side key of the quoted packet, reversed) is
+//!    translated back to the client, one it sent to the client (client-side key) goes
+//!    on to the member, so path MTU discovery works through the VIP both ways.
 //!
 //! SNAT ports are chosen so that the kernel's fanout formula
 //! ([`rouge_drivers::afpacket::steer_flow`]) sends the member's replies to the worker
@@ -336,15 +337,19 @@ impl Fastl4 {
         let Some(q) = nat::quoted(icmp) else {
             return Classified::NotOurs;
         };
-        // The quoted packet went from us (SNAT address) to the member.
-        let key = flow::key(q.proto, q.dst, q.src);
-        let Some(id) = self.flows.find_server(&key) else {
-            return Classified::NotOurs;
-        };
-        match self.plan(id, Dir::ToClient, Kind::IcmpError) {
-            Some(p) => Classified::Translate(p),
-            None => Classified::NotOurs,
+        // Quoted packet from the SNAT address to the member: the error goes to the client.
+        if let Some(id) = self.flows.find_server(&flow::key(q.proto, q.dst, q.src)) {
+            return self
+                .plan(id, Dir::ToClient, Kind::IcmpError)
+                .map_or(Classified::NotOurs, Classified::Translate);
         }
+        // Quoted packet from the VIP to the client: the error goes to the member.
+        if let Some(id) = self.flows.find_client(&flow::key(q.proto, q.dst, q.src)) {
+            return self
+                .plan(id, Dir::ToServer, Kind::IcmpError)
+                .map_or(Classified::NotOurs, Classified::Translate);
+        }
+        Classified::NotOurs
     }
 
     /// Makes a new flow from `client` to the virtual server at `vip`.
@@ -464,10 +469,16 @@ impl Fastl4 {
         ms.bytes.add(len);
         let proto = f.proto;
         match plan.kind {
-            Kind::IcmpError => {
+            Kind::IcmpError => match plan.dir {
                 // Quoted: SNAT → member becomes client → VIP; outer: … → client, from the VIP.
-                nat::rewrite_icmp_error(l3, *f.vip.ip(), *f.client.ip(), f.client, f.vip);
-            }
+                Dir::ToClient => {
+                    nat::rewrite_icmp_error(l3, *f.vip.ip(), *f.client.ip(), f.client, f.vip)
+                }
+                // Quoted: VIP → client becomes member → SNAT; outer: … → member, from SNAT.
+                Dir::ToServer => {
+                    nat::rewrite_icmp_error(l3, *f.snat.ip(), *f.server.ip(), f.server, f.snat)
+                }
+            },
             Kind::LaterFrag => nat::rewrite(l3, proto, src, dst, false),
             Kind::Whole | Kind::FirstFrag => {
                 let hl = ((l3[0] & 0x0f) as usize) * 4;
