@@ -1148,3 +1148,47 @@ fn icmp_errors_from_the_client_side_reach_the_member_translated() {
     assert_eq!(&inner[12..16], &m.ip().octets());
     assert_eq!(&inner[16..20], &snat.ip().octets());
 }
+
+#[test]
+fn an_all_ports_vip_of_its_own_answers_arp_and_keeps_the_port() {
+    let vip = Ipv4Addr::new(198, 18, 1, 101);
+    let members: Vec<SocketAddr> = (0..4)
+        .map(|i| SocketAddr::new(IpAddr::V4(member(i)), 0))
+        .collect();
+    let x = Fastl4Vs::new(
+        "any",
+        Fastl4Protocol::Tcp,
+        IpAddr::V4(vip),
+        None,
+        Snat::Automap,
+        &members,
+        1,
+    );
+    let mut b = Bed::new(vec![x]);
+    let mut arp = vec![0u8; 60];
+    let hl = eth::emit_header(
+        &mut arp,
+        MacAddr::BROADCAST,
+        mac_client(),
+        None,
+        eth::ETHERTYPE_ARP,
+    );
+    ArpRepr {
+        op: Operation::Request,
+        sender_mac: mac_client(),
+        sender_ip: CLIENT,
+        target_mac: MacAddr::ZERO,
+        target_ip: vip,
+    }
+    .emit(&mut arp[hl..]);
+    assert_eq!(b.rx(0, &arp), Verdict::Answered);
+    b.take();
+    for port in [22u16, 8443] {
+        let (c, v) = (sa(CLIENT, 40000), sa(vip, port));
+        assert_eq!(
+            b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+            Verdict::Forwarded
+        );
+        assert_eq!(parse(&b.one(1)).dst.port(), port);
+    }
+}

@@ -359,3 +359,81 @@ impl FlowTable {
         self.wheel.next_deadline()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{Fastl4Protocol, Snat};
+    use std::net::Ipv4Addr;
+
+    fn flow(vs: &Arc<Fastl4Vs>, port: u16, now: Instant) -> Flow {
+        let a = |d, p| SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, d), p);
+        Flow::new(
+            vs.clone(),
+            0,
+            17,
+            a(2, port),
+            a(100, 53),
+            a(11, 53),
+            a(1, port),
+            now,
+        )
+    }
+
+    fn vs() -> Arc<Fastl4Vs> {
+        Arc::new(Fastl4Vs::new(
+            "t",
+            Fastl4Protocol::Udp,
+            Ipv4Addr::new(198, 18, 1, 100).into(),
+            Some(53),
+            Snat::Automap,
+            &["198.18.1.11:53".parse().unwrap()],
+            1,
+        ))
+    }
+
+    #[test]
+    fn slots_are_reused_and_stale_handles_refused() {
+        let vs = vs();
+        let mut t = FlowTable::new(2);
+        let a = t.insert(flow(&vs, 1, Instant::ZERO)).unwrap();
+        let b = t.insert(flow(&vs, 2, Instant::ZERO)).unwrap();
+        assert_eq!(
+            t.insert(flow(&vs, 3, Instant::ZERO)).unwrap_err(),
+            InsertError::Full
+        );
+        assert!(t.remove(a).is_some());
+        assert!(t.get(a).is_none() && t.remove(a).is_none());
+        assert_eq!(
+            t.insert(flow(&vs, 2, Instant::ZERO)).unwrap_err(),
+            InsertError::Exists
+        );
+        let c = t.insert(flow(&vs, 3, Instant::ZERO)).unwrap();
+        assert_eq!(c.idx, a.idx);
+        assert_ne!(c.gen, a.gen);
+        assert_eq!(
+            t.find_client(&flow(&vs, 3, Instant::ZERO).client_key()),
+            Some(c)
+        );
+        assert_eq!(
+            t.find_server(&flow(&vs, 2, Instant::ZERO).server_key()),
+            Some(b)
+        );
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn expiry_is_lazy_and_exact() {
+        let vs = vs();
+        let mut t = FlowTable::new(4);
+        let id = t.insert(flow(&vs, 1, Instant::ZERO)).unwrap();
+        let mut gone = 0;
+        t.get_mut(id).unwrap().last_seen = Instant::from_secs(50);
+        t.expire(Instant::from_secs(61), |_| gone += 1);
+        assert_eq!((gone, t.len()), (0, 1), "touched at 50 s: lives to 110 s");
+        t.expire(Instant::from_secs(109), |_| gone += 1);
+        assert_eq!(gone, 0);
+        t.expire(Instant::from_secs(111), |_| gone += 1);
+        assert_eq!((gone, t.len()), (1, 0));
+    }
+}
