@@ -2,7 +2,8 @@
 //! ends with a [`Verdict`].
 //!
 //! Ethernet and 802.1Q demultiplexing → ARP (answers for self IPs and virtual
-//! addresses, learns neighbours) → IPv4 validation → local delivery (ICMP echo) or
+//! addresses, learns neighbours) → IPv4 validation → fastl4 virtual servers and their
+//! flows (full NAT, see [`crate::fastl4`]) → local delivery (ICMP echo) or
 //! transit through a `forwarding` virtual server (route lookup, TTL, MTU, next-hop
 //! resolution, MAC rewrite). Replies reuse the received buffer in place where they
 //! can; ICMP errors take a buffer from the worker's pool. Output goes through an

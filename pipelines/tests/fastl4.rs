@@ -969,6 +969,8 @@ fn random_bytes_after_a_valid_header_never_panic() {
         vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1),
         vs(Fastl4Protocol::Udp, 53, Snat::Automap, 1),
     ]);
+    let (m, snat) = establish(&mut b, sa(CLIENT, 40000));
+    let mut forwarded = 0;
     let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         s ^= s << 13;
@@ -987,6 +989,24 @@ fn random_bytes_after_a_valid_header_never_panic() {
             l4[13] = SYN;
         }
         let proto = [6u8, 17, 1][(next() % 3) as usize];
+        if i % 5 == 4 && len >= 4 && i % 2 == 1 {
+            // Aim at the established flow from the member side.
+            l4[0..2].copy_from_slice(&m.port().to_be_bytes());
+            l4[2..4].copy_from_slice(&snat.port().to_be_bytes());
+        }
+        if proto == 1 && len >= 36 && i % 2 == 1 {
+            // An ICMP error quoting a packet of the flow, the rest random.
+            l4[0] = 3;
+            l4[8] = 0x45;
+            l4[17] = 6;
+            l4[20..24].copy_from_slice(&snat.ip().octets());
+            l4[24..28].copy_from_slice(&m.ip().octets());
+            l4[28..30].copy_from_slice(&snat.port().to_be_bytes());
+            l4[30..32].copy_from_slice(&m.port().to_be_bytes());
+            l4[2..4].copy_from_slice(&[0, 0]);
+            let cs = checksum::checksum(&l4);
+            l4[2..4].copy_from_slice(&cs.to_be_bytes());
+        }
         let frag = [0u16, 0, 0x2000, 3, 0x2001][(next() % 5) as usize];
         let (port, smac, dmac, src, dst) = if i % 5 == 4 {
             (1, mac_member(0), mac_lb(1), member(0), SELF_S)
@@ -994,12 +1014,16 @@ fn random_bytes_after_a_valid_header_never_panic() {
             (0, mac_client(), mac_lb(0), CLIENT, VIP)
         };
         let f = ip_frame(smac, dmac, src, dst, proto, (next() % 8) as u16, frag, &l4);
-        let _ = b.rx(port, &f);
+        if let Verdict::Forwarded = b.rx(port, &f) {
+            forwarded += 1;
+        }
         if i % 1000 == 0 {
             b.advance(700);
         }
         b.take();
     }
+    // The aimed packets do reach the translation path.
+    assert!(forwarded > 100, "only {forwarded} forwarded");
 }
 
 #[test]

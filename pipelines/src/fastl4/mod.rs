@@ -40,6 +40,7 @@ use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, Fastl4Limits, Snat};
 use crate::time::Instant;
 use crate::verdict::DropReason;
+use crate::wire::checksum;
 use flow::{Flow, FlowId, FlowState, FlowTable, InsertError};
 pub use frag::Dir;
 use frag::{FragKey, FragTable};
@@ -337,6 +338,10 @@ impl Fastl4 {
         let Some(q) = nat::quoted(icmp) else {
             return Classified::NotOurs;
         };
+        if checksum::checksum(icmp) != 0 {
+            // Not translated: the normal path drops it by its reason.
+            return Classified::NotOurs;
+        }
         // Quoted packet from the SNAT address to the member: the error goes to the client.
         if let Some(id) = self.flows.find_server(&flow::key(q.proto, q.dst, q.src)) {
             return self
