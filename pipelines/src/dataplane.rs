@@ -144,7 +144,9 @@ pub enum Snat {
     Automap,
     /// An address from this list (answered for ARP like a virtual address).
     Pool(Vec<Ipv4Addr>),
-    /// Keep the client's address and port (members must route back through the appliance).
+    /// Keep the client's address and port (members must route back through the
+    /// appliance). Replies are then steered by the client's tuple, not chosen to reach
+    /// the owning worker: use with one worker until hand-off between workers exists.
     None,
 }
 
@@ -199,7 +201,8 @@ pub struct Fastl4Vs {
     pub members: Vec<Fastl4Member>,
     /// One flag per member: `true` when it may take new flows (monitor up and admin
     /// enabled). Shared with the control plane, which flips it; workers see a change at
-    /// the next packet.
+    /// the next packet. Carry it over (like `counters`) when a new snapshot keeps the
+    /// member, so flows created under the old snapshot see the same flag.
     pub available: Arc<[AtomicBool]>,
     /// Idle timeouts by state.
     pub timeouts: Fastl4Timeouts,

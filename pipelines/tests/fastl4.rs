@@ -1216,3 +1216,48 @@ fn an_all_ports_vip_of_its_own_answers_arp_and_keeps_the_port() {
         assert_eq!(parse(&b.one(1)).dst.port(), port);
     }
 }
+
+#[test]
+fn replies_are_steered_to_the_worker_that_owns_the_flow() {
+    for n in 2..=3usize {
+        let mut beds = Bed::many(
+            n,
+            vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, n)],
+            |_| {},
+        );
+        let v = sa(VIP, 80);
+        for p in 0..12u16 {
+            let c = sa(CLIENT, 33000 + p);
+            // The kernel's choice for the client's packet.
+            let w = steer_flow(CLIENT.octets(), VIP.octets(), c.port(), 80, n as u32) as usize;
+            let b = &mut beds[w];
+            assert_eq!(
+                b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+                Verdict::Forwarded
+            );
+            let o = parse(&b.one(1));
+            let (m, snat) = (o.dst, o.src);
+            // The kernel's choice for the member's reply.
+            let r = steer_flow(
+                m.ip().octets(),
+                snat.ip().octets(),
+                m.port(),
+                snat.port(),
+                n as u32,
+            ) as usize;
+            assert_eq!(r, w, "n={n}");
+            let b = &mut beds[r];
+            b.rx(
+                1,
+                &from_member(
+                    member_index(*m.ip()),
+                    m,
+                    snat,
+                    &tcp_seg(m, snat, 9, 2, SYN | ACK, b""),
+                    6,
+                ),
+            );
+            assert_eq!(parse(&b.one(0)).dst, c);
+        }
+    }
+}

@@ -26,6 +26,19 @@
 //! that owns the flow. With SNAT `none` the client's port is kept and replies may land
 //! on another worker (members must route back through the appliance; a lock-free
 //! hand-off between workers is still to come).
+//!
+//! Not yet done (known limits):
+//! - IPv4 only; IPv6 packets never reach this module.
+//! - Non-first fragments are steered to worker 0 by the kernel fanout, so they follow
+//!   their flow only when worker 0 owns it (see [`frag`]).
+//! - No TCP sequence validation: a RST that matches a flow's addresses and ports ends
+//!   the flow whatever its sequence number; [`flow::Flow::seq_delta`] is reserved for
+//!   SYN-cookie translation and always 0.
+//! - Flow entries hold an `Arc` of their virtual server; mirroring them to an HA peer
+//!   needs a plain-data form (virtual server by name, member by address).
+//! - Table sizes are fixed by the first snapshot that has a fastl4 virtual server.
+//! - Member selection is round robin over available members
+//!   ([`crate::dataplane::Fastl4Vs::choose_member`]); the pool library replaces it.
 
 pub mod flow;
 pub mod frag;
