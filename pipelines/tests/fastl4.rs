@@ -470,6 +470,24 @@ fn rst_ends_the_flow_after_passing_through() {
     assert_eq!(parse(&b.one(0)).flags, RST | ACK);
     assert_eq!(b.flows(), 0);
     assert_eq!(b.l2.counters().fastl4_flows_closed_by_rst.get(), 1);
+    // Both keys are gone: neither side's packets find the flow any more.
+    assert_eq!(
+        b.rx(
+            1,
+            &from_member(0, o.dst, o.src, &tcp_seg(o.dst, o.src, 9, 0, ACK, b""), 6)
+        ),
+        Verdict::Dropped(DropReason::NoListener)
+    );
+    assert_eq!(
+        b.rx(0, &from_client(c, v, &tcp_seg(c, v, 2, 0, ACK, b""), 6)),
+        Verdict::Dropped(DropReason::Fastl4NoFlow)
+    );
+    // The same client tuple opens a new flow.
+    assert_eq!(
+        b.rx(0, &from_client(c, v, &tcp_seg(c, v, 50, 0, SYN, b""), 6)),
+        Verdict::Forwarded
+    );
+    assert_eq!(b.flows(), 1);
 }
 
 #[test]
