@@ -1279,3 +1279,31 @@ fn replies_are_steered_to_the_worker_that_owns_the_flow() {
         }
     }
 }
+
+#[test]
+fn too_big_for_the_member_side_gets_frag_needed_quoting_the_clients_packet() {
+    let mut b = Bed::new(vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)]);
+    let (c, v) = (sa(CLIENT, 40000), sa(VIP, 80));
+    b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6));
+    b.take();
+    let big = tcp_seg(c, v, 2, 0, ACK, &[7u8; 1600]);
+    assert_eq!(
+        b.rx(0, &from_client(c, v, &big, 6)),
+        Verdict::Dropped(DropReason::MtuExceeded)
+    );
+    let o = parse(&b.one(0));
+    assert_eq!((o.proto, *o.src.ip(), *o.dst.ip()), (1, SELF_C, CLIENT));
+    assert_eq!((o.l4[0], o.l4[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([o.l4[6], o.l4[7]]), 1500);
+    assert_eq!(
+        &o.l4[8 + 16..8 + 20],
+        &VIP.octets(),
+        "quotes the packet as sent"
+    );
+    // Echo to the fastl4 VIP is still answered by the normal path.
+    let mut echo = vec![8u8, 0, 0, 0, 0, 1, 0, 1];
+    let cs = checksum::checksum(&echo);
+    echo[2..4].copy_from_slice(&cs.to_be_bytes());
+    let f = ip_frame(mac_client(), mac_lb(0), CLIENT, VIP, 1, 3, 0, &echo);
+    assert_eq!(b.rx(0, &f), Verdict::Answered);
+}
