@@ -291,6 +291,11 @@ impl FlowTable {
         })
     }
 
+    /// Every flow in the table (for display: `show connections`).
+    pub fn iter(&self) -> impl Iterator<Item = &Flow> {
+        self.slots.iter().filter_map(|s| s.flow.as_ref())
+    }
+
     /// Sets the flow's timer again for `last_seen + timeout` (after a state change).
     pub fn rearm(&mut self, id: FlowId) {
         let Some(s) = self.slots.get_mut(id.idx as usize) else {
@@ -420,6 +425,7 @@ mod tests {
             Some(b)
         );
         assert_eq!(t.len(), 2);
+        assert_eq!(t.iter().count(), 2);
     }
 
     #[test]
