@@ -8,7 +8,7 @@ pub use rouge_drivers::port::Counter;
 use crate::verdict::{DropReason, Verdict};
 
 /// Counters of one worker's L2/L3 pipeline.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PipelineCounters {
     /// Packets handed to the pipeline.
     pub rx_packets: Counter,
@@ -34,10 +34,49 @@ pub struct PipelineCounters {
     pub icmp_errors_rate_limited: Counter,
     /// TCP segments sent by the appliance's own stack.
     pub tcp_segments_out: Counter,
+    /// Fastl4 flows created.
+    pub fastl4_flows_created: Counter,
+    /// Fastl4 flows removed by idle timeout.
+    pub fastl4_flows_expired: Counter,
+    /// Fastl4 flows removed after a TCP RST passed through.
+    pub fastl4_flows_closed_by_rst: Counter,
+    /// Fastl4 flows removed because their member went down.
+    pub fastl4_flows_member_down: Counter,
+    /// TCP RSTs sent toward clients for flows whose member went down.
+    pub fastl4_rsts_sent: Counter,
+    /// Fragment-table entries overwritten before they expired (table too small).
+    pub fastl4_frag_evicted: Counter,
     /// Loop turns of the worker.
     pub loop_turns: Counter,
     /// Loop turns that found no packet.
     pub idle_turns: Counter,
+}
+
+impl Default for PipelineCounters {
+    fn default() -> Self {
+        PipelineCounters {
+            rx_packets: Counter::default(),
+            forwarded: Counter::default(),
+            answered: Counter::default(),
+            consumed: Counter::default(),
+            drops: std::array::from_fn(|_| Counter::default()),
+            arp_requests_sent: Counter::default(),
+            arp_replies_sent: Counter::default(),
+            arp_gratuitous_sent: Counter::default(),
+            icmp_echo_replies: Counter::default(),
+            icmp_errors_sent: Counter::default(),
+            icmp_errors_rate_limited: Counter::default(),
+            tcp_segments_out: Counter::default(),
+            fastl4_flows_created: Counter::default(),
+            fastl4_flows_expired: Counter::default(),
+            fastl4_flows_closed_by_rst: Counter::default(),
+            fastl4_flows_member_down: Counter::default(),
+            fastl4_rsts_sent: Counter::default(),
+            fastl4_frag_evicted: Counter::default(),
+            loop_turns: Counter::default(),
+            idle_turns: Counter::default(),
+        }
+    }
 }
 
 impl PipelineCounters {

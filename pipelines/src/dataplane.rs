@@ -4,8 +4,10 @@
 //! local) are computed here once, not per packet.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -75,6 +77,10 @@ pub struct VsShard {
     pub packets: Counter,
     /// Bytes handled.
     pub bytes: Counter,
+    /// Connections (flows) opened by this worker.
+    pub conns_total: Counter,
+    /// Connections (flows) this worker opened and has since closed.
+    pub conns_closed: Counter,
 }
 
 impl VsCounters {
@@ -99,6 +105,212 @@ impl VsCounters {
     /// Bytes over all workers.
     pub fn bytes(&self) -> u64 {
         self.shards.iter().map(|s| s.0.bytes.get()).sum()
+    }
+
+    /// Connections opened over all workers.
+    pub fn conns_total(&self) -> u64 {
+        self.shards.iter().map(|s| s.0.conns_total.get()).sum()
+    }
+
+    /// Connections open now over all workers (opened minus closed).
+    pub fn conns_current(&self) -> u64 {
+        let closed: u64 = self.shards.iter().map(|s| s.0.conns_closed.get()).sum();
+        self.conns_total().saturating_sub(closed)
+    }
+}
+
+/// Transport protocol of a fastl4 virtual server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Fastl4Protocol {
+    /// TCP (IP protocol 6).
+    Tcp,
+    /// UDP (IP protocol 17).
+    Udp,
+}
+
+impl Fastl4Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Fastl4Protocol::Tcp => 6,
+            Fastl4Protocol::Udp => 17,
+        }
+    }
+}
+
+/// Source address translation of a fastl4 virtual server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Snat {
+    /// The self IP of the egress VLAN toward the member (chosen by route lookup).
+    Automap,
+    /// An address from this list (answered for ARP like a virtual address).
+    Pool(Vec<Ipv4Addr>),
+    /// Keep the client's address and port (members must route back through the
+    /// appliance). Replies are then steered by the client's tuple, not chosen to reach
+    /// the owning worker: use with one worker until hand-off between workers exists.
+    None,
+}
+
+/// One member of a fastl4 virtual server.
+#[derive(Debug, Clone)]
+pub struct Fastl4Member {
+    /// Address and port of the member.
+    pub addr: SocketAddr,
+    /// Its counters: packets and bytes both ways, current and total connections.
+    pub counters: Arc<VsCounters>,
+}
+
+/// Idle timeouts of a fastl4 virtual server's flows, by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fastl4Timeouts {
+    /// TCP flow until the handshake completes.
+    pub tcp_syn: Duration,
+    /// TCP flow once established.
+    pub tcp_established: Duration,
+    /// TCP flow after a FIN from either side.
+    pub tcp_closing: Duration,
+    /// UDP flow.
+    pub udp: Duration,
+}
+
+impl Default for Fastl4Timeouts {
+    fn default() -> Self {
+        Fastl4Timeouts {
+            tcp_syn: Duration::from_secs(5),
+            tcp_established: Duration::from_secs(300),
+            tcp_closing: Duration::from_secs(10),
+            udp: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A `fastl4` virtual server: packet-by-packet full NAT from `vip:port` to its members.
+#[derive(Debug, Clone)]
+pub struct Fastl4Vs {
+    /// Name used by the configuration.
+    pub name: String,
+    /// TCP or UDP.
+    pub protocol: Fastl4Protocol,
+    /// The virtual address (answered for ARP and ICMP echo).
+    pub vip: IpAddr,
+    /// The destination port, or `None` for all ports (the member port 0 then means
+    /// "same port as the client asked for").
+    pub port: Option<u16>,
+    /// Source address translation toward members.
+    pub snat: Snat,
+    /// Members, in configuration order (indices are stable within a snapshot).
+    pub members: Vec<Fastl4Member>,
+    /// One flag per member: `true` when it may take new flows (monitor up and admin
+    /// enabled). Shared with the control plane, which flips it; workers see a change at
+    /// the next packet. Carry it over (like `counters`) when a new snapshot keeps the
+    /// member, so flows created under the old snapshot see the same flag.
+    pub available: Arc<[AtomicBool]>,
+    /// Idle timeouts by state.
+    pub timeouts: Fastl4Timeouts,
+    /// Reset (TCP RST toward the client) and remove flows whose member became unavailable,
+    /// instead of letting them time out.
+    pub reset_on_member_down: bool,
+    /// Counters of the virtual server (carried over across configuration changes by name).
+    pub counters: Arc<VsCounters>,
+}
+
+impl Fastl4Vs {
+    /// A virtual server with every member available, default timeouts and fresh counters.
+    pub fn new(
+        name: &str,
+        protocol: Fastl4Protocol,
+        vip: IpAddr,
+        port: Option<u16>,
+        snat: Snat,
+        members: &[SocketAddr],
+        workers: usize,
+    ) -> Fastl4Vs {
+        Fastl4Vs {
+            name: name.into(),
+            protocol,
+            vip,
+            port,
+            snat,
+            members: members
+                .iter()
+                .map(|&addr| Fastl4Member {
+                    addr,
+                    counters: VsCounters::new(workers),
+                })
+                .collect(),
+            available: members.iter().map(|_| AtomicBool::new(true)).collect(),
+            timeouts: Fastl4Timeouts::default(),
+            reset_on_member_down: false,
+            counters: VsCounters::new(workers),
+        }
+    }
+
+    /// True when member `i` may take new flows.
+    #[inline]
+    pub fn member_available(&self, i: usize) -> bool {
+        self.available
+            .get(i)
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// Marks member `i` available or not (control plane: monitor status, admin state).
+    pub fn set_member_available(&self, i: usize, up: bool) {
+        if let Some(a) = self.available.get(i) {
+            a.store(up, Ordering::Relaxed);
+        }
+    }
+
+    /// The member for a new flow from `client` on worker `worker`: the seam where the
+    /// pool's load-balancing method plugs in. For now plain round robin over available
+    /// members; `cursor` is the worker's round-robin position for this virtual server.
+    pub fn choose_member(
+        &self,
+        client: IpAddr,
+        worker: usize,
+        cursor: &mut usize,
+    ) -> Option<usize> {
+        let _ = (client, worker);
+        let n = self.members.len();
+        for i in 0..n {
+            let m = (*cursor + i) % n;
+            if self.member_available(m) {
+                *cursor = (m + 1) % n;
+                return Some(m);
+            }
+        }
+        None
+    }
+}
+
+/// Per-worker sizes of the fastl4 tables (allocated once when the first fastl4 virtual
+/// server appears; later snapshots do not resize them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fastl4Limits {
+    /// Most flows one worker tracks; new flows beyond it are dropped and counted.
+    pub flows_per_worker: usize,
+    /// Entries of the per-worker fragment table (first fragment to flow).
+    pub fragments_per_worker: usize,
+    /// Most RSTs sent for members gone down per poll.
+    pub resets_per_poll: usize,
+    /// Flow slots examined per sweep for flows of members gone down.
+    pub sweep_per_poll: usize,
+    /// Lowest SNAT port.
+    pub snat_port_min: u16,
+    /// Highest SNAT port.
+    pub snat_port_max: u16,
+}
+
+impl Default for Fastl4Limits {
+    fn default() -> Self {
+        Fastl4Limits {
+            flows_per_worker: 65_536,
+            fragments_per_worker: 1024,
+            resets_per_poll: 32,
+            sweep_per_poll: 4096,
+            snat_port_min: 1024,
+            // 40000-60999 belong to the appliance's own connections (monitor probes).
+            snat_port_max: 39_999,
+        }
     }
 }
 
@@ -153,6 +365,10 @@ pub struct Dataplane {
     pub icmp_error_rate: u32,
     /// Built-in TCP services (echo, discard, chargen) on self IPs.
     pub services: Vec<ServiceSpec>,
+    /// Fastl4 virtual servers (see [`Dataplane::with_fastl4`]).
+    pub fastl4: Vec<Arc<Fastl4Vs>>,
+    /// Sizes of the per-worker fastl4 tables.
+    pub fastl4_limits: Fastl4Limits,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
     locals: HashMap<Ipv4Addr, LocalKind>,
 }
@@ -207,6 +423,8 @@ impl Dataplane {
             arp,
             icmp_error_rate,
             services: Vec::new(),
+            fastl4: Vec::new(),
+            fastl4_limits: Fastl4Limits::default(),
             vlan_by_tag,
             locals,
         }
@@ -216,6 +434,67 @@ impl Dataplane {
     pub fn with_services(mut self, services: Vec<ServiceSpec>) -> Dataplane {
         self.services = services;
         self
+    }
+
+    /// Adds fastl4 virtual servers. Their VIPs become virtual addresses (ARP and ICMP
+    /// echo answered) unless already local, and SNAT pool addresses are answered for
+    /// ARP (not for echo).
+    pub fn with_fastl4(mut self, vss: Vec<Fastl4Vs>) -> Dataplane {
+        for vs in &vss {
+            let mut add = |addr: IpAddr, icmp_echo: bool| {
+                if let IpAddr::V4(a) = addr {
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.locals.entry(a) {
+                        e.insert(LocalKind::Virtual {
+                            arp: true,
+                            icmp_echo,
+                        });
+                        self.virtual_addresses.push(VirtualAddress {
+                            addr,
+                            arp: true,
+                            icmp_echo,
+                        });
+                    }
+                }
+            };
+            add(vs.vip, true);
+            if let Snat::Pool(list) = &vs.snat {
+                for a in list {
+                    add(IpAddr::V4(*a), false);
+                }
+            }
+        }
+        self.fastl4.extend(vss.into_iter().map(Arc::new));
+        self
+    }
+
+    /// The fastl4 virtual server for `proto` to `dst:dport` and its index: one with that
+    /// exact port first, else one listening on all ports.
+    #[inline]
+    pub fn fastl4_for(
+        &self,
+        proto: u8,
+        dst: Ipv4Addr,
+        dport: u16,
+    ) -> Option<(usize, &Arc<Fastl4Vs>)> {
+        let mut any = None;
+        for (i, vs) in self.fastl4.iter().enumerate() {
+            if vs.protocol.number() == proto && vs.vip == IpAddr::V4(dst) {
+                match vs.port {
+                    Some(p) if p == dport => return Some((i, vs)),
+                    None => any = any.or(Some((i, vs))),
+                    _ => {}
+                }
+            }
+        }
+        any
+    }
+
+    /// True when `dst` is the VIP of a fastl4 virtual server for `proto`.
+    #[inline]
+    pub fn is_fastl4_vip(&self, proto: u8, dst: Ipv4Addr) -> bool {
+        self.fastl4
+            .iter()
+            .any(|vs| vs.protocol.number() == proto && vs.vip == IpAddr::V4(dst))
     }
 
     /// The VLAN index of a frame received on `iface` with `tag`.

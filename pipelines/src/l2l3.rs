@@ -2,7 +2,8 @@
 //! ends with a [`Verdict`].
 //!
 //! Ethernet and 802.1Q demultiplexing → ARP (answers for self IPs and virtual
-//! addresses, learns neighbours) → IPv4 validation → local delivery (ICMP echo) or
+//! addresses, learns neighbours) → IPv4 validation → fastl4 virtual servers and their
+//! flows (full NAT, see [`crate::fastl4`]) → local delivery (ICMP echo) or
 //! transit through a `forwarding` virtual server (route lookup, TTL, MTU, next-hop
 //! resolution, MAC rewrite). Replies reuse the received buffer in place where they
 //! can; ICMP errors take a buffer from the worker's pool. Output goes through an
@@ -21,11 +22,13 @@ use rouge_drivers::{MacAddr, Packet, PacketPool};
 use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourUpdate};
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, LocalKind};
+use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
 use crate::services::Services;
 use crate::tcp::{StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::arp::{self as arpw, ArpRepr, Operation};
+use crate::wire::checksum;
 use crate::wire::ethernet::{self as eth, EthError, EthernetFrame};
 use crate::wire::icmp::{self, IcmpError, IcmpPacket};
 use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
@@ -65,6 +68,11 @@ impl NeighbourBus {
                 let _ = q.push(u);
             }
         }
+    }
+
+    /// Number of workers sharing the bus.
+    pub fn workers(&self) -> usize {
+        self.inboxes.len()
     }
 
     fn pop(&self) -> Option<NeighbourUpdate> {
@@ -120,6 +128,7 @@ pub struct L2L3 {
     pool: PacketPool,
     tcp: TcpStack,
     services: Services,
+    fastl4: Option<Fastl4>,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -149,8 +158,14 @@ impl L2L3 {
         let mut tcp = TcpStack::new(StackConfig::default(), TcpProfile::default());
         let mut services = Services::new(worker);
         services.configure(&mut tcp, Instant::ZERO, &dp.services);
+        let fastl4 = (!dp.fastl4.is_empty()).then(|| {
+            let mut f = Fastl4::new(worker, bus.workers(), dp.fastl4_limits, counters.clone());
+            f.set_dataplane(&dp);
+            f
+        });
         L2L3 {
             worker,
+            fastl4,
             arp: ArpCache::new(dp.arp),
             icmp_bucket: TokenBucket::new(dp.icmp_error_rate),
             dp,
@@ -202,7 +217,23 @@ impl L2L3 {
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
         self.services
             .configure(&mut self.tcp, Instant::ZERO, &dp.services);
+        if self.fastl4.is_none() && !dp.fastl4.is_empty() {
+            self.fastl4 = Some(Fastl4::new(
+                self.worker,
+                self.bus.workers(),
+                dp.fastl4_limits,
+                self.counters.clone(),
+            ));
+        }
+        if let Some(f) = self.fastl4.as_mut() {
+            f.set_dataplane(&dp);
+        }
         self.dp = dp;
+    }
+
+    /// This worker's fastl4 state (connection table), once a fastl4 virtual server exists.
+    pub fn fastl4(&self) -> Option<&Fastl4> {
+        self.fastl4.as_ref()
     }
 
     /// The neighbour cache as rows for display.
@@ -378,13 +409,26 @@ impl L2L3 {
         }
         // Drop Ethernet padding so lengths below are the IP packet's.
         pkt.truncate(l3_off + total);
+        if let Some(f) = self.fastl4.as_mut() {
+            let c = f.classify(now, &self.dp, &pkt.data()[l3_off..]);
+            self.send_resets(now, emit);
+            match c {
+                Classified::NotOurs => {}
+                Classified::Drop(r) => return Verdict::Dropped(r),
+                Classified::Translate(plan) => {
+                    return self.fastl4_forward(now, pkt, vlan, l3_off, src_mac, plan, emit)
+                }
+            }
+        }
         if let Some(kind) = self.dp.local(dst) {
             if frag {
                 return Verdict::Dropped(DropReason::Ipv4FragmentToLocal);
             }
             return match proto {
                 ipv4::PROTO_ICMP => self.local_icmp(pkt, kind, l3_off, src_mac, emit),
-                ipv4::PROTO_TCP => {
+                // The appliance's own TCP stack serves its self IPs (services, monitor
+                // replies); TCP to a virtual address that no virtual server takes is dropped.
+                ipv4::PROTO_TCP if matches!(kind, LocalKind::SelfIp { .. }) => {
                     let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
                     let seg = &pkt.data()[l3_off + hl..];
                     if pkt.meta.l4_csum_partial {
@@ -457,6 +501,116 @@ impl L2L3 {
         pkt.pull_front(l3_off);
         let neighbour = hop.neighbour(dst);
         self.route_out(now, pkt, neighbour, hop.vlan, emit)
+    }
+
+    /// Forwards a packet of a fastl4 flow: TTL, route and MTU are checked on the packet as
+    /// received (ICMP errors quote it as its sender sent it), then it is translated.
+    #[allow(clippy::too_many_arguments)]
+    fn fastl4_forward(
+        &mut self,
+        now: Instant,
+        mut pkt: Packet,
+        vlan: u16,
+        l3_off: usize,
+        src_mac: MacAddr,
+        plan: Plan,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Verdict {
+        let (ttl, total, df) = {
+            let ip = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]);
+            (ip.ttl(), ip.total_len(), ip.dont_frag())
+        };
+        let is_error = plan.kind == Fastl4Kind::IcmpError;
+        if ttl <= 1 {
+            if !is_error {
+                self.icmp_error(
+                    now,
+                    &pkt,
+                    vlan,
+                    l3_off,
+                    src_mac,
+                    icmp::TIME_EXCEEDED,
+                    0,
+                    [0; 4],
+                    emit,
+                );
+            }
+            return Verdict::Dropped(DropReason::TtlExceeded);
+        }
+        let Some(route) = self.dp.routes.lookup_v4(plan.next_dst) else {
+            return Verdict::Dropped(DropReason::NoRoute);
+        };
+        let hop = route.next_hop;
+        let out_iface = self.dp.vlans[hop.vlan as usize].iface as usize;
+        let mtu = self.mtus.get(out_iface).copied().unwrap_or(1500);
+        if total > mtu {
+            if df && !is_error {
+                let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
+                self.icmp_error(
+                    now,
+                    &pkt,
+                    vlan,
+                    l3_off,
+                    src_mac,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::CODE_FRAG_NEEDED,
+                    rest,
+                    emit,
+                );
+            }
+            return Verdict::Dropped(DropReason::MtuExceeded);
+        }
+        if let Some(f) = self.fastl4.as_mut() {
+            f.apply(now, &plan, &mut pkt.data_mut()[l3_off..]);
+        }
+        Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3_off..]).decrement_ttl();
+        pkt.pull_front(l3_off);
+        let neighbour = hop.neighbour(plan.next_dst);
+        self.route_out(now, pkt, neighbour, hop.vlan, emit)
+    }
+
+    /// Sends the RSTs the fastl4 engine asks for (flows whose member went down).
+    fn send_resets(&mut self, now: Instant, emit: &mut impl FnMut(u16, Packet)) {
+        while let Some(r) = self.fastl4.as_mut().and_then(Fastl4::pop_reset) {
+            let Some(mut out) = self.pool.alloc() else {
+                self.counters.drops[DropReason::NoBuffer as usize].inc();
+                continue;
+            };
+            let Some(route) = self.dp.routes.lookup_v4(*r.to.ip()) else {
+                self.counters.drops[DropReason::NoRoute as usize].inc();
+                continue;
+            };
+            let hop = route.next_hop;
+            out.set_len(ipv4::MIN_HEADER_LEN + 20);
+            let d = out.data_mut();
+            self.ident = self.ident.wrapping_add(1);
+            Ipv4Repr {
+                src: *r.from.ip(),
+                dst: *r.to.ip(),
+                protocol: ipv4::PROTO_TCP,
+                payload_len: 20,
+                ttl: 64,
+                ident: self.ident,
+                dont_frag: true,
+            }
+            .emit(d);
+            let t = &mut d[20..40];
+            t.fill(0);
+            t[0..2].copy_from_slice(&r.from.port().to_be_bytes());
+            t[2..4].copy_from_slice(&r.to.port().to_be_bytes());
+            t[4..8].copy_from_slice(&r.seq.to_be_bytes());
+            t[8..12].copy_from_slice(&r.ack.to_be_bytes());
+            t[12] = 5 << 4;
+            t[13] = 0x14; // RST, ACK
+            let acc = checksum::pseudo_header_v4(r.from.ip().octets(), r.to.ip().octets(), 6, 20);
+            let c = checksum::finish(checksum::sum(acc, t));
+            t[16..18].copy_from_slice(&c.to_be_bytes());
+            self.counters.fastl4_rsts_sent.inc();
+            let v = self.route_out(now, out, hop.neighbour(*r.to.ip()), hop.vlan, emit);
+            if let Verdict::Dropped(reason) = v {
+                self.counters.drops[reason as usize].inc();
+            }
+        }
     }
 
     /// Sends an IP packet (no Ethernet header) to `neighbour` on `vlan`, resolving it first.
@@ -686,6 +840,10 @@ impl L2L3 {
             if let ArpTimerEvent::Request { ip, vlan } = ev {
                 self.send_arp_request(ip, vlan, emit);
             }
+        }
+        if let Some(f) = self.fastl4.as_mut() {
+            f.poll(now);
+            self.send_resets(now, emit);
         }
         while let Some((addr, vlan)) = self.announce.pop() {
             if self.send_arp(ArpFrame::Gratuitous { addr }, vlan, emit) {

@@ -6,6 +6,7 @@
 //!   TCP, UDP) that validate once and then cannot panic, and the checksums;
 //! - [`addr`], [`time`]: dual-stack prefixes and flow keys; the injected clock;
 //! - [`arp`], [`route`]: the neighbour cache and the longest-prefix-match table;
+//! - [`fastl4`]: per-worker connection table and full NAT for `fastl4` virtual servers;
 //! - [`l2l3`]: the per-worker pipeline that takes a received burst and gives every
 //!   packet a [`verdict::Verdict`]: forwarded, answered, consumed or dropped by reason;
 //! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers.
@@ -17,6 +18,7 @@ pub mod addr;
 pub mod arp;
 pub mod counters;
 pub mod dataplane;
+pub mod fastl4;
 pub mod l2l3;
 pub mod lb;
 pub mod monitor;

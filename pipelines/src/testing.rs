@@ -114,3 +114,36 @@ pub fn dataplane(workers: usize) -> Dataplane {
         1000,
     )
 }
+
+/// [`dataplane`] with the example fastl4 virtual servers: `web`, TCP
+/// 198.18.1.100:80 with SNAT automap in front of 198.18.2.11–14:80, and `dns`, UDP
+/// 198.18.1.100:53 in front of 198.18.2.11–14:5353.
+pub fn fastl4_dataplane(workers: usize) -> Dataplane {
+    use std::net::{IpAddr, SocketAddr};
+    let members = |port: u16| -> Vec<SocketAddr> {
+        (11..=14)
+            .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, i)), port))
+            .collect()
+    };
+    let vip = IpAddr::V4(Ipv4Addr::new(198, 18, 1, 100));
+    dataplane(workers).with_fastl4(vec![
+        Fastl4Vs::new(
+            "web",
+            Fastl4Protocol::Tcp,
+            vip,
+            Some(80),
+            Snat::Automap,
+            &members(80),
+            workers,
+        ),
+        Fastl4Vs::new(
+            "dns",
+            Fastl4Protocol::Udp,
+            vip,
+            Some(53),
+            Snat::Automap,
+            &members(5353),
+            workers,
+        ),
+    ])
+}

@@ -69,6 +69,14 @@ drop_reasons! {
     TtlExceeded => "ttl_exceeded", "TTL expired in transit.";
     MtuExceeded => "mtu_exceeded", "Packet larger than the egress MTU (fragmentation needed).";
     NoBuffer => "no_buffer", "Packet pool empty when building a reply.";
+    Fastl4TableFull => "fastl4_table_full", "Worker's fastl4 connection table full; new flow refused.";
+    Fastl4NoMember => "fastl4_no_member", "No member of the fastl4 virtual server available.";
+    Fastl4SnatExhausted => "fastl4_snat_exhausted", "No free SNAT port (or the client's own address and port collide with a flow).";
+    Fastl4NoFlow => "fastl4_no_flow", "TCP segment to a fastl4 virtual server that is not a SYN and matches no flow.";
+    Fastl4FragmentNoFlow => "fastl4_fragment_no_flow", "Non-first fragment to a fastl4 address before its first fragment (or after its flow ended).";
+    Fastl4TcpMalformed => "fastl4_tcp_malformed", "TCP header truncated or with a bad data offset, to a fastl4 virtual server or flow.";
+    Fastl4UdpMalformed => "fastl4_udp_malformed", "UDP header truncated or with a bad length, to a fastl4 virtual server or flow.";
+    Fastl4MemberDown => "fastl4_member_down", "Packet of a flow whose member went down; the flow was reset and removed.";
 }
 
 #[cfg(test)]

@@ -1,0 +1,685 @@
+//! Fastl4: packet-by-packet full NAT from a virtual server's VIP to its members, with
+//! a per-worker connection table (sans-I/O: the L2/L3 pipeline routes and sends).
+//!
+//! Per packet, the pipeline calls [`Fastl4::classify`] on the IPv4 packet; the answer
+//! is [`Classified::NotOurs`] (the normal path goes on), a drop with its reason, or a
+//! [`Plan`]: which flow, which way, and the address to route the translated packet to.
+//! The pipeline checks TTL, route and MTU against the *untranslated* packet (so ICMP
+//! errors it sends quote what the sender sent), then calls [`Fastl4::apply`] to rewrite
+//! it in place and update the flow, and sends it. [`Fastl4::poll`] runs once per loop
+//! turn: it expires idle flows and looks for flows whose member went down; RSTs to send
+//! toward clients are taken with [`Fastl4::pop_reset`].
+//!
+//! What is matched, in order:
+//! 1. non-first fragments: by the fragment table ([`frag`]); to a VIP without an entry,
+//!    dropped as [`DropReason::Fastl4FragmentNoFlow`];
+//! 2. TCP/UDP: the client-side key (client → VIP), then the server-side key
+//!    (member → SNAT address), then a new flow if the destination is a fastl4 virtual
+//!    server (TCP only on a SYN);
+//! 3. ICMP destination unreachable / time exceeded quoting a packet of a flow: one the
+//!    appliance sent to the member (server-side key of the quoted packet, reversed) is
+//!    translated back to the client, one it sent to the client (client-side key) goes
+//!    on to the member, so path MTU discovery works through the VIP both ways.
+//!
+//! SNAT ports are chosen so that the kernel's fanout formula
+//! ([`rouge_drivers::afpacket::steer_flow`]) sends the member's replies to the worker
+//! that owns the flow. With SNAT `none` the client's port is kept and replies may land
+//! on another worker (members must route back through the appliance; a lock-free
+//! hand-off between workers is still to come).
+//!
+//! Not yet done (known limits):
+//! - IPv4 only; IPv6 packets never reach this module.
+//! - Non-first fragments are steered to worker 0 by the kernel fanout, so they follow
+//!   their flow only when worker 0 owns it (see [`frag`]).
+//! - No TCP sequence validation: a RST that matches a flow's addresses and ports ends
+//!   the flow whatever its sequence number; [`flow::Flow::seq_delta`] is reserved for
+//!   SYN-cookie translation and always 0.
+//! - Flow entries hold an `Arc` of their virtual server; mirroring them to an HA peer
+//!   needs a plain-data form (virtual server by name, member by address).
+//! - Table sizes are fixed by the first snapshot that has a fastl4 virtual server.
+//! - Member selection is round robin over available members
+//!   ([`crate::dataplane::Fastl4Vs::choose_member`]); the pool library replaces it.
+
+pub mod flow;
+pub mod frag;
+pub mod nat;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+
+use crate::counters::PipelineCounters;
+use crate::dataplane::{Dataplane, Fastl4Limits, Snat};
+use crate::time::Instant;
+use crate::verdict::DropReason;
+use crate::wire::checksum;
+use flow::{Flow, FlowId, FlowState, FlowTable, InsertError};
+pub use frag::Dir;
+use frag::{FragKey, FragTable};
+
+/// Most RSTs waiting to be sent.
+pub const MAX_PENDING_RESETS: usize = 64;
+/// How often (in `now` time) the member-down sweep runs.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// What kind of packet a plan translates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole TCP/UDP packet.
+    Whole,
+    /// The first fragment of a datagram (ports, no full L4 payload).
+    FirstFrag,
+    /// A later fragment (addresses only).
+    LaterFrag,
+    /// An ICMP error quoting a packet of the flow.
+    IcmpError,
+}
+
+/// How to translate one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The flow.
+    pub flow: FlowId,
+    /// Which way the packet goes.
+    pub dir: Dir,
+    /// What it is.
+    pub kind: Kind,
+    /// Its destination after translation (to route on).
+    pub next_dst: Ipv4Addr,
+}
+
+/// The answer of [`Fastl4::classify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classified {
+    /// Not fastl4 traffic: the normal path handles it.
+    NotOurs,
+    /// Fastl4 traffic to drop.
+    Drop(DropReason),
+    /// Fastl4 traffic to translate.
+    Translate(Plan),
+}
+
+/// A TCP RST to send toward a client (from the VIP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetSpec {
+    /// Source: the VIP and port the client connected to.
+    pub from: SocketAddrV4,
+    /// Destination: the client.
+    pub to: SocketAddrV4,
+    /// Sequence number (the member's next sequence number as last seen).
+    pub seq: u32,
+    /// Acknowledgement number (the client's next sequence number as last seen).
+    pub ack: u32,
+}
+
+/// The fastl4 state of one worker.
+pub struct Fastl4 {
+    worker: usize,
+    workers: usize,
+    limits: Fastl4Limits,
+    flows: FlowTable,
+    frags: FragTable,
+    cursors: Vec<usize>,
+    port_cursor: u16,
+    pool_cursor: usize,
+    resets: ArrayVec<ResetSpec, MAX_PENDING_RESETS>,
+    sweep_pos: usize,
+    next_sweep: Instant,
+    counters: Arc<PipelineCounters>,
+}
+
+#[inline]
+fn rd16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+#[inline]
+fn rd32(b: &[u8], o: usize) -> u32 {
+    u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+/// Sequence-space "a is after b" (RFC 1982 style).
+#[inline]
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+impl Fastl4 {
+    /// The state of worker `worker` of `workers`, its tables sized by `limits` (all
+    /// memory allocated now).
+    pub fn new(
+        worker: usize,
+        workers: usize,
+        limits: Fastl4Limits,
+        counters: Arc<PipelineCounters>,
+    ) -> Fastl4 {
+        // Spread the workers' starting points over the port range.
+        let span =
+            (limits.snat_port_max as usize).saturating_sub(limits.snat_port_min as usize) + 1;
+        let start = limits.snat_port_min as usize + (worker * 7919) % span;
+        Fastl4 {
+            worker,
+            workers: workers.max(1),
+            limits,
+            flows: FlowTable::new(limits.flows_per_worker),
+            frags: FragTable::new(limits.fragments_per_worker),
+            cursors: Vec::new(),
+            port_cursor: start as u16,
+            pool_cursor: 0,
+            resets: ArrayVec::new(),
+            sweep_pos: 0,
+            next_sweep: Instant::ZERO,
+            counters,
+        }
+    }
+
+    /// The connection table.
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// Takes a new snapshot: round-robin positions follow the virtual servers' indices.
+    pub fn set_dataplane(&mut self, dp: &Dataplane) {
+        let w = self.worker;
+        self.cursors.resize(dp.fastl4.len(), w);
+    }
+
+    /// Decides what to do with an IPv4 packet (`l3`: header checked, truncated to its
+    /// total length).
+    pub fn classify(&mut self, now: Instant, dp: &Dataplane, l3: &[u8]) -> Classified {
+        let hl = ((l3[0] & 0x0f) as usize) * 4;
+        let proto = l3[9];
+        let src = Ipv4Addr::from(rd32(l3, 12));
+        let dst = Ipv4Addr::from(rd32(l3, 16));
+        let ff = rd16(l3, 6);
+        let offset = ff & 0x1fff;
+        let more = ff & 0x2000 != 0;
+        let ident = rd16(l3, 4);
+        let payload = &l3[hl..];
+        if offset != 0 {
+            let key = FragKey {
+                src,
+                dst,
+                proto,
+                ident,
+            };
+            if let Some((id, dir)) = self.frags.lookup(&key, now) {
+                if let Some(f) = self.flows.get(id) {
+                    let next_dst = match dir {
+                        Dir::ToServer => *f.server.ip(),
+                        Dir::ToClient => *f.client.ip(),
+                    };
+                    return Classified::Translate(Plan {
+                        flow: id,
+                        dir,
+                        kind: Kind::LaterFrag,
+                        next_dst,
+                    });
+                }
+            }
+            if dp.is_fastl4_vip(proto, dst) {
+                return Classified::Drop(DropReason::Fastl4FragmentNoFlow);
+            }
+            return Classified::NotOurs;
+        }
+        let malformed = match proto {
+            nat::TCP => DropReason::Fastl4TcpMalformed,
+            nat::UDP => DropReason::Fastl4UdpMalformed,
+            1 => return self.classify_icmp(payload),
+            _ => return Classified::NotOurs,
+        };
+        if payload.len() < 4 {
+            return if dp.is_fastl4_vip(proto, dst) {
+                Classified::Drop(malformed)
+            } else {
+                Classified::NotOurs
+            };
+        }
+        let (sport, dport) = (rd16(payload, 0), rd16(payload, 2));
+        let (from, to) = (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport));
+        let key = flow::key(proto, from, to);
+        let kind = if more { Kind::FirstFrag } else { Kind::Whole };
+        let found = if let Some(id) = self.flows.find_client(&key) {
+            Some((id, Dir::ToServer))
+        } else {
+            self.flows.find_server(&key).map(|id| (id, Dir::ToClient))
+        };
+        let vs_bound = found.is_some() || dp.fastl4_for(proto, dst, dport).is_some();
+        if !vs_bound {
+            return Classified::NotOurs;
+        }
+        if let Err(r) = check_l4(proto, payload, kind) {
+            return Classified::Drop(r);
+        }
+        if let Some((id, dir)) = found {
+            if let Some(r) = self.member_gone(id, dir, proto, payload) {
+                return r;
+            }
+            if let Some(plan) = self.plan(id, dir, kind) {
+                if kind == Kind::FirstFrag {
+                    self.record_frag(src, dst, proto, ident, id, dir, now);
+                }
+                return Classified::Translate(plan);
+            }
+            // The flow was removed (UDP, member gone): a new one is made below.
+        }
+        if proto == nat::TCP {
+            let flags = payload[13];
+            // A SYN without ACK, RST or FIN opens a flow; anything else needs one.
+            if flags & 0x17 != 0x02 {
+                return Classified::Drop(DropReason::Fastl4NoFlow);
+            }
+        }
+        match self.open(now, dp, proto, from, to) {
+            Ok(id) => {
+                if kind == Kind::FirstFrag {
+                    self.record_frag(src, dst, proto, ident, id, Dir::ToServer, now);
+                }
+                match self.plan(id, Dir::ToServer, kind) {
+                    Some(p) => Classified::Translate(p),
+                    None => Classified::Drop(DropReason::Fastl4NoFlow),
+                }
+            }
+            Err(r) => Classified::Drop(r),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_frag(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        ident: u16,
+        id: FlowId,
+        dir: Dir,
+        now: Instant,
+    ) {
+        let key = FragKey {
+            src,
+            dst,
+            proto,
+            ident,
+        };
+        if self.frags.insert(key, id, dir, now) {
+            self.counters.fastl4_frag_evicted.inc();
+        }
+    }
+
+    fn plan(&self, id: FlowId, dir: Dir, kind: Kind) -> Option<Plan> {
+        let f = self.flows.get(id)?;
+        let next_dst = match dir {
+            Dir::ToServer => *f.server.ip(),
+            Dir::ToClient => *f.client.ip(),
+        };
+        Some(Plan {
+            flow: id,
+            dir,
+            kind,
+            next_dst,
+        })
+    }
+
+    /// Handles a packet of a flow whose member is no longer available and whose virtual
+    /// server resets such flows. `None` when the flow goes on as usual.
+    fn member_gone(
+        &mut self,
+        id: FlowId,
+        dir: Dir,
+        proto: u8,
+        payload: &[u8],
+    ) -> Option<Classified> {
+        let f = self.flows.get(id)?;
+        if !f.vs.reset_on_member_down || f.vs.member_available(f.member) {
+            return None;
+        }
+        if proto == nat::UDP && dir == Dir::ToServer {
+            // The datagram opens a new flow to an available member.
+            self.end(id, End::MemberDown);
+            return None;
+        }
+        if proto == nat::TCP && payload.len() >= 20 {
+            // Learn from this segment before answering it, so the RST is acceptable.
+            self.track_tcp(id, dir, payload, payload.len());
+        }
+        self.end(id, End::MemberDown);
+        Some(Classified::Drop(DropReason::Fastl4MemberDown))
+    }
+
+    fn classify_icmp(&mut self, icmp: &[u8]) -> Classified {
+        let Some(q) = nat::quoted(icmp) else {
+            return Classified::NotOurs;
+        };
+        if checksum::checksum(icmp) != 0 {
+            // Not translated: the normal path drops it by its reason.
+            return Classified::NotOurs;
+        }
+        // Quoted packet from the SNAT address to the member: the error goes to the client.
+        if let Some(id) = self.flows.find_server(&flow::key(q.proto, q.dst, q.src)) {
+            return self
+                .plan(id, Dir::ToClient, Kind::IcmpError)
+                .map_or(Classified::NotOurs, Classified::Translate);
+        }
+        // Quoted packet from the VIP to the client: the error goes to the member.
+        if let Some(id) = self.flows.find_client(&flow::key(q.proto, q.dst, q.src)) {
+            return self
+                .plan(id, Dir::ToServer, Kind::IcmpError)
+                .map_or(Classified::NotOurs, Classified::Translate);
+        }
+        Classified::NotOurs
+    }
+
+    /// Makes a new flow from `client` to the virtual server at `vip`.
+    fn open(
+        &mut self,
+        now: Instant,
+        dp: &Dataplane,
+        proto: u8,
+        client: SocketAddrV4,
+        vip: SocketAddrV4,
+    ) -> Result<FlowId, DropReason> {
+        let Some((vsi, vs)) = dp.fastl4_for(proto, *vip.ip(), vip.port()) else {
+            return Err(DropReason::NoVirtual);
+        };
+        if self.flows.len() >= self.flows.capacity() {
+            return Err(DropReason::Fastl4TableFull);
+        }
+        if self.cursors.len() <= vsi {
+            // Only when the caller skipped set_dataplane; sized once per snapshot.
+            self.cursors.resize(dp.fastl4.len(), self.worker);
+        }
+        let member = vs
+            .choose_member(
+                IpAddr::V4(*client.ip()),
+                self.worker,
+                &mut self.cursors[vsi],
+            )
+            .ok_or(DropReason::Fastl4NoMember)?;
+        let std::net::SocketAddr::V4(maddr) = vs.members[member].addr else {
+            return Err(DropReason::Fastl4NoMember);
+        };
+        let port = if maddr.port() == 0 {
+            vip.port()
+        } else {
+            maddr.port()
+        };
+        let server = SocketAddrV4::new(*maddr.ip(), port);
+        let snat = match &vs.snat {
+            Snat::None => client,
+            Snat::Automap => {
+                let route = dp
+                    .routes
+                    .lookup_v4(*server.ip())
+                    .ok_or(DropReason::NoRoute)?;
+                let ip = dp
+                    .source_for(route.next_hop.vlan, *server.ip())
+                    .ok_or(DropReason::NoRoute)?;
+                self.snat_port(proto, server, ip)?
+            }
+            Snat::Pool(list) => {
+                let mut got = Err(DropReason::Fastl4SnatExhausted);
+                for i in 0..list.len() {
+                    let ip = list[(self.pool_cursor + i) % list.len()];
+                    if let Ok(a) = self.snat_port(proto, server, ip) {
+                        self.pool_cursor = (self.pool_cursor + i + 1) % list.len();
+                        got = Ok(a);
+                        break;
+                    }
+                }
+                got?
+            }
+        };
+        let flow = Flow::new(vs.clone(), member, proto, client, vip, server, snat, now);
+        match self.flows.insert(flow) {
+            Ok(id) => {
+                self.counters.fastl4_flows_created.inc();
+                vs.counters.shard(self.worker).conns_total.inc();
+                vs.members[member]
+                    .counters
+                    .shard(self.worker)
+                    .conns_total
+                    .inc();
+                Ok(id)
+            }
+            Err(InsertError::Full) => Err(DropReason::Fastl4TableFull),
+            Err(InsertError::Exists) => Err(DropReason::Fastl4SnatExhausted),
+        }
+    }
+
+    fn snat_port(
+        &mut self,
+        proto: u8,
+        server: SocketAddrV4,
+        ip: Ipv4Addr,
+    ) -> Result<SocketAddrV4, DropReason> {
+        let flows = &self.flows;
+        nat::choose_port(
+            server,
+            ip,
+            self.worker,
+            self.workers,
+            (self.limits.snat_port_min, self.limits.snat_port_max),
+            &mut self.port_cursor,
+            |p| !flows.server_key_taken(&flow::key(proto, server, SocketAddrV4::new(ip, p))),
+        )
+        .map(|p| SocketAddrV4::new(ip, p))
+        .ok_or(DropReason::Fastl4SnatExhausted)
+    }
+
+    /// Rewrites the packet of `plan` in place (`l3`: the IPv4 packet) and updates its
+    /// flow: state, last seen, counters.
+    pub fn apply(&mut self, now: Instant, plan: &Plan, l3: &mut [u8]) {
+        let Some(f) = self.flows.get_mut(plan.flow) else {
+            return;
+        };
+        f.last_seen = now;
+        let (src, dst) = match plan.dir {
+            Dir::ToServer => (f.snat, f.server),
+            Dir::ToClient => (f.vip, f.client),
+        };
+        let len = l3.len() as u64;
+        let shard = f.vs.counters.shard(self.worker);
+        shard.packets.inc();
+        shard.bytes.add(len);
+        let ms = f.vs.members[f.member].counters.shard(self.worker);
+        ms.packets.inc();
+        ms.bytes.add(len);
+        let proto = f.proto;
+        match plan.kind {
+            Kind::IcmpError => match plan.dir {
+                // Quoted: SNAT → member becomes client → VIP; outer: … → client, from the VIP.
+                Dir::ToClient => {
+                    nat::rewrite_icmp_error(l3, *f.vip.ip(), *f.client.ip(), f.client, f.vip)
+                }
+                // Quoted: VIP → client becomes member → SNAT; outer: … → member, from SNAT.
+                Dir::ToServer => {
+                    nat::rewrite_icmp_error(l3, *f.snat.ip(), *f.server.ip(), f.server, f.snat)
+                }
+            },
+            Kind::LaterFrag => nat::rewrite(l3, proto, src, dst, false),
+            Kind::Whole | Kind::FirstFrag => {
+                let hl = ((l3[0] & 0x0f) as usize) * 4;
+                if proto == nat::TCP {
+                    let seg_extra = if plan.kind == Kind::Whole {
+                        l3.len() - hl
+                    } else {
+                        0
+                    };
+                    let payload = &l3[hl..];
+                    let end = self.track_tcp(plan.flow, plan.dir, payload, seg_extra);
+                    nat::rewrite(l3, proto, src, dst, true);
+                    if end {
+                        self.end(plan.flow, End::Rst);
+                    }
+                } else {
+                    nat::rewrite(l3, proto, src, dst, true);
+                }
+            }
+        }
+    }
+
+    /// Follows a TCP segment (`seg`: header and payload; `whole_len` the segment length
+    /// when it is complete, 0 for a first fragment). Returns true when it is a RST that
+    /// ends the flow.
+    fn track_tcp(&mut self, id: FlowId, dir: Dir, seg: &[u8], whole_len: usize) -> bool {
+        let Some(f) = self.flows.get_mut(id) else {
+            return false;
+        };
+        let flags = seg[13];
+        let (fin, syn, rst, ack) = (
+            flags & 0x01 != 0,
+            flags & 0x02 != 0,
+            flags & 0x04 != 0,
+            flags & 0x10 != 0,
+        );
+        if rst {
+            return true;
+        }
+        let seq = rd32(seg, 4);
+        let ackn = rd32(seg, 8);
+        let doff = ((seg[12] >> 4) as usize) * 4;
+        let data = whole_len.saturating_sub(doff) as u32;
+        let next = seq
+            .wrapping_add(data)
+            .wrapping_add(syn as u32)
+            .wrapping_add(fin as u32);
+        let before = f.state;
+        match dir {
+            Dir::ToServer => {
+                if syn || seq_after(next, f.client_next) || f.client_next == 0 {
+                    f.client_next = next;
+                }
+                if ack {
+                    f.client_ack = ackn;
+                    if f.state == FlowState::Syn && f.syn_ack_seen {
+                        f.state = FlowState::Established;
+                    }
+                }
+            }
+            Dir::ToClient => {
+                if syn && ack {
+                    f.syn_ack_seen = true;
+                }
+                if !f.server_seen || syn || seq_after(next, f.server_next) {
+                    f.server_next = next;
+                }
+                f.server_seen = true;
+            }
+        }
+        if fin && f.state != FlowState::Closing {
+            f.state = FlowState::Closing;
+        }
+        if f.state != before {
+            self.flows.rearm(id);
+        }
+        false
+    }
+
+    fn end(&mut self, id: FlowId, why: End) {
+        let Some(f) = self.flows.remove(id) else {
+            return;
+        };
+        match why {
+            End::Rst => self.counters.fastl4_flows_closed_by_rst.inc(),
+            End::MemberDown => {
+                self.counters.fastl4_flows_member_down.inc();
+                if f.proto == nat::TCP {
+                    let seq = if f.server_seen {
+                        f.server_next
+                    } else {
+                        f.client_ack
+                    };
+                    let _ = self.resets.try_push(ResetSpec {
+                        from: f.vip,
+                        to: f.client,
+                        seq,
+                        ack: f.client_next,
+                    });
+                }
+            }
+        }
+        closed(&f, self.worker);
+    }
+
+    /// Runs timers: idle flows expire; every [`SWEEP_INTERVAL`], a bounded part of the
+    /// table is examined for flows whose member went down (reset and removed when their
+    /// virtual server says so, at most `resets_per_poll` per sweep).
+    pub fn poll(&mut self, now: Instant) {
+        let counters = &self.counters;
+        let worker = self.worker;
+        self.flows.expire(now, |f| {
+            counters.fastl4_flows_expired.inc();
+            closed(&f, worker);
+        });
+        if now < self.next_sweep || self.flows.is_empty() {
+            return;
+        }
+        self.next_sweep = now + SWEEP_INTERVAL;
+        let cap = self.flows.capacity();
+        let mut budget = self.limits.resets_per_poll;
+        for _ in 0..self.limits.sweep_per_poll.min(cap) {
+            if budget == 0 || self.resets.is_full() {
+                break;
+            }
+            let pos = self.sweep_pos;
+            self.sweep_pos = (self.sweep_pos + 1) % cap;
+            let Some((id, f)) = self.flows.slot(pos) else {
+                continue;
+            };
+            if f.vs.reset_on_member_down && !f.vs.member_available(f.member) {
+                self.end(id, End::MemberDown);
+                budget -= 1;
+            }
+        }
+    }
+
+    /// The next RST to send toward a client, if any.
+    pub fn pop_reset(&mut self) -> Option<ResetSpec> {
+        self.resets.pop()
+    }
+
+    /// The earliest time [`Fastl4::poll`] has work to do.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.flows.next_deadline()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum End {
+    Rst,
+    MemberDown,
+}
+
+fn closed(f: &Flow, worker: usize) {
+    f.vs.counters.shard(worker).conns_closed.inc();
+    f.vs.members[f.member]
+        .counters
+        .shard(worker)
+        .conns_closed
+        .inc();
+}
+
+/// Checks the L4 header of a packet bound for a fastl4 flow or virtual server.
+fn check_l4(proto: u8, payload: &[u8], kind: Kind) -> Result<(), DropReason> {
+    if proto == nat::TCP {
+        let bad = DropReason::Fastl4TcpMalformed;
+        if payload.len() < 20 {
+            return Err(bad);
+        }
+        let doff = ((payload[12] >> 4) as usize) * 4;
+        if doff < 20 || (kind == Kind::Whole && doff > payload.len()) {
+            return Err(bad);
+        }
+    } else {
+        let bad = DropReason::Fastl4UdpMalformed;
+        if payload.len() < 8 {
+            return Err(bad);
+        }
+        let len = rd16(payload, 4) as usize;
+        if len < 8 || (kind == Kind::Whole && len > payload.len()) {
+            return Err(bad);
+        }
+    }
+    Ok(())
+}
