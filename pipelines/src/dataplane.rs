@@ -212,9 +212,38 @@ pub struct Fastl4Vs {
     pub reset_on_member_down: bool,
     /// Counters of the virtual server (carried over across configuration changes by name).
     pub counters: Arc<VsCounters>,
+    /// The pool that chooses members (methods, priority groups, admin and monitor states,
+    /// appliance-wide connection counts); `None` = round robin over `available` flags.
+    /// Its members are `members`, in the same order.
+    pub lb: Option<LbBinding>,
+}
+
+/// A pool as a fastl4 virtual server uses it: the immutable pool and the live state
+/// shared by every worker and the control plane.
+#[derive(Debug, Clone)]
+pub struct LbBinding {
+    /// Members, method, Maglev table.
+    pub pool: Arc<crate::lb::Pool>,
+    /// Admin state and monitor status per member.
+    pub states: Arc<crate::lb::MemberStates>,
+    /// Current connections per member, appliance-wide.
+    pub counts: Arc<crate::lb::ConnCounts>,
 }
 
 impl Fastl4Vs {
+    /// True when flows to member `i` should be treated as broken: its monitor says
+    /// down (with a pool), or it is not available (without one). Disabled and
+    /// forced-offline members are not down: their flows continue to their end.
+    #[inline]
+    pub fn member_down(&self, i: usize) -> bool {
+        match &self.lb {
+            Some(b) => {
+                b.states.monitor(crate::lb::MemberId(i as u16)) == crate::lb::MonitorStatus::Down
+            }
+            None => !self.member_available(i),
+        }
+    }
+
     /// A virtual server with every member available, default timeouts and fresh counters.
     pub fn new(
         name: &str,
@@ -242,6 +271,7 @@ impl Fastl4Vs {
             timeouts: Fastl4Timeouts::default(),
             reset_on_member_down: false,
             counters: VsCounters::new(workers),
+            lb: None,
         }
     }
 

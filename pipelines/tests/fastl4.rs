@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rouge_drivers::afpacket::steer_flow;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
 use rouge_pipelines::counters::PipelineCounters;
-use rouge_pipelines::dataplane::{Dataplane, Fastl4Protocol, Fastl4Vs, Snat};
+use rouge_pipelines::dataplane::{Dataplane, Fastl4Protocol, Fastl4Vs, LbBinding, Snat};
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
 use rouge_pipelines::testing;
 use rouge_pipelines::verdict::{DropReason, Verdict};
@@ -1307,4 +1307,111 @@ fn too_big_for_the_member_side_gets_frag_needed_quoting_the_clients_packet() {
     echo[2..4].copy_from_slice(&cs.to_be_bytes());
     let f = ip_frame(mac_client(), mac_lb(0), CLIENT, VIP, 1, 3, 0, &echo);
     assert_eq!(b.rx(0, &f), Verdict::Answered);
+}
+
+/// A virtual server whose members come from an `lb::Pool` (ratio 3:1, the third member
+/// disabled), sharing live states and connection counts with the control plane.
+fn pooled_vs() -> (Fastl4Vs, LbBinding) {
+    use rouge_pipelines::lb::{AdminState, Member, Method, Pool, PoolConfig};
+    let mut v = vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1);
+    v.members.truncate(3);
+    let members = vec![
+        Member::new(v.members[0].addr).with_ratio(3),
+        Member::new(v.members[1].addr),
+        Member::new(v.members[2].addr).with_admin(AdminState::Disabled),
+    ];
+    let pool = Arc::new(Pool::new(PoolConfig::new(Method::Ratio, members)).unwrap());
+    let b = LbBinding {
+        states: Arc::new(pool.member_states()),
+        counts: Arc::new(pool.conn_counts()),
+        pool,
+    };
+    v.lb = Some(b.clone());
+    v.reset_on_member_down = true;
+    (v, b)
+}
+
+#[test]
+fn pool_methods_states_and_counts_drive_member_choice() {
+    use rouge_pipelines::lb::{AdminState, MonitorStatus};
+    let (v, b) = pooled_vs();
+    let mut bed = Bed::new(vec![v]);
+    let mut chosen = [0usize; 3];
+    let mut flows = Vec::new();
+    for i in 0..40u16 {
+        let (c, vip) = (sa(CLIENT, 20000 + i), sa(VIP, 80));
+        assert_eq!(
+            bed.rx(0, &from_client(c, vip, &tcp_seg(c, vip, 1, 0, SYN, b""), 6)),
+            Verdict::Forwarded
+        );
+        let o = parse(&bed.one(1));
+        let m = (0..3)
+            .find(|&m| *o.dst.ip() == member(m))
+            .expect("a pool member");
+        chosen[m as usize] += 1;
+        flows.push((c, o));
+    }
+    assert_eq!(
+        chosen,
+        [30, 10, 0],
+        "ratio 3:1, the disabled member gets nothing"
+    );
+    let ids: Vec<_> = b.pool.ids().collect();
+    assert_eq!(
+        b.counts.current(ids[0]),
+        30,
+        "appliance-wide counts follow the flows"
+    );
+    // Draining member 1 (disabled): no new flows, existing ones keep flowing.
+    b.states.set_admin(ids[1], AdminState::Disabled);
+    let (c, odst) = flows
+        .iter()
+        .find(|(_, o)| *o.dst.ip() == member(1))
+        .map(|(c, o)| (*c, o.dst))
+        .unwrap();
+    let vip = sa(VIP, 80);
+    assert_eq!(
+        bed.rx(
+            0,
+            &from_client(c, vip, &tcp_seg(c, vip, 2, 1, ACK, b"more"), 6)
+        ),
+        Verdict::Forwarded
+    );
+    assert_eq!(
+        parse(&bed.one(1)).dst,
+        odst,
+        "existing flow still reaches the disabled member"
+    );
+    for i in 0..8u16 {
+        let c = sa(CLIENT, 30000 + i);
+        bed.rx(0, &from_client(c, vip, &tcp_seg(c, vip, 1, 0, SYN, b""), 6));
+        assert_eq!(*parse(&bed.one(1)).dst.ip(), member(0));
+    }
+    // Member 0's monitor goes down: its flows are reset toward the clients and their
+    // connection slots released; nothing is left to choose.
+    b.states.set_monitor(ids[0], MonitorStatus::Down);
+    for _ in 0..20 {
+        bed.now += std::time::Duration::from_millis(20);
+        bed.poll();
+    }
+    let resets = bed
+        .take()
+        .iter()
+        .filter(|(p, f)| *p == 0 && parse(f).flags & RST != 0)
+        .count();
+    assert_eq!(
+        resets, 38,
+        "every flow of the down member reset toward its client"
+    );
+    assert_eq!(b.counts.current(ids[0]), 0, "slots released");
+    let c = sa(CLIENT, 40000);
+    assert_eq!(
+        bed.rx(0, &from_client(c, vip, &tcp_seg(c, vip, 1, 0, SYN, b""), 6)),
+        Verdict::Dropped(DropReason::Fastl4NoMember)
+    );
+    assert_eq!(
+        b.counts.current(ids[1]),
+        10,
+        "the disabled member's flows continue"
+    );
 }

@@ -50,7 +50,8 @@ use std::sync::Arc;
 use arrayvec::ArrayVec;
 
 use crate::counters::PipelineCounters;
-use crate::dataplane::{Dataplane, Fastl4Limits, Snat};
+use crate::dataplane::{Dataplane, Fastl4Limits, Fastl4Vs, Snat};
+use crate::lb::{MemberId, PoolCursor};
 use crate::time::Instant;
 use crate::verdict::DropReason;
 use crate::wire::checksum;
@@ -121,6 +122,8 @@ pub struct Fastl4 {
     flows: FlowTable,
     frags: FragTable,
     cursors: Vec<usize>,
+    /// Per virtual server with a pool: this worker's position in it.
+    lb_cursors: Vec<Option<PoolCursor>>,
     port_cursor: u16,
     pool_cursor: usize,
     resets: ArrayVec<ResetSpec, MAX_PENDING_RESETS>,
@@ -165,6 +168,7 @@ impl Fastl4 {
             flows: FlowTable::new(limits.flows_per_worker),
             frags: FragTable::new(limits.fragments_per_worker),
             cursors: Vec::new(),
+            lb_cursors: Vec::new(),
             port_cursor: start as u16,
             pool_cursor: 0,
             resets: ArrayVec::new(),
@@ -183,6 +187,11 @@ impl Fastl4 {
     pub fn set_dataplane(&mut self, dp: &Dataplane) {
         let w = self.worker;
         self.cursors.resize(dp.fastl4.len(), w);
+        self.lb_cursors = dp
+            .fastl4
+            .iter()
+            .map(|vs| vs.lb.as_ref().map(|b| b.pool.cursor(w)))
+            .collect();
     }
 
     /// Decides what to do with an IPv4 packet (`l3`: header checked, truncated to its
@@ -331,7 +340,7 @@ impl Fastl4 {
         payload: &[u8],
     ) -> Option<Classified> {
         let f = self.flows.get(id)?;
-        if !f.vs.reset_on_member_down || f.vs.member_available(f.member) {
+        if !f.vs.reset_on_member_down || !f.vs.member_down(f.member) {
             return None;
         }
         if proto == nat::UDP && dir == Dir::ToServer {
@@ -389,13 +398,44 @@ impl Fastl4 {
             // Only when the caller skipped set_dataplane; sized once per snapshot.
             self.cursors.resize(dp.fastl4.len(), self.worker);
         }
-        let member = vs
-            .choose_member(
+        if self.lb_cursors.len() <= vsi {
+            self.lb_cursors.resize_with(dp.fastl4.len(), || None);
+        }
+        let member = match (&vs.lb, &mut self.lb_cursors[vsi]) {
+            (Some(b), Some(cursor)) => b
+                .pool
+                .select(cursor, IpAddr::V4(*client.ip()), &b.states, &b.counts)
+                .map(MemberId::index),
+            _ => vs.choose_member(
                 IpAddr::V4(*client.ip()),
                 self.worker,
                 &mut self.cursors[vsi],
-            )
-            .ok_or(DropReason::Fastl4NoMember)?;
+            ),
+        }
+        .ok_or(DropReason::Fastl4NoMember)?;
+        let vs = vs.clone();
+        let opened = self.open_to(now, dp, proto, client, vip, &vs, member);
+        if opened.is_err() {
+            // The member's connection slot was taken by the selection: give it back.
+            if let Some(b) = &vs.lb {
+                b.counts.release(MemberId(member as u16));
+            }
+        }
+        opened
+    }
+
+    /// Second half of [`Fastl4::open`]: translation addresses and the flow entry.
+    #[allow(clippy::too_many_arguments)]
+    fn open_to(
+        &mut self,
+        now: Instant,
+        dp: &Dataplane,
+        proto: u8,
+        client: SocketAddrV4,
+        vip: SocketAddrV4,
+        vs: &Arc<Fastl4Vs>,
+        member: usize,
+    ) -> Result<FlowId, DropReason> {
         let std::net::SocketAddr::V4(maddr) = vs.members[member].addr else {
             return Err(DropReason::Fastl4NoMember);
         };
@@ -627,7 +667,7 @@ impl Fastl4 {
             let Some((id, f)) = self.flows.slot(pos) else {
                 continue;
             };
-            if f.vs.reset_on_member_down && !f.vs.member_available(f.member) {
+            if f.vs.reset_on_member_down && f.vs.member_down(f.member) {
                 self.end(id, End::MemberDown);
                 budget -= 1;
             }
@@ -652,6 +692,9 @@ enum End {
 }
 
 fn closed(f: &Flow, worker: usize) {
+    if let Some(b) = &f.vs.lb {
+        b.counts.release(MemberId(f.member as u16));
+    }
     f.vs.counters.shard(worker).conns_closed.inc();
     f.vs.members[f.member]
         .counters
