@@ -54,6 +54,8 @@ pub enum Command {
         /// What to show.
         #[arg(value_enum)]
         what: ShowWhat,
+        /// Only this one (a virtual server, pool, or member address / pool name).
+        name: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -67,12 +69,64 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Change pool members.
+    Pool {
+        /// The action.
+        #[command(subcommand)]
+        action: PoolAction,
+    },
     /// Interactive shell with help and history that takes the same commands.
     Console {
         /// Management socket path.
         #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+}
+
+/// `rouge pool …` actions.
+#[derive(Debug, Subcommand)]
+pub enum PoolAction {
+    /// Set a member's admin state: `enable`, `disable` (drain: no new connections,
+    /// existing ones continue) or `force-offline` (no new connections at all).
+    Member {
+        /// `enable`, `disable` or `force-offline`.
+        #[arg(value_parser = ["enable", "disable", "force-offline"])]
+        action: String,
+        /// The pool.
+        pool: String,
+        /// The member, as ADDRESS:PORT.
+        member: String,
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+}
+
+/// Runs a `pool member …` action against the appliance at `socket`.
+pub fn pool_action(
+    action: PoolAction,
+    socket_override: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let PoolAction::Member {
+        action,
+        pool,
+        member,
+        socket,
+    } = action;
+    let socket = socket_override.map(|p| p.to_path_buf()).unwrap_or(socket);
+    let args = vec![
+        "pool".into(),
+        "member".into(),
+        action.clone(),
+        pool.clone(),
+        member.clone(),
+    ];
+    mgmt::request(&socket, &args).map(|v| {
+        format!(
+            "pool {pool} member {member}: {}",
+            v["state"].as_str().unwrap_or("")
+        )
+    })
 }
 
 /// `rouge config …` actions.
@@ -140,6 +194,10 @@ pub enum ShowWhat {
     Stats,
     /// Virtual servers and their traffic.
     Virtual,
+    /// Pools with their members: admin state, monitor status, connections.
+    Pool,
+    /// Pool members as one list.
+    Member,
     /// The running configuration as TOML.
     Config,
 }
@@ -153,6 +211,8 @@ impl ShowWhat {
             ShowWhat::Routes => "routes",
             ShowWhat::Stats => "stats",
             ShowWhat::Virtual => "virtual",
+            ShowWhat::Pool => "pool",
+            ShowWhat::Member => "member",
             ShowWhat::Config => "config",
         }
     }
@@ -177,8 +237,17 @@ impl From<IdleArg> for IdlePolicy {
 }
 
 /// Runs a `show` and returns what to print.
-pub fn show(socket: &std::path::Path, what: ShowWhat, as_json: bool) -> Result<String, String> {
-    let data = mgmt::request(socket, &["show".into(), what.word().into()])?;
+pub fn show(
+    socket: &std::path::Path,
+    what: ShowWhat,
+    name: Option<&str>,
+    as_json: bool,
+) -> Result<String, String> {
+    let mut args = vec!["show".to_string(), what.word().to_string()];
+    if let Some(n) = name {
+        args.push(n.to_string());
+    }
+    let data = mgmt::request(socket, &args)?;
     if as_json {
         return serde_json::to_string_pretty(&data).map_err(|e| e.to_string());
     }
@@ -192,8 +261,24 @@ pub fn show(socket: &std::path::Path, what: ShowWhat, as_json: bool) -> Result<S
                 "name",
                 "type",
                 "destination",
+                "pool",
                 "packets",
                 "connections",
+                "bytes",
+            ],
+        ),
+        ShowWhat::Pool => pools_text(&data),
+        ShowWhat::Member => table(
+            &data,
+            &[
+                "pool",
+                "address",
+                "admin",
+                "monitor",
+                "availability",
+                "current_connections",
+                "total_connections",
+                "packets",
                 "bytes",
             ],
         ),
@@ -242,6 +327,36 @@ pub fn table(data: &Value, cols: &[&str]) -> String {
     }
     for r in rows {
         line(r, &mut out);
+    }
+    out
+}
+
+fn pools_text(data: &Value) -> String {
+    let mut out = String::new();
+    for p in data.as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "pool {}  method {}  monitor {}\n",
+            cell(&p["name"]),
+            cell(&p["method"]),
+            cell(&p["monitor"])
+        ));
+        out.push_str(&table(
+            &p["members"],
+            &[
+                "address",
+                "admin",
+                "monitor",
+                "availability",
+                "ratio",
+                "current_connections",
+                "total_connections",
+                "packets",
+                "bytes",
+            ],
+        ));
+    }
+    if out.is_empty() {
+        out.push_str("(no pools)\n");
     }
     out
 }
@@ -375,6 +490,9 @@ mod tests {
             "rouge show stats",
             "rouge config save /tmp/out.toml",
             "rouge config apply new.toml --socket /tmp/s",
+            "rouge show pool web --json",
+            "rouge show member",
+            "rouge pool member disable web 198.18.2.11:80 --socket /tmp/s",
             "rouge console --socket /tmp/s",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));

@@ -10,7 +10,9 @@ use crate::cli::{self, Cli, Command, ConfigAction};
 
 const HELP: &str = "\
 commands:
-  show interfaces|arp|routes|stats|virtual|config [--json]   state and counters
+  show interfaces|arp|routes|stats|virtual|pool|member|config [NAME] [--json]
+                                                             state and counters
+  pool member enable|disable|force-offline POOL ADDR:PORT    change a member's admin state
   config save [FILE]                                         write the running config as TOML
   config apply FILE                                          replace the running config (no flow dropped)
   check --config FILE                                        validate a configuration file
@@ -37,7 +39,10 @@ pub fn run_line(socket: &Path, line: &str) -> Option<String> {
         }
     };
     let out = match cli.command {
-        Command::Show { what, json, .. } => cli::show(socket, what, json),
+        Command::Show {
+            what, name, json, ..
+        } => cli::show(socket, what, name.as_deref(), json),
+        Command::Pool { action } => cli::pool_action(action, Some(socket)),
         Command::Config { action } => cli::config_action(on_socket(action, socket)),
         Command::Check { config, .. } => match crate::config::load(&config) {
             Ok(_) => Ok(format!("{}: valid", config.display())),

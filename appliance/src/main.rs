@@ -45,9 +45,13 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         },
-        Command::Show { what, json, socket } => {
-            cli::show(&socket, what, json).map(|s| print!("{s}"))
-        }
+        Command::Show {
+            what,
+            name,
+            json,
+            socket,
+        } => cli::show(&socket, what, name.as_deref(), json).map(|s| print!("{s}")),
+        Command::Pool { action } => cli::pool_action(action, None).map(|s| println!("{s}")),
         Command::Config { action } => cli::config_action(action).map(|s| println!("{s}")),
         Command::Console { socket } => console::run(&socket),
     };

@@ -104,6 +104,28 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
         ["show", "routes"] => Ok(views::routes(shared)),
         ["show", "stats"] => Ok(views::stats(shared)),
         ["show", "virtual"] => Ok(views::virtuals(shared)),
+        ["show", "virtual", name] => {
+            let all = views::virtuals(shared);
+            let one: Vec<Value> = all
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["name"] == *name)
+                .cloned()
+                .collect();
+            if one.is_empty() {
+                Err(format!(
+                    "no virtual server named `{name}`; `rouge show virtual` lists them"
+                ))
+            } else {
+                Ok(Value::Array(one))
+            }
+        }
+        ["show", "pool"] => views::pools(shared, None),
+        ["show", "pool", name] => views::pools(shared, Some(name)),
+        ["show", "member"] => views::members(shared, None),
+        ["show", "member", name] => views::members(shared, Some(name)),
+        ["pool", "member", action, pool, member] => member_state(shared, action, pool, member),
         ["show", "config"] => Ok(json!(config::to_toml(&shared.config.load()))),
         ["config", "save", rest @ ..] => {
             let path = rest
@@ -155,6 +177,56 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
     };
     tracing::info!(generation, file = name, "configuration applied");
     Ok(json!({"generation": generation, "workers_updated": synced}))
+}
+
+/// Changes a member's admin state in the running configuration and in the live pool
+/// (new flows follow at once; existing flows continue: `disabled` drains,
+/// `forced-offline` takes no new flows at all).
+pub fn member_state(
+    shared: &Shared,
+    action: &str,
+    pool: &str,
+    member: &str,
+) -> Result<Value, String> {
+    use crate::config::model::MemberState;
+    use rouge_pipelines::lb::AdminState;
+    let (state, admin) = match action {
+        "enable" => (MemberState::Enabled, AdminState::Enabled),
+        "disable" => (MemberState::Disabled, AdminState::Disabled),
+        "force-offline" => (MemberState::ForcedOffline, AdminState::ForcedOffline),
+        _ => {
+            return Err(format!(
+                "`{action}` is not a member action; use enable, disable or force-offline"
+            ))
+        }
+    };
+    let addr: std::net::SocketAddr = member
+        .parse()
+        .map_err(|_| format!("`{member}` is not ADDRESS:PORT (e.g. 198.18.2.11:80)"))?;
+    let _guard = shared.change.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cfg = (**shared.config.load()).clone();
+    let p = cfg
+        .pools
+        .iter_mut()
+        .find(|p| p.name == pool)
+        .ok_or_else(|| format!("no pool named `{pool}`; `rouge show pool` lists them"))?;
+    let m = p
+        .members
+        .iter_mut()
+        .find(|m| m.address == addr)
+        .ok_or_else(|| {
+            format!("pool `{pool}` has no member {addr}; `rouge show pool {pool}` lists them")
+        })?;
+    m.state = state;
+    let dp = shared.dataplane.load();
+    if let Some((_, b)) = dp.pools.iter().find(|(n, _)| n == pool) {
+        if let Some(id) = b.pool.find(addr) {
+            b.states.set_admin(id, admin);
+        }
+    }
+    shared.config.store(std::sync::Arc::new(cfg));
+    tracing::info!(pool, member = %addr, state = admin.as_str(), "member admin state changed");
+    Ok(json!({"pool": pool, "member": addr.to_string(), "state": admin.as_str()}))
 }
 
 /// Sends one command to the appliance at `socket` and returns its data.

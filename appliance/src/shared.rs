@@ -32,6 +32,8 @@ pub struct WorkerShared {
     pub tcp: ArcSwap<TcpCounters>,
     /// Connections in the worker's TCP stack.
     pub tcp_connections: AtomicU64,
+    /// Monitor status changes found by this worker.
+    pub monitor_transitions: AtomicU64,
     /// Configuration generation the worker runs.
     pub generation: AtomicU64,
     /// Set once the worker has opened its ports and entered its loop.
@@ -93,6 +95,7 @@ impl Shared {
                     arp: ArcSwap::from_pointee(Vec::new()),
                     tcp: ArcSwap::from_pointee(TcpCounters::default()),
                     tcp_connections: AtomicU64::new(0),
+                    monitor_transitions: AtomicU64::new(0),
                     generation: AtomicU64::new(0),
                     running: AtomicBool::new(false),
                 })

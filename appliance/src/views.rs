@@ -116,6 +116,24 @@ pub fn virtuals(s: &Shared) -> Value {
                    "packets": f.counters.packets(), "bytes": f.counters.bytes()})
         })
         .collect();
+    for f in &dp.fastl4 {
+        let dest = match f.port {
+            Some(p) => format!("{}:{p}", f.vip),
+            None => format!("{}:*", f.vip),
+        };
+        let pool = dp
+            .pools
+            .iter()
+            .find(|(_, b)| {
+                f.lb.as_ref()
+                    .is_some_and(|l| std::sync::Arc::ptr_eq(&l.pool, &b.pool))
+            })
+            .map(|(n, _)| n.clone());
+        out.push(json!({"name": f.name, "type": "fastl4", "destination": dest,
+            "protocol": match f.protocol { rouge_pipelines::dataplane::Fastl4Protocol::Tcp => "tcp", _ => "udp" },
+            "pool": pool, "packets": f.counters.packets(), "bytes": f.counters.bytes(),
+            "connections": f.counters.conns_total(), "current_connections": f.counters.conns_current()}));
+    }
     for sv in &dp.services {
         let kind = match sv.kind {
             rouge_pipelines::services::ServiceKind::Echo => "echo",
@@ -216,4 +234,55 @@ fn tcp_stats(s: &Shared) -> Value {
         "closed": total.closed, "aborted": total.aborted,
         "drops": drops,
     })
+}
+
+/// `show pool`: every pool with its members: admin state and monitor status side by
+/// side, availability, connections (appliance-wide) and traffic through fastl4.
+pub fn pools(s: &Shared, name: Option<&str>) -> Result<Value, String> {
+    let dp = s.dataplane.load();
+    let mut out = Vec::new();
+    for (pname, b) in dp.pools.iter().filter(|(n, _)| name.is_none_or(|x| x == n)) {
+        let cfg = s.config.load();
+        let pc = cfg.pools.iter().find(|p| &p.name == pname);
+        let members: Vec<Value> = b
+            .pool
+            .view(&b.states, &b.counts)
+            .into_iter()
+            .map(|m| {
+                let (mut packets, mut bytes) = (0, 0);
+                for f in dp.fastl4.iter().filter(|f| f.lb.as_ref().is_some_and(|l| std::sync::Arc::ptr_eq(&l.pool, &b.pool))) {
+                    if let Some(fm) = f.members.iter().find(|x| x.addr == m.addr) {
+                        packets += fm.counters.packets();
+                        bytes += fm.counters.bytes();
+                    }
+                }
+                json!({"address": m.addr.to_string(), "admin": m.admin, "monitor": m.monitor,
+                       "availability": m.availability, "ratio": m.ratio, "priority_group": m.priority,
+                       "connection_limit": m.conn_limit, "current_connections": m.current_conns,
+                       "total_connections": m.total_conns, "packets": packets, "bytes": bytes})
+            })
+            .collect();
+        out.push(json!({"name": pname, "method": b.pool.method().as_str(),
+            "monitor": pc.and_then(|p| p.monitor.clone()), "members": members}));
+    }
+    if let (Some(n), true) = (name, out.is_empty()) {
+        return Err(format!("no pool named `{n}`; `rouge show pool` lists them"));
+    }
+    Ok(Value::Array(out))
+}
+
+/// `show member`: every member of every pool as one flat list.
+pub fn members(s: &Shared, name: Option<&str>) -> Result<Value, String> {
+    let pools = pools(s, None)?;
+    let mut out = Vec::new();
+    for p in pools.as_array().into_iter().flatten() {
+        for m in p["members"].as_array().into_iter().flatten() {
+            if name.is_none_or(|n| m["address"] == n || p["name"] == n) {
+                let mut m = m.clone();
+                m["pool"] = p["name"].clone();
+                out.push(m);
+            }
+        }
+    }
+    Ok(Value::Array(out))
 }

@@ -11,6 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::{IpAddr, SocketAddr};
+
+use rouge_drivers::afpacket::steer_flow;
 use rouge_drivers::wait::wait_readable;
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
@@ -108,8 +111,21 @@ pub fn run<P: Port>(
         secret: (random_u64(), random_u64()),
         ..StackConfig::default()
     };
+    let workers = shared.workers.len() as u32;
     let mut l2 = L2L3::new(id, dp, macs, mtus, me.pipeline.clone(), bus, pool.clone())
         .with_tcp(tcp_cfg, TcpProfile::default());
+    if id == 0 {
+        // Worker 0 probes the members; it picks source ports whose replies the kernel's
+        // fanout steers back to it.
+        l2 = l2.with_monitors(Box::new(
+            move |local: SocketAddr, remote: SocketAddr| match (local.ip(), remote.ip()) {
+                (IpAddr::V4(l), IpAddr::V4(r)) => {
+                    steer_flow(r.octets(), l.octets(), remote.port(), local.port(), workers) == 0
+                }
+                _ => true,
+            },
+        ));
+    }
     let mut tx = TxQueues::new(ports.len());
     let clock = MonotonicClock::new();
     let mut idle_turns = 0u32;
@@ -140,6 +156,15 @@ pub fn run<P: Port>(
         }
         l2.poll(now, &mut |port, out| tx.push(port, out));
         tx.flush(&mut ports);
+        for t in l2.take_transitions() {
+            let status = t.status.as_str();
+            if t.status == rouge_pipelines::lb::MonitorStatus::Down {
+                tracing::warn!(member = %t.addr, status, reason = %t.reason, "monitor status change");
+            } else {
+                tracing::info!(member = %t.addr, status, reason = %t.reason, "monitor status change");
+            }
+            me.monitor_transitions.fetch_add(1, Ordering::Relaxed);
+        }
         if now >= next_arp_publish {
             if l2.arp_changed() {
                 me.arp.store(Arc::new(l2.arp_view(now)));

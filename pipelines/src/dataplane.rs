@@ -395,6 +395,10 @@ pub struct Dataplane {
     pub icmp_error_rate: u32,
     /// Built-in TCP services (echo, discard, chargen) on self IPs.
     pub services: Vec<ServiceSpec>,
+    /// Pools by name, with the live state shared by workers and the control plane.
+    pub pools: Vec<(String, LbBinding)>,
+    /// Members to watch with health monitors; `key` is (index in `pools`, member index).
+    pub monitor_targets: Vec<crate::monitor::Target>,
     /// Fastl4 virtual servers (see [`Dataplane::with_fastl4`]).
     pub fastl4: Vec<Arc<Fastl4Vs>>,
     /// Sizes of the per-worker fastl4 tables.
@@ -453,11 +457,24 @@ impl Dataplane {
             arp,
             icmp_error_rate,
             services: Vec::new(),
+            pools: Vec::new(),
+            monitor_targets: Vec::new(),
             fastl4: Vec::new(),
             fastl4_limits: Fastl4Limits::default(),
             vlan_by_tag,
             locals,
         }
+    }
+
+    /// The same snapshot with these pools and monitor targets.
+    pub fn with_pools(
+        mut self,
+        pools: Vec<(String, LbBinding)>,
+        targets: Vec<crate::monitor::Target>,
+    ) -> Dataplane {
+        self.pools = pools;
+        self.monitor_targets = targets;
+        self
     }
 
     /// The same snapshot with these built-in services.

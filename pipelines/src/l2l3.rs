@@ -23,8 +23,9 @@ use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourU
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, LocalKind};
 use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
+use crate::monitor::{Monitors, Transition};
 use crate::services::Services;
-use crate::tcp::{StackConfig, TcpProfile, TcpStack};
+use crate::tcp::{Event, StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::arp::{self as arpw, ArpRepr, Operation};
@@ -128,6 +129,8 @@ pub struct L2L3 {
     pool: PacketPool,
     tcp: TcpStack,
     services: Services,
+    monitors: Option<Monitors>,
+    transitions: Vec<Transition>,
     fastl4: Option<Fastl4>,
 }
 
@@ -178,6 +181,8 @@ impl L2L3 {
             pool,
             tcp,
             services,
+            monitors: None,
+            transitions: Vec::new(),
         }
     }
 
@@ -189,6 +194,26 @@ impl L2L3 {
         self.services
             .configure(&mut self.tcp, Instant::ZERO, &self.dp.services);
         self
+    }
+
+    /// Runs the health monitors on this worker (one worker per appliance does): probes
+    /// use source ports whose replies `port_ok` accepts (the steering to this worker).
+    pub fn with_monitors(mut self, port_ok: crate::monitor::PortFilter) -> L2L3 {
+        let mut m = Monitors::new().with_port_filter(port_ok);
+        m.set_targets(Instant::ZERO, self.dp.monitor_targets.clone());
+        self.monitors = Some(m);
+        self
+    }
+
+    /// Status changes found by the monitors since the last call (already applied to
+    /// the pools' shared states), for the log.
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        std::mem::take(&mut self.transitions)
+    }
+
+    /// The monitor engine, when this worker runs it.
+    pub fn monitors(&self) -> Option<&Monitors> {
+        self.monitors.as_ref()
     }
 
     /// The worker's TCP stack (its counters, connection counts).
@@ -217,6 +242,9 @@ impl L2L3 {
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
         self.services
             .configure(&mut self.tcp, Instant::ZERO, &dp.services);
+        if let Some(m) = self.monitors.as_mut() {
+            m.set_targets(Instant::ZERO, dp.monitor_targets.clone());
+        }
         if self.fastl4.is_none() && !dp.fastl4.is_empty() {
             self.fastl4 = Some(Fastl4::new(
                 self.worker,
@@ -851,7 +879,37 @@ impl L2L3 {
             }
         }
         self.tcp.handle_timeout(now);
-        self.services.handle_events(&mut self.tcp, now);
+        let mut changed = std::mem::take(&mut self.transitions);
+        let before = changed.len();
+        if let Some(m) = self.monitors.as_mut() {
+            m.poll(now, &mut self.tcp, &mut changed);
+        }
+        while let Some(ev) = self.tcp.poll_event() {
+            let h = match ev {
+                Event::Connected(h)
+                | Event::Readable(h)
+                | Event::Writable(h)
+                | Event::PeerClosed(h)
+                | Event::Closed(h) => Some(h),
+                Event::Reset(h, _) => Some(h),
+                Event::Accepted(_) => None,
+            };
+            match self.monitors.as_mut() {
+                Some(m) if h.is_some_and(|h| m.owns(h)) => {
+                    m.on_event(now, &mut self.tcp, ev, &mut changed)
+                }
+                _ => self.services.handle_event(&mut self.tcp, now, ev),
+            }
+        }
+        for t in &changed[before..] {
+            if let Some((_, b)) = self.dp.pools.get(t.key.0 as usize) {
+                if (t.key.1 as usize) < b.states.len() {
+                    b.states
+                        .set_monitor(crate::lb::MemberId(t.key.1 as u16), t.status);
+                }
+            }
+        }
+        self.transitions = changed;
         self.drain_tcp(now, emit);
     }
 

@@ -112,14 +112,27 @@ struct Probe {
 const MAX_RESPONSE: usize = 4096;
 
 /// The monitor engine of the worker that runs the probes.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Monitors {
     watches: Vec<Watch>,
     probes: HashMap<ConnHandle, Probe>,
     next_port: u16,
     counters: MonitorCounters,
     /// Picks a local port for a probe; lets the caller keep replies on its own worker.
-    port_ok: Option<fn(SocketAddr, SocketAddr) -> bool>,
+    port_ok: Option<PortFilter>,
+}
+
+/// Accepts or refuses a probe's (local, remote) addresses.
+pub type PortFilter = Box<dyn Fn(SocketAddr, SocketAddr) -> bool + Send>;
+
+impl std::fmt::Debug for Monitors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitors")
+            .field("targets", &self.watches.len())
+            .field("probes", &self.probes.len())
+            .field("counters", &self.counters)
+            .finish()
+    }
 }
 
 impl Monitors {
@@ -133,7 +146,7 @@ impl Monitors {
 
     /// Requires probe source ports to satisfy `ok(local, remote)` (for example, that the
     /// kernel's fanout steers the replies to this worker).
-    pub fn with_port_filter(mut self, ok: fn(SocketAddr, SocketAddr) -> bool) -> Monitors {
+    pub fn with_port_filter(mut self, ok: PortFilter) -> Monitors {
         self.port_ok = Some(ok);
         self
     }
@@ -240,7 +253,7 @@ impl Monitors {
                 self.next_port + 1
             };
             let local = SocketAddr::new(source, self.next_port);
-            if self.port_ok.is_some_and(|ok| !ok(local, addr)) {
+            if self.port_ok.as_ref().is_some_and(|ok| !ok(local, addr)) {
                 continue;
             }
             match tcp.connect(now, local, addr, ProfileId::DEFAULT) {

@@ -133,10 +133,17 @@ impl Services {
     /// Reacts to every pending stack event.
     pub fn handle_events(&mut self, tcp: &mut TcpStack, now: Instant) {
         while let Some(ev) = tcp.poll_event() {
+            self.handle_event(tcp, now, ev);
+        }
+    }
+
+    /// Reacts to one stack event (of a service connection or listener).
+    pub fn handle_event(&mut self, tcp: &mut TcpStack, now: Instant, ev: Event) {
+        {
             match ev {
                 Event::Accepted(l) => {
                     let Some(&(_, svc)) = self.listeners.iter().find(|(x, _)| *x == l) else {
-                        continue;
+                        return;
                     };
                     while let Some(h) = tcp.accept(l) {
                         let kind = self.specs[svc].kind;

@@ -1,18 +1,23 @@
 //! Turns a validated [`Config`] into the data plane's immutable snapshot.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rouge_pipelines::addr::Prefix;
 use rouge_pipelines::arp::ArpConfig;
 use rouge_pipelines::dataplane::{
-    Dataplane, ForwardingVs, Interface, SelfIp, VirtualAddress, Vlan, VsCounters,
+    Dataplane, Fastl4Protocol, Fastl4Vs, ForwardingVs, Interface, LbBinding, SelfIp, Snat,
+    VirtualAddress, Vlan, VsCounters,
 };
+use rouge_pipelines::lb::{
+    AdminState, ConnCounts, Member, MemberStates, Method, MonitorStatus, Pool, PoolConfig,
+};
+use rouge_pipelines::monitor::{MonitorSpec, ProbeKind, Target};
 use rouge_pipelines::route::{NextHop, Route, RouteTable};
 use rouge_pipelines::services::{ServiceKind, ServiceSpec};
 
-use super::model::{Config, VirtualType};
+use super::model::{Config, L4Protocol, LbMethod, MemberState, MonitorType, VirtualType};
 
 /// Builds snapshot number `generation` for `workers` workers. Counters of virtual
 /// servers that exist in `previous` (same name) are carried over, so figures survive
@@ -141,6 +146,8 @@ pub fn dataplane(
         retries: cfg.arp.retries,
         ..ArpConfig::default()
     };
+    let (pools, targets) = pools_and_monitors(cfg, previous, &self_ips, &routes);
+    let fastl4 = fastl4_servers(cfg, workers, previous, &pools);
     Dataplane::new(
         generation,
         interfaces,
@@ -153,6 +160,181 @@ pub fn dataplane(
         cfg.system.icmp_error_rate,
     )
     .with_services(services)
+    .with_pools(pools, targets)
+    .with_fastl4(fastl4)
+}
+
+/// Builds every pool (keeping the live state of pools that exist in `previous`) and the
+/// monitor targets of their members (probed from the self IP toward each member).
+fn pools_and_monitors(
+    cfg: &Config,
+    previous: Option<&Dataplane>,
+    self_ips: &[SelfIp],
+    routes: &[Route],
+) -> (Vec<(String, LbBinding)>, Vec<Target>) {
+    let table = RouteTable::new(routes.to_vec());
+    let mut pools = Vec::new();
+    let mut targets = Vec::new();
+    for p in &cfg.pools {
+        let members: Vec<Member> = p
+            .members
+            .iter()
+            .map(|m| {
+                Member::new(m.address)
+                    .with_ratio(m.ratio.max(1))
+                    .with_priority(m.priority_group)
+                    .with_conn_limit(m.connection_limit)
+                    .with_admin(match m.state {
+                        MemberState::Enabled => AdminState::Enabled,
+                        MemberState::Disabled => AdminState::Disabled,
+                        MemberState::ForcedOffline => AdminState::ForcedOffline,
+                    })
+            })
+            .collect();
+        let method = match p.method {
+            LbMethod::RoundRobin => Method::RoundRobin,
+            LbMethod::Ratio => Method::Ratio,
+            LbMethod::LeastConnections => Method::LeastConnections,
+            LbMethod::WeightedLeastConnections => Method::WeightedLeastConnections,
+            LbMethod::ConsistentHash => Method::ConsistentHash,
+        };
+        let mut pc = PoolConfig::new(method, members);
+        pc.min_active_members = p.min_active_members;
+        // Validation refused what Pool::new would (duplicates, ratio 0).
+        let Ok(pool) = Pool::new(pc) else { continue };
+        let old = previous
+            .and_then(|d| d.pools.iter().find(|(n, _)| *n == p.name))
+            .map(|(_, b)| b);
+        let (states, counts) = match old {
+            Some(b) => (
+                MemberStates::carry_over(&pool, &b.pool, &b.states),
+                ConnCounts::carry_over(&pool, &b.pool, &b.counts),
+            ),
+            None => (pool.member_states(), pool.conn_counts()),
+        };
+        if p.monitor.is_none() {
+            // Without a monitor every member stays `unchecked`.
+            for id in pool.ids() {
+                states.set_monitor(id, MonitorStatus::Unchecked);
+            }
+        }
+        let pi = pools.len() as u32;
+        if let Some(m) = p
+            .monitor
+            .as_ref()
+            .and_then(|n| cfg.monitors.iter().find(|x| &x.name == n))
+        {
+            let spec = MonitorSpec {
+                name: m.name.clone(),
+                kind: match m.kind {
+                    MonitorType::Tcp => ProbeKind::Tcp,
+                    MonitorType::Http => ProbeKind::Http {
+                        send: m
+                            .send
+                            .clone()
+                            .unwrap_or_else(|| "GET / HTTP/1.0\r\n\r\n".into()),
+                        receive: m.receive.clone().unwrap_or_default(),
+                    },
+                },
+                interval: Duration::from_secs_f64(m.interval),
+                timeout: Duration::from_secs_f64(m.timeout),
+                up_after: m.up_after,
+            };
+            for (mi, member) in p.members.iter().enumerate() {
+                let IpAddr::V4(ip) = member.address.ip() else {
+                    continue;
+                };
+                let Some(route) = table.lookup_v4(ip) else {
+                    continue;
+                };
+                let source = self_ips
+                    .iter()
+                    .filter(|s| s.vlan == route.next_hop.vlan)
+                    .map(|s| s.addr.addr)
+                    .next();
+                if let Some(source) = source {
+                    targets.push(Target {
+                        key: (pi, mi as u32),
+                        addr: member.address,
+                        source,
+                        spec: spec.clone(),
+                    });
+                }
+            }
+        }
+        pools.push((
+            p.name.clone(),
+            LbBinding {
+                pool: Arc::new(pool),
+                states: Arc::new(states),
+                counts: Arc::new(counts),
+            },
+        ));
+    }
+    (pools, targets)
+}
+
+/// Builds the fastl4 virtual servers, each bound to its pool.
+fn fastl4_servers(
+    cfg: &Config,
+    workers: usize,
+    previous: Option<&Dataplane>,
+    pools: &[(String, LbBinding)],
+) -> Vec<Fastl4Vs> {
+    let mut out = Vec::new();
+    for v in cfg
+        .virtuals
+        .iter()
+        .filter(|v| v.kind == VirtualType::Fastl4)
+    {
+        let Some((ip, port)) = parse_vs_destination(&v.destination) else {
+            continue;
+        };
+        let Some((_, binding)) = v
+            .pool
+            .as_ref()
+            .and_then(|n| pools.iter().find(|(p, _)| p == n))
+        else {
+            continue;
+        };
+        let protocol = match v.protocol.unwrap_or_default() {
+            L4Protocol::Tcp => Fastl4Protocol::Tcp,
+            L4Protocol::Udp => Fastl4Protocol::Udp,
+        };
+        let snat = match v.snat.as_deref().unwrap_or("automap") {
+            "none" => Snat::None,
+            "pool" => Snat::Pool(v.snat_addresses.clone()),
+            _ => Snat::Automap,
+        };
+        let addrs: Vec<SocketAddr> = binding.pool.members().iter().map(|m| m.addr).collect();
+        let mut vs = Fastl4Vs::new(&v.name, protocol, ip, port, snat, &addrs, workers);
+        let old = previous.and_then(|d| d.fastl4.iter().find(|f| f.name == v.name));
+        if let Some(old) = old {
+            vs.counters = old.counters.clone();
+            for m in vs.members.iter_mut() {
+                if let Some(o) = old.members.iter().find(|o| o.addr == m.addr) {
+                    m.counters = o.counters.clone();
+                }
+            }
+        }
+        if let Some(t) = v.idle_timeout {
+            vs.timeouts.tcp_established = Duration::from_secs(t);
+            vs.timeouts.udp = Duration::from_secs(t);
+        }
+        vs.reset_on_member_down = v.reset_on_member_down.unwrap_or(true);
+        vs.lb = Some(binding.clone());
+        out.push(vs);
+    }
+    out
+}
+
+/// `198.18.1.100:80` or `198.18.1.100:*` (all ports).
+pub fn parse_vs_destination(s: &str) -> Option<(IpAddr, Option<u16>)> {
+    if let Some(ip) = s.strip_suffix(":*") {
+        return Some((ip.parse().ok()?, None));
+    }
+    let sa: SocketAddr = s.parse().ok()?;
+    Some((sa.ip(), Some(sa.port())))
 }
 
 /// Addresses a worker answers on, for logs: (address, what).

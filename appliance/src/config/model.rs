@@ -323,7 +323,7 @@ pub struct PoolCfg {
 }
 
 /// Transport protocol of a fastl4 virtual server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum L4Protocol {
     /// TCP.

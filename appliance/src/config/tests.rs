@@ -134,7 +134,7 @@ retries = 0
         "self_ip[0].address",
         "self_ip[1].address",
         "route[0].gateway",
-        "virtual[0].type",
+        "virtual[0].pool",
         "virtual[1].destination",
         "arp.retries",
     ] {

@@ -310,6 +310,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     );
     let mut dests = HashSet::new();
     let mut services = HashSet::new();
+    let mut fastl4 = HashSet::new();
     for (i, v) in cfg.virtuals.iter().enumerate() {
         match v.kind {
             VirtualType::Forwarding => match v.destination.parse::<Prefix>() {
@@ -355,19 +356,42 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 }
                 Err(_) => c.err("virtual", Some(i), "destination", format!("`{}` is not ADDRESS:PORT", v.destination), "write e.g. 198.18.1.1:7"),
             },
-            VirtualType::Fastl4 | VirtualType::Standard => c.err(
+            VirtualType::Fastl4 => {
+                match super::build::parse_vs_destination(&v.destination) {
+                    Some((ip, _)) if ip.is_ipv6() => c.err("virtual", Some(i), "destination", "IPv6 virtual servers are not handled by the data plane yet".into(), "use an IPv4 virtual address"),
+                    Some((ip, _)) if addrs.contains(&ip) => c.err("virtual", Some(i), "destination", format!("{ip} is a self IP"), "use a virtual address, e.g. from 198.18.1.100-199"),
+                    Some((ip, port)) => {
+                        let proto = v.protocol.unwrap_or_default();
+                        if !fastl4.insert((ip, port, proto)) {
+                            c.err("virtual", Some(i), "destination", format!("another fastl4 virtual server already takes {}", v.destination), "give each virtual server its own address, port and protocol");
+                        }
+                    }
+                    None => c.err("virtual", Some(i), "destination", format!("`{}` is not ADDRESS:PORT", v.destination), "write e.g. 198.18.1.100:80, or 198.18.1.100:* for all ports"),
+                }
+                match &v.pool {
+                    None => c.err("virtual", Some(i), "pool", "a fastl4 virtual server needs a pool".into(), "add pool = \"NAME\" naming a [[pool]]"),
+                    Some(p) if !cfg.pools.iter().any(|x| &x.name == p) => c.err(
+                        "virtual",
+                        Some(i),
+                        "pool",
+                        format!("no pool named `{p}`"),
+                        format!("define it under [[pool]] or use one of: {}", list(cfg.pools.iter().map(|x| x.name.as_str()))),
+                    ),
+                    Some(_) => {}
+                }
+                match v.snat.as_deref().unwrap_or("automap") {
+                    "automap" | "none" => {}
+                    "pool" if !v.snat_addresses.is_empty() => {}
+                    "pool" => c.err("virtual", Some(i), "snat_addresses", "snat = \"pool\" needs addresses".into(), "add snat_addresses = [\"198.18.2.200\"]"),
+                    other => c.err("virtual", Some(i), "snat", format!("`{other}` is not a SNAT mode"), "use \"automap\" (the egress self IP), \"none\", or \"pool\" with snat_addresses"),
+                }
+            }
+            VirtualType::Standard => c.err(
                 "virtual",
                 Some(i),
                 "type",
-                format!(
-                    "type `{}` is not available in this build yet",
-                    if v.kind == VirtualType::Fastl4 {
-                        "fastl4"
-                    } else {
-                        "standard"
-                    }
-                ),
-                "use type = \"forwarding\" for now",
+                "type `standard` (full proxy) is not available in this build yet".into(),
+                "use type = \"fastl4\" for load balancing",
             ),
         }
     }

@@ -250,7 +250,7 @@ fn source_ports_honour_the_filter_and_targets_keep_state_across_changes() {
         local.port().is_multiple_of(2)
     }
     let mut bed = Bed::new(http(), 1, Node::Ok);
-    bed.mon = Monitors::new().with_port_filter(even);
+    bed.mon = Monitors::new().with_port_filter(Box::new(even));
     let t = Target {
         key: (0, 0),
         addr: SocketAddr::new(NODE, 80),
