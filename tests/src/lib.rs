@@ -74,6 +74,7 @@ pub struct Testbed {
     /// Scratch directory of this test.
     pub dir: PathBuf,
     servers: Vec<Child>,
+    tagged: Vec<(String, Child)>,
 }
 
 impl Testbed {
@@ -95,6 +96,7 @@ impl Testbed {
             rouge: None,
             dir,
             servers: Vec::new(),
+            tagged: Vec::new(),
         };
         let mut args = vec!["up".to_string(), bed.prefix.clone()];
         if kernel {
@@ -235,12 +237,40 @@ impl Testbed {
     }
 }
 
+impl Testbed {
+    /// Like [`Testbed::spawn`], remembering the process under `tag` so a test can end
+    /// it on purpose (a server dying).
+    pub fn spawn_tagged(&mut self, role: &str, tag: &str, cmd: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(role)])
+            .args(cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn in namespace");
+        self.tagged.push((tag.to_string(), child));
+    }
+
+    /// Ends the process started under `tag` (by its PID) and waits for it.
+    pub fn kill_tagged(&mut self, tag: &str) {
+        if let Some(i) = self.tagged.iter().position(|(t, _)| t == tag) {
+            let (_, mut c) = self.tagged.remove(i);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for Testbed {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("--- rouge log ({}) ---\n{}", self.prefix, self.rouge_log());
         }
         self.stop_rouge();
+        for (_, mut c) in self.tagged.drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for mut c in self.servers.drain(..) {
             let _ = c.kill();
             let _ = c.wait();
