@@ -1415,3 +1415,32 @@ fn pool_methods_states_and_counts_drive_member_choice() {
         "the disabled member's flows continue"
     );
 }
+
+#[test]
+fn a_new_syn_on_a_closing_flow_is_a_new_connection() {
+    let mut bed = Bed::new(vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)]);
+    let (c, vip) = (sa(CLIENT, 41000), sa(VIP, 80));
+    bed.rx(0, &from_client(c, vip, &tcp_seg(c, vip, 1, 0, SYN, b""), 6));
+    let first = parse(&bed.one(1));
+    bed.rx(
+        0,
+        &from_client(c, vip, &tcp_seg(c, vip, 2, 1, FIN | ACK, b""), 6),
+    );
+    bed.take();
+    assert_eq!(bed.flows(), 1);
+    // The client reuses its port at once (TIME-WAIT on the client allows it).
+    assert_eq!(
+        bed.rx(
+            0,
+            &from_client(c, vip, &tcp_seg(c, vip, 9000, 0, SYN, b""), 6)
+        ),
+        Verdict::Forwarded
+    );
+    let second = parse(&bed.one(1));
+    assert_ne!(
+        second.dst, first.dst,
+        "balanced again (round robin moves on)"
+    );
+    assert_eq!(bed.flows(), 1, "the old flow ended");
+    assert_eq!(bed.vs().counters.conns_total(), 2);
+}

@@ -176,17 +176,23 @@ fn fastl4_balances_routes_around_a_dead_member_and_drains_a_disabled_one() {
             .status()
             .unwrap()
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The download's member is the one whose bytes grow fast.
+    let deadline = Instant::now() + Duration::from_secs(20);
     let busy = loop {
-        let ms = pool(&bed);
-        if let Some(m) = ms
-            .iter()
-            .find(|m| m["current_connections"].as_u64() > Some(0) && m["monitor"] == "up")
-        {
+        let a = pool(&bed);
+        std::thread::sleep(Duration::from_millis(300));
+        let b = pool(&bed);
+        let grew = b.iter().find(|m| {
+            let before = member(&a, m["address"].as_str().unwrap().trim_end_matches(":80"))
+                ["bytes"]
+                .as_u64()
+                .unwrap();
+            m["bytes"].as_u64().unwrap() > before + 2_000_000
+        });
+        if let Some(m) = grew {
             break m["address"].as_str().unwrap().to_string();
         }
-        assert!(Instant::now() < deadline, "download flow not seen: {ms:?}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "download flow not seen: {b:?}");
     };
     let out = bed.rouge_cli(&["pool", "member", "disable", "web", &busy]);
     assert!(

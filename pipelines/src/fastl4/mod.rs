@@ -249,7 +249,7 @@ impl Fastl4 {
         let (from, to) = (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport));
         let key = flow::key(proto, from, to);
         let kind = if more { Kind::FirstFrag } else { Kind::Whole };
-        let found = if let Some(id) = self.flows.find_client(&key) {
+        let mut found = if let Some(id) = self.flows.find_client(&key) {
             Some((id, Dir::ToServer))
         } else {
             self.flows.find_server(&key).map(|id| (id, Dir::ToClient))
@@ -260,6 +260,19 @@ impl Fastl4 {
         }
         if let Err(r) = check_l4(proto, payload, kind) {
             return Classified::Drop(r);
+        }
+        if let Some((id, Dir::ToServer)) = found {
+            // A new SYN on a flow that is closing is a new connection reusing the
+            // client's port (as a host's TIME-WAIT allows): end the old flow and
+            // balance the new one.
+            let closing = self
+                .flows
+                .get(id)
+                .is_some_and(|f| f.state == FlowState::Closing);
+            if proto == nat::TCP && closing && payload.len() > 13 && payload[13] & 0x17 == 0x02 {
+                self.end(id, End::Reused);
+                found = None;
+            }
         }
         if let Some((id, dir)) = found {
             if let Some(r) = self.member_gone(id, dir, proto, payload) {
@@ -622,6 +635,7 @@ impl Fastl4 {
         };
         match why {
             End::Rst => self.counters.fastl4_flows_closed_by_rst.inc(),
+            End::Reused => self.counters.fastl4_flows_expired.inc(),
             End::MemberDown => {
                 self.counters.fastl4_flows_member_down.inc();
                 if f.proto == nat::TCP {
@@ -688,6 +702,8 @@ impl Fastl4 {
 #[derive(Clone, Copy)]
 enum End {
     Rst,
+    /// A closing flow whose client port a new SYN reuses.
+    Reused,
     MemberDown,
 }
 
