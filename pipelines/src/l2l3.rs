@@ -408,27 +408,24 @@ impl L2L3 {
         src_mac: MacAddr,
         emit: &mut impl FnMut(u16, Packet),
     ) -> Verdict {
-        let (src, dst, proto, ttl, total, frag, df) =
-            match Ipv4Packet::new_checked(&pkt.data()[l3_off..]) {
-                Ok(ip) => (
-                    ip.src(),
-                    ip.dst(),
-                    ip.protocol(),
-                    ip.ttl(),
-                    ip.total_len(),
-                    ip.is_fragment(),
-                    ip.dont_frag(),
-                ),
-                Err(e) => {
-                    return Verdict::Dropped(match e {
-                        Ipv4Error::Truncated => DropReason::Ipv4Truncated,
-                        Ipv4Error::BadVersion => DropReason::Ipv4BadVersion,
-                        Ipv4Error::BadHeaderLength => DropReason::Ipv4BadHeaderLength,
-                        Ipv4Error::BadTotalLength => DropReason::Ipv4BadTotalLength,
-                        Ipv4Error::BadChecksum => DropReason::Ipv4BadChecksum,
-                    })
-                }
-            };
+        let (src, dst, proto, total, frag) = match Ipv4Packet::new_checked(&pkt.data()[l3_off..]) {
+            Ok(ip) => (
+                ip.src(),
+                ip.dst(),
+                ip.protocol(),
+                ip.total_len(),
+                ip.is_fragment(),
+            ),
+            Err(e) => {
+                return Verdict::Dropped(match e {
+                    Ipv4Error::Truncated => DropReason::Ipv4Truncated,
+                    Ipv4Error::BadVersion => DropReason::Ipv4BadVersion,
+                    Ipv4Error::BadHeaderLength => DropReason::Ipv4BadHeaderLength,
+                    Ipv4Error::BadTotalLength => DropReason::Ipv4BadTotalLength,
+                    Ipv4Error::BadChecksum => DropReason::Ipv4BadChecksum,
+                })
+            }
+        };
         if src.is_multicast() || src.is_broadcast() || src.is_unspecified() || src.is_loopback() {
             return Verdict::Dropped(DropReason::Ipv4BadSource);
         }
@@ -476,59 +473,78 @@ impl L2L3 {
         let shard = vs.counters.shard(self.worker);
         shard.packets.inc();
         shard.bytes.add(total as u64);
-        if ttl <= 1 {
-            self.icmp_error(
-                now,
-                &pkt,
-                vlan,
-                l3_off,
-                src_mac,
-                icmp::TIME_EXCEEDED,
-                0,
-                [0; 4],
-                emit,
-            );
-            return Verdict::Dropped(DropReason::TtlExceeded);
-        }
-        let Some(route) = self.dp.routes.lookup_v4(dst) else {
-            self.icmp_error(
-                now,
-                &pkt,
-                vlan,
-                l3_off,
-                src_mac,
-                icmp::DEST_UNREACHABLE,
-                icmp::CODE_NET_UNREACHABLE,
-                [0; 4],
-                emit,
-            );
-            return Verdict::Dropped(DropReason::NoRoute);
+        let hop = match self.transit(now, &pkt, vlan, l3_off, src_mac, dst, true, emit) {
+            Ok(hop) => hop,
+            Err(v) => return v,
         };
-        let hop = route.next_hop;
-        let out_iface = self.dp.vlans[hop.vlan as usize].iface as usize;
-        let mtu = self.mtus.get(out_iface).copied().unwrap_or(1500);
-        if total > mtu {
-            if df {
-                let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
-                self.icmp_error(
-                    now,
-                    &pkt,
-                    vlan,
-                    l3_off,
-                    src_mac,
-                    icmp::DEST_UNREACHABLE,
-                    icmp::CODE_FRAG_NEEDED,
-                    rest,
-                    emit,
-                );
-            }
-            return Verdict::Dropped(DropReason::MtuExceeded);
-        }
         Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3_off..]).decrement_ttl();
         // Leave only the IP packet; the egress header is written when the MAC is known.
         pkt.pull_front(l3_off);
         let neighbour = hop.neighbour(dst);
         self.route_out(now, pkt, neighbour, hop.vlan, emit)
+    }
+
+    /// The checks every transit packet passes before it leaves: TTL, a route to `dst`,
+    /// the egress MTU. On failure the packet's verdict, with an ICMP error to its sender
+    /// when `errors` (time exceeded, net unreachable for routed traffic, fragmentation
+    /// needed with the MTU).
+    #[allow(clippy::too_many_arguments)]
+    fn transit(
+        &mut self,
+        now: Instant,
+        pkt: &Packet,
+        vlan: u16,
+        l3_off: usize,
+        src_mac: MacAddr,
+        dst: Ipv4Addr,
+        errors: bool,
+        emit: &mut impl FnMut(u16, Packet),
+    ) -> Result<crate::route::NextHop, Verdict> {
+        let (ttl, total, df) = {
+            let ip = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]);
+            (ip.ttl(), ip.total_len(), ip.dont_frag())
+        };
+        let mut fail = |me: &mut Self, t: u8, c: u8, rest: [u8; 4], why: DropReason| {
+            if errors {
+                me.icmp_error(now, pkt, vlan, l3_off, src_mac, t, c, rest, emit);
+            }
+            Err(Verdict::Dropped(why))
+        };
+        if ttl <= 1 {
+            return fail(
+                self,
+                icmp::TIME_EXCEEDED,
+                0,
+                [0; 4],
+                DropReason::TtlExceeded,
+            );
+        }
+        let Some(route) = self.dp.routes.lookup_v4(dst) else {
+            return fail(
+                self,
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_NET_UNREACHABLE,
+                [0; 4],
+                DropReason::NoRoute,
+            );
+        };
+        let hop = route.next_hop;
+        let out_iface = self.dp.vlans[hop.vlan as usize].iface as usize;
+        let mtu = self.mtus.get(out_iface).copied().unwrap_or(1500);
+        if total > mtu {
+            if !df {
+                return Err(Verdict::Dropped(DropReason::MtuExceeded));
+            }
+            let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
+            return fail(
+                self,
+                icmp::DEST_UNREACHABLE,
+                icmp::CODE_FRAG_NEEDED,
+                rest,
+                DropReason::MtuExceeded,
+            );
+        }
+        Ok(hop)
     }
 
     /// Forwards a packet of a fastl4 flow: TTL, route and MTU are checked on the packet as
@@ -544,50 +560,21 @@ impl L2L3 {
         plan: Plan,
         emit: &mut impl FnMut(u16, Packet),
     ) -> Verdict {
-        let (ttl, total, df) = {
-            let ip = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]);
-            (ip.ttl(), ip.total_len(), ip.dont_frag())
-        };
+        // ICMP errors are never sent about ICMP errors.
         let is_error = plan.kind == Fastl4Kind::IcmpError;
-        if ttl <= 1 {
-            if !is_error {
-                self.icmp_error(
-                    now,
-                    &pkt,
-                    vlan,
-                    l3_off,
-                    src_mac,
-                    icmp::TIME_EXCEEDED,
-                    0,
-                    [0; 4],
-                    emit,
-                );
-            }
-            return Verdict::Dropped(DropReason::TtlExceeded);
-        }
-        let Some(route) = self.dp.routes.lookup_v4(plan.next_dst) else {
-            return Verdict::Dropped(DropReason::NoRoute);
+        let hop = match self.transit(
+            now,
+            &pkt,
+            vlan,
+            l3_off,
+            src_mac,
+            plan.next_dst,
+            !is_error,
+            emit,
+        ) {
+            Ok(hop) => hop,
+            Err(v) => return v,
         };
-        let hop = route.next_hop;
-        let out_iface = self.dp.vlans[hop.vlan as usize].iface as usize;
-        let mtu = self.mtus.get(out_iface).copied().unwrap_or(1500);
-        if total > mtu {
-            if df && !is_error {
-                let rest = [0, 0, (mtu >> 8) as u8, mtu as u8];
-                self.icmp_error(
-                    now,
-                    &pkt,
-                    vlan,
-                    l3_off,
-                    src_mac,
-                    icmp::DEST_UNREACHABLE,
-                    icmp::CODE_FRAG_NEEDED,
-                    rest,
-                    emit,
-                );
-            }
-            return Verdict::Dropped(DropReason::MtuExceeded);
-        }
         if let Some(f) = self.fastl4.as_mut() {
             f.apply(now, &plan, &mut pkt.data_mut()[l3_off..]);
         }
