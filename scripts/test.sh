@@ -31,6 +31,14 @@ fi
 passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE "[0-9]+ failed" /tmp/rouge-test.log | awk '{s+=$1} END {print s+0}')
 
+step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
+ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
+if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
+    echo "tests failed (full log: /tmp/rouge-test.log)"
+    exit 1
+fi
+passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
+
 if [[ $QUICK -eq 0 ]]; then
     step "fuzz smoke (each target for a few seconds)"
     for target in frame config tcp_segment; do
