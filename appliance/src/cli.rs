@@ -445,6 +445,12 @@ fn stats_text(d: &Value) -> String {
     if !tcp_drops.is_empty() {
         out.push_str(&format!("tcp drops: {}\n", tcp_drops.join(" ")));
     }
+    out.push_str(&format!(
+        "fastl4: flows created {}  expired {}  closed by rst {}  member down {}  rsts sent {}\nmonitors: probes {}  failures {}  status changes {}\n",
+        d["fastl4"]["flows_created"], d["fastl4"]["flows_expired"], d["fastl4"]["flows_closed_by_rst"],
+        d["fastl4"]["flows_member_down"], d["fastl4"]["rsts_sent"],
+        d["monitor"]["probes"], d["monitor"]["failures"], d["monitor"]["transitions"]
+    ));
     out.push_str("drops by reason:\n");
     if drops.is_empty() {
         out.push_str("  (none)\n");

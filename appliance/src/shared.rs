@@ -34,6 +34,10 @@ pub struct WorkerShared {
     pub tcp_connections: AtomicU64,
     /// Monitor status changes found by this worker.
     pub monitor_transitions: AtomicU64,
+    /// Monitor probes started by this worker.
+    pub monitor_probes: AtomicU64,
+    /// Monitor probes that failed.
+    pub monitor_failures: AtomicU64,
     /// Configuration generation the worker runs.
     pub generation: AtomicU64,
     /// Set once the worker has opened its ports and entered its loop.
@@ -96,6 +100,8 @@ impl Shared {
                     tcp: ArcSwap::from_pointee(TcpCounters::default()),
                     tcp_connections: AtomicU64::new(0),
                     monitor_transitions: AtomicU64::new(0),
+                    monitor_probes: AtomicU64::new(0),
+                    monitor_failures: AtomicU64::new(0),
                     generation: AtomicU64::new(0),
                     running: AtomicBool::new(false),
                 })

@@ -187,6 +187,18 @@ pub fn stats(s: &Shared) -> Value {
             "errors_rate_limited": sum(&|c| c.icmp_errors_rate_limited.get()),
         },
         "tcp": tcp_stats(s),
+        "fastl4": {
+            "flows_created": sum(&|c| c.fastl4_flows_created.get()),
+            "flows_expired": sum(&|c| c.fastl4_flows_expired.get()),
+            "flows_closed_by_rst": sum(&|c| c.fastl4_flows_closed_by_rst.get()),
+            "flows_member_down": sum(&|c| c.fastl4_flows_member_down.get()),
+            "rsts_sent": sum(&|c| c.fastl4_rsts_sent.get()),
+        },
+        "monitor": {
+            "transitions": s.workers.iter().map(|w| w.monitor_transitions.load(Ordering::Relaxed)).sum::<u64>(),
+            "probes": s.workers.iter().map(|w| w.monitor_probes.load(Ordering::Relaxed)).sum::<u64>(),
+            "failures": s.workers.iter().map(|w| w.monitor_failures.load(Ordering::Relaxed)).sum::<u64>(),
+        },
         "workers": workers,
     })
 }

@@ -321,6 +321,12 @@ fn fastl4_servers(
             vs.timeouts.tcp_established = Duration::from_secs(t);
             vs.timeouts.udp = Duration::from_secs(t);
         }
+        if let Some(t) = v.syn_timeout {
+            vs.timeouts.tcp_syn = Duration::from_secs(t);
+        }
+        if let Some(t) = v.closing_timeout {
+            vs.timeouts.tcp_closing = Duration::from_secs(t);
+        }
         vs.reset_on_member_down = v.reset_on_member_down.unwrap_or(true);
         vs.lb = Some(binding.clone());
         out.push(vs);

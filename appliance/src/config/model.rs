@@ -355,9 +355,16 @@ pub struct VirtualCfg {
     /// fastl4: addresses for `snat = "pool"`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snat_addresses: Vec<std::net::Ipv4Addr>,
-    /// fastl4: idle timeout of established TCP flows and of UDP flows, in seconds.
+    /// fastl4: idle timeout of established TCP flows and of UDP flows, in seconds
+    /// (default 300 for TCP, 60 for UDP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u64>,
+    /// fastl4: seconds a TCP flow may wait for its handshake to complete (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_timeout: Option<u64>,
+    /// fastl4: seconds a TCP flow lingers after a FIN (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing_timeout: Option<u64>,
     /// fastl4: when a member goes down, reset its flows toward the clients (default)
     /// or let them time out.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -165,7 +165,7 @@ interval = 1
 timeout = 0.5
 
 [[pool]]
-name = "web"
+name = "web2"
 method = "round-robin"
 monitor = "http-rot"
 members = [{ address = "198.18.2.11:80" }, { address = "198.18.2.11:80", ratio = 0 }]
@@ -178,12 +178,13 @@ members = []
     );
     let e = errors(&text);
     let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    // The test bed's own monitor and pools come first.
     for want in [
-        "monitor[0].timeout",
-        "monitor[0].receive",
-        "pool[0].monitor",
-        "pool[0].members",
-        "pool[1].members",
+        "monitor[1].timeout",
+        "monitor[1].receive",
+        "pool[2].monitor",
+        "pool[2].members",
+        "pool[3].members",
     ] {
         assert!(fields.contains(&want), "missing {want} in {e:#?}");
     }
@@ -199,7 +200,7 @@ interval = 1
 timeout = 3
 
 [[pool]]
-name = "web"
+name = "web2"
 method = "weighted-least-connections"
 monitor = "http-root"
 members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { address = "198.18.2.12:80", state = "forced-offline" }]
@@ -207,7 +208,7 @@ members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { addr
     );
     let cfg = parse("ok.toml", &ok).unwrap();
     assert_eq!(
-        cfg.pools[0].members[1].state,
+        cfg.pools[2].members[1].state,
         model::MemberState::ForcedOffline
     );
     assert_eq!(

@@ -379,6 +379,13 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                     ),
                     Some(_) => {}
                 }
+                for (field, value) in [("idle_timeout", v.idle_timeout), ("syn_timeout", v.syn_timeout), ("closing_timeout", v.closing_timeout)] {
+                    if let Some(t) = value {
+                        if !(1..=604_800).contains(&t) {
+                            c.err("virtual", Some(i), field, format!("{t} is out of range"), "use 1 to 604800 seconds");
+                        }
+                    }
+                }
                 match v.snat.as_deref().unwrap_or("automap") {
                     "automap" | "none" => {}
                     "pool" if !v.snat_addresses.is_empty() => {}
