@@ -189,10 +189,18 @@ fn latency_chart(path: &Path, title: &str, summary: &[Value]) -> Res<()> {
         .collect();
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let all = curves.iter().flat_map(|c| c.1.iter().copied());
-    let lo = all.clone().fold(f64::INFINITY, f64::min).max(0.1);
-    let hi = all.fold(0.0, f64::max).max(lo * 10.0);
-    let lo = if lo.is_finite() { lo / 1.5 } else { 0.1 };
+    // With no curves (e.g. generators without a receiver) draw empty axes of 1-1000 us.
+    let all = curves
+        .iter()
+        .flat_map(|c| c.1.iter().copied())
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let lo = all.clone().fold(f64::INFINITY, f64::min);
+    let lo = if lo.is_finite() {
+        (lo / 1.5).max(0.01)
+    } else {
+        1.0
+    };
+    let hi = all.fold(0.0, f64::max).max(lo * 100.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!("{title} - latency percentiles (median of rounds)"),
