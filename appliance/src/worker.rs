@@ -175,6 +175,11 @@ pub fn run<P: Port>(
             }
             me.tcp_connections
                 .store(tcp.connection_count() as u64, Ordering::Relaxed);
+            if let Some(m) = l2.monitors() {
+                let c = m.counters();
+                me.monitor_probes.store(c.probes, Ordering::Relaxed);
+                me.monitor_failures.store(c.failures, Ordering::Relaxed);
+            }
             next_arp_publish = now + ARP_PUBLISH;
         }
         if received == 0 {

@@ -100,6 +100,17 @@ fn fastl4_balances_routes_around_a_dead_member_and_drains_a_disabled_one() {
     bed.start_rouge(&testbed_config(), &[]);
     let hash = serve_members(&mut bed);
     wait_all_up(&bed);
+    let st = bed.rouge_json(&["show", "stats"]).unwrap();
+    assert!(
+        st["monitor"]["probes"].as_u64().unwrap() >= 4,
+        "probes counted: {}",
+        st["monitor"]
+    );
+    assert!(
+        st["monitor"]["transitions"].as_u64().unwrap() >= 4,
+        "every member came up: {}",
+        st["monitor"]
+    );
 
     // 1,000 requests, each a new connection: round robin gives each member a quarter
     // (within 10 %), and the appliance's counters agree with what the client saw.
