@@ -205,6 +205,24 @@ fn fastl4_balances_routes_around_a_dead_member_and_drains_a_disabled_one() {
         }
         assert!(Instant::now() < deadline, "download flow not seen: {b:?}");
     };
+    // A configuration change in the middle of the transfer: the flow keeps going.
+    let changed = bed.dir.join("changed.toml");
+    let text = std::fs::read_to_string(testbed_config()).unwrap();
+    std::fs::write(
+        &changed,
+        format!("{text}\n[[virtual_address]]\naddress = \"198.18.1.150\"\n"),
+    )
+    .unwrap();
+    let out = bed.rouge_cli(&["config", "apply", changed.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        pool(&bed).iter().filter(|m| m["monitor"] == "up").count() >= 3,
+        "monitor status kept across the change"
+    );
     let out = bed.rouge_cli(&["pool", "member", "disable", "web", &busy]);
     assert!(
         out.status.success(),
