@@ -12,6 +12,9 @@ use clap::Parser;
 use plotters::prelude::*;
 use serde_json::Value;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Draw throughput bars and latency percentile curves from a perf/run JSON file.
 #[derive(Debug, Parser)]
 #[command(name = "rouge-perf-report", version)]
