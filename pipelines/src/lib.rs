@@ -24,6 +24,7 @@ pub mod lb;
 pub mod monitor;
 pub mod route;
 pub mod services;
+pub mod shaper;
 pub mod tcp;
 pub mod testing;
 pub mod time;

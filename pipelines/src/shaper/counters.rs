@@ -1,0 +1,97 @@
+//! Per-class counters and a fixed queueing-delay histogram (no allocation).
+
+use std::time::Duration;
+
+/// Number of histogram buckets: bucket `i` counts delays below `2^i` microseconds
+/// (bucket 0: under 1 µs), the last bucket everything above.
+pub const DELAY_BUCKETS: usize = 24;
+
+/// Queueing delay of the items a class has sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DelayStats {
+    /// Items measured.
+    pub count: u64,
+    /// Smallest delay in nanoseconds (`u64::MAX` before the first item).
+    pub min_ns: u64,
+    /// Largest delay in nanoseconds.
+    pub max_ns: u64,
+    /// Sum of the delays in nanoseconds.
+    pub sum_ns: u128,
+    /// Log2 histogram in microseconds, see [`DELAY_BUCKETS`].
+    pub histogram: [u64; DELAY_BUCKETS],
+}
+
+impl Default for DelayStats {
+    fn default() -> Self {
+        DelayStats {
+            count: 0,
+            min_ns: u64::MAX,
+            max_ns: 0,
+            sum_ns: 0,
+            histogram: [0; DELAY_BUCKETS],
+        }
+    }
+}
+
+impl DelayStats {
+    /// Record one delay.
+    pub fn record(&mut self, d: Duration) {
+        let ns = d.as_nanos().min(u64::MAX as u128) as u64;
+        self.count += 1;
+        self.min_ns = self.min_ns.min(ns);
+        self.max_ns = self.max_ns.max(ns);
+        self.sum_ns += ns as u128;
+        let us = ns / 1000;
+        let bucket = (u64::BITS - us.leading_zeros()) as usize;
+        self.histogram[bucket.min(DELAY_BUCKETS - 1)] += 1;
+    }
+
+    /// Mean delay, zero before the first item.
+    pub fn mean(&self) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos((self.sum_ns / self.count as u128) as u64)
+    }
+
+    /// Upper bound of the histogram bucket holding quantile `q` (0.0 to 1.0), capped
+    /// by the largest delay seen; zero before the first item.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.histogram.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let upper_ns = (1u64 << i).saturating_mul(1000);
+                return Duration::from_nanos(upper_ns.min(self.max_ns));
+            }
+        }
+        Duration::from_nanos(self.max_ns)
+    }
+}
+
+/// What one class has done so far, and its current queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassCounters {
+    /// Items accepted into the queue.
+    pub enqueued_packets: u64,
+    /// Items sent.
+    pub packets: u64,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// Items dropped because the queue held `queue_packets` items.
+    pub drops_queue_packets: u64,
+    /// Items dropped because the queue held `queue_bytes` bytes.
+    pub drops_queue_bytes: u64,
+    /// Items dropped because they are larger than a burst on their path.
+    pub drops_too_large: u64,
+    /// Items queued now.
+    pub queue_packets: usize,
+    /// Bytes queued now.
+    pub queue_bytes: u64,
+    /// Queueing delay of the items sent.
+    pub delay: DelayStats,
+}

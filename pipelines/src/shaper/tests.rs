@@ -1,0 +1,1 @@
+//! Scheduler tests with an injected clock.
