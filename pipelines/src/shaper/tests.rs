@@ -1,1 +1,504 @@
-//! Scheduler tests with an injected clock.
+//! Scheduler tests with an injected clock: a small simulator offers traffic, dequeues
+//! whenever the shaper allows and jumps time to [`Shaper::next_ready`].
+
+use std::time::Duration;
+
+use super::queue::flow_of;
+use super::*;
+use crate::time::Instant;
+
+#[derive(Debug)]
+struct Item {
+    len: usize,
+    src: usize,
+}
+
+impl ShapedItem for Item {
+    fn wire_len(&self) -> usize {
+        self.len
+    }
+}
+
+/// How a source offers traffic.
+#[derive(Debug, Clone, Copy)]
+enum Offer {
+    /// Keeps this many items queued (tries at most that many enqueues per top-up).
+    Saturate(usize),
+    /// One item per period.
+    Every(Duration),
+}
+
+#[derive(Debug)]
+struct Source {
+    class: ClassId,
+    flow: u64,
+    len: usize,
+    offer: Offer,
+    next: Instant,
+    outstanding: usize,
+    offered: u64,
+    dropped: u64,
+}
+
+fn source(class: ClassId, flow: u64, len: usize, offer: Offer) -> Source {
+    Source {
+        class,
+        flow,
+        len,
+        offer,
+        next: Instant::ZERO,
+        outstanding: 0,
+        offered: 0,
+        dropped: 0,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Instant,
+    class: ClassId,
+    src: usize,
+    len: usize,
+}
+
+fn offer_one(sh: &mut Shaper<Item>, sources: &mut [Source], s: usize, now: Instant) {
+    let src = &mut sources[s];
+    src.offered += 1;
+    src.outstanding += 1;
+    let item = Item {
+        len: src.len,
+        src: s,
+    };
+    let (class, flow) = (src.class, src.flow);
+    if let Err((victim, _)) = sh.enqueue(now, class, flow, item) {
+        sources[victim.src].outstanding -= 1;
+        sources[victim.src].dropped += 1;
+    }
+}
+
+fn top_up(sh: &mut Shaper<Item>, sources: &mut [Source], now: Instant) {
+    for s in 0..sources.len() {
+        match sources[s].offer {
+            Offer::Saturate(target) => {
+                for _ in 0..target {
+                    if sources[s].outstanding >= target {
+                        break;
+                    }
+                    offer_one(sh, sources, s, now);
+                }
+            }
+            Offer::Every(period) => {
+                while sources[s].next <= now {
+                    sources[s].next += period;
+                    offer_one(sh, sources, s, now);
+                }
+            }
+        }
+    }
+}
+
+/// Runs until `until`, dequeuing as soon as allowed; returns every departure.
+/// Checks on the way that `next_ready` never claims readiness `dequeue` denies.
+fn run(sh: &mut Shaper<Item>, sources: &mut [Source], until: Instant) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    let mut now = Instant::ZERO;
+    while now < until {
+        top_up(sh, sources, now);
+        while let Some((class, item)) = sh.dequeue(now) {
+            assert_eq!(
+                class, sources[item.src].class,
+                "item left by the wrong class"
+            );
+            sources[item.src].outstanding -= 1;
+            sent.push(Sent {
+                at: now,
+                class,
+                src: item.src,
+                len: item.len,
+            });
+            top_up(sh, sources, now);
+        }
+        let ready = sh.next_ready(now);
+        if let Some(r) = ready {
+            assert!(
+                r > now,
+                "next_ready {r:?} at {now:?} but dequeue gave nothing"
+            );
+        }
+        let periodic = sources
+            .iter()
+            .filter(|s| matches!(s.offer, Offer::Every(_)))
+            .map(|s| s.next)
+            .min();
+        now = match (ready, periodic) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => until,
+        };
+    }
+    sent
+}
+
+fn bytes(sent: &[Sent], keep: impl Fn(&Sent) -> bool) -> u64 {
+    sent.iter().filter(|s| keep(s)).map(|s| s.len as u64).sum()
+}
+
+/// Largest `bytes sent in [t_i, t_j]` minus `rate × (t_j − t_i)` over all pairs of
+/// departures i ≤ j, in bytes (rounded up). A token bucket of burst B allows at most B.
+fn max_excess_bytes(deps: &[Sent], rate_bps: u64) -> i128 {
+    // Units: bit-nanoseconds. excess(i, j) = (S_j − S_{i−1})·8e9 − r·(t_j − t_i)
+    //   = (S_j·8e9 − r·t_j) + max_i (r·t_i − S_{i−1}·8e9).
+    let r = rate_bps as i128;
+    let mut before: i128 = 0; // S_{i-1}·8e9
+    let mut best_start = i128::MIN;
+    let mut worst = i128::MIN;
+    for d in deps {
+        let t = d.at.as_nanos() as i128;
+        best_start = best_start.max(r * t - before);
+        before += d.len as i128 * 8_000_000_000;
+        worst = worst.max(before - r * t + best_start);
+    }
+    (worst + 7_999_999_999).div_euclid(8_000_000_000)
+}
+
+fn config(root_bps: u64, classes: Vec<ClassConfig>) -> ShaperConfig {
+    ShaperConfig {
+        root_bps,
+        root_burst_bytes: 3000,
+        quantum_bytes: 1514,
+        classes,
+    }
+}
+
+const MBIT: u64 = 1_000_000;
+
+#[test]
+fn weights_3_to_1_share_a_saturated_root_3_to_1() {
+    let cfg = config(
+        100 * MBIT,
+        vec![ClassConfig::weighted(3), ClassConfig::weighted(1)],
+    );
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    // Different packet sizes: the share must hold in bytes, not packets.
+    let mut src = [
+        source(0, 1, 1500, Offer::Saturate(32)),
+        source(1, 2, 400, Offer::Saturate(32)),
+    ];
+    let end = Instant::from_secs(1);
+    let sent = run(&mut sh, &mut src, end);
+    let a = bytes(&sent, |s| s.class == 0) as f64;
+    let b = bytes(&sent, |s| s.class == 1) as f64;
+    let ratio = a / b;
+    assert!(
+        (ratio / 3.0 - 1.0).abs() < 0.05,
+        "share {ratio:.3}, want 3 ± 5 %"
+    );
+    // Work conserving: the root is used fully.
+    let total_bps = (a + b) * 8.0;
+    assert!(
+        total_bps > 0.99 * (100 * MBIT) as f64,
+        "root used {total_bps}"
+    );
+    assert_eq!(sh.counters(0).map(|c| c.bytes), Some(a as u64));
+}
+
+#[test]
+fn guarantee_holds_while_another_class_saturates() {
+    let mut gold = ClassConfig::weighted(1);
+    gold.guaranteed_bps = Some(30 * MBIT);
+    let cfg = config(100 * MBIT, vec![gold, ClassConfig::weighted(20)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    let mut src = [
+        source(0, 1, 1500, Offer::Saturate(32)),
+        source(1, 2, 1500, Offer::Saturate(32)),
+    ];
+    let sent = run(&mut sh, &mut src, Instant::from_secs(1));
+    // By weight alone gold would get 100/21 ≈ 4.8 Mbit/s; check every 100 ms window.
+    for w in 0..10u64 {
+        let (lo, hi) = (
+            Instant::from_millis(w * 100),
+            Instant::from_millis(w * 100 + 100),
+        );
+        let g = bytes(&sent, |s| s.class == 0 && s.at >= lo && s.at < hi) * 8 * 10;
+        assert!(g >= 30 * MBIT * 97 / 100, "window {w}: gold at {g} bit/s");
+    }
+    // And it shares the spare 70 Mbit/s by weight on top (1/21 of it).
+    let g = bytes(&sent, |s| s.class == 0) * 8;
+    assert!(g > 31 * MBIT && g < 37 * MBIT, "gold {g}");
+}
+
+#[test]
+fn ceiling_never_exceeded_over_any_window() {
+    let mut capped = ClassConfig::weighted(10);
+    capped.ceiling_bps = Some(20 * MBIT);
+    capped.burst_bytes = 4500;
+    let cfg = config(100 * MBIT, vec![capped, ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    let mut src = [
+        source(0, 1, 1500, Offer::Saturate(32)),
+        source(0, 2, 700, Offer::Saturate(32)),
+        source(1, 3, 1500, Offer::Saturate(32)),
+    ];
+    let sent = run(&mut sh, &mut src, Instant::from_millis(500));
+    let capped: Vec<Sent> = sent.iter().copied().filter(|s| s.class == 0).collect();
+    let excess = max_excess_bytes(&capped, 20 * MBIT);
+    assert!(
+        excess <= 4500,
+        "ceiling exceeded by {excess} bytes beyond rate"
+    );
+    // It is held at the ceiling, not starved, and the other class takes the rest.
+    let c = bytes(&capped, |_| true) * 8 * 2;
+    assert!(c >= 20 * MBIT * 98 / 100, "capped class at {c}");
+    let other = bytes(&sent, |s| s.class == 1) * 8 * 2;
+    assert!(other >= 79 * MBIT, "other class at {other}");
+}
+
+#[test]
+fn parent_ceiling_bounds_its_children() {
+    let mut parent = ClassConfig::weighted(1);
+    parent.ceiling_bps = Some(30 * MBIT);
+    parent.burst_bytes = 3000;
+    let mut x = ClassConfig::weighted(5);
+    x.parent = Some(0);
+    let mut y = ClassConfig::weighted(5);
+    y.parent = Some(0);
+    let cfg = config(100 * MBIT, vec![parent, x, y, ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    let mut src = [
+        source(1, 1, 1500, Offer::Saturate(32)),
+        source(2, 2, 1500, Offer::Saturate(32)),
+        source(3, 3, 1500, Offer::Saturate(32)),
+    ];
+    let sent = run(&mut sh, &mut src, Instant::from_millis(500));
+    let subtree: Vec<Sent> = sent.iter().copied().filter(|s| s.class != 3).collect();
+    let excess = max_excess_bytes(&subtree, 30 * MBIT);
+    assert!(
+        excess <= 3000,
+        "subtree exceeded its parent's ceiling by {excess}"
+    );
+    let rest = bytes(&sent, |s| s.class == 3) * 8 * 2;
+    assert!(rest >= 69 * MBIT, "sibling of the parent at {rest}");
+}
+
+#[test]
+fn priority_class_sees_bounded_delay_while_bulk_saturates() {
+    let mut prio = ClassConfig::weighted(1);
+    prio.priority = Some(0);
+    prio.ceiling_bps = Some(20 * MBIT);
+    prio.burst_bytes = 3000;
+    let cfg = config(100 * MBIT, vec![prio, ClassConfig::weighted(10)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    let mut src = [
+        source(0, 1, 200, Offer::Every(Duration::from_micros(997))),
+        source(1, 2, 1500, Offer::Saturate(256)),
+    ];
+    run(&mut sh, &mut src, Instant::from_secs(1));
+    let p = *sh.counters(0).expect("class 0");
+    let bulk = *sh.counters(1).expect("class 1");
+    assert!(p.packets >= 1000, "probes sent {}", p.packets);
+    assert_eq!(p.drops_queue_packets, 0);
+    // At most one bulk packet in flight ahead of it, plus its own time at line rate:
+    // (1500 + 200) bytes at 100 Mbit/s = 136 µs.
+    assert!(
+        p.delay.max_ns <= 136_000,
+        "probe max delay {} ns",
+        p.delay.max_ns
+    );
+    assert!(p.delay.quantile(0.99) <= Duration::from_micros(136));
+    // The bulk class really is saturated (its queue delay is tens of milliseconds)
+    // and still gets what the probe leaves.
+    assert!(
+        bulk.delay.mean() > Duration::from_millis(10),
+        "bulk {:?}",
+        bulk.delay.mean()
+    );
+    assert!(bulk.bytes * 8 > 95 * MBIT, "bulk {}", bulk.bytes * 8);
+}
+
+#[test]
+fn queue_limits_drop_and_count_by_reason() {
+    let mut c = ClassConfig::weighted(1);
+    c.queue_packets = 10;
+    let mut b = ClassConfig::weighted(1);
+    b.queue_bytes = Some(5000);
+    let mut cfg = config(MBIT, vec![c, b]);
+    cfg.root_burst_bytes = 2000;
+    let mut sh: Shaper<Item> = Shaper::new(&cfg).expect("valid");
+    let t = Instant::ZERO;
+    let mut dropped = 0;
+    for i in 0..15 {
+        match sh.enqueue(t, 0, 7, Item { len: 100, src: i }) {
+            Ok(()) => {}
+            Err((item, reason)) => {
+                assert_eq!(reason, DropReason::QueuePackets);
+                assert_eq!(
+                    item.src, i,
+                    "tail drop of the only flow gives back the arrival"
+                );
+                dropped += 1;
+            }
+        }
+    }
+    assert_eq!(dropped, 5);
+    let k = sh.counters(0).expect("class 0");
+    assert_eq!(
+        (k.drops_queue_packets, k.queue_packets, k.queue_bytes),
+        (5, 10, 1000)
+    );
+    for i in 0..6 {
+        let r = sh.enqueue(t, 1, 7, Item { len: 1000, src: i });
+        assert_eq!(r.is_err(), i == 5, "item {i}");
+    }
+    let r = sh.enqueue(t, 1, 7, Item { len: 2001, src: 9 });
+    assert!(matches!(r, Err((_, DropReason::TooLarge))));
+    let r = sh.enqueue(t, 9, 7, Item { len: 10, src: 9 });
+    assert!(matches!(r, Err((_, DropReason::UnknownClass))));
+    let k = sh.counters(1).expect("class 1");
+    assert_eq!(
+        (k.drops_queue_bytes, k.drops_too_large, k.queue_bytes),
+        (1, 1, 5000)
+    );
+    assert_eq!(sh.unknown_class_drops(), 1);
+    assert_eq!(sh.queued(), 15);
+}
+
+/// Four flow hashes that land in distinct sub-queues.
+fn distinct_flows() -> [u64; 4] {
+    let flows = [11u64, 22, 33, 44];
+    let mut seen = [false; FLOWS];
+    for f in flows {
+        assert!(!seen[flow_of(f)], "pick other test hashes");
+        seen[flow_of(f)] = true;
+    }
+    flows
+}
+
+#[test]
+fn flows_inside_a_class_share_it_fairly() {
+    let f = distinct_flows();
+    let cfg = config(100 * MBIT, vec![ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    // One elephant of full-size packets, three mice of small ones, all backlogged.
+    let mut src = [
+        source(0, f[0], 1500, Offer::Saturate(200)),
+        source(0, f[1], 100, Offer::Saturate(50)),
+        source(0, f[2], 100, Offer::Saturate(50)),
+        source(0, f[3], 100, Offer::Saturate(50)),
+    ];
+    let sent = run(&mut sh, &mut src, Instant::from_millis(500));
+    let total = bytes(&sent, |_| true) as f64;
+    for s in 0..4 {
+        let share = bytes(&sent, |d| d.src == s) as f64 / total;
+        assert!(
+            (share / 0.25 - 1.0).abs() < 0.05,
+            "flow {s} share {share:.3}"
+        );
+    }
+}
+
+#[test]
+fn elephant_filling_the_queue_does_not_lock_out_mice() {
+    let f = distinct_flows();
+    let mut c = ClassConfig::weighted(1);
+    c.queue_packets = 64;
+    let cfg = config(10 * MBIT, vec![c]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    let mut src = [
+        source(0, f[0], 1500, Offer::Saturate(1000)),
+        source(0, f[1], 100, Offer::Every(Duration::from_millis(1))),
+        source(0, f[2], 100, Offer::Every(Duration::from_millis(1))),
+    ];
+    run(&mut sh, &mut src, Instant::from_millis(300));
+    assert!(src[0].dropped > 0, "the elephant overflows the queue");
+    for m in &src[1..] {
+        assert_eq!(m.dropped, 0, "a mouse lost packets");
+        assert!(m.offered >= 300);
+    }
+    let k = sh.counters(0).expect("class 0");
+    assert_eq!(k.drops_queue_packets, src[0].dropped);
+    // Mice wait about one elephant packet (1.2 ms at 10 Mbit/s), not a full queue (77 ms).
+    assert!(k.delay.min_ns < 2_000_000);
+}
+
+#[test]
+fn root_rate_never_exceeded_with_every_kind_of_class() {
+    let mut prio = ClassConfig::weighted(1);
+    prio.priority = Some(0);
+    prio.ceiling_bps = Some(10 * MBIT);
+    let mut gold = ClassConfig::weighted(1);
+    gold.guaranteed_bps = Some(20 * MBIT);
+    let mut capped = ClassConfig::weighted(4);
+    capped.ceiling_bps = Some(15 * MBIT);
+    let cfg = config(
+        50 * MBIT,
+        vec![
+            prio,
+            gold,
+            capped,
+            ClassConfig::weighted(2),
+            ClassConfig::weighted(1),
+        ],
+    );
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    let mut src = [
+        source(0, 1, 64, Offer::Saturate(16)),
+        source(1, 2, 1500, Offer::Saturate(16)),
+        source(1, 3, 300, Offer::Saturate(16)),
+        source(2, 4, 900, Offer::Saturate(16)),
+        source(3, 5, 1500, Offer::Saturate(16)),
+        source(4, 6, 64, Offer::Saturate(16)),
+        source(4, 7, 1200, Offer::Saturate(16)),
+    ];
+    let sent = run(&mut sh, &mut src, Instant::from_millis(300));
+    let excess = max_excess_bytes(&sent, 50 * MBIT);
+    assert!(
+        excess <= 3000,
+        "root exceeded by {excess} bytes beyond its burst"
+    );
+    let total = bytes(&sent, |_| true) * 8 * 10 / 3;
+    assert!(total >= 49 * MBIT, "root underused: {total}");
+    for c in 0..5 {
+        assert!(bytes(&sent, |s| s.class == c) > 0, "class {c} starved");
+    }
+}
+
+#[test]
+fn next_ready_is_none_when_empty_and_waits_for_tokens() {
+    let cfg = config(8 * MBIT, vec![ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    assert_eq!(sh.next_ready(Instant::ZERO), None);
+    for i in 0..3 {
+        assert!(sh
+            .enqueue(Instant::ZERO, 0, 1, Item { len: 1500, src: i })
+            .is_ok());
+    }
+    // 3000-byte root burst: two go at once, the third 1500 µs later (1 byte/µs).
+    assert!(sh.dequeue(Instant::ZERO).is_some());
+    assert!(sh.dequeue(Instant::ZERO).is_some());
+    assert!(sh.dequeue(Instant::ZERO).is_none());
+    assert_eq!(
+        sh.next_ready(Instant::ZERO),
+        Some(Instant::from_nanos(1_500_000))
+    );
+    assert!(sh.dequeue(Instant::from_nanos(1_499_999)).is_none());
+    assert!(sh.dequeue(Instant::from_nanos(1_500_000)).is_some());
+    assert_eq!(sh.next_ready(Instant::from_secs(1)), None);
+}
+
+#[test]
+fn bad_configs_are_refused() {
+    let mut cfg = config(MBIT, vec![ClassConfig::weighted(1)]);
+    cfg.classes[0].parent = Some(0);
+    assert_eq!(cfg.validate(), Err(ConfigError::Parent(0)));
+    cfg.classes[0].parent = None;
+    cfg.classes[0].weight = 0;
+    assert_eq!(cfg.validate(), Err(ConfigError::Zero(0)));
+    cfg.classes[0].weight = 1;
+    cfg.classes[0].guaranteed_bps = Some(2 * MBIT);
+    cfg.classes[0].ceiling_bps = Some(MBIT);
+    assert_eq!(cfg.validate(), Err(ConfigError::Rates(0)));
+    cfg.classes[0].ceiling_bps = None;
+    assert_eq!(cfg.validate(), Err(ConfigError::Oversubscribed));
+    cfg.classes[0].guaranteed_bps = None;
+    assert_eq!(cfg.validate(), Ok(()));
+}
