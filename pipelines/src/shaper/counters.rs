@@ -95,3 +95,30 @@ pub struct ClassCounters {
     /// Queueing delay of the items sent.
     pub delay: DelayStats,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_histogram_and_quantiles() {
+        let mut d = DelayStats::default();
+        assert_eq!(d.quantile(0.99), Duration::ZERO);
+        for _ in 0..98 {
+            d.record(Duration::from_micros(3)); // bucket 2: [2, 4) µs
+        }
+        d.record(Duration::from_micros(100)); // bucket 7: [64, 128) µs
+        d.record(Duration::from_millis(5)); // bucket 13
+        assert_eq!((d.count, d.min_ns, d.max_ns), (100, 3_000, 5_000_000));
+        assert_eq!(d.histogram[2], 98);
+        assert_eq!(d.quantile(0.5), Duration::from_micros(4));
+        assert_eq!(d.quantile(0.99), Duration::from_micros(128));
+        assert_eq!(d.quantile(1.0), Duration::from_millis(5));
+        assert_eq!(
+            d.mean(),
+            Duration::from_nanos((98 * 3_000 + 100_000 + 5_000_000) / 100)
+        );
+        d.record(Duration::from_secs(100_000));
+        assert_eq!(d.histogram[DELAY_BUCKETS - 1], 1);
+    }
+}

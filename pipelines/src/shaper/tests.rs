@@ -104,7 +104,13 @@ fn run(sh: &mut Shaper<Item>, sources: &mut [Source], until: Instant) -> Vec<Sen
     let mut now = Instant::ZERO;
     while now < until {
         top_up(sh, sources, now);
+        let mut at_once = 0;
         while let Some((class, item)) = sh.dequeue(now) {
+            at_once += 1;
+            assert!(
+                at_once < 10_000,
+                "unbounded burst at {now:?}: is the root applied?"
+            );
             assert_eq!(
                 class, sources[item.src].class,
                 "item left by the wrong class"
