@@ -49,8 +49,8 @@
 //!
 //! Forwarded traffic is dropped at the queue limit ([`Shaper::enqueue`] returns the item
 //! with a [`DropReason`]). A proxied TCP connection owns its data, so it should be slowed
-//! instead: the proxy asks the shaper before emitting a segment (a `would_accept`-style
-//! check of queue room, or a per-class credit), and when the class is backlogged it keeps
+//! instead: the proxy asks the shaper before emitting a segment ([`Shaper::has_room`], or a
+//! per-class credit), and when the class is backlogged it keeps
 //! the data in the socket's send buffer, stops reading from the peer (so the advertised
 //! receive window closes and the sender slows), and arms a timer at
 //! [`Shaper::next_ready`]. Nothing is dropped; TCP's own flow control carries the

@@ -147,6 +147,18 @@ impl<T: ShapedItem> Shaper<T> {
         self.classes.iter().map(|c| c.queue.len()).sum()
     }
 
+    /// True when `class` would queue an item of `len` bytes without dropping anything:
+    /// the backpressure check a lossless producer (a proxied TCP connection) makes
+    /// before handing data over, waiting for [`Shaper::next_ready`] otherwise.
+    pub fn has_room(&self, class: ClassId, len: usize) -> bool {
+        self.classes.get(class).is_some_and(|c| {
+            len <= c.max_len
+                && !c.queue.is_full()
+                && c.bytes_limit
+                    .is_none_or(|b| c.queue.bytes() + len as u64 <= b)
+        })
+    }
+
     // ---- inputs ----
 
     /// Queue `item` in `class`, in the flow sub-queue of `flow_hash`.

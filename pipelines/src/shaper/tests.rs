@@ -333,6 +333,7 @@ fn queue_limits_drop_and_count_by_reason() {
     let t = Instant::ZERO;
     let mut dropped = 0;
     for i in 0..15 {
+        assert_eq!(sh.has_room(0, 100), i < 10, "room before item {i}");
         match sh.enqueue(t, 0, 7, Item { len: 100, src: i }) {
             Ok(()) => {}
             Err((item, reason)) => {
@@ -352,9 +353,11 @@ fn queue_limits_drop_and_count_by_reason() {
         (5, 10, 1000)
     );
     for i in 0..6 {
+        assert_eq!(sh.has_room(1, 1000), i < 5);
         let r = sh.enqueue(t, 1, 7, Item { len: 1000, src: i });
         assert_eq!(r.is_err(), i == 5, "item {i}");
     }
+    assert!(!sh.has_room(1, 2001) && !sh.has_room(9, 1));
     let r = sh.enqueue(t, 1, 7, Item { len: 2001, src: 9 });
     assert!(matches!(r, Err((_, DropReason::TooLarge))));
     let r = sh.enqueue(t, 9, 7, Item { len: 10, src: 9 });
