@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Talks to a Rouge VM through qemu's sockets (used by scripts/image).
+
+  image-console.py console SOCKET [--timeout S] LINE...
+      Sends each LINE on the serial console and prints what came back until the next
+      prompt (`rouge> `, the menu, or a shell prompt), without terminal escapes.
+      A LINE that starts with `expect:` waits for that text instead of sending.
+  image-console.py qmp SOCKET COMMAND [--timeout S]
+      Runs one QMP command (e.g. system_powerdown) and prints the answer.
+
+Exits 1 when a prompt or expected text does not arrive in time.
+"""
+
+import json
+import re
+import socket
+import sys
+import time
+
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]|\r")
+PROMPTS = ("rouge> ", "`poweroff`: ", "rouge-shell# ")
+
+
+def clean(data: bytes) -> str:
+    return ANSI.sub(b"", data).decode("utf-8", "replace")
+
+
+class Serial:
+    def __init__(self, path: str, timeout: float):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def read_until(self, markers, deadline: float, after: str = "") -> str:
+        """Reads until a marker shows up in the cleaned output (after the last echo of
+        `after` and a line break, when given); returns the output past `after`."""
+        while True:
+            text = clean(self.buf)
+            rest = text
+            if after:
+                # The echo of the line ends with a line break; a prompt may contain
+                # the same word (`shell` in `rouge-shell# `).
+                i = text.rfind(after + "\n")
+                rest = text[i + len(after):] if i >= 0 else ""
+            for m in markers:
+                if m in rest:
+                    self.buf = b""
+                    return rest
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(text[-2000:])
+            self.sock.settimeout(min(left, 0.5))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise TimeoutError("console closed: " + text[-2000:])
+            self.buf += chunk
+
+    def send(self, line: str):
+        # Byte by byte with small gaps: a 115200 baud UART with a 16-byte FIFO drops
+        # characters under emulation when a whole line arrives at once.
+        for b in (line + "\r").encode():
+            self.sock.sendall(bytes([b]))
+            time.sleep(0.005)
+
+
+def console(path: str, lines, timeout: float) -> int:
+    s = Serial(path, timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        # Wake the line up and wait for any prompt.
+        s.send("")
+        s.read_until(PROMPTS, deadline)
+        for line in lines:
+            if line.startswith("expect:"):
+                s.read_until([line[len("expect:"):]], deadline)
+                continue
+            s.buf = b""
+            s.send(line)
+            text = s.read_until(PROMPTS, deadline, after=line)
+            for p in PROMPTS:
+                text = text.rsplit(p, 1)[0] if text.rstrip().endswith(p.strip()) else text
+            print(f">>> {line}")
+            print(text.strip("\n"))
+            sys.stdout.flush()
+    except TimeoutError as e:
+        print(f"image-console: timed out; last output:\n{e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def qmp(path: str, command: str, timeout: float) -> int:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    f = s.makefile("rwb")
+    json.loads(f.readline())  # greeting
+    for cmd in ("qmp_capabilities", command):
+        f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+        f.flush()
+        while True:
+            answer = json.loads(f.readline())
+            if "event" not in answer:
+                break
+    print(json.dumps(answer))
+    return 0 if "return" in answer else 1
+
+
+def main(argv) -> int:
+    if len(argv) < 3 or argv[0] not in ("console", "qmp"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    timeout = 30.0
+    args = list(argv[1:])
+    if "--timeout" in args:
+        i = args.index("--timeout")
+        timeout = float(args[i + 1])
+        del args[i : i + 2]
+    if argv[0] == "console":
+        return console(args[0], args[1:], timeout)
+    return qmp(args[0], args[1], timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
