@@ -133,7 +133,7 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(&shared.config_path));
             let text = config::to_toml(&shared.config.load());
-            std::fs::write(&path, text)
+            write_durably(&path, text.as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(json!({"saved": path.display().to_string()}))
         }
@@ -229,6 +229,35 @@ pub fn member_state(
     Ok(json!({"pool": pool, "member": addr.to_string(), "state": admin.as_str()}))
 }
 
+/// Writes `data` to `path` so that a power loss at any moment leaves either the old or
+/// the new file whole (the appliance image keeps its configuration on a small disk that
+/// a VM manager may switch off hard): a temporary file beside it, flushed to the disk,
+/// renamed over `path`, then the directory flushed.
+pub fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Sends one command to the appliance at `socket` and returns its data.
 pub fn request(socket: &Path, args: &[String]) -> Result<Value, String> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
@@ -251,5 +280,29 @@ pub fn request(socket: &Path, args: &[String]) -> Result<Value, String> {
         Ok(v["data"].clone())
     } else {
         Err(v["error"].as_str().unwrap_or("unknown error").to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_durably_replaces_the_file_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("rouge-write-durably-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rouge.toml");
+        write_durably(&path, b"first").unwrap();
+        write_durably(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("rouge.toml")]);
+        // A directory that does not exist: an error, and nothing is left behind.
+        assert!(write_durably(&dir.join("missing/rouge.toml"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
