@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Installs what Rouge's tests, demo and benchmarks need on a fresh Debian machine:
 # the kernel tools and real peers (ping, arping, curl, socat, iperf3, ethtool, tcpdump,
-# trafgen, dpdk-testpmd, HAProxy, nginx), valgrind and perf, cargo-fuzz, and hugepages.
+# trafgen, dpdk-testpmd, HAProxy, nginx), valgrind and perf, cargo-fuzz, hugepages, and
+# what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk).
 # Idempotent; needs root. Packages already present are left as they are.
 set -euo pipefail
 [[ $(id -u) -eq 0 ]] || { echo "$0: run as root (installs packages, sets hugepages)" >&2; exit 1; }
 
 PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils
-      iptables)
+      iptables
+      # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
+      qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
+      syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod
+      systemd binutils)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rouge's whole test suite, exactly what CI runs (it first installs what is missing):
 #   formatting, clippy, unit + in-memory + end-to-end tests (network namespaces, root),
+#   the appliance image check (scripts/image check: boots the VM image under qemu),
 #   a few seconds of each fuzz target, and a smoke run of each benchmark scenario.
 # Usage: sudo scripts/test.sh [--quick]   (--quick: no fuzzing, no benchmark smoke)
 set -euo pipefail
@@ -39,6 +40,17 @@ if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
 fi
 passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
 
+# The appliance image: one counted test (its own steps print ok/FAIL lines).
+step "appliance image: scripts/image check (build, boot on a private test bed, console, power off, UEFI and BIOS disk boots, bare-metal install)"
+image_failed=0
+if timeout 1200 bash scripts/image check; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    image_failed=1
+    echo "image check failed (its console logs are kept in the folder printed above)"
+fi
+
 if [[ $QUICK -eq 0 ]]; then
     step "fuzz smoke (each target for a few seconds)"
     for target in frame config tcp_segment; do
@@ -55,3 +67,4 @@ if [[ $QUICK -eq 0 ]]; then
     fi
 fi
 printf '\n%s passed, %s failed\n' "$passed" "$failed"
+[[ $image_failed -eq 0 ]]
