@@ -22,7 +22,7 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
 step "build (release binaries for the end-to-end tests and benchmarks)"
 cargo build --release -q -p rouge-appliance --bin rouge
-export ROUGE_BIN="$PWD/target/release/rouge"
+export ROUGE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rouge"
 step "cargo test --workspace"
 cargo test --workspace -q 2>&1 | tee /tmp/rouge-test.log | grep -E "^(test result|running|error|failures|---- )|panicked" || true
 if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
