@@ -46,6 +46,17 @@ impl DelayStats {
         self.histogram[bucket.min(DELAY_BUCKETS - 1)] += 1;
     }
 
+    /// Add `other`'s measurements (e.g. another worker's) to these.
+    pub fn merge(&mut self, other: &DelayStats) {
+        self.count += other.count;
+        self.min_ns = self.min_ns.min(other.min_ns);
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.sum_ns += other.sum_ns;
+        for (a, b) in self.histogram.iter_mut().zip(other.histogram.iter()) {
+            *a += b;
+        }
+    }
+
     /// Mean delay, zero before the first item.
     pub fn mean(&self) -> Duration {
         if self.count == 0 {
@@ -78,6 +89,10 @@ impl DelayStats {
 pub struct ClassCounters {
     /// Items accepted into the queue.
     pub enqueued_packets: u64,
+    /// Bytes accepted into the queue.
+    pub enqueued_bytes: u64,
+    /// Bytes dropped, whatever the reason (with `enqueued_bytes`: the offered load).
+    pub dropped_bytes: u64,
     /// Items sent.
     pub packets: u64,
     /// Bytes sent.
@@ -94,6 +109,28 @@ pub struct ClassCounters {
     pub queue_bytes: u64,
     /// Queueing delay of the items sent.
     pub delay: DelayStats,
+}
+
+impl ClassCounters {
+    /// Items dropped, whatever the reason.
+    pub fn drops(&self) -> u64 {
+        self.drops_queue_packets + self.drops_queue_bytes + self.drops_too_large
+    }
+
+    /// Add `other` (another worker's or interface's counters of the same class).
+    pub fn merge(&mut self, other: &ClassCounters) {
+        self.enqueued_packets += other.enqueued_packets;
+        self.enqueued_bytes += other.enqueued_bytes;
+        self.dropped_bytes += other.dropped_bytes;
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.drops_queue_packets += other.drops_queue_packets;
+        self.drops_queue_bytes += other.drops_queue_bytes;
+        self.drops_too_large += other.drops_too_large;
+        self.queue_packets += other.queue_packets;
+        self.queue_bytes += other.queue_bytes;
+        self.delay.merge(&other.delay);
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +157,10 @@ mod tests {
         );
         d.record(Duration::from_secs(100_000));
         assert_eq!(d.histogram[DELAY_BUCKETS - 1], 1);
+        let mut m = DelayStats::default();
+        m.merge(&d);
+        m.merge(&d);
+        assert_eq!((m.count, m.min_ns, m.histogram[2]), (202, 3_000, 196));
+        assert_eq!(m.quantile(0.5), d.quantile(0.5));
     }
 }

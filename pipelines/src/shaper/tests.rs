@@ -511,3 +511,74 @@ fn bad_configs_are_refused() {
     cfg.classes[0].guaranteed_bps = None;
     assert_eq!(cfg.validate(), Ok(()));
 }
+
+#[test]
+fn rates_change_while_running_and_drain_returns_everything() {
+    let mut capped = ClassConfig::weighted(1);
+    capped.ceiling_bps = Some(100 * MBIT);
+    capped.guaranteed_bps = Some(10 * MBIT);
+    let cfg = config(100 * MBIT, vec![capped, ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    assert!(sh.set_class_rates(Instant::ZERO, 0, Some(5 * MBIT), Some(10 * MBIT)));
+    assert_eq!(sh.class_rates(0), Some((Some(5 * MBIT), Some(10 * MBIT))));
+    // Class 1 has no buckets to change; class 7 does not exist.
+    assert!(!sh.set_class_rates(Instant::ZERO, 1, None, Some(MBIT)));
+    assert!(!sh.set_class_rates(Instant::ZERO, 7, None, None));
+    sh.set_root_rate(Instant::ZERO, 50 * MBIT);
+    assert_eq!(sh.root_rate(), 50 * MBIT);
+    let mut src = [source(0, 1, 1500, Offer::Saturate(32))];
+    let sent = run(&mut sh, &mut src, Instant::from_millis(200));
+    let excess = max_excess_bytes(&sent, 10 * MBIT);
+    assert!(
+        excess <= 16 * 1024,
+        "the new 10 Mbit/s ceiling holds: {excess}"
+    );
+    let c = bytes(&sent, |_| true) * 8 * 5;
+    assert!(c >= 10 * MBIT * 98 / 100, "and is reached: {c}");
+    let queued = sh.queued();
+    assert!(queued > 0);
+    let mut out = Vec::new();
+    sh.drain(|class, item| out.push((class, item.len)));
+    assert_eq!(out.len(), queued);
+    assert!(out.iter().all(|&(c, l)| c == 0 && l == 1500));
+    assert_eq!(sh.queued(), 0);
+    assert_eq!(sh.counters(0).map(|c| c.queue_packets), Some(0));
+    assert_eq!(sh.dequeue(Instant::from_secs(1)).map(|(c, _)| c), None);
+}
+
+#[test]
+fn charged_control_traffic_is_taken_from_the_root() {
+    let cfg = config(8 * MBIT, vec![ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    // 1 byte per µs; the root burst (3000 bytes) is spent by control traffic.
+    sh.charge(Instant::ZERO, 3000);
+    sh.enqueue(Instant::ZERO, 0, 1, Item { len: 1000, src: 0 })
+        .map_err(|_| ())
+        .expect("queued");
+    assert!(sh.dequeue(Instant::ZERO).is_none());
+    assert_eq!(sh.next_ready(Instant::ZERO), Some(Instant::from_millis(1)));
+    let c = sh.counters(0).copied().unwrap_or_default();
+    assert_eq!((c.enqueued_packets, c.enqueued_bytes), (1, 1000));
+}
+
+#[test]
+fn counters_count_offered_and_dropped_bytes_and_merge() {
+    let mut small = ClassConfig::weighted(1);
+    small.queue_packets = 2;
+    let cfg = config(8 * MBIT, vec![small]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    for _ in 0..5 {
+        let _ = sh.enqueue(Instant::ZERO, 0, 1, Item { len: 100, src: 0 });
+    }
+    let c = sh.counters(0).copied().unwrap_or_default();
+    assert_eq!(
+        (c.enqueued_bytes, c.dropped_bytes, c.drops()),
+        (200, 300, 3)
+    );
+    let mut total = c;
+    total.merge(&c);
+    assert_eq!(
+        (total.enqueued_bytes, total.drops(), total.queue_packets),
+        (400, 6, 4)
+    );
+}
