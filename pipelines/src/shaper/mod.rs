@@ -59,14 +59,17 @@
 mod bucket;
 mod config;
 mod counters;
+pub mod policy;
 mod queue;
 mod sched;
+pub mod share;
 
 #[cfg(test)]
 mod tests;
 
 pub use config::{ClassConfig, ConfigError, ShaperConfig};
 pub use counters::{ClassCounters, DelayStats, DELAY_BUCKETS};
+pub use policy::{ShapingPolicy, QUANTUM_BYTES};
 pub use sched::{ClassId, DropReason, Shaper};
 
 /// Number of flow sub-queues inside each class.

@@ -300,6 +300,17 @@ impl<T: ShapedItem> Shaper<T> {
         }
     }
 
+    /// Carry `class`'s running totals over from a shaper this one replaces (after a
+    /// configuration change), keeping this shaper's own queue depth.
+    pub fn carry_totals(&mut self, class: ClassId, old: &ClassCounters) {
+        if let Some(c) = self.classes.get_mut(class) {
+            let (packets, bytes) = (c.counters.queue_packets, c.counters.queue_bytes);
+            c.counters = *old;
+            c.counters.queue_packets = packets;
+            c.counters.queue_bytes = bytes;
+        }
+    }
+
     // ---- outputs ----
 
     /// The next item allowed to leave at `now`, with its class; `None` when nothing is
