@@ -42,7 +42,13 @@ fn policy() -> ShaperConfig {
         root_bps: 1_000_000_000_000,
         root_burst_bytes: 1 << 20,
         quantum_bytes: 1514,
-        classes: vec![ClassConfig::weighted(3), ClassConfig::weighted(1), guaranteed, ceiled, priority],
+        classes: vec![
+            ClassConfig::weighted(3),
+            ClassConfig::weighted(1),
+            guaranteed,
+            ceiled,
+            priority,
+        ],
     }
 }
 
@@ -67,7 +73,9 @@ fn main() {
     while done < packets {
         let now = Instant::from_nanos(now_ns);
         for i in 0..burst {
-            let Some(pkt) = pool.alloc_from(&frame) else { break };
+            let Some(pkt) = pool.alloc_from(&frame) else {
+                break;
+            };
             flow = flow.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let _ = shaper.enqueue(now, i % classes, flow, pkt);
         }
