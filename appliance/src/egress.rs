@@ -272,15 +272,8 @@ impl Egress {
             let Some(mine) = per_worker.get(self.worker) else {
                 continue;
             };
-            shaper.set_root_rate(now, mine.root_bps);
-            for (class, &(guaranteed, ceiling)) in mine.classes.iter().enumerate() {
-                let has_guarantee = shaper.class_rates(class).is_some_and(|(g, _)| g.is_some());
-                shaper.set_class_rates(
-                    now,
-                    class,
-                    guaranteed.filter(|_| has_guarantee),
-                    Some(ceiling),
-                );
+            if !mine.apply(now, shaper) {
+                tracing::warn!(port, "shaping rates do not fit this worker's shapers");
             }
         }
     }

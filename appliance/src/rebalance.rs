@@ -20,7 +20,7 @@ use crate::egress::ShapingRates;
 use crate::shared::Shared;
 
 /// How often rates are rebalanced.
-pub const PERIOD: Duration = Duration::from_millis(5);
+pub const PERIOD: Duration = rouge_pipelines::shaper::share::PERIOD;
 
 /// The rebalancer of one policy: one [`Rebalancer`] per port.
 struct State {
@@ -99,13 +99,7 @@ fn run(shared: &Shared) {
                         .as_ref()
                         .and_then(|s| s.ports.iter().find(|p| p.port == port))
                     {
-                        ws.offered_bytes = p
-                            .classes
-                            .iter()
-                            .map(|c| c.counters.enqueued_bytes + c.counters.dropped_bytes)
-                            .collect();
-                        ws.queued_bytes =
-                            p.classes.iter().map(|c| c.counters.queue_bytes).collect();
+                        ws.fill(p.classes.iter().map(|c| &c.counters));
                     }
                     ws
                 })

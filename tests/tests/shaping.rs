@@ -365,3 +365,31 @@ fn classes_change_by_config_apply_without_dropping_flows() {
         "{v}"
     );
 }
+
+#[test]
+fn two_workers_keep_3_to_1_and_the_root_for_the_appliance() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Two workers on the two cores; each class's flows come from several source ports
+    // (iperf3 -P 4), so the kernel's fanout spreads them over both workers, and the
+    // rebalancer must give each worker its share of every rate.
+    let bed = bed_with_servers(&["--cores", "0,1"]);
+    let args = ["-u", "-b", "75M", "-l", "1400", "-P", "4"];
+    let gold = iperf(&bed, GOLD, CLIENTS[0], 6, &args);
+    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 6, &args);
+    std::thread::sleep(Duration::from_millis(1500));
+    let rates = rates_over(&bed, "lb-s", Duration::from_secs(3));
+    let (_g, _b) = (report(gold), report(bronze));
+    check_shares(&rates, "UDP, two workers");
+    // Both workers carried gold traffic (otherwise this proves nothing about sharing).
+    let st = bed.rouge_json(&["show", "stats"]).expect("stats");
+    let busy = st["workers"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter(|w| w["rx_packets"].as_u64().unwrap_or(0) > 10_000)
+                .count()
+        })
+        .unwrap_or(0);
+    println!("workers with traffic: {busy}");
+    assert_eq!(busy, 2, "flows spread over both workers: {}", st["workers"]);
+}
