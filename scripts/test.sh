@@ -62,7 +62,7 @@ if [[ $QUICK -eq 0 ]]; then
     if [[ -x perf/run ]]; then
         step "benchmark smoke (perf/run --smoke)"
         smoke_out=$(mktemp -d)
-        perf/run --smoke --out "$smoke_out" l2l3 forward callgrind
+        perf/run --smoke --out "$smoke_out" l2l3 forward shaping callgrind
         rm -rf "$smoke_out"
     fi
 fi

@@ -54,7 +54,7 @@ pub enum Command {
         /// What to show.
         #[arg(value_enum)]
         what: ShowWhat,
-        /// Only this one (a virtual server, pool, or member address / pool name).
+        /// Only this one (a virtual server, pool, class, or member address / pool name).
         name: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -198,6 +198,8 @@ pub enum ShowWhat {
     Pool,
     /// Pool members as one list.
     Member,
+    /// Traffic shaping classes: rate, packets, queue, drops, queueing delay.
+    Class,
     /// The running configuration as TOML.
     Config,
 }
@@ -213,6 +215,7 @@ impl ShowWhat {
             ShowWhat::Virtual => "virtual",
             ShowWhat::Pool => "pool",
             ShowWhat::Member => "member",
+            ShowWhat::Class => "class",
             ShowWhat::Config => "config",
         }
     }
@@ -283,6 +286,7 @@ pub fn show(
             ],
         ),
         ShowWhat::Stats => stats_text(&data),
+        ShowWhat::Class => classes_text(&data),
         ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
     })
 }
@@ -327,6 +331,67 @@ pub fn table(data: &Value, cols: &[&str]) -> String {
     }
     for r in rows {
         line(r, &mut out);
+    }
+    out
+}
+
+fn mbit(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".into(), |b| format!("{:.1}", b / 1e6))
+}
+
+fn classes_text(data: &Value) -> String {
+    let mut out = String::new();
+    let rows = data.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        return "(no shaping: no [[interface]] has a shaping_rate)\n".into();
+    }
+    out.push_str(&format!(
+        "{:<12} {:<8} {:>6} {:>4} {:>9} {:>9} {:>10} {:>12} {:>14} {:>6} {:>8} {:>9} {:>9}\n",
+        "class",
+        "iface",
+        "weight",
+        "prio",
+        "guar.Mb",
+        "ceil.Mb",
+        "rate.Mb",
+        "packets",
+        "bytes",
+        "queue",
+        "drops",
+        "p50.us",
+        "p99.us"
+    ));
+    let row = |out: &mut String, name: &str, iface: &str, c: &Value, f: &Value| {
+        out.push_str(&format!(
+            "{:<12} {:<8} {:>6} {:>4} {:>9} {:>9} {:>10} {:>12} {:>14} {:>6} {:>8} {:>9.0} {:>9.0}\n",
+            name,
+            iface,
+            cell(&c["weight"]),
+            cell(&c["priority"]),
+            mbit(&c["guaranteed_bps"]),
+            mbit(&c["ceiling_bps"]),
+            mbit(&f["rate_bps"]),
+            cell(&f["packets"]),
+            cell(&f["bytes"]),
+            cell(&f["queue_packets"]),
+            cell(&f["drops"]),
+            f["delay_us"]["p50"].as_f64().unwrap_or(0.0),
+            f["delay_us"]["p99"].as_f64().unwrap_or(0.0),
+        ));
+    };
+    for c in rows {
+        let name = c["name"].as_str().unwrap_or("?");
+        row(&mut out, name, "(all)", c, c);
+        for f in c["interfaces"].as_array().into_iter().flatten() {
+            row(
+                &mut out,
+                "",
+                f["interface"].as_str().unwrap_or("?"),
+                &Value::Null,
+                f,
+            );
+        }
     }
     out
 }

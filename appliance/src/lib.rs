@@ -5,8 +5,10 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod egress;
 pub mod mgmt;
 pub mod ports;
+pub mod rebalance;
 pub mod run;
 pub mod shared;
 pub mod views;

@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::config::model::IdlePolicy;
 use crate::config::{self, build};
 use crate::shared::Shared;
-use crate::{mgmt, ports, worker};
+use crate::{mgmt, ports, rebalance, worker};
 
 /// Options of `rouge run`.
 #[derive(Debug, Clone)]
@@ -157,6 +157,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         return Err(e);
     }
     log_started(&shared, &opts.socket);
+    let rebalancer = rebalance::spawn(shared.clone());
 
     let stop = shared.clone();
     let signals_handle = signals.handle();
@@ -172,6 +173,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     shared.stop.store(true, Ordering::Relaxed);
     signals_handle.close();
     let _ = waiter.join();
+    if let Some(r) = rebalancer {
+        let _ = r.join();
+    }
     let _ = mgmt_thread.join();
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("rouge stopped");

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use rouge_drivers::{MacAddr, PortCounters};
 use rouge_pipelines::arp::ArpEntryView;
 use rouge_pipelines::counters::PipelineCounters;
@@ -38,6 +38,10 @@ pub struct WorkerShared {
     pub monitor_probes: AtomicU64,
     /// Monitor probes that failed.
     pub monitor_failures: AtomicU64,
+    /// The worker's shaping figures, republished every few milliseconds while shaping.
+    pub shaping: ArcSwapOption<crate::egress::ShapingSample>,
+    /// Packets the worker's shapers dropped.
+    pub shaping_drops: AtomicU64,
     /// Configuration generation the worker runs.
     pub generation: AtomicU64,
     /// Set once the worker has opened its ports and entered its loop.
@@ -71,6 +75,8 @@ pub struct Shared {
     pub workers: Vec<WorkerShared>,
     /// When the appliance started.
     pub started: std::time::Instant,
+    /// Each worker's share of the shaping rates, from the rebalancer (several workers).
+    pub shaping_rates: ArcSwapOption<crate::egress::ShapingRates>,
     /// Serialises configuration changes (control plane only, never the packet path).
     pub change: Mutex<()>,
 }
@@ -102,11 +108,14 @@ impl Shared {
                     monitor_transitions: AtomicU64::new(0),
                     monitor_probes: AtomicU64::new(0),
                     monitor_failures: AtomicU64::new(0),
+                    shaping: ArcSwapOption::empty(),
+                    shaping_drops: AtomicU64::new(0),
                     generation: AtomicU64::new(0),
                     running: AtomicBool::new(false),
                 })
                 .collect(),
             started: std::time::Instant::now(),
+            shaping_rates: ArcSwapOption::empty(),
             change: Mutex::new(()),
         })
     }

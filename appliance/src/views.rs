@@ -298,3 +298,89 @@ pub fn members(s: &Shared, name: Option<&str>) -> Result<Value, String> {
     }
     Ok(Value::Array(out))
 }
+
+/// `show class`: every shaping class (or the one named) with its settings and, summed
+/// over workers and shaped interfaces, rate, packets, bytes, queue depth, drops by reason
+/// and queueing-delay percentiles; `interfaces` has the same per egress interface.
+pub fn classes(s: &Shared, name: Option<&str>) -> Result<Value, String> {
+    use rouge_pipelines::shaper::ClassCounters;
+    let dp = s.dataplane.load();
+    let Some(policy) = dp.shaping.clone() else {
+        return match name {
+            Some(n) => Err(format!(
+                "no class named `{n}`: shaping is off (no [[interface]] has a shaping_rate)"
+            )),
+            None => Ok(Value::Array(Vec::new())),
+        };
+    };
+    let samples: Vec<_> = s
+        .workers
+        .iter()
+        .filter_map(|w| w.shaping.load_full())
+        .filter(|x| std::sync::Arc::ptr_eq(&x.policy, &policy) || *x.policy == *policy)
+        .collect();
+    let figures = |c: &ClassCounters, rate: u64| {
+        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        json!({
+            "rate_bps": rate, "packets": c.packets, "bytes": c.bytes,
+            "queue_packets": c.queue_packets, "queue_bytes": c.queue_bytes,
+            "drops": c.drops(),
+            "drops_by_reason": {"queue_full": c.drops_queue_packets, "queue_bytes": c.drops_queue_bytes, "too_large": c.drops_too_large},
+            "delay_us": {"samples": c.delay.count, "mean": us(c.delay.mean()), "p50": us(c.delay.quantile(0.5)),
+                          "p99": us(c.delay.quantile(0.99)), "max": c.delay.max_ns as f64 / 1e3},
+        })
+    };
+    let mut out = Vec::new();
+    for (ci, class) in policy.classes().iter().enumerate() {
+        if name.is_some_and(|n| n != class.name) {
+            continue;
+        }
+        let mut total = ClassCounters::default();
+        let mut total_rate = 0;
+        let mut per_iface = Vec::new();
+        for (port, iface) in dp.interfaces.iter().enumerate() {
+            let Some(root) = policy.root(port) else {
+                continue;
+            };
+            let mut c = ClassCounters::default();
+            let mut rate = 0;
+            for p in samples
+                .iter()
+                .flat_map(|x| x.ports.iter())
+                .filter(|p| p.port == port)
+            {
+                if let Some(k) = p.classes.get(ci) {
+                    c.merge(&k.counters);
+                    rate += k.rate_bps;
+                }
+            }
+            total.merge(&c);
+            total_rate += rate;
+            let mut f = figures(&c, rate);
+            f["interface"] = json!(iface.name);
+            f["root_bps"] = json!(root.rate_bps);
+            per_iface.push(f);
+        }
+        let k = &class.config;
+        let mut v = figures(&total, total_rate);
+        v["name"] = json!(class.name);
+        v["parent"] = json!(k
+            .parent
+            .and_then(|p| policy.classes().get(p))
+            .map(|p| p.name.clone()));
+        v["weight"] = json!(k.weight);
+        v["priority"] = json!(k.priority);
+        v["guaranteed_bps"] = json!(k.guaranteed_bps);
+        v["ceiling_bps"] = json!(k.ceiling_bps);
+        v["queue_limit"] = json!(k.queue_packets);
+        v["default"] = json!(ci == policy.default_class());
+        v["interfaces"] = Value::Array(per_iface);
+        out.push(v);
+    }
+    if let (Some(n), true) = (name, out.is_empty()) {
+        return Err(format!(
+            "no class named `{n}`; `rouge show class` lists them"
+        ));
+    }
+    Ok(Value::Array(out))
+}

@@ -22,6 +22,7 @@ use rouge_pipelines::time::MonotonicClock;
 use rouge_pipelines::Instant;
 
 use crate::config::model::IdlePolicy;
+use crate::egress::{Egress, TxSink};
 use crate::shared::{PortInfo, Shared};
 
 /// Empty turns before an adaptive worker sleeps.
@@ -32,6 +33,8 @@ const MAX_SLEEP: Duration = Duration::from_millis(10);
 const TX_QUEUE: usize = 4 * BURST_SIZE;
 /// How often a changed neighbour table is republished for the CLI.
 const ARP_PUBLISH: Duration = Duration::from_millis(100);
+/// How often shaping figures are republished (the rebalancer reads them).
+const SHAPING_PUBLISH: Duration = Duration::from_millis(2);
 
 /// 64 random bits from the standard library's per-process hash keys (no extra
 /// dependency; used to key ISNs and SYN cookies).
@@ -78,6 +81,18 @@ impl TxQueues {
                 port.tx_burst(&mut burst);
             }
         }
+    }
+}
+
+impl TxSink for TxQueues {
+    fn room(&self, port: u16) -> usize {
+        self.queues
+            .get(port as usize)
+            .map_or(0, |q| q.capacity() - q.len())
+    }
+
+    fn push(&mut self, port: u16, pkt: Packet) {
+        TxQueues::push(self, port, pkt)
     }
 }
 
@@ -128,8 +143,15 @@ pub fn run<P: Port>(
     }
     let mut tx = TxQueues::new(ports.len());
     let clock = MonotonicClock::new();
+    let mut egress = Egress::new(
+        id,
+        shared.workers.len(),
+        ports.len(),
+        shared.dataplane.load().shaping.as_ref(),
+    );
     let mut idle_turns = 0u32;
     let mut next_arp_publish = Instant::ZERO;
+    let mut next_shaping_publish = Instant::ZERO;
     me.running.store(true, Ordering::Release);
     tracing::info!(worker = id, core = ?me.core, ports = ports.len(), "worker running");
 
@@ -139,8 +161,16 @@ pub fn run<P: Port>(
         let current = shared.dataplane.load();
         if current.generation != generation {
             generation = current.generation;
+            egress.set_policy(now, current.shaping.as_ref(), &mut |port, out| {
+                tx.push(port, out)
+            });
             l2.set_dataplane(arc_swap::Guard::into_inner(current));
             me.generation.store(generation, Ordering::Relaxed);
+        }
+        if egress.active() {
+            if let Some(rates) = shared.shaping_rates.load().as_ref() {
+                egress.apply_rates(now, rates);
+            }
         }
         let mut received = 0;
         for i in 0..ports.len() {
@@ -148,13 +178,24 @@ pub fn run<P: Port>(
             received += ports[i].rx_burst(&pool, &mut burst);
             for mut pkt in burst.drain(..) {
                 pkt.meta.port = i as u16;
-                l2.process(now, pkt, &mut |port, out| tx.push(port, out));
+                l2.process(now, pkt, &mut |port, out| {
+                    if let Some(out) = egress.admit(now, port, out) {
+                        tx.push(port, out)
+                    }
+                });
                 if tx.needs_flush() {
                     tx.flush(&mut ports);
                 }
             }
         }
-        l2.poll(now, &mut |port, out| tx.push(port, out));
+        l2.poll(now, &mut |port, out| {
+            if let Some(out) = egress.admit(now, port, out) {
+                tx.push(port, out)
+            }
+        });
+        if egress.active() {
+            egress.pump(now, &mut tx);
+        }
         tx.flush(&mut ports);
         for t in l2.take_transitions() {
             let status = t.status.as_str();
@@ -164,6 +205,11 @@ pub fn run<P: Port>(
                 tracing::info!(member = %t.addr, status, reason = %t.reason, "monitor status change");
             }
             me.monitor_transitions.fetch_add(1, Ordering::Relaxed);
+        }
+        if egress.active() && now >= next_shaping_publish {
+            me.shaping.store(egress.sample(now).map(Arc::new));
+            me.shaping_drops.store(egress.dropped, Ordering::Relaxed);
+            next_shaping_publish = now + SHAPING_PUBLISH;
         }
         if now >= next_arp_publish {
             if l2.arp_changed() {
@@ -186,10 +232,16 @@ pub fn run<P: Port>(
             me.pipeline.idle_turns.inc();
             idle_turns = idle_turns.saturating_add(1);
             if idle == IdlePolicy::Adaptive && idle_turns > SPIN_TURNS {
-                if fds.is_empty() {
-                    std::thread::sleep(Duration::from_micros(200));
+                // Queued shaped packets bound the sleep: wake when the next may leave.
+                let sleep = match egress.next_ready(now) {
+                    Some(t) => t.saturating_since(now).min(MAX_SLEEP),
+                    None => MAX_SLEEP,
+                };
+                if sleep.is_zero() {
+                } else if fds.is_empty() {
+                    std::thread::sleep(sleep.min(Duration::from_micros(200)));
                 } else {
-                    wait_readable(&fds, MAX_SLEEP);
+                    wait_readable(&fds, sleep);
                 }
             }
         } else {

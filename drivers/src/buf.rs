@@ -117,6 +117,11 @@ pub struct PacketMeta {
     /// The sender left the L4 checksum for offload (AF_PACKET `TP_STATUS_CSUMNOTREADY`):
     /// the TCP/UDP checksum field is only a partial sum and must not be verified.
     pub l4_csum_partial: bool,
+    /// Shaping class chosen by the pipeline (`None`: not shaped, e.g. the appliance's
+    /// own ARP, ICMP and TCP traffic).
+    pub class: Option<u16>,
+    /// Hash of the packet's flow, to keep a flow's packets in order inside its class.
+    pub flow_hash: u32,
 }
 
 /// One frame in a pooled buffer. Dropping it returns the buffer to its pool.

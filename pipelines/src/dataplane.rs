@@ -403,6 +403,8 @@ pub struct Dataplane {
     pub fastl4: Vec<Arc<Fastl4Vs>>,
     /// Sizes of the per-worker fastl4 tables.
     pub fastl4_limits: Fastl4Limits,
+    /// Traffic shaping classes, roots and rules; `None` when nothing is shaped.
+    pub shaping: Option<Arc<crate::shaper::ShapingPolicy>>,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
     locals: HashMap<Ipv4Addr, LocalKind>,
 }
@@ -461,6 +463,7 @@ impl Dataplane {
             monitor_targets: Vec::new(),
             fastl4: Vec::new(),
             fastl4_limits: Fastl4Limits::default(),
+            shaping: None,
             vlan_by_tag,
             locals,
         }
@@ -474,6 +477,12 @@ impl Dataplane {
     ) -> Dataplane {
         self.pools = pools;
         self.monitor_targets = targets;
+        self
+    }
+
+    /// The same snapshot with this shaping policy.
+    pub fn with_shaping(mut self, policy: crate::shaper::ShapingPolicy) -> Dataplane {
+        self.shaping = Some(Arc::new(policy));
         self
     }
 

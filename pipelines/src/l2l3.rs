@@ -477,6 +477,11 @@ impl L2L3 {
             Ok(hop) => hop,
             Err(v) => return v,
         };
+        if let Some(policy) = &self.dp.shaping {
+            // Forwarded traffic is not classified by rules: it takes the default class.
+            pkt.meta.class = Some(policy.default_class() as u16);
+            pkt.meta.flow_hash = forwarded_flow_hash(&pkt.data()[l3_off..]);
+        }
         Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3_off..]).decrement_ttl();
         // Leave only the IP packet; the egress header is written when the MAC is known.
         pkt.pull_front(l3_off);
@@ -577,6 +582,10 @@ impl L2L3 {
         };
         if let Some(f) = self.fastl4.as_mut() {
             f.apply(now, &plan, &mut pkt.data_mut()[l3_off..]);
+            if let Some((class, hash)) = f.shaping_class(plan.flow, &self.dp) {
+                pkt.meta.class = Some(class);
+                pkt.meta.flow_hash = hash;
+            }
         }
         Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3_off..]).decrement_ttl();
         pkt.pull_front(l3_off);
@@ -961,3 +970,17 @@ fn pad_to_min(pkt: &mut Packet) {
 
 /// How long a pipeline may sleep before its timers need it.
 pub const MAX_TIMER_SLEEP: Duration = crate::arp::SWEEP_INTERVAL;
+
+/// A hash of a forwarded IPv4 packet's addresses and, for an unfragmented packet, the
+/// first four bytes of its transport header (the ports of TCP and UDP): keeps a flow's
+/// packets in one flow queue of their shaping class.
+fn forwarded_flow_hash(l3: &[u8]) -> u32 {
+    let word = |o: usize| {
+        l3.get(o..o + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let hl = ((l3.first().copied().unwrap_or(0) & 0x0f) as usize) * 4;
+    let unfragmented = l3.get(6..8).is_some_and(|f| f[0] & 0x3f == 0 && f[1] == 0);
+    let ports = if unfragmented { word(hl) } else { 0 };
+    (word(12) ^ word(16).rotate_left(16) ^ ports).wrapping_mul(0x9E37_79B9)
+}

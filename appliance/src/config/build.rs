@@ -148,7 +148,7 @@ pub fn dataplane(
     };
     let (pools, targets) = pools_and_monitors(cfg, previous, &self_ips, &routes);
     let fastl4 = fastl4_servers(cfg, workers, previous, &pools);
-    Dataplane::new(
+    let dp = Dataplane::new(
         generation,
         interfaces,
         vlans,
@@ -161,7 +161,11 @@ pub fn dataplane(
     )
     .with_services(services)
     .with_pools(pools, targets)
-    .with_fastl4(fastl4)
+    .with_fastl4(fastl4);
+    match super::shaping::policy(cfg) {
+        Some(policy) => dp.with_shaping(policy),
+        None => dp,
+    }
 }
 
 /// Builds every pool (keeping the live state of pools that exist in `previous`) and the

@@ -3,6 +3,8 @@
 
 pub mod build;
 pub mod model;
+pub mod rate;
+pub mod shaping;
 mod validate;
 
 use std::fmt;

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use rouge_pipelines::addr::IfAddr;
 use serde::{Deserialize, Serialize};
 
+pub use super::rate::Rate;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +41,9 @@ pub struct Config {
     /// Virtual servers.
     #[serde(default, rename = "virtual")]
     pub virtuals: Vec<VirtualCfg>,
+    /// Traffic shaping classes.
+    #[serde(default, rename = "class", skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassCfg>,
     /// Neighbour cache tunables.
     #[serde(default)]
     pub arp: ArpCfg,
@@ -124,6 +129,13 @@ pub struct InterfaceCfg {
     /// AF_PACKET receive ring layout.
     #[serde(default)]
     pub rx_ring: RxRing,
+    /// Line rate of the shaping root on this interface's egress (e.g. "200Mbit");
+    /// without it, traffic leaving here is not shaped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaping_rate: Option<Rate>,
+    /// Burst of the shaping root in bytes (default 16384).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaping_burst: Option<u64>,
 }
 
 /// A VLAN (`[[vlan]]`).
@@ -373,6 +385,91 @@ pub struct VirtualCfg {
     /// port for `echo`, `discard` and `chargen` (e.g. `198.18.1.1:7`); a virtual address
     /// and port for `fastl4` (e.g. `198.18.1.100:80`, or `198.18.1.100:*` for all ports).
     pub destination: String,
+}
+
+/// The name of the class that takes traffic no class claims; defined implicitly (weight
+/// 1) unless the configuration defines a class of that name.
+pub const DEFAULT_CLASS: &str = "default";
+
+/// A traffic shaping class (`[[class]]`).
+///
+/// A class is defined once and applies on every interface with a `shaping_rate` that its
+/// traffic leaves by. Traffic is assigned by the most specific rule that matches, in this
+/// order: `members`, then `virtuals`, then `pools`, then `clients` (longest prefix);
+/// everything else goes to the class named `default`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassCfg {
+    /// Name shown by the CLI.
+    pub name: String,
+    /// Parent class (defined earlier); default: a child of the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Share of the spare capacity relative to other classes (1 to 1000, default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Strict priority level (0 is served first, up to 7); a priority class should have
+    /// a ceiling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// Rate the class gets before spare capacity is shared (e.g. "30Mbit").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guaranteed: Option<Rate>,
+    /// Rate the class never exceeds (e.g. "20Mbit").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<Rate>,
+    /// Burst of the guarantee and ceiling in bytes (default 16384, at least 1514).
+    #[serde(default = "default_class_burst")]
+    pub burst: u64,
+    /// Queue limit in packets, per interface and worker (default 256).
+    #[serde(default = "default_queue_limit")]
+    pub queue_limit: usize,
+    /// Optional queue limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_bytes: Option<u64>,
+    /// Virtual servers whose traffic this class takes (both directions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtuals: Vec<String>,
+    /// Pools whose traffic this class takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<String>,
+    /// Pool members (ADDRESS:PORT) whose traffic this class takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<std::net::SocketAddr>,
+    /// Client networks (e.g. "198.18.1.0/25") whose traffic this class takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+fn default_class_burst() -> u64 {
+    16 * 1024
+}
+fn default_queue_limit() -> usize {
+    256
+}
+
+impl ClassCfg {
+    /// A weighted class with defaults and no rules (the implicit `default` class).
+    pub fn named(name: &str) -> ClassCfg {
+        ClassCfg {
+            name: name.to_string(),
+            parent: None,
+            weight: default_weight(),
+            priority: None,
+            guaranteed: None,
+            ceiling: None,
+            burst: default_class_burst(),
+            queue_limit: default_queue_limit(),
+            queue_bytes: None,
+            virtuals: Vec::new(),
+            pools: Vec::new(),
+            members: Vec::new(),
+            clients: Vec::new(),
+        }
+    }
 }
 
 /// Neighbour cache tunables (`[arp]`).

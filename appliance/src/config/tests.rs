@@ -217,3 +217,159 @@ members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { addr
         "round trip"
     );
 }
+
+const SHAPING: &str = include_str!("../../configs/shaping.toml");
+
+#[test]
+fn the_shaping_example_builds_its_policy_and_round_trips() {
+    let cfg = parse("shaping.toml", SHAPING).unwrap();
+    assert_eq!(
+        parse("saved.toml", &to_toml(&cfg)).unwrap(),
+        cfg,
+        "round trip"
+    );
+    let dp = build::dataplane(&cfg, 1, 1, None);
+    let p = dp.shaping.as_ref().expect("shaping on");
+    let names: Vec<&str> = p.classes().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["gold", "bronze", "priority", "default"]);
+    assert_eq!(p.default_class(), 3);
+    for port in 0..2 {
+        let root = p.root(port).expect("both egresses shaped");
+        assert_eq!(root.rate_bps, 200_000_000);
+        assert!(p.shaper_config(port).unwrap().validate().is_ok());
+    }
+    let prio = &p.classes()[2].config;
+    assert_eq!(
+        (prio.priority, prio.ceiling_bps),
+        (Some(0), Some(20_000_000))
+    );
+    let member = |s: &str| s.parse().unwrap();
+    let client = "198.18.1.3".parse().unwrap();
+    assert_eq!(
+        p.classify("gold-udp", member("198.18.2.11:5201"), client),
+        0
+    );
+    assert_eq!(p.classify("bronze", member("198.18.2.12:5201"), client), 1);
+    assert_eq!(
+        p.classify("priority", member("198.18.2.13:5201"), client),
+        2
+    );
+    // The test bed's config shapes nothing.
+    let plain = parse("testbed.toml", TESTBED).unwrap();
+    assert!(build::dataplane(&plain, 1, 1, None).shaping.is_none());
+}
+
+#[test]
+fn pools_members_and_clients_assign_classes_most_specific_first() {
+    let text = format!(
+        "{SHAPING}\n{}",
+        r#"
+[[class]]
+name = "replication"
+pools = ["bronze"]
+members = ["198.18.2.11:5201"]
+clients = ["198.18.1.128/25"]
+"#
+    )
+    .replace("virtuals = [\"bronze\", \"bronze-udp\"]", "");
+    let cfg = parse("x.toml", &text).unwrap();
+    let dp = build::dataplane(&cfg, 1, 1, None);
+    let p = dp.shaping.as_ref().unwrap();
+    let r = p.class_by_name("replication").unwrap();
+    let m = |s: &str| s.parse().unwrap();
+    let low = "198.18.1.3".parse().unwrap();
+    let high = "198.18.1.200".parse().unwrap();
+    // The member rule beats gold's virtual-server rule.
+    assert_eq!(p.classify("gold", m("198.18.2.11:5201"), low), r);
+    // The pool's virtual servers follow the pool once no class names them.
+    assert_eq!(p.classify("bronze-udp", m("198.18.2.12:5201"), low), r);
+    // A client network catches what nothing else claims; the rest is default.
+    let other = m("198.18.2.14:80");
+    assert_eq!(p.classify("web", other, high), r);
+    assert_eq!(p.classify("web", other, low), p.default_class());
+}
+
+#[test]
+fn bad_classes_name_field_and_fix() {
+    let text = format!(
+        "{SHAPING}\n{}",
+        r#"
+[[class]]
+name = "bad"
+parent = "later"
+weight = 0
+priority = 9
+guaranteed = "50Mbit"
+ceiling = "10Mbit"
+burst = 100
+queue_limit = 0
+virtuals = ["gold", "nosuch"]
+pools = ["nopool"]
+members = ["198.18.2.99:1"]
+clients = ["198.18.1.0/33"]
+
+[[class]]
+name = "later"
+"#
+    );
+    let e = errors(&text);
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    for want in [
+        "class[3].parent",
+        "class[3].weight",
+        "class[3].priority",
+        "class[3].guaranteed",
+        "class[3].burst",
+        "class[3].queue_limit",
+        "class[3].virtuals",
+        "class[3].pools",
+        "class[3].members",
+        "class[3].clients",
+    ] {
+        assert!(fields.contains(&want), "missing {want} in {e:#?}");
+    }
+    let msgs: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("define class `later` before its children")),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("`gold` is already in another class")),
+        "{msgs:#?}"
+    );
+    for err in &e {
+        assert!(err.line.is_some() && !err.fix.is_empty(), "{err}");
+    }
+    // A bad rate names the field's line and how to write one.
+    let e = errors(&SHAPING.replace(
+        "shaping_rate = \"200Mbit\"      # the",
+        "shaping_rate = \"fast\"      # the",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].to_string().contains("\"200Mbit\""), "{}", e[0]);
+    // Guarantees above the line rate, queues beyond the buffers, classes with no root.
+    let e = errors(&SHAPING.replace("weight = 3\n", "weight = 3\nguaranteed = \"300Mbit\"\n"));
+    assert!(
+        e.iter().any(|e| e.field == "interface[0].shaping_rate"),
+        "{e:?}"
+    );
+    let e = errors(&SHAPING.replace(
+        "idle = \"adaptive\"",
+        "idle = \"adaptive\"\npool_size = 1024",
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.field == "system.pool_size" && e.fix.contains("4096")),
+        "{e:?}"
+    );
+    let e = errors(&SHAPING.replace("shaping_rate = \"200Mbit\"", ""));
+    assert!(
+        e.iter().any(|e| e.problem.contains("no interface shapes")),
+        "{e:?}"
+    );
+    // A strict-priority class must have a ceiling.
+    let e = errors(&SHAPING.replace("ceiling = \"20Mbit\"", ""));
+    assert!(e.iter().any(|e| e.field == "class[2].ceiling"), "{e:?}");
+}

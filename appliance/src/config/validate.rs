@@ -16,12 +16,12 @@ pub struct Problem {
     pub fix: String,
 }
 
-struct Checker {
+pub(super) struct Checker {
     problems: Vec<Problem>,
 }
 
 impl Checker {
-    fn err(
+    pub(super) fn err(
         &mut self,
         table: &'static str,
         index: Option<usize>,
@@ -40,7 +40,7 @@ impl Checker {
         });
     }
 
-    fn unique<'a>(
+    pub(super) fn unique<'a>(
         &mut self,
         table: &'static str,
         field: &'static str,
@@ -302,6 +302,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     }
 
     check_pools_and_monitors(&mut c, cfg);
+    super::shaping::check(&mut c, cfg);
 
     c.unique(
         "virtual",

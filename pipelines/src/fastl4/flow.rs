@@ -72,6 +72,9 @@ pub struct Flow {
     /// Sequence-number offset applied server → client (and negated client → server).
     /// Always 0 for now; reserved for SYN-cookie translation.
     pub seq_delta: u32,
+    /// Shaping class and the snapshot generation it was chosen under (chosen again when
+    /// the configuration changes).
+    pub class: Option<(u64, u16)>,
     timer: Option<TimerId>,
 }
 
@@ -108,6 +111,7 @@ impl Flow {
             server_seen: false,
             syn_ack_seen: false,
             seq_delta: 0,
+            class: None,
             timer: None,
         }
     }

@@ -572,6 +572,27 @@ impl Fastl4 {
         }
     }
 
+    /// The shaping class of `id`'s packets under `dp`'s policy and the flow's hash
+    /// (chosen once per flow and snapshot generation); `None` when nothing is shaped.
+    pub fn shaping_class(&mut self, id: FlowId, dp: &Dataplane) -> Option<(u16, u32)> {
+        let policy = dp.shaping.as_ref()?;
+        let f = self.flows.get_mut(id)?;
+        let class = match f.class {
+            Some((generation, c)) if generation == dp.generation => c,
+            _ => {
+                let c = policy.classify(
+                    &f.vs.name,
+                    std::net::SocketAddr::V4(f.server),
+                    std::net::IpAddr::V4(*f.client.ip()),
+                ) as u16;
+                f.class = Some((dp.generation, c));
+                c
+            }
+        };
+        // The slot index is unique among live flows; spread it over the flow queues.
+        Some((class, id.idx.wrapping_mul(0x9E37_79B9)))
+    }
+
     /// Follows a TCP segment (`seg`: header and payload; `whole_len` the segment length
     /// when it is complete, 0 for a first fragment). Returns true when it is a RST that
     /// ends the flow.

@@ -52,6 +52,25 @@ impl TokenBucket {
         }
     }
 
+    /// Charge `len` bytes that were sent without asking (tokens floor at zero, no debt).
+    pub(crate) fn charge(&mut self, now: Instant, len: usize) {
+        self.take(now, len);
+    }
+
+    /// Change the rate from `now` on: tokens earned so far are kept at the old rate.
+    pub(crate) fn set_rate(&mut self, now: Instant, rate_bps: u64) {
+        self.tokens = self.tokens_at(now);
+        if now > self.last {
+            self.last = now;
+        }
+        self.rate_bps = rate_bps.max(1);
+    }
+
+    /// The rate in bits/s.
+    pub(crate) fn rate(&self) -> u64 {
+        self.rate_bps
+    }
+
     /// The earliest instant at or after `now` when `len` bytes conform.
     pub(crate) fn ready_at(&self, now: Instant, len: usize) -> Instant {
         let have = self.tokens_at(now);
@@ -89,5 +108,20 @@ mod tests {
         // Long idle never banks more than the burst.
         assert!(!b.conforms(Instant::from_secs(10), 1001));
         assert!(b.conforms(Instant::from_secs(10), 1000));
+    }
+
+    #[test]
+    fn rate_change_keeps_earned_tokens() {
+        let mut b = TokenBucket::new(8_000_000, 1000);
+        b.take(Instant::ZERO, 1000);
+        // 100 µs at 1 byte/µs earns 100 bytes; then 4 bytes/µs.
+        b.set_rate(Instant::from_nanos(100_000), 32_000_000);
+        assert_eq!(b.rate(), 32_000_000);
+        assert!(b.conforms(Instant::from_nanos(100_000), 100));
+        assert!(!b.conforms(Instant::from_nanos(100_000), 101));
+        assert!(b.conforms(Instant::from_nanos(150_000), 300));
+        assert!(!b.conforms(Instant::from_nanos(150_000), 301));
+        b.charge(Instant::from_nanos(150_000), 5000);
+        assert!(!b.conforms(Instant::from_nanos(150_000), 1));
     }
 }

@@ -46,6 +46,17 @@ impl DelayStats {
         self.histogram[bucket.min(DELAY_BUCKETS - 1)] += 1;
     }
 
+    /// Add `other`'s measurements (e.g. another worker's) to these.
+    pub fn merge(&mut self, other: &DelayStats) {
+        self.count += other.count;
+        self.min_ns = self.min_ns.min(other.min_ns);
+        self.max_ns = self.max_ns.max(other.max_ns);
+        self.sum_ns += other.sum_ns;
+        for (a, b) in self.histogram.iter_mut().zip(other.histogram.iter()) {
+            *a += b;
+        }
+    }
+
     /// Mean delay, zero before the first item.
     pub fn mean(&self) -> Duration {
         if self.count == 0 {
@@ -54,20 +65,23 @@ impl DelayStats {
         Duration::from_nanos((self.sum_ns / self.count as u128) as u64)
     }
 
-    /// Upper bound of the histogram bucket holding quantile `q` (0.0 to 1.0), capped
-    /// by the largest delay seen; zero before the first item.
+    /// Quantile `q` (0.0 to 1.0), interpolated linearly inside its histogram bucket and
+    /// kept within the smallest and largest delays seen; zero before the first item.
     pub fn quantile(&self, q: f64) -> Duration {
         if self.count == 0 {
             return Duration::ZERO;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (i, n) in self.histogram.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                let upper_ns = (1u64 << i).saturating_mul(1000);
-                return Duration::from_nanos(upper_ns.min(self.max_ns));
+        for (i, &n) in self.histogram.iter().enumerate() {
+            if n > 0 && seen + n >= rank {
+                let lower = if i == 0 { 0 } else { 1u64 << (i - 1) } * 1000;
+                let upper = (1u64 << i).saturating_mul(1000);
+                let within = (rank - seen) as f64 / n as f64;
+                let ns = lower as f64 + (upper - lower) as f64 * within;
+                return Duration::from_nanos((ns as u64).clamp(self.min_ns, self.max_ns));
             }
+            seen += n;
         }
         Duration::from_nanos(self.max_ns)
     }
@@ -78,6 +92,10 @@ impl DelayStats {
 pub struct ClassCounters {
     /// Items accepted into the queue.
     pub enqueued_packets: u64,
+    /// Bytes accepted into the queue.
+    pub enqueued_bytes: u64,
+    /// Bytes dropped, whatever the reason (with `enqueued_bytes`: the offered load).
+    pub dropped_bytes: u64,
     /// Items sent.
     pub packets: u64,
     /// Bytes sent.
@@ -96,6 +114,28 @@ pub struct ClassCounters {
     pub delay: DelayStats,
 }
 
+impl ClassCounters {
+    /// Items dropped, whatever the reason.
+    pub fn drops(&self) -> u64 {
+        self.drops_queue_packets + self.drops_queue_bytes + self.drops_too_large
+    }
+
+    /// Add `other` (another worker's or interface's counters of the same class).
+    pub fn merge(&mut self, other: &ClassCounters) {
+        self.enqueued_packets += other.enqueued_packets;
+        self.enqueued_bytes += other.enqueued_bytes;
+        self.dropped_bytes += other.dropped_bytes;
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.drops_queue_packets += other.drops_queue_packets;
+        self.drops_queue_bytes += other.drops_queue_bytes;
+        self.drops_too_large += other.drops_too_large;
+        self.queue_packets += other.queue_packets;
+        self.queue_bytes += other.queue_bytes;
+        self.delay.merge(&other.delay);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,8 +151,17 @@ mod tests {
         d.record(Duration::from_millis(5)); // bucket 13
         assert_eq!((d.count, d.min_ns, d.max_ns), (100, 3_000, 5_000_000));
         assert_eq!(d.histogram[2], 98);
-        assert_eq!(d.quantile(0.5), Duration::from_micros(4));
-        assert_eq!(d.quantile(0.99), Duration::from_micros(128));
+        // Inside their buckets ([2, 4) µs and [64, 128) µs), within what was seen.
+        let p50 = d.quantile(0.5);
+        assert!(
+            p50 >= Duration::from_micros(3) && p50 < Duration::from_micros(4),
+            "{p50:?}"
+        );
+        let p99 = d.quantile(0.99);
+        assert!(
+            p99 >= Duration::from_micros(64) && p99 <= Duration::from_micros(128),
+            "{p99:?}"
+        );
         assert_eq!(d.quantile(1.0), Duration::from_millis(5));
         assert_eq!(
             d.mean(),
@@ -120,5 +169,11 @@ mod tests {
         );
         d.record(Duration::from_secs(100_000));
         assert_eq!(d.histogram[DELAY_BUCKETS - 1], 1);
+        let mut m = DelayStats::default();
+        m.merge(&d);
+        m.merge(&d);
+        assert_eq!((m.count, m.min_ns, m.histogram[2]), (202, 3_000, 196));
+        let (a, b) = (m.quantile(0.5).as_nanos(), d.quantile(0.5).as_nanos());
+        assert!(a.abs_diff(b) < 100, "{a} vs {b}");
     }
 }

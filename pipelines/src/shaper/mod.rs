@@ -33,17 +33,64 @@
 //! All memory is allocated by [`Shaper::new`]: the per-class queues are fixed slabs of
 //! `queue_packets` slots; enqueue and dequeue never allocate.
 //!
-//! # Rates across workers (design, not implemented here)
+//! # Rates across workers
 //!
-//! Each worker runs its own `Shaper` for each egress interface. For a class's guarantee
-//! and ceiling to hold for the appliance as a whole, each worker is configured with a
-//! *share* of them: worker `w` gets `rate × demand_w / Σ demand`, where `demand_w` is the
-//! class's bytes offered on that worker (sent plus dropped plus queued) over the last
-//! period. A control thread reads the per-worker counters every few milliseconds and
-//! publishes new shares as an immutable snapshot; each worker applies them between bursts
-//! by changing its buckets' rates (tokens kept, capped to the new burst). A worker with
-//! no demand keeps a small floor (e.g. one MTU per period) so a new flow is not stalled
-//! until the next rebalancing. Errors are bounded by one period's worth of rate change.
+//! Each worker runs its own `Shaper` for each egress interface. For the root rate and a
+//! class's guarantee and ceiling to hold for the appliance as a whole, each worker
+//! enforces a *share* of them, and a [`Rebalancer`] (sans-I/O, driven by a control
+//! thread; see `share.rs`) moves the shares to where the demand is:
+//!
+//! 1. **Per-worker policy.** [`worker_config`] gives every class a ceiling bucket (its
+//!    ceiling, or the root rate when it has none) so its share can be set, and starts
+//!    root, guarantees and ceilings at 1/workers of the configured values.
+//! 2. **Measure.** Every [`PERIOD`] (5 ms) the control thread takes one
+//!    [`WorkerSample`] per worker from its counters. Per worker and class, the offered
+//!    bytes (accepted plus dropped) over the period give a rate estimate, which rises at
+//!    once and falls halfway per period; the class is *backlogged* on that worker if
+//!    bytes are queued or were dropped.
+//! 3. **Demand.** A class's appliance-wide demand is Σ over workers of (estimate + 25 %
+//!    headroom + a floor). A shaped TCP flow only offers what it is allowed, so a
+//!    class backlogged on any worker demands at least its current allocation + 25 % +
+//!    the floors: held back by its own share, it can still grow by a quarter a period.
+//! 4. **Allocate.** [`allocate`] computes the fluid allocation of the whole appliance:
+//!    priority classes by level up to demand and ceiling, then guarantees up to demand,
+//!    then the spare water-filled by weight among classes that want more, with every
+//!    ceiling bounding its class's subtree and the root bounding the total. Capacity
+//!    nobody asked for is then spread by weight anyway (up to the ceilings), so a class
+//!    whose demand jumps finds room before the next period.
+//! 5. **Split.** Each class's allocation is split over the workers: every worker keeps
+//!    a floor (1 % of the allocation / workers, at least 1 % of the root / (workers ×
+//!    classes)) so a new flow there is not stalled until the next period; the rest goes
+//!    max-min fair across workers, a worker that keeps up being capped at its estimate
+//!    plus 25 %, a backlogged one uncapped; what remains when all are capped goes in
+//!    proportion to demand.
+//! 6. **Apply.** A worker's class ceiling is its share (a parent's: the sum of its
+//!    subtree's shares), its guarantee the class's guarantee × share / allocation (at
+//!    most the share), its root the sum of its shares. Each worker applies its
+//!    [`WorkerRates`] between bursts ([`WorkerRates::apply`]: tokens earned are kept,
+//!    capped at the burst; nothing is allocated).
+//!
+//! Weights matter only in [`allocate`]: locally every class is held to its share by its
+//! ceiling, and the local root is the sum of the shares, so each backlogged class gets
+//! exactly its share. Strict priority still works locally (a priority class is served
+//! first on its worker, up to its share).
+//!
+//! **What holds.** The shares always add up to at most the configured rates: Σ over
+//! workers of the roots ≤ the root rate, of a class's ceilings (subtree included) ≤
+//! its ceiling, of its guarantees ≤ its guarantee. So if all workers apply a round at
+//! the same time, over any interval of length T a class (or the root) sends at most
+//! rate × T + workers × burst (each worker's bucket holds at most one burst). Workers
+//! apply a round up to δ < one period apart; a worker raising its share before another
+//! lowers its own adds at most Σ over workers of the raises × δ, i.e. at most one
+//! period's worth of the rate that moved. A guarantee is met once the demand has been
+//! measured: one or two periods for a new class, a few (the old worker's queue drains,
+//! its estimate decays) when demand moves between workers.
+//!
+//! **What it costs.** A worker that keeps up with a class holds 25 % headroom above its
+//! rate and every idle (worker, class) pair a floor; that capacity is not lent to other
+//! classes until the class uses it or the next period reclaims it (0.6 % of the root in
+//! the two-worker 3:1 test). And each worker may burst its own bucket: the appliance
+//! bursts up to workers × the configured burst.
 //!
 //! # Lossless shaping of proxied TCP (design, not implemented here)
 //!
@@ -59,15 +106,25 @@
 mod bucket;
 mod config;
 mod counters;
+pub mod policy;
 mod queue;
 mod sched;
+pub mod share;
 
+#[cfg(test)]
+mod share_tests;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
 
 pub use config::{ClassConfig, ConfigError, ShaperConfig};
 pub use counters::{ClassCounters, DelayStats, DELAY_BUCKETS};
+pub use policy::{ShapingPolicy, QUANTUM_BYTES};
 pub use sched::{ClassId, DropReason, Shaper};
+pub use share::{
+    allocate, worker_config, Rebalancer, Tuning, WorkerRates, WorkerSample, MIN_RATE_BPS, PERIOD,
+};
 
 /// Number of flow sub-queues inside each class.
 pub const FLOWS: usize = 16;

@@ -180,12 +180,14 @@ impl<T: ShapedItem> Shaper<T> {
         let len = item.wire_len();
         if len > c.max_len {
             c.counters.drops_too_large += 1;
+            c.counters.dropped_bytes += len as u64;
             return Err((item, DropReason::TooLarge));
         }
         if c.bytes_limit
             .is_some_and(|b| c.queue.bytes() + len as u64 > b)
         {
             c.counters.drops_queue_bytes += 1;
+            c.counters.dropped_bytes += len as u64;
             return Err((item, DropReason::QueueBytes));
         }
         let f = flow_of(flow_hash);
@@ -200,15 +202,18 @@ impl<T: ShapedItem> Shaper<T> {
             }
             if victim.is_none() {
                 c.counters.drops_queue_packets += 1;
+                c.counters.dropped_bytes += len as u64;
                 return Err((item, DropReason::QueuePackets));
             }
         }
         let result = match c.queue.push(f, item, len, now) {
             Ok(()) => {
                 c.counters.enqueued_packets += 1;
+                c.counters.enqueued_bytes += len as u64;
                 match victim {
                     Some(v) => {
                         c.counters.drops_queue_packets += 1;
+                        c.counters.dropped_bytes += v.wire_len() as u64;
                         Err((v, DropReason::QueuePackets))
                     }
                     None => Ok(()),
@@ -217,12 +222,93 @@ impl<T: ShapedItem> Shaper<T> {
             // Not reached: a slot was free or was just freed.
             Err(item) => {
                 c.counters.drops_queue_packets += 1;
+                c.counters.dropped_bytes += len as u64;
                 Err((item, DropReason::QueuePackets))
             }
         };
         c.counters.queue_packets = c.queue.len();
         c.counters.queue_bytes = c.queue.bytes();
         result
+    }
+
+    /// Count `len` bytes sent on the interface without going through a class (control
+    /// traffic such as ARP, ICMP or the appliance's own TCP) against the root's line
+    /// rate, so shaped classes leave room for it. Never delays anything.
+    pub fn charge(&mut self, now: Instant, len: usize) {
+        self.root.charge(now, len);
+    }
+
+    // ---- rates (the cross-worker rebalancer's knobs) ----
+
+    /// Set the root's rate from `now` on (tokens earned so far are kept).
+    pub fn set_root_rate(&mut self, now: Instant, bps: u64) {
+        self.root.set_rate(now, bps);
+    }
+
+    /// The root's current rate in bits/s.
+    pub fn root_rate(&self) -> u64 {
+        self.root.rate()
+    }
+
+    /// Set `class`'s guaranteed rate and ceiling from `now` on. Only buckets the class
+    /// was configured with can be changed (`None` leaves a rate as it is); returns false
+    /// for an unknown class or a rate on a bucket the class does not have.
+    pub fn set_class_rates(
+        &mut self,
+        now: Instant,
+        class: ClassId,
+        guaranteed_bps: Option<u64>,
+        ceiling_bps: Option<u64>,
+    ) -> bool {
+        let Some(c) = self.classes.get_mut(class) else {
+            return false;
+        };
+        let mut ok = true;
+        match (guaranteed_bps, c.guarantee.as_mut()) {
+            (Some(r), Some(b)) => b.set_rate(now, r),
+            (Some(_), None) => ok = false,
+            _ => {}
+        }
+        match (ceiling_bps, c.ceiling.as_mut()) {
+            (Some(r), Some(b)) => b.set_rate(now, r),
+            (Some(_), None) => ok = false,
+            _ => {}
+        }
+        ok
+    }
+
+    /// `class`'s current guaranteed rate and ceiling in bits/s.
+    pub fn class_rates(&self, class: ClassId) -> Option<(Option<u64>, Option<u64>)> {
+        self.classes.get(class).map(|c| {
+            (
+                c.guarantee.as_ref().map(|b| b.rate()),
+                c.ceiling.as_ref().map(|b| b.rate()),
+            )
+        })
+    }
+
+    /// Take every queued item out, class by class, without sending it (to move them
+    /// into a shaper built for a new policy). Counters are left as they are.
+    pub fn drain(&mut self, mut out: impl FnMut(ClassId, T)) {
+        for (i, c) in self.classes.iter_mut().enumerate() {
+            while let Some((item, _, _)) = c.queue.pop() {
+                out(i, item);
+            }
+            c.deficit = 0;
+            c.counters.queue_packets = 0;
+            c.counters.queue_bytes = 0;
+        }
+    }
+
+    /// Carry `class`'s running totals over from a shaper this one replaces (after a
+    /// configuration change), keeping this shaper's own queue depth.
+    pub fn carry_totals(&mut self, class: ClassId, old: &ClassCounters) {
+        if let Some(c) = self.classes.get_mut(class) {
+            let (packets, bytes) = (c.counters.queue_packets, c.counters.queue_bytes);
+            c.counters = *old;
+            c.counters.queue_packets = packets;
+            c.counters.queue_bytes = bytes;
+        }
     }
 
     // ---- outputs ----

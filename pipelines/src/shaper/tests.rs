@@ -1,182 +1,12 @@
-//! Scheduler tests with an injected clock: a small simulator offers traffic, dequeues
-//! whenever the shaper allows and jumps time to [`Shaper::next_ready`].
+//! Scheduler tests with an injected clock: the simulator in [`super::sim`] offers
+//! traffic, dequeues whenever the shaper allows and jumps time to [`Shaper::next_ready`].
 
 use std::time::Duration;
 
 use super::queue::flow_of;
+use super::sim::*;
 use super::*;
 use crate::time::Instant;
-
-#[derive(Debug)]
-struct Item {
-    len: usize,
-    src: usize,
-}
-
-impl ShapedItem for Item {
-    fn wire_len(&self) -> usize {
-        self.len
-    }
-}
-
-/// How a source offers traffic.
-#[derive(Debug, Clone, Copy)]
-enum Offer {
-    /// Keeps this many items queued (tries at most that many enqueues per top-up).
-    Saturate(usize),
-    /// One item per period.
-    Every(Duration),
-}
-
-#[derive(Debug)]
-struct Source {
-    class: ClassId,
-    flow: u64,
-    len: usize,
-    offer: Offer,
-    next: Instant,
-    outstanding: usize,
-    offered: u64,
-    dropped: u64,
-}
-
-fn source(class: ClassId, flow: u64, len: usize, offer: Offer) -> Source {
-    Source {
-        class,
-        flow,
-        len,
-        offer,
-        next: Instant::ZERO,
-        outstanding: 0,
-        offered: 0,
-        dropped: 0,
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    at: Instant,
-    class: ClassId,
-    src: usize,
-    len: usize,
-}
-
-fn offer_one(sh: &mut Shaper<Item>, sources: &mut [Source], s: usize, now: Instant) {
-    let src = &mut sources[s];
-    src.offered += 1;
-    src.outstanding += 1;
-    let item = Item {
-        len: src.len,
-        src: s,
-    };
-    let (class, flow) = (src.class, src.flow);
-    if let Err((victim, _)) = sh.enqueue(now, class, flow, item) {
-        sources[victim.src].outstanding -= 1;
-        sources[victim.src].dropped += 1;
-    }
-}
-
-fn top_up(sh: &mut Shaper<Item>, sources: &mut [Source], now: Instant) {
-    for s in 0..sources.len() {
-        match sources[s].offer {
-            Offer::Saturate(target) => {
-                for _ in 0..target {
-                    if sources[s].outstanding >= target {
-                        break;
-                    }
-                    offer_one(sh, sources, s, now);
-                }
-            }
-            Offer::Every(period) => {
-                while sources[s].next <= now {
-                    sources[s].next += period;
-                    offer_one(sh, sources, s, now);
-                }
-            }
-        }
-    }
-}
-
-/// Runs until `until`, dequeuing as soon as allowed; returns every departure.
-/// Checks on the way that `next_ready` never claims readiness `dequeue` denies.
-fn run(sh: &mut Shaper<Item>, sources: &mut [Source], until: Instant) -> Vec<Sent> {
-    let mut sent = Vec::new();
-    let mut now = Instant::ZERO;
-    while now < until {
-        top_up(sh, sources, now);
-        let mut at_once = 0;
-        while let Some((class, item)) = sh.dequeue(now) {
-            at_once += 1;
-            assert!(
-                at_once < 10_000,
-                "unbounded burst at {now:?}: is the root applied?"
-            );
-            assert_eq!(
-                class, sources[item.src].class,
-                "item left by the wrong class"
-            );
-            sources[item.src].outstanding -= 1;
-            sent.push(Sent {
-                at: now,
-                class,
-                src: item.src,
-                len: item.len,
-            });
-            top_up(sh, sources, now);
-        }
-        let ready = sh.next_ready(now);
-        if let Some(r) = ready {
-            assert!(
-                r > now,
-                "next_ready {r:?} at {now:?} but dequeue gave nothing"
-            );
-        }
-        let periodic = sources
-            .iter()
-            .filter(|s| matches!(s.offer, Offer::Every(_)))
-            .map(|s| s.next)
-            .min();
-        now = match (ready, periodic) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => until,
-        };
-    }
-    sent
-}
-
-fn bytes(sent: &[Sent], keep: impl Fn(&Sent) -> bool) -> u64 {
-    sent.iter().filter(|s| keep(s)).map(|s| s.len as u64).sum()
-}
-
-/// Largest `bytes sent in [t_i, t_j]` minus `rate × (t_j − t_i)` over all pairs of
-/// departures i ≤ j, in bytes (rounded up). A token bucket of burst B allows at most B.
-fn max_excess_bytes(deps: &[Sent], rate_bps: u64) -> i128 {
-    // Units: bit-nanoseconds. excess(i, j) = (S_j − S_{i−1})·8e9 − r·(t_j − t_i)
-    //   = (S_j·8e9 − r·t_j) + max_i (r·t_i − S_{i−1}·8e9).
-    let r = rate_bps as i128;
-    let mut before: i128 = 0; // S_{i-1}·8e9
-    let mut best_start = i128::MIN;
-    let mut worst = i128::MIN;
-    for d in deps {
-        let t = d.at.as_nanos() as i128;
-        best_start = best_start.max(r * t - before);
-        before += d.len as i128 * 8_000_000_000;
-        worst = worst.max(before - r * t + best_start);
-    }
-    (worst + 7_999_999_999).div_euclid(8_000_000_000)
-}
-
-fn config(root_bps: u64, classes: Vec<ClassConfig>) -> ShaperConfig {
-    ShaperConfig {
-        root_bps,
-        root_burst_bytes: 3000,
-        quantum_bytes: 1514,
-        classes,
-    }
-}
-
-const MBIT: u64 = 1_000_000;
 
 #[test]
 fn weights_3_to_1_share_a_saturated_root_3_to_1() {
@@ -510,4 +340,75 @@ fn bad_configs_are_refused() {
     assert_eq!(cfg.validate(), Err(ConfigError::Oversubscribed));
     cfg.classes[0].guaranteed_bps = None;
     assert_eq!(cfg.validate(), Ok(()));
+}
+
+#[test]
+fn rates_change_while_running_and_drain_returns_everything() {
+    let mut capped = ClassConfig::weighted(1);
+    capped.ceiling_bps = Some(100 * MBIT);
+    capped.guaranteed_bps = Some(10 * MBIT);
+    let cfg = config(100 * MBIT, vec![capped, ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    assert!(sh.set_class_rates(Instant::ZERO, 0, Some(5 * MBIT), Some(10 * MBIT)));
+    assert_eq!(sh.class_rates(0), Some((Some(5 * MBIT), Some(10 * MBIT))));
+    // Class 1 has no buckets to change; class 7 does not exist.
+    assert!(!sh.set_class_rates(Instant::ZERO, 1, None, Some(MBIT)));
+    assert!(!sh.set_class_rates(Instant::ZERO, 7, None, None));
+    sh.set_root_rate(Instant::ZERO, 50 * MBIT);
+    assert_eq!(sh.root_rate(), 50 * MBIT);
+    let mut src = [source(0, 1, 1500, Offer::Saturate(32))];
+    let sent = run(&mut sh, &mut src, Instant::from_millis(200));
+    let excess = max_excess_bytes(&sent, 10 * MBIT);
+    assert!(
+        excess <= 16 * 1024,
+        "the new 10 Mbit/s ceiling holds: {excess}"
+    );
+    let c = bytes(&sent, |_| true) * 8 * 5;
+    assert!(c >= 10 * MBIT * 98 / 100, "and is reached: {c}");
+    let queued = sh.queued();
+    assert!(queued > 0);
+    let mut out = Vec::new();
+    sh.drain(|class, item| out.push((class, item.len)));
+    assert_eq!(out.len(), queued);
+    assert!(out.iter().all(|&(c, l)| c == 0 && l == 1500));
+    assert_eq!(sh.queued(), 0);
+    assert_eq!(sh.counters(0).map(|c| c.queue_packets), Some(0));
+    assert_eq!(sh.dequeue(Instant::from_secs(1)).map(|(c, _)| c), None);
+}
+
+#[test]
+fn charged_control_traffic_is_taken_from_the_root() {
+    let cfg = config(8 * MBIT, vec![ClassConfig::weighted(1)]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    // 1 byte per µs; the root burst (3000 bytes) is spent by control traffic.
+    sh.charge(Instant::ZERO, 3000);
+    sh.enqueue(Instant::ZERO, 0, 1, Item { len: 1000, src: 0 })
+        .map_err(|_| ())
+        .expect("queued");
+    assert!(sh.dequeue(Instant::ZERO).is_none());
+    assert_eq!(sh.next_ready(Instant::ZERO), Some(Instant::from_millis(1)));
+    let c = sh.counters(0).copied().unwrap_or_default();
+    assert_eq!((c.enqueued_packets, c.enqueued_bytes), (1, 1000));
+}
+
+#[test]
+fn counters_count_offered_and_dropped_bytes_and_merge() {
+    let mut small = ClassConfig::weighted(1);
+    small.queue_packets = 2;
+    let cfg = config(8 * MBIT, vec![small]);
+    let mut sh = Shaper::new(&cfg).expect("valid");
+    for _ in 0..5 {
+        let _ = sh.enqueue(Instant::ZERO, 0, 1, Item { len: 100, src: 0 });
+    }
+    let c = sh.counters(0).copied().unwrap_or_default();
+    assert_eq!(
+        (c.enqueued_bytes, c.dropped_bytes, c.drops()),
+        (200, 300, 3)
+    );
+    let mut total = c;
+    total.merge(&c);
+    assert_eq!(
+        (total.enqueued_bytes, total.drops(), total.queue_packets),
+        (400, 6, 4)
+    );
 }
