@@ -18,6 +18,7 @@ import sys
 import time
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]|\r")
+ECHO_SECONDS = 8
 PROMPTS = ("rouge> ", "`poweroff`: ", "rouge-shell# ")
 
 
@@ -27,12 +28,22 @@ def clean(data: bytes) -> str:
 
 class Serial:
     def __init__(self, path: str, timeout: float):
+        self.path = path
+        self.timeout = timeout
+        self.connect()
+
+    def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
         self.buf = b""
 
-    def read_until(self, markers, deadline: float, after: str = "") -> str:
+    def reconnect(self):
+        # qemu drops what it has not handed to the UART yet when the client goes.
+        self.sock.close()
+        self.connect()
+
+    def read_until(self, markers, deadline: float, after: str = "", keep: bool = False) -> str:
         """Reads until a marker shows up in the cleaned output (after the last echo of
         `after` and a line break, when given); returns the output past `after`."""
         while True:
@@ -41,11 +52,12 @@ class Serial:
             if after:
                 # The echo of the line ends with a line break; a prompt may contain
                 # the same word (`shell` in `rouge-shell# `).
-                i = text.rfind(after + "\n")
+                i = text.find(after + "\n")
                 rest = text[i + len(after):] if i >= 0 else ""
             for m in markers:
                 if m in rest:
-                    self.buf = b""
+                    if not keep:
+                        self.buf = b""
                     return rest
             left = deadline - time.monotonic()
             if left <= 0:
@@ -67,6 +79,29 @@ class Serial:
             time.sleep(0.005)
 
 
+def command(s: Serial, line: str, deadline: float) -> str:
+    """Types a line and returns its output up to the next prompt. Under emulation the
+    guest's UART now and then stops taking input; a line that is not echoed within
+    ECHO_SECONDS is typed again on a fresh connection, after Ctrl-U clears whatever
+    part of it did arrive (at most 3 tries)."""
+    for attempt in range(3):
+        s.buf = b""
+        s.send(line)
+        echo_by = time.monotonic() + ECHO_SECONDS
+        try:
+            if line and attempt < 2:
+                s.read_until([line[: max(1, len(line) // 2)]], min(echo_by, deadline), keep=True)
+            return s.read_until(PROMPTS, deadline, after=line)
+        except (TimeoutError, OSError):
+            if attempt == 2 or time.monotonic() >= deadline:
+                raise
+            print(f"image-console: `{line}` not echoed within {ECHO_SECONDS} s; typing it again", file=sys.stderr)
+            s.reconnect()
+            s.sock.sendall(b"\x15")
+            time.sleep(0.5)
+    raise TimeoutError("no answer")
+
+
 def console(path: str, lines, timeout: float) -> int:
     s = Serial(path, timeout)
     deadline = time.monotonic() + timeout
@@ -78,9 +113,7 @@ def console(path: str, lines, timeout: float) -> int:
             if line.startswith("expect:"):
                 s.read_until([line[len("expect:"):]], deadline)
                 continue
-            s.buf = b""
-            s.send(line)
-            text = s.read_until(PROMPTS, deadline, after=line)
+            text = command(s, line, deadline)
             for p in PROMPTS:
                 text = text.rsplit(p, 1)[0] if text.rstrip().endswith(p.strip()) else text
             print(f">>> {line}")
