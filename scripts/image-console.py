@@ -72,8 +72,8 @@ class Serial:
             self.buf += chunk
 
     def send(self, line: str):
-        # Byte by byte with small gaps: a 115200 baud UART with a 16-byte FIFO drops
-        # characters under emulation when a whole line arrives at once.
+        # Byte by byte with small gaps, as a person types (a precaution for the emulated
+        # 115200 baud UART and its 16-byte receive FIFO).
         for b in (line + "\r").encode():
             self.sock.sendall(bytes([b]))
             time.sleep(0.005)
