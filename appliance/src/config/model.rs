@@ -133,7 +133,8 @@ pub struct InterfaceCfg {
     /// without it, traffic leaving here is not shaped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shaping_rate: Option<Rate>,
-    /// Burst of the shaping root in bytes (default 16384).
+    /// Burst of the shaping root in bytes (default: 2 ms of `shaping_rate`, at least
+    /// 16384).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shaping_burst: Option<u64>,
 }

@@ -10,8 +10,21 @@ use rouge_pipelines::shaper::{ClassConfig, ShapingPolicy};
 use super::model::{ClassCfg, Config, VirtualType, DEFAULT_CLASS};
 use super::validate::Checker;
 
-/// Root burst when the interface does not set `shaping_burst`.
+/// Smallest root burst when the interface does not set `shaping_burst`.
 pub const DEFAULT_ROOT_BURST: u64 = 16 * 1024;
+/// Time of line rate the default root burst covers: a worker held off its core for
+/// less than this (a long loop turn, a preemption) catches up afterwards instead of
+/// losing the line rate it could not send. Measured on the test bed: with a 16 KiB root
+/// (0.66 ms at 200 Mbit/s) a saturated root delivered 194 Mbit/s of 64-byte frames;
+/// with 2 ms, 199.7.
+pub const DEFAULT_ROOT_BURST_TIME_NS: u64 = 2_000_000;
+
+/// The root burst of an interface that does not set `shaping_burst`: 2 ms of its line
+/// rate, at least [`DEFAULT_ROOT_BURST`] bytes.
+pub fn default_root_burst(rate_bps: u64) -> u64 {
+    let bytes = (rate_bps as u128 * DEFAULT_ROOT_BURST_TIME_NS as u128 / 8 / 1_000_000_000) as u64;
+    bytes.max(DEFAULT_ROOT_BURST)
+}
 /// Smallest burst: one full-size Ethernet frame, or nothing could ever be sent.
 const MIN_BURST: u64 = 1514;
 
@@ -299,7 +312,9 @@ pub fn policy(cfg: &Config) -> Option<ShapingPolicy> {
         .map(|i| {
             i.shaping_rate.map(|r| Root {
                 rate_bps: r.bps(),
-                burst_bytes: i.shaping_burst.unwrap_or(DEFAULT_ROOT_BURST),
+                burst_bytes: i
+                    .shaping_burst
+                    .unwrap_or_else(|| default_root_burst(r.bps())),
             })
         })
         .collect();

@@ -236,6 +236,8 @@ fn the_shaping_example_builds_its_policy_and_round_trips() {
     for port in 0..2 {
         let root = p.root(port).expect("both egresses shaped");
         assert_eq!(root.rate_bps, 200_000_000);
+        // No shaping_burst: 2 ms of the line rate.
+        assert_eq!(root.burst_bytes, 50_000);
         assert!(p.shaper_config(port).unwrap().validate().is_ok());
     }
     let prio = &p.classes()[2].config;
@@ -372,4 +374,27 @@ name = "later"
     // A strict-priority class must have a ceiling.
     let e = errors(&SHAPING.replace("ceiling = \"20Mbit\"", ""));
     assert!(e.iter().any(|e| e.field == "class[2].ceiling"), "{e:?}");
+}
+
+#[test]
+fn the_root_burst_defaults_to_two_ms_of_line_rate_and_obeys_shaping_burst() {
+    use super::shaping::{default_root_burst, DEFAULT_ROOT_BURST};
+    // Slow roots keep the 16 KiB floor; fast ones get 2 ms of their rate.
+    assert_eq!(default_root_burst(1_000_000), DEFAULT_ROOT_BURST);
+    assert_eq!(default_root_burst(65_536_000), DEFAULT_ROOT_BURST);
+    assert_eq!(default_root_burst(1_000_000_000), 250_000);
+    assert_eq!(default_root_burst(100_000_000_000), 25_000_000);
+    let cfg = parse(
+        "shaping.toml",
+        &SHAPING.replacen(
+            "shaping_rate = \"200Mbit\"",
+            "shaping_rate = \"200Mbit\"\nshaping_burst = 20000",
+            1,
+        ),
+    )
+    .unwrap();
+    let dp = build::dataplane(&cfg, 1, 1, None);
+    let p = dp.shaping.as_ref().unwrap();
+    assert_eq!(p.root(0).unwrap().burst_bytes, 20_000);
+    assert_eq!(p.root(1).unwrap().burst_bytes, 50_000);
 }
