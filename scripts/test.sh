@@ -22,6 +22,8 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --workspace
 step "build (release binaries for the end-to-end tests and benchmarks)"
 cargo build --release -q -p rouge-appliance --bin rouge
+# The image check measures forwarding in the VM with rouge-pktgen when it is built.
+cargo build --release -q -p rouge-perf --bin rouge-pktgen
 export ROUGE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rouge"
 step "cargo test --workspace"
 cargo test --workspace -q 2>&1 | tee /tmp/rouge-test.log | grep -E "^(test result|running|error|failures|---- )|panicked" || true
