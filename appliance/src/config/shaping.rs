@@ -14,17 +14,19 @@ use super::validate::Checker;
 pub const DEFAULT_ROOT_BURST: u64 = 16 * 1024;
 /// Time of line rate the default root burst covers: a worker held off its core for
 /// less than this (a long loop turn, a preemption) catches up afterwards instead of
-/// losing the line rate it could not send. Measured on the test bed: with a 16 KiB root
-/// (0.66 ms at 200 Mbit/s) a saturated root delivered 194 Mbit/s of 64-byte frames;
-/// with 2 ms, 199.7.
+/// losing the line rate it could not send. 16 KiB (0.66 ms at 200 Mbit/s) was too short
+/// on a shared host; `perf/run shaping` reports the steady-state root rate (perf/README.md).
 pub const DEFAULT_ROOT_BURST_TIME_NS: u64 = 2_000_000;
+/// Largest burst a class or root may have (and the default root burst's cap).
+const MAX_BURST: u64 = 64 << 20;
 
 /// The root burst of an interface that does not set `shaping_burst`: 2 ms of its line
-/// rate, at least [`DEFAULT_ROOT_BURST`] bytes.
+/// rate, at least [`DEFAULT_ROOT_BURST`] and at most 64 MiB (the largest `shaping_burst`).
 pub fn default_root_burst(rate_bps: u64) -> u64 {
-    let bytes = (rate_bps as u128 * DEFAULT_ROOT_BURST_TIME_NS as u128 / 8 / 1_000_000_000) as u64;
-    bytes.max(DEFAULT_ROOT_BURST)
+    let bytes = rate_bps as u128 * DEFAULT_ROOT_BURST_TIME_NS as u128 / 8 / 1_000_000_000;
+    (bytes.min(MAX_BURST as u128) as u64).max(DEFAULT_ROOT_BURST)
 }
+
 /// Smallest burst: one full-size Ethernet frame, or nothing could ever be sent.
 const MIN_BURST: u64 = 1514;
 
@@ -131,7 +133,7 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
                 );
             }
         }
-        if !(MIN_BURST..=64 << 20).contains(&k.burst) {
+        if !(MIN_BURST..=MAX_BURST).contains(&k.burst) {
             c.err(
                 "class",
                 Some(i),
@@ -250,7 +252,7 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
             }
         }
         if let Some(b) = iface.shaping_burst {
-            if !(MIN_BURST..=64 << 20).contains(&b) {
+            if !(MIN_BURST..=MAX_BURST).contains(&b) {
                 c.err(
                     "interface",
                     Some(i),

@@ -384,6 +384,8 @@ fn the_root_burst_defaults_to_two_ms_of_line_rate_and_obeys_shaping_burst() {
     assert_eq!(default_root_burst(65_536_000), DEFAULT_ROOT_BURST);
     assert_eq!(default_root_burst(1_000_000_000), 250_000);
     assert_eq!(default_root_burst(100_000_000_000), 25_000_000);
+    // Absurd rates stop at the largest burst a config may set.
+    assert_eq!(default_root_burst(u64::MAX), 64 << 20);
     let cfg = parse(
         "shaping.toml",
         &SHAPING.replacen(
