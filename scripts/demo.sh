@@ -14,7 +14,12 @@ cd "$(dirname "$0")/.."
 SECONDS_TOTAL=${DEMO_SECONDS:-20}
 P=rgdemo-
 SOCK=/tmp/rouge-demo.sock
-[[ $(id -u) -eq 0 ]] || { echo "$0: run as root (network namespaces)" >&2; exit 1; }
+if [[ $(id -u) -ne 0 ]]; then
+    # Not root: re-run through sudo where it exists (a root shell needs none).
+    command -v sudo >/dev/null 2>&1 && exec sudo -E "$0" "$@"
+    echo "$0: run as root (network namespaces)" >&2
+    exit 1
+fi
 bash scripts/setup.sh >/dev/null
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 echo "building rouge (release)..."

@@ -5,7 +5,12 @@
 # what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk).
 # Idempotent; needs root. Packages already present are left as they are.
 set -euo pipefail
-[[ $(id -u) -eq 0 ]] || { echo "$0: run as root (installs packages, sets hugepages)" >&2; exit 1; }
+if [[ $(id -u) -ne 0 ]]; then
+    # Not root: re-run through sudo where it exists (a root shell needs none).
+    command -v sudo >/dev/null 2>&1 && exec sudo -E "$0" "$@"
+    echo "$0: run as root (installs packages, sets hugepages)" >&2
+    exit 1
+fi
 
 PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils

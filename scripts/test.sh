@@ -3,8 +3,14 @@
 #   formatting, clippy, unit + in-memory + end-to-end tests (network namespaces, root),
 #   the appliance image check (scripts/image check: boots the VM image under qemu),
 #   a few seconds of each fuzz target, and a smoke run of each benchmark scenario.
-# Usage: sudo scripts/test.sh [--quick]   (--quick: no fuzzing, no benchmark smoke)
+# Usage (as root): scripts/test.sh [--quick]   (--quick: no fuzzing, no benchmark smoke)
 set -euo pipefail
+if [[ $(id -u) -ne 0 ]]; then
+    # Not root: re-run through sudo where it exists (a root shell needs none).
+    command -v sudo >/dev/null 2>&1 && exec sudo -E "$0" "$@"
+    echo "$0: run as root (network namespaces, packages)" >&2
+    exit 1
+fi
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 QUICK=0
