@@ -267,6 +267,11 @@ impl<P: Port> Port for Faulty<P> {
         self.inner.wait_rx(timeout)
     }
 
+    fn tx_pending(&mut self) -> usize {
+        // Frames held for a delay are pending too: they leave when the clock moves on.
+        self.held.len() + self.inner.tx_pending()
+    }
+
     fn counters(&self) -> &Arc<PortCounters> {
         self.inner.counters()
     }

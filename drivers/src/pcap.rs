@@ -134,6 +134,9 @@ impl<P: Port> Port for PcapPort<P> {
         let _ = self.writer.flush();
         self.inner.wait_rx(timeout)
     }
+    fn tx_pending(&mut self) -> usize {
+        self.inner.tx_pending()
+    }
     fn counters(&self) -> &Arc<PortCounters> {
         self.inner.counters()
     }

@@ -242,6 +242,14 @@ pub trait Port {
         std::thread::sleep(timeout)
     }
 
+    /// Frames accepted by [`Port::tx_burst`] that are not on the wire yet. A driver that
+    /// queues frames for the kernel (an AF_PACKET TX ring whose last kick found the
+    /// socket's send buffer full) asks it to send them again here. Drivers that transmit
+    /// synchronously keep the default, 0.
+    fn tx_pending(&mut self) -> usize {
+        0
+    }
+
     /// This port's counters, shareable with the control thread.
     fn counters(&self) -> &Arc<PortCounters>;
 
@@ -270,6 +278,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn wait_rx(&mut self, timeout: Duration) {
         (**self).wait_rx(timeout)
+    }
+    fn tx_pending(&mut self) -> usize {
+        (**self).tx_pending()
     }
     fn counters(&self) -> &Arc<PortCounters> {
         (**self).counters()

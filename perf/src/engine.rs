@@ -46,6 +46,9 @@ pub struct TxStats {
     pub sent: u64,
     /// Frames the port dropped (ring full, errors).
     pub tx_dropped: u64,
+    /// Frames accepted by the port that were still queued when the drain ended (not
+    /// counted in `sent`).
+    pub unsent_at_end: u64,
     /// Bytes built (with FCS).
     pub generated_bytes: u64,
     /// Seconds from the first to the last transmit.
@@ -101,17 +104,33 @@ pub fn run<T: Port, R: Port>(
     }
     let tx_end = start.elapsed();
     let drain_end = tx_end + limits.drain;
-    if !matches!(rx, RxSide::None) {
-        while start.elapsed() < drain_end && recv.answered() < gen.generated {
-            if poll_rx(tx, &mut rx, pool, &mut inb, recv, start) == 0 {
-                std::thread::sleep(Duration::from_micros(50));
-            }
+    // Frames still queued for the kernel (a TX ring whose last kick found the send
+    // buffer full) are kicked until they are on the wire or the drain ends.
+    let mut unsent = tx.tx_pending();
+    loop {
+        let waiting = !matches!(rx, RxSide::None) && recv.answered() < gen.generated;
+        if start.elapsed() >= drain_end || (unsent == 0 && !waiting) {
+            break;
+        }
+        let got = if matches!(rx, RxSide::None) {
+            0
+        } else {
+            poll_rx(tx, &mut rx, pool, &mut inb, recv, start)
+        };
+        if unsent > 0 {
+            unsent = tx.tx_pending();
+        }
+        if got == 0 {
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
     let end = start.elapsed();
+    // What never left is not counted as sent: the report says how many did.
+    let unsent = unsent as u64;
     TxStats {
         generated: gen.generated,
-        sent,
+        sent: sent - unsent.min(sent),
+        unsent_at_end: unsent,
         tx_dropped: tx_drops(tx) - drops_before,
         generated_bytes: gen.generated_bytes,
         tx_seconds: (tx_end - t0).as_secs_f64(),

@@ -73,7 +73,56 @@ pub fn flows(ips: (u32, u32), ports: (u16, u16)) -> Vec<Flow> {
     out
 }
 
-/// Builds frames for a run: round-robin over flows, sizes from the schedule.
+/// Every (source address, source port) pair of two ranges, in order (ports vary
+/// fastest), without materialising them: for runs that must never reuse a tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TupleSpace {
+    ip_lo: u32,
+    port_lo: u16,
+    ports: u64,
+    len: u64,
+}
+
+impl TupleSpace {
+    /// The pairs of addresses `ips` (inclusive) and ports `ports` (inclusive).
+    pub fn new(ips: (u32, u32), ports: (u16, u16)) -> TupleSpace {
+        let n_ips = u64::from(ips.1.saturating_sub(ips.0)) + 1;
+        let n_ports = u64::from(ports.1.saturating_sub(ports.0)) + 1;
+        TupleSpace {
+            ip_lo: ips.0,
+            port_lo: ports.0,
+            ports: n_ports,
+            len: n_ips * n_ports,
+        }
+    }
+
+    /// How many distinct tuples there are.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Always false: a space has at least one tuple.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Tuple `i` (taken modulo [`TupleSpace::len`]).
+    #[inline]
+    pub fn get(&self, i: u64) -> Flow {
+        let i = i % self.len;
+        // The quotient is below the address count (a u32 range) and the remainder below
+        // the port count (a u16 range), so neither cast truncates.
+        let ip = self.ip_lo.wrapping_add((i / self.ports) as u32);
+        let port = self.port_lo.wrapping_add((i % self.ports) as u16);
+        Flow {
+            src_ip: ip.to_be_bytes(),
+            src_port: port,
+        }
+    }
+}
+
+/// Builds frames for a run: round-robin over flows (or a sweep of a [`TupleSpace`] that
+/// uses each tuple once), sizes from the schedule.
 #[derive(Debug)]
 pub struct Generator {
     templates: Vec<Template>,
@@ -81,6 +130,8 @@ pub struct Generator {
     slot: usize,
     flows: Vec<Flow>,
     next_flow: usize,
+    sweep: Option<TupleSpace>,
+    swept: u64,
     seq: Vec<u32>,
     /// Frames generated.
     pub generated: u64,
@@ -112,9 +163,31 @@ impl Generator {
             slot: 0,
             flows,
             next_flow: 0,
+            sweep: None,
+            swept: 0,
             seq,
             generated: 0,
             generated_bytes: 0,
+        }
+    }
+
+    /// A generator that walks `space` in order, one frame per tuple (a run of at most
+    /// `space.len()` frames never reuses a tuple). Probes carry flow ids modulo
+    /// [`MAX_FLOWS`], so a [`Receiver`] of [`Generator::flow_count`] flows accounts them.
+    pub fn sweeping(kind: Kind, ep: &Endpoints, sizes: Sizes, space: TupleSpace) -> Generator {
+        let first = space.get(0);
+        let mut g = Generator::new(kind, ep, sizes, vec![first]);
+        let ids = space.len().min(MAX_FLOWS as u64) as usize;
+        g.seq = vec![0; ids];
+        g.sweep = Some(space);
+        g
+    }
+
+    /// Distinct tuples used so far by a sweeping generator (0 otherwise).
+    pub fn tuples_used(&self) -> u64 {
+        match self.sweep {
+            Some(space) => self.swept.min(space.len()),
+            None => 0,
         }
     }
 
@@ -123,9 +196,10 @@ impl Generator {
         self.templates[0].kind()
     }
 
-    /// Number of flows.
+    /// Number of flow ids the probes carry (the flows, or for a sweep at most
+    /// [`MAX_FLOWS`]).
     pub fn flow_count(&self) -> usize {
-        self.flows.len()
+        self.seq.len()
     }
 
     /// Frames generated for flow `i` so far (its next sequence number).
@@ -150,11 +224,21 @@ impl Generator {
             if self.slot == self.schedule.len() {
                 self.slot = 0;
             }
-            let f = self.next_flow;
-            self.next_flow += 1;
-            if self.next_flow == self.flows.len() {
-                self.next_flow = 0;
-            }
+            let (flow, f) = match self.sweep {
+                Some(space) => {
+                    let k = self.swept;
+                    self.swept += 1;
+                    (space.get(k), (k % self.seq.len() as u64) as usize)
+                }
+                None => {
+                    let f = self.next_flow;
+                    self.next_flow += 1;
+                    if self.next_flow == self.flows.len() {
+                        self.next_flow = 0;
+                    }
+                    (self.flows[f], f)
+                }
+            };
             let probe = Probe {
                 flow: f as u16,
                 seq: self.seq[f],
@@ -162,7 +246,7 @@ impl Generator {
             };
             self.seq[f] = self.seq[f].wrapping_add(1);
             pkt.set_len(t.len());
-            t.write(pkt.data_mut(), &self.flows[f], &probe);
+            t.write(pkt.data_mut(), &flow, &probe);
             self.generated += 1;
             self.generated_bytes += t.wire_size() as u64;
             burst.push(pkt);
@@ -341,6 +425,42 @@ mod tests {
         assert_eq!(f.duplicates, 2);
         // late: 2, 4, 5, 199.
         assert_eq!(f.reordered, 4);
+    }
+
+    #[test]
+    fn a_sweep_uses_every_tuple_once_in_order() {
+        let ep = Endpoints {
+            src_mac: MacAddr::local(1),
+            dst_mac: MacAddr::local(2),
+            dst_ip: [198, 18, 1, 100],
+            dst_port: 80,
+        };
+        // 3 addresses x 40,000 ports = 120,000 tuples: more than the probe's flow ids.
+        let space = TupleSpace::new((0xc612_010a, 0xc612_010c), (1024, 41_023));
+        assert_eq!(space.len(), 120_000);
+        let mut g = Generator::sweeping(Kind::TcpSyn, &ep, Sizes::Fixed(64), space);
+        assert_eq!(g.flow_count(), MAX_FLOWS);
+        let pool = PacketPool::new(64);
+        let mut seen = std::collections::HashSet::new();
+        let mut last = None;
+        for _ in 0..(120_000 / 32) {
+            let mut b = Burst::new();
+            assert_eq!(g.fill(&pool, &mut b, 32, 0), 32);
+            for p in &b {
+                // Source address at 26..30, source port at 34..36 (Ethernet + IPv4).
+                let d = p.data();
+                let tuple = (
+                    u32::from_be_bytes([d[26], d[27], d[28], d[29]]),
+                    u16::from_be_bytes([d[34], d[35]]),
+                );
+                assert!(seen.insert(tuple), "tuple {tuple:?} reused");
+                last = Some(tuple);
+            }
+        }
+        assert_eq!(seen.len(), 120_000);
+        assert_eq!(g.tuples_used(), 120_000);
+        assert_eq!(last, Some((0xc612_010c, 41_023)));
+        assert!(seen.contains(&(0xc612_010a, 1024)));
     }
 
     #[test]

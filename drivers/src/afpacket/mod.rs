@@ -321,6 +321,10 @@ pub struct AfPacketPort {
     counters: Arc<PortCounters>,
     csum_partial: Counter,
     tx_kick_errors: Counter,
+    /// The last kick left frames in the TX ring (the socket's send buffer was full, as
+    /// when the receiving side completes asynchronously): the next burst kicks again
+    /// even if it queues nothing, so queued frames never wait for new ones.
+    tx_kick_pending: bool,
     kernel_drops: u64,
     stats_interval: u32,
     calls_since_stats: u32,
@@ -492,6 +496,7 @@ impl AfPacketPort {
             counters: PortCounters::new_shared(),
             csum_partial: Counter::default(),
             tx_kick_errors: Counter::default(),
+            tx_kick_pending: false,
             kernel_drops: 0,
             stats_interval: config.stats_interval.max(1),
             calls_since_stats: 0,
@@ -746,6 +751,34 @@ impl AfPacketPort {
 
     /// The status word of transmit slot `i`, and the slot's offset in the mapping.
     #[inline]
+    /// Asks the kernel to send the TX ring's pending slots (one system call).
+    fn kick_tx(&mut self) {
+        // SAFETY: a null buffer of length 0 with no address is the documented way to
+        // make the kernel send the TX ring's pending slots; no memory is passed.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                ptr::null(),
+                0,
+            )
+        };
+        self.tx_kick_pending = false;
+        if rc < 0 {
+            let e = io::Error::last_os_error().raw_os_error();
+            if matches!(
+                e,
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
+            ) {
+                self.tx_kick_pending = true;
+            } else {
+                self.tx_kick_errors.inc();
+            }
+        }
+    }
+
     fn tx_slot(&self, i: usize) -> (&AtomicU32, usize) {
         let off = self.rx_geo.bytes() + self.tx_geo.frame_offset(i);
         let status_at = match self.version {
@@ -790,6 +823,7 @@ impl Port for AfPacketPort {
 
     fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
         let mut queued = 0;
+        let mut ring_full = false;
         for p in pkts.drain(..) {
             let len = p.len();
             // The kernel allows the 4 extra bytes only to frames carrying an 802.1Q tag.
@@ -806,6 +840,7 @@ impl Port for AfPacketPort {
             let (status, off) = self.tx_slot(self.tx_head);
             if status.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE {
                 self.counters.count_drop(PortDrop::TxRingFull, 1);
+                ring_full = true;
                 continue;
             }
             // SAFETY: the slot at `off` is inside the TX ring and AVAILABLE, so the kernel
@@ -834,30 +869,22 @@ impl Port for AfPacketPort {
             self.counters.tx(len);
             queued += 1;
         }
-        if queued > 0 {
-            // SAFETY: a null buffer of length 0 with no address is the documented way to
-            // make the kernel send the TX ring's pending slots; no memory is passed.
-            let rc = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    ptr::null(),
-                    0,
-                    libc::MSG_DONTWAIT,
-                    ptr::null(),
-                    0,
-                )
-            };
-            if rc < 0 {
-                let e = io::Error::last_os_error().raw_os_error();
-                if !matches!(
-                    e,
-                    Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::EINTR)
-                ) {
-                    self.tx_kick_errors.inc();
-                }
-            }
+        // A full ring or a kick that left frames behind means queued frames are waiting
+        // for the kernel: kick even when this burst added none, or they wait forever.
+        if queued > 0 || ring_full || self.tx_kick_pending {
+            self.kick_tx();
         }
         queued
+    }
+
+    fn tx_pending(&mut self) -> usize {
+        let pending = (0..self.tx_geo.frame_nr)
+            .filter(|&i| self.tx_slot(i).0.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE)
+            .count();
+        if pending > 0 {
+            self.kick_tx();
+        }
+        pending
     }
 
     fn wait_rx(&mut self, timeout: Duration) {

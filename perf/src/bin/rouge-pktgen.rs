@@ -15,7 +15,7 @@ use clap::{Parser, ValueEnum};
 use rouge_drivers::{MacAddr, PacketPool, Port};
 use rouge_perf::engine::{self, RunLimits, RxSide, MAX_DURATION};
 use rouge_perf::frame::{Endpoints, Kind};
-use rouge_perf::gen::{flows, Generator, Receiver, Sizes};
+use rouge_perf::gen::{flows, Generator, Receiver, Sizes, TupleSpace};
 use rouge_perf::report::Report;
 use rouge_perf::{netns, ports};
 
@@ -98,6 +98,10 @@ struct Args {
     /// Packet buffers in the pool.
     #[arg(long, default_value_t = 8192)]
     pool: usize,
+    /// Use every (source address, source port) tuple at most once: the run walks the
+    /// --src x --sport space in order and stops when it is used up (new-flow benchmarks).
+    #[arg(long)]
+    unique: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -226,11 +230,22 @@ fn run(args: &Args) -> Result<(), String> {
         dst_ip: args.dst.octets(),
         dst_port: args.dport,
     };
-    let mut gen = Generator::new(kind, &ep, args.size, flow_list);
+    let space = TupleSpace::new((src_lo.into(), src_hi.into()), (sp_lo, sp_hi));
+    let mut gen = if args.unique {
+        Generator::sweeping(kind, &ep, args.size, space)
+    } else {
+        Generator::new(kind, &ep, args.size, flow_list)
+    };
     let mut recv = Receiver::new(gen.flow_count());
+    // A unique run never sends more frames than there are tuples.
+    let count = match (args.unique, args.count) {
+        (true, Some(c)) => Some(c.min(space.len())),
+        (true, None) => Some(space.len()),
+        (false, c) => c,
+    };
     let limits = RunLimits {
         rate_pps,
-        count: args.count,
+        count,
         duration,
         drain: Duration::from_millis(args.drain_ms),
     };
@@ -269,6 +284,10 @@ fn run(args: &Args) -> Result<(), String> {
     config["dst_mac_used"] = serde_json::Value::String(dst_mac.to_string());
     config["kind"] = serde_json::to_value(kind).map_err(|e| e.to_string())?;
     config["port_driver"] = serde_json::Value::from(ports::DRIVER);
+    if args.unique {
+        config["tuples_used"] = serde_json::Value::from(gen.tuples_used());
+        config["tuple_space"] = serde_json::Value::from(space.len());
+    }
     let report = Report::new(config, &gen, stats, receiving.then_some(&recv));
     if args.json {
         println!(
