@@ -129,9 +129,12 @@ fn fail(path: Path, what: impl Into<String>) -> PathError {
     }
 }
 
-/// Most packets a measured run takes (fastl4 new flows must stay unique and within one
-/// worker's flow table).
-pub const MAX_PACKETS: u64 = 30_000;
+/// Most packets a measured run takes.
+pub const MAX_PACKETS: u64 = 100_000_000;
+
+/// Most packets of a [`Path::Fastl4New`] run: every SYN a new tuple, and every flow
+/// within one worker's flow table and SNAT ports.
+pub const MAX_NEW_FLOWS: u64 = 30_000;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 const SELF_C: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
@@ -556,8 +559,11 @@ fn prepare(path: Path, packets: u64) -> Result<(Rig, Source), PathError> {
                 // the run is a tuple the table has not seen.
                 let first = u32::from(CLIENT);
                 let fl = flows((first, first + 1), (1024, u16::MAX));
-                if packets + BURST_SIZE as u64 > fl.len() as u64 {
-                    return Err(fail(path, "more packets than unique tuples"));
+                if packets > MAX_NEW_FLOWS || packets + BURST_SIZE as u64 > fl.len() as u64 {
+                    return Err(fail(
+                        path,
+                        format!("at most {MAX_NEW_FLOWS} packets (unique tuples, one flow table)"),
+                    ));
                 }
                 return Ok((
                     rig,

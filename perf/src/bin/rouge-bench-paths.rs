@@ -16,7 +16,8 @@ struct Args {
     /// arp, echo, forward, fastl4-new, fastl4-established, tcp or shaper.
     #[arg(long, value_parser = parse_path)]
     path: Path,
-    /// Measured packets (at most 30,000; for tcp: data segments).
+    /// Measured packets (for tcp: data segments; at most 100 million, 30,000 for
+    /// fastl4-new).
     #[arg(long, default_value_t = 10_000)]
     packets: u64,
 }
