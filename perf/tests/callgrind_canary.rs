@@ -128,9 +128,12 @@ fn a_loop_added_to_the_forwarding_path_moves_the_forward_figure_only() {
         rise <= 20.0 * rounds,
         "forward rose by {rise:.0}, far more than a {rounds}-iteration loop"
     );
+    // One run per count (perf/run takes the smallest of three): a process whose random
+    // HashMap seed is unlucky costs a few dozen instructions more per packet, far below
+    // this bound and far below the loop.
     let arp_change = (arp.1 - arp.0).abs();
     assert!(
-        arp_change <= 0.02 * arp.0 + 5.0,
+        arp_change <= 0.05 * arp.0,
         "arp moved by {arp_change:.1} instructions per packet ({arp:?}) though it never forwards"
     );
 }
