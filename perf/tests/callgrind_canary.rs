@@ -94,6 +94,15 @@ fn per_packet(bin: &Path, path: &str, dir: &Path) -> f64 {
     (hi - lo) as f64 / (phi - plo) as f64
 }
 
+/// A scratch directory removed when the test ends, also on failure.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn a_loop_added_to_the_forwarding_path_moves_the_forward_figure_only() {
     let v = Command::new("valgrind").arg("--version").output();
@@ -101,7 +110,9 @@ fn a_loop_added_to_the_forwarding_path_moves_the_forward_figure_only() {
         v.is_ok_and(|o| o.status.success()),
         "valgrind is missing: scripts/setup.sh installs it (apt-get install valgrind)"
     );
-    let dir = std::env::temp_dir().join(format!("rouge-canary-{}", std::process::id()));
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("rouge-canary-{}", std::process::id())));
+    let dir = scratch.0.clone();
     std::fs::create_dir_all(&dir).unwrap();
     // The canary first, the plain build last: target/debug keeps the plain binary.
     let canary = build(true, &dir);
@@ -114,7 +125,7 @@ fn a_loop_added_to_the_forwarding_path_moves_the_forward_figure_only() {
         per_packet(&plain, "arp", &dir),
         per_packet(&canary, "arp", &dir),
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(scratch);
     println!("forward {fwd:?}, arp {arp:?} instructions per packet (plain, canary)");
     let rounds = PERF_CANARY_ROUNDS as f64;
     // An iteration is at least an add, a compare and a branch: 3 instructions.
