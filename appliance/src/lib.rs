@@ -5,7 +5,10 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod cputime;
 pub mod egress;
+pub mod http;
+pub mod metrics;
 pub mod mgmt;
 pub mod ports;
 pub mod rebalance;
