@@ -349,7 +349,7 @@ mod tests {
         let ok = ask(addr, b"GET /x?y HTTP/1.1\r\nHost: t\r\n\r\n");
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.ends_with("\r\n\r\nyou asked for /x"), "{ok}");
-        assert!(ok.contains("Content-Length: 17\r\n"), "{ok}");
+        assert!(ok.contains("Content-Length: 16\r\n"), "{ok}");
         let head = ask(addr, b"HEAD /x HTTP/1.1\r\n\r\n");
         assert!(
             head.starts_with("HTTP/1.1 200") && head.ends_with("\r\n\r\n"),
