@@ -14,5 +14,6 @@ pub mod ports;
 pub mod rebalance;
 pub mod run;
 pub mod shared;
+pub mod top;
 pub mod views;
 pub mod worker;
