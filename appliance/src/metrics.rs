@@ -1,6 +1,6 @@
 //! Prometheus metrics: `GET /metrics` in the Prometheus text format (0.0.4), encoded by
 //! the `prometheus-client` crate from the very figures `rouge show … --json` reports
-//! (the [`views`](crate::views) module), read at scrape time from the workers'
+//! (the [`crate::views`] module), read at scrape time from the workers'
 //! single-writer counters and published snapshots. A scrape costs the workers nothing:
 //! the management thread does all the reading and encoding.
 //!
