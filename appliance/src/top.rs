@@ -117,7 +117,7 @@ pub fn frame(cur: &Sample, prev: Option<&Sample>, key: SortKey) -> String {
     let dt = prev.map_or(0.0, |p| cur.uptime() - p.uptime());
     let s = &cur.stats;
     let mut out = format!(
-        "rouge top   uptime {}s   generation {}   workers {}   sorted by {}   (Ctrl-C quits)\n",
+        "rouge top   uptime {}s   generation {}   workers {}   sorted by {}\n",
         s["uptime_secs"],
         s["generation"],
         rows(&s["workers"]).len(),
@@ -260,38 +260,115 @@ pub struct TopOptions {
     pub interval: Duration,
 }
 
+/// What a line typed while `rouge top` runs asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+    /// Order the rows by this key.
+    Sort(SortKey),
+    /// Leave.
+    Quit,
+    /// Nothing known.
+    Nothing,
+}
+
+/// The action of a typed line: `r`, `c`, `b`, `n` sort by rate, connections, bytes or
+/// name; `q` quits.
+pub fn key_action(line: &str) -> KeyAction {
+    match line.trim() {
+        "r" => KeyAction::Sort(SortKey::Rate),
+        "c" => KeyAction::Sort(SortKey::Conns),
+        "b" => KeyAction::Sort(SortKey::Bytes),
+        "n" => KeyAction::Sort(SortKey::Name),
+        "q" => KeyAction::Quit,
+        _ => KeyAction::Nothing,
+    }
+}
+
+/// The line above every interactive screen.
+const KEYS: &str = "keys (then Enter): r rate, c conns, b bytes, n name to sort; q quits\n";
+
+/// Lines typed on the terminal, read on a thread of their own (the terminal stays in
+/// its ordinary line mode, as on a serial console).
+fn typed_lines() -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("rouge-top-keys".into())
+        .spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+    rx
+}
+
 /// Runs `rouge top`: a first sample, then one screen per interval with the rates since
-/// the sample before, until interrupted or `iterations` are drawn. On a terminal each
-/// screen replaces the last; otherwise screens follow each other, separated by a blank
-/// line (for logs and tests).
+/// the sample before, until `q`, Ctrl-C, or `iterations` screens. On a terminal each
+/// screen replaces the last and typed keys change the order at once; otherwise screens
+/// follow each other, separated by a blank line (for logs and tests).
 pub fn run(opts: &TopOptions) -> Result<(), String> {
     use std::io::{IsTerminal, Write};
+    use std::sync::mpsc::RecvTimeoutError;
     let tty = std::io::stdout().is_terminal();
-    let mut prev = Some(Sample::take(&opts.socket)?);
+    let interactive = tty && opts.iterations.is_none() && std::io::stdin().is_terminal();
+    let mut keys = interactive.then(typed_lines);
+    let mut sort = opts.sort;
     let mut drawn = 0u64;
-    loop {
-        std::thread::sleep(opts.interval);
-        let cur = Sample::take(&opts.socket)?;
-        let text = frame(&cur, prev.as_ref(), opts.sort);
+    let draw = |text: &str, drawn: u64| -> bool {
         let mut out = std::io::stdout().lock();
         let written = if tty {
             // Home, clear to the end of the screen, then the frame.
-            write!(out, "\x1b[H\x1b[2J{text}")
+            let hint = if interactive { KEYS } else { "" };
+            write!(out, "\x1b[H\x1b[2J{hint}{text}")
         } else {
             if drawn > 0 {
                 let _ = writeln!(out);
             }
             write!(out, "{text}")
         };
-        if written.and_then(|()| out.flush()).is_err() {
+        written.and_then(|()| out.flush()).is_ok()
+    };
+    let mut prev = Sample::take(&opts.socket)?;
+    let mut last: Option<(Sample, Sample)> = None;
+    let mut next = std::time::Instant::now() + opts.interval;
+    loop {
+        let wait = next.saturating_duration_since(std::time::Instant::now());
+        if let Some(rx) = &keys {
+            match rx.recv_timeout(wait) {
+                Ok(line) => {
+                    match key_action(&line) {
+                        KeyAction::Quit => return Ok(()),
+                        KeyAction::Sort(k) => {
+                            sort = k;
+                            if let Some((p, c)) = &last {
+                                if !draw(&frame(c, Some(p), sort), drawn) {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        KeyAction::Nothing => {}
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => keys = None, // stdin closed
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+        next += opts.interval;
+        let cur = Sample::take(&opts.socket)?;
+        if !draw(&frame(&cur, Some(&prev), sort), drawn) {
             return Ok(()); // The reader went away (a closed pipe): nothing more to do.
         }
-        drop(out);
         drawn += 1;
         if opts.iterations.is_some_and(|n| drawn >= n) {
             return Ok(());
         }
-        prev = Some(cur);
+        last = Some((prev, cur.clone()));
+        prev = cur;
     }
 }
 
@@ -319,6 +396,17 @@ mod tests {
                  "bytes": 0}]}]),
             classes: json!([]),
         }
+    }
+
+    #[test]
+    fn typed_keys_choose_the_order_or_quit() {
+        assert_eq!(key_action("c\n"), KeyAction::Sort(SortKey::Conns));
+        assert_eq!(key_action(" n "), KeyAction::Sort(SortKey::Name));
+        assert_eq!(key_action("r"), KeyAction::Sort(SortKey::Rate));
+        assert_eq!(key_action("b"), KeyAction::Sort(SortKey::Bytes));
+        assert_eq!(key_action("q"), KeyAction::Quit);
+        assert_eq!(key_action("x"), KeyAction::Nothing);
+        assert_eq!(key_action(""), KeyAction::Nothing);
     }
 
     fn line_of(text: &str, needle: &str) -> usize {

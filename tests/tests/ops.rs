@@ -302,6 +302,79 @@ fn metrics_pass_promtool_and_agree_with_show_the_api_and_top() {
     );
     assert!(text.lines().any(|l| l.starts_with("gold ")), "{text}");
     assert!(text.contains("BUSY%"), "{text}");
+
+    interactive_top(&bed);
+}
+
+/// `rouge top` on a real terminal (tmux): screens replace each other, `n` + Enter sorts
+/// by name at once, `q` + Enter quits.
+fn interactive_top(bed: &Testbed) {
+    let session = format!("{}top", bed.prefix);
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux (scripts/setup.sh installs it)")
+    };
+    let command = format!(
+        "{} top --socket {}",
+        rouge_bin().display(),
+        bed.socket.display()
+    );
+    let out = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "140",
+        "-y",
+        "60",
+        &command,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let screen = || stdout(&tmux(&["capture-pane", "-p", "-t", &session]));
+    let wait_for = |what: &dyn Fn(&str) -> bool, why: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = screen();
+            if what(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                tmux(&["kill-session", "-t", &session]);
+                panic!("{why}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_for(&|s| s.contains("sorted by rate"), "no first screen");
+    assert_eq!(
+        first.matches("rouge top ").count(),
+        1,
+        "one screen at a time: {first}"
+    );
+    assert!(first.contains("keys (then Enter)"), "{first}");
+    tmux(&["send-keys", "-t", &session, "n", "Enter"]);
+    let by_name = wait_for(&|s| s.contains("sorted by name"), "n did not sort by name");
+    let pos = |needle: &str| {
+        by_name
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {by_name}"))
+    };
+    assert!(
+        pos("\nchargen ") < pos("\ndns ") && pos("\ndns ") < pos("\nweb "),
+        "{by_name}"
+    );
+    tmux(&["send-keys", "-t", &session, "q", "Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux(&["has-session", "-t", &session]).status.success() {
+        if Instant::now() > deadline {
+            tmux(&["kill-session", "-t", &session]);
+            panic!("q did not end rouge top");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The text of the element with `id` (tags inside it removed).
