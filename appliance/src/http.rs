@@ -368,3 +368,37 @@ mod tests {
         h.join().unwrap();
     }
 }
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    #[test]
+    fn the_api_is_show_json_and_the_page_and_metrics_are_served() {
+        let shared = crate::metrics::tests::shared();
+        let registry = metrics::registry(shared.clone());
+        let r = route(&shared, &registry, "/api/v1/pool/web");
+        assert_eq!(r.status, 200);
+        let api: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let show = mgmt::execute(&shared, &["show".into(), "pool".into(), "web".into()]).unwrap();
+        assert_eq!(api, show);
+        let r = route(&shared, &registry, "/api/v1/member/198.18.2.12:80");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()[0]["address"],
+            "198.18.2.12:80"
+        );
+        let r = route(&shared, &registry, "/api/v1/pool/none");
+        assert_eq!(r.status, 404);
+        assert!(r.body.contains("no pool named `none`"), "{}", r.body);
+        assert_eq!(route(&shared, &registry, "/api/v1/config").status, 404);
+        assert_eq!(route(&shared, &registry, "/nothing").status, 404);
+        let page = route(&shared, &registry, "/");
+        assert!(page.content_type.starts_with("text/html") && page.body.contains("/dashboard.js"));
+        let js = route(&shared, &registry, "/dashboard.js");
+        assert!(js.body.contains("/api/v1/stats"));
+        let m = route(&shared, &registry, "/metrics");
+        assert_eq!(m.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(m.body.contains("# TYPE rouge_uptime_seconds gauge"));
+    }
+}

@@ -26,9 +26,11 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 type Labels = Vec<(&'static str, String)>;
 
 /// The collector that reads the running appliance on every scrape.
-#[derive(Clone)]
 struct Figures {
     shared: Arc<Shared>,
+    /// The idle time last reported per worker: uptime and on-CPU time are read a moment
+    /// apart, so their difference may step back by microseconds; a counter must not.
+    idle_reported: std::sync::Mutex<Vec<f64>>,
 }
 
 impl std::fmt::Debug for Figures {
@@ -40,7 +42,10 @@ impl std::fmt::Debug for Figures {
 /// A registry holding the appliance's collector.
 pub fn registry(shared: Arc<Shared>) -> Registry {
     let mut r = Registry::with_prefix("rouge");
-    r.register_collector(Box::new(Figures { shared }));
+    r.register_collector(Box::new(Figures {
+        shared,
+        idle_reported: std::sync::Mutex::new(Vec::new()),
+    }));
     r
 }
 
@@ -161,7 +166,11 @@ impl Collector for Figures {
         )?;
         interfaces(&mut enc, &views::interfaces(sh))?;
         pipeline(&mut enc, &stats)?;
-        workers(&mut enc, &stats)?;
+        {
+            // Management threads only: the workers never take this lock.
+            let mut floor = self.idle_reported.lock().unwrap_or_else(|e| e.into_inner());
+            workers(&mut enc, &stats, &mut floor)?;
+        }
         tcp(&mut enc, &stats["tcp"])?;
         virtuals(&mut enc, &views::virtuals(sh))?;
         members(&mut enc, &views::pools(sh, None).unwrap_or(Value::Null))?;
@@ -307,7 +316,11 @@ fn pipeline(enc: &mut DescriptorEncoder, stats: &Value) -> Result<(), std::fmt::
     )
 }
 
-fn workers(enc: &mut DescriptorEncoder, stats: &Value) -> Result<(), std::fmt::Error> {
+fn workers(
+    enc: &mut DescriptorEncoder,
+    stats: &Value,
+    idle_floor: &mut Vec<f64>,
+) -> Result<(), std::fmt::Error> {
     let uptime = stats["uptime_secs_exact"].as_f64().unwrap_or(0.0);
     let (mut busy, mut idle, mut turns, mut idle_turns) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -316,8 +329,13 @@ fn workers(enc: &mut DescriptorEncoder, stats: &Value) -> Result<(), std::fmt::E
         turns.push((l.clone(), num(&w["loop_turns"])));
         idle_turns.push((l.clone(), num(&w["idle_turns"])));
         if let Some(cpu) = w["cpu_secs"].as_f64() {
+            let id = w["id"].as_u64().unwrap_or(0) as usize;
+            if idle_floor.len() <= id {
+                idle_floor.resize(id + 1, 0.0);
+            }
+            idle_floor[id] = idle_floor[id].max(uptime - cpu);
             busy.push((l.clone(), Num::Float(cpu)));
-            idle.push((l, Num::Float((uptime - cpu).max(0.0))));
+            idle.push((l, Num::Float(idle_floor[id])));
         }
     }
     counter(
@@ -637,4 +655,73 @@ fn classes(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Er
             .encode_histogram::<NoLabelSet>(sum, count, &per_bucket, None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A running appliance's shared state without ports or workers: the test bed's
+    /// configuration with a shaped client side.
+    pub(crate) fn shared() -> Arc<Shared> {
+        let text = include_str!("../configs/testbed.toml")
+            .replacen(
+                "name = \"lb-c\"           # toward the clients\n",
+                "name = \"lb-c\"\nshaping_rate = \"100Mbit\"\n",
+                1,
+            )
+            .replacen(
+                "[arp]",
+                "[[class]]\nname = \"gold\"\nvirtuals = [\"web\"]\n\n[arp]",
+                1,
+            );
+        let cfg = crate::config::parse("t.toml", &text).unwrap();
+        let dp = crate::config::build::dataplane(&cfg, 1, 1, None);
+        Shared::new(cfg, "t.toml".into(), dp, &[None])
+    }
+
+    #[test]
+    fn names_follow_the_conventions_and_carry_the_figures() {
+        let text = render(&registry(shared())).unwrap();
+        let mut families = 0;
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            let mut w = line.split_whitespace().skip(2);
+            let (name, kind) = (w.next().unwrap(), w.next().unwrap());
+            assert!(name.starts_with("rouge_"), "{line}");
+            assert_eq!(name.ends_with("_total"), kind == "counter", "{line}");
+            families += 1;
+        }
+        assert!(families > 40, "{families} families");
+        for sample in [
+            "rouge_config_generation 1",
+            "rouge_member_admin_state{pool=\"web\",member=\"198.18.2.11:80\",state=\"enabled\"} 1",
+            "rouge_member_admin_state{pool=\"web\",member=\"198.18.2.11:80\",state=\"disabled\"} 0",
+            "rouge_member_monitor_status{pool=\"web\",member=\"198.18.2.11:80\",status=\"unchecked\"} 1",
+            "rouge_virtual_connections_total{virtual=\"web\",type=\"fastl4\"} 0",
+            "rouge_drops_total{reason=\"eth_unsupported_type\"} 0",
+            "rouge_class_queue_delay_seconds_bucket{class=\"gold\",interface=\"lb-c\",le=\"+Inf\"} 0",
+            "rouge_class_queue_delay_seconds_count{class=\"gold\",interface=\"lb-c\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == sample), "{sample} missing");
+        }
+        let rate = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "rouge_class_rate_bytes_per_second{class=\"default\",interface=\"lb-c\"} ",
+                )
+            })
+            .expect("the default class's rate on lb-c");
+        assert_eq!(rate.parse::<f64>().unwrap(), 0.0);
+        // One family per name: a name written twice would be refused by Prometheus.
+        let mut names: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE "))
+            .map(|l| l.split_whitespace().nth(2).unwrap())
+            .collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate metric families");
+    }
 }
