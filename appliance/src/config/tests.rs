@@ -540,3 +540,26 @@ fn text_that_is_not_toml_is_a_syntax_error_on_its_line() {
     assert_eq!(e.field, "(syntax)");
     assert!(shown.contains("duplicate key `idle`"), "{shown}");
 }
+
+#[test]
+fn the_management_address_needs_a_port() {
+    let text = TESTBED.replace("http = \"127.0.0.1:9400\"", "http = \"127.0.0.1:0\"");
+    let line = text.lines().position(|l| l.starts_with("http =")).unwrap() + 1;
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.line, Some(line), "{shown}");
+    assert_eq!(e.field, "management.http");
+    assert!(
+        shown.contains("127.0.0.1:0 has no port; fix: give the port"),
+        "{shown}"
+    );
+    let cfg = parse("t.toml", TESTBED).unwrap();
+    assert_eq!(cfg.management.http, Some("127.0.0.1:9400".parse().unwrap()));
+    // Absent: no server.
+    let off = parse(
+        "t.toml",
+        &TESTBED.replace("[management]\nhttp = \"127.0.0.1:9400\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(off.management.http, None);
+    assert!(!to_toml(&off).contains("[management]"));
+}
