@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Rouge's tests, demo and benchmarks need on a fresh Debian machine:
 # the kernel tools and real peers (ping, arping, curl, socat, iperf3, ethtool, tcpdump,
-# trafgen, dpdk-testpmd, HAProxy, nginx), valgrind and perf, cargo-fuzz, hugepages, and
+# trafgen, dpdk-testpmd, HAProxy, nginx), promtool, chromium and tmux for the management
+# plane's tests, valgrind and perf, cargo-fuzz, hugepages, and
 # what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk).
 # Idempotent; needs root. Packages already present are left as they are.
 set -euo pipefail
@@ -15,6 +16,9 @@ fi
 PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils
       iptables nftables
+      # the management plane's tests: promtool (prometheus) checks /metrics, headless
+      # chromium opens the dashboard, tmux is the terminal of `rouge top`
+      prometheus chromium tmux
       # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
       qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod
@@ -30,7 +34,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The packaged nginx and HAProxy services are not wanted: benchmarks start their own.
-for svc in nginx haproxy; do
+# The same for the packaged Prometheus server: only its promtool is used.
+for svc in nginx haproxy prometheus prometheus-node-exporter; do
     systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
 

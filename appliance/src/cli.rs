@@ -75,6 +75,23 @@ pub enum Command {
         #[command(subcommand)]
         action: PoolAction,
     },
+    /// A live view in the terminal, refreshed every second: virtual servers, pool
+    /// members, shaping classes and workers (for the serial console).
+    Top {
+        /// Row order: `rate` (throughput; default), `conns`, `bytes` or `name`.
+        #[arg(long, value_enum, default_value = "rate")]
+        sort: crate::top::SortKey,
+        /// Draw one screen (one second after starting, so rates are filled in) and exit.
+        #[arg(long, conflicts_with = "iterations")]
+        once: bool,
+        /// Draw this many screens, one per second, then exit (default: until Ctrl-C; in
+        /// `rouge console`: 1).
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// Management socket path.
+        #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Interactive shell with help and history that takes the same commands.
     Console {
         /// Management socket path.
@@ -565,9 +582,14 @@ mod tests {
             "rouge show member",
             "rouge pool member disable web 198.18.2.11:80 --socket /tmp/s",
             "rouge console --socket /tmp/s",
+            "rouge top",
+            "rouge top --sort conns --iterations 3 --socket /tmp/s",
+            "rouge top --once --sort name",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
         assert!(Cli::try_parse_from("rouge show nonsense".split_whitespace()).is_err());
+        assert!(Cli::try_parse_from("rouge top --sort colour".split_whitespace()).is_err());
+        assert!(Cli::try_parse_from("rouge top --once --iterations 2".split_whitespace()).is_err());
     }
 }

@@ -16,6 +16,7 @@ commands:
   config save [FILE]                                         write the running config as TOML
   config apply FILE                                          replace the running config (no flow dropped)
   check --config FILE                                        validate a configuration file
+  top [--sort rate|conns|bytes|name] [--iterations N]       live view (one screen a second; default 1 screen)
   help                                                       this list
   quit                                                       leave the console";
 
@@ -48,6 +49,19 @@ pub fn run_line(socket: &Path, line: &str) -> Option<String> {
             Ok(_) => Ok(format!("{}: valid", config.display())),
             Err(e) => Err(e.to_string()),
         },
+        Command::Top {
+            sort,
+            once,
+            iterations,
+            ..
+        } => crate::top::run(&crate::top::TopOptions {
+            socket: socket.to_path_buf(),
+            sort,
+            // Inside the console Ctrl-C would end the console too: a bounded view.
+            iterations: Some(if once { 1 } else { iterations.unwrap_or(1) }),
+            interval: std::time::Duration::from_secs(1),
+        })
+        .map(|()| String::new()),
         Command::Run { .. } | Command::Console { .. } => {
             Err("not available inside the console".into())
         }

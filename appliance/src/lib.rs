@@ -5,11 +5,15 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod cputime;
 pub mod egress;
+pub mod http;
+pub mod metrics;
 pub mod mgmt;
 pub mod ports;
 pub mod rebalance;
 pub mod run;
 pub mod shared;
+pub mod top;
 pub mod views;
 pub mod worker;

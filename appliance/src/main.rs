@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rouge_appliance::cli::{self, Cli, Command};
-use rouge_appliance::{config, console, run};
+use rouge_appliance::{config, console, run, top};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -54,6 +54,17 @@ fn main() -> ExitCode {
         Command::Pool { action } => cli::pool_action(action, None).map(|s| println!("{s}")),
         Command::Config { action } => cli::config_action(action).map(|s| println!("{s}")),
         Command::Console { socket } => console::run(&socket),
+        Command::Top {
+            sort,
+            once,
+            iterations,
+            socket,
+        } => top::run(&top::TopOptions {
+            socket,
+            sort,
+            iterations: if once { Some(1) } else { iterations },
+            interval: std::time::Duration::from_secs(1),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

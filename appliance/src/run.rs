@@ -13,7 +13,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::config::model::IdlePolicy;
 use crate::config::{self, build};
 use crate::shared::Shared;
-use crate::{mgmt, ports, rebalance, worker};
+use crate::{http, mgmt, ports, rebalance, worker};
 
 /// Options of `rouge run`.
 #[derive(Debug, Clone)]
@@ -75,6 +75,24 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
     let mgmt_thread = mgmt::serve(&opts.socket, shared.clone())
         .map_err(|e| format!("management socket {}: {e}", opts.socket.display()))?;
+    let http_thread = match cfg.management.http {
+        Some(addr) => match http::serve(addr, shared.clone()) {
+            Ok(h) => {
+                tracing::info!(%addr, "management http: /metrics, / (dashboard), /api/v1/");
+                Some(h)
+            }
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                let _ = mgmt_thread.join();
+                let _ = std::fs::remove_file(&opts.socket);
+                return Err(format!(
+                    "{}: management.http: cannot listen on {addr}: {e}; fix: choose a free local address or remove the field",
+                    opts.config.display()
+                ));
+            }
+        },
+        None => None,
+    };
 
     // Each worker opens its own ports on its own core (ring memory is touched first
     // there) and reports back, so a missing interface or a permission problem stops
@@ -153,6 +171,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
             let _ = h.join();
         }
         let _ = mgmt_thread.join();
+        if let Some(h) = http_thread {
+            let _ = h.join();
+        }
         let _ = std::fs::remove_file(&opts.socket);
         return Err(e);
     }
@@ -177,6 +198,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         let _ = r.join();
     }
     let _ = mgmt_thread.join();
+    if let Some(h) = http_thread {
+        let _ = h.join();
+    }
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("rouge stopped");
     Ok(())

@@ -162,13 +162,22 @@ pub fn stats(s: &Shared) -> Value {
         .iter()
         .map(|w| {
             let c = &w.pipeline;
+            // Thread names are cut to 15 bytes by the kernel.
+            let mut thread = format!("rouge-worker-{}", w.id);
+            thread.truncate(15);
+            let cpu = crate::cputime::thread_cpu_time(&thread).map(|d| d.as_secs_f64());
             json!({"id": w.id, "core": w.core, "running": w.running.load(Ordering::Relaxed),
                    "generation": w.generation.load(Ordering::Relaxed),
-                   "rx_packets": c.rx_packets.get(), "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get()})
+                   "rx_packets": c.rx_packets.get(), "forwarded": c.forwarded.get(),
+                   "answered": c.answered.get(), "consumed": c.consumed.get(),
+                   "dropped": c.dropped_total(),
+                   "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
+                   "cpu_secs": cpu})
         })
         .collect();
     json!({
         "uptime_secs": s.started.elapsed().as_secs(),
+        "uptime_secs_exact": s.started.elapsed().as_secs_f64(),
         "generation": s.dataplane.load().generation,
         "rx_packets": sum(&|c| c.rx_packets.get()),
         "forwarded": sum(&|c| c.forwarded.get()),
@@ -201,6 +210,24 @@ pub fn stats(s: &Shared) -> Value {
         },
         "workers": workers,
     })
+}
+
+/// A queueing-delay histogram as cumulative buckets: `{"sum_secs", "count", "buckets":
+/// [[upper bound in seconds, items at or below it], …]}`; the last bucket (everything
+/// above the largest bound) is only in `count`.
+fn delay_histogram(d: &rouge_pipelines::shaper::DelayStats) -> Value {
+    use rouge_pipelines::shaper::DELAY_BUCKETS;
+    let mut seen = 0;
+    let buckets: Vec<Value> = d.histogram[..DELAY_BUCKETS - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            seen += n;
+            // Bucket i holds delays below 2^i microseconds.
+            json!([(1u64 << i) as f64 * 1e-6, seen])
+        })
+        .collect();
+    json!({"sum_secs": d.sum_ns as f64 / 1e9, "count": d.count, "buckets": buckets})
 }
 
 /// The TCP stacks' counters summed over the workers.
@@ -328,6 +355,7 @@ pub fn classes(s: &Shared, name: Option<&str>) -> Result<Value, String> {
             "drops_by_reason": {"queue_full": c.drops_queue_packets, "queue_bytes": c.drops_queue_bytes, "too_large": c.drops_too_large},
             "delay_us": {"samples": c.delay.count, "mean": us(c.delay.mean()), "p50": us(c.delay.quantile(0.5)),
                           "p99": us(c.delay.quantile(0.99)), "max": c.delay.max_ns as f64 / 1e3},
+            "delay_histogram": delay_histogram(&c.delay),
         })
     };
     let mut out = Vec::new();

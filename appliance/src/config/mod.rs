@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod model;
+mod parse_error;
 pub mod rate;
 pub mod shaping;
 mod validate;
@@ -74,22 +75,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates configuration text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
-    let cfg: Config = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let at = e
-            .span()
-            .and_then(|s| text.get(s.clone()))
-            .map(|s| s.lines().next().unwrap_or("").trim().to_string())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "(syntax)".into());
-        ConfigErrors(vec![ConfigError {
-            file: file.to_string(),
-            line,
-            field: at,
-            problem: e.message().trim().to_string(),
-            fix: "see appliance/configs/testbed.toml for a working example of every table".into(),
-        }])
-    })?;
+    let cfg: Config = toml::from_str(text)
+        .map_err(|e| ConfigErrors(vec![parse_error::describe(file, text, &e)]))?;
     let problems = validate::validate(&cfg);
     if problems.is_empty() {
         return Ok(cfg);

@@ -47,6 +47,26 @@ pub struct Config {
     /// Neighbour cache tunables.
     #[serde(default)]
     pub arp: ArpCfg,
+    /// The management plane's network services.
+    #[serde(default, skip_serializing_if = "ManagementCfg::is_default")]
+    pub management: ManagementCfg,
+}
+
+/// The management plane's network services (`[management]`), on the host's own kernel
+/// sockets, never on the data ports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementCfg {
+    /// Address of the HTTP server for Prometheus metrics (`/metrics`), the dashboard
+    /// (`/`) and the JSON API (`/api/v1/…`), e.g. `"127.0.0.1:9400"`; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<std::net::SocketAddr>,
+}
+
+impl ManagementCfg {
+    fn is_default(&self) -> bool {
+        *self == ManagementCfg::default()
+    }
 }
 
 /// How a worker behaves when no packet arrives.

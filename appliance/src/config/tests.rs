@@ -400,3 +400,166 @@ fn the_root_burst_defaults_to_two_ms_of_line_rate_and_obeys_shaping_burst() {
     assert_eq!(p.root(0).unwrap().burst_bytes, 20_000);
     assert_eq!(p.root(1).unwrap().burst_bytes, 50_000);
 }
+
+/// The one error of `text`, as printed.
+fn one_error(text: &str) -> (ConfigError, String) {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    let shown = e[0].to_string();
+    (e[0].clone(), shown)
+}
+
+#[test]
+fn an_enumeration_given_the_wrong_type_names_the_field_and_every_allowed_value() {
+    let text = TESTBED.replace("idle = \"adaptive\"", "idle = [\"this is not valid\"]");
+    let line = text.lines().position(|l| l.starts_with("idle =")).unwrap() + 1;
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.line, Some(line));
+    assert_eq!(e.field, "system.idle");
+    assert_eq!(
+        e.problem,
+        "expected \"busy\" or \"adaptive\", found [\"this is not valid\"]"
+    );
+    assert!(
+        shown.contains(
+            "fix: write one value in double quotes: idle = \"busy\" or idle = \"adaptive\""
+        ),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_misspelt_value_gets_the_nearest_allowed_one() {
+    let (e, _) = one_error(&TESTBED.replace("idle = \"adaptive\"", "idle = \"bsy\""));
+    assert_eq!(e.field, "system.idle");
+    assert_eq!(
+        e.problem,
+        "\"bsy\" is not allowed; expected \"busy\" or \"adaptive\""
+    );
+    assert_eq!(e.fix, "did you mean \"busy\"? write idle = \"busy\"");
+
+    let text = TESTBED.replace("type = \"fastl4\"", "type = \"fast-l4\"");
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "virtual[5].type");
+    assert!(e.problem.contains("\"forwarding\", \"fastl4\""), "{shown}");
+    assert!(e.fix.starts_with("did you mean \"fastl4\"?"), "{shown}");
+
+    // Nothing close: every allowed value instead of a guess.
+    let text = TESTBED.replace(
+        "{ address = \"198.18.2.12:80\" }",
+        "{ address = \"198.18.2.12:80\", state = \"off\" }",
+    );
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "pool[0].members[1].state");
+    assert_eq!(
+        e.fix, "write state = one of \"enabled\", \"disabled\" or \"forced-offline\"",
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_misspelt_key_gets_the_nearest_valid_key() {
+    let (e, _) = one_error(&TESTBED.replace("idle = \"adaptive\"", "idel = \"busy\""));
+    assert_eq!(e.field, "system.idel");
+    assert!(e
+        .problem
+        .starts_with("unknown field `idel`; the fields of system are: cores, idle,"));
+    assert_eq!(e.fix, "did you mean `idle`?");
+
+    let text = TESTBED.replace(
+        "{ address = \"198.18.2.12:80\" }",
+        "{ address = \"198.18.2.12:80\", stat = \"disabled\" }",
+    );
+    let (e, _) = one_error(&text);
+    assert_eq!(e.field, "pool[0].members[1].stat");
+    assert_eq!(e.fix, "did you mean `state`?");
+
+    let (e, _) = one_error(&TESTBED.replace("[arp]", "[arpp]"));
+    assert_eq!(e.field, "arpp");
+    assert!(e.problem.starts_with("unknown table `arpp`"), "{e}");
+    assert_eq!(e.fix, "did you mean `arp`?");
+
+    let (e, _) = one_error("[system]\nwibble = 1\n");
+    assert!(
+        e.fix.starts_with("remove it, or use one of: cores, idle"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_types_say_what_was_expected_with_an_example() {
+    let text = TESTBED.replace("interval = 1 ", "interval = \"1s\" ");
+    let (e, _) = one_error(&text);
+    assert_eq!(e.field, "monitor[0].interval");
+    assert_eq!(e.problem, "expected a number, found \"1s\"");
+    assert_eq!(
+        e.fix,
+        "write interval = a number, e.g. interval = 1 (as in appliance/configs/testbed.toml)"
+    );
+
+    let (e, _) = one_error(&TESTBED.replace("max_entries = 4096", "max_entries = -1"));
+    assert_eq!(e.field, "arp.max_entries");
+    assert_eq!(e.problem, "expected a whole number, 0 or more, found -1");
+
+    let (e, _) = one_error(&TESTBED.replace(
+        "reset_on_member_down = true",
+        "reset_on_member_down = \"yes\"",
+    ));
+    assert_eq!(e.field, "virtual[5].reset_on_member_down");
+    assert_eq!(
+        e.problem,
+        "expected true or false (without quotes), found \"yes\""
+    );
+
+    let (e, _) = one_error("[system]\ncores = [1, \"x\"]\n");
+    assert_eq!(e.field, "system.cores[1]");
+    assert_eq!(
+        e.fix,
+        "make every element of cores a whole number, 0 or more"
+    );
+
+    let (e, _) = one_error(&TESTBED.replace("http = \"127.0.0.1:9400\"", "http = \"localhost\""));
+    assert_eq!(e.field, "management.http");
+    assert!(e.problem.contains("invalid socket address"), "{e}");
+    assert!(e.fix.contains("http = \"127.0.0.1:9400\""), "{e}");
+}
+
+#[test]
+fn a_missing_field_is_named_with_its_table() {
+    let text = TESTBED.replacen("name = \"client-self\"\n", "", 1);
+    let (e, _) = one_error(&text);
+    assert_eq!(e.field, "self_ip[0].name");
+    assert_eq!(e.problem, "is required but missing");
+    assert!(e.fix.starts_with("add name = … to this table"), "{e}");
+}
+
+#[test]
+fn text_that_is_not_toml_is_a_syntax_error_on_its_line() {
+    let (e, shown) = one_error("[system]\nidle = \"busy\"\nidle = \"busy\"\n");
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.field, "(syntax)");
+    assert!(shown.contains("duplicate key `idle`"), "{shown}");
+}
+
+#[test]
+fn the_management_address_needs_a_port() {
+    let text = TESTBED.replace("http = \"127.0.0.1:9400\"", "http = \"127.0.0.1:0\"");
+    let line = text.lines().position(|l| l.starts_with("http =")).unwrap() + 1;
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.line, Some(line), "{shown}");
+    assert_eq!(e.field, "management.http");
+    assert!(
+        shown.contains("127.0.0.1:0 has no port; fix: give the port"),
+        "{shown}"
+    );
+    let cfg = parse("t.toml", TESTBED).unwrap();
+    assert_eq!(cfg.management.http, Some("127.0.0.1:9400".parse().unwrap()));
+    // Absent: no server.
+    let off = parse(
+        "t.toml",
+        &TESTBED.replace("[management]\nhttp = \"127.0.0.1:9400\"\n", ""),
+    )
+    .unwrap();
+    assert_eq!(off.management.http, None);
+    assert!(!to_toml(&off).contains("[management]"));
+}

@@ -114,6 +114,18 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         );
     }
 
+    if let Some(addr) = cfg.management.http {
+        if addr.port() == 0 {
+            c.err(
+                "management",
+                None,
+                "http",
+                format!("{addr} has no port"),
+                "give the port to serve on, e.g. http = \"127.0.0.1:9400\"",
+            );
+        }
+    }
+
     if cfg.interfaces.is_empty() {
         c.problems.push(Problem {
             path: FieldPath {
