@@ -6,7 +6,8 @@
 //!   and return to, allocated once at start so the data path never allocates;
 //! - [`port`]: the [`Port`] trait (burst receive and transmit of up to
 //!   [`BURST_SIZE`] packets), per-port counters and named drop reasons;
-//! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`pipe`]
+//! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`afxdp`]
+//!   (AF_XDP sockets with Rouge's own XDP redirect program), [`pipe`]
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
 //!   [`pcap`] (writes every frame to a capture file).
@@ -14,6 +15,7 @@
 //! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
 
 pub mod afpacket;
+pub mod afxdp;
 pub mod buf;
 pub mod faulty;
 pub mod netns;
