@@ -15,6 +15,8 @@ fi
 PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils
       iptables nftables
+      # the DPDK port (cargo feature `dpdk` of rouge-drivers): headers, bindgen's libclang
+      libdpdk-dev libclang-dev pkg-config
       # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
       qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod

@@ -7,7 +7,8 @@
 //! - [`port`]: the [`Port`] trait (burst receive and transmit of up to
 //!   [`BURST_SIZE`] packets), per-port counters and named drop reasons;
 //! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`afxdp`]
-//!   (AF_XDP sockets with Rouge's own XDP redirect program), [`pipe`]
+//!   (AF_XDP sockets with Rouge's own XDP redirect program), `dpdk` (DPDK ethdevs,
+//!   with cargo feature `dpdk`), [`pipe`]
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
 //!   [`pcap`] (writes every frame to a capture file).
@@ -17,6 +18,8 @@
 pub mod afpacket;
 pub mod afxdp;
 pub mod buf;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod faulty;
 pub mod netns;
 pub mod pcap;
