@@ -11,7 +11,8 @@
 //!   with cargo feature `dpdk`), [`pipe`]
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
-//!   [`pcap`] (writes every frame to a capture file).
+//!   [`pcap`] (writes every frame to a capture file);
+//! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key.
 //!
 //! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
 
@@ -25,6 +26,7 @@ pub mod netns;
 pub mod pcap;
 pub mod pipe;
 pub mod port;
+pub mod steer;
 pub mod wait;
 
 pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
