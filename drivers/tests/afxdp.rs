@@ -480,3 +480,101 @@ fn the_program_is_detached_when_the_port_is_dropped() {
     assert!(e.contains("XDP_ZEROCOPY"), "{e}");
     assert!(!ns.has_xdp("va"), "a failed open leaves nothing attached");
 }
+
+/// Time spent in `rx_burst` per frame for `port`, over `rounds` bursts of 32 frames of
+/// `len` bytes sent by `tx` (only calls that returned frames are timed), and the wall
+/// time per frame of the whole loop (send, kernel, receive).
+fn rx_ns_per_frame<T: Port, R: Port>(
+    tx: &mut T,
+    rx: &mut R,
+    len: usize,
+    rounds: u32,
+) -> (f64, f64) {
+    let pool = PacketPool::new(256);
+    let start = Instant::now();
+    let frames: Vec<_> = (0..32).map(|i| test_frame(MAC_B, MAC_A, i, len)).collect();
+    let (mut spent, mut got) = (Duration::ZERO, 0usize);
+    for _ in 0..rounds {
+        assert_eq!(send(tx, &pool, &frames), 32);
+        let mut n = 0;
+        let end = Instant::now() + Duration::from_secs(2);
+        while n < 32 && Instant::now() < end {
+            let mut out = Burst::new();
+            let t = Instant::now();
+            let k = rx.rx_burst(&pool, &mut out);
+            if k > 0 {
+                spent += t.elapsed();
+            }
+            n += k;
+        }
+        got += n;
+    }
+    (
+        spent.as_nanos() as f64 / got as f64,
+        start.elapsed().as_nanos() as f64 / got as f64,
+    )
+}
+
+/// The copy `rx_burst` makes, alone: from a UMEM-like 8 MiB area whose frames were
+/// just written (as the kernel's copy-mode receive leaves them), into pool buffers.
+fn copy_ns_per_frame(len: usize, rounds: u32) -> f64 {
+    let pool = PacketPool::new(256);
+    let mut umem = vec![0u8; 8 << 20];
+    let frames = umem.len() / 2048;
+    let mut slot = 0;
+    let mut spent = Duration::ZERO;
+    for r in 0..rounds {
+        let first = slot;
+        for i in 0..32 {
+            let off = ((first + i) % frames) * 2048 + 256;
+            umem[off..off + len].fill(r as u8 ^ i as u8);
+        }
+        slot = (slot + 32) % frames;
+        let mut out = Burst::new();
+        let t = Instant::now();
+        for i in 0..32 {
+            let off = ((first + i) % frames) * 2048 + 256;
+            let mut p = pool.alloc().expect("pool");
+            p.set_len(len);
+            p.data_mut().copy_from_slice(&umem[off..off + len]);
+            out.push(p);
+        }
+        spent += t.elapsed();
+        std::hint::black_box(&out);
+    }
+    spent.as_nanos() as f64 / (rounds as f64 * 32.0)
+}
+
+/// Measures what receiving costs per frame, and how much of it is the copy from UMEM
+/// into a pool buffer. Prints figures; asserts nothing about them.
+/// `cargo test -p rouge-drivers --release --test afxdp -- --ignored --nocapture receive_copy_cost`
+#[test]
+#[ignore = "measurement, prints figures"]
+fn receive_copy_cost() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new(1);
+    ns.run(|| {
+        let rounds = 3000;
+        for len in [64usize, 1514] {
+            let (xdp, pkt, copy) = {
+                let mut a = AfXdpPort::open("va", &AfXdpConfig::default()).unwrap();
+                let mut b = AfXdpPort::open("vb", &AfXdpConfig::default()).unwrap();
+                rx_ns_per_frame(&mut a, &mut b, len, 200);
+                let xdp = rx_ns_per_frame(&mut a, &mut b, len, rounds);
+                drop((a, b));
+                let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+                let mut b = AfPacketPort::open("vb", &AfPacketConfig::default()).unwrap();
+                rx_ns_per_frame(&mut a, &mut b, len, 200);
+                let pkt = rx_ns_per_frame(&mut a, &mut b, len, rounds);
+                copy_ns_per_frame(len, 200);
+                (xdp, pkt, copy_ns_per_frame(len, rounds))
+            };
+            println!(
+                "{len:>5} B frames: AF_XDP rx_burst {:.1} ns/frame (the copy into a pool buffer alone: {copy:.1} ns; send+kernel+receive {:.0} ns/frame), AF_PACKET rx_burst {:.1} ns/frame (send+kernel+receive {:.0} ns/frame)",
+                xdp.0, xdp.1, pkt.0, pkt.1
+            );
+        }
+    });
+}
