@@ -481,6 +481,69 @@ fn the_program_is_detached_when_the_port_is_dropped() {
     assert!(!ns.has_xdp("va"), "a failed open leaves nothing attached");
 }
 
+#[test]
+fn a_full_tx_ring_drops_and_counts_then_recovers() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new(1);
+    ns.run(|| {
+        let tiny = AfXdpConfig {
+            tx_frames: 8,
+            ..AfXdpConfig::default()
+        };
+        let mut a = AfXdpPort::open("va", &tiny).unwrap();
+        let mut b = AfXdpPort::open("vb", &AfXdpConfig::default()).unwrap();
+        let pool = PacketPool::new(64);
+        for round in 0..50u32 {
+            let frames: Vec<_> = (0..32)
+                .map(|i| test_frame(MAC_B, MAC_A, round * 32 + i, 300))
+                .collect();
+            // Eight TX frames: the first eight leave, the rest are counted.
+            assert_eq!(send(&mut a, &pool, &frames), 8, "round {round}");
+            let (got, _) = recv(&mut b, &pool, 8, Duration::from_secs(2));
+            assert!(got == frames[..8], "round {round}");
+        }
+        assert_eq!(a.counters().dropped(PortDrop::TxRingFull), 50 * 24);
+        assert_eq!(a.counters().tx_packets.get(), 50 * 8);
+    });
+}
+
+#[test]
+fn frames_left_in_the_tx_ring_by_a_failed_kick_are_sent_later() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new(1);
+    ns.run(|| {
+        let mut a = AfXdpPort::open("va", &AfXdpConfig::default()).unwrap();
+        let mut b = AfXdpPort::open("vb", &AfXdpConfig::default()).unwrap();
+        let pool = PacketPool::new(64);
+        let link = |state: &str| {
+            let ok = Command::new("ip")
+                .args(["link", "set", "va", state])
+                .status()
+                .expect("run ip(8)")
+                .success();
+            assert!(ok, "ip link set va {state}");
+        };
+        // With va down the kernel refuses the kick (ENETDOWN): the frames stay queued.
+        link("down");
+        let frames: Vec<_> = (0..5).map(|i| test_frame(MAC_B, MAC_A, i, 200)).collect();
+        assert_eq!(send(&mut a, &pool, &frames), 5);
+        assert_eq!(a.tx_pending(), 5, "queued, not sent");
+        assert_eq!(a.tx_kick_errors(), 0, "a down link is a retryable kick");
+        link("up");
+        // The next burst kicks again although it queues nothing.
+        let kicks = a.tx_kicks();
+        assert_eq!(send(&mut a, &pool, &[]), 0);
+        assert!(a.tx_kicks() > kicks, "the empty burst kicked");
+        let (got, _) = recv(&mut b, &pool, 5, Duration::from_secs(3));
+        assert!(got == frames, "{} of 5 queued frames arrived", got.len());
+        assert_eq!(a.tx_pending(), 0);
+    });
+}
+
 /// Time spent in `rx_burst` per frame for `port`, over `rounds` bursts of 32 frames of
 /// `len` bytes sent by `tx` (only calls that returned frames are timed), and the wall
 /// time per frame of the whole loop (send, kernel, receive).

@@ -597,7 +597,7 @@ impl Port for AfXdpPort {
         if n > 0 {
             // Every frame taken off the RX ring goes back on the fill ring below; the
             // fill ring has an entry for every receive frame, so there is room.
-            let room = self.fill.free(n);
+            let mut room = self.fill.free(n);
             debug_assert!(room >= n);
             let umem_len = self.umem.len() as u64;
             for _ in 0..n {
@@ -628,6 +628,7 @@ impl Port for AfXdpPort {
                 }
                 if chunk < umem_len && room > 0 {
                     self.fill.push(chunk);
+                    room -= 1;
                 }
             }
             self.rx.release();
