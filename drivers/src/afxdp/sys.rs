@@ -198,7 +198,14 @@ impl Mmap {
                 0,
             )
         };
-        Self::checked(p, len)
+        let m = Self::checked(p, len)?;
+        // The kernel pins the UMEM's pages; a child process (the appliance runs tools)
+        // must not share them copy-on-write. Advisory: failure changes nothing else.
+        // SAFETY: `m` describes a mapping this value owns.
+        unsafe {
+            libc::madvise(m.base().cast(), m.len(), libc::MADV_DONTFORK);
+        }
+        Ok(m)
     }
 
     /// The ring of `fd` at page offset `pgoff`, `len` bytes.
