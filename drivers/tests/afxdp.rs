@@ -157,17 +157,20 @@ fn recv<P: Port>(
     (frames, bursts)
 }
 
-#[test]
-fn frames_cross_intact_both_ways() {
+fn frames_cross_intact_both_ways(attach: AttachMode) {
     if !root() {
         return;
     }
     let ns = TestNs::new(1);
     ip(&["-n", &ns.name, "link", "set", "vb", "mtu", "1400"]);
     ns.run(|| {
-        let cfg = AfXdpConfig::default();
+        let cfg = AfXdpConfig {
+            attach,
+            ..AfXdpConfig::default()
+        };
         let mut a = AfXdpPort::open("va", &cfg).expect("open va");
         let mut b = AfXdpPort::open("vb", &cfg).expect("open vb");
+        assert_eq!(a.program().native(), attach != AttachMode::Generic);
         assert!(
             !a.zero_copy(),
             "veth offers no zero-copy: auto falls back to copy"
@@ -236,6 +239,16 @@ fn frames_cross_intact_both_ways() {
         assert_eq!(a.rx_invalid() + b.rx_invalid(), 0);
         assert_eq!(pool.available(), 256, "every packet went back to the pool");
     });
+}
+
+#[test]
+fn frames_cross_intact_both_ways_natively() {
+    frames_cross_intact_both_ways(AttachMode::Auto);
+}
+
+#[test]
+fn frames_cross_intact_both_ways_in_generic_mode() {
+    frames_cross_intact_both_ways(AttachMode::Generic);
 }
 
 #[test]
