@@ -457,6 +457,26 @@ impl AfXdpPort {
         })
     }
 
+    /// Checks that this process can use AF_XDP at all: the kernel has
+    /// `CONFIG_XDP_SOCKETS` and lets it create an AF_XDP socket and an `XSKMAP` (root, or
+    /// `CAP_NET_RAW` and `CAP_BPF`). Opens nothing on any interface; for `rouge check`.
+    /// The error says what is missing.
+    pub fn check_support() -> Result<(), String> {
+        if let Err(e) = sys::xdp_socket() {
+            return Err(format!(
+                "AF_XDP sockets are unavailable: socket(AF_XDP) failed: {e}{}",
+                hint("socket(AF_XDP)", &e)
+            ));
+        }
+        if let Err(e) = sys::xskmap_create(1) {
+            return Err(format!(
+                "BPF maps for AF_XDP are unavailable: bpf(BPF_MAP_CREATE XSKMAP) failed: {e}{}",
+                hint("bpf(BPF_MAP_CREATE XSKMAP)", &e)
+            ));
+        }
+        Ok(())
+    }
+
     /// The queue this port is bound to.
     pub fn queue(&self) -> u32 {
         self.queue
@@ -801,6 +821,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("rgt-no-such0: if_nametoindex failed"), "{e}");
+    }
+
+    #[test]
+    fn support_is_reported_as_root_and_explained_otherwise() {
+        // SAFETY: geteuid has no arguments and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(AfXdpPort::check_support(), Ok(()));
+        } else if let Err(e) = AfXdpPort::check_support() {
+            assert!(e.contains("(are you root?"), "{e}");
+        }
     }
 
     #[test]
