@@ -525,11 +525,13 @@ impl AfXdpPort {
             return self.kernel;
         };
         let was = self.kernel;
-        let rx_full = (now.rx_ring_full - was.rx_ring_full) + (now.rx_dropped - was.rx_dropped);
+        let grew = |now: u64, was: u64| now.saturating_sub(was);
+        let rx_full =
+            grew(now.rx_ring_full, was.rx_ring_full) + grew(now.rx_dropped, was.rx_dropped);
         self.counters.count_drop(PortDrop::RxRingFull, rx_full);
         self.counters.count_drop(
             PortDrop::TxError,
-            now.tx_invalid_descs - was.tx_invalid_descs,
+            grew(now.tx_invalid_descs, was.tx_invalid_descs),
         );
         self.kernel = now;
         now
