@@ -78,6 +78,8 @@ fn generate() {
         .allowlist_function("rte_mempool_free")
         .allowlist_function("rte_mempool_avail_count")
         .allowlist_function("rte_pktmbuf_free_bulk")
+        .allowlist_function("rte_thread_register")
+        .allowlist_function("rte_thread_unregister")
         .allowlist_function("rte_dev_probe")
         .allowlist_function("rte_dev_remove")
         .allowlist_function("rte_eth_dev_get_name_by_port")

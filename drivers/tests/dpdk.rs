@@ -90,6 +90,28 @@ fn a_second_eal_init_is_refused() {
 }
 
 #[test]
+fn worker_threads_become_lcores() {
+    let (eal, _lock) = eal();
+    let ids: Vec<u32> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let id = eal.register_thread().expect("register");
+                assert_eq!(
+                    eal.register_thread().unwrap(),
+                    id,
+                    "registering twice is harmless"
+                );
+                id
+            })
+            .join()
+            .unwrap()
+        })
+        .collect();
+    // The main lcore is 0 (`-l 0`); registered threads get others.
+    assert!(ids.iter().all(|&id| id != 0 && id != u32::MAX), "{ids:?}");
+}
+
+#[test]
 fn frames_loop_back_intact_over_net_ring() {
     let (eal, _lock) = eal();
     let mut port = ring_port(eal, &DpdkConfig::default());

@@ -99,6 +99,36 @@ impl Eal {
         (STATE.load(Ordering::Acquire) == 2).then_some(Eal { _private: () })
     }
 
+    /// Makes the calling thread a DPDK lcore (`rte_thread_register`) and returns its
+    /// lcore id, so mempool operations from it use a per-lcore cache. A worker calls
+    /// this once when it starts (calling it again returns the same id). Ids are a
+    /// limited set (`RTE_MAX_LCORE`, 128 in Debian's build) and this driver does not
+    /// give them back, so register long-lived threads only.
+    pub fn register_thread(&self) -> Result<u32, DpdkError> {
+        // SAFETY: the EAL is initialised; plain queries and registration of the
+        // calling thread.
+        let id = unsafe { sys::rouge_lcore_id() };
+        if id != u32::MAX {
+            return Ok(id);
+        }
+        // SAFETY: as above.
+        let rc = unsafe { sys::rte_thread_register() };
+        if rc < 0 {
+            // SAFETY: reads DPDK's thread-local error number, set by the failed call.
+            let code = unsafe { sys::rouge_errno() };
+            return Err(DpdkError::Call {
+                device: "EAL".into(),
+                call: "rte_thread_register",
+                reason: format!(
+                    "{} (every lcore id is taken: fewer workers, or a larger RTE_MAX_LCORE)",
+                    strerror(code)
+                ),
+            });
+        }
+        // SAFETY: as above.
+        Ok(unsafe { sys::rouge_lcore_id() })
+    }
+
     /// Hot-plugs a device (`rte_dev_probe`), e.g. `net_ring3` or
     /// `net_af_packet1,iface=lb-c`. Kernel-backed virtual devices open their sockets in
     /// the calling thread's network namespace.

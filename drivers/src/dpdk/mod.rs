@@ -30,7 +30,7 @@
 //!
 //! The fast-path calls are made from whichever thread owns the port. From a thread that
 //! is not an EAL lcore, mempool operations skip the per-lcore cache (correct, a little
-//! slower); the appliance's workers become lcores when the integrator wires DPDK in.
+//! slower); a worker makes itself an lcore with [`Eal::register_thread`] when it starts.
 
 mod eal;
 
