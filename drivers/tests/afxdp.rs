@@ -559,6 +559,39 @@ fn frames_left_in_the_tx_ring_by_a_failed_kick_are_sent_later() {
     });
 }
 
+#[test]
+fn an_mtu_larger_than_a_frame_is_refused_with_the_fix() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new(1);
+    for dev in ["va", "vb"] {
+        ip(&["-n", &ns.name, "link", "set", dev, "mtu", "3000"]);
+    }
+    ns.run(|| {
+        let e = AfXdpPort::open("va", &AfXdpConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("MTU 3000") && e.contains("use frame_size 4096"),
+            "{e}"
+        );
+        assert!(!ns_has_xdp_here("va"), "nothing attached");
+        let big = AfXdpConfig {
+            frame_size: 4096,
+            ..AfXdpConfig::default()
+        };
+        let mut a = AfXdpPort::open("va", &big).unwrap();
+        let mut b = AfXdpPort::open("vb", &big).unwrap();
+        let pool = PacketPool::new(8);
+        // The largest frame a pool buffer holds crosses intact.
+        let f = vec![test_frame(MAC_B, MAC_A, 7, rouge_drivers::buf::MAX_FRAME)];
+        assert_eq!(send(&mut a, &pool, &f), 1);
+        let (got, _) = recv(&mut b, &pool, 1, Duration::from_secs(2));
+        assert!(got == f);
+    });
+}
+
 /// Time spent in `rx_burst` per frame for `port`, over `rounds` bursts of 32 frames of
 /// `len` bytes sent by `tx` (only calls that returned frames are timed), and the wall
 /// time per frame of the whole loop (send, kernel, receive).

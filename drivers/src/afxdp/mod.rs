@@ -308,6 +308,20 @@ impl AfXdpPort {
                 crate::afpacket::sys::mtu(&ctl, ifname).map_err(err("ioctl(SIOCGIFMTU)"))?,
             )
         };
+        // A received frame starts after the kernel's 256-byte headroom and must fit the
+        // rest of its UMEM frame (no multi-buffer frames), with a possible VLAN tag.
+        let room = config.frame_size as usize - 256;
+        if mtu + 18 > room {
+            return Err(AfXdpError::Config {
+                ifname: ifname.into(),
+                reason: format!(
+                    "the interface's MTU {mtu} needs frames of {} bytes but frame_size {} leaves {room} after the kernel's 256-byte headroom: use frame_size 4096 (MTU up to {}) or lower the MTU",
+                    mtu + 18 + 256,
+                    config.frame_size,
+                    4096 - 256 - 18
+                ),
+            });
+        }
         let program = Arc::new(
             XdpProgram::load_and_attach(ifindex, queues, config.attach)
                 .map_err(|(call, e)| err(call)(e))?,
