@@ -221,6 +221,14 @@ impl L2L3 {
         &self.tcp
     }
 
+    /// The worker's TCP stack, for an application on this worker that opens and drives
+    /// connections of its own (benchmarks and tests; events of connections the services
+    /// and monitors do not own are ignored by [`L2L3::poll`], so such an application
+    /// reads and writes without waiting for them).
+    pub fn tcp_mut(&mut self) -> &mut TcpStack {
+        &mut self.tcp
+    }
+
     /// The current snapshot.
     pub fn dataplane(&self) -> &Arc<Dataplane> {
         &self.dp
@@ -473,6 +481,8 @@ impl L2L3 {
         let shard = vs.counters.shard(self.worker);
         shard.packets.inc();
         shard.bytes.add(total as u64);
+        #[cfg(feature = "perf-canary")]
+        perf_canary();
         let hop = match self.transit(now, &pkt, vlan, l3_off, src_mac, dst, true, emit) {
             Ok(hop) => hop,
             Err(v) => return v,
@@ -924,7 +934,9 @@ impl L2L3 {
                 return;
             };
             let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
-                continue; // IPv6 segments wait for the IPv6 data path.
+                // IPv6 segments wait for the IPv6 data path.
+                self.counters.drops[DropReason::TcpIpv6Unsupported as usize].inc();
+                continue;
             };
             self.ident = self.ident.wrapping_add(1);
             Ipv4Repr {
@@ -966,6 +978,23 @@ fn pad_to_min(pkt: &mut Packet) {
         pkt.set_len(MIN);
         pkt.data_mut()[n..].fill(0);
     }
+}
+
+/// Iterations of the loop the test-only feature `perf-canary` adds to the forwarding
+/// virtual server path (see `perf/tests/callgrind_canary.rs`).
+pub const PERF_CANARY_ROUNDS: u64 = 1000;
+
+/// Test-only (feature `perf-canary`, never in a release): a fixed loop of
+/// [`PERF_CANARY_ROUNDS`] opaque iterations on the forwarding virtual server path, so a
+/// test can prove that `perf/run callgrind`'s `forward` figure counts this code.
+#[cfg(feature = "perf-canary")]
+#[inline(never)]
+fn perf_canary() {
+    let mut acc = 0u64;
+    for i in 0..std::hint::black_box(PERF_CANARY_ROUNDS) {
+        acc = std::hint::black_box(acc.wrapping_add(i));
+    }
+    std::hint::black_box(acc);
 }
 
 /// How long a pipeline may sleep before its timers need it.

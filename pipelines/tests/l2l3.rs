@@ -48,7 +48,16 @@ impl Bed {
     }
 
     fn many(n: usize) -> Vec<Bed> {
-        let dp = Arc::new(testing::dataplane(n));
+        Bed::many_with(testing::dataplane(n), n)
+    }
+
+    /// One bed on `dp` (one worker).
+    fn with(dp: rouge_pipelines::dataplane::Dataplane) -> Bed {
+        Bed::many_with(dp, 1).pop().unwrap()
+    }
+
+    fn many_with(dp: rouge_pipelines::dataplane::Dataplane, n: usize) -> Vec<Bed> {
+        let dp = Arc::new(dp);
         NeighbourBus::new(n)
             .into_iter()
             .enumerate()
@@ -703,4 +712,435 @@ impl ConsumedHelper for Verdict {
     fn min_consumed(self) -> Verdict {
         Verdict::Consumed
     }
+}
+
+// ---- every drop reason and rate limit that no other test reaches (issue 12, Found 8) ----
+
+/// Sets an IPv4 frame's flags and fragment offset word and fixes its header checksum.
+fn set_frag(frame: &mut [u8], word: u16) {
+    frame[14 + 6..14 + 8].copy_from_slice(&word.to_be_bytes());
+    frame[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+    let c = checksum::checksum(&frame[14..34]);
+    frame[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// A bed past its start-up announcements, with nothing emitted yet.
+fn quiet_bed() -> Bed {
+    let mut bed = Bed::new();
+    bed.poll();
+    bed.take();
+    bed
+}
+
+#[test]
+fn frames_of_other_ethertypes_are_dropped_as_unsupported() {
+    let mut bed = quiet_bed();
+    let mut ipv6 = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        SELF_C,
+        1,
+        64,
+        &echo_request(8),
+        None,
+    );
+    ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    assert_eq!(
+        bed.rx(0, &ipv6),
+        Verdict::Dropped(DropReason::EthUnsupportedType)
+    );
+    // LLDP to a multicast MAC, and an unknown type behind a VLAN tag of ours.
+    let mut lldp = vec![0u8; 60];
+    eth::emit_header(
+        &mut lldp,
+        MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]),
+        mac_client(),
+        None,
+        0x88cc,
+    );
+    assert_eq!(
+        bed.rx(0, &lldp),
+        Verdict::Dropped(DropReason::EthUnsupportedType)
+    );
+    let mut tagged = vec![0u8; 60];
+    eth::emit_header(&mut tagged, mac_lb(1), mac_server(), Some(42), 0x88b5);
+    assert_eq!(
+        bed.rx(1, &tagged),
+        Verdict::Dropped(DropReason::EthUnsupportedType)
+    );
+    assert_eq!(bed.dropped(DropReason::EthUnsupportedType), 3);
+    assert_eq!(bed.l2.counters().dropped_total(), 3);
+    assert!(bed.take().is_empty(), "nothing answered");
+    assert_eq!(bed.pool.available(), 64);
+}
+
+#[test]
+fn ipv4_to_broadcast_or_multicast_is_dropped() {
+    let mut bed = quiet_bed();
+    let echo = echo_request(8);
+    // A broadcast MAC carrying IPv4 (even to our own address), the limited broadcast
+    // address and a multicast group behind our MAC.
+    let to_bcast_mac = ip_frame(
+        MacAddr::BROADCAST,
+        mac_client(),
+        CLIENT,
+        SELF_C,
+        1,
+        64,
+        &echo,
+        None,
+    );
+    let to_bcast_ip = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        Ipv4Addr::BROADCAST,
+        1,
+        64,
+        &echo,
+        None,
+    );
+    let to_group = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        Ipv4Addr::new(224, 0, 0, 1),
+        17,
+        64,
+        &[0; 8],
+        None,
+    );
+    for f in [&to_bcast_mac, &to_bcast_ip, &to_group] {
+        assert_eq!(bed.rx(0, f), Verdict::Dropped(DropReason::Ipv4Broadcast));
+    }
+    assert_eq!(bed.dropped(DropReason::Ipv4Broadcast), 3);
+    assert_eq!(bed.l2.counters().dropped_total(), 3);
+    assert_eq!(bed.l2.counters().icmp_echo_replies.get(), 0);
+    assert!(bed.take().is_empty(), "nothing answered");
+}
+
+#[test]
+fn fragments_to_the_appliance_are_dropped_not_answered() {
+    let mut bed = quiet_bed();
+    let whole = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        SELF_C,
+        1,
+        64,
+        &echo_request(16),
+        None,
+    );
+    // First fragment (more fragments), a later one (offset 8 × 8 bytes), the last one.
+    for word in [0x2000u16, 0x2008, 0x0010] {
+        let mut f = whole.clone();
+        set_frag(&mut f, word);
+        assert_eq!(
+            bed.rx(0, &f),
+            Verdict::Dropped(DropReason::Ipv4FragmentToLocal)
+        );
+    }
+    // To the virtual address too.
+    let mut f = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        VIP,
+        1,
+        64,
+        &echo_request(16),
+        None,
+    );
+    set_frag(&mut f, 0x2000);
+    assert_eq!(
+        bed.rx(0, &f),
+        Verdict::Dropped(DropReason::Ipv4FragmentToLocal)
+    );
+    assert_eq!(bed.dropped(DropReason::Ipv4FragmentToLocal), 4);
+    assert_eq!(bed.l2.counters().dropped_total(), 4);
+    assert!(bed.take().is_empty(), "no echo reply for a fragment");
+    // The unfragmented request is still answered.
+    assert_eq!(bed.rx(0, &whole), Verdict::Answered);
+    assert_eq!(bed.take().len(), 1);
+}
+
+#[test]
+fn truncated_and_unsupported_icmp_to_the_appliance_is_dropped_by_reason() {
+    let mut bed = quiet_bed();
+    let to_self =
+        |icmp: &[u8]| ip_frame(mac_lb(0), mac_client(), CLIENT, SELF_C, 1, 64, icmp, None);
+    // Shorter than an ICMP header (4 of 8 bytes), and empty.
+    assert_eq!(
+        bed.rx(0, &to_self(&[8, 0, 0xf7, 0xff])),
+        Verdict::Dropped(DropReason::IcmpMalformed)
+    );
+    assert_eq!(
+        bed.rx(0, &to_self(&[])),
+        Verdict::Dropped(DropReason::IcmpMalformed)
+    );
+    // Valid checksums, but a timestamp request, an echo reply and an echo request
+    // with a non-zero code.
+    let with_type = |t: u8, code: u8| {
+        let mut m = echo_request(8);
+        m[0] = t;
+        m[1] = code;
+        m[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(&m);
+        m[2..4].copy_from_slice(&c.to_be_bytes());
+        m
+    };
+    for (t, code) in [(13, 0), (icmp::ECHO_REPLY, 0), (icmp::ECHO_REQUEST, 1)] {
+        assert_eq!(
+            bed.rx(0, &to_self(&with_type(t, code))),
+            Verdict::Dropped(DropReason::IcmpUnsupported),
+            "type {t} code {code}"
+        );
+    }
+    assert_eq!(bed.dropped(DropReason::IcmpMalformed), 2);
+    assert_eq!(bed.dropped(DropReason::IcmpUnsupported), 3);
+    assert_eq!(bed.l2.counters().dropped_total(), 5);
+    assert_eq!(bed.l2.counters().icmp_echo_replies.get(), 0);
+    assert!(bed.take().is_empty(), "nothing answered");
+}
+
+#[test]
+fn echo_to_an_address_that_does_not_answer_echo_is_unsupported() {
+    use rouge_pipelines::dataplane::{Fastl4Protocol, Fastl4Vs, Snat};
+    use std::net::{IpAddr, SocketAddr};
+    // A SNAT pool address answers ARP but not echo.
+    let pool_addr = Ipv4Addr::new(198, 18, 2, 200);
+    let member = [SocketAddr::new(IpAddr::V4(SERVER), 80)];
+    let dp = testing::dataplane(1).with_fastl4(vec![Fastl4Vs::new(
+        "web",
+        Fastl4Protocol::Tcp,
+        IpAddr::V4(VIP),
+        Some(80),
+        Snat::Pool(vec![pool_addr]),
+        &member,
+        1,
+    )]);
+    let mut bed = Bed::with(dp);
+    bed.poll();
+    bed.take();
+    let req = ip_frame(
+        mac_lb(1),
+        mac_server(),
+        SERVER,
+        pool_addr,
+        1,
+        64,
+        &echo_request(8),
+        None,
+    );
+    assert_eq!(
+        bed.rx(1, &req),
+        Verdict::Dropped(DropReason::IcmpUnsupported)
+    );
+    assert_eq!(bed.dropped(DropReason::IcmpUnsupported), 1);
+    assert_eq!(bed.l2.counters().icmp_echo_replies.get(), 0);
+    assert!(bed.take().is_empty());
+}
+
+#[test]
+fn a_full_queue_for_an_unresolved_next_hop_drops_the_extra_packet() {
+    let mut bed = quiet_bed();
+    let pkt = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        SERVER,
+        17,
+        64,
+        &[1; 8],
+        None,
+    );
+    for _ in 0..rouge_pipelines::arp::MAX_PENDING {
+        assert_eq!(bed.rx(0, &pkt), Verdict::Held);
+    }
+    assert_eq!(bed.rx(0, &pkt), Verdict::Dropped(DropReason::ArpQueueFull));
+    assert_eq!(bed.rx(0, &pkt), Verdict::Dropped(DropReason::ArpQueueFull));
+    assert_eq!(bed.dropped(DropReason::ArpQueueFull), 2);
+    assert_eq!(bed.l2.counters().dropped_total(), 2);
+    let out = bed.take();
+    assert_eq!(out.len(), 1, "one ARP request, nothing forwarded");
+    assert_eq!(ArpRepr::parse(&out[0].1[14..]).unwrap().target_ip, SERVER);
+    assert_eq!(
+        bed.pool.available(),
+        64 - rouge_pipelines::arp::MAX_PENDING,
+        "only the held packets keep buffers"
+    );
+    // The answer releases exactly the held packets.
+    let reply = arp_frame(
+        Operation::Reply,
+        mac_server(),
+        SERVER,
+        mac_lb(1),
+        SELF_S,
+        None,
+    );
+    assert_eq!(bed.rx(1, &reply), Verdict::Consumed);
+    assert_eq!(bed.take().len(), rouge_pipelines::arp::MAX_PENDING);
+    assert_eq!(bed.l2.counters().forwarded.get(), 4);
+}
+
+#[test]
+fn a_full_neighbour_table_drops_packets_to_new_next_hops() {
+    let mut bed = quiet_bed();
+    // testing::dataplane holds 64 neighbours: 64 hosts on the server VLAN ask for us.
+    let host = |i: u8| Ipv4Addr::new(198, 18, 2, 100 + i);
+    for i in 0..64 {
+        let ask = arp_frame(
+            Operation::Request,
+            MacAddr::local(1000 + i as u32),
+            host(i),
+            MacAddr::BROADCAST,
+            SELF_S,
+            None,
+        );
+        assert_eq!(bed.rx(1, &ask), Verdict::Answered);
+        bed.take();
+    }
+    let to = |dst: Ipv4Addr| ip_frame(mac_lb(0), mac_client(), CLIENT, dst, 17, 64, &[2; 8], None);
+    let unknown = Ipv4Addr::new(198, 18, 2, 200);
+    assert_eq!(
+        bed.rx(0, &to(unknown)),
+        Verdict::Dropped(DropReason::ArpTableFull)
+    );
+    assert_eq!(bed.dropped(DropReason::ArpTableFull), 1);
+    assert_eq!(bed.l2.counters().dropped_total(), 1);
+    assert_eq!(bed.l2.counters().arp_requests_sent.get(), 0);
+    assert!(
+        bed.take().is_empty(),
+        "no ARP request for a neighbour that cannot be held"
+    );
+    // Known neighbours are still reached.
+    assert_eq!(bed.rx(0, &to(host(63))), Verdict::Forwarded);
+    assert_eq!(bed.take().len(), 1);
+    assert_eq!(bed.pool.available(), 64);
+}
+
+#[test]
+fn an_empty_pool_is_counted_as_no_buffer_and_recovers() {
+    let mut bed = quiet_bed();
+    let expiring = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        SERVER,
+        17,
+        1,
+        &[0; 8],
+        None,
+    );
+    // Every buffer but the received packet's is taken: the ICMP error has none.
+    let hog: Vec<Packet> = (0..63).map(|_| bed.pool.alloc().unwrap()).collect();
+    assert_eq!(
+        bed.rx(0, &expiring),
+        Verdict::Dropped(DropReason::TtlExceeded)
+    );
+    assert_eq!(bed.dropped(DropReason::NoBuffer), 1);
+    assert_eq!(bed.l2.counters().icmp_errors_sent.get(), 0);
+    // The ARP request for an unresolved next hop has none either: the packet waits.
+    let forward = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        SERVER,
+        17,
+        64,
+        &[3; 8],
+        None,
+    );
+    assert_eq!(bed.rx(0, &forward), Verdict::Held);
+    assert_eq!(bed.dropped(DropReason::NoBuffer), 2);
+    assert_eq!(bed.l2.counters().arp_requests_sent.get(), 0);
+    assert!(bed.take().is_empty(), "nothing could be built");
+    drop(hog);
+    // With buffers back, the error is sent and the request goes out at the retry.
+    assert_eq!(
+        bed.rx(0, &expiring),
+        Verdict::Dropped(DropReason::TtlExceeded)
+    );
+    assert_eq!(bed.l2.counters().icmp_errors_sent.get(), 1);
+    bed.now += Duration::from_secs(1);
+    bed.poll();
+    let out = bed.take();
+    assert_eq!(out.len(), 2, "the ICMP error and the retried ARP request");
+    assert_eq!(ArpRepr::parse(&out[1].1[14..]).unwrap().target_ip, SERVER);
+    assert_eq!(bed.dropped(DropReason::NoBuffer), 2);
+    assert_eq!(bed.dropped(DropReason::TtlExceeded), 2);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited_per_worker() {
+    let mut bed = quiet_bed();
+    let expiring = ip_frame(
+        mac_lb(0),
+        mac_client(),
+        CLIENT,
+        SERVER,
+        17,
+        1,
+        &[0; 8],
+        None,
+    );
+    // testing::dataplane allows 1000 errors/s with a burst of a tenth of that: 100.
+    let mut errors = 0;
+    for _ in 0..101 {
+        assert_eq!(
+            bed.rx(0, &expiring),
+            Verdict::Dropped(DropReason::TtlExceeded)
+        );
+        errors += bed.take().len();
+    }
+    let c = bed.l2.counters().clone();
+    assert_eq!(errors, 100);
+    assert_eq!(c.icmp_errors_sent.get(), 100);
+    assert_eq!(c.icmp_errors_rate_limited.get(), 1);
+    // 2 ms later, two tokens: two errors, then the limit again.
+    bed.now += Duration::from_millis(2);
+    for _ in 0..3 {
+        bed.rx(0, &expiring);
+        errors += bed.take().len();
+    }
+    assert_eq!(errors, 102);
+    assert_eq!(c.icmp_errors_sent.get(), 102);
+    assert_eq!(c.icmp_errors_rate_limited.get(), 2);
+    assert_eq!(bed.dropped(DropReason::TtlExceeded), 104);
+}
+
+#[test]
+fn ipv6_segments_of_the_appliance_stack_are_dropped_and_counted() {
+    use rouge_pipelines::tcp::ProfileId;
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    let mut bed = quiet_bed();
+    let local = SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1)),
+        40_000,
+    );
+    let remote = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2)), 80);
+    let now = bed.now;
+    bed.l2
+        .tcp_mut()
+        .connect(now, local, remote, ProfileId::DEFAULT)
+        .unwrap();
+    bed.poll();
+    assert_eq!(bed.dropped(DropReason::TcpIpv6Unsupported), 1, "the SYN");
+    assert_eq!(bed.l2.counters().dropped_total(), 1);
+    assert_eq!(bed.l2.counters().tcp_segments_out.get(), 0);
+    assert!(bed.take().is_empty(), "nothing sent");
+    assert_eq!(bed.pool.available(), 64);
+    bed.poll();
+    assert_eq!(
+        bed.dropped(DropReason::TcpIpv6Unsupported),
+        1,
+        "no retry yet"
+    );
+    // The retransmitted SYN is counted too.
+    bed.now += Duration::from_secs(5);
+    bed.poll();
+    assert!(bed.dropped(DropReason::TcpIpv6Unsupported) >= 2);
+    assert!(bed.take().is_empty());
 }
