@@ -19,6 +19,8 @@ PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool t
       # the management plane's tests: promtool (prometheus) checks /metrics, headless
       # chromium opens the dashboard, tmux is the terminal of `rouge top`
       prometheus chromium tmux
+      # the DPDK port (cargo feature `dpdk` of rouge-drivers): headers, bindgen's libclang
+      libdpdk-dev libclang-dev pkg-config
       # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
       qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod

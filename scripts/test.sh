@@ -40,6 +40,19 @@ fi
 passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE "[0-9]+ failed" /tmp/rouge-test.log | awk '{s+=$1} END {print s+0}')
 
+step "DPDK port (feature dpdk): clippy and tests over net_ring and net_af_packet vdevs"
+cargo clippy -q -p rouge-drivers --features dpdk --all-targets -- -D warnings
+# The whole drivers crate builds and passes with the feature; only the DPDK binary's
+# tests are new (the others ran above), so only its result line joins the counted log.
+cargo test -p rouge-drivers --features dpdk > /tmp/rouge-test-dpdk.log 2>&1 || true
+grep -E "^(test result|error|---- )|panicked" /tmp/rouge-test-dpdk.log || true
+if grep -qE "test result: FAILED|^error" /tmp/rouge-test-dpdk.log; then
+    echo "tests failed (full log: /tmp/rouge-test-dpdk.log)"
+    exit 1
+fi
+awk '/Running tests\/dpdk.rs/ {d=1} d && /^test result: ok/ {print; exit}' /tmp/rouge-test-dpdk.log >> /tmp/rouge-test.log
+passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
+
 step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
 ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
 if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then

@@ -6,20 +6,27 @@
 //!   and return to, allocated once at start so the data path never allocates;
 //! - [`port`]: the [`Port`] trait (burst receive and transmit of up to
 //!   [`BURST_SIZE`] packets), per-port counters and named drop reasons;
-//! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`pipe`]
+//! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`afxdp`]
+//!   (AF_XDP sockets with Rouge's own XDP redirect program), `dpdk` (DPDK ethdevs,
+//!   with cargo feature `dpdk`), [`pipe`]
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
-//!   [`pcap`] (writes every frame to a capture file).
+//!   [`pcap`] (writes every frame to a capture file);
+//! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key.
 //!
 //! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
 
 pub mod afpacket;
+pub mod afxdp;
 pub mod buf;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod faulty;
 pub mod netns;
 pub mod pcap;
 pub mod pipe;
 pub mod port;
+pub mod steer;
 pub mod wait;
 
 pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};

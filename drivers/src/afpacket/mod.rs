@@ -69,7 +69,7 @@
 //! interface; frames flow once the interface is up.
 
 pub mod bpf;
-mod sys;
+pub(crate) mod sys;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

@@ -1,0 +1,267 @@
+//! DPDK port (feature `dpdk`) over virtual devices, without hugepages or PCI. The EAL
+//! is process-global and initialises once, so every DPDK test lives in this one test
+//! binary, shares one EAL and runs under one lock. Each test probes its own `net_ring`
+//! device (a ring whose transmit side feeds its own receive side) so none depends on
+//! another's leftovers. Needs no root for `net_ring`; the `net_af_packet` test needs
+//! root for its namespace and says so when skipped.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use rouge_drivers::dpdk::{DpdkConfig, DpdkError, DpdkPort, Eal};
+use rouge_drivers::{netns, Burst, MacAddr, PacketPool, Port, PortDrop};
+
+const EAL_ARGS: &[&str] = &[
+    "--no-huge",
+    "-m",
+    "128",
+    "--no-pci",
+    "--no-shconf",
+    "--no-telemetry",
+    "-l",
+    "0",
+    "--log-level",
+    "5",
+];
+
+/// The process's EAL, initialised on first use, and the lock that serialises tests.
+fn eal() -> (Eal, MutexGuard<'static, ()>) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    static EAL: OnceLock<Eal> = OnceLock::new();
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let eal = *EAL.get_or_init(|| Eal::init(EAL_ARGS).expect("EAL init without hugepages"));
+    (eal, guard)
+}
+
+/// Probes a fresh `net_ring` device and opens a port on it.
+fn ring_port(eal: Eal, config: &DpdkConfig) -> DpdkPort {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let name = format!("net_ring{}", SEQ.fetch_add(1, Ordering::Relaxed));
+    eal.probe(&name).expect("probe net_ring");
+    DpdkPort::open(eal, &name, config).expect("open net_ring port")
+}
+
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&MacAddr::BROADCAST.0);
+    f.extend_from_slice(&MacAddr::local(seq).0);
+    f.extend_from_slice(&0x88b5u16.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < len {
+        f.push((f.len() as u32 ^ seq.wrapping_mul(31)) as u8);
+    }
+    f.truncate(len);
+    f
+}
+
+fn send<P: Port>(port: &mut P, pool: &PacketPool, frames: &[Vec<u8>]) -> usize {
+    let mut burst = Burst::new();
+    for f in frames {
+        burst.push(pool.alloc_from(f).expect("pool has room"));
+    }
+    let n = port.tx_burst(&mut burst);
+    assert!(burst.is_empty());
+    n
+}
+
+fn recv<P: Port>(port: &mut P, pool: &PacketPool, want: usize, deadline: Duration) -> Vec<Vec<u8>> {
+    let end = Instant::now() + deadline;
+    let mut got = Vec::new();
+    while got.len() < want && Instant::now() < end {
+        let mut out = Burst::new();
+        if port.rx_burst(pool, &mut out) == 0 {
+            port.wait_rx(Duration::from_millis(1));
+        }
+        got.extend(out.iter().map(|p| p.data().to_vec()));
+    }
+    got
+}
+
+#[test]
+fn a_second_eal_init_is_refused() {
+    let (_eal, _lock) = eal();
+    assert!(matches!(
+        Eal::init(EAL_ARGS),
+        Err(DpdkError::AlreadyInitialised)
+    ));
+    assert!(Eal::get().is_some());
+}
+
+#[test]
+fn worker_threads_become_lcores() {
+    let (eal, _lock) = eal();
+    let ids: Vec<u32> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let id = eal.register_thread().expect("register");
+                assert_eq!(
+                    eal.register_thread().unwrap(),
+                    id,
+                    "registering twice is harmless"
+                );
+                id
+            })
+            .join()
+            .unwrap()
+        })
+        .collect();
+    // The main lcore is 0 (`-l 0`); registered threads get others.
+    assert!(ids.iter().all(|&id| id != 0 && id != u32::MAX), "{ids:?}");
+}
+
+#[test]
+fn frames_loop_back_intact_over_net_ring() {
+    let (eal, _lock) = eal();
+    let mut port = ring_port(eal, &DpdkConfig::default());
+    assert_eq!(port.mtu(), 1500);
+    assert_eq!(port.max_tx_len(), 1518);
+    let pool = PacketPool::new(128);
+    let sizes = |i: u32| 60 + (i as usize * 97) % (1514 - 60 + 1);
+    let sent: Vec<_> = (0..42).map(|i| frame(i, sizes(i))).collect();
+    assert_eq!(send(&mut port, &pool, &sent[..32]), 32);
+    assert_eq!(send(&mut port, &pool, &sent[32..]), 10);
+    let got = recv(&mut port, &pool, 42, Duration::from_secs(2));
+    assert_eq!(got.len(), 42);
+    assert!(got == sent, "frames come back intact and in order");
+    let bytes: u64 = sent.iter().map(|f| f.len() as u64).sum();
+    let c = port.counters();
+    assert_eq!((c.tx_packets.get(), c.tx_bytes.get()), (42, bytes));
+    assert_eq!((c.rx_packets.get(), c.rx_bytes.get()), (42, bytes));
+    let st = port.poll_stats();
+    assert_eq!((st.opackets, st.ipackets), (42, 42), "{st:?}");
+    // Too big (MTU + 18 for untagged frames is 4 bytes too many) and too short frames
+    // are dropped and counted; the rest of the burst goes.
+    let burst = [frame(100, 1515), vec![0; 10], frame(101, 1514)];
+    assert_eq!(send(&mut port, &pool, &burst), 1);
+    assert_eq!(port.counters().dropped(PortDrop::TxTooBig), 1);
+    assert_eq!(port.counters().dropped(PortDrop::TxError), 1);
+    assert_eq!(
+        recv(&mut port, &pool, 1, Duration::from_secs(2)),
+        vec![frame(101, 1514)]
+    );
+    assert_eq!(pool.available(), 128, "every packet went back to the pool");
+    // Many rounds cycle every mbuf of the port's pool several times: a leak shows.
+    let before = port.mbufs_available();
+    for round in 0..400u32 {
+        let frames: Vec<_> = (0..32).map(|i| frame(round * 32 + i, 64)).collect();
+        assert_eq!(send(&mut port, &pool, &frames), 32);
+        assert!(recv(&mut port, &pool, 32, Duration::from_secs(2)) == frames);
+    }
+    assert_eq!(port.mbufs_available(), before, "no mbuf leaked");
+}
+
+#[test]
+fn an_empty_pool_drops_and_counts_instead_of_stalling() {
+    let (eal, _lock) = eal();
+    let mut port = ring_port(eal, &DpdkConfig::default());
+    let pool = PacketPool::new(32);
+    let frames: Vec<_> = (0..10).map(|i| frame(i, 100)).collect();
+    assert_eq!(send(&mut port, &pool, &frames), 10);
+    let small = PacketPool::new(4);
+    let mut out = Burst::new();
+    assert_eq!(port.rx_burst(&small, &mut out), 4);
+    assert!(out.iter().zip(&frames).all(|(p, f)| p.data() == &f[..]));
+    assert_eq!(port.counters().dropped(PortDrop::RxNoBuffer), 6);
+    drop(out);
+    assert_eq!(send(&mut port, &pool, &frames[..1]), 1);
+    assert!(recv(&mut port, &small, 1, Duration::from_secs(2)) == frames[..1]);
+}
+
+#[test]
+fn a_full_device_ring_is_counted_on_transmit() {
+    let (eal, _lock) = eal();
+    // net_ring's ring holds 1023 frames; nothing receives, so the rest are refused.
+    let mut port = ring_port(eal, &DpdkConfig::default());
+    let pool = PacketPool::new(64);
+    let mut sent = 0;
+    for round in 0..40u32 {
+        let frames: Vec<_> = (0..32).map(|i| frame(round * 32 + i, 60)).collect();
+        sent += send(&mut port, &pool, &frames);
+    }
+    assert_eq!(sent, 1023);
+    assert_eq!(
+        port.counters().dropped(PortDrop::TxRingFull),
+        40 * 32 - 1023
+    );
+    assert_eq!(port.counters().tx_packets.get(), 1023);
+    let got = recv(&mut port, &pool, 1023, Duration::from_secs(2));
+    assert_eq!(got.len(), 1023);
+}
+
+#[test]
+fn unknown_devices_and_bad_configurations_are_named() {
+    let (eal, _lock) = eal();
+    let e = DpdkPort::open(eal, "net_nosuch9", &DpdkConfig::default()).unwrap_err();
+    assert!(
+        e.to_string().starts_with("net_nosuch9: no DPDK port"),
+        "{e}"
+    );
+    let bad = DpdkConfig {
+        mbufs: 100,
+        ..DpdkConfig::default()
+    };
+    let e = DpdkPort::open(eal, "net_nosuch9", &bad).unwrap_err();
+    assert!(e.to_string().contains("mbufs (100) must exceed"), "{e}");
+    let e = eal.probe("net_nosuchdriver0").unwrap_err();
+    assert!(e.to_string().contains("rte_dev_probe"), "{e}");
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip(8)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn frames_cross_a_veth_through_net_af_packet() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: the net_af_packet test needs root for its namespace");
+        return;
+    }
+    let (eal, _lock) = eal();
+    let ns = format!("rgd-{}", std::process::id());
+    ip(&["netns", "add", &ns]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _del = Del(ns.clone());
+    for key in ["all", "default"] {
+        let k = format!("net.ipv6.conf.{key}.disable_ipv6=1");
+        ip(&["netns", "exec", &ns, "sysctl", "-qw", &k]);
+    }
+    ip(&[
+        "-n", &ns, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+    ]);
+    for dev in ["va", "vb"] {
+        ip(&["-n", &ns, "link", "set", dev, "up"]);
+    }
+    // The PMD opens its AF_PACKET socket at probe time, in the probing thread's
+    // namespace; the ports' sockets stay there.
+    let (mut a, mut b) = netns::run_in(&ns, || {
+        eal.probe("net_af_packet_va,iface=va").expect("probe va");
+        eal.probe("net_af_packet_vb,iface=vb").expect("probe vb");
+        (
+            DpdkPort::open(eal, "net_af_packet_va", &DpdkConfig::default()).expect("open va"),
+            DpdkPort::open(eal, "net_af_packet_vb", &DpdkConfig::default()).expect("open vb"),
+        )
+    })
+    .expect("enter namespace");
+    let pool = PacketPool::new(64);
+    let frames: Vec<_> = (0..20).map(|i| frame(i, 64 + i as usize * 70)).collect();
+    assert_eq!(send(&mut a, &pool, &frames), 20);
+    let got = recv(&mut b, &pool, 20, Duration::from_secs(3));
+    assert!(got == frames, "{} of 20 frames arrived intact", got.len());
+    let back = vec![frame(99, 1514)];
+    assert_eq!(send(&mut b, &pool, &back), 1);
+    assert!(recv(&mut a, &pool, 1, Duration::from_secs(3)) == back);
+}
