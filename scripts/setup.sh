@@ -9,7 +9,7 @@ set -euo pipefail
 
 PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils
-      iptables
+      iptables nftables
       # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
       qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod
