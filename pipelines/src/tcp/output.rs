@@ -205,7 +205,7 @@ impl Connection {
             if !self.timers.armed(Timer::Rto) {
                 self.arm_rto(now, p);
             }
-            if matches!(how, Pick::Next(false)) {
+            if matches!(how, Pick::Next(false) | Pick::Repair(_, Why::Fast)) {
                 self.arm_tlp(now, p);
             }
             self.last_tx_ms = ms(now);

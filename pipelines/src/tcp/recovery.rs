@@ -92,7 +92,7 @@ impl Connection {
         if self.rtx.next_lost().is_some() {
             n.set(Notify::OUTPUT);
         }
-        if acked > 0 {
+        if acked > 0 || (self.has(flag::RECOVERY) && d.bytes > 0) {
             self.arm_tlp(now, p);
         }
     }
@@ -101,7 +101,8 @@ impl Connection {
     /// segments still inside the reordering window.
     pub(super) fn rack_detect(&mut self, now: Instant, c: &mut TcpCounters) -> usize {
         let srtt = self.rtt.srtt().as_nanos() as u64;
-        let sacked_3 = self.rtx.sacked_bytes() >= 3 * self.mss as usize;
+        // DupThresh (3) segments SACKed, counted in bytes as RFC 6675 does: more than 2 MSS.
+        let sacked_3 = self.rtx.sacked_bytes() > 2 * self.mss as usize;
         let reo = self.rack.reo_wnd(self.recovering(), sacked_3, srtt);
         let (lost, lost_rxt, wait) = self.rack.detect_loss(&mut self.rtx, now.as_nanos(), reo);
         c.lost_retransmits += lost_rxt as u64;
@@ -148,7 +149,6 @@ impl Connection {
         self.cc.on_loss(now, out);
         self.prr.start(out);
         self.tlp = Tlp::default();
-        self.timers.stop(Timer::Tlp);
         // Karn: the retransmitted segment must not be timed.
         self.rtt_timing = false;
     }
@@ -211,10 +211,13 @@ impl Connection {
         } else if dsack.is_some_and(|(_, r)| seq::le(r, end)) {
             // The original and the probe both arrived: nothing was lost.
         } else if acked > 0 {
-            // The probe repaired a loss: reduce once, as fast recovery would have.
+            // The probe repaired a loss: reduce once, as fast recovery would have
+            // (unless this is a fast recovery, which already did).
             c.tlp_recoveries += 1;
-            let out = self.outstanding();
-            self.cc.on_loss(now, out.max(self.mss as usize));
+            if !self.recovering() {
+                let out = self.outstanding();
+                self.cc.on_loss(now, out.max(self.mss as usize));
+            }
         } else if d.bytes > 0 {
             // More to learn from a later ACK.
             return;
@@ -223,10 +226,13 @@ impl Connection {
     }
 
     /// Arms the probe timeout when a probe may help: SACK in use, data in flight, not
-    /// recovering and no probe episode open (RFC 8985 section 7.2).
+    /// in timeout recovery and no probe episode open (RFC 8985 section 7.2). Unlike the
+    /// RFC (and Linux), it is armed in fast recovery too: when the last ACKs of an
+    /// episode are lost, or its last retransmission and everything after it, nothing
+    /// else would clock the sender but the RTO.
     pub(super) fn arm_tlp(&mut self, now: Instant, p: &TcpProfile) {
         if !self.sack_ok
-            || self.recovering()
+            || self.has(flag::LOSS)
             || self.tlp.end.is_some()
             || self.outstanding() == 0
             || !self.state.synchronized()
@@ -267,7 +273,7 @@ impl Connection {
 
     /// The probe timer: send one probe (RFC 8985 section 7.3).
     pub(super) fn on_probe_timeout(&mut self) -> Notify {
-        if self.outstanding() == 0 || self.recovering() || self.tlp.end.is_some() {
+        if self.outstanding() == 0 || self.has(flag::LOSS) || self.tlp.end.is_some() {
             return Notify::default();
         }
         self.set(flag::TLP_PROBE);

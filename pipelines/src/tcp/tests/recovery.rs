@@ -295,6 +295,25 @@ fn lost_acks_at_the_tail_are_recovered_by_the_probe() {
 }
 
 #[test]
+fn lost_acks_at_the_end_of_a_recovery_are_recovered_by_a_probe() {
+    let (mut s, h, iss) = sack_established(8000);
+    s.write(h, &[1u8; 8000]).unwrap();
+    assert_eq!(recv_all(&mut s, t(10)).len(), 8);
+    let b = iss + 1;
+    send!(s, 11, sack_ack(b, &[(b + 1000, b + 4000)]));
+    recv!(s, 11, [(ACK, b, PEER_ISS + 1, 1000)]);
+    // Every later ACK is lost. In fast recovery too, a probe goes after 2 SRTT + 2 ms
+    // (RFC 8985 arms it only outside recovery; the RTO would be 200 ms away).
+    recv_nothing!(s, 14);
+    recv!(s, 15, [(PSHACK, b + 7000, PEER_ISS + 1, 1000)]);
+    send!(s, 16, sack_ack(b + 8000, &[(b + 7000, b + 8000)]));
+    let c = s.connection(h).unwrap();
+    assert!(!c.recovering() && c.outstanding() == 0);
+    let k = s.counters();
+    assert_eq!((k.tlp_probes, k.timeouts, k.fast_recoveries), (1, 0, 1));
+}
+
+#[test]
 fn reordering_mistaken_for_loss_is_undone_by_dsack() {
     let (mut s, h, iss) = sack_established(8000);
     s.write(h, &[1u8; 8000]).unwrap();
