@@ -175,7 +175,10 @@ impl Connection {
                             c.tlp_probes += 1;
                             self.tlp.end = Some(self.snd_max);
                             self.tlp.is_retrans = true;
+                            self.tlp.probes += 1;
+                            self.tlp.last = Some((s, end));
                             self.arm_rto(now, p);
+                            self.arm_tlp(now, p);
                         }
                     }
                     if why != Why::Probe && self.undo.active {
@@ -194,7 +197,9 @@ impl Connection {
                         c.tlp_probes += 1;
                         self.tlp.end = Some(self.snd_max);
                         self.tlp.is_retrans = false;
+                        self.tlp.probes += 1;
                         self.arm_rto(now, p);
+                        self.arm_tlp(now, p);
                     }
                 }
                 Pick::Ack => {}

@@ -182,6 +182,10 @@ impl Rack {
     }
 }
 
+/// Most probes sent before the RTO is left to fire (RFC 8985 sends one; a second, after
+/// twice the timeout, covers the probe or its ACK being lost too).
+pub const MAX_PROBES: u8 = 2;
+
 /// The tail loss probe state (RFC 8985 section 7).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tlp {
@@ -189,6 +193,27 @@ pub struct Tlp {
     pub end: Option<u32>,
     /// The probe was a retransmission (TLP.is_retrans).
     pub is_retrans: bool,
+    /// Probes sent in this episode.
+    pub probes: u8,
+    /// The range of the last retransmitted probe: a D-SACK for it is about the probe,
+    /// not reordering and not a spurious recovery.
+    pub last: Option<(u32, u32)>,
+}
+
+impl Tlp {
+    /// True if the D-SACK block `(l, r)` reports the last probe received twice.
+    pub fn covers(&self, (l, r): (u32, u32)) -> bool {
+        self.last
+            .is_some_and(|(a, b)| seq::le(a, l) && seq::le(r, b))
+    }
+
+    /// Ends the episode (keeping the last probe's range for late D-SACKs).
+    pub fn end_episode(&mut self) {
+        *self = Tlp {
+            last: self.last,
+            ..Tlp::default()
+        };
+    }
 }
 
 /// The probe timeout (section 7.2): two smoothed RTTs, plus the peer's worst-case

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::config::TcpProfile;
 use super::counters::TcpCounters;
-use super::rack::{self, Tlp};
+use super::rack;
 use super::rtx::Delivered;
 use super::seq;
 use super::state::{flag, Connection, Notify, Undo};
@@ -148,7 +148,7 @@ impl Connection {
         self.recover = self.snd_max;
         self.cc.on_loss(now, out);
         self.prr.start(out);
-        self.tlp = Tlp::default();
+        self.tlp.end_episode();
         // Karn: the retransmitted segment must not be timed.
         self.rtt_timing = false;
     }
@@ -168,6 +168,10 @@ impl Connection {
     /// retransmissions it was spurious; when all of them were, undo the reduction.
     fn on_dsack(&mut self, (l, r): (u32, u32), c: &mut TcpCounters) {
         c.dsacks_received += 1;
+        if self.tlp.covers((l, r)) {
+            // A probe received twice: neither reordering nor a spurious recovery.
+            return;
+        }
         self.rack.on_dsack(self.snd_una, self.snd_max);
         let u = &mut self.undo;
         if !u.active || u.retrans == 0 || !seq::gt(r, u.marker) || seq::gt(l, self.snd_max) {
@@ -208,7 +212,7 @@ impl Connection {
         }
         if !self.tlp.is_retrans {
             // A probe of new data was acknowledged.
-        } else if dsack.is_some_and(|(_, r)| seq::le(r, end)) {
+        } else if dsack.is_some_and(|b| self.tlp.covers(b) || seq::le(b.1, end)) {
             // The original and the probe both arrived: nothing was lost.
         } else if acked > 0 {
             // The probe repaired a loss: reduce once, as fast recovery would have
@@ -222,7 +226,7 @@ impl Connection {
             // More to learn from a later ACK.
             return;
         }
-        self.tlp = Tlp::default();
+        self.tlp.end_episode();
     }
 
     /// Arms the probe timeout when a probe may help: SACK in use, data in flight, not
@@ -233,7 +237,7 @@ impl Connection {
     pub(super) fn arm_tlp(&mut self, now: Instant, p: &TcpProfile) {
         if !self.sack_ok
             || self.has(flag::LOSS)
-            || self.tlp.end.is_some()
+            || self.tlp.probes >= rack::MAX_PROBES
             || self.outstanding() == 0
             || !self.state.synchronized()
         {
@@ -242,7 +246,8 @@ impl Connection {
         }
         let srtt = self.rtt.srtt().as_nanos() as u64;
         let one = self.outstanding() <= self.mss as usize;
-        let pto = rack::pto(srtt, one, p.min_rto.as_nanos() as u64);
+        // A second probe waits twice as long.
+        let pto = rack::pto(srtt, one, p.min_rto.as_nanos() as u64) << self.tlp.probes;
         let at = now + Duration::from_nanos(pto);
         if self
             .timers
@@ -273,7 +278,7 @@ impl Connection {
 
     /// The probe timer: send one probe (RFC 8985 section 7.3).
     pub(super) fn on_probe_timeout(&mut self) -> Notify {
-        if self.outstanding() == 0 || self.has(flag::LOSS) || self.tlp.end.is_some() {
+        if self.outstanding() == 0 || self.has(flag::LOSS) || self.tlp.probes >= rack::MAX_PROBES {
             return Notify::default();
         }
         self.set(flag::TLP_PROBE);
@@ -294,7 +299,7 @@ impl Connection {
         self.recover = self.snd_max;
         self.dupacks = 0;
         self.rtx.mark_all_lost();
-        self.tlp = Tlp::default();
+        self.tlp.end_episode();
         self.timers.stop(Timer::Tlp);
         self.timers.stop(Timer::Reo);
     }
