@@ -141,6 +141,7 @@ fn rouge_sends_to_the_kernel_under_random_loss() {
         set_loss(&bed, permille);
         let before = tcp_counters(&bed);
         let secs = transfer(&bed, "download", 19, bytes);
+        std::thread::sleep(Duration::from_millis(100));
         let after = tcp_counters(&bed);
         check_recovery("chargen to the kernel", permille, secs, &before, &after);
     }
@@ -156,7 +157,13 @@ fn the_kernel_sends_into_rouge_under_random_loss() {
         set_loss(&bed, permille);
         let before = tcp_counters(&bed);
         let secs = transfer(&bed, "echo", 7, bytes);
-        let after = tcp_counters(&bed);
+        // The workers publish their counters every few milliseconds.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut after = tcp_counters(&bed);
+        while delta(&before, &after, "bytes_in") < bytes && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            after = tcp_counters(&bed);
+        }
         assert!(
             delta(&before, &after, "bytes_in") >= bytes,
             "Rouge received every byte: {after}"
