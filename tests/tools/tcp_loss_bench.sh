@@ -3,7 +3,7 @@
 #
 # Usage (as root, from anywhere):
 #   tests/tools/tcp_loss_bench.sh [--bytes N] [--loss 0,0.5,2,5] [--systems rouge,kernel]
-#                                 [--rouge PATH] [--prefix P] [--pcap DIR]
+#                                 [--rouge PATH] [--prefix P] [--pcap DIR] [--reps N]
 #
 # For each system it builds a private test bed (scripts/testbed.sh up P, with --kernel
 # for the kernel), starts the server in the lb namespace (Rouge with
@@ -14,11 +14,14 @@
 # the client: `send` = the server sends (download from chargen :19, pattern checked),
 # `recv` = the server receives (upload into discard :9, acknowledged to the last byte).
 #
-# Output: one tab-separated line per (system, direction, loss):
+# --reps N repeats each transfer N times (default 1); the table shows the median.
+# Output: one tab-separated line per (system, direction, loss, repetition):
 #   system  direction  loss_pct  bytes  seconds  MB/s  [rouge tcp counter deltas as k=v]
 # followed by a Markdown table. Throughput is the client's wall time for the whole
 # transfer (connect to the last byte read, or to the server's FIN after the last byte).
 # --pcap DIR records the client's c0 (first 200 bytes of each frame) for every run.
+# TCP_CC=cubic (bbr, reno) in the environment sets the kernel server's congestion control
+# (default: the host's net.ipv4.tcp_congestion_control); its rows are then `kernel-cubic`.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +32,7 @@ SYSTEMS=rouge,kernel
 ROUGE=${ROUGE_BIN:-$REPO/target/release/rouge}
 P=tlb$$-
 PCAP=
+REPS=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --bytes) BYTES=$2; shift 2 ;;
@@ -37,6 +41,7 @@ while [[ $# -gt 0 ]]; do
         --rouge) ROUGE=$2; shift 2 ;;
         --prefix) P=$2; shift 2 ;;
         --pcap) PCAP=$2; shift 2 ;;
+        --reps) REPS=$2; shift 2 ;;
         *) sed -n '2,22p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -97,6 +102,7 @@ for sys in "${systems[@]}"; do
     for loss in "${losses[@]}"; do
         permille=$(python3 -c "print(round(float('$loss') * 10))")
         set_loss "$permille"
+        for rep in $(seq "$REPS"); do
         for dir in send recv; do
             mode=download port=19
             [[ $dir == recv ]] && mode=upload port=9
@@ -113,10 +119,13 @@ for sys in "${systems[@]}"; do
             [[ -n $cap_pid ]] && { sleep 0.2; kill "$cap_pid"; wait "$cap_pid" 2>/dev/null || true; }
             extra=
             [[ $sys == rouge ]] && extra=$(delta "$before" "$(counters)")
+            label=$sys
+            [[ $sys == kernel && -n ${TCP_CC:-} ]] && label=kernel-$TCP_CC
             line=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1] or "{}"); ok=r.get("ok")
 s=r.get("seconds") or 0; b=r.get("bytes") or 0
-print("%s\t%s\t%s\t%d\t%.2f\t%s" % (sys.argv[2], sys.argv[3], sys.argv[4], b, s, ("%.0f" % (b/s/1e6)) if ok and s else "FAILED:"+str(r.get("error"))))' "$out" "$sys" "$dir" "$loss")
+print("%s\t%s\t%s\t%d\t%.2f\t%s" % (sys.argv[2], sys.argv[3], sys.argv[4], b, s, ("%.0f" % (b/s/1e6)) if ok and s else "FAILED:"+str(r.get("error"))))' "$out" "$label" "$dir" "$loss")
             echo -e "$line\t$extra" | tee -a "$ROWS"
+        done
         done
     done
     set_loss 0
@@ -129,11 +138,22 @@ done
 python3 - "$ROWS" <<'EOF'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-v = {(r[0], r[1], r[2]): r[5] for r in rows}
+import statistics
+runs = {}
+for r in rows:
+    runs.setdefault((r[0], r[1], r[2]), []).append(r[5])
+def med(xs):
+    ok = [float(x) for x in xs if x[0].isdigit()]
+    if len(ok) < len(xs):
+        return "FAILED"
+    return "%.0f" % statistics.median(ok)
+v = {k: med(xs) for k, xs in runs.items()}
 losses = sorted({r[2] for r in rows}, key=float)
-print("\n| loss each way | Rouge sending | kernel sending | Rouge receiving | kernel receiving |")
-print("| --- | --- | --- | --- | --- |")
+systems = sorted({r[0] for r in rows})
+cols = [(s, d) for d in ("send", "recv") for s in systems]
+print("\n| loss each way | " + " | ".join(f"{s} {'sending' if d == 'send' else 'receiving'}" for s, d in cols) + " |")
+print("| --- |" + " --- |" * len(cols))
 for l in losses:
     cell = lambda s, d: v.get((s, d, l), "-") + (" MB/s" if v.get((s, d, l), "-")[0].isdigit() else "")
-    print(f"| {l} % | {cell('rouge','send')} | {cell('kernel','send')} | {cell('rouge','recv')} | {cell('kernel','recv')} |")
+    print(f"| {l} % | " + " | ".join(cell(s, d) for s, d in cols) + " |")
 EOF

@@ -134,11 +134,11 @@ impl RtxQueue {
         self.q.capacity()
     }
 
-    /// Gives the storage back (an idle connection).
+    /// Gives the storage back when nothing is in flight (an idle connection).
     pub fn shrink(&mut self) {
         if self.q.is_empty() {
             self.q = VecDeque::new();
-            self.fack = None;
+            self.clear();
         }
     }
 
