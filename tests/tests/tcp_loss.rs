@@ -119,11 +119,11 @@ fn check_recovery(what: &str, permille: u32, secs: f64, before: &Value, after: &
         d("undos")
     );
     assert!(episodes > 0, "{what}: loss but no recovery? {after}");
-    // Timeouts only where everything in flight was lost, ACKs included: a few per
-    // hundred recoveries at 5 % loss each way, fewer below.
-    let per_100 = if permille >= 50 { 5 } else { 3 };
+    // Timeouts only where everything in flight was lost, probes and ACKs included:
+    // under one per hundred recoveries even at 5 % each way (measured: none at 0.5 % and
+    // 2 %, 0.1-0.3 per hundred at 5 %; the stack before RACK-TLP had 2.5-7).
     assert!(
-        rtos * 100 <= episodes * per_100,
+        rtos * 100 <= episodes,
         "{what} at {permille} per mille: {rtos} RTOs for {episodes} recoveries"
     );
     assert!(
