@@ -517,6 +517,12 @@ fn stats_text(d: &Value) -> String {
         t["connections"], t["segments_in"], t["segments_out"], t["retransmits"], t["resets_sent"], t["resets_received"],
         t["syn_cookies_sent"], t["syn_cookies_validated"]
     ));
+    out.push_str(&format!(
+        "tcp loss recovery: episodes {}  retransmits fast/RACK {} TLP {} RTO {}  timeouts {}  probes {} (repaired {})  lost retransmits {}  D-SACKs in {} out {}  spurious {}  undone {}\n",
+        t["fast_recoveries"], t["retransmits_fast"], t["retransmits_tlp"], t["retransmits_rto"], t["timeouts"],
+        t["tlp_probes"], t["tlp_recoveries"], t["lost_retransmits"], t["dsacks_received"], t["dsacks_sent"],
+        t["spurious_retransmits"], t["undos"]
+    ));
     let tcp_drops: Vec<String> = t["drops"]
         .as_object()
         .into_iter()

@@ -236,25 +236,7 @@ fn tcp_stats(s: &Shared) -> Value {
     let mut connections = 0;
     for w in &s.workers {
         let c = w.tcp.load();
-        total.segments_in += c.segments_in;
-        total.segments_out += c.segments_out;
-        total.bytes_in += c.bytes_in;
-        total.bytes_out += c.bytes_out;
-        total.retransmits += c.retransmits;
-        total.fast_recoveries += c.fast_recoveries;
-        total.timeouts += c.timeouts;
-        total.resets_sent += c.resets_sent;
-        total.resets_received += c.resets_received;
-        total.challenge_acks += c.challenge_acks;
-        total.syn_cookies_sent += c.syn_cookies_sent;
-        total.syn_cookies_validated += c.syn_cookies_validated;
-        total.active_opens += c.active_opens;
-        total.passive_opens += c.passive_opens;
-        total.closed += c.closed;
-        total.aborted += c.aborted;
-        for (t, x) in total.drops.iter_mut().zip(c.drops.iter()) {
-            *t += x;
-        }
+        total.add(&c);
         connections += w.tcp_connections.load(Ordering::Relaxed);
     }
     let drops: BTreeMap<&str, u64> = rouge_pipelines::tcp::TcpDrop::ALL
@@ -265,7 +247,13 @@ fn tcp_stats(s: &Shared) -> Value {
         "connections": connections,
         "segments_in": total.segments_in, "segments_out": total.segments_out,
         "bytes_in": total.bytes_in, "bytes_out": total.bytes_out,
-        "retransmits": total.retransmits, "fast_recoveries": total.fast_recoveries, "timeouts": total.timeouts,
+        "retransmits": total.retransmits, "retransmits_fast": total.retransmits_fast,
+        "retransmits_tlp": total.retransmits_tlp, "retransmits_rto": total.retransmits_rto,
+        "fast_recoveries": total.fast_recoveries, "timeouts": total.timeouts,
+        "tlp_probes": total.tlp_probes, "tlp_recoveries": total.tlp_recoveries,
+        "lost_retransmits": total.lost_retransmits,
+        "dsacks_received": total.dsacks_received, "dsacks_sent": total.dsacks_sent,
+        "spurious_retransmits": total.spurious_retransmits, "undos": total.undos,
         "resets_sent": total.resets_sent, "resets_received": total.resets_received,
         "challenge_acks": total.challenge_acks,
         "syn_cookies_sent": total.syn_cookies_sent, "syn_cookies_validated": total.syn_cookies_validated,

@@ -348,7 +348,7 @@ fn bulk(
 
 fn dump(c: &rouge_pipelines::tcp::Connection) -> String {
     format!(
-        "{:?} una={} nxt={} max={} wnd={} cwnd={} ssthresh={} tx={} rx={} rcv_nxt={} rcv_adv={} flags={:#x} timers={:?} sacked={:?} backoff={}",
+        "{:?} una={} nxt={} max={} wnd={} cwnd={} ssthresh={} tx={} rx={} rcv_nxt={} rcv_adv={} flags={:#x} timers={:?} in_queue={:?} backoff={}",
         c.state,
         c.snd_una.wrapping_sub(c.iss),
         c.snd_nxt.wrapping_sub(c.iss),
@@ -362,7 +362,7 @@ fn dump(c: &rouge_pipelines::tcp::Connection) -> String {
         c.rcv_adv.wrapping_sub(c.irs),
         c.flags,
         c.timers,
-        c.scoreboard.ranges(),
+        c.rtx.len(),
         c.backoff,
     )
 }

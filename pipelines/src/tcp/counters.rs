@@ -96,12 +96,32 @@ pub struct TcpCounters {
     pub bytes_in: u64,
     /// Payload bytes sent, retransmissions included.
     pub bytes_out: u64,
-    /// Segments retransmitted (any cause).
+    /// Segments retransmitted (any cause, SYN and SYN-ACK included).
     pub retransmits: u64,
-    /// Fast retransmit / recovery episodes entered.
+    /// Of those, sent in fast recovery (RACK, duplicate ACKs or a partial ACK found them lost).
+    pub retransmits_fast: u64,
+    /// Of those, tail loss probes that resent the last segment.
+    pub retransmits_tlp: u64,
+    /// Of those, sent after a retransmission timeout.
+    pub retransmits_rto: u64,
+    /// Fast recovery episodes entered.
     pub fast_recoveries: u64,
     /// Retransmission timeouts.
     pub timeouts: u64,
+    /// Tail loss probes sent (new data or a retransmission).
+    pub tlp_probes: u64,
+    /// Tail loss probes that repaired a loss (the probe's ACK came without a D-SACK).
+    pub tlp_recoveries: u64,
+    /// Retransmissions found lost in turn and sent again.
+    pub lost_retransmits: u64,
+    /// D-SACK blocks received (RFC 2883).
+    pub dsacks_received: u64,
+    /// D-SACK blocks sent for duplicate data received.
+    pub dsacks_sent: u64,
+    /// Retransmissions a D-SACK showed unnecessary.
+    pub spurious_retransmits: u64,
+    /// Recoveries or timeouts undone because every retransmission was spurious.
+    pub undos: u64,
     /// Resets sent.
     pub resets_sent: u64,
     /// Resets received and accepted.
@@ -131,6 +151,74 @@ pub struct TcpCounters {
 }
 
 impl TcpCounters {
+    /// Adds another stack's counters (folding workers).
+    pub fn add(&mut self, o: &TcpCounters) {
+        let TcpCounters {
+            segments_in,
+            segments_out,
+            bytes_in,
+            bytes_out,
+            retransmits,
+            retransmits_fast,
+            retransmits_tlp,
+            retransmits_rto,
+            fast_recoveries,
+            timeouts,
+            tlp_probes,
+            tlp_recoveries,
+            lost_retransmits,
+            dsacks_received,
+            dsacks_sent,
+            spurious_retransmits,
+            undos,
+            resets_sent,
+            resets_received,
+            challenge_acks,
+            syn_cookies_sent,
+            syn_cookies_validated,
+            active_opens,
+            passive_opens,
+            closed,
+            aborted,
+            time_wait_recycled,
+            window_probes,
+            keepalive_probes,
+            drops,
+        } = o;
+        self.segments_in += segments_in;
+        self.segments_out += segments_out;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        self.retransmits += retransmits;
+        self.retransmits_fast += retransmits_fast;
+        self.retransmits_tlp += retransmits_tlp;
+        self.retransmits_rto += retransmits_rto;
+        self.fast_recoveries += fast_recoveries;
+        self.timeouts += timeouts;
+        self.tlp_probes += tlp_probes;
+        self.tlp_recoveries += tlp_recoveries;
+        self.lost_retransmits += lost_retransmits;
+        self.dsacks_received += dsacks_received;
+        self.dsacks_sent += dsacks_sent;
+        self.spurious_retransmits += spurious_retransmits;
+        self.undos += undos;
+        self.resets_sent += resets_sent;
+        self.resets_received += resets_received;
+        self.challenge_acks += challenge_acks;
+        self.syn_cookies_sent += syn_cookies_sent;
+        self.syn_cookies_validated += syn_cookies_validated;
+        self.active_opens += active_opens;
+        self.passive_opens += passive_opens;
+        self.closed += closed;
+        self.aborted += aborted;
+        self.time_wait_recycled += time_wait_recycled;
+        self.window_probes += window_probes;
+        self.keepalive_probes += keepalive_probes;
+        for (t, x) in self.drops.iter_mut().zip(drops.iter()) {
+            *t += x;
+        }
+    }
+
     /// Counts one drop.
     #[inline]
     pub fn drop(&mut self, why: TcpDrop) {

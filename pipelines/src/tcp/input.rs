@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::config::TcpProfile;
 use super::counters::{TcpCounters, TcpDrop};
+use super::recovery::split_dsack;
+use super::rtx::Delivered;
 use super::seq;
 use super::state::{flag, Connection, Notify, State};
 use super::timers::{ms, Timer};
@@ -92,7 +94,7 @@ impl Connection {
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = r.seq;
             self.snd_wl2 = r.ack;
-            self.rtt_from_ack(now, p, r);
+            self.rtt_from_ack(now, p, r, &Delivered::default());
             self.backoff = 0;
             self.state = State::Established;
             self.timers.stop(Timer::Rto);
@@ -185,6 +187,11 @@ impl Connection {
                 n.set(Notify::OUTPUT);
             } else {
                 c.drop(TcpDrop::OutOfWindow);
+                if self.sack_ok && !seg.payload.is_empty() && seq::lt(r.seq, self.rcv_nxt) {
+                    // Data we already hold: report it with a D-SACK (RFC 2883).
+                    let end = seq::min(r.seq.wrapping_add(seg.payload.len() as u32), self.rcv_nxt);
+                    self.dsack = Some((r.seq, end));
+                }
                 self.set(flag::ACK_NOW);
                 return Notify(Notify::OUTPUT);
             }
@@ -266,9 +273,13 @@ impl Connection {
         n
     }
 
-    fn rtt_from_ack(&mut self, now: Instant, p: &TcpProfile, r: &TcpRepr) {
-        let sample = match (self.ts_ok, r.timestamps) {
-            (true, Some((_, tsecr))) if tsecr != 0 => {
+    fn rtt_from_ack(&mut self, now: Instant, p: &TcpProfile, r: &TcpRepr, d: &Delivered) {
+        // The send time of a segment never retransmitted is the most precise sample
+        // (Karn's rule holds by construction); timestamps (millisecond ticks) and the
+        // timed segment are the fallback.
+        let sample = match (d.rtt_sent, self.ts_ok, r.timestamps) {
+            (Some(sent), _, _) => Some(Duration::from_nanos(now.as_nanos().saturating_sub(sent))),
+            (None, true, Some((_, tsecr))) if tsecr != 0 => {
                 let d = self.tsval(now).wrapping_sub(tsecr);
                 Some(Duration::from_millis(d as u64))
             }
@@ -282,6 +293,9 @@ impl Connection {
         };
         if let Some(s) = sample.filter(|s| *s < MAX_RTT_SAMPLE) {
             self.rtt.sample(s, p.min_rto, p.max_rto);
+            if d.rtt_sent.is_some() {
+                self.rack.sample_min_rtt(s.as_nanos() as u64);
+            }
         }
     }
 
@@ -297,8 +311,15 @@ impl Connection {
         let ack = r.ack;
         let acked = seq::dist(self.snd_una, ack);
         let mut window_changed = false;
+        let mut d = Delivered::default();
+        let (dsack, blocks) = if self.sack_ok {
+            split_dsack(r.sack_blocks(), ack)
+        } else {
+            (None, &[][..])
+        };
+        let mut data_acked = 0;
         if acked > 0 {
-            let data_acked = seq::dist(self.data_start(), ack).min(self.tx.len());
+            data_acked = seq::dist(self.data_start(), ack).min(self.tx.len());
             let fin_was_acked = self.fin_acked();
             // The FIN's position moves with the data: note it before discarding.
             let fin = self.fin_seq();
@@ -307,36 +328,8 @@ impl Connection {
             if seq::lt(self.snd_nxt, self.snd_una) {
                 self.snd_nxt = self.snd_una;
             }
-            self.high_rxt = seq::max(self.high_rxt, self.snd_una);
-            self.rtt_from_ack(now, p, r);
+            self.rtx.ack(ack, &mut d);
             self.backoff = 0;
-            self.scoreboard.trim(self.snd_una);
-            if self.snd_una == self.snd_max {
-                self.timers.stop(Timer::Rto);
-            } else {
-                self.arm_rto(now, p);
-            }
-            if self.has(flag::RECOVERY) {
-                if seq::ge(ack, self.recover) {
-                    self.clear(flag::RECOVERY);
-                    let w = if self.sack_ok {
-                        self.cc.ssthresh()
-                    } else {
-                        self.cc.ssthresh().min(self.flight() + self.mss as usize)
-                    };
-                    self.cc.set_cwnd(w);
-                } else if !self.sack_ok {
-                    // NewReno partial ACK (RFC 6582 section 3.2 step 3).
-                    self.set(flag::RETX_UNA);
-                    let w = self.cc.cwnd().saturating_sub(data_acked) + self.mss as usize;
-                    self.cc.set_cwnd(w);
-                } else if self.scoreboard.is_empty() {
-                    self.set(flag::RETX_UNA);
-                }
-            } else {
-                self.cc.on_ack(now, data_acked, self.rtt.srtt());
-            }
-            self.dupacks = 0;
             if self.has(flag::WRITE_ARMED) && self.tx_free() >= self.snd_buf as usize / 4 {
                 self.clear(flag::WRITE_ARMED);
                 n.set(Notify::WRITABLE);
@@ -364,25 +357,11 @@ impl Connection {
             }
             n.set(Notify::OUTPUT);
         }
-        let mut newly_sacked = 0;
-        if self.sack_ok && r.sack_len > 0 {
-            newly_sacked = self
-                .scoreboard
-                .update(self.snd_una, self.snd_max, r.sack_blocks());
-            if self.has(flag::RECOVERY)
-                && self.has(flag::RXT_PASS_DONE)
-                && self
-                    .scoreboard
-                    .high_sacked()
-                    .is_some_and(|h| seq::gt(h, self.rxt_pass_end))
-                && seq::lt(self.snd_una, self.high_rxt)
-            {
-                // Data sent after our retransmissions arrived, a hole did not: a
-                // retransmission was lost. Go over the holes again.
-                self.clear(flag::RXT_PASS_DONE);
-                self.high_rxt = self.snd_una;
-                n.set(Notify::OUTPUT);
-            }
+        if !blocks.is_empty() {
+            self.rtx.sack(self.snd_una, self.snd_max, blocks, &mut d);
+        }
+        if acked > 0 || d.rtt_sent.is_some() {
+            self.rtt_from_ack(now, p, r, &d);
         }
         if seq::lt(self.snd_wl1, r.seq) || (self.snd_wl1 == r.seq && seq::le(self.snd_wl2, ack)) {
             let w = (r.window as u32) << self.snd_wscale;
@@ -392,9 +371,12 @@ impl Connection {
                 self.timers.stop(Timer::Persist);
                 self.clear(flag::PROBE);
                 self.backoff = 0;
-                if self.outstanding() <= 1 {
-                    // Only a window probe was out (and was dropped): send from snd_una.
+                if self.outstanding() <= 1 && !self.rtx.is_empty() {
+                    // Only a window probe was out (and was dropped): take it back and
+                    // send from snd_una.
+                    self.rtx.clear();
                     self.snd_nxt = self.snd_una;
+                    self.snd_max = self.snd_una;
                 }
             }
             self.snd_wnd = w;
@@ -406,63 +388,27 @@ impl Connection {
             }
         }
         let outstanding = self.outstanding() > 0;
+        if acked > 0 {
+            self.dupacks = 0;
+        }
         // A duplicate ACK (RFC 5681 section 2), or with SACK any ACK that SACKs new data
         // (RFC 6675 section 2: the window may change as the peer reads).
         let plain_dup = seg.payload.is_empty() && !r.flags.fin() && !window_changed;
-        if acked == 0 && outstanding && ack == self.snd_una && (plain_dup || newly_sacked > 0) {
+        if acked == 0 && outstanding && ack == self.snd_una && (plain_dup || d.sacked > 0) {
             self.dupacks = self.dupacks.saturating_add(1);
-            if self.has(flag::RECOVERY) && !self.sack_ok {
-                // Window inflation (RFC 6582 section 3.2 step 4).
-                let w = self.cc.cwnd() + self.mss as usize;
-                self.cc.set_cwnd(w);
-                n.set(Notify::OUTPUT);
-            }
-            if !self.has(flag::RECOVERY) {
+            if !self.recovering() {
                 // Limited transmit may send new data.
                 n.set(Notify::OUTPUT);
             }
         }
-        if self.has(flag::RECOVERY) && self.sack_ok {
-            n.set(Notify::OUTPUT);
+        self.after_ack(now, p, c, acked, data_acked, &d, dsack, n);
+        if self.snd_una == self.snd_max {
+            self.timers.stop(Timer::Rto);
+            self.timers.stop(Timer::Tlp);
+            self.timers.stop(Timer::Reo);
+        } else if acked > 0 {
+            self.arm_rto(now, p);
         }
-        if !self.has(flag::RECOVERY) && outstanding && seq::ge(self.snd_una, self.recover) {
-            let mss = self.mss as usize;
-            let sacked = self.scoreboard.sacked_bytes();
-            let out = self.outstanding();
-            // RFC 6675 IsLost(snd_una): more than (DupThresh - 1) segments SACKed above.
-            // Early retransmit (RFC 5827) with SACK: with under four segments out, all
-            // but the first SACKed is enough.
-            let sack_lost = self.sack_ok
-                && (sacked > 2 * mss || (out < 4 * mss && sacked > 0 && sacked + mss >= out));
-            // Early retransmit without SACK: with N < 4 segments out and nothing new
-            // allowed, N - 1 duplicates are all there can be.
-            let segs = out.div_ceil(mss);
-            let unsent = seq::dist(self.snd_max, self.data_end()) > 0;
-            let early = !self.sack_ok
-                && !unsent
-                && segs < 4
-                && self.dupacks as usize >= segs.saturating_sub(1).max(1);
-            if self.dupacks >= 3 || sack_lost || early {
-                self.enter_recovery(now, c);
-                n.set(Notify::OUTPUT);
-            }
-        }
-    }
-
-    fn enter_recovery(&mut self, now: Instant, c: &mut TcpCounters) {
-        c.fast_recoveries += 1;
-        let flight = self.flight();
-        self.set(flag::RECOVERY | flag::RETX_UNA);
-        self.clear(flag::RXT_PASS_DONE);
-        self.recover = self.snd_max;
-        self.high_rxt = self.snd_una;
-        self.cc.on_loss(now, flight);
-        if !self.sack_ok {
-            let w = self.cc.ssthresh() + 3 * self.mss as usize;
-            self.cc.set_cwnd(w);
-        }
-        // Karn: the retransmitted segment must not be timed.
-        self.rtt_timing = false;
     }
 
     fn on_data(

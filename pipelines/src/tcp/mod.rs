@@ -15,10 +15,16 @@
 //!   in-window RSTs, SYNs on synchronised connections and too-old ACKs;
 //! - MSS negotiation and clamping to the profile, window scaling and timestamps with
 //!   PAWS (RFC 7323), SACK generation and a sender scoreboard (RFC 2018);
-//! - loss recovery: RTO per RFC 6298 with back-off and go-back-N skipping SACKed data,
-//!   fast retransmit with NewReno partial ACKs (RFC 6582), SACK recovery (RFC 6675) with
-//!   lost-retransmission detection, limited transmit (RFC 3042), early retransmit
-//!   (RFC 5827); NewReno or CUBIC (RFC 9438) per profile; window restart after idle;
+//! - loss recovery: a per-segment retransmission queue (SACKed, lost, retransmitted,
+//!   send time); RACK-TLP (RFC 8985): time-based loss detection with a reordering window,
+//!   so lost retransmissions and further holes are found as soon as later data arrives,
+//!   and tail loss probes so a lost tail or lost ACKs end in fast recovery rather than a
+//!   timeout; RFC 6675 recovery with Proportional Rate Reduction (RFC 6937); duplicate
+//!   ACKs, NewReno partial ACKs (RFC 6582), limited transmit (RFC 3042) and early
+//!   retransmit (RFC 5827) without SACK; D-SACK (RFC 2883) both ways, with spurious
+//!   retransmissions counted and the window reduction undone (RFC 3708); RTO per
+//!   RFC 6298 with back-off, resending what was not SACKed; NewReno or CUBIC (RFC 9438)
+//!   per profile; window restart after idle;
 //! - delayed ACKs (every second segment, at once for out-of-order data, one ACK per
 //!   out-of-order segment), Nagle (switchable), sender and receiver silly window
 //!   avoidance, zero-window probes (persist), keepalive, idle timeout;
@@ -28,8 +34,7 @@
 //! - buffers allocated when data arrives or is written and given back when drained, so
 //!   an idle established connection holds only its control block (about 500 bytes).
 //!
-//! Not done: urgent data (ignored), D-SACK, RACK, ECN, TCP Fast Open, path MTU discovery,
-//! per-segment SACK state (the scoreboard keeps 8 ranges). IPv6 addresses go through
+//! Not done: urgent data (ignored), ECN, TCP Fast Open, path MTU discovery. IPv6 addresses go through
 //! the whole stack (tested up to data on a handshake), the IP layer is the caller's.
 //!
 //! Files by concern:
@@ -37,7 +42,9 @@
 //! - [`state`]: the control block and its states; [`input`]: segment arrival;
 //!   [`output`]: what to send next; [`timers`]: RTO (RFC 6298), delayed ACK, persist,
 //!   keepalive, FIN-WAIT-2;
-//! - [`congestion`]: NewReno and CUBIC; [`sack`]: the sender's SACK scoreboard;
+//! - [`congestion`]: NewReno and CUBIC; [`rtx`]: the retransmission queue (per-segment
+//!   scoreboard); [`recovery`]: loss detection, recovery states, D-SACK and undo;
+//!   [`rack`]: RACK-TLP; [`prr`]: proportional rate reduction;
 //!   [`ring`]: the byte rings and the receive reassembly list;
 //! - [`options`]: option negotiation; [`isn`]: RFC 6528 ISNs and SYN cookies;
 //! - [`listener`]: listeners and the TIME-WAIT table; [`stack`]: the engine (with
@@ -52,8 +59,11 @@ pub mod isn;
 pub mod listener;
 pub mod options;
 pub mod output;
+pub mod prr;
+pub mod rack;
+pub mod recovery;
 pub mod ring;
-pub mod sack;
+pub mod rtx;
 pub mod seq;
 pub mod stack;
 pub mod state;

@@ -1,22 +1,37 @@
-//! What a connection sends next: SYN / SYN-ACK, retransmissions (NewReno, SACK holes
-//! per RFC 6675 NextSeg, go-back-N after a timeout), new data within the peer's and the
-//! congestion window with Nagle and sender SWS avoidance, FIN, probes and ACKs.
+//! What a connection sends next: SYN / SYN-ACK, tail loss probes, retransmissions of the
+//! segments deemed lost (RFC 6675 NextSeg, in fast recovery or after a timeout), new
+//! data within the peer's and the congestion window with Nagle and sender SWS
+//! avoidance, FIN, window probes and ACKs (with D-SACK and SACK blocks).
 
 use super::config::TcpProfile;
 use super::counters::TcpCounters;
+use super::rtx::mark;
 use super::seq;
 use super::state::{flag, Connection, State};
 use super::timers::{ms, Timer};
 use crate::time::Instant;
 use crate::wire::tcp::{Flags, TcpRepr, MAX_SACK_BLOCKS};
 
-/// Which rule picked a data segment.
+/// Why a retransmission goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// Fast recovery: RACK, duplicate ACKs or a partial ACK deemed it lost.
+    Fast,
+    /// After a retransmission timeout.
+    Timeout,
+    /// A tail loss probe resending the last segment.
+    Probe,
+}
+
+/// Which rule picked a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pick {
-    /// Retransmission that leaves `snd_nxt` alone (fast retransmit, SACK hole).
-    Repair,
-    /// From `snd_nxt` (new data, or go-back-N after a timeout).
-    Next,
+    /// Retransmission of the record at this index of the queue.
+    Repair(usize, Why),
+    /// New data from `snd_nxt` (`true`: as a tail loss probe).
+    Next(bool),
+    /// No data: an ACK (or a keepalive) only.
+    Ack,
 }
 
 impl Connection {
@@ -82,9 +97,9 @@ impl Connection {
                 if self.has(flag::KEEPALIVE) {
                     self.clear(flag::KEEPALIVE);
                     // Keepalive: one byte before snd_una, answered with an ACK.
-                    (self.snd_una.wrapping_sub(1), 0, false, Pick::Repair)
+                    (self.snd_una.wrapping_sub(1), 0, false, Pick::Ack)
                 } else if self.has(flag::ACK_NOW) {
-                    (self.snd_max, 0, false, Pick::Repair)
+                    (self.snd_max, 0, false, Pick::Ack)
                 } else {
                     self.maybe_arm_persist(now, p);
                     return None;
@@ -101,13 +116,22 @@ impl Connection {
         if self.ts_ok {
             r.timestamps = Some((self.tsval(now), self.ts_recent));
         }
-        if self.sack_ok && !self.assembler.is_empty() {
+        if self.sack_ok && (self.dsack.is_some() || !self.assembler.is_empty()) {
             let max = if self.ts_ok {
                 MAX_SACK_BLOCKS - 1
             } else {
                 MAX_SACK_BLOCKS
             };
-            for &b in self.assembler.ranges().iter().take(max) {
+            if let Some(b) = self.dsack.take() {
+                // A D-SACK goes first, once (RFC 2883 section 4).
+                r.sack[0] = b;
+                r.sack_len = 1;
+                c.dsacks_sent += 1;
+            }
+            for &b in self.assembler.ranges().iter() {
+                if r.sack_len as usize == max {
+                    break;
+                }
                 r.sack[r.sack_len as usize] = b;
                 r.sack_len += 1;
             }
@@ -133,26 +157,61 @@ impl Connection {
         // Book-keeping for what was just sent.
         let fin = r.flags.fin();
         let end = s.wrapping_add(len as u32 + fin as u32);
-        let retx = seq::lt(s, self.snd_max) && (len > 0 || fin);
-        if how == Pick::Repair && len > 0 {
-            self.high_rxt = seq::max(self.high_rxt, s.wrapping_add(len as u32));
-        }
-        if how == Pick::Next && seq::gt(end, self.snd_nxt) {
-            self.snd_nxt = end;
-        }
-        if seq::gt(end, self.snd_max) {
-            self.snd_max = end;
-        }
+        let now_ns = now.as_nanos();
         if len > 0 || fin {
-            if retx {
-                c.retransmits += 1;
-            } else if !self.rtt_timing && !self.ts_ok {
-                self.rtt_timing = true;
-                self.rtt_seq = s;
-                self.rtt_sent_ms = ms(now);
+            match how {
+                Pick::Repair(i, why) => {
+                    if self.rtx.get(i).is_some_and(|x| seq::lt(end, x.end)) {
+                        // Sent shorter than the record (options took room): split it.
+                        self.rtx.split(i, end);
+                    }
+                    self.rtx.retransmitted(i, now_ns, why != Why::Probe);
+                    c.retransmits += 1;
+                    match why {
+                        Why::Fast => c.retransmits_fast += 1,
+                        Why::Timeout => c.retransmits_rto += 1,
+                        Why::Probe => {
+                            c.retransmits_tlp += 1;
+                            c.tlp_probes += 1;
+                            self.tlp.end = Some(self.snd_max);
+                            self.tlp.is_retrans = true;
+                            self.tlp.probes += 1;
+                            self.tlp.last = Some((s, end));
+                            self.arm_rto(now, p);
+                            self.arm_tlp(now, p);
+                        }
+                    }
+                    if why != Why::Probe && self.undo.active {
+                        self.undo.retrans += 1;
+                    }
+                }
+                Pick::Next(probe) => {
+                    self.rtx.push(s, end, now_ns, fin);
+                    if seq::gt(end, self.snd_nxt) {
+                        self.snd_nxt = end;
+                    }
+                    if seq::gt(end, self.snd_max) {
+                        self.snd_max = end;
+                    }
+                    if probe {
+                        c.tlp_probes += 1;
+                        self.tlp.end = Some(self.snd_max);
+                        self.tlp.is_retrans = false;
+                        self.tlp.probes += 1;
+                        self.arm_rto(now, p);
+                        self.arm_tlp(now, p);
+                    }
+                }
+                Pick::Ack => {}
+            }
+            if self.has(flag::RECOVERY) {
+                self.prr.on_sent(len + fin as usize);
             }
             if !self.timers.armed(Timer::Rto) {
                 self.arm_rto(now, p);
+            }
+            if matches!(how, Pick::Next(false) | Pick::Repair(_, Why::Fast)) {
+                self.arm_tlp(now, p);
             }
             self.last_tx_ms = ms(now);
         }
@@ -169,57 +228,71 @@ impl Connection {
         Some(total)
     }
 
-    /// Chooses the next data segment: (seq, payload length, FIN, rule).
+    /// Most records the retransmission queue may hold: new data waits beyond it.
+    pub fn rtx_limit(&self) -> usize {
+        (2 * self.snd_buf as usize / (self.mss as usize).max(1)).clamp(64, 16384)
+    }
+
+    /// A tail loss probe: the last segment not SACKed, sent again; one new segment
+    /// only when every segment out is SACKed (RFC 8985 section 7.3 prefers new data;
+    /// see the module comment of `rack` for why a retransmission is the better probe).
+    fn pick_probe(&mut self) -> Option<(u32, usize, bool, Pick)> {
+        if let Some(i) = (0..self.rtx.len())
+            .rev()
+            .find(|&i| self.rtx.get(i).is_some_and(|r| !r.has(mark::SACKED)))
+        {
+            let r = *self.rtx.get(i)?;
+            let fin = r.has(mark::FIN);
+            return Some((
+                r.start,
+                r.len() - fin as usize,
+                fin,
+                Pick::Repair(i, Why::Probe),
+            ));
+        }
+        let mss = self.mss as usize;
+        let s = self.snd_nxt;
+        let avail = seq::dist(s, self.data_end());
+        let wnd_left = seq::dist(s, self.snd_una.wrapping_add(self.snd_wnd));
+        let len = avail.min(mss).min(wnd_left);
+        if len > 0 && self.rtx.len() < self.rtx_limit() {
+            let fin = self.fin_seq() == Some(s.wrapping_add(len as u32));
+            return Some((s, len, fin, Pick::Next(true)));
+        }
+        None
+    }
+
+    /// Chooses the next data segment: (seq, payload length, FIN, rule). Segments deemed
+    /// lost go first (RFC 6675 NextSeg rule 1), then new data (rule 2), both within the
+    /// congestion window (set by PRR during fast recovery).
     fn pick(&mut self, now: Instant, p: &TcpProfile) -> Option<(u32, usize, bool, Pick)> {
         let mss = self.mss as usize;
         let data_end = self.data_end();
         let fin_seq = self.fin_seq();
         let fin_at = |x: u32| fin_seq == Some(x);
 
-        if self.has(flag::RETX_UNA) {
-            self.clear(flag::RETX_UNA);
-            if self.outstanding() > 0 {
-                let s = self.snd_una;
-                let mut len = seq::dist(s, data_end).min(mss);
-                if let Some(b) = self.scoreboard.next_sacked(s) {
-                    len = len.min(seq::dist(s, b));
-                }
-                let fin = fin_at(s.wrapping_add(len as u32)) && seq::gt(self.snd_max, data_end);
-                if len > 0 || fin {
-                    return Some((s, len, fin, Pick::Repair));
-                }
+        if self.has(flag::TLP_PROBE) {
+            self.clear(flag::TLP_PROBE);
+            if let Some(x) = self.pick_probe() {
+                return Some(x);
+            }
+        }
+        let flight = self.flight();
+        if let Some(i) = self.rtx.next_lost() {
+            if flight < self.cc.cwnd() || self.has(flag::PROBE) {
+                let r = *self.rtx.get(i)?;
+                let fin = r.has(mark::FIN);
+                let why = if self.has(flag::LOSS) {
+                    Why::Timeout
+                } else {
+                    Why::Fast
+                };
+                self.clear(flag::PROBE);
+                return Some((r.start, r.len() - fin as usize, fin, Pick::Repair(i, why)));
             }
         }
 
-        if self.has(flag::RECOVERY) && self.sack_ok {
-            let room = self.cc.cwnd().saturating_sub(self.flight());
-            if room > 0 {
-                let from = seq::max(self.snd_una, self.high_rxt);
-                match self.scoreboard.next_hole(from) {
-                    Some((hs, he)) => {
-                        let len = seq::dist(hs, he).min(mss).min(seq::dist(hs, data_end));
-                        if len > 0 {
-                            return Some((hs, len, false, Pick::Repair));
-                        }
-                    }
-                    None if !self.has(flag::RXT_PASS_DONE) => {
-                        self.set(flag::RXT_PASS_DONE);
-                        self.rxt_pass_end = self.snd_max;
-                    }
-                    None => {}
-                }
-            }
-        }
-
-        // Going back N after a timeout skips what the peer SACKed.
-        while seq::lt(self.snd_nxt, self.snd_max) {
-            match self.scoreboard.sacked_end(self.snd_nxt) {
-                Some(e) => self.snd_nxt = e,
-                None => break,
-            }
-        }
         let s = self.snd_nxt;
-        let retx = seq::lt(s, self.snd_max);
         let avail = seq::dist(s, data_end);
         let probe = self.has(flag::PROBE);
         let wnd_left = if probe && self.snd_wnd == 0 {
@@ -227,10 +300,10 @@ impl Connection {
         } else {
             seq::dist(s, self.snd_una.wrapping_add(self.snd_wnd))
         };
-        let flight = self.flight();
         // Limited transmit (RFC 3042): the first two duplicate ACKs may each send one
-        // new segment, so a small window still gets three duplicates back.
-        let limited = if self.has(flag::RECOVERY) {
+        // new segment, so a small window still gets three duplicates back. With SACK
+        // the SACKed bytes leave the pipe, which does the same.
+        let limited = if self.recovering() || self.sack_ok {
             0
         } else {
             self.dupacks.min(2) as usize * mss
@@ -241,16 +314,17 @@ impl Connection {
             (self.cc.cwnd() + limited).saturating_sub(flight)
         };
         let mut len = avail.min(mss).min(wnd_left).min(cwnd_left);
-        if retx {
-            if let Some(b) = self.scoreboard.next_sacked(s) {
-                len = len.min(seq::dist(s, b));
-            }
+        if self.rtx.len() >= self.rtx_limit() {
+            len = 0;
         }
-        let fin = fin_at(s.wrapping_add(len as u32)) && len == avail && cwnd_left > 0;
+        let fin = fin_at(s.wrapping_add(len as u32))
+            && len == avail
+            && cwnd_left > 0
+            && seq::ge(s, self.snd_max);
         if len == 0 && !fin {
             return None;
         }
-        if !retx && !probe && !fin && len < mss {
+        if !probe && !fin && len < mss {
             if len < avail && (len as u32) < self.max_snd_wnd / 2 {
                 // Sender silly window avoidance (RFC 9293 section 3.8.6.2.1).
                 return None;
@@ -260,13 +334,13 @@ impl Connection {
             }
         }
         self.clear(flag::PROBE);
-        if !retx && self.outstanding() == 0 {
+        if self.outstanding() == 0 {
             let idle = ms(now).wrapping_sub(self.last_tx_ms) as u64;
             if idle > self.rtt.rto().as_millis() as u64 && self.last_tx_ms != 0 {
                 self.cc.on_idle_restart(p.initial_cwnd * mss);
             }
         }
-        Some((s, len, fin, Pick::Next))
+        Some((s, len, fin, Pick::Next(false)))
     }
 
     fn maybe_arm_persist(&mut self, now: Instant, p: &TcpProfile) {
@@ -322,7 +396,8 @@ impl Connection {
 
     /// True if the connection has nothing it could send right now without new input.
     pub fn idle_output(&self) -> bool {
-        !self.has(flag::ACK_NOW | flag::RETX_UNA | flag::PROBE | flag::KEEPALIVE | flag::SEND_SYN)
+        !self.has(flag::ACK_NOW | flag::TLP_PROBE | flag::PROBE | flag::KEEPALIVE | flag::SEND_SYN)
             && seq::dist(self.snd_nxt, self.data_end()) == 0
+            && self.rtx.next_lost().is_none()
     }
 }

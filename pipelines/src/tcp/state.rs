@@ -6,8 +6,10 @@
 use std::net::SocketAddr;
 
 use super::congestion::Congestion;
+use super::prr::Prr;
+use super::rack::{Rack, Tlp};
 use super::ring::{Assembler, RingBuffer};
-use super::sack::Scoreboard;
+use super::rtx::RtxQueue;
 use super::seq;
 use super::timers::{RttEstimator, Timers};
 use crate::timer_wheel::TimerId;
@@ -89,8 +91,8 @@ pub(crate) mod flag {
     pub const FIN_QUEUED: u16 = 1 << 1;
     /// The application closed: no more events, free when done.
     pub const APP_CLOSED: u16 = 1 << 2;
-    /// Retransmit one segment at `snd_una` now (fast retransmit, NewReno partial ACK).
-    pub const RETX_UNA: u16 = 1 << 3;
+    /// Send a tail loss probe now (RFC 8985 section 7.3).
+    pub const TLP_PROBE: u16 = 1 << 3;
     /// Send a zero-window probe now.
     pub const PROBE: u16 = 1 << 4;
     /// Send a keepalive probe now.
@@ -101,7 +103,7 @@ pub(crate) mod flag {
     pub const WRITE_ARMED: u16 = 1 << 7;
     /// The peer's FIN has been received.
     pub const PEER_FIN: u16 = 1 << 8;
-    /// In loss recovery (fast recovery or SACK recovery).
+    /// In fast recovery (RFC 6675 with PRR), entered on a loss RACK or duplicate ACKs found.
     pub const RECOVERY: u16 = 1 << 9;
     /// The handle belongs to the application (active open, or accepted).
     pub const APP_OWNED: u16 = 1 << 10;
@@ -113,8 +115,9 @@ pub(crate) mod flag {
     pub const FROM_COOKIE: u16 = 1 << 13;
     /// Our FIN has been acknowledged.
     pub const FIN_ACKED: u16 = 1 << 14;
-    /// Every hole known in this recovery was retransmitted once (`rxt_pass_end` valid).
-    pub const RXT_PASS_DONE: u16 = 1 << 15;
+    /// Recovering from a retransmission timeout: every segment not SACKed was marked
+    /// lost and goes again under slow start, until `recover` is acknowledged.
+    pub const LOSS: u16 = 1 << 15;
 }
 
 /// What an input or timer asks the stack to do or tell the application.
@@ -162,6 +165,22 @@ impl Notify {
     }
 }
 
+/// The congestion state saved when a recovery (or timeout) began, restored if D-SACKs
+/// show that every retransmission of it was unnecessary (RFC 3708, Linux's undo).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Undo {
+    /// Whether an episode can still be undone.
+    pub active: bool,
+    /// `snd_una` when it began: D-SACKs below it are not about this episode.
+    pub marker: u32,
+    /// Retransmissions of the episode not yet reported as duplicates.
+    pub retrans: u32,
+    /// `cwnd` before the reduction.
+    pub prior_cwnd: usize,
+    /// `ssthresh` before the reduction.
+    pub prior_ssthresh: usize,
+}
+
 /// One connection's control block.
 #[derive(Debug)]
 pub struct Connection {
@@ -192,13 +211,8 @@ pub struct Connection {
     pub snd_wl1: u32,
     /// Segment acknowledgment of the last window update.
     pub snd_wl2: u32,
-    /// Highest sequence retransmitted in this recovery (RFC 6675 HighRxt).
-    pub high_rxt: u32,
-    /// `snd_max` when recovery started (RFC 6582 `recover`).
+    /// `snd_max` when recovery (or the timeout recovery) started (RFC 6582 `recover`).
     pub recover: u32,
-    /// `snd_max` when the last pass over the holes ended: a SACK above it while a hole
-    /// remains means a retransmission was lost.
-    pub rxt_pass_end: u32,
 
     /// Peer's initial sequence number.
     pub irs: u32,
@@ -256,8 +270,18 @@ pub struct Connection {
 
     /// Congestion control.
     pub cc: Congestion,
-    /// What the peer SACKed.
-    pub scoreboard: Scoreboard,
+    /// The segments in flight with their SACK, loss and retransmission marks.
+    pub rtx: RtxQueue,
+    /// RACK loss detection (RFC 8985).
+    pub rack: Rack,
+    /// The open tail loss probe episode, if any.
+    pub tlp: Tlp,
+    /// Proportional rate reduction during fast recovery (RFC 6937).
+    pub prr: Prr,
+    /// What a spurious recovery would restore (RFC 3708 with D-SACK).
+    pub undo: Undo,
+    /// A D-SACK block to report first in the next ACK (RFC 2883), a duplicate received.
+    pub dsack: Option<(u32, u32)>,
     /// Out-of-order data held.
     pub assembler: Assembler,
     /// The connection's timers.
@@ -292,9 +316,7 @@ impl Connection {
             max_snd_wnd: 0,
             snd_wl1: 0,
             snd_wl2: 0,
-            high_rxt: iss,
             recover: iss,
-            rxt_pass_end: iss,
             irs: 0,
             rcv_nxt: 0,
             rcv_adv: 0,
@@ -321,7 +343,12 @@ impl Connection {
             last_rx_ms: 0,
             last_tx_ms: 0,
             cc,
-            scoreboard: Scoreboard::default(),
+            rtx: RtxQueue::default(),
+            rack: Rack::default(),
+            tlp: Tlp::default(),
+            prr: Prr::default(),
+            undo: Undo::default(),
+            dsack: None,
             assembler: Assembler::default(),
             timers: Timers::default(),
             wheel: None,
@@ -384,30 +411,17 @@ impl Connection {
         seq::dist(self.snd_una, self.snd_max)
     }
 
-    /// The RFC 6675 `pipe`: bytes believed to be in the network.
+    /// The RFC 6675 `pipe`: bytes believed to be in the network (outstanding, less
+    /// what was SACKed or deemed lost, plus retransmissions in flight).
+    #[inline]
     pub fn flight(&self) -> usize {
-        if self.snd_nxt != self.snd_max {
-            // Going back N after a timeout: everything past snd_nxt counts as lost.
-            return seq::dist(self.snd_una, self.snd_nxt)
-                .saturating_sub(self.sacked_below(self.snd_nxt));
-        }
-        let out = self
-            .outstanding()
-            .saturating_sub(self.scoreboard.sacked_bytes());
-        if self.has(flag::RECOVERY) && self.sack_ok {
-            let from = seq::max(self.snd_una, self.high_rxt);
-            out.saturating_sub(self.scoreboard.hole_bytes_from(from))
-        } else {
-            out
-        }
+        self.rtx.pipe(self.outstanding())
     }
 
-    fn sacked_below(&self, s: u32) -> usize {
-        self.scoreboard
-            .ranges()
-            .iter()
-            .map(|&(l, r)| seq::dist(l, seq::min(r, s)))
-            .sum()
+    /// True in fast recovery or timeout recovery.
+    #[inline]
+    pub fn recovering(&self) -> bool {
+        self.has(flag::RECOVERY | flag::LOSS)
     }
 
     /// Free receive space: the granted buffer when none is allocated (it comes with data).

@@ -1,4 +1,5 @@
-//! Connection timers and the RTT estimator (RFC 6298).
+//! Connection timers and the RTT estimator (RFC 6298): retransmission, delayed ACK,
+//! persist, keepalive, FIN-WAIT-2, idle, and RACK's reorder and probe timers.
 //!
 //! Each connection keeps one deadline per [`Timer`] in a fixed array; the stack keeps a
 //! single wheel entry per connection for the earliest of them, rescheduled lazily (an
@@ -27,17 +28,22 @@ pub enum Timer {
     Linger = 4,
     /// Idle timeout: no segment either way for the profile's `idle_timeout`.
     Idle = 5,
+    /// RACK reorder timer: a segment sent before a delivered one leaves the reordering
+    /// window (RFC 8985 section 6.3).
+    Reo = 6,
+    /// Tail loss probe (RFC 8985 section 7).
+    Tlp = 7,
 }
 
 const NONE: u64 = u64::MAX;
 
 /// Deadlines in nanoseconds, `u64::MAX` when a timer is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timers([u64; 6]);
+pub struct Timers([u64; 8]);
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers([NONE; 6])
+        Timers([NONE; 8])
     }
 }
 
@@ -74,7 +80,7 @@ impl Timers {
 
     /// Turns every timer off.
     pub fn stop_all(&mut self) {
-        self.0 = [NONE; 6];
+        self.0 = [NONE; 8];
     }
 }
 
@@ -172,6 +178,14 @@ impl Connection {
             self.timers.stop(Timer::Rto);
             n.set(self.on_rto(now, p, c).0);
         }
+        if due(Timer::Reo, self) {
+            self.timers.stop(Timer::Reo);
+            n.set(self.on_reorder_timeout(now, c).0);
+        }
+        if due(Timer::Tlp, self) {
+            self.timers.stop(Timer::Tlp);
+            n.set(self.on_probe_timeout().0);
+        }
         if due(Timer::Persist, self) {
             self.timers.stop(Timer::Persist);
             // Nothing in flight and data held back: by a zero window, or by silly
@@ -256,19 +270,12 @@ impl Connection {
                     n.set(Notify::TIMED_OUT | Notify::ABORT_RST);
                     return n;
                 }
-                c.timeouts += 1;
                 if self.snd_wnd == 0 {
                     // A lost zero-window probe: probe again, past the closed window.
                     self.set(flag::PROBE);
                 }
-                let flight = self.flight();
-                self.cc.on_rto(now, flight);
-                self.clear(flag::RECOVERY | flag::RETX_UNA);
-                self.recover = self.snd_max;
-                self.dupacks = 0;
-                // Go back N from the first unacknowledged byte; SACKed ranges are skipped.
-                self.snd_nxt = self.snd_una;
-                self.high_rxt = self.snd_una;
+                // Everything not SACKed goes again, in order, under slow start.
+                self.enter_loss(now, c);
             }
         }
         // Karn: nothing sent before now may be timed.

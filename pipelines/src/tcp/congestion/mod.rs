@@ -124,6 +124,16 @@ impl Congestion {
         self.cwnd = cwnd.max(self.mss);
     }
 
+    /// Undoes a reduction found unnecessary (RFC 3708): the window and threshold go back
+    /// to at least what they were before it.
+    pub fn undo(&mut self, prior_cwnd: usize, prior_ssthresh: usize) {
+        self.cwnd = self.cwnd.max(prior_cwnd);
+        self.ssthresh = self.ssthresh.max(prior_ssthresh);
+        if let Algo::Cubic(c) = &mut self.algo {
+            c.reset_epoch();
+        }
+    }
+
     /// After an idle period longer than an RTO, restart from the initial window
     /// (RFC 5681 section 4.1).
     pub fn on_idle_restart(&mut self, initial: usize) {

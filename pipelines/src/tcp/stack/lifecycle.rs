@@ -212,7 +212,13 @@ impl TcpStack {
         if let Some(c) = self.slots[idx as usize].conn.as_mut() {
             match which {
                 Buf::Rx => c.rx = ring,
-                Buf::Tx => c.tx = ring,
+                Buf::Tx => {
+                    c.tx = ring;
+                    // The retransmission queue's records come with the send buffer, so
+                    // sending never allocates.
+                    let n = c.rtx_limit() + 8;
+                    c.rtx.reserve(n);
+                }
             }
         }
         true
@@ -227,6 +233,9 @@ impl TcpStack {
         let rx = (c.rx.capacity() > 0 && c.rx.is_empty() && c.assembler.is_empty())
             .then(|| c.rx.take_storage());
         let tx = (c.tx.capacity() > 0 && c.tx.is_empty()).then(|| c.tx.take_storage());
+        if tx.is_some() {
+            c.rtx.shrink();
+        }
         for b in [rx, tx].into_iter().flatten() {
             self.put_spare(b);
         }
