@@ -479,8 +479,9 @@ fn interfaces_table(data: &Value) -> String {
 
 fn stats_text(d: &Value) -> String {
     let mut out = format!(
-        "uptime {}s  config generation {}\npackets: received {}  forwarded {}  answered {}  consumed {}  dropped {}\n",
-        d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"]
+        "uptime {}s  config generation {}\npackets: received {}  forwarded {}  answered {}  consumed {}  dropped {}  transmit queue overflow {}\n",
+        d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"],
+        d["tx_queue_overflow"]
     );
     out.push_str(&format!(
         "arp: requests sent {}  replies sent {}  gratuitous sent {}\nicmp: echo replies {}  errors sent {}  errors rate-limited {}\n",
@@ -532,6 +533,8 @@ fn stats_text(d: &Value) -> String {
             "rx_packets",
             "loop_turns",
             "idle_turns",
+            "sleeps",
+            "tx_queue_overflow",
         ],
     ));
     out

@@ -164,7 +164,8 @@ pub fn stats(s: &Shared) -> Value {
             let c = &w.pipeline;
             json!({"id": w.id, "core": w.core, "running": w.running.load(Ordering::Relaxed),
                    "generation": w.generation.load(Ordering::Relaxed),
-                   "rx_packets": c.rx_packets.get(), "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get()})
+                   "rx_packets": c.rx_packets.get(), "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
+                   "sleeps": c.sleeps.get(), "tx_queue_overflow": c.tx_queue_overflow.get()})
         })
         .collect();
     json!({
@@ -176,6 +177,7 @@ pub fn stats(s: &Shared) -> Value {
         "consumed": sum(&|c| c.consumed.get()),
         "dropped": sum(&|c| c.dropped_total()),
         "drops": drops,
+        "tx_queue_overflow": sum(&|c| c.tx_queue_overflow.get()),
         "arp": {
             "requests_sent": sum(&|c| c.arp_requests_sent.get()),
             "replies_sent": sum(&|c| c.arp_replies_sent.get()),

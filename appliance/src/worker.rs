@@ -2,10 +2,23 @@
 //!
 //! Each turn: read the clock once, pick up a new configuration snapshot if there is one,
 //! receive a burst from every port, run each packet through the pipeline, run the
-//! pipeline's timers, transmit what was produced in bursts. Idle policy `busy` spins;
-//! `adaptive` spins a little and then sleeps in one `ppoll` on all ports until a frame
-//! arrives or a timer is due. The port type is a generic parameter, so the loop is
-//! compiled once per driver with no dynamic dispatch on the packet path.
+//! pipeline's timers when packets came in or [`L2L3::poll_timeout`] says they are due,
+//! transmit what was produced in bursts (one kick per port and turn). Idle policy
+//! `busy` spins; `adaptive` spins for [`SPIN`] after the last packet and then sleeps in
+//! one `ppoll` on all ports until a frame arrives or the earliest deadline of the
+//! pipeline, the shaper and the worker's own publishing is due (see `wake_at`). The
+//! port type is a generic parameter, so the loop is compiled once per driver with no
+//! dynamic dispatch on the packet path.
+//!
+//! # Where an idle worker's latency goes
+//!
+//! A frame that reaches a sleeping worker pays the kernel's wake-up of the worker's
+//! thread: the ring's status word is set and the socket's waiters are woken as the
+//! frame is copied (TPACKET_V2 is per frame; V3 would wait for its block to retire), so
+//! the wait itself adds nothing, but waking a halted CPU and switching to the thread
+//! does (tens of microseconds on a virtual machine whose idle vCPUs halt at once).
+//! [`SPIN`] keeps the worker polling through the gaps of a steady packet stream; the
+//! sleep only starts after a quiet stretch of that length.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,19 +29,21 @@ use std::net::{IpAddr, SocketAddr};
 use rouge_drivers::afpacket::steer_flow;
 use rouge_drivers::wait::wait_readable;
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
+use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
 use rouge_pipelines::tcp::{StackConfig, TcpProfile};
-use rouge_pipelines::time::MonotonicClock;
+use rouge_pipelines::time::{earliest, MonotonicClock};
 use rouge_pipelines::Instant;
 
 use crate::config::model::IdlePolicy;
 use crate::egress::{Egress, TxSink};
 use crate::shared::{PortInfo, Shared};
 
-/// Empty turns before an adaptive worker sleeps.
-const SPIN_TURNS: u32 = 256;
-/// Longest sleep of an idle worker (timers are checked at least this often).
-const MAX_SLEEP: Duration = Duration::from_millis(10);
+/// How long an adaptive worker keeps polling after the last packet before it sleeps.
+pub const SPIN: Duration = Duration::from_micros(200);
+/// Longest sleep of an idle worker with no deadline: how soon it notices a stop request
+/// or a new configuration snapshot. Timers never wait for it (see `wake_at`).
+pub const CONTROL_CHECK: Duration = Duration::from_millis(10);
 /// Packets waiting for transmission per port before the worker flushes mid-burst.
 const TX_QUEUE: usize = 4 * BURST_SIZE;
 /// How often a changed neighbour table is republished for the CLI.
@@ -48,14 +63,16 @@ fn random_u64() -> u64 {
 /// Per-port transmit queues, allocated at start.
 struct TxQueues {
     queues: Vec<Vec<Packet>>,
-    overflow: u64,
+    /// Where packets that found their queue full are counted (`tx_queue_overflow` of
+    /// `show stats`).
+    overflow: Arc<PipelineCounters>,
 }
 
 impl TxQueues {
-    fn new(ports: usize) -> Self {
+    fn new(ports: usize, counters: Arc<PipelineCounters>) -> Self {
         TxQueues {
             queues: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect(),
-            overflow: 0,
+            overflow: counters,
         }
     }
 
@@ -64,7 +81,7 @@ impl TxQueues {
         match self.queues.get_mut(port as usize) {
             // Never grow past the preallocated capacity: no allocation per packet.
             Some(q) if q.len() < q.capacity() => q.push(pkt),
-            _ => self.overflow += 1,
+            _ => self.overflow.tx_queue_overflow.inc(),
         }
     }
 
@@ -141,7 +158,7 @@ pub fn run<P: Port>(
             },
         ));
     }
-    let mut tx = TxQueues::new(ports.len());
+    let mut tx = TxQueues::new(ports.len(), me.pipeline.clone());
     let clock = MonotonicClock::new();
     let mut egress = Egress::new(
         id,
@@ -149,9 +166,12 @@ pub fn run<P: Port>(
         ports.len(),
         shared.dataplane.load().shaping.as_ref(),
     );
-    let mut idle_turns = 0u32;
+    let mut last_packet = clock.now();
     let mut next_arp_publish = Instant::ZERO;
     let mut next_shaping_publish = Instant::ZERO;
+    // Something changed since the views were last published (they are republished at
+    // most every ARP_PUBLISH, so a sleeping worker wakes once more to publish them).
+    let mut unpublished = true;
     me.running.store(true, Ordering::Release);
     tracing::info!(worker = id, core = ?me.core, ports = ports.len(), "worker running");
 
@@ -159,6 +179,7 @@ pub fn run<P: Port>(
         let now = clock.now();
         me.pipeline.loop_turns.inc();
         let current = shared.dataplane.load();
+        let mut timers_due = false;
         if current.generation != generation {
             generation = current.generation;
             egress.set_policy(now, current.shaping.as_ref(), &mut |port, out| {
@@ -166,6 +187,7 @@ pub fn run<P: Port>(
             });
             l2.set_dataplane(arc_swap::Guard::into_inner(current));
             me.generation.store(generation, Ordering::Relaxed);
+            timers_due = true;
         }
         if egress.active() {
             if let Some(rates) = shared.shaping_rates.load().as_ref() {
@@ -188,11 +210,17 @@ pub fn run<P: Port>(
                 }
             }
         }
-        l2.poll(now, &mut |port, out| {
-            if let Some(out) = egress.admit(now, port, out) {
-                tx.push(port, out)
-            }
-        });
+        // The pipeline's timers run when packets may have made work for them (TCP
+        // events, held packets) or when its earliest deadline has come.
+        timers_due |= received > 0 || l2.poll_timeout().is_some_and(|t| t <= now);
+        if timers_due {
+            l2.poll(now, &mut |port, out| {
+                if let Some(out) = egress.admit(now, port, out) {
+                    tx.push(port, out)
+                }
+            });
+            unpublished = true;
+        }
         if egress.active() {
             egress.pump(now, &mut tx);
         }
@@ -211,7 +239,7 @@ pub fn run<P: Port>(
             me.shaping_drops.store(egress.dropped, Ordering::Relaxed);
             next_shaping_publish = now + SHAPING_PUBLISH;
         }
-        if now >= next_arp_publish {
+        if unpublished && now >= next_arp_publish {
             if l2.arp_changed() {
                 me.arp.store(Arc::new(l2.arp_view(now)));
             }
@@ -227,35 +255,56 @@ pub fn run<P: Port>(
                 me.monitor_failures.store(c.failures, Ordering::Relaxed);
             }
             next_arp_publish = now + ARP_PUBLISH;
+            unpublished = false;
         }
-        if received == 0 {
-            me.pipeline.idle_turns.inc();
-            idle_turns = idle_turns.saturating_add(1);
-            if idle == IdlePolicy::Adaptive && idle_turns > SPIN_TURNS {
-                // Queued shaped packets bound the sleep: wake when the next may leave.
-                let sleep = match egress.next_ready(now) {
-                    Some(t) => t.saturating_since(now).min(MAX_SLEEP),
-                    None => MAX_SLEEP,
-                };
-                if sleep.is_zero() {
-                } else if fds.is_empty() {
-                    std::thread::sleep(sleep.min(Duration::from_micros(200)));
-                } else {
-                    wait_readable(&fds, sleep);
-                }
-            }
+        if received > 0 {
+            last_packet = now;
+            continue;
+        }
+        me.pipeline.idle_turns.inc();
+        if idle != IdlePolicy::Adaptive || now.saturating_since(last_packet) < SPIN {
+            continue;
+        }
+        let publish = [
+            egress.active().then_some(next_shaping_publish),
+            unpublished.then_some(next_arp_publish),
+        ];
+        let wake = wake_at(&mut l2, &mut egress, now, publish.into_iter().flatten());
+        let sleep = wake
+            .map_or(CONTROL_CHECK, |t| t.saturating_since(now))
+            .min(CONTROL_CHECK);
+        if sleep.is_zero() {
+            continue;
+        }
+        me.pipeline.sleeps.inc();
+        if fds.is_empty() {
+            std::thread::sleep(sleep.min(Duration::from_micros(200)));
         } else {
-            idle_turns = 0;
+            wait_readable(&fds, sleep);
         }
     }
-    if tx.overflow > 0 {
-        tracing::warn!(
-            worker = id,
-            dropped = tx.overflow,
-            "transmit queue overflowed"
-        );
+    let overflow = me.pipeline.tx_queue_overflow.get();
+    if overflow > 0 {
+        tracing::warn!(worker = id, dropped = overflow, "transmit queue overflowed");
     }
     tracing::info!(worker = id, "worker stopped");
+}
+
+/// When an idle worker must wake even if no frame arrives: the earliest of the
+/// pipeline's [`L2L3::poll_timeout`] (ARP, fastl4, the TCP stack, monitors), the
+/// shaper's next release ([`Egress::next_ready`]) and the worker's own publishing
+/// deadlines (`extra`). `None`: only a frame (or the control plane) can make work.
+fn wake_at(
+    l2: &mut L2L3,
+    egress: &mut Egress,
+    now: Instant,
+    extra: impl IntoIterator<Item = Instant>,
+) -> Option<Instant> {
+    earliest(
+        [l2.poll_timeout(), egress.next_ready(now)]
+            .into_iter()
+            .chain(extra.into_iter().map(Some)),
+    )
 }
 
 #[cfg(test)]
@@ -268,12 +317,17 @@ mod tests {
         let pool = PacketPool::new(512);
         let (a, mut b) = pipe::pair("a", "b", 1, 1024);
         let mut ports = vec![a];
-        let mut tx = TxQueues::new(1);
+        let counters = PipelineCounters::new_shared();
+        let mut tx = TxQueues::new(1, counters.clone());
         for _ in 0..TX_QUEUE + 5 {
             tx.push(0, pool.alloc_from(&[0; 60]).unwrap());
         }
         tx.push(3, pool.alloc_from(&[0; 60]).unwrap());
-        assert_eq!(tx.overflow, 6, "past capacity and unknown port are counted");
+        assert_eq!(
+            counters.tx_queue_overflow.get(),
+            6,
+            "past capacity and unknown port are counted"
+        );
         assert!(tx.needs_flush());
         tx.flush(&mut ports);
         assert_eq!(b.pending(), TX_QUEUE);

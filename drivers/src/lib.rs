@@ -4,6 +4,7 @@
 //!
 //! - [`buf`]: packet buffers and the per-worker [`PacketPool`] they are taken from
 //!   and return to, allocated once at start so the data path never allocates;
+//! - [`clock`]: the time base of packet receive timestamps (`CLOCK_MONOTONIC`);
 //! - [`port`]: the [`Port`] trait (burst receive and transmit of up to
 //!   [`BURST_SIZE`] packets), per-port counters and named drop reasons;
 //! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`pipe`]
@@ -15,6 +16,7 @@
 
 pub mod afpacket;
 pub mod buf;
+pub mod clock;
 pub mod faulty;
 pub mod netns;
 pub mod pcap;
