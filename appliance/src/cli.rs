@@ -483,6 +483,11 @@ fn stats_text(d: &Value) -> String {
         d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"],
         d["tx_queue_overflow"]
     );
+    let t = &d["transit_us"];
+    out.push_str(&format!(
+        "receive to transmit (us): samples {}  p50 {}  p99 {}  p99.9 {}  max {}\n",
+        t["samples"], t["p50"], t["p99"], t["p999"], t["max"]
+    ));
     out.push_str(&format!(
         "arp: requests sent {}  replies sent {}  gratuitous sent {}\nicmp: echo replies {}  errors sent {}  errors rate-limited {}\n",
         d["arp"]["requests_sent"], d["arp"]["replies_sent"], d["arp"]["gratuitous_sent"],

@@ -148,7 +148,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         }
     }
     if let Some(e) = failure {
-        shared.stop.store(true, Ordering::Relaxed);
+        shared.request_stop();
         for h in handles {
             let _ = h.join();
         }
@@ -165,12 +165,12 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         if let Some(sig) = signals.forever().next() {
             tracing::info!(signal = sig, "stopping");
         }
-        stop.stop.store(true, Ordering::Relaxed);
+        stop.request_stop();
     });
     for h in handles {
         let _ = h.join();
     }
-    shared.stop.store(true, Ordering::Relaxed);
+    shared.request_stop();
     signals_handle.close();
     let _ = waiter.join();
     if let Some(r) = rebalancer {

@@ -5,8 +5,9 @@
 //! pipeline's timers when packets came in or [`L2L3::poll_timeout`] says they are due,
 //! transmit what was produced in bursts (one kick per port and turn). Idle policy
 //! `busy` spins; `adaptive` spins for [`SPIN`] after the last packet and then sleeps in
-//! one `ppoll` on all ports until a frame arrives or the earliest deadline of the
-//! pipeline, the shaper and the worker's own publishing is due (see `wake_at`). The
+//! one `ppoll` on all ports and its waker until a frame arrives, the control thread
+//! wakes it (new snapshot, stop), or the earliest deadline of the pipeline, the shaper
+//! and the worker's own publishing is due (see `wake_at`). The
 //! port type is a generic parameter, so the loop is compiled once per driver with no
 //! dynamic dispatch on the packet path.
 //!
@@ -31,6 +32,7 @@ use rouge_drivers::wait::wait_readable;
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
+use rouge_pipelines::shaper::DelayStats;
 use rouge_pipelines::tcp::{StackConfig, TcpProfile};
 use rouge_pipelines::time::{earliest, MonotonicClock};
 use rouge_pipelines::Instant;
@@ -41,9 +43,13 @@ use crate::shared::{PortInfo, Shared};
 
 /// How long an adaptive worker keeps polling after the last packet before it sleeps.
 pub const SPIN: Duration = Duration::from_micros(200);
-/// Longest sleep of an idle worker with no deadline: how soon it notices a stop request
-/// or a new configuration snapshot. Timers never wait for it (see `wake_at`).
+/// Longest sleep of an idle worker with no deadline when it has no waker (no eventfd):
+/// how soon it then notices a stop request or a new configuration snapshot. With a
+/// waker (the normal case) the control thread wakes it and an idle worker with no
+/// deadline sleeps until a frame arrives. Timers never wait for it (see `wake_at`).
 pub const CONTROL_CHECK: Duration = Duration::from_millis(10);
+/// Sleep of an idle worker whose ports have no descriptor to wait on (in-memory ports).
+const POLL_SLEEP: Duration = Duration::from_micros(200);
 /// Packets waiting for transmission per port before the worker flushes mid-burst.
 const TX_QUEUE: usize = 4 * BURST_SIZE;
 /// How often a changed neighbour table is republished for the CLI.
@@ -89,12 +95,20 @@ impl TxQueues {
         self.queues.iter().any(|q| q.len() + 8 >= q.capacity())
     }
 
-    fn flush<P: Port>(&mut self, ports: &mut [P]) {
+    /// Hands every queued packet to its port, a burst per call, and records in
+    /// `transit` how long each packet with a receive stamp has been in the appliance
+    /// (one clock read per flush that sends anything).
+    fn flush<P: Port>(&mut self, ports: &mut [P], transit: &mut DelayStats) {
+        let mut sent_at = None;
         for (q, port) in self.queues.iter_mut().zip(ports.iter_mut()) {
             while !q.is_empty() {
+                let now = *sent_at.get_or_insert_with(rouge_drivers::clock::monotonic_ns);
                 let mut burst = Burst::new();
                 let take = q.len().min(BURST_SIZE);
                 burst.extend(q.drain(..take));
+                for p in burst.iter().filter(|p| p.meta.rx_time != 0) {
+                    transit.record(Duration::from_nanos(now.saturating_sub(p.meta.rx_time)));
+                }
                 port.tx_burst(&mut burst);
             }
         }
@@ -133,7 +147,11 @@ pub fn run<P: Port>(
             counters: p.counters().clone(),
         })
         .collect();
-    let fds: Vec<_> = ports.iter().filter_map(|p| p.raw_fd()).collect();
+    let mut fds: Vec<_> = ports.iter().filter_map(|p| p.raw_fd()).collect();
+    let port_fds = fds.len();
+    if let Some(w) = &me.waker {
+        fds.push(w.fd());
+    }
     let dp = shared.dataplane.load_full();
     let mut generation = dp.generation;
     me.generation.store(generation, Ordering::Relaxed);
@@ -159,6 +177,8 @@ pub fn run<P: Port>(
         ));
     }
     let mut tx = TxQueues::new(ports.len(), me.pipeline.clone());
+    // Receive-to-transmit delay of the packets this worker sent (published for the CLI).
+    let mut transit = DelayStats::default();
     let clock = MonotonicClock::new();
     let mut egress = Egress::new(
         id,
@@ -206,7 +226,7 @@ pub fn run<P: Port>(
                     }
                 });
                 if tx.needs_flush() {
-                    tx.flush(&mut ports);
+                    tx.flush(&mut ports, &mut transit);
                 }
             }
         }
@@ -224,7 +244,7 @@ pub fn run<P: Port>(
         if egress.active() {
             egress.pump(now, &mut tx);
         }
-        tx.flush(&mut ports);
+        tx.flush(&mut ports, &mut transit);
         for t in l2.take_transitions() {
             let status = t.status.as_str();
             if t.status == rouge_pipelines::lb::MonitorStatus::Down {
@@ -249,6 +269,9 @@ pub fn run<P: Port>(
             }
             me.tcp_connections
                 .store(tcp.connection_count() as u64, Ordering::Relaxed);
+            if transit.count != me.transit.load().count {
+                me.transit.store(Arc::new(transit));
+            }
             if let Some(m) = l2.monitors() {
                 let c = m.counters();
                 me.monitor_probes.store(c.probes, Ordering::Relaxed);
@@ -270,17 +293,20 @@ pub fn run<P: Port>(
             unpublished.then_some(next_arp_publish),
         ];
         let wake = wake_at(&mut l2, &mut egress, now, publish.into_iter().flatten());
-        let sleep = wake
-            .map_or(CONTROL_CHECK, |t| t.saturating_since(now))
-            .min(CONTROL_CHECK);
-        if sleep.is_zero() {
+        let mut sleep = wake.map(|t| t.saturating_since(now));
+        if me.waker.is_none() {
+            sleep = Some(sleep.map_or(CONTROL_CHECK, |s| s.min(CONTROL_CHECK)));
+        }
+        if sleep.is_some_and(|s| s.is_zero()) {
             continue;
         }
         me.pipeline.sleeps.inc();
-        if fds.is_empty() {
-            std::thread::sleep(sleep.min(Duration::from_micros(200)));
-        } else {
-            wait_readable(&fds, sleep);
+        if port_fds == 0 {
+            std::thread::sleep(sleep.map_or(POLL_SLEEP, |s| s.min(POLL_SLEEP)));
+        } else if wait_readable(&fds, sleep) {
+            if let Some(w) = &me.waker {
+                w.clear();
+            }
         }
     }
     let overflow = me.pipeline.tx_queue_overflow.get();
@@ -329,8 +355,10 @@ mod tests {
             "past capacity and unknown port are counted"
         );
         assert!(tx.needs_flush());
-        tx.flush(&mut ports);
+        let mut transit = DelayStats::default();
+        tx.flush(&mut ports, &mut transit);
         assert_eq!(b.pending(), TX_QUEUE);
+        assert_eq!(transit.count, 0, "no receive stamps, nothing measured");
         assert_eq!(ports[0].counters().tx_packets.get(), TX_QUEUE as u64);
         let mut got = Burst::new();
         assert_eq!(b.rx_burst(&pool, &mut got), BURST_SIZE);
