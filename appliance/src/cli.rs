@@ -33,6 +33,10 @@ pub enum Command {
         /// Idle policy of the workers (overrides the config).
         #[arg(long, value_enum)]
         idle: Option<IdleArg>,
+        /// Run the workers under SCHED_FIFO at this priority, 1 to 99 (overrides the
+        /// config's `realtime_priority`).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=99))]
+        realtime_priority: Option<u8>,
         /// Write every frame received and sent to `DIR/INTERFACE[-WORKER].pcap`.
         #[arg(long)]
         pcap: Option<PathBuf>,

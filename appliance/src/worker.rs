@@ -1,7 +1,8 @@
 //! The worker: one per dedicated core, a run-to-completion poll loop.
 //!
-//! Each turn: read the clock once, pick up a new configuration snapshot if there is one,
-//! receive a burst from every port, run each packet through the pipeline, run the
+//! Each turn: read the clock, pick up a new configuration snapshot if there is one,
+//! receive a burst from every port (reading the clock again after a burst that brought
+//! frames), run each packet through the pipeline, run the
 //! pipeline's timers when packets came in or [`L2L3::poll_timeout`] says they are due,
 //! transmit what was produced in bursts (one kick per port and turn). Idle policy
 //! `busy` spins; `adaptive` spins for [`SPIN`] after the last packet and then sleeps in
@@ -196,7 +197,7 @@ pub fn run<P: Port>(
     tracing::info!(worker = id, core = ?me.core, ports = ports.len(), "worker running");
 
     while !shared.stopping() {
-        let now = clock.now();
+        let mut now = clock.now();
         me.pipeline.loop_turns.inc();
         let current = shared.dataplane.load();
         let mut timers_due = false;
@@ -217,7 +218,14 @@ pub fn run<P: Port>(
         let mut received = 0;
         for i in 0..ports.len() {
             let mut burst = Burst::new();
-            received += ports[i].rx_burst(&pool, &mut burst);
+            let n = ports[i].rx_burst(&pool, &mut burst);
+            if n > 0 {
+                // One more clock read per burst: `now` is then no earlier than the
+                // receive stamps of the burst, so a packet released in this turn records
+                // the time it spent in the receive ring, not zero.
+                now = clock.now();
+            }
+            received += n;
             for mut pkt in burst.drain(..) {
                 pkt.meta.port = i as u16;
                 l2.process(now, pkt, &mut |port, out| {

@@ -12,6 +12,8 @@
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
 //!   [`pcap`] (writes every frame to a capture file).
 //!
+//! [`sched`] puts a worker thread under `SCHED_FIFO` when the configuration asks.
+//!
 //! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
 
 pub mod afpacket;
@@ -22,6 +24,7 @@ pub mod netns;
 pub mod pcap;
 pub mod pipe;
 pub mod port;
+pub mod sched;
 pub mod wait;
 
 pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
