@@ -29,7 +29,7 @@ use std::time::Duration;
 use std::net::{IpAddr, SocketAddr};
 
 use rouge_drivers::afpacket::steer_flow;
-use rouge_drivers::wait::wait_readable;
+use rouge_drivers::wait::{wait_readable, MAX_WAIT_FDS};
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::l2l3::{NeighbourBus, L2L3};
@@ -150,7 +150,9 @@ pub fn run<P: Port>(
         .collect();
     let mut fds: Vec<_> = ports.iter().filter_map(|p| p.raw_fd()).collect();
     let port_fds = fds.len();
-    if let Some(w) = &me.waker {
+    // The waker is waited on after the ports (when they leave it room).
+    let waker = me.waker.as_ref().filter(|_| port_fds < MAX_WAIT_FDS);
+    if let Some(w) = waker {
         fds.push(w.fd());
     }
     let dp = shared.dataplane.load_full();
@@ -302,7 +304,7 @@ pub fn run<P: Port>(
         ];
         let wake = wake_at(&mut l2, &mut egress, now, publish.into_iter().flatten());
         let mut sleep = wake.map(|t| t.saturating_since(now));
-        if me.waker.is_none() {
+        if waker.is_none() {
             sleep = Some(sleep.map_or(CONTROL_CHECK, |s| s.min(CONTROL_CHECK)));
         }
         if sleep.is_some_and(|s| s.is_zero()) {
@@ -311,8 +313,10 @@ pub fn run<P: Port>(
         me.pipeline.sleeps.inc();
         if port_fds == 0 {
             std::thread::sleep(sleep.map_or(POLL_SLEEP, |s| s.min(POLL_SLEEP)));
-        } else if wait_readable(&fds, sleep) {
-            if let Some(w) = &me.waker {
+        } else if wait_readable(&fds, sleep) & 1 << port_fds != 0 {
+            // Woken by the control thread (the waker is the last descriptor): clear it
+            // so the next sleep is not cut short; the turn looks at what changed.
+            if let Some(w) = waker {
                 w.clear();
             }
         }

@@ -3,10 +3,12 @@
 //! behind other tasks on its core (VPP's `scheduler-policy fifo` does the same).
 //!
 //! A `SCHED_FIFO` thread is only preempted by higher real-time priorities; one that
-//! never sleeps (busy polling, or an adaptive worker at saturation) keeps its core for
-//! itself except for the kernel's real-time throttling share (5 % by default), which is
-//! also all that per-CPU kernel threads such as `ksoftirqd` then get. Use it on cores
-//! dedicated to the workers.
+//! never sleeps (busy polling, or an adaptive worker under steady traffic) keeps its
+//! core for itself until the kernel's real-time throttling (`sched_rt_runtime_us`, by
+//! default 950 ms of every second) stops it for the rest of the second, and per-CPU
+//! kernel threads such as `ksoftirqd` only run in that gap. Use it on cores dedicated
+//! to the workers, for adaptive workers that sleep between packets, or with throttling
+//! turned off.
 
 use std::io;
 

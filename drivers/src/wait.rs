@@ -9,9 +9,10 @@ use std::time::Duration;
 pub const MAX_WAIT_FDS: usize = 16;
 
 /// Blocks until one of `fds` is readable or `timeout` passes (one `ppoll` call;
-/// `None` waits without a time limit). Returns true if some descriptor is readable.
-/// Extra descriptors beyond [`MAX_WAIT_FDS`] are not waited on.
-pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> bool {
+/// `None` waits without a time limit). Returns which descriptors are readable: bit `i`
+/// for `fds[i]` (0 when the time ran out). Extra descriptors beyond [`MAX_WAIT_FDS`]
+/// are not waited on.
+pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> u32 {
     let mut pfds = [libc::pollfd {
         fd: -1,
         events: 0,
@@ -33,7 +34,14 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> bool {
     // across the call; `tsp` is null (no limit) or points at `ts`, a valid timespec
     // that outlives the call; a null signal mask is allowed.
     let rc = unsafe { libc::ppoll(pfds.as_mut_ptr(), n as libc::nfds_t, tsp, std::ptr::null()) };
-    rc > 0
+    if rc <= 0 {
+        return 0;
+    }
+    pfds[..n]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .fold(0, |m, (i, _)| m | 1 << i)
 }
 
 /// An `eventfd` that makes a sleeping worker's [`wait_readable`] return: the control
@@ -101,29 +109,39 @@ mod tests {
     #[test]
     fn wakes_on_data_and_times_out_without() {
         let (mut a, b) = UnixStream::pair().unwrap();
-        assert!(!wait_readable(
-            &[b.as_raw_fd()],
-            Some(Duration::from_millis(1))
-        ));
+        assert_eq!(
+            wait_readable(&[b.as_raw_fd()], Some(Duration::from_millis(1))),
+            0
+        );
         a.write_all(b"x").unwrap();
-        assert!(wait_readable(&[b.as_raw_fd()], None));
+        let (_c, d) = UnixStream::pair().unwrap();
+        assert_eq!(
+            wait_readable(&[d.as_raw_fd(), b.as_raw_fd()], None),
+            0b10,
+            "the readable one is named"
+        );
     }
 
     #[test]
     fn a_waker_ends_a_wait_without_a_time_limit() {
         let w = std::sync::Arc::new(Waker::new().unwrap());
-        assert!(!wait_readable(&[w.fd()], Some(Duration::ZERO)));
+        assert_eq!(wait_readable(&[w.fd()], Some(Duration::ZERO)), 0);
         let other = w.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             other.wake();
             other.wake();
         });
-        assert!(wait_readable(&[w.fd()], None), "woken from another thread");
+        assert_eq!(
+            wait_readable(&[w.fd()], None),
+            1,
+            "woken from another thread"
+        );
         t.join().unwrap();
         w.clear();
-        assert!(
-            !wait_readable(&[w.fd()], Some(Duration::ZERO)),
+        assert_eq!(
+            wait_readable(&[w.fd()], Some(Duration::ZERO)),
+            0,
             "one clear resets any number of wakes"
         );
     }
