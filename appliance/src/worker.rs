@@ -351,6 +351,50 @@ mod tests {
     use rouge_drivers::pipe;
 
     #[test]
+    fn an_idle_worker_wakes_for_the_earliest_of_the_pipeline_and_its_own_deadlines() {
+        use rouge_pipelines::tcp::ProfileId;
+        let pool = PacketPool::new(64);
+        let mut bus = NeighbourBus::new(2);
+        let mut l2 = L2L3::new(
+            1,
+            Arc::new(rouge_pipelines::testing::dataplane(2)),
+            vec![rouge_drivers::MacAddr::local(1); 2],
+            vec![1500; 2],
+            PipelineCounters::new_shared(),
+            bus.remove(1),
+            pool,
+        );
+        let mut egress = Egress::new(1, 2, 2, None);
+        let t0 = Instant::from_secs(100);
+        l2.poll(t0, &mut |_, _| {});
+        assert_eq!(wake_at(&mut l2, &mut egress, t0, []), None, "frames only");
+        let publish = t0 + ARP_PUBLISH;
+        assert_eq!(wake_at(&mut l2, &mut egress, t0, [publish]), Some(publish));
+        // A connection attempt puts the TCP stack's SYN retransmission (1 s; the ARP
+        // retry for the member is due then too) into the fold: earlier than a
+        // publishing deadline 2 s away, later than one 100 ms away.
+        l2.tcp_mut()
+            .connect(
+                t0,
+                "198.18.2.1:40000".parse().unwrap(),
+                "198.18.2.11:80".parse().unwrap(),
+                ProfileId::DEFAULT,
+            )
+            .unwrap();
+        assert_eq!(
+            wake_at(&mut l2, &mut egress, t0, [publish]),
+            Some(Instant::ZERO),
+            "the SYN is to be sent at once"
+        );
+        l2.poll(t0, &mut |_, _| {});
+        let rto = l2.poll_timeout().expect("a retransmission deadline");
+        assert!(rto > t0 && rto < t0 + Duration::from_secs(2), "{rto:?}");
+        let far = t0 + Duration::from_secs(2);
+        assert_eq!(wake_at(&mut l2, &mut egress, t0, [far]), Some(rto));
+        assert_eq!(wake_at(&mut l2, &mut egress, t0, [publish]), Some(publish));
+    }
+
+    #[test]
     fn tx_queues_are_bounded_and_flush_in_bursts() {
         let pool = PacketPool::new(512);
         let (a, mut b) = pipe::pair("a", "b", 1, 1024);

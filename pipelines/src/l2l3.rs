@@ -228,6 +228,14 @@ impl L2L3 {
         &self.tcp
     }
 
+    /// The worker's TCP stack, to open or drive connections from beside the pipeline.
+    /// What they send leaves with the next [`L2L3::poll`], which
+    /// [`L2L3::poll_timeout`] then asks for at once.
+    pub fn tcp_mut(&mut self) -> &mut TcpStack {
+        self.tcp_backlog = true;
+        &mut self.tcp
+    }
+
     /// The current snapshot.
     pub fn dataplane(&self) -> &Arc<Dataplane> {
         &self.dp
