@@ -21,8 +21,9 @@
 //!
 //! - **Waiting for the core.** With other tasks runnable on the worker's core, a woken
 //!   (or preempted) worker waits for the scheduler's next slice: receive-to-transmit
-//!   p50 0.4 to 3.8 ms under normal scheduling, 29 to 38 µs with `realtime_priority`
-//!   (`SCHED_FIFO`). This dominated every figure on the shared machine.
+//!   p50 0.4 to 3.8 ms under normal scheduling, 0.7 to 38 µs with `realtime_priority`
+//!   (`SCHED_FIFO`; 29 µs at 2 kpps, where the worker sleeps between packets). This
+//!   dominated every figure on the shared machine.
 //! - **The idle sleep.** A frame that reaches a sleeping worker pays the wake-up of its
 //!   thread: the ring's status word is set and the socket's waiters are woken as the
 //!   frame is copied (TPACKET_V2 is per frame; V3 would wait for its block to retire),
