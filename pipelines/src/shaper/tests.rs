@@ -224,6 +224,31 @@ fn strict_priority_stays_under_the_bound_weighted_round_robin_breaks() {
 }
 
 #[test]
+fn delay_counts_from_the_receive_stamp_so_a_same_turn_release_is_not_zero() {
+    let cfg = config(100 * MBIT, vec![ClassConfig::weighted(1)]);
+    let mut sh: Shaper<rouge_drivers::Packet> = Shaper::new(&cfg).expect("valid");
+    let pool = rouge_drivers::PacketPool::new(4);
+    let now = Instant::from_millis(50);
+    // Received 30 µs before the turn that queues and releases it.
+    let mut stamped = pool.alloc_from(&[0; 100]).unwrap();
+    stamped.meta.rx_time = now.as_nanos() - 30_000;
+    sh.enqueue(now, 0, 1, stamped).expect("queued");
+    assert!(sh.dequeue(now).is_some());
+    let d = sh.counters(0).expect("class 0").delay;
+    assert_eq!((d.count, d.max_ns), (1, 30_000), "the ring wait is counted");
+    // Without a stamp the delay runs from the enqueue; a stamp from the future (a clock
+    // step) counts as the enqueue.
+    let plain = pool.alloc_from(&[0; 100]).unwrap();
+    let mut future = pool.alloc_from(&[0; 100]).unwrap();
+    future.meta.rx_time = now.as_nanos() + 1_000_000;
+    sh.enqueue(now, 0, 1, plain).expect("queued");
+    sh.enqueue(now, 0, 1, future).expect("queued");
+    while sh.dequeue(now).is_some() {}
+    let d = sh.counters(0).expect("class 0").delay;
+    assert_eq!((d.count, d.min_ns), (3, 0));
+}
+
+#[test]
 fn queue_limits_drop_and_count_by_reason() {
     let mut c = ClassConfig::weighted(1);
     c.queue_packets = 10;
