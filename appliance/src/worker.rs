@@ -2,9 +2,9 @@
 //!
 //! Each turn: read the clock, pick up a new configuration snapshot if there is one,
 //! receive a burst from every port (reading the clock again after a burst that brought
-//! frames), run each packet through the pipeline, run the
-//! pipeline's timers when packets came in or [`L2L3::poll_timeout`] says they are due,
-//! transmit what was produced in bursts (one kick per port and turn). Idle policy
+//! frames), run each packet through the pipeline and transmit what it produced in
+//! bursts (one kick per port), then run the pipeline's timers when packets came in or
+//! [`L2L3::poll_timeout`] says they are due and transmit what they produced. Idle policy
 //! `busy` spins; `adaptive` spins for [`SPIN`] after the last packet and then sleeps in
 //! one `ppoll` on all ports and its waker until a frame arrives, the control thread
 //! wakes it (new snapshot, stop), or the earliest deadline of the pipeline, the shaper
@@ -33,9 +33,11 @@
 //! - **Batching.** A frame that arrives during a turn waits for the rest of it. An empty
 //!   busy turn cost about 120 ns when the pipeline's timers ran every turn and 64 ns
 //!   now that they run only when due (turns per CPU-second of a busy worker).
-//! - **Transmit kicks.** One `sendto` per port and turn; on a veth the kernel delivers
-//!   the frame to the peer inside that call, so the kick is most of the forwarding
-//!   cost at low rates and is paid once per burst, never per packet.
+//! - **Transmit kicks.** One `sendto` per port with frames, right after the receive
+//!   bursts (before the timers run, so their work never holds back ready frames); on a
+//!   veth the kernel delivers the frame to the peer inside that call, so the kick is
+//!   most of the forwarding cost at low rates and is paid once per burst, never per
+//!   packet.
 //! - **Clock reads.** One per turn, one after each receive burst that brought frames
 //!   (so `now` is never before the frames' stamps), and one per transmit flush for the
 //!   histogram: vDSO reads of a TSC clock, tens of nanoseconds each.
@@ -257,6 +259,11 @@ pub fn run<P: Port>(
                     tx.flush(&mut ports, &mut transit);
                 }
             }
+        }
+        // What the packets produced leaves before the timers run: their work (TCP, ARP,
+        // monitors) must not delay the kick of frames that are ready.
+        if received > 0 {
+            tx.flush(&mut ports, &mut transit);
         }
         // The pipeline's timers run when packets may have made work for them (TCP
         // events, held packets) or when its earliest deadline has come.
