@@ -33,6 +33,10 @@ pub enum Command {
         /// Idle policy of the workers (overrides the config).
         #[arg(long, value_enum)]
         idle: Option<IdleArg>,
+        /// Run the workers under SCHED_FIFO at this priority, 1 to 99 (overrides the
+        /// config's `realtime_priority`).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=99))]
+        realtime_priority: Option<u8>,
         /// Write every frame received and sent to `DIR/INTERFACE[-WORKER].pcap`.
         #[arg(long)]
         pcap: Option<PathBuf>,
@@ -496,9 +500,15 @@ fn interfaces_table(data: &Value) -> String {
 
 fn stats_text(d: &Value) -> String {
     let mut out = format!(
-        "uptime {}s  config generation {}\npackets: received {}  forwarded {}  answered {}  consumed {}  dropped {}\n",
-        d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"]
+        "uptime {}s  config generation {}\npackets: received {}  forwarded {}  answered {}  consumed {}  dropped {}  transmit queue overflow {}\n",
+        d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"],
+        d["tx_queue_overflow"]
     );
+    let t = &d["transit_us"];
+    out.push_str(&format!(
+        "receive to transmit (us): samples {}  p50 {}  p99 {}  p99.9 {}  max {}\n",
+        t["samples"], t["p50"], t["p99"], t["p999"], t["max"]
+    ));
     out.push_str(&format!(
         "arp: requests sent {}  replies sent {}  gratuitous sent {}\nicmp: echo replies {}  errors sent {}  errors rate-limited {}\n",
         d["arp"]["requests_sent"], d["arp"]["replies_sent"], d["arp"]["gratuitous_sent"],
@@ -555,6 +565,8 @@ fn stats_text(d: &Value) -> String {
             "rx_packets",
             "loop_turns",
             "idle_turns",
+            "sleeps",
+            "tx_queue_overflow",
         ],
     ));
     out

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
             config,
             cores,
             idle,
+            realtime_priority,
             pcap,
             socket,
         } => {
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
                 config,
                 cores,
                 idle: idle.map(Into::into),
+                realtime_priority,
                 pcap,
                 socket,
             })

@@ -166,6 +166,7 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
     let dp = config::build::dataplane(&cfg, generation, shared.workers.len(), Some(&old_dp));
     shared.config.store(std::sync::Arc::new(cfg));
     shared.dataplane.store(std::sync::Arc::new(dp));
+    shared.wake_workers();
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let synced = loop {
         let done = shared.workers.iter().all(|w| {

@@ -24,6 +24,8 @@ pub struct RunOptions {
     pub cores: Option<Vec<usize>>,
     /// Idle policy from the command line (overrides the config).
     pub idle: Option<IdlePolicy>,
+    /// SCHED_FIFO priority of the workers from the command line (overrides the config).
+    pub realtime_priority: Option<u8>,
     /// Capture directory.
     pub pcap: Option<PathBuf>,
     /// Management socket.
@@ -61,6 +63,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         &available,
     )?;
     let idle = opts.idle.unwrap_or(cfg.system.idle);
+    let realtime = opts.realtime_priority.or(cfg.system.realtime_priority);
     let n = cores.len();
     let dp = build::dataplane(&cfg, 1, n, None);
     let pool_size = cfg.system.pool_size;
@@ -115,6 +118,12 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
                     tracing::warn!(worker = w, core, "could not pin the worker to its core");
                 }
+                if let Some(priority) = realtime {
+                    match rouge_drivers::sched::set_fifo(priority) {
+                        Ok(()) => tracing::info!(worker = w, priority, "worker runs under SCHED_FIFO"),
+                        Err(e) => tracing::warn!(worker = w, priority, error = %e, "could not switch the worker to SCHED_FIFO (needs CAP_SYS_NICE); it runs with normal scheduling"),
+                    }
+                }
                 while turn.load(Ordering::Acquire) != w {
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -166,7 +175,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         }
     }
     if let Some(e) = failure {
-        shared.stop.store(true, Ordering::Relaxed);
+        shared.request_stop();
         for h in handles {
             let _ = h.join();
         }
@@ -186,12 +195,12 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         if let Some(sig) = signals.forever().next() {
             tracing::info!(signal = sig, "stopping");
         }
-        stop.stop.store(true, Ordering::Relaxed);
+        stop.request_stop();
     });
     for h in handles {
         let _ = h.join();
     }
-    shared.stop.store(true, Ordering::Relaxed);
+    shared.request_stop();
     signals_handle.close();
     let _ = waiter.join();
     if let Some(r) = rebalancer {

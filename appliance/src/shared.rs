@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use rouge_drivers::wait::Waker;
 use rouge_drivers::{MacAddr, PortCounters};
 use rouge_pipelines::arp::ArpEntryView;
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::dataplane::Dataplane;
+use rouge_pipelines::shaper::DelayStats;
 use rouge_pipelines::tcp::TcpCounters;
 
 use crate::config::Config;
@@ -42,10 +44,17 @@ pub struct WorkerShared {
     pub shaping: ArcSwapOption<crate::egress::ShapingSample>,
     /// Packets the worker's shapers dropped.
     pub shaping_drops: AtomicU64,
+    /// How long the packets the worker sent had been in the appliance, from their
+    /// receive stamp (receive ring, pipeline, shaper) to their transmit burst;
+    /// republished when it changes (at most every 100 ms).
+    pub transit: ArcSwap<DelayStats>,
     /// Configuration generation the worker runs.
     pub generation: AtomicU64,
     /// Set once the worker has opened its ports and entered its loop.
     pub running: AtomicBool,
+    /// Ends the worker's idle sleep (`None` if no eventfd could be made: the worker
+    /// then looks at the control plane every `worker::CONTROL_CHECK`).
+    pub waker: Option<Waker>,
 }
 
 /// A port as the control thread sees it.
@@ -110,8 +119,14 @@ impl Shared {
                     monitor_failures: AtomicU64::new(0),
                     shaping: ArcSwapOption::empty(),
                     shaping_drops: AtomicU64::new(0),
+                    transit: ArcSwap::from_pointee(DelayStats::default()),
                     generation: AtomicU64::new(0),
                     running: AtomicBool::new(false),
+                    waker: Waker::new()
+                        .inspect_err(|e| {
+                            tracing::warn!(worker = id, error = %e, "no eventfd: idle workers poll the control plane")
+                        })
+                        .ok(),
                 })
                 .collect(),
             started: std::time::Instant::now(),
@@ -123,5 +138,19 @@ impl Shared {
     /// True once a stop was asked for.
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Wakes every sleeping worker, so it looks at the stop flag and the current
+    /// snapshot at once.
+    pub fn wake_workers(&self) {
+        for w in self.workers.iter().filter_map(|w| w.waker.as_ref()) {
+            w.wake();
+        }
+    }
+
+    /// Asks the workers (and the control threads) to stop, and wakes the workers.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake_workers();
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use rouge_drivers::PortDrop;
+use rouge_pipelines::shaper::DelayStats;
 use rouge_pipelines::verdict::DropReason;
 use serde_json::{json, Value};
 
@@ -148,6 +149,13 @@ pub fn virtuals(s: &Shared) -> Value {
     Value::Array(out)
 }
 
+/// A delay histogram as microsecond figures (log2 buckets, interpolated).
+fn delay_json(d: &DelayStats) -> Value {
+    let us = |t: std::time::Duration| (t.as_secs_f64() * 1e7).round() / 10.0;
+    json!({"samples": d.count, "p50": us(d.quantile(0.5)), "p99": us(d.quantile(0.99)),
+           "p999": us(d.quantile(0.999)), "max": (d.max_ns as f64 / 100.0).round() / 10.0})
+}
+
 /// `show stats`: pipeline counters summed over workers, and per worker.
 pub fn stats(s: &Shared) -> Value {
     let sum = |f: &dyn Fn(&rouge_pipelines::counters::PipelineCounters) -> u64| -> u64 {
@@ -172,6 +180,8 @@ pub fn stats(s: &Shared) -> Value {
                    "answered": c.answered.get(), "consumed": c.consumed.get(),
                    "dropped": c.dropped_total(),
                    "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
+                   "sleeps": c.sleeps.get(), "tx_queue_overflow": c.tx_queue_overflow.get(),
+                   "transit_us": delay_json(&w.transit.load()),
                    "cpu_secs": cpu})
         })
         .collect();
@@ -185,6 +195,11 @@ pub fn stats(s: &Shared) -> Value {
         "consumed": sum(&|c| c.consumed.get()),
         "dropped": sum(&|c| c.dropped_total()),
         "drops": drops,
+        "tx_queue_overflow": sum(&|c| c.tx_queue_overflow.get()),
+        "transit_us": delay_json(&s.workers.iter().fold(DelayStats::default(), |mut all, w| {
+            all.merge(&w.transit.load());
+            all
+        })),
         "arp": {
             "requests_sent": sum(&|c| c.arp_requests_sent.get()),
             "replies_sent": sum(&|c| c.arp_replies_sent.get()),

@@ -122,6 +122,11 @@ pub struct PacketMeta {
     pub class: Option<u16>,
     /// Hash of the packet's flow, to keep a flow's packets in order inside its class.
     pub flow_hash: u32,
+    /// When the frame was received, in nanoseconds of `CLOCK_MONOTONIC` (see
+    /// [`crate::clock`]), set by the driver: AF_PACKET from the ring frame's kernel
+    /// stamp (so time spent waiting in the receive ring counts), a pipe port from its
+    /// clock. 0 when the driver gives none (the pipeline then uses its turn's `now`).
+    pub rx_time: u64,
 }
 
 /// One frame in a pooled buffer. Dropping it returns the buffer to its pool.

@@ -4,6 +4,7 @@
 //!
 //! - [`buf`]: packet buffers and the per-worker [`PacketPool`] they are taken from
 //!   and return to, allocated once at start so the data path never allocates;
+//! - [`clock`]: the time base of packet receive timestamps (`CLOCK_MONOTONIC`);
 //! - [`port`]: the [`Port`] trait (burst receive and transmit of up to
 //!   [`BURST_SIZE`] packets), per-port counters and named drop reasons;
 //! - drivers: [`afpacket`] (Linux TPACKET rings with fanout steering), [`afxdp`]
@@ -14,11 +15,14 @@
 //!   [`pcap`] (writes every frame to a capture file);
 //! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key.
 //!
+//! [`sched`] puts a worker thread under `SCHED_FIFO` when the configuration asks.
+//!
 //! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
 
 pub mod afpacket;
 pub mod afxdp;
 pub mod buf;
+pub mod clock;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod faulty;
@@ -26,6 +30,7 @@ pub mod netns;
 pub mod pcap;
 pub mod pipe;
 pub mod port;
+pub mod sched;
 pub mod steer;
 pub mod wait;
 

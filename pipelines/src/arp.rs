@@ -72,6 +72,17 @@ enum State {
     Failed { until: Instant },
 }
 
+impl State {
+    /// When a sweep has something to do with an entry in this state.
+    fn deadline(&self) -> Option<Instant> {
+        match *self {
+            State::Incomplete { next, .. } | State::Stale { next, .. } => Some(next),
+            State::Failed { until } => Some(until),
+            State::Reachable { .. } => None,
+        }
+    }
+}
+
 struct Entry {
     mac: MacAddr,
     vlan: u16,
@@ -139,6 +150,9 @@ pub struct ArpCache {
     cfg: ArpConfig,
     entries: HashMap<Ipv4Addr, Entry>,
     next_sweep: Instant,
+    /// The earliest retry, refresh or end of a failed hold of any entry (never later
+    /// than the true one; exact after each sweep).
+    due: Option<Instant>,
     changed: bool,
 }
 
@@ -149,6 +163,7 @@ impl ArpCache {
             cfg,
             entries: HashMap::with_capacity(cfg.max_entries),
             next_sweep: Instant::ZERO,
+            due: None,
             changed: false,
         }
     }
@@ -182,10 +197,9 @@ impl ArpCache {
         match e.state {
             State::Reachable { until } if now < until => Lookup::Hit(e.mac),
             State::Reachable { .. } => {
-                e.state = State::Stale {
-                    tries: 1,
-                    next: now + self.cfg.retry,
-                };
+                let next = now + self.cfg.retry;
+                e.state = State::Stale { tries: 1, next };
+                self.due = crate::time::earliest([self.due, Some(next)]);
                 self.changed = true;
                 Lookup::HitRefresh(e.mac)
             }
@@ -199,6 +213,8 @@ impl ArpCache {
     /// Queues `pkt` until `ip` (on `vlan`) resolves.
     pub fn hold(&mut self, ip: Ipv4Addr, vlan: u16, pkt: Packet, now: Instant) -> Hold {
         let full = self.entries.len() >= self.cfg.max_entries;
+        let next = now + self.cfg.retry;
+        let due = crate::time::earliest([self.due, Some(next)]);
         match self.entries.get_mut(&ip) {
             Some(e) => match e.state {
                 State::Incomplete { .. } => match e.pending.try_push(pkt) {
@@ -207,10 +223,8 @@ impl ArpCache {
                 },
                 _ => {
                     // Failed entry whose hold expired (or a stale race): start again.
-                    e.state = State::Incomplete {
-                        tries: 1,
-                        next: now + self.cfg.retry,
-                    };
+                    e.state = State::Incomplete { tries: 1, next };
+                    self.due = due;
                     e.vlan = vlan;
                     e.pending.clear();
                     e.pending.push(pkt);
@@ -227,13 +241,11 @@ impl ArpCache {
                     Entry {
                         mac: MacAddr::ZERO,
                         vlan,
-                        state: State::Incomplete {
-                            tries: 1,
-                            next: now + self.cfg.retry,
-                        },
+                        state: State::Incomplete { tries: 1, next },
                         pending,
                     },
                 );
+                self.due = due;
                 self.changed = true;
                 Hold::QueuedSendRequest
             }
@@ -330,6 +342,22 @@ impl ArpCache {
             _ => true,
         });
         self.changed |= changed;
+        // The sweep walked the table anyway: one more pass makes `due` exact.
+        self.due = self
+            .entries
+            .values()
+            .filter_map(|e| e.state.deadline())
+            .min();
+    }
+
+    /// When [`ArpCache::poll`] next has work: the first retry, refresh or end of a
+    /// failed hold, taken at the sweep that follows it (sweeps run at most every
+    /// [`SWEEP_INTERVAL`]). `None` while every entry is simply reachable: a reachable
+    /// entry goes stale on the lookup that finds it expired, not on a timer. Cheap (a
+    /// cached value), so it can be asked every loop turn. After a reply made an entry
+    /// reachable it may be early until the next sweep, never late.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        Some(self.due?.max(self.next_sweep))
     }
 
     /// The entries, for display.
@@ -396,6 +424,51 @@ mod tests {
         }));
         assert_eq!(released, 2);
         assert_eq!(c.lookup(IP, t0), Lookup::Hit(mac));
+    }
+
+    #[test]
+    fn next_deadline_follows_retries_failure_and_expiry() {
+        let pool = PacketPool::new(4);
+        let mut c = cache();
+        let s = Duration::from_secs(1);
+        let t0 = Instant::from_secs(10);
+        assert_eq!(c.next_deadline(), None);
+        c.hold(IP, 0, pool.alloc().unwrap(), t0);
+        assert_eq!(c.next_deadline(), Some(t0 + s), "first retry");
+        c.poll(t0, |_| panic!("nothing due yet"));
+        assert_eq!(c.next_deadline(), Some(t0 + s));
+        let mut requests = 0;
+        for k in 1..=2 {
+            let t = Instant::from_secs(10 + k);
+            c.poll(t, |ev| {
+                requests += matches!(ev, ArpTimerEvent::Request { .. }) as u32
+            });
+            assert_eq!(c.next_deadline(), Some(t + s), "retry {k}");
+        }
+        assert_eq!(requests, 2);
+        let t3 = Instant::from_secs(13);
+        let mut unresolved = 0;
+        c.poll(t3, |ev| {
+            unresolved += matches!(ev, ArpTimerEvent::Unresolved(_)) as u32
+        });
+        assert_eq!(unresolved, 1);
+        assert_eq!(
+            c.next_deadline(),
+            Some(t3 + ArpConfig::default().failed_hold),
+            "the failed hold ends"
+        );
+        c.poll(t3 + ArpConfig::default().failed_hold, |_| {});
+        assert!(c.is_empty());
+        assert_eq!(c.next_deadline(), None);
+
+        // A deadline is never before the next sweep; a reachable entry has none.
+        let t = Instant::from_secs(20);
+        c.poll(t, |_| {});
+        c.hold(IP, 0, pool.alloc().unwrap(), t);
+        c.learn(IP, MacAddr::local(1), 0, t, false, |_, _, _| {});
+        assert!(c.next_deadline().is_some_and(|d| d >= t + SWEEP_INTERVAL));
+        c.poll(t + s, |_| {});
+        assert_eq!(c.next_deadline(), None, "exact again after a sweep");
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub struct PipelineCounters {
     pub loop_turns: Counter,
     /// Loop turns that found no packet.
     pub idle_turns: Counter,
+    /// Times the worker slept (adaptive idle policy) until a frame or a deadline.
+    pub sleeps: Counter,
+    /// Packets dropped because the worker's transmit queue of their port was full
+    /// (or the port unknown): the ports did not drain as fast as the pipeline produced.
+    pub tx_queue_overflow: Counter,
 }
 
 impl Default for PipelineCounters {
@@ -75,6 +80,8 @@ impl Default for PipelineCounters {
             fastl4_frag_evicted: Counter::default(),
             loop_turns: Counter::default(),
             idle_turns: Counter::default(),
+            sleeps: Counter::default(),
+            tx_queue_overflow: Counter::default(),
         }
     }
 }

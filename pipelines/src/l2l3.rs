@@ -14,7 +14,6 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
@@ -79,6 +78,11 @@ impl NeighbourBus {
     fn pop(&self) -> Option<NeighbourUpdate> {
         self.inboxes[self.me].pop()
     }
+
+    /// True when updates from other workers wait in this worker's inbox.
+    fn pending(&self) -> bool {
+        !self.inboxes[self.me].is_empty()
+    }
 }
 
 /// A token bucket for ICMP error generation (per worker).
@@ -132,6 +136,8 @@ pub struct L2L3 {
     monitors: Option<Monitors>,
     transitions: Vec<Transition>,
     fastl4: Option<Fastl4>,
+    /// The last [`L2L3::poll`] stopped at [`TCP_TX_BUDGET`] with segments left to send.
+    tcp_backlog: bool,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -183,6 +189,7 @@ impl L2L3 {
             services,
             monitors: None,
             transitions: Vec::new(),
+            tcp_backlog: false,
         }
     }
 
@@ -221,11 +228,11 @@ impl L2L3 {
         &self.tcp
     }
 
-    /// The worker's TCP stack, for an application on this worker that opens and drives
-    /// connections of its own (benchmarks and tests; events of connections the services
-    /// and monitors do not own are ignored by [`L2L3::poll`], so such an application
-    /// reads and writes without waiting for them).
+    /// The worker's TCP stack, to open or drive connections from beside the pipeline.
+    /// What they send leaves with the next [`L2L3::poll`], which
+    /// [`L2L3::poll_timeout`] then asks for at once.
     pub fn tcp_mut(&mut self) -> &mut TcpStack {
+        self.tcp_backlog = true;
         &mut self.tcp
     }
 
@@ -919,11 +926,34 @@ impl L2L3 {
         self.drain_tcp(now, emit);
     }
 
+    /// When [`L2L3::poll`] must run next: the earliest deadline of every engine (the
+    /// neighbour cache's retries and holds, fastl4's flow timers and member-down sweep,
+    /// the TCP stack's retransmission, delayed-ACK, keepalive and TIME-WAIT timers, the
+    /// health monitors' probes), or a time already past when work is waiting (updates
+    /// from other workers, gratuitous announcements, TCP segments beyond this turn's
+    /// budget). `None`: nothing is scheduled, only a packet can make work. An idle
+    /// worker sleeps until this instant or until a frame arrives, whichever is first.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.bus.pending() || !self.announce.is_empty() || self.tcp_backlog {
+            return Some(Instant::ZERO);
+        }
+        crate::time::earliest([
+            self.arp.next_deadline(),
+            self.fastl4.as_mut().and_then(Fastl4::next_deadline),
+            self.tcp.poll_timeout(),
+            self.monitors.as_ref().and_then(Monitors::next_deadline),
+        ])
+    }
+
     /// Sends what the TCP stack has to send, at most [`TCP_TX_BUDGET`] segments a turn.
     fn drain_tcp(&mut self, now: Instant, emit: &mut impl FnMut(u16, Packet)) {
+        // Cleared when the stack has nothing left (or no buffer is free: buffers come
+        // back as frames leave, and the stack's own timers retry).
+        self.tcp_backlog = true;
         for _ in 0..TCP_TX_BUDGET {
             let Some(mut pkt) = self.pool.alloc() else {
                 self.counters.drops[DropReason::NoBuffer as usize].inc();
+                self.tcp_backlog = false;
                 return;
             };
             pkt.set_len(rouge_drivers::buf::MAX_FRAME);
@@ -931,6 +961,7 @@ impl L2L3 {
                 .tcp
                 .poll_transmit(now, &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..])
             else {
+                self.tcp_backlog = false;
                 return;
             };
             let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
@@ -997,9 +1028,6 @@ fn perf_canary() {
     std::hint::black_box(acc);
 }
 
-/// How long a pipeline may sleep before its timers need it.
-pub const MAX_TIMER_SLEEP: Duration = crate::arp::SWEEP_INTERVAL;
-
 /// A hash of a forwarded IPv4 packet's addresses and, for an unfragmented packet, the
 /// first four bytes of its transport header (the ports of TCP and UDP): keeps a flow's
 /// packets in one flow queue of their shaping class.
@@ -1013,3 +1041,7 @@ fn forwarded_flow_hash(l3: &[u8]) -> u32 {
     let ports = if unfragmented { word(hl) } else { 0 };
     (word(12) ^ word(16).rotate_left(16) ^ ports).wrapping_mul(0x9E37_79B9)
 }
+
+#[cfg(test)]
+#[path = "l2l3_tests.rs"]
+mod tests;

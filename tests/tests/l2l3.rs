@@ -219,6 +219,23 @@ fn transit_traffic_is_forwarded_through_the_forwarding_virtual_servers() {
     assert_eq!(routes.as_array().unwrap().len(), 2, "{routes}");
     let stats = bed.rouge_json(&["show", "stats"]).unwrap();
     assert_eq!(stats["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(counter(&stats, &["tx_queue_overflow"]), 0, "{stats}");
+    // Every frame carried the receive ring's stamp, converted to the workers' clock:
+    // the receive-to-transmit delay is measured for the forwarded packets (at least the
+    // three echo requests and their replies; "forwarded" also counts the appliance's
+    // own segments released after ARP, which have no receive stamp) and is neither
+    // zero everywhere (stamps after `now`) nor absurd (wrong time base). The workers
+    // republish it within 100 ms of their last packet.
+    let mut stats = stats;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while counter(&stats, &["transit_us", "samples"]) < 6 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        stats = bed.rouge_json(&["show", "stats"]).unwrap();
+    }
+    let transit = &stats["transit_us"];
+    assert!(counter(transit, &["samples"]) >= 6, "{stats}");
+    let max_us = transit["max"].as_f64().unwrap_or(-1.0);
+    assert!(max_us > 0.0 && max_us < 1e6, "{transit}");
     assert_eq!(bed.stop_rouge(), Some(0));
     for name in ["lb-c-0.pcap", "lb-c-1.pcap", "lb-s-0.pcap", "lb-s-1.pcap"] {
         let meta = std::fs::metadata(format!("/tmp/rouge-e2e-pcap-forward/{name}")).expect(name);

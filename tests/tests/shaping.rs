@@ -236,6 +236,17 @@ fn tcp_weights_3_to_1_share_a_200_mbit_root() {
     );
 }
 
+/// Bytes per unit of weight a class may send in one round (`QUANTUM_BYTES` of
+/// `rouge_pipelines::shaper`: one full-size Ethernet frame).
+const QUANTUM_BYTES: u32 = 1514;
+
+/// Microseconds a round of weighted round robin takes when the classes of `weights`
+/// each send their quantum (`quantum × weight` bytes) at `root_bps`.
+fn wrr_round_us(quantum: u32, weights: &[u32], root_bps: f64) -> f64 {
+    let bytes: u32 = weights.iter().map(|w| quantum * w).sum();
+    f64::from(bytes) * 8.0 / root_bps * 1e6
+}
+
 #[test]
 fn priority_probe_keeps_a_low_queueing_delay_while_bulk_saturates() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -285,10 +296,11 @@ fn priority_probe_keeps_a_low_queueing_delay_while_bulk_saturates() {
     let (prio, bulk) = (class("priority"), class("bronze"));
     println!(
         "priority probe: end-to-end RTT p50 {} us, p99 {} us, max {} us (not asserted); \
-         Rouge's queueing delay: priority p99 {} us max {} us, bronze p50 {} us, gold p50 {} us",
+         Rouge's queueing delay: priority p50 {} us p99 {} us max {} us, bronze p50 {} us, gold p50 {} us",
         p["p50_us"],
         p["p99_us"],
         p["max_us"],
+        prio["delay_us"]["p50"],
         prio["delay_us"]["p99"],
         prio["delay_us"]["max"],
         bulk["delay_us"]["p50"],
@@ -303,17 +315,31 @@ fn priority_probe_keeps_a_low_queueing_delay_while_bulk_saturates() {
         "{prio}"
     );
     assert_eq!(prio["drops"], 0, "{prio}");
-    let prio_p99 = prio["delay_us"]["p99"].as_f64().unwrap_or(f64::MAX);
+    let prio_p50 = prio["delay_us"]["p50"].as_f64().unwrap_or(f64::MAX);
     let bulk_p50 = bulk["delay_us"]["p50"].as_f64().unwrap_or(0.0);
     // Bulk traffic waits in a full queue (tens of ms at its share); the priority class
-    // is served first, so its delay stays near zero. Generous bound: 2 ms.
+    // is served first. Plain weighted round robin could not do that: a probe finding
+    // its class idle waits for the competing classes to send their quanta (1514 bytes ×
+    // weight) at the root rate, a round of 242 µs for gold 3 + bronze 1 at 200 Mbit/s,
+    // half a round (121 µs) at the median (the scheduler test
+    // `strict_priority_stays_under_the_bound_weighted_round_robin_breaks` measures it).
+    // Rouge's delay is measured from the frame's receive stamp, so the receive ring and
+    // the pipeline count too; its tail also holds every time the worker lost its core
+    // (not asserted: shared test machines), its median does not.
+    let wrr_round_us = wrr_round_us(QUANTUM_BYTES, &[3, 1], 200e6);
     assert!(
-        prio_p99 <= 2000.0,
-        "priority p99 queueing delay {prio_p99} us"
+        (wrr_round_us - 242.24).abs() < 0.01,
+        "gold 3 + bronze 1 at 200 Mbit/s: {wrr_round_us}"
     );
     assert!(
-        bulk_p50 >= 10.0 * prio_p99.max(1.0),
-        "bulk {bulk_p50} us vs priority {prio_p99} us"
+        prio_p50 < wrr_round_us / 2.0,
+        "priority median queueing delay {prio_p50} us is not below the {} us \
+         that weighted round robin would give",
+        wrr_round_us / 2.0
+    );
+    assert!(
+        bulk_p50 >= 10.0 * prio_p50.max(1.0),
+        "bulk {bulk_p50} us vs priority {prio_p50} us"
     );
 }
 

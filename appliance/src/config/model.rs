@@ -96,6 +96,11 @@ pub struct System {
     /// Most ICMP errors (time exceeded, unreachable) sent per second per worker.
     #[serde(default = "default_icmp_rate")]
     pub icmp_error_rate: u32,
+    /// Run the worker threads under the real-time `SCHED_FIFO` policy at this priority
+    /// (1 to 99), so a worker woken by a frame runs at once instead of waiting behind
+    /// other tasks on its core. Absent: normal scheduling. For dedicated cores only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime_priority: Option<u8>,
 }
 
 fn default_pool_size() -> usize {
@@ -112,6 +117,7 @@ impl Default for System {
             idle: IdlePolicy::default(),
             pool_size: default_pool_size(),
             icmp_error_rate: default_icmp_rate(),
+            realtime_priority: None,
         }
     }
 }

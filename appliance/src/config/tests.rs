@@ -23,6 +23,14 @@ fn the_testbed_config_is_valid_and_builds() {
 }
 
 #[test]
+fn a_realtime_priority_parses_and_saves() {
+    let text = TESTBED.replace("[system]\n", "[system]\nrealtime_priority = 50\n");
+    let cfg = parse("testbed.toml", &text).unwrap();
+    assert_eq!(cfg.system.realtime_priority, Some(50));
+    assert_eq!(parse("saved.toml", &to_toml(&cfg)).unwrap(), cfg);
+}
+
+#[test]
 fn saved_config_parses_back_to_the_same() {
     let cfg = parse("testbed.toml", TESTBED).unwrap();
     let again = parse("saved.toml", &to_toml(&cfg)).unwrap();
@@ -83,6 +91,7 @@ fn semantic_mistakes_are_each_reported() {
 [system]
 cores = [1, 1]
 pool_size = 10
+realtime_priority = 0
 
 [[interface]]
 name = "lb-c"
@@ -128,6 +137,7 @@ retries = 0
     for want in [
         "system.cores",
         "system.pool_size",
+        "system.realtime_priority",
         "interface[1].name",
         "vlan[0].interface",
         "vlan[0].tag",

@@ -104,6 +104,17 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             );
         }
     }
+    if let Some(p) = s.realtime_priority {
+        if !(1..=rouge_drivers::sched::MAX_FIFO_PRIORITY).contains(&p) {
+            c.err(
+                "system",
+                None,
+                "realtime_priority",
+                format!("{p} is out of range"),
+                "use a SCHED_FIFO priority from 1 to 99 (e.g. 50), or remove the field for normal scheduling",
+            );
+        }
+    }
     if !(256..=1 << 20).contains(&s.pool_size) {
         c.err(
             "system",

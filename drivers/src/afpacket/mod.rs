@@ -38,6 +38,18 @@
 //!
 //! # Frames and metadata
 //!
+//! Every frame gets a receive timestamp ([`PacketMeta::rx_time`](crate::buf::PacketMeta))
+//! from its ring header (`tp_sec`/`tp_nsec`, written by the kernel as it copies the
+//! frame into the ring), so the time a frame waits in the ring for the worker counts.
+//! The kernel stamps ring frames with `CLOCK_REALTIME` (the skb's software receive
+//! stamp or the time of the copy) and AF_PACKET has no option to choose another clock:
+//! `PACKET_TIMESTAMP` only selects hardware stamps, which virtual NICs lack, and
+//! `SO_TIMESTAMPING` affects control messages, not the ring. The driver therefore
+//! converts to `CLOCK_MONOTONIC`, the data plane's time base, with one pair of clock
+//! reads per receive burst that delivered frames ([`crate::clock::RealtimeToMonotonic`]):
+//! two vDSO calls per burst instead of a monotonic stamp per frame, and a wall-clock
+//! step or slew cannot skew more than one burst.
+//!
 //! The kernel moves a received 802.1Q tag into the ring's metadata; the driver puts it
 //! back in front of the EtherType while copying, so the pipelines see the frame as it
 //! was on the wire. A frame whose checksum the sender left to offload
@@ -83,6 +95,7 @@ pub use bpf::{op, steer_by_flow_program, steer_flow, SockFilter};
 #[cfg(doc)]
 use crate::buf::Packet;
 use crate::buf::{PacketPool, MAX_FRAME};
+use crate::clock::RealtimeToMonotonic;
 use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop};
 
 /// Which TPACKET version the receive ring uses (the transmit ring follows it).
@@ -277,6 +290,12 @@ fn geometry(
     })
 }
 
+/// A ring frame's `tp_sec`/`tp_nsec` as nanoseconds since the epoch.
+#[inline]
+fn stamp_ns(sec: u32, nsec: u32) -> u64 {
+    u64::from(sec) * 1_000_000_000 + u64::from(nsec)
+}
+
 /// Receive-ring cursor.
 enum RxCursor {
     /// Next frame slot to look at.
@@ -299,6 +318,8 @@ struct RxFrame {
     vlan_tci: u16,
     vlan_tpid: u16,
     pkttype: u8,
+    /// The kernel's receive stamp (`CLOCK_REALTIME`), in nanoseconds since the epoch.
+    stamp: u64,
 }
 
 /// An AF_PACKET port: one socket with memory-mapped receive and transmit rings on one
@@ -579,6 +600,7 @@ impl AfPacketPort {
             vlan_tci: h.tp_vlan_tci,
             vlan_tpid: h.tp_vlan_tpid,
             pkttype,
+            stamp: stamp_ns(h.tp_sec, h.tp_nsec),
         }
     }
 
@@ -603,6 +625,7 @@ impl AfPacketPort {
                 vlan_tci: h.tp_vlan_tci as u16,
                 vlan_tpid: h.tp_vlan_tpid,
                 pkttype,
+                stamp: stamp_ns(h.tp_sec, h.tp_nsec),
             },
             h.tp_next_offset,
         )
@@ -611,7 +634,14 @@ impl AfPacketPort {
     /// Copies one received frame (ending before `hi` in the mapping) into a packet from
     /// `pool`, or counts why not.
     #[inline]
-    fn deliver(&self, f: &RxFrame, hi: usize, pool: &PacketPool, out: &mut Burst) {
+    fn deliver(
+        &self,
+        f: &RxFrame,
+        hi: usize,
+        pool: &PacketPool,
+        clock: &mut RealtimeToMonotonic,
+        out: &mut Burst,
+    ) {
         if f.pkttype == sys::PACKET_OUTGOING {
             return;
         }
@@ -647,6 +677,7 @@ impl AfPacketPort {
                 ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), snap);
             }
         }
+        pkt.meta.rx_time = clock.convert(f.stamp);
         if f.status & sys::TP_STATUS_CSUMNOTREADY != 0 {
             pkt.meta.l4_csum_partial = true;
             self.csum_partial.inc();
@@ -657,6 +688,7 @@ impl AfPacketPort {
 
     fn rx_v2(&mut self, mut head: usize, pool: &PacketPool, out: &mut Burst) -> usize {
         let before = out.len();
+        let mut clock = RealtimeToMonotonic::new();
         // Frames skipped (outgoing, too big, no buffer) also consume the budget so one
         // call stays bounded.
         for _ in 0..out.capacity() - out.len() {
@@ -666,7 +698,7 @@ impl AfPacketPort {
                 break;
             }
             let f = self.rx_frame_v2(off);
-            self.deliver(&f, off + self.rx_geo.frame_size, pool, out);
+            self.deliver(&f, off + self.rx_geo.frame_size, pool, &mut clock, out);
             status.store(sys::TP_STATUS_KERNEL, Ordering::Release);
             head = (head + 1) % self.rx_geo.frame_nr;
             if out.is_full() {
@@ -688,6 +720,7 @@ impl AfPacketPort {
             return 0;
         };
         let before = out.len();
+        let mut clock = RealtimeToMonotonic::new();
         let bs = self.rx_geo.block_size;
         let mut budget = out.capacity() - out.len();
         while budget > 0 && !out.is_full() {
@@ -707,7 +740,7 @@ impl AfPacketPort {
             }
             if left > 0 && next + std::mem::size_of::<sys::Tpacket3Hdr>() <= bs {
                 let (f, step) = self.rx_frame_v3(start + next);
-                self.deliver(&f, start + bs, pool, out);
+                self.deliver(&f, start + bs, pool, &mut clock, out);
                 budget -= 1;
                 left -= 1;
                 next += step as usize;

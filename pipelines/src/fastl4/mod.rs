@@ -714,9 +714,15 @@ impl Fastl4 {
         self.resets.pop()
     }
 
-    /// The earliest time [`Fastl4::poll`] has work to do.
+    /// The earliest time [`Fastl4::poll`] has work to do: the first flow timer, and
+    /// while flows exist the next sweep for flows on members that went down. `Some`
+    /// of [`Instant::ZERO`] (due at once) while resets wait to be sent.
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        self.flows.next_deadline()
+        if !self.resets.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        let sweep = (!self.flows.is_empty()).then_some(self.next_sweep);
+        crate::time::earliest([self.flows.next_deadline(), sweep])
     }
 }
 

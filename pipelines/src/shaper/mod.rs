@@ -129,14 +129,26 @@ pub use share::{
 /// Number of flow sub-queues inside each class.
 pub const FLOWS: usize = 16;
 
-/// Anything the shaper can queue: it only needs the item's length on the wire.
+/// Anything the shaper can queue: it needs the item's length on the wire, and may
+/// say when the item arrived.
 pub trait ShapedItem {
     /// Bytes this item occupies on the wire (what rates and bursts are charged).
     fn wire_len(&self) -> usize;
+
+    /// When the item reached the appliance, if known (a packet's receive stamp): its
+    /// queueing delay is measured from then, so time spent before the shaper (in the
+    /// receive ring, in the pipeline) counts. `None`: from the enqueue.
+    fn arrival(&self) -> Option<crate::Instant> {
+        None
+    }
 }
 
 impl ShapedItem for rouge_drivers::Packet {
     fn wire_len(&self) -> usize {
         self.len()
+    }
+
+    fn arrival(&self) -> Option<crate::Instant> {
+        (self.meta.rx_time != 0).then(|| crate::Instant::from_nanos(self.meta.rx_time))
     }
 }

@@ -206,7 +206,9 @@ impl<T: ShapedItem> Shaper<T> {
                 return Err((item, DropReason::QueuePackets));
             }
         }
-        let result = match c.queue.push(f, item, len, now) {
+        // Delay is measured from the item's arrival (never later than now).
+        let arrived = item.arrival().map_or(now, |t| t.min(now));
+        let result = match c.queue.push(f, item, len, arrived) {
             Ok(()) => {
                 c.counters.enqueued_packets += 1;
                 c.counters.enqueued_bytes += len as u64;
