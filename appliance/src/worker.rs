@@ -69,6 +69,8 @@ pub const SPIN: Duration = Duration::from_micros(200);
 /// waker (the normal case) the control thread wakes it and an idle worker with no
 /// deadline sleeps until a frame arrives. Timers never wait for it (see `wake_at`).
 pub const CONTROL_CHECK: Duration = Duration::from_millis(10);
+/// Longest nap of an idle worker while frames wait in a port's transmit queue.
+const TX_RETRY: Duration = Duration::from_micros(20);
 /// Sleep of an idle worker whose ports have no descriptor to wait on (in-memory ports).
 const POLL_SLEEP: Duration = Duration::from_micros(200);
 /// Packets waiting for transmission per port before the worker flushes mid-burst.
@@ -331,6 +333,16 @@ pub fn run<P: Port>(
         let mut sleep = wake.map(|t| t.saturating_since(now));
         if waker.is_none() {
             sleep = Some(sleep.map_or(CONTROL_CHECK, |s| s.min(CONTROL_CHECK)));
+        }
+        // Frames still waiting in a port's transmit queue (a kick that found the send
+        // buffer full) are kicked again by `tx_pending`; while any wait, the worker
+        // naps briefly instead of sleeping until the next packet, so they never wait
+        // for one.
+        if ports
+            .iter_mut()
+            .fold(false, |any, p| p.tx_pending() > 0 || any)
+        {
+            sleep = Some(sleep.map_or(TX_RETRY, |s| s.min(TX_RETRY)));
         }
         if sleep.is_some_and(|s| s.is_zero()) {
             continue;
