@@ -92,8 +92,12 @@ pub fn run<T: Port, R: Port>(
         }
         .min(left) as usize;
         if due > 0 {
-            gen.fill(pool, &mut out, due, now.as_nanos() as u64);
-            sent += tx.tx_burst(&mut out) as u64;
+            let filled = gen.fill(pool, &mut out, due, now.as_nanos() as u64);
+            let accepted = tx.tx_burst(&mut out);
+            sent += accepted as u64;
+            // A sweep must not spend its tuples on frames the port dropped (the burst's
+            // tail, for the AF_PACKET port): they are used by the next frames instead.
+            gen.rewind(filled.saturating_sub(accepted));
             out.clear();
         }
         let got = poll_rx(tx, &mut rx, pool, &mut inb, recv, start);

@@ -183,6 +183,16 @@ impl Generator {
         g
     }
 
+    /// Takes back the last `n` frames of a sweep, which the port dropped (a burst's
+    /// tail): their tuples go to the next frames, so a sweep's tuples are spent only on
+    /// frames that left. Frame counters are not changed. No effect on a round-robin
+    /// generator.
+    pub fn rewind(&mut self, n: usize) {
+        if self.sweep.is_some() {
+            self.swept = self.swept.saturating_sub(n as u64);
+        }
+    }
+
     /// Distinct tuples used so far by a sweeping generator (0 otherwise).
     pub fn tuples_used(&self) -> u64 {
         match self.sweep {
@@ -459,6 +469,15 @@ mod tests {
         }
         assert_eq!(seen.len(), 120_000);
         assert_eq!(g.tuples_used(), 120_000);
+        // Frames the port dropped give their tuples back to the next ones.
+        let mut b = Burst::new();
+        g.rewind(5);
+        assert_eq!(g.fill(&pool, &mut b, 5, 0), 5);
+        let d = b[0].data();
+        assert_eq!(
+            (u32::from_be_bytes([d[26], d[27], d[28], d[29]]), u16::from_be_bytes([d[34], d[35]])),
+            (0xc612_010c, 41_019)
+        );
         assert_eq!(last, Some((0xc612_010c, 41_023)));
         assert!(seen.contains(&(0xc612_010a, 1024)));
     }

@@ -871,7 +871,10 @@ impl Port for AfPacketPort {
                 continue;
             }
             let (status, off) = self.tx_slot(self.tx_head);
-            if status.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE {
+            // Once the ring is full the rest of the burst is dropped too, even if a slot
+            // frees meanwhile: what is dropped is always the burst's tail, so frames
+            // never overtake each other and a sender knows which ones did not go.
+            if ring_full || status.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE {
                 self.counters.count_drop(PortDrop::TxRingFull, 1);
                 ring_full = true;
                 continue;
