@@ -163,7 +163,7 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
             .collect();
         (ifs, c.system.dpdk_args.clone())
     };
-    if old_ifs != new_ifs || port_setup(&*old_cfg) != port_setup(&cfg) {
+    if old_ifs != new_ifs || port_setup(&old_cfg) != port_setup(&cfg) {
         return Err(format!(
             "{name}: interface: the data ports differ from the running ones ({} vs {}, or their driver, queues, device or dpdk_args); fix: keep the [[interface]] tables as they are, or restart rouge to change ports",
             new_ifs.join(", "),

@@ -189,9 +189,7 @@ mod dpdk {
 
     pub(super) fn register_worker() -> Result<(), String> {
         let eal = Eal::get().ok_or("DPDK's EAL is not initialised")?;
-        eal.register_thread()
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        eal.register_thread().map(|_| ()).map_err(|e| e.to_string())
     }
 }
 

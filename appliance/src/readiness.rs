@@ -153,7 +153,9 @@ fn effective_uid() -> Option<u32> {
 
 /// Receive queues of a kernel interface in this network namespace.
 fn rx_queues(name: &str) -> Option<u32> {
-    let dir = std::path::Path::new("/sys/class/net").join(name).join("queues");
+    let dir = std::path::Path::new("/sys/class/net")
+        .join(name)
+        .join("queues");
     let entries = std::fs::read_dir(dir).ok()?;
     Some(
         entries
@@ -396,15 +398,20 @@ mod tests {
 
     #[test]
     fn afxdp_on_veths_with_one_worker_is_ready_and_two_workers_are_refused() {
-        let mut cfg = Config::default();
-        cfg.interfaces = vec![itf("lb-c", Driver::Afxdp), itf("lb-s", Driver::Afxdp)];
+        let mut cfg = Config {
+            interfaces: vec![itf("lb-c", Driver::Afxdp), itf("lb-s", Driver::Afxdp)],
+            ..Config::default()
+        };
         let r = assess(&cfg, &root_machine());
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].interfaces, ["lb-c", "lb-s"]);
         assert!(levels(&r[0]).iter().all(|l| *l == Level::Ok), "{r:?}");
         let (text, missing) = render(&r);
         assert!(!missing);
-        assert!(text.starts_with("driver afxdp (lb-c, lb-s): needs root"), "{text}");
+        assert!(
+            text.starts_with("driver afxdp (lb-c, lb-s): needs root"),
+            "{text}"
+        );
 
         cfg.system.cores = Some(vec![0, 1]);
         let r = assess(&cfg, &root_machine());
@@ -414,13 +421,18 @@ mod tests {
             text.contains("MISSING: lb-c: 1 receive queue(s), but queues = 2 (2 worker(s), one queue each): a veth has one queue, so two workers cannot both get its frames"),
             "{text}"
         );
-        assert!(text.contains("note: 2 workers:") && text.contains("steering redesign"), "{text}");
+        assert!(
+            text.contains("note: 2 workers:") && text.contains("steering redesign"),
+            "{text}"
+        );
     }
 
     #[test]
     fn what_is_missing_is_named_with_its_fix() {
-        let mut cfg = Config::default();
-        cfg.interfaces = vec![itf("lb-c", Driver::Afxdp), itf("lb-x", Driver::Afpacket)];
+        let cfg = Config {
+            interfaces: vec![itf("lb-c", Driver::Afxdp), itf("lb-x", Driver::Afpacket)],
+            ..Config::default()
+        };
         let facts = Facts {
             root: false,
             afxdp: Some(Err("AF_XDP sockets are unavailable: (are you root?)".into())),
@@ -428,8 +440,14 @@ mod tests {
         };
         let (text, missing) = render(&assess(&cfg, &facts));
         assert!(missing);
-        assert!(text.contains("MISSING: not running as root: the afxdp driver"), "{text}");
-        assert!(text.contains("MISSING: AF_XDP sockets are unavailable"), "{text}");
+        assert!(
+            text.contains("MISSING: not running as root: the afxdp driver"),
+            "{text}"
+        );
+        assert!(
+            text.contains("MISSING: AF_XDP sockets are unavailable"),
+            "{text}"
+        );
         assert!(
             text.contains("driver afpacket (lb-x)") && text.contains("note: lb-x: not visible"),
             "{text}"
@@ -465,7 +483,10 @@ mod tests {
             .insert("0000:00:04.0".into(), Some("vfio-pci".into()));
         let (text, missing) = render(&assess(&cfg, &facts));
         assert!(!missing, "{text}");
-        assert!(text.contains("ok: wan: 0000:00:04.0 is bound to vfio-pci"), "{text}");
+        assert!(
+            text.contains("ok: wan: 0000:00:04.0 is bound to vfio-pci"),
+            "{text}"
+        );
 
         facts.hugepages.free = 0;
         cfg.system.dpdk_args = vec!["--no-huge".into()];

@@ -345,10 +345,8 @@ pub fn run<P: Port>(
         // buffer full) are kicked again by `tx_pending`; while any wait, the worker
         // naps briefly instead of sleeping until the next packet, so they never wait
         // for one.
-        if ports
-            .iter_mut()
-            .fold(false, |any, p| p.tx_pending() > 0 || any)
-        {
+        // (Every port is asked, not only up to the first with frames waiting.)
+        if ports.iter_mut().map(|p| p.tx_pending()).sum::<usize>() > 0 {
             sleep = Some(sleep.map_or(TX_RETRY, |s| s.min(TX_RETRY)));
         }
         if sleep.is_some_and(|s| s.is_zero()) {

@@ -31,6 +31,10 @@ use crate::dpdk::DpdkPort;
 use crate::port::{Burst, MacAddr, Port, PortCounters};
 
 /// A port of any driver (see the [module documentation](self)).
+// The variants differ in size (a few hundred bytes), but a worker holds one port per
+// interface for its whole life: boxing the larger ones would only add a pointer chase
+// per burst.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum AnyPort {
     /// Linux AF_PACKET rings.

@@ -22,8 +22,8 @@
 //! `unsafe` code lives only here, each block with a `// SAFETY:` comment, behind safe APIs.
 
 pub mod afpacket;
-pub mod any;
 pub mod afxdp;
+pub mod any;
 pub mod buf;
 pub mod clock;
 #[cfg(feature = "dpdk")]

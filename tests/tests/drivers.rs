@@ -122,7 +122,10 @@ fn ping_forward_and_fastl4_through(driver: &str, bin: &Path) {
         &["ping", "-c", "3", "-i", "0.2", "198.18.2.11"],
     );
     let text = stdout(&out);
-    assert!(text.contains("3 received") && text.contains("ttl=63"), "{text}");
+    assert!(
+        text.contains("3 received") && text.contains("ttl=63"),
+        "{text}"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut body = String::new();
     while Instant::now() < deadline && body.is_empty() {

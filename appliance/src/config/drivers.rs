@@ -82,7 +82,8 @@ pub fn dpdk_no_huge(cfg: &Config) -> bool {
 /// The EAL arguments for this configuration: every DPDK device (`-a PCI` or `--vdev`,
 /// `--no-pci` when no NIC is named), the main lcore on `main_core` (unless
 /// `dpdk_args` names lcores itself), `--in-memory` (no files shared with other DPDK
-/// processes), `--no-telemetry`, then `[system] dpdk_args`.
+/// processes; with `--no-huge`, which it does not combine with, `--no-shconf`),
+/// `--no-telemetry`, then `[system] dpdk_args`.
 pub fn eal_args(cfg: &Config, main_core: usize) -> Vec<String> {
     let mut args = Vec::new();
     let extra = &cfg.system.dpdk_args;
@@ -109,10 +110,19 @@ pub fn eal_args(cfg: &Config, main_core: usize) -> Vec<String> {
     if !names_lcores {
         args.extend(["-l".to_string(), main_core.to_string()]);
     }
-    for a in ["--in-memory", "--no-telemetry"] {
-        if !extra.iter().any(|e| e == a) {
-            args.push(a.into());
-        }
+    let private = if dpdk_no_huge(cfg) {
+        "--no-shconf"
+    } else {
+        "--in-memory"
+    };
+    if !extra
+        .iter()
+        .any(|e| e == "--in-memory" || e == "--no-shconf")
+    {
+        args.push(private.into());
+    }
+    if !extra.iter().any(|e| e == "--no-telemetry") {
+        args.push("--no-telemetry".into());
     }
     args.extend(extra.iter().cloned());
     args
@@ -121,10 +131,7 @@ pub fn eal_args(cfg: &Config, main_core: usize) -> Vec<String> {
 /// Problems of the interfaces' drivers with `workers` workers: (interface index,
 /// field, problem, fix). Used by validation (workers from `[system] cores`) and by
 /// `rouge run` when `--cores` overrides them.
-pub fn worker_problems(
-    cfg: &Config,
-    workers: usize,
-) -> Vec<(usize, &'static str, String, String)> {
+pub fn worker_problems(cfg: &Config, workers: usize) -> Vec<(usize, &'static str, String, String)> {
     let mut out = Vec::new();
     for (i, itf) in cfg.interfaces.iter().enumerate() {
         match itf.driver {
@@ -227,11 +234,20 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
     let workers = workers(cfg);
     for (i, field, problem, fix) in worker_problems(cfg, workers) {
         // Out-of-range queues were reported above already.
-        if field != "queues" || cfg.interfaces[i].queues.is_none_or(|q| (1..=256).contains(&q)) {
+        if field != "queues"
+            || cfg.interfaces[i]
+                .queues
+                .is_none_or(|q| (1..=256).contains(&q))
+        {
             c.err("interface", Some(i), field, problem, fix);
         }
     }
-    if let Some(a) = cfg.system.dpdk_args.iter().find(|a| a.is_empty() || a.contains('\0')) {
+    if let Some(a) = cfg
+        .system
+        .dpdk_args
+        .iter()
+        .find(|a| a.is_empty() || a.contains('\0'))
+    {
         c.err(
             "system",
             None,
@@ -310,7 +326,14 @@ mod tests {
     fn pci_addresses_are_normalised_or_refused() {
         assert_eq!(pci_address("0000:00:04.0").as_deref(), Some("0000:00:04.0"));
         assert_eq!(pci_address("00:1F.7").as_deref(), Some("0000:00:1f.7"));
-        for bad in ["", "00:04", "0000:00:04.8", "0000:00:40.0", "lb-c", "0:0:4.0"] {
+        for bad in [
+            "",
+            "00:04",
+            "0000:00:04.8",
+            "0000:00:40.0",
+            "lb-c",
+            "0:0:4.0",
+        ] {
             assert_eq!(pci_address(bad), None, "{bad}");
         }
     }
@@ -356,7 +379,7 @@ mod tests {
         );
         assert_eq!(
             eal_args(&cfg, 3).join(" "),
-            "--vdev net_af_packet0,iface=lb-c -a 0000:00:04.0 -l 3 --in-memory --no-telemetry --no-huge -m 128"
+            "--vdev net_af_packet0,iface=lb-c -a 0000:00:04.0 -l 3 --no-shconf --no-telemetry --no-huge -m 128"
         );
         assert!(dpdk_no_huge(&cfg));
         let cfg = cfg_with(
@@ -370,12 +393,20 @@ mod tests {
             "--vdev net_ring0 --no-pci --no-telemetry --lcores 0@0 --in-memory"
         );
         assert!(!dpdk_no_huge(&cfg));
+        let cfg = cfg_with(&[("nic", Driver::Dpdk, Some("0000:00:04.0"))], 1, &[]);
+        assert_eq!(
+            eal_args(&cfg, 0).join(" "),
+            "-a 0000:00:04.0 -l 0 --in-memory --no-telemetry"
+        );
     }
 
     #[test]
     fn queues_must_match_the_workers() {
         let mut cfg = cfg_with(&[("lb-c", Driver::Afxdp, None)], 2, &[]);
-        assert!(worker_problems(&cfg, 2).is_empty(), "default: one per worker");
+        assert!(
+            worker_problems(&cfg, 2).is_empty(),
+            "default: one per worker"
+        );
         cfg.interfaces[0].queues = Some(1);
         let p = worker_problems(&cfg, 2);
         assert_eq!(p.len(), 1);

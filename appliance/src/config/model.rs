@@ -103,7 +103,8 @@ pub struct System {
     pub realtime_priority: Option<u8>,
     /// Extra arguments for DPDK's EAL (with `driver = "dpdk"`), one per element, e.g.
     /// `["--no-huge", "-m", "256"]`. Rouge adds the devices (`-a` / `--vdev`), the main
-    /// lcore (`-l`, unless given here), `--in-memory` and `--no-telemetry`.
+    /// lcore (`-l`, unless given here), `--in-memory` (`--no-shconf` with `--no-huge`)
+    /// and `--no-telemetry`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dpdk_args: Vec<String>,
 }
