@@ -87,7 +87,7 @@ if [[ -z $ROUGE ]]; then
     ROUGE="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/release/rouge"
 fi
 [[ -x $ROUGE ]] || die "no rouge binary at $ROUGE"
-"$ROUGE" check --config "$CONFIG" >/dev/null || die "$CONFIG is not a valid configuration"
+"$ROUGE" check --config-only --config "$CONFIG" >/dev/null || die "$CONFIG is not a valid configuration"
 
 if [[ -z $DEST ]]; then
     # What the service runs besides rouge: ip, ethtool, sysctl.

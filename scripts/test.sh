@@ -53,6 +53,33 @@ fi
 awk '/Running tests\/dpdk.rs/ {d=1} d && /^test result: ok/ {print; exit}' /tmp/rouge-test-dpdk.log >> /tmp/rouge-test.log
 passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
 
+step "rouge with --features dpdk: clippy, the appliance's unit tests, the DPDK end-to-end suite (net_af_packet vdevs on the test bed)"
+cargo clippy -q -p rouge-appliance -p rouge-tests --features rouge-appliance/dpdk,rouge-tests/dpdk --all-targets -- -D warnings
+# A debug build (the release one above stays the default rouge): the end-to-end test
+# starts it as ROUGE_DPDK_BIN.
+cargo build -q -p rouge-appliance --features dpdk --bin rouge
+cp "${CARGO_TARGET_DIR:-$PWD/target}/debug/rouge" "${CARGO_TARGET_DIR:-$PWD/target}/debug/rouge-dpdk"
+export ROUGE_DPDK_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rouge-dpdk"
+{
+    cargo test -p rouge-appliance --features dpdk --lib 2>&1
+    # Only the DPDK variant: the afpacket and afxdp ones ran with the workspace.
+    cargo test -p rouge-tests --features dpdk --test drivers dpdk 2>&1
+} > /tmp/rouge-test-dpdk-e2e.log || true
+grep -E "^(test result|error|---- )|panicked" /tmp/rouge-test-dpdk-e2e.log || true
+if grep -qE "test result: FAILED|^error" /tmp/rouge-test-dpdk-e2e.log; then
+    echo "tests failed (full log: /tmp/rouge-test-dpdk-e2e.log)"
+    exit 1
+fi
+# The appliance's unit tests ran (and were counted) above already; count the DPDK
+# end-to-end test, which must have run.
+awk '/Running tests\/drivers.rs/ {d=1} d && /^test result: ok/ {print; exit}' /tmp/rouge-test-dpdk-e2e.log > /tmp/rouge-test-dpdk-e2e.result
+if ! grep -q "ok. 1 passed" /tmp/rouge-test-dpdk-e2e.result; then
+    echo "the DPDK end-to-end test did not run (full log: /tmp/rouge-test-dpdk-e2e.log)"
+    exit 1
+fi
+cat /tmp/rouge-test-dpdk-e2e.result >> /tmp/rouge-test.log
+passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
+
 step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
 ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
 if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then

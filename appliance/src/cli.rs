@@ -44,11 +44,17 @@ pub enum Command {
         #[arg(long, default_value = mgmt::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
-    /// Validate a configuration file; exit 0 when valid, 1 with every problem otherwise.
+    /// Validate a configuration file and say what its port drivers need from this
+    /// machine (root, AF_XDP, queues, hugepages, a NIC bound to vfio-pci); exit 0 when
+    /// valid and nothing is missing, 1 with every problem otherwise.
     Check {
         /// Configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
+        /// Validate the file only, without the report on this machine (for a
+        /// configuration meant for another machine, e.g. an image being built).
+        #[arg(long)]
+        config_only: bool,
         /// Accepted for uniformity; not used.
         #[arg(long, default_value = mgmt::DEFAULT_SOCKET, hide = true)]
         socket: PathBuf,
@@ -452,6 +458,7 @@ fn interfaces_table(data: &Value) -> String {
         data,
         &[
             "name",
+            "driver",
             "mac",
             "mtu",
             "rx_packets",
@@ -592,6 +599,7 @@ mod tests {
         for line in [
             "rouge run --config f.toml --cores 0,1 --idle busy --pcap /tmp/x --socket /tmp/s",
             "rouge check --config f.toml",
+            "rouge check --config f.toml --config-only",
             "rouge show interfaces --json --socket /tmp/s",
             "rouge show stats",
             "rouge config save /tmp/out.toml",

@@ -11,6 +11,7 @@ pub mod http;
 pub mod metrics;
 pub mod mgmt;
 pub mod ports;
+pub mod readiness;
 pub mod rebalance;
 pub mod run;
 pub mod shared;

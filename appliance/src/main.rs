@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rouge_appliance::cli::{self, Cli, Command};
-use rouge_appliance::{config, console, run, top};
+use rouge_appliance::{config, console, readiness, run, top};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,10 +40,29 @@ fn main() -> ExitCode {
                 socket,
             })
         }
-        Command::Check { config, .. } => match config::load(&config) {
-            Ok(_) => {
+        Command::Check {
+            config,
+            config_only,
+            ..
+        } => match config::load(&config) {
+            Ok(_) if config_only => {
                 println!("{}: valid", config.display());
                 Ok(())
+            }
+            Ok(cfg) => {
+                println!("{}: valid", config.display());
+                // What the drivers need, and what this machine lacks.
+                let (report, missing) =
+                    readiness::render(&readiness::assess(&cfg, &readiness::Facts::probe(&cfg)));
+                print!("{report}");
+                if missing {
+                    Err(format!(
+                        "{}: this machine lacks what the configuration's drivers need (the MISSING lines above, each with its fix)",
+                        config.display()
+                    ))
+                } else {
+                    Ok(())
+                }
             }
             Err(e) => Err(e.to_string()),
         },

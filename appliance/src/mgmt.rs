@@ -154,9 +154,18 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
     let old_cfg = shared.config.load_full();
     let old_ifs: Vec<&str> = old_cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
     let new_ifs: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
-    if old_ifs != new_ifs {
+    // What opened the ports: the drivers and their devices, queues and EAL arguments.
+    let port_setup = |c: &config::Config| {
+        let ifs: Vec<_> = c
+            .interfaces
+            .iter()
+            .map(|i| (i.driver, i.queues, i.pci.clone(), i.vdev.clone(), i.rx_ring))
+            .collect();
+        (ifs, c.system.dpdk_args.clone())
+    };
+    if old_ifs != new_ifs || port_setup(&old_cfg) != port_setup(&cfg) {
         return Err(format!(
-            "{name}: interface: the data ports differ from the running ones ({} vs {}); fix: keep the [[interface]] tables as they are, or restart rouge to change ports",
+            "{name}: interface: the data ports differ from the running ones ({} vs {}, or their driver, queues, device or dpdk_args); fix: keep the [[interface]] tables as they are, or restart rouge to change ports",
             new_ifs.join(", "),
             old_ifs.join(", ")
         ));

@@ -1,21 +1,113 @@
-//! Opening the data ports of one worker from the configuration.
+//! Opening the data ports of the workers from the configuration, for every driver.
 //!
-//! With several workers, each worker opens its own AF_PACKET socket on every interface
-//! and all of them join one fanout group per interface, steered by the pipelines'
-//! classic BPF program so both directions of a flow reach the same worker.
+//! Every worker drives one port of every configured interface, in configuration order,
+//! as an [`AnyPort`] (one port type over every driver; see `rouge_drivers::any` for why
+//! an enum dispatched per burst rather than a worker loop per driver):
+//!
+//! - **afpacket**: each worker opens its own AF_PACKET socket on the interface, on its
+//!   own core ([`open_worker_ports`]); with several workers all of them join one fanout
+//!   group per interface, steered by the pipelines' classic BPF program so both
+//!   directions of a flow reach the same worker.
+//! - **afxdp**: the queues of an interface share one XDP program, so they are opened
+//!   together before the workers start ([`open_before_workers`]): queue `w` goes to
+//!   worker `w`. Which queue a frame arrives on is the NIC's choice (its RSS hash), not
+//!   Rouge's: handing a frame to the worker that owns its flow is left to the steering
+//!   redesign (the driver's steering description and the hand-off queues), so with
+//!   several workers only stateless forwarding is sure to work; run one worker.
+//! - **dpdk** (cargo feature `dpdk`): DPDK's EAL is initialised once, before the
+//!   workers, with the devices of every DPDK interface and `[system] dpdk_args`; each
+//!   device is one RX/TX queue pair, driven by the only worker, which makes itself an
+//!   EAL lcore when it starts ([`register_worker`]).
 
 use rouge_drivers::afpacket::{self, AfPacketConfig, AfPacketPort, Fanout, FanoutMode};
+use rouge_drivers::afxdp::{AfXdpConfig, AfXdpPort};
+use rouge_drivers::AnyPort;
 
-use crate::config::model::{Config, RxRing};
+use crate::config::drivers;
+use crate::config::model::{Config, Driver, RxRing};
 
-/// Opens worker `worker`'s ports (one per configured interface, in order).
+/// Ports opened before the workers start (AF_XDP queues, DPDK devices), by worker and
+/// by interface; AF_PACKET slots stay empty (each worker opens those itself).
+pub struct Preopened {
+    slots: Vec<Vec<Option<AnyPort>>>,
+}
+
+impl Preopened {
+    /// Takes worker `worker`'s slots (one per interface).
+    pub fn take(&mut self, worker: usize) -> Vec<Option<AnyPort>> {
+        self.slots
+            .get_mut(worker)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+}
+
+/// Opens the ports that must be opened once for all workers: the AF_XDP queues of
+/// every `afxdp` interface (queue `w` for worker `w`) and, after initialising DPDK's
+/// EAL, every `dpdk` device. `cores` are the workers' cores (the first one is the EAL's
+/// main lcore unless `[system] dpdk_args` names lcores).
+pub fn open_before_workers(cfg: &Config, cores: &[usize]) -> Result<Preopened, String> {
+    let workers = cores.len();
+    let mut slots: Vec<Vec<Option<AnyPort>>> = (0..workers)
+        .map(|_| (0..cfg.interfaces.len()).map(|_| None).collect())
+        .collect();
+    for (i, itf) in cfg.interfaces.iter().enumerate() {
+        if itf.driver != Driver::Afxdp {
+            continue;
+        }
+        let queues = drivers::afxdp_queues(itf, workers);
+        let ports = AfXdpPort::open_queues(&itf.name, queues, &AfXdpConfig::default())
+            .map_err(|e| format!("interface `{}` (afxdp): {e}", itf.name))?;
+        for (w, port) in ports.into_iter().enumerate() {
+            tracing::info!(
+                interface = %itf.name,
+                queue = port.queue(),
+                worker = w,
+                zero_copy = port.zero_copy(),
+                "AF_XDP socket bound"
+            );
+            if let Some(slot) = slots.get_mut(w).and_then(|s| s.get_mut(i)) {
+                *slot = Some(port.into());
+            }
+        }
+    }
+    if cfg.interfaces.iter().any(|i| i.driver == Driver::Dpdk) {
+        dpdk::open(cfg, cores, &mut slots)?;
+    }
+    Ok(Preopened { slots })
+}
+
+/// Prepares the calling worker thread for its drivers: with DPDK ports, makes it an EAL
+/// lcore (so mempool operations use a per-lcore cache).
+pub fn register_worker(cfg: &Config) -> Result<(), String> {
+    if cfg.interfaces.iter().any(|i| i.driver == Driver::Dpdk) {
+        dpdk::register_worker()?;
+    }
+    Ok(())
+}
+
+/// Opens worker `worker`'s ports (one per configured interface, in order): its
+/// AF_PACKET sockets, and the ports [`open_before_workers`] opened for it (`opened`,
+/// from [`Preopened::take`]).
 pub fn open_worker_ports(
     cfg: &Config,
     worker: usize,
     workers: usize,
-) -> Result<Vec<AfPacketPort>, String> {
+    mut opened: Vec<Option<AnyPort>>,
+) -> Result<Vec<AnyPort>, String> {
     let mut ports = Vec::with_capacity(cfg.interfaces.len());
     for (i, itf) in cfg.interfaces.iter().enumerate() {
+        if itf.driver != Driver::Afpacket {
+            let port = opened.get_mut(i).and_then(Option::take).ok_or_else(|| {
+                format!(
+                    "worker {worker}: interface `{}` ({}): no port was opened for this worker; fix: give the interface one queue per worker (queues = {workers}) or run fewer workers",
+                    itf.name,
+                    itf.driver.name()
+                )
+            })?;
+            ports.push(port);
+            continue;
+        }
         let rx_ring = match itf.rx_ring {
             RxRing::V2 => afpacket::RxRing::V2,
             RxRing::V3 => afpacket::RxRing::V3 {
@@ -34,7 +126,7 @@ pub fn open_worker_ports(
         };
         let port = AfPacketPort::open(&itf.name, &pc)
             .map_err(|e| format!("worker {worker}: interface `{}`: {e}", itf.name))?;
-        ports.push(port);
+        ports.push(port.into());
     }
     Ok(ports)
 }
@@ -42,4 +134,83 @@ pub fn open_worker_ports(
 /// A fanout group id unique to this process and interface.
 fn fanout_group(iface: usize) -> u16 {
     ((std::process::id() as u16) << 4) ^ iface as u16
+}
+
+/// DPDK: the EAL and the devices (cargo feature `dpdk`; without it, validation has
+/// already refused `driver = "dpdk"` with the fix).
+#[cfg(feature = "dpdk")]
+mod dpdk {
+    use rouge_drivers::dpdk::{DpdkConfig, DpdkPort, Eal};
+    use rouge_drivers::AnyPort;
+
+    use crate::config::drivers;
+    use crate::config::model::{Config, Driver};
+
+    pub(super) fn open(
+        cfg: &Config,
+        cores: &[usize],
+        slots: &mut [Vec<Option<AnyPort>>],
+    ) -> Result<(), String> {
+        let args = drivers::eal_args(cfg, cores.first().copied().unwrap_or(0));
+        tracing::info!(args = %args.join(" "), "initialising DPDK's EAL");
+        // rte_eal_init pins the calling thread to the main lcore's core: a short-lived
+        // thread of its own takes that, so the control thread (and every thread it
+        // starts later) keeps its affinity.
+        let eal = std::thread::scope(|s| {
+            s.spawn(|| {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                Eal::init(&refs)
+            })
+            .join()
+        })
+        .map_err(|_| "DPDK's EAL initialisation panicked".to_string())?
+        .map_err(|e| {
+            format!(
+                "system.dpdk_args: {e}; fix: correct the EAL arguments, or give the EAL what it needs (`rouge check` says what is missing: hugepages or dpdk_args = [\"--no-huge\"], a NIC bound to vfio-pci)"
+            )
+        })?;
+        for (i, itf) in cfg.interfaces.iter().enumerate() {
+            if itf.driver != Driver::Dpdk {
+                continue;
+            }
+            let device = drivers::dpdk_device(itf).ok_or_else(|| {
+                format!("interface `{}` (dpdk): no pci or vdev is given", itf.name)
+            })?;
+            let mut port = DpdkPort::open(eal, &device, &DpdkConfig::default())
+                .map_err(|e| format!("interface `{}` (dpdk): {e}", itf.name))?;
+            port.set_name(&itf.name);
+            tracing::info!(interface = %itf.name, %device, port_id = port.port_id(), "DPDK port started");
+            if let Some(slot) = slots.first_mut().and_then(|s| s.get_mut(i)) {
+                *slot = Some(port.into());
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn register_worker() -> Result<(), String> {
+        let eal = Eal::get().ok_or("DPDK's EAL is not initialised")?;
+        eal.register_thread().map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Without DPDK support, validation refuses `driver = "dpdk"`; these only say so again.
+#[cfg(not(feature = "dpdk"))]
+mod dpdk {
+    use rouge_drivers::AnyPort;
+
+    use crate::config::model::Config;
+
+    const NOT_BUILT: &str = "driver `dpdk` needs a rouge built with DPDK support (cargo build --release -p rouge-appliance --features dpdk)";
+
+    pub(super) fn open(
+        _cfg: &Config,
+        _cores: &[usize],
+        _slots: &mut [Vec<Option<AnyPort>>],
+    ) -> Result<(), String> {
+        Err(NOT_BUILT.into())
+    }
+
+    pub(super) fn register_worker() -> Result<(), String> {
+        Err(NOT_BUILT.into())
+    }
 }

@@ -10,7 +10,7 @@ use rouge_drivers::pcap::PcapPort;
 use rouge_pipelines::l2l3::NeighbourBus;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::config::model::IdlePolicy;
+use crate::config::model::{Driver, IdlePolicy};
 use crate::config::{self, build};
 use crate::shared::Shared;
 use crate::{http, mgmt, ports, rebalance, worker};
@@ -65,6 +65,16 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     let idle = opts.idle.unwrap_or(cfg.system.idle);
     let realtime = opts.realtime_priority.or(cfg.system.realtime_priority);
     let n = cores.len();
+    let file = opts.config.display().to_string();
+    config::check_workers(&file, &cfg, n).map_err(|e| e.to_string())?;
+    if n > 1 && cfg.interfaces.iter().any(|i| i.driver != Driver::Afpacket) {
+        tracing::warn!(
+            workers = n,
+            "AF_XDP and DPDK ports with several workers: the NIC chooses each frame's queue, and frames are not yet handed to the worker that owns their flow; forwarding works, fastl4 flows and monitors may not: run one worker"
+        );
+    }
+    // AF_XDP queues and DPDK devices are opened once for all workers, before them.
+    let mut preopened = ports::open_before_workers(&cfg, &cores)?;
     let dp = build::dataplane(&cfg, 1, n, None);
     let pool_size = cfg.system.pool_size;
     let shared = Shared::new(
@@ -112,6 +122,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         let cfg = cfg.clone();
         let ready = ready_tx.clone();
         let turn = turn.clone();
+        let opened = preopened.take(w);
         let h = std::thread::Builder::new()
             .name(format!("rouge-worker-{w}"))
             .spawn(move || {
@@ -127,7 +138,9 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
                 while turn.load(Ordering::Acquire) != w {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                let opened = ports::open_worker_ports(&cfg, w, n);
+                let opened = ports::register_worker(&cfg)
+                    .map_err(|e| format!("worker {w}: {e}"))
+                    .and_then(|()| ports::open_worker_ports(&cfg, w, n, opened));
                 turn.fetch_add(1, Ordering::Release);
                 let ports = match opened {
                     Ok(p) => p,

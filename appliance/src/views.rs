@@ -14,6 +14,7 @@ use crate::shared::Shared;
 /// `show interfaces`: every port with its counters summed over the workers.
 pub fn interfaces(s: &Shared) -> Value {
     let dp = s.dataplane.load();
+    let cfg = s.config.load();
     let mut out = Vec::new();
     for (i, itf) in dp.interfaces.iter().enumerate() {
         let mut rx = [0u64; 2];
@@ -50,8 +51,14 @@ pub fn interfaces(s: &Shared) -> Value {
                 })
             })
             .collect();
+        let driver = cfg
+            .interfaces
+            .iter()
+            .find(|c| c.name == itf.name)
+            .map_or("", |c| c.driver.name());
         out.push(json!({
             "name": itf.name,
+            "driver": driver,
             "mac": mac,
             "mtu": mtu,
             "rx_packets": rx[0], "rx_bytes": rx[1],

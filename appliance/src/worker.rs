@@ -9,8 +9,9 @@
 //! one `ppoll` on all ports and its waker until a frame arrives, the control thread
 //! wakes it (new snapshot, stop), or the earliest deadline of the pipeline, the shaper
 //! and the worker's own publishing is due (see `wake_at`). The
-//! port type is a generic parameter, so the loop is compiled once per driver with no
-//! dynamic dispatch on the packet path.
+//! port type is a generic parameter, so the loop is compiled once per port type with no
+//! dynamic dispatch on the packet path (the appliance's `AnyPort` matches on its driver
+//! once per burst).
 //!
 //! # Where a packet's time goes
 //!
@@ -170,7 +171,13 @@ pub fn run<P: Port>(
             counters: p.counters().clone(),
         })
         .collect();
-    let mut fds: Vec<_> = ports.iter().filter_map(|p| p.raw_fd()).collect();
+    // A port without a descriptor (DPDK) can only be polled: with one, the worker never
+    // blocks on the other ports' descriptors but naps between polls (POLL_SLEEP).
+    let mut fds: Vec<_> = ports
+        .iter()
+        .map(|p| p.raw_fd())
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default();
     let port_fds = fds.len();
     // The waker is waited on after the ports (when they leave it room).
     let waker = me.waker.as_ref().filter(|_| port_fds < MAX_WAIT_FDS);
@@ -338,10 +345,8 @@ pub fn run<P: Port>(
         // buffer full) are kicked again by `tx_pending`; while any wait, the worker
         // naps briefly instead of sleeping until the next packet, so they never wait
         // for one.
-        if ports
-            .iter_mut()
-            .fold(false, |any, p| p.tx_pending() > 0 || any)
-        {
+        // (Every port is asked, not only up to the first with frames waiting.)
+        if ports.iter_mut().map(|p| p.tx_pending()).sum::<usize>() > 0 {
             sleep = Some(sleep.map_or(TX_RETRY, |s| s.min(TX_RETRY)));
         }
         if sleep.is_some_and(|s| s.is_zero()) {

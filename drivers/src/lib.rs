@@ -13,7 +13,9 @@
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
 //!   [`pcap`] (writes every frame to a capture file);
-//! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key.
+//! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key;
+//! - [`any`]: [`AnyPort`], one port type over every driver, for a worker whose
+//!   interfaces use different drivers (dispatched once per burst).
 //!
 //! [`sched`] puts a worker thread under `SCHED_FIFO` when the configuration asks.
 //!
@@ -21,6 +23,7 @@
 
 pub mod afpacket;
 pub mod afxdp;
+pub mod any;
 pub mod buf;
 pub mod clock;
 #[cfg(feature = "dpdk")]
@@ -34,5 +37,6 @@ pub mod sched;
 pub mod steer;
 pub mod wait;
 
+pub use any::AnyPort;
 pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
 pub use port::{Burst, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};

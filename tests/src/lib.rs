@@ -49,6 +49,40 @@ pub fn rouge_bin() -> PathBuf {
     .clone()
 }
 
+/// Path of a `rouge` built with DPDK support (`--features dpdk`): `$ROUGE_DPDK_BIN`,
+/// else built once with cargo (a debug build, so it never replaces the release binary
+/// of [`rouge_bin`]) and copied to `target/debug/rouge-dpdk`.
+pub fn rouge_dpdk_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("ROUGE_DPDK_BIN").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "rouge-appliance",
+                "--features",
+                "dpdk",
+                "--bin",
+                "rouge",
+            ])
+            .current_dir(repo())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building rouge with DPDK failed");
+        let debug = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target"))
+            .join("debug");
+        let bin = debug.join("rouge-dpdk");
+        std::fs::copy(debug.join("rouge"), &bin).expect("copy rouge to rouge-dpdk");
+        bin
+    })
+    .clone()
+}
+
 /// Panics with a clear message unless running as root.
 pub fn require_root() {
     // The effective user id from /proc (no libc call needed).
@@ -75,6 +109,8 @@ pub struct Testbed {
     pub dir: PathBuf,
     servers: Vec<Child>,
     tagged: Vec<(String, Child)>,
+    /// The `rouge` binary this bed's appliance runs (default [`rouge_bin`]).
+    bin: Option<PathBuf>,
 }
 
 impl Testbed {
@@ -97,6 +133,7 @@ impl Testbed {
             dir,
             servers: Vec::new(),
             tagged: Vec::new(),
+            bin: None,
         };
         let mut args = vec!["up".to_string(), bed.prefix.clone()];
         if kernel {
@@ -123,10 +160,17 @@ impl Testbed {
     /// Starts `rouge run` in the appliance namespace with `config` and extra arguments,
     /// and waits until its management socket answers.
     pub fn start_rouge(&mut self, config: &Path, extra: &[&str]) {
+        self.start_rouge_bin(&rouge_bin(), config, extra)
+    }
+
+    /// Like [`Testbed::start_rouge`] with another `rouge` binary (e.g.
+    /// [`rouge_dpdk_bin`]); the bed's CLI commands use it too.
+    pub fn start_rouge_bin(&mut self, bin: &Path, config: &Path, extra: &[&str]) {
+        self.bin = Some(bin.to_path_buf());
         let log = std::fs::File::create(self.dir.join("rouge.log")).expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns("lb")])
-            .arg(rouge_bin())
+            .arg(bin)
             .args(["run", "--config"])
             .arg(config)
             .arg("--socket")
@@ -190,7 +234,7 @@ impl Testbed {
 
     /// Runs a `rouge` CLI command against this bed's appliance.
     pub fn rouge_cli(&self, args: &[&str]) -> Output {
-        Command::new(rouge_bin())
+        Command::new(self.bin.clone().unwrap_or_else(rouge_bin))
             .args(args)
             .arg("--socket")
             .arg(&self.socket)
@@ -291,4 +335,13 @@ pub fn stdout(o: &Output) -> String {
 /// The testbed configuration shipped with the appliance.
 pub fn testbed_config() -> PathBuf {
     repo().join("appliance/configs/testbed.toml")
+}
+
+/// The test bed's configuration with `driver` (`afpacket`: [`testbed_config`]; `afxdp`,
+/// `dpdk`: `appliance/configs/testbed-DRIVER.toml`).
+pub fn testbed_config_for(driver: &str) -> PathBuf {
+    match driver {
+        "afpacket" => testbed_config(),
+        d => repo().join(format!("appliance/configs/testbed-{d}.toml")),
+    }
 }

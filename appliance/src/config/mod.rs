@@ -2,6 +2,7 @@
 //! the line, the field and the fix, and the translation into data-plane snapshots.
 
 pub mod build;
+pub mod drivers;
 pub mod model;
 mod parse_error;
 pub mod rate;
@@ -94,6 +95,33 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
                 field: p.path.to_string(),
                 problem: p.problem,
                 fix: p.fix,
+            })
+            .collect(),
+    ))
+}
+
+/// Checks that the interfaces' drivers fit `workers` workers (when `rouge run
+/// --cores` chooses a different number than `[system] cores`); `file` names the
+/// configuration in the error.
+pub fn check_workers(file: &str, cfg: &Config, workers: usize) -> Result<(), ConfigErrors> {
+    let problems = drivers::worker_problems(cfg, workers);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigErrors(
+        problems
+            .into_iter()
+            .map(|(i, field, problem, fix)| ConfigError {
+                file: file.to_string(),
+                line: None,
+                field: FieldPath {
+                    table: "interface",
+                    index: Some(i),
+                    field: Some(field),
+                }
+                .to_string(),
+                problem,
+                fix,
             })
             .collect(),
     ))

@@ -101,6 +101,12 @@ pub struct System {
     /// other tasks on its core. Absent: normal scheduling. For dedicated cores only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realtime_priority: Option<u8>,
+    /// Extra arguments for DPDK's EAL (with `driver = "dpdk"`), one per element, e.g.
+    /// `["--no-huge", "-m", "256"]`. Rouge adds the devices (`-a` / `--vdev`), the main
+    /// lcore (`-l`, unless given here), `--in-memory` (`--no-shconf` with `--no-huge`)
+    /// and `--no-telemetry`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dpdk_args: Vec<String>,
 }
 
 fn default_pool_size() -> usize {
@@ -118,6 +124,7 @@ impl Default for System {
             pool_size: default_pool_size(),
             icmp_error_rate: default_icmp_rate(),
             realtime_priority: None,
+            dpdk_args: Vec::new(),
         }
     }
 }
@@ -135,12 +142,33 @@ pub enum RxRing {
 }
 
 /// Which driver runs a port.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
-    /// Linux AF_PACKET with memory-mapped rings.
+    /// Linux AF_PACKET with memory-mapped rings (any interface; several workers share
+    /// it through a fanout group).
     #[default]
     Afpacket,
+    /// AF_XDP sockets with Rouge's own XDP redirect program, one per queue and worker
+    /// (zero-copy where the NIC's driver offers it, copy mode on veth).
+    Afxdp,
+    /// A DPDK poll-mode driver on a NIC bound to vfio-pci (`pci`) or a virtual device
+    /// (`vdev`); needs a `rouge` built with cargo feature `dpdk`.
+    Dpdk,
+}
+
+impl Driver {
+    /// Every driver, in the order the documentation lists them.
+    pub const ALL: [Driver; 3] = [Driver::Afpacket, Driver::Afxdp, Driver::Dpdk];
+
+    /// The name the configuration writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Afpacket => "afpacket",
+            Driver::Afxdp => "afxdp",
+            Driver::Dpdk => "dpdk",
+        }
+    }
 }
 
 /// A data port (`[[interface]]`).
@@ -155,6 +183,17 @@ pub struct InterfaceCfg {
     /// AF_PACKET receive ring layout.
     #[serde(default)]
     pub rx_ring: RxRing,
+    /// AF_XDP: queues of the interface to bind, queue `w` for worker `w` (default: one
+    /// per worker); DPDK: 1 (one RX/TX queue pair). Not for AF_PACKET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<u32>,
+    /// DPDK: the PCI address of a NIC bound to vfio-pci, e.g. `0000:00:04.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci: Option<String>,
+    /// DPDK: a virtual device, e.g. `net_af_packet0,iface=lb-c` or
+    /// `net_af_xdp0,iface=lb-c,start_queue=0,queue_count=1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vdev: Option<String>,
     /// Line rate of the shaping root on this interface's egress (e.g. "200Mbit");
     /// without it, traffic leaving here is not shaped.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,7 @@ use toml_edit::{ImDocument, Item, Value};
 use super::ConfigError;
 
 /// The shipped configurations, searched for an example of a field.
-const EXAMPLES: [(&str, &str); 2] = [
+const EXAMPLES: [(&str, &str); 4] = [
     (
         "appliance/configs/testbed.toml",
         include_str!("../../configs/testbed.toml"),
@@ -23,6 +23,14 @@ const EXAMPLES: [(&str, &str); 2] = [
     (
         "appliance/configs/shaping.toml",
         include_str!("../../configs/shaping.toml"),
+    ),
+    (
+        "appliance/configs/testbed-afxdp.toml",
+        include_str!("../../configs/testbed-afxdp.toml"),
+    ),
+    (
+        "appliance/configs/testbed-dpdk.toml",
+        include_str!("../../configs/testbed-dpdk.toml"),
     ),
 ];
 

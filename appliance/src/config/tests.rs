@@ -573,3 +573,170 @@ fn the_management_address_needs_a_port() {
     assert_eq!(off.management.http, None);
     assert!(!to_toml(&off).contains("[management]"));
 }
+
+const TESTBED_AFXDP: &str = include_str!("../../configs/testbed-afxdp.toml");
+const TESTBED_DPDK: &str = include_str!("../../configs/testbed-dpdk.toml");
+
+/// `cfg` with the driver fields of its interfaces and `[system] dpdk_args` back to
+/// AF_PACKET's defaults.
+fn as_afpacket(mut cfg: Config) -> Config {
+    cfg.system.dpdk_args.clear();
+    for i in &mut cfg.interfaces {
+        i.driver = model::Driver::Afpacket;
+        i.queues = None;
+        i.pci = None;
+        i.vdev = None;
+    }
+    cfg
+}
+
+#[test]
+fn the_driver_variants_of_the_testbed_config_differ_from_it_only_in_their_ports() {
+    let base = parse("testbed.toml", TESTBED).unwrap();
+    let afxdp = parse("testbed-afxdp.toml", TESTBED_AFXDP).unwrap();
+    assert!(afxdp
+        .interfaces
+        .iter()
+        .all(|i| i.driver == model::Driver::Afxdp && i.queues == Some(1)));
+    assert_eq!(as_afpacket(afxdp.clone()), base, "same appliance otherwise");
+    assert_eq!(
+        afxdp.management.http,
+        Some("127.0.0.1:9400".parse().unwrap())
+    );
+    assert_eq!(parse("saved.toml", &to_toml(&afxdp)).unwrap(), afxdp);
+
+    match (
+        drivers::DPDK_BUILT,
+        parse("testbed-dpdk.toml", TESTBED_DPDK),
+    ) {
+        (true, Ok(dpdk)) => {
+            assert_eq!(
+                dpdk.interfaces
+                    .iter()
+                    .map(|i| drivers::dpdk_device(i).unwrap())
+                    .collect::<Vec<_>>(),
+                ["net_af_packet0", "net_af_packet1"]
+            );
+            assert!(drivers::dpdk_no_huge(&dpdk));
+            assert_eq!(parse("saved.toml", &to_toml(&dpdk)).unwrap(), dpdk);
+            assert_eq!(as_afpacket(dpdk), base, "same appliance otherwise");
+        }
+        (false, Err(e)) => {
+            // Without DPDK support each DPDK interface is refused, with the rebuild.
+            assert_eq!(e.0.len(), 2, "{e}");
+            let line = TESTBED_DPDK
+                .lines()
+                .position(|l| l.starts_with("driver = \"dpdk\""))
+                .unwrap()
+                + 1;
+            assert_eq!(e.0[0].line, Some(line));
+            assert_eq!(e.0[0].field, "interface[0].driver");
+            assert!(e.0[0].problem.contains("built without it"), "{e}");
+            assert!(
+                e.0[0]
+                    .fix
+                    .contains("cargo build --release -p rouge-appliance --features dpdk"),
+                "{e}"
+            );
+        }
+        (built, r) => panic!("built with DPDK: {built}, yet {r:?}"),
+    }
+}
+
+#[test]
+fn an_unknown_driver_lists_every_driver() {
+    let text = TESTBED.replace("rx_ring = \"v2\" ", "driver = \"xdp\"\nrx_ring = \"v2\" ");
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "interface[0].driver", "{shown}");
+    assert!(
+        e.problem.contains("\"afpacket\", \"afxdp\" or \"dpdk\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn driver_fields_that_do_not_fit_name_the_line_field_and_fix() {
+    // `queues` on an AF_PACKET port.
+    let text = TESTBED.replace("rx_ring = \"v2\" ", "queues = 2\nrx_ring = \"v2\" ");
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "interface[0].queues");
+    assert_eq!(
+        e.line,
+        Some(text.lines().position(|l| l == "queues = 2").unwrap() + 1)
+    );
+    assert!(e.fix.contains("set driver = \"afxdp\""), "{shown}");
+
+    // AF_XDP: one queue but two workers.
+    let text = TESTBED_AFXDP.replace("# cores = [1]", "cores = [0, 1]");
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[1].field, "interface[1].queues");
+    assert!(
+        e[1].problem.contains("queues = 1 but 2 worker(s) run"),
+        "{e:?}"
+    );
+    assert!(e[1].fix.contains("a veth has one queue"), "{e:?}");
+    // Absent `queues` means one per worker: valid for the configuration.
+    let text = text.replace("queues = 1 ", "").replace("queues = 1\n", "");
+    assert!(parse("x.toml", &text).is_ok());
+
+    // A DPDK device on an AF_XDP port.
+    let text = TESTBED_AFXDP.replacen("queues = 1 ", "pci = \"0000:00:04.0\" ", 1);
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "interface[0].pci");
+    assert!(e.fix.starts_with("set driver = \"dpdk\""), "{shown}");
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_ports_need_one_valid_unique_device_and_one_worker() {
+    let check = |from: &str, to: &str, field: &str, says: &str| {
+        let text = TESTBED_DPDK.replacen(from, to, 1);
+        let (e, shown) = one_error(&text);
+        assert_eq!(e.field, field, "{shown}");
+        assert!(shown.contains(says), "{shown}");
+    };
+    check(
+        "vdev = \"net_af_packet0,iface=lb-c\"",
+        "",
+        "interface[0].driver",
+        "add pci = \"0000:00:04.0\"",
+    );
+    check(
+        "vdev = \"net_af_packet0,iface=lb-c\"",
+        "pci = \"00:04\"",
+        "interface[0].pci",
+        "`00:04` is not a PCI address",
+    );
+    check(
+        "net_af_packet1",
+        "net_af_packet0",
+        "interface[1].vdev",
+        "device `net_af_packet0` is already interface[0]",
+    );
+    check(
+        "vdev = \"net_af_packet0,iface=lb-c\"",
+        "vdev = \"af_packet0\"",
+        "interface[0].vdev",
+        "is not a DPDK network vdev",
+    );
+    let text = TESTBED_DPDK.replace("# cores = [1]", "cores = [0, 1]");
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].problem.contains("one RX/TX queue pair"), "{e:?}");
+}
+
+#[test]
+fn workers_from_the_command_line_are_checked_against_the_queues() {
+    let cfg = parse("testbed-afxdp.toml", TESTBED_AFXDP).unwrap();
+    assert!(check_workers("testbed-afxdp.toml", &cfg, 1).is_ok());
+    let e = check_workers("testbed-afxdp.toml", &cfg, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("testbed-afxdp.toml: interface[0].queues: queues = 1 but 2 worker(s) run"),
+        "{e}"
+    );
+    assert!(e.contains("fix: set queues = 2"), "{e}");
+    assert_eq!(e.lines().count(), 2, "both interfaces: {e}");
+}

@@ -165,6 +165,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
     }
 
+    super::drivers::check(&mut c, cfg);
+
     c.unique("vlan", "name", cfg.vlans.iter().map(|v| v.name.as_str()));
     let mut tags = HashSet::new();
     for (i, v) in cfg.vlans.iter().enumerate() {

@@ -307,6 +307,12 @@ impl DpdkPort {
         Ok(())
     }
 
+    /// Sets the name [`Port::name`] reports (default: the device name), e.g. the
+    /// interface's name in the appliance's configuration.
+    pub fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+
     /// The ethdev's port id.
     pub fn port_id(&self) -> u16 {
         self.port_id
