@@ -475,7 +475,10 @@ mod tests {
         assert_eq!(g.fill(&pool, &mut b, 5, 0), 5);
         let d = b[0].data();
         assert_eq!(
-            (u32::from_be_bytes([d[26], d[27], d[28], d[29]]), u16::from_be_bytes([d[34], d[35]])),
+            (
+                u32::from_be_bytes([d[26], d[27], d[28], d[29]]),
+                u16::from_be_bytes([d[34], d[35]])
+            ),
             (0xc612_010c, 41_019)
         );
         assert_eq!(last, Some((0xc612_010c, 41_023)));
