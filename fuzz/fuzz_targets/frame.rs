@@ -12,7 +12,8 @@ use rouge_pipelines::{testing, Instant};
 
 fuzz_target!(|data: &[u8]| {
     let pool = PacketPool::new(64);
-    let dp = Arc::new(testing::dataplane(1));
+    // fastl4 (TCP and UDP, SNAT automap) and forwarding virtual servers: the NAT path is fuzzed.
+    let dp = Arc::new(testing::fastl4_dataplane(1));
     let bus = NeighbourBus::new(1).pop().expect("one bus end");
     let counters = PipelineCounters::new_shared();
     let macs = vec![MacAddr::local(100), MacAddr::local(101)];

@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
+use rouge_drivers::steer::Steering;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
 
 use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourUpdate};
@@ -28,7 +29,7 @@ use crate::tcp::{Event, StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::arp::{self as arpw, ArpRepr, Operation};
-use crate::wire::checksum;
+use crate::wire::tcp::{self as tcpw, Flags, TcpRepr};
 use crate::wire::ethernet::{self as eth, EthError, EthernetFrame};
 use crate::wire::icmp::{self, IcmpError, IcmpPacket};
 use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
@@ -138,6 +139,8 @@ pub struct L2L3 {
     fastl4: Option<Fastl4>,
     /// The last [`L2L3::poll`] stopped at [`TCP_TX_BUDGET`] with segments left to send.
     tcp_backlog: bool,
+    /// How the ports spread frames over the workers.
+    steering: Steering,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -168,7 +171,7 @@ impl L2L3 {
         let mut services = Services::new(worker);
         services.configure(&mut tcp, Instant::ZERO, &dp.services);
         let fastl4 = (!dp.fastl4.is_empty()).then(|| {
-            let mut f = Fastl4::new(worker, bus.workers(), dp.fastl4_limits, counters.clone());
+            let mut f = Fastl4::new(worker, Steering::Opaque, dp.fastl4_limits, counters.clone());
             f.set_dataplane(&dp);
             f
         });
@@ -190,7 +193,28 @@ impl L2L3 {
             monitors: None,
             transitions: Vec::new(),
             tcp_backlog: false,
+            steering: Steering::Opaque,
         }
+    }
+
+    /// Tells the pipeline how its ports spread received frames over the workers (the
+    /// port driver's [`Steering`]; [`Steering::Opaque`] until then): fastl4 SNAT and
+    /// the health monitors choose source ports whose replies come back to this worker.
+    pub fn with_steering(mut self, steering: Steering) -> L2L3 {
+        self.steering = steering;
+        if let Some(f) = self.fastl4.as_mut() {
+            f.set_steering(steering);
+        }
+        if let Some(m) = self.monitors.take() {
+            self.monitors = Some(m.with_port_filter(self.port_filter()));
+        }
+        self
+    }
+
+    /// The monitors' source-port filter: ports whose replies reach this worker.
+    fn port_filter(&self) -> crate::monitor::PortFilter {
+        let (steering, worker) = (self.steering, self.worker);
+        Box::new(move |local, remote| steering.replies_reach(local, remote, worker))
     }
 
     /// Replaces the TCP stack (before any traffic): limits, the secret keying ISNs and
@@ -204,9 +228,10 @@ impl L2L3 {
     }
 
     /// Runs the health monitors on this worker (one worker per appliance does): probes
-    /// use source ports whose replies `port_ok` accepts (the steering to this worker).
-    pub fn with_monitors(mut self, port_ok: crate::monitor::PortFilter) -> L2L3 {
-        let mut m = Monitors::new().with_port_filter(port_ok);
+    /// use source ports whose replies the steering (see [`L2L3::with_steering`]) brings
+    /// back to this worker.
+    pub fn with_monitors(mut self) -> L2L3 {
+        let mut m = Monitors::new().with_port_filter(self.port_filter());
         m.set_targets(Instant::ZERO, self.dp.monitor_targets.clone());
         self.monitors = Some(m);
         self
@@ -263,7 +288,7 @@ impl L2L3 {
         if self.fastl4.is_none() && !dp.fastl4.is_empty() {
             self.fastl4 = Some(Fastl4::new(
                 self.worker,
-                self.bus.workers(),
+                self.steering,
                 dp.fastl4_limits,
                 self.counters.clone(),
             ));
@@ -622,30 +647,29 @@ impl L2L3 {
                 continue;
             };
             let hop = route.next_hop;
-            out.set_len(ipv4::MIN_HEADER_LEN + 20);
+            out.set_len(ipv4::MIN_HEADER_LEN + tcpw::HEADER_LEN);
             let d = out.data_mut();
             self.ident = self.ident.wrapping_add(1);
             Ipv4Repr {
                 src: *r.from.ip(),
                 dst: *r.to.ip(),
                 protocol: ipv4::PROTO_TCP,
-                payload_len: 20,
+                payload_len: tcpw::HEADER_LEN,
                 ttl: 64,
                 ident: self.ident,
                 dont_frag: true,
             }
             .emit(d);
-            let t = &mut d[20..40];
-            t.fill(0);
-            t[0..2].copy_from_slice(&r.from.port().to_be_bytes());
-            t[2..4].copy_from_slice(&r.to.port().to_be_bytes());
-            t[4..8].copy_from_slice(&r.seq.to_be_bytes());
-            t[8..12].copy_from_slice(&r.ack.to_be_bytes());
-            t[12] = 5 << 4;
-            t[13] = 0x14; // RST, ACK
-            let acc = checksum::pseudo_header_v4(r.from.ip().octets(), r.to.ip().octets(), 6, 20);
-            let c = checksum::finish(checksum::sum(acc, t));
-            t[16..18].copy_from_slice(&c.to_be_bytes());
+            let rst = TcpRepr {
+                src_port: r.from.port(),
+                dst_port: r.to.port(),
+                seq: r.seq,
+                ack: r.ack,
+                flags: Flags::RST | Flags::ACK,
+                ..TcpRepr::default()
+            };
+            let l4 = &mut d[ipv4::MIN_HEADER_LEN..ipv4::MIN_HEADER_LEN + tcpw::HEADER_LEN];
+            rst.emit(l4, IpAddr::V4(*r.from.ip()), IpAddr::V4(*r.to.ip()));
             self.counters.fastl4_rsts_sent.inc();
             let v = self.route_out(now, out, hop.neighbour(*r.to.ip()), hop.vlan, emit);
             if let Verdict::Dropped(reason) = v {
