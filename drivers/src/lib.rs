@@ -13,7 +13,8 @@
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
 //!   [`pcap`] (writes every frame to a capture file);
-//! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key.
+//! - [`steer`]: the [`steer::Steering`] a driver describes (which worker a flow reaches)
+//!   and the Toeplitz (RSS) hash with the standard and a symmetric key.
 //!
 //! [`sched`] puts a worker thread under `SCHED_FIFO` when the configuration asks.
 //!

@@ -379,7 +379,10 @@ mod tests {
         let want = fanout_xor([198, 18, 1, 7], [198, 18, 1, 100], 40001, 80, 3) as usize;
         assert_eq!(x.worker(c, v), Some(want));
         assert_eq!(x.worker(v, c), Some(want), "symmetric");
-        assert_eq!(x.worker(sock("[2001:2::1]:1"), sock("[2001:2::2]:2")), Some(0));
+        assert_eq!(
+            x.worker(sock("[2001:2::1]:1"), sock("[2001:2::2]:2")),
+            Some(0)
+        );
         let r = Steering::SymmetricRss {
             queues: 3,
             reta_size: 128,
@@ -422,7 +425,10 @@ mod tests {
                 }
                 total += ports.len();
             }
-            assert_eq!(total, 4096, "{s:?}: every port belongs to exactly one worker");
+            assert_eq!(
+                total, 4096,
+                "{s:?}: every port belongs to exactly one worker"
+            );
         }
     }
 

@@ -672,7 +672,8 @@ fn steerings(n: usize) -> [Steering; 2] {
 
 /// The worker `s` picks for a packet from `src` to `dst`.
 fn worker_of(s: Steering, src: SocketAddrV4, dst: SocketAddrV4) -> usize {
-    s.worker(src.into(), dst.into()).expect("a described steering")
+    s.worker(src.into(), dst.into())
+        .expect("a described steering")
 }
 
 #[test]
@@ -1113,8 +1114,7 @@ fn snat_port_exhaustion_is_counted() {
         1,
         vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)],
         |dp| {
-            dp.fastl4_limits.snat_port_min = 2000;
-            dp.fastl4_limits.snat_port_max = 2003;
+            dp.source_ports = (2000, 2003);
         },
     )
     .pop()
@@ -1141,6 +1141,14 @@ fn snat_port_exhaustion_is_counted() {
         Verdict::Dropped(DropReason::Fastl4SnatExhausted)
     );
     assert_eq!(b.dropped(DropReason::Fastl4SnatExhausted), 1);
+    assert_eq!(b.l2.counters().source_ports_exhausted.get(), 1);
+    // The client is refused at once: a RST from the VIP acknowledging its SYN.
+    let rst = parse(&b.one(0));
+    assert_eq!((rst.src, rst.dst), (v, c));
+    assert_eq!(rst.flags, RST | ACK);
+    assert_eq!((rst.seq, rst.ack), (0, 2));
+    assert_eq!(b.l2.counters().fastl4_snat_exhausted_rsts.get(), 1);
+    assert_eq!(b.l2.counters().fastl4_rsts_sent.get(), 1);
     // Another member has its own port space.
     vs.set_member_available(1, true);
     assert_eq!(

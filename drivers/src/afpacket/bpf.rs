@@ -111,7 +111,7 @@ const AD_PROTOCOL: u32 = op::AD_OFF as u32;
 /// The worker [`steer_by_flow_program`] picks for an IPv4 TCP/UDP packet, computed the
 /// same way: `(src ^ dst ^ sport ^ dport) % n` on the addresses as big-endian words.
 /// The data plane sees it as [`Steering::FanoutXor`](crate::steer::Steering) (see
-/// [`super::flow_steering`]).
+/// [`flow_program_steering`]).
 #[inline]
 pub fn steer_flow(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers: u32) -> u32 {
     crate::steer::fanout_xor(src, dst, sport, dport, n_workers)
@@ -174,13 +174,9 @@ pub fn steer_by_flow_program(n_workers: u32) -> Vec<SockFilter> {
 /// [`Steering::FanoutXor`](crate::steer::Steering::FanoutXor) with that count. `None`
 /// for any other program (whose spread the data plane cannot predict).
 pub fn flow_program_steering(prog: &[SockFilter]) -> Option<crate::steer::Steering> {
-    let modulo = prog
-        .iter()
-        .find(|i| i.code == op::ALU | op::MOD | op::K)?
-        .k;
-    (steer_by_flow_program(modulo) == prog).then_some(crate::steer::Steering::FanoutXor {
-        workers: modulo,
-    })
+    let modulo = prog.iter().find(|i| i.code == op::ALU | op::MOD | op::K)?.k;
+    (steer_by_flow_program(modulo) == prog)
+        .then_some(crate::steer::Steering::FanoutXor { workers: modulo })
 }
 
 #[cfg(test)]

@@ -48,11 +48,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
-use rouge_drivers::steer::Steering;
 
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, Fastl4Limits, Fastl4Vs, Snat};
 use crate::lb::{MemberId, PoolCursor};
+use crate::ports::SourcePorts;
 use crate::time::Instant;
 use crate::verdict::DropReason;
 use crate::wire::checksum;
@@ -121,15 +121,12 @@ pub struct ResetSpec {
 /// The fastl4 state of one worker.
 pub struct Fastl4 {
     worker: usize,
-    /// How the port driver spreads frames over the workers (SNAT port choice).
-    steering: Steering,
     limits: Fastl4Limits,
     flows: FlowTable,
     frags: FragTable,
     cursors: Vec<usize>,
     /// Per virtual server with a pool: this worker's position in it.
     lb_cursors: Vec<Option<PoolCursor>>,
-    port_cursor: u16,
     pool_cursor: usize,
     resets: ArrayVec<ResetSpec, MAX_PENDING_RESETS>,
     sweep_pos: usize,
@@ -157,27 +154,16 @@ fn seq_after(a: u32, b: u32) -> bool {
 }
 
 impl Fastl4 {
-    /// The state of worker `worker`, whose ports spread frames as `steering` says, its
-    /// tables sized by `limits` (all memory allocated now).
-    pub fn new(
-        worker: usize,
-        steering: Steering,
-        limits: Fastl4Limits,
-        counters: Arc<PipelineCounters>,
-    ) -> Fastl4 {
-        // Spread the workers' starting points over the port range.
-        let span =
-            (limits.snat_port_max as usize).saturating_sub(limits.snat_port_min as usize) + 1;
-        let start = limits.snat_port_min as usize + (worker * 7919) % span;
+    /// The state of worker `worker`, its tables sized by `limits` (all memory allocated
+    /// now). SNAT ports come from the worker's [`PortAllocator`](crate::ports::PortAllocator).
+    pub fn new(worker: usize, limits: Fastl4Limits, counters: Arc<PipelineCounters>) -> Fastl4 {
         Fastl4 {
             worker,
-            steering,
             limits,
             flows: FlowTable::new(limits.flows_per_worker),
             frags: FragTable::new(limits.fragments_per_worker),
             cursors: Vec::new(),
             lb_cursors: Vec::new(),
-            port_cursor: start as u16,
             pool_cursor: 0,
             resets: ArrayVec::new(),
             sweep_pos: 0,
@@ -186,9 +172,12 @@ impl Fastl4 {
         }
     }
 
-    /// Replaces the steering description (before any traffic).
-    pub fn set_steering(&mut self, steering: Steering) {
-        self.steering = steering;
+    /// True when a flow of `proto` uses the pair `local` (an SNAT address and port) –
+    /// `remote` (a member) on its server side: another connection between them would
+    /// take its replies.
+    pub fn port_in_use(&self, proto: u8, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
+        self.flows
+            .server_key_taken(&flow::key(proto, remote, local))
     }
 
     /// The connection table.
@@ -208,8 +197,15 @@ impl Fastl4 {
     }
 
     /// Decides what to do with an IPv4 packet (`l3`: header checked, truncated to its
-    /// total length).
-    pub fn classify(&mut self, now: Instant, dp: &Dataplane, l3: &[u8]) -> Classified {
+    /// total length). A new flow with SNAT takes its port from `ports`; when none is
+    /// free the client's SYN is answered with a RST (see [`Fastl4::pop_reset`]).
+    pub fn classify(
+        &mut self,
+        now: Instant,
+        dp: &Dataplane,
+        l3: &[u8],
+        mut ports: SourcePorts<'_>,
+    ) -> Classified {
         let ip = Ipv4Packet::new_unchecked(l3);
         let (proto, src, dst) = (ip.protocol(), ip.src(), ip.dst());
         let (offset, more, ident) = (ip.frag_offset(), ip.more_frags(), ip.ident());
@@ -254,8 +250,8 @@ impl Fastl4 {
             };
         }
         // TCP and UDP carry their ports in the same first four bytes.
-        let ports = UdpPacket::new_unchecked(payload);
-        let (sport, dport) = (ports.src_port(), ports.dst_port());
+        let l4 = UdpPacket::new_unchecked(payload);
+        let (sport, dport) = (l4.src_port(), l4.dst_port());
         let (from, to) = (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport));
         let key = flow::key(proto, from, to);
         let kind = if more { Kind::FirstFrag } else { Kind::Whole };
@@ -302,7 +298,7 @@ impl Fastl4 {
                 return Classified::Drop(DropReason::Fastl4NoFlow);
             }
         }
-        match self.open(now, dp, proto, from, to) {
+        match self.open(now, dp, proto, from, to, &mut ports) {
             Ok(id) => {
                 if kind == Kind::FirstFrag {
                     self.record_frag(src, dst, proto, ident, id, Dir::ToServer, now);
@@ -312,7 +308,28 @@ impl Fastl4 {
                     None => Classified::Drop(DropReason::Fastl4NoFlow),
                 }
             }
-            Err(r) => Classified::Drop(r),
+            Err(DropReason::Fastl4SnatExhausted) if proto == nat::TCP => {
+                ports.alloc.count_exhausted();
+                // No SNAT port: refuse the connection rather than let the client retry
+                // into silence (RFC 9293: a RST answering a SYN acknowledges it).
+                let syn = TcpPacket::new_unchecked(payload);
+                let reset = ResetSpec {
+                    from: to,
+                    to: from,
+                    seq: 0,
+                    ack: syn.seq().wrapping_add(syn.seg_len() as u32),
+                };
+                if self.resets.try_push(reset).is_ok() {
+                    self.counters.fastl4_snat_exhausted_rsts.inc();
+                }
+                Classified::Drop(DropReason::Fastl4SnatExhausted)
+            }
+            Err(r) => {
+                if r == DropReason::Fastl4SnatExhausted {
+                    ports.alloc.count_exhausted();
+                }
+                Classified::Drop(r)
+            }
         }
     }
 
@@ -409,6 +426,7 @@ impl Fastl4 {
         proto: u8,
         client: SocketAddrV4,
         vip: SocketAddrV4,
+        ports: &mut SourcePorts<'_>,
     ) -> Result<FlowId, DropReason> {
         let Some((vsi, vs)) = dp.fastl4_for(proto, *vip.ip(), vip.port()) else {
             return Err(DropReason::NoVirtual);
@@ -436,7 +454,7 @@ impl Fastl4 {
         }
         .ok_or(DropReason::Fastl4NoMember)?;
         let vs = vs.clone();
-        let opened = self.open_to(now, dp, proto, client, vip, &vs, member);
+        let opened = self.open_to(now, dp, proto, client, vip, &vs, member, ports);
         if opened.is_err() {
             // The member's connection slot was taken by the selection: give it back.
             if let Some(b) = &vs.lb {
@@ -457,6 +475,7 @@ impl Fastl4 {
         vip: SocketAddrV4,
         vs: &Arc<Fastl4Vs>,
         member: usize,
+        ports: &mut SourcePorts<'_>,
     ) -> Result<FlowId, DropReason> {
         let std::net::SocketAddr::V4(maddr) = vs.members[member].addr else {
             return Err(DropReason::Fastl4NoMember);
@@ -477,13 +496,13 @@ impl Fastl4 {
                 let ip = dp
                     .source_for(route.next_hop.vlan, *server.ip())
                     .ok_or(DropReason::NoRoute)?;
-                self.snat_port(proto, server, ip)?
+                self.snat_port(proto, server, ip, ports)?
             }
             Snat::Pool(list) => {
                 let mut got = Err(DropReason::Fastl4SnatExhausted);
                 for i in 0..list.len() {
                     let ip = list[(self.pool_cursor + i) % list.len()];
-                    if let Ok(a) = self.snat_port(proto, server, ip) {
+                    if let Ok(a) = self.snat_port(proto, server, ip, ports) {
                         self.pool_cursor = (self.pool_cursor + i + 1) % list.len();
                         got = Ok(a);
                         break;
@@ -514,19 +533,19 @@ impl Fastl4 {
         proto: u8,
         server: SocketAddrV4,
         ip: Ipv4Addr,
+        ports: &mut SourcePorts<'_>,
     ) -> Result<SocketAddrV4, DropReason> {
         let flows = &self.flows;
-        nat::choose_port(
-            server,
-            ip,
-            self.worker,
-            &self.steering,
-            (self.limits.snat_port_min, self.limits.snat_port_max),
-            &mut self.port_cursor,
-            |p| !flows.server_key_taken(&flow::key(proto, server, SocketAddrV4::new(ip, p))),
-        )
-        .map(|p| SocketAddrV4::new(ip, p))
-        .ok_or(DropReason::Fastl4SnatExhausted)
+        let tcp = ports.tcp;
+        ports
+            .alloc
+            .find(IpAddr::V4(ip), server.into(), |p| {
+                let local = SocketAddrV4::new(ip, p);
+                flows.server_key_taken(&flow::key(proto, server, local))
+                    || (proto == nat::TCP && tcp.in_use(local.into(), server.into()))
+            })
+            .map(|p| SocketAddrV4::new(ip, p))
+            .ok_or(DropReason::Fastl4SnatExhausted)
     }
 
     /// Rewrites the packet of `plan` in place (`l3`: the IPv4 packet) and updates its

@@ -1,10 +1,8 @@
 //! Address and port rewriting with incremental checksum updates (RFC 1624), the
-//! translation of ICMP errors that quote a translated packet, and SNAT port choice
-//! under the port driver's steering description.
+//! translation of ICMP errors that quote a translated packet, through the [`crate::wire`]
+//! views. SNAT ports come from [`crate::ports`].
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-
-use rouge_drivers::steer::Steering;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::wire::checksum::{update16, update32};
 use crate::wire::icmp::{self, IcmpPacket};
@@ -167,35 +165,6 @@ pub fn rewrite_icmp_error(
     msg.fill_checksum();
 }
 
-/// A SNAT port in `min..=max` such that return packets from `server` to `snat:port`
-/// reach `worker` under `steering`, and `free(port)` holds (no flow uses that
-/// server-side key). Starts at `*cursor` and moves it past the port chosen. `None`
-/// when every port of the range is taken.
-pub fn choose_port(
-    server: SocketAddrV4,
-    snat: Ipv4Addr,
-    worker: usize,
-    steering: &Steering,
-    (min, max): (u16, u16),
-    cursor: &mut u16,
-    mut free: impl FnMut(u16) -> bool,
-) -> Option<u16> {
-    let span = (max as u32).saturating_sub(min as u32) + 1;
-    let start = (*cursor as u32).saturating_sub(min as u32) % span;
-    for i in 0..span {
-        let port = (min as u32 + (start + i) % span) as u16;
-        let local = SocketAddr::V4(SocketAddrV4::new(snat, port));
-        if !steering.replies_reach(local, SocketAddr::V4(server), worker) {
-            continue;
-        }
-        if free(port) {
-            *cursor = if port == max { min } else { port + 1 };
-            return Some(port);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,17 +275,30 @@ mod tests {
                 dont_frag: false,
             }
             .emit(&mut b);
-            icmp::emit_error(&mut b[20..], icmp::DEST_UNREACHABLE, 4, [0, 0, 5, 220], quote);
+            icmp::emit_error(
+                &mut b[20..],
+                icmp::DEST_UNREACHABLE,
+                4,
+                [0, 0, 5, 220],
+                quote,
+            );
             let q = quoted(&b[20..]).expect("a quote with ports");
             assert_eq!((q.proto, q.src, q.dst), (proto, snat, m));
             rewrite_icmp_error(&mut b, *v.ip(), *c.ip(), c, v);
             let ip = Ipv4Packet::new_checked(&b[..]).expect("outer header checksum");
             assert_eq!((ip.src(), ip.dst()), (*v.ip(), *c.ip()));
-            assert!(IcmpPacket::new_checked(ip.payload()).is_ok(), "ICMP checksum");
+            assert!(
+                IcmpPacket::new_checked(ip.payload()).is_ok(),
+                "ICMP checksum"
+            );
             let q = quoted(ip.payload()).unwrap();
             assert_eq!((q.src, q.dst), (c, v));
             let inner = Ipv4Packet::new_unchecked(&ip.payload()[8..]);
-            assert_eq!(checksum::checksum(inner.header()), 0, "quoted header checksum");
+            assert_eq!(
+                checksum::checksum(inner.header()),
+                0,
+                "quoted header checksum"
+            );
         }
         // Not an error, or too short a quote: nothing to translate.
         let mut b = vec![0u8; 8 + 20 + 3];
@@ -331,59 +313,5 @@ mod tests {
 
     fn sa(a: [u8; 4], p: u16) -> SocketAddrV4 {
         SocketAddrV4::new(Ipv4Addr::from(a), p)
-    }
-
-    #[test]
-    fn ports_follow_the_steering_description() {
-        let (m, snat) = (sa([198, 18, 2, 11], 80), Ipv4Addr::new(198, 18, 2, 1));
-        for n in 1..=4u32 {
-            for s in [
-                Steering::FanoutXor { workers: n },
-                Steering::SymmetricRss {
-                    queues: n,
-                    reta_size: 128,
-                },
-            ] {
-                for w in 0..n as usize {
-                    let mut cur = 1024;
-                    let mut seen = Vec::new();
-                    for _ in 0..50 {
-                        let p = choose_port(m, snat, w, &s, (1024, 65535), &mut cur, |p| {
-                            !seen.contains(&p)
-                        })
-                        .unwrap();
-                        let local = SocketAddr::V4(SocketAddrV4::new(snat, p));
-                        assert_eq!(s.worker(SocketAddr::V4(m), local), Some(w));
-                        seen.push(p);
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn exhaustion_is_reported() {
-        let mut cur = 2000;
-        let got = choose_port(
-            sa([198, 18, 2, 11], 80),
-            Ipv4Addr::new(198, 18, 2, 1),
-            0,
-            &Steering::FanoutXor { workers: 1 },
-            (2000, 2003),
-            &mut cur,
-            |p| p == 2003,
-        );
-        assert_eq!(got, Some(2003));
-        assert_eq!(cur, 2000);
-        let got = choose_port(
-            sa([198, 18, 2, 11], 80),
-            Ipv4Addr::new(198, 18, 2, 1),
-            0,
-            &Steering::FanoutXor { workers: 1 },
-            (2000, 2003),
-            &mut cur,
-            |_| false,
-        );
-        assert_eq!(got, None);
     }
 }
