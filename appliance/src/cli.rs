@@ -551,9 +551,10 @@ fn stats_text(d: &Value) -> String {
         out.push_str(&format!("tcp drops: {}\n", tcp_drops.join(" ")));
     }
     out.push_str(&format!(
-        "fastl4: flows created {}  expired {}  closed by rst {}  member down {}  rsts sent {}\nmonitors: probes {}  failures {}  status changes {}\n",
+        "fastl4: flows created {}  expired {}  closed by rst {}  member down {}  rsts sent {} (no snat port {})\nsource ports: exhausted {}\nmonitors: probes {}  failures {}  status changes {}\n",
         d["fastl4"]["flows_created"], d["fastl4"]["flows_expired"], d["fastl4"]["flows_closed_by_rst"],
-        d["fastl4"]["flows_member_down"], d["fastl4"]["rsts_sent"],
+        d["fastl4"]["flows_member_down"], d["fastl4"]["rsts_sent"], d["fastl4"]["snat_exhausted_rsts"],
+        d["source_ports"]["exhausted"],
         d["monitor"]["probes"], d["monitor"]["failures"], d["monitor"]["transitions"]
     ));
     out.push_str("drops by reason:\n");

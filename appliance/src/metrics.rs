@@ -310,7 +310,7 @@ fn pipeline(enc: &mut DescriptorEncoder, stats: &Value) -> Result<(), std::fmt::
     counter(
         enc,
         "fastl4_rsts_sent",
-        "TCP resets sent toward clients for flows whose member went down.",
+        "TCP resets sent toward clients (members gone down, no free SNAT port).",
         None,
         &[(Labels::new(), num(&f["rsts_sent"]))],
     )

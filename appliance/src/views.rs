@@ -224,6 +224,10 @@ pub fn stats(s: &Shared) -> Value {
             "flows_closed_by_rst": sum(&|c| c.fastl4_flows_closed_by_rst.get()),
             "flows_member_down": sum(&|c| c.fastl4_flows_member_down.get()),
             "rsts_sent": sum(&|c| c.fastl4_rsts_sent.get()),
+            "snat_exhausted_rsts": sum(&|c| c.fastl4_snat_exhausted_rsts.get()),
+        },
+        "source_ports": {
+            "exhausted": sum(&|c| c.source_ports_exhausted.get()),
         },
         "monitor": {
             "transitions": s.workers.iter().map(|w| w.monitor_transitions.load(Ordering::Relaxed)).sum::<u64>(),
@@ -281,6 +285,7 @@ fn tcp_stats(s: &Shared) -> Value {
         "syn_cookies_sent": total.syn_cookies_sent, "syn_cookies_validated": total.syn_cookies_validated,
         "active_opens": total.active_opens, "passive_opens": total.passive_opens,
         "closed": total.closed, "aborted": total.aborted,
+        "bytes_relayed": total.bytes_relayed, "buffer_bytes": total.buffer_bytes,
         "drops": drops,
     })
 }

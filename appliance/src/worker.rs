@@ -47,9 +47,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::net::{IpAddr, SocketAddr};
-
-use rouge_drivers::afpacket::steer_flow;
+use rouge_drivers::steer::Steering;
 use rouge_drivers::wait::{wait_readable, MAX_WAIT_FDS};
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
 use rouge_pipelines::counters::PipelineCounters;
@@ -193,20 +191,15 @@ pub fn run<P: Port>(
         secret: (random_u64(), random_u64()),
         ..StackConfig::default()
     };
-    let workers = shared.workers.len() as u32;
+    // The port driver says how frames are spread over the workers (every port of a
+    // worker is opened the same way, so the first one speaks for all).
+    let steering = ports.first().map_or(Steering::Opaque, |p| p.steering());
     let mut l2 = L2L3::new(id, dp, macs, mtus, me.pipeline.clone(), bus, pool.clone())
-        .with_tcp(tcp_cfg, TcpProfile::default());
+        .with_tcp(tcp_cfg, TcpProfile::default())
+        .with_steering(steering);
     if id == 0 {
-        // Worker 0 probes the members; it picks source ports whose replies the kernel's
-        // fanout steers back to it.
-        l2 = l2.with_monitors(Box::new(
-            move |local: SocketAddr, remote: SocketAddr| match (local.ip(), remote.ip()) {
-                (IpAddr::V4(l), IpAddr::V4(r)) => {
-                    steer_flow(r.octets(), l.octets(), remote.port(), local.port(), workers) == 0
-                }
-                _ => true,
-            },
-        ));
+        // Worker 0 probes the members, from source ports whose replies reach it.
+        l2 = l2.with_monitors();
     }
     let mut tx = TxQueues::new(ports.len(), me.pipeline.clone());
     // Receive-to-transmit delay of the packets this worker sent (published for the CLI).

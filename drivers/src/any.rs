@@ -134,6 +134,10 @@ impl Port for AnyPort {
     fn raw_fd(&self) -> Option<RawFd> {
         dispatch!(self, p => p.raw_fd())
     }
+
+    fn steering(&self) -> crate::steer::Steering {
+        dispatch!(self, p => p.steering())
+    }
 }
 
 #[cfg(test)]

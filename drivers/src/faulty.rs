@@ -278,6 +278,9 @@ impl<P: Port> Port for Faulty<P> {
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         self.inner.raw_fd()
     }
+    fn steering(&self) -> crate::steer::Steering {
+        self.inner.steering()
+    }
 }
 
 #[cfg(test)]

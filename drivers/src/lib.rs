@@ -13,7 +13,8 @@
 //!   (an in-memory wire for tests), and wrappers that fit around any port:
 //!   [`faulty`] (seeded loss, duplication, reordering, corruption, delay) and
 //!   [`pcap`] (writes every frame to a capture file);
-//! - [`steer`]: the Toeplitz (RSS) hash with the standard and a symmetric key;
+//! - [`steer`]: the [`steer::Steering`] a driver describes (which worker a flow reaches)
+//!   and the Toeplitz (RSS) hash with the standard and a symmetric key.
 //! - [`any`]: [`AnyPort`], one port type over every driver, for a worker whose
 //!   interfaces use different drivers (dispatched once per burst).
 //!

@@ -143,6 +143,9 @@ impl<P: Port> Port for PcapPort<P> {
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         self.inner.raw_fd()
     }
+    fn steering(&self) -> crate::steer::Steering {
+        self.inner.steering()
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use arrayvec::ArrayVec;
 
 use crate::buf::{Packet, PacketPool};
+use crate::steer::Steering;
 
 /// Most packets moved by one receive or transmit call.
 pub const BURST_SIZE: usize = 32;
@@ -258,6 +259,14 @@ pub trait Port {
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
+
+    /// How the driver spreads received frames over the workers that share the
+    /// interface, so the data plane can choose source ports whose replies come back
+    /// to it. The default, [`Steering::Opaque`], says nothing (a port no other worker
+    /// shares, or a spread software cannot predict).
+    fn steering(&self) -> Steering {
+        Steering::Opaque
+    }
 }
 
 impl<P: Port + ?Sized> Port for Box<P> {
@@ -287,6 +296,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
         (**self).raw_fd()
+    }
+    fn steering(&self) -> Steering {
+        (**self).steering()
     }
 }
 

@@ -14,9 +14,108 @@
 //!
 //! The input layouts are Microsoft's: source address, destination address, then (for
 //! the TCP/UDP variants) source port and destination port, all in network byte order.
-//! This module only computes hashes; steering policy lives elsewhere.
+//!
+//! [`Steering`] is the description a port driver gives of how it spreads received
+//! frames over workers: which worker a flow's packets reach and, for a chosen local
+//! address, which local ports bring a connection's replies back to a given worker. The
+//! data plane chooses source ports with it (SNAT, health monitors, proxy connections)
+//! and never needs to know which driver it runs on.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
+
+/// How a port driver spreads received frames over the workers (worker `i` owns the
+/// `i`-th socket of a fanout group, or receive queue `i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steering {
+    /// The driver does not say where a frame goes (a single worker, or a spread no
+    /// software can predict): every worker accepts every local port.
+    Opaque,
+    /// AF_PACKET's classic BPF fanout program (`afpacket::steer_by_flow_program`):
+    /// `(src ^ dst ^ sport ^ dport) % workers` over an IPv4 TCP/UDP packet's addresses
+    /// (big-endian words) and ports; everything else (IPv6, other protocols, non-first
+    /// fragments) reaches worker 0. See [`fanout_xor`].
+    FanoutXor {
+        /// Sockets in the fanout group (at least 1).
+        workers: u32,
+    },
+    /// Receive-side scaling with the Toeplitz hash under [`SYMMETRIC_RSS_KEY`] over the
+    /// 4-tuple, an indirection table of `reta_size` entries filled round robin over
+    /// `queues` receive queues: queue `(hash % reta_size) % queues` (as F-Stack's
+    /// `ff_rss_check`). For AF_XDP and DPDK ports whose NIC is programmed so.
+    SymmetricRss {
+        /// Receive queues, one per worker (at least 1).
+        queues: u32,
+        /// Entries of the NIC's redirection table (at least 1).
+        reta_size: u32,
+    },
+}
+
+/// The AF_PACKET fanout formula: the worker of `n_workers` that an IPv4 TCP/UDP packet
+/// reaches, `(src ^ dst ^ sport ^ dport) % n_workers` with the addresses read as
+/// big-endian words. Symmetric: both directions of an un-translated flow agree.
+/// `n_workers` of 0 counts as 1.
+#[inline]
+pub fn fanout_xor(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers: u32) -> u32 {
+    (u32::from_be_bytes(src) ^ u32::from_be_bytes(dst) ^ sport as u32 ^ dport as u32)
+        % n_workers.max(1)
+}
+
+impl Steering {
+    /// Workers the frames are spread over (`None` when the driver does not say).
+    pub fn workers(&self) -> Option<usize> {
+        match *self {
+            Steering::Opaque => None,
+            Steering::FanoutXor { workers } => Some(workers.max(1) as usize),
+            Steering::SymmetricRss { queues, .. } => Some(queues.max(1) as usize),
+        }
+    }
+
+    /// The worker that a TCP or UDP packet from `src` to `dst` reaches, `None` when
+    /// the driver does not say. Mixed address families reach worker 0.
+    pub fn worker(&self, src: SocketAddr, dst: SocketAddr) -> Option<usize> {
+        match *self {
+            Steering::Opaque => None,
+            Steering::FanoutXor { workers } => Some(match (src.ip(), dst.ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => {
+                    fanout_xor(s.octets(), d.octets(), src.port(), dst.port(), workers) as usize
+                }
+                _ => 0,
+            }),
+            Steering::SymmetricRss { queues, reta_size } => {
+                let k = &SYMMETRIC_RSS_KEY;
+                let hash = match (src.ip(), dst.ip()) {
+                    (IpAddr::V4(s), IpAddr::V4(d)) => {
+                        hash_ipv4_ports(k, s, d, src.port(), dst.port())
+                    }
+                    (IpAddr::V6(s), IpAddr::V6(d)) => {
+                        hash_ipv6_ports(k, s, d, src.port(), dst.port())
+                    }
+                    _ => return Some(0),
+                };
+                Some(((hash % reta_size.max(1)) % queues.max(1)) as usize)
+            }
+        }
+    }
+
+    /// True when the replies of a connection from `local` to `remote` (packets from
+    /// `remote` to `local`) reach `worker`; always true when the driver does not say.
+    pub fn replies_reach(&self, local: SocketAddr, remote: SocketAddr, worker: usize) -> bool {
+        self.worker(remote, local).is_none_or(|w| w == worker)
+    }
+
+    /// The ports of `range`, in order, that bring the replies of a connection from
+    /// `local_ip` to `remote` back to `worker`.
+    pub fn reply_ports(
+        self,
+        local_ip: IpAddr,
+        remote: SocketAddr,
+        worker: usize,
+        range: RangeInclusive<u16>,
+    ) -> impl Iterator<Item = u16> {
+        range.filter(move |&p| self.replies_reach(SocketAddr::new(local_ip, p), remote, worker))
+    }
+}
 
 /// The 40-byte key of Microsoft's RSS specification, the default of most NICs.
 pub const MS_RSS_KEY: [u8; 40] = [
@@ -267,6 +366,70 @@ mod tests {
             queues.iter().all(|&n| n > 0 && n < 2 * 2048 / 8),
             "{queues:?}"
         );
+    }
+
+    fn sock(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn steering_descriptions_agree_with_their_formulas() {
+        let (c, v) = (sock("198.18.1.7:40001"), sock("198.18.1.100:80"));
+        let x = Steering::FanoutXor { workers: 3 };
+        let want = fanout_xor([198, 18, 1, 7], [198, 18, 1, 100], 40001, 80, 3) as usize;
+        assert_eq!(x.worker(c, v), Some(want));
+        assert_eq!(x.worker(v, c), Some(want), "symmetric");
+        assert_eq!(
+            x.worker(sock("[2001:2::1]:1"), sock("[2001:2::2]:2")),
+            Some(0)
+        );
+        let r = Steering::SymmetricRss {
+            queues: 3,
+            reta_size: 128,
+        };
+        let h = hash_ipv4_ports(
+            &SYMMETRIC_RSS_KEY,
+            v4("198.18.1.7"),
+            v4("198.18.1.100"),
+            40001,
+            80,
+        );
+        assert_eq!(r.worker(c, v), Some(((h % 128) % 3) as usize));
+        assert_eq!(r.worker(v, c), r.worker(c, v), "symmetric");
+        let (a, b) = (sock("[2001:2::1]:443"), sock("[2001:2::9]:50000"));
+        assert_eq!(r.worker(a, b), r.worker(b, a));
+        assert_eq!(Steering::Opaque.worker(c, v), None);
+        assert!(Steering::Opaque.replies_reach(c, v, 5));
+        assert_eq!(x.workers(), Some(3));
+        assert_eq!(r.workers(), Some(3));
+        assert_eq!(Steering::Opaque.workers(), None);
+    }
+
+    #[test]
+    fn reply_ports_bring_replies_back_and_cover_every_worker() {
+        let local = IpAddr::V4(v4("198.18.2.1"));
+        let member = sock("198.18.2.11:80");
+        for s in [
+            Steering::FanoutXor { workers: 4 },
+            Steering::SymmetricRss {
+                queues: 4,
+                reta_size: 128,
+            },
+        ] {
+            let mut total = 0;
+            for w in 0..4 {
+                let ports: Vec<u16> = s.reply_ports(local, member, w, 1024..=5119).collect();
+                assert!(ports.len() > 4096 / 8, "{s:?} worker {w}: {}", ports.len());
+                for &p in &ports {
+                    assert_eq!(s.worker(member, SocketAddr::new(local, p)), Some(w));
+                }
+                total += ports.len();
+            }
+            assert_eq!(
+                total, 4096,
+                "{s:?}: every port belongs to exactly one worker"
+            );
+        }
     }
 
     #[test]

@@ -417,6 +417,20 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
             AfPacketPort::open("vb", &fanout).expect("worker 0 joins"),
             AfPacketPort::open("vb", &fanout).expect("worker 1 joins"),
         ];
+        // The port describes the steering its program does, and so does the port type
+        // that wraps every driver (the worker asks it to choose SNAT and probe ports).
+        let described = w[0].steering();
+        assert_eq!(
+            described,
+            rouge_drivers::steer::Steering::FanoutXor { workers: 2 }
+        );
+        assert_eq!(
+            AfPacketPort::open("va", &AfPacketConfig::default())
+                .unwrap()
+                .steering(),
+            rouge_drivers::steer::Steering::Opaque,
+            "a port without the flow program promises nothing"
+        );
         let mut s = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
         let pool = PacketPool::new(256);
 
@@ -504,6 +518,12 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
         assert!(
             on_1 > 0 && on_1 < 16,
             "flows spread over both workers ({on_1} of 16 on worker 1)"
+        );
+        // The port type that wraps every driver passes the description on.
+        let [_, w1] = w;
+        assert_eq!(
+            rouge_drivers::AnyPort::from(w1).steering(),
+            rouge_drivers::steer::Steering::FanoutXor { workers: 2 }
         );
     });
 }

@@ -12,7 +12,12 @@ use rouge_pipelines::{testing, Instant};
 
 fuzz_target!(|data: &[u8]| {
     let pool = PacketPool::new(64);
-    let dp = Arc::new(testing::dataplane(1));
+    // fastl4 (TCP and UDP, SNAT automap) and forwarding virtual servers: the NAT path is fuzzed.
+    let mut dp = testing::fastl4_dataplane(1);
+    // Small tables: they are allocated whole for every input.
+    dp.fastl4_limits.flows_per_worker = 64;
+    dp.fastl4_limits.fragments_per_worker = 16;
+    let dp = Arc::new(dp);
     let bus = NeighbourBus::new(1).pop().expect("one bus end");
     let counters = PipelineCounters::new_shared();
     let macs = vec![MacAddr::local(100), MacAddr::local(101)];

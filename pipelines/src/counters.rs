@@ -42,10 +42,17 @@ pub struct PipelineCounters {
     pub fastl4_flows_closed_by_rst: Counter,
     /// Fastl4 flows removed because their member went down.
     pub fastl4_flows_member_down: Counter,
-    /// TCP RSTs sent toward clients for flows whose member went down.
+    /// TCP RSTs sent toward clients: flows whose member went down, SYNs that found no
+    /// SNAT port.
     pub fastl4_rsts_sent: Counter,
     /// Fragment-table entries overwritten before they expired (table too small).
     pub fastl4_frag_evicted: Counter,
+    /// Requests for a source port (fastl4 SNAT, monitor probes) that found none free
+    /// whose replies reach this worker (see [`crate::ports`]).
+    pub source_ports_exhausted: Counter,
+    /// TCP RSTs queued toward clients whose SYN found no free SNAT port (part of
+    /// `fastl4_rsts_sent`).
+    pub fastl4_snat_exhausted_rsts: Counter,
     /// Loop turns of the worker.
     pub loop_turns: Counter,
     /// Loop turns that found no packet.
@@ -78,6 +85,8 @@ impl Default for PipelineCounters {
             fastl4_flows_member_down: Counter::default(),
             fastl4_rsts_sent: Counter::default(),
             fastl4_frag_evicted: Counter::default(),
+            source_ports_exhausted: Counter::default(),
+            fastl4_snat_exhausted_rsts: Counter::default(),
             loop_turns: Counter::default(),
             idle_turns: Counter::default(),
             sleeps: Counter::default(),

@@ -324,10 +324,6 @@ pub struct Fastl4Limits {
     pub resets_per_poll: usize,
     /// Flow slots examined per sweep for flows of members gone down.
     pub sweep_per_poll: usize,
-    /// Lowest SNAT port.
-    pub snat_port_min: u16,
-    /// Highest SNAT port.
-    pub snat_port_max: u16,
 }
 
 impl Default for Fastl4Limits {
@@ -337,9 +333,6 @@ impl Default for Fastl4Limits {
             fragments_per_worker: 1024,
             resets_per_poll: 32,
             sweep_per_poll: 4096,
-            snat_port_min: 1024,
-            // 40000-60999 belong to the appliance's own connections (monitor probes).
-            snat_port_max: 39_999,
         }
     }
 }
@@ -403,6 +396,9 @@ pub struct Dataplane {
     pub fastl4: Vec<Arc<Fastl4Vs>>,
     /// Sizes of the per-worker fastl4 tables.
     pub fastl4_limits: Fastl4Limits,
+    /// Source ports the appliance's own connections and SNAT take from (every user
+    /// shares the range, see [`crate::ports`]).
+    pub source_ports: (u16, u16),
     /// Traffic shaping classes, roots and rules; `None` when nothing is shaped.
     pub shaping: Option<Arc<crate::shaper::ShapingPolicy>>,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
@@ -463,6 +459,7 @@ impl Dataplane {
             monitor_targets: Vec::new(),
             fastl4: Vec::new(),
             fastl4_limits: Fastl4Limits::default(),
+            source_ports: crate::ports::DEFAULT_RANGE,
             shaping: None,
             vlan_by_tag,
             locals,

@@ -12,10 +12,11 @@
 //! Replies to the appliance's own addresses go back to the MAC they came from
 //! (F5's auto-lasthop), so answering never waits for ARP.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
+use rouge_drivers::steer::Steering;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
 
 use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourUpdate};
@@ -23,15 +24,16 @@ use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, LocalKind};
 use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
 use crate::monitor::{Monitors, Transition};
+use crate::ports::{PortAllocator, SourcePorts};
 use crate::services::Services;
 use crate::tcp::{Event, StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::arp::{self as arpw, ArpRepr, Operation};
-use crate::wire::checksum;
 use crate::wire::ethernet::{self as eth, EthError, EthernetFrame};
 use crate::wire::icmp::{self, IcmpError, IcmpPacket};
 use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
+use crate::wire::tcp::{self as tcpw, Flags, TcpRepr};
 
 /// Most TCP segments sent per loop turn (the worker flushes its transmit queues after
 /// every turn, so this bounds their depth).
@@ -138,6 +140,8 @@ pub struct L2L3 {
     fastl4: Option<Fastl4>,
     /// The last [`L2L3::poll`] stopped at [`TCP_TX_BUDGET`] with segments left to send.
     tcp_backlog: bool,
+    /// Source ports of this worker's connections and SNAT flows.
+    ports: PortAllocator,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -167,8 +171,9 @@ impl L2L3 {
         let mut tcp = TcpStack::new(StackConfig::default(), TcpProfile::default());
         let mut services = Services::new(worker);
         services.configure(&mut tcp, Instant::ZERO, &dp.services);
+        let (dp_ports, counters_ports) = (dp.source_ports, counters.clone());
         let fastl4 = (!dp.fastl4.is_empty()).then(|| {
-            let mut f = Fastl4::new(worker, bus.workers(), dp.fastl4_limits, counters.clone());
+            let mut f = Fastl4::new(worker, dp.fastl4_limits, counters.clone());
             f.set_dataplane(&dp);
             f
         });
@@ -190,7 +195,16 @@ impl L2L3 {
             monitors: None,
             transitions: Vec::new(),
             tcp_backlog: false,
+            ports: PortAllocator::new(worker, Steering::Opaque, dp_ports, counters_ports),
         }
+    }
+
+    /// Tells the pipeline how its ports spread received frames over the workers (the
+    /// port driver's [`Steering`]; [`Steering::Opaque`] until then): fastl4 SNAT and
+    /// the health monitors choose source ports whose replies come back to this worker.
+    pub fn with_steering(mut self, steering: Steering) -> L2L3 {
+        self.ports.set_steering(steering);
+        self
     }
 
     /// Replaces the TCP stack (before any traffic): limits, the secret keying ISNs and
@@ -204,9 +218,10 @@ impl L2L3 {
     }
 
     /// Runs the health monitors on this worker (one worker per appliance does): probes
-    /// use source ports whose replies `port_ok` accepts (the steering to this worker).
-    pub fn with_monitors(mut self, port_ok: crate::monitor::PortFilter) -> L2L3 {
-        let mut m = Monitors::new().with_port_filter(port_ok);
+    /// use source ports whose replies the steering (see [`L2L3::with_steering`]) brings
+    /// back to this worker.
+    pub fn with_monitors(mut self) -> L2L3 {
+        let mut m = Monitors::new();
         m.set_targets(Instant::ZERO, self.dp.monitor_targets.clone());
         self.monitors = Some(m);
         self
@@ -255,6 +270,7 @@ impl L2L3 {
                 .extend(dp.announcements().into_iter().filter(|a| !old.contains(a)));
         }
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
+        self.ports.set_range(dp.source_ports);
         self.services
             .configure(&mut self.tcp, Instant::ZERO, &dp.services);
         if let Some(m) = self.monitors.as_mut() {
@@ -263,7 +279,6 @@ impl L2L3 {
         if self.fastl4.is_none() && !dp.fastl4.is_empty() {
             self.fastl4 = Some(Fastl4::new(
                 self.worker,
-                self.bus.workers(),
                 dp.fastl4_limits,
                 self.counters.clone(),
             ));
@@ -450,7 +465,11 @@ impl L2L3 {
         // Drop Ethernet padding so lengths below are the IP packet's.
         pkt.truncate(l3_off + total);
         if let Some(f) = self.fastl4.as_mut() {
-            let c = f.classify(now, &self.dp, &pkt.data()[l3_off..]);
+            let ports = SourcePorts {
+                alloc: &mut self.ports,
+                tcp: &self.tcp,
+            };
+            let c = f.classify(now, &self.dp, &pkt.data()[l3_off..], ports);
             self.send_resets(now, emit);
             match c {
                 Classified::NotOurs => {}
@@ -610,7 +629,8 @@ impl L2L3 {
         self.route_out(now, pkt, neighbour, hop.vlan, emit)
     }
 
-    /// Sends the RSTs the fastl4 engine asks for (flows whose member went down).
+    /// Sends the RSTs the fastl4 engine asks for (flows whose member went down, SYNs
+    /// that found no SNAT port).
     fn send_resets(&mut self, now: Instant, emit: &mut impl FnMut(u16, Packet)) {
         while let Some(r) = self.fastl4.as_mut().and_then(Fastl4::pop_reset) {
             let Some(mut out) = self.pool.alloc() else {
@@ -622,30 +642,29 @@ impl L2L3 {
                 continue;
             };
             let hop = route.next_hop;
-            out.set_len(ipv4::MIN_HEADER_LEN + 20);
+            out.set_len(ipv4::MIN_HEADER_LEN + tcpw::HEADER_LEN);
             let d = out.data_mut();
             self.ident = self.ident.wrapping_add(1);
             Ipv4Repr {
                 src: *r.from.ip(),
                 dst: *r.to.ip(),
                 protocol: ipv4::PROTO_TCP,
-                payload_len: 20,
+                payload_len: tcpw::HEADER_LEN,
                 ttl: 64,
                 ident: self.ident,
                 dont_frag: true,
             }
             .emit(d);
-            let t = &mut d[20..40];
-            t.fill(0);
-            t[0..2].copy_from_slice(&r.from.port().to_be_bytes());
-            t[2..4].copy_from_slice(&r.to.port().to_be_bytes());
-            t[4..8].copy_from_slice(&r.seq.to_be_bytes());
-            t[8..12].copy_from_slice(&r.ack.to_be_bytes());
-            t[12] = 5 << 4;
-            t[13] = 0x14; // RST, ACK
-            let acc = checksum::pseudo_header_v4(r.from.ip().octets(), r.to.ip().octets(), 6, 20);
-            let c = checksum::finish(checksum::sum(acc, t));
-            t[16..18].copy_from_slice(&c.to_be_bytes());
+            let rst = TcpRepr {
+                src_port: r.from.port(),
+                dst_port: r.to.port(),
+                seq: r.seq,
+                ack: r.ack,
+                flags: Flags::RST | Flags::ACK,
+                ..TcpRepr::default()
+            };
+            let l4 = &mut d[ipv4::MIN_HEADER_LEN..ipv4::MIN_HEADER_LEN + tcpw::HEADER_LEN];
+            rst.emit(l4, IpAddr::V4(*r.from.ip()), IpAddr::V4(*r.to.ip()));
             self.counters.fastl4_rsts_sent.inc();
             let v = self.route_out(now, out, hop.neighbour(*r.to.ip()), hop.vlan, emit);
             if let Verdict::Dropped(reason) = v {
@@ -895,7 +914,15 @@ impl L2L3 {
         let mut changed = std::mem::take(&mut self.transitions);
         let before = changed.len();
         if let Some(m) = self.monitors.as_mut() {
-            m.poll(now, &mut self.tcp, &mut changed);
+            // A probe must not take the server-side pair of a fastl4 TCP flow.
+            let fastl4 = self.fastl4.as_ref();
+            let other = |local: SocketAddr, remote: SocketAddr| match (local, remote, fastl4) {
+                (SocketAddr::V4(l), SocketAddr::V4(r), Some(f)) => {
+                    f.port_in_use(ipv4::PROTO_TCP, l, r)
+                }
+                _ => false,
+            };
+            m.poll(now, &mut self.tcp, &mut self.ports, &other, &mut changed);
         }
         while let Some(ev) = self.tcp.poll_event() {
             let h = match ev {

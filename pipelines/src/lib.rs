@@ -7,6 +7,8 @@
 //! - [`addr`], [`time`]: dual-stack prefixes and flow keys; the injected clock;
 //! - [`arp`], [`route`]: the neighbour cache and the longest-prefix-match table;
 //! - [`fastl4`]: per-worker connection table and full NAT for `fastl4` virtual servers;
+//! - [`ports`]: the per-worker source-port allocator (SNAT, probes) under the port
+//!   driver's steering;
 //! - [`l2l3`]: the per-worker pipeline that takes a received burst and gives every
 //!   packet a [`verdict::Verdict`]: forwarded, answered, consumed or dropped by reason;
 //! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers.
@@ -22,6 +24,7 @@ pub mod fastl4;
 pub mod l2l3;
 pub mod lb;
 pub mod monitor;
+pub mod ports;
 pub mod route;
 pub mod services;
 pub mod shaper;

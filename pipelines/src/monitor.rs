@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::lb::MonitorStatus;
-use crate::tcp::{ConnHandle, Event, ProfileId, TcpError, TcpStack};
+use crate::ports::PortAllocator;
+use crate::tcp::{ConnHandle, Event, ProfileId, TcpStack};
 use crate::Instant;
 
 /// What a probe checks.
@@ -116,14 +117,12 @@ const MAX_RESPONSE: usize = 4096;
 pub struct Monitors {
     watches: Vec<Watch>,
     probes: HashMap<ConnHandle, Probe>,
-    next_port: u16,
     counters: MonitorCounters,
-    /// Picks a local port for a probe; lets the caller keep replies on its own worker.
-    port_ok: Option<PortFilter>,
 }
 
-/// Accepts or refuses a probe's (local, remote) addresses.
-pub type PortFilter = Box<dyn Fn(SocketAddr, SocketAddr) -> bool + Send>;
+/// Tells whether a (local, remote) pair is used by something other than the TCP stack
+/// on this worker (fastl4 flows), so a probe must not take it.
+pub type InUse<'a> = &'a dyn Fn(SocketAddr, SocketAddr) -> bool;
 
 impl std::fmt::Debug for Monitors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,17 +137,7 @@ impl std::fmt::Debug for Monitors {
 impl Monitors {
     /// An engine with no targets.
     pub fn new() -> Monitors {
-        Monitors {
-            next_port: 40000,
-            ..Monitors::default()
-        }
-    }
-
-    /// Requires probe source ports to satisfy `ok(local, remote)` (for example, that the
-    /// kernel's fanout steers the replies to this worker).
-    pub fn with_port_filter(mut self, ok: PortFilter) -> Monitors {
-        self.port_ok = Some(ok);
-        self
+        Monitors::default()
     }
 
     /// The engine's counters.
@@ -203,7 +192,17 @@ impl Monitors {
     }
 
     /// Starts due probes, ends overdue ones, and reports status changes into `out`.
-    pub fn poll(&mut self, now: Instant, tcp: &mut TcpStack, out: &mut Vec<Transition>) {
+    /// Probes take their source ports from `ports` (ports whose replies reach this
+    /// worker, not used by `tcp` nor by anything `other` knows of); a probe that finds
+    /// none fails.
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        tcp: &mut TcpStack,
+        ports: &mut PortAllocator,
+        other: InUse<'_>,
+        out: &mut Vec<Transition>,
+    ) {
         for i in 0..self.watches.len() {
             let w = &self.watches[i];
             if let Some(h) = w.probe {
@@ -215,7 +214,7 @@ impl Monitors {
             }
             let w = &self.watches[i];
             if w.probe.is_none() && now >= w.next_probe {
-                self.start(i, now, tcp);
+                self.start(i, now, tcp, ports, other, out);
             }
             self.check_timeout(i, now, out);
         }
@@ -235,7 +234,15 @@ impl Monitors {
             .min()
     }
 
-    fn start(&mut self, i: usize, now: Instant, tcp: &mut TcpStack) {
+    fn start(
+        &mut self,
+        i: usize,
+        now: Instant,
+        tcp: &mut TcpStack,
+        ports: &mut PortAllocator,
+        other: InUse<'_>,
+        out: &mut Vec<Transition>,
+    ) {
         let (addr, source, interval, timeout) = {
             let w = &self.watches[i];
             (
@@ -246,34 +253,26 @@ impl Monitors {
             )
         };
         self.watches[i].next_probe = now + interval;
-        for _ in 0..4096 {
-            self.next_port = if self.next_port >= 60999 {
-                40000
-            } else {
-                self.next_port + 1
-            };
-            let local = SocketAddr::new(source, self.next_port);
-            if self.port_ok.as_ref().is_some_and(|ok| !ok(local, addr)) {
-                continue;
-            }
-            match tcp.connect(now, local, addr, ProfileId::DEFAULT) {
-                Ok(h) => {
-                    self.counters.probes += 1;
-                    let w = &mut self.watches[i];
-                    w.probe = Some(h);
-                    w.probe_deadline = now + timeout.min(interval).max(Duration::from_millis(10));
-                    self.probes.insert(
-                        h,
-                        Probe {
-                            watch: i,
-                            response: Vec::new(),
-                        },
-                    );
-                    return;
-                }
-                Err(TcpError::AddressInUse) => continue,
-                Err(_) => return,
-            }
+        let port = ports.allocate(source, addr, |p| {
+            let local = SocketAddr::new(source, p);
+            tcp.in_use(local, addr) || other(local, addr)
+        });
+        let Some(port) = port else {
+            self.finish(i, now, Err("no free source port"), out);
+            return;
+        };
+        if let Ok(h) = tcp.connect(now, SocketAddr::new(source, port), addr, ProfileId::DEFAULT) {
+            self.counters.probes += 1;
+            let w = &mut self.watches[i];
+            w.probe = Some(h);
+            w.probe_deadline = now + timeout.min(interval).max(Duration::from_millis(10));
+            self.probes.insert(
+                h,
+                Probe {
+                    watch: i,
+                    response: Vec::new(),
+                },
+            );
         }
     }
 

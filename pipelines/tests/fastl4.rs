@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
-use rouge_drivers::afpacket::steer_flow;
+use rouge_drivers::steer::Steering;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::dataplane::{Dataplane, Fastl4Protocol, Fastl4Vs, LbBinding, Snat};
@@ -72,6 +72,17 @@ impl Bed {
     }
 
     fn many(n: usize, vss: Vec<Fastl4Vs>, tune: impl Fn(&mut Dataplane)) -> Vec<Bed> {
+        let steering = Steering::FanoutXor { workers: n as u32 };
+        Bed::steered(n, steering, vss, tune)
+    }
+
+    /// `n` workers whose ports spread frames as `steering` says.
+    fn steered(
+        n: usize,
+        steering: Steering,
+        vss: Vec<Fastl4Vs>,
+        tune: impl Fn(&mut Dataplane),
+    ) -> Vec<Bed> {
         let mut dp = testing::dataplane(n).with_fastl4(vss);
         tune(&mut dp);
         let dp = Arc::new(dp);
@@ -88,7 +99,8 @@ impl Bed {
                     PipelineCounters::new_shared(),
                     bus,
                     pool.clone(),
-                );
+                )
+                .with_steering(steering);
                 let mut b = Bed {
                     l2,
                     pool,
@@ -646,42 +658,53 @@ fn table_limit_is_counted_and_existing_flows_go_on() {
     );
 }
 
+/// The two steering descriptions for `n` workers: the AF_PACKET fanout formula and
+/// symmetric RSS.
+fn steerings(n: usize) -> [Steering; 2] {
+    [
+        Steering::FanoutXor { workers: n as u32 },
+        Steering::SymmetricRss {
+            queues: n as u32,
+            reta_size: 128,
+        },
+    ]
+}
+
+/// The worker `s` picks for a packet from `src` to `dst`.
+fn worker_of(s: Steering, src: SocketAddrV4, dst: SocketAddrV4) -> usize {
+    s.worker(src.into(), dst.into())
+        .expect("a described steering")
+}
+
 #[test]
 fn snat_ports_satisfy_the_steering_formula() {
     for n in 1..=3usize {
-        let mut beds = Bed::many(
-            n,
-            vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, n)],
-            |_| {},
-        );
-        for (w, b) in beds.iter_mut().enumerate() {
-            let v = sa(VIP, 80);
-            let mut ports = Vec::new();
-            for p in 0..20u16 {
-                let c = sa(CLIENT, 30000 + p);
-                assert_eq!(
-                    b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
-                    Verdict::Forwarded
-                );
-                let o = parse(&b.one(1));
-                assert_eq!(
-                    steer_flow(
-                        o.dst.ip().octets(),
-                        o.src.ip().octets(),
-                        o.dst.port(),
-                        o.src.port(),
-                        n as u32
-                    ) as usize,
-                    w,
-                    "n={n} w={w} port {}",
-                    o.src.port()
-                );
-                ports.push((o.dst, o.src.port()));
+        for s in steerings(n) {
+            let vss = vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, n)];
+            let mut beds = Bed::steered(n, s, vss, |_| {});
+            for (w, b) in beds.iter_mut().enumerate() {
+                let v = sa(VIP, 80);
+                let mut ports = Vec::new();
+                for p in 0..20u16 {
+                    let c = sa(CLIENT, 30000 + p);
+                    assert_eq!(
+                        b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+                        Verdict::Forwarded
+                    );
+                    let o = parse(&b.one(1));
+                    assert_eq!(
+                        worker_of(s, o.dst, o.src),
+                        w,
+                        "{s:?} w={w} port {}",
+                        o.src.port()
+                    );
+                    ports.push((o.dst, o.src.port()));
+                }
+                let mut d = ports.clone();
+                d.sort();
+                d.dedup();
+                assert_eq!(d.len(), ports.len(), "SNAT ports unique per member");
             }
-            let mut d = ports.clone();
-            d.sort();
-            d.dedup();
-            assert_eq!(d.len(), ports.len(), "SNAT ports unique per member");
         }
     }
 }
@@ -1091,8 +1114,7 @@ fn snat_port_exhaustion_is_counted() {
         1,
         vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, 1)],
         |dp| {
-            dp.fastl4_limits.snat_port_min = 2000;
-            dp.fastl4_limits.snat_port_max = 2003;
+            dp.source_ports = (2000, 2003);
         },
     )
     .pop()
@@ -1119,6 +1141,14 @@ fn snat_port_exhaustion_is_counted() {
         Verdict::Dropped(DropReason::Fastl4SnatExhausted)
     );
     assert_eq!(b.dropped(DropReason::Fastl4SnatExhausted), 1);
+    assert_eq!(b.l2.counters().source_ports_exhausted.get(), 1);
+    // The client is refused at once: a RST from the VIP acknowledging its SYN.
+    let rst = parse(&b.one(0));
+    assert_eq!((rst.src, rst.dst), (v, c));
+    assert_eq!(rst.flags, RST | ACK);
+    assert_eq!((rst.seq, rst.ack), (0, 2));
+    assert_eq!(b.l2.counters().fastl4_snat_exhausted_rsts.get(), 1);
+    assert_eq!(b.l2.counters().fastl4_rsts_sent.get(), 1);
     // Another member has its own port space.
     vs.set_member_available(1, true);
     assert_eq!(
@@ -1239,44 +1269,37 @@ fn an_all_ports_vip_of_its_own_answers_arp_and_keeps_the_port() {
 #[test]
 fn replies_are_steered_to_the_worker_that_owns_the_flow() {
     for n in 2..=3usize {
-        let mut beds = Bed::many(
-            n,
-            vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, n)],
-            |_| {},
-        );
-        let v = sa(VIP, 80);
-        for p in 0..12u16 {
-            let c = sa(CLIENT, 33000 + p);
-            // The kernel's choice for the client's packet.
-            let w = steer_flow(CLIENT.octets(), VIP.octets(), c.port(), 80, n as u32) as usize;
-            let b = &mut beds[w];
-            assert_eq!(
-                b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
-                Verdict::Forwarded
-            );
-            let o = parse(&b.one(1));
-            let (m, snat) = (o.dst, o.src);
-            // The kernel's choice for the member's reply.
-            let r = steer_flow(
-                m.ip().octets(),
-                snat.ip().octets(),
-                m.port(),
-                snat.port(),
-                n as u32,
-            ) as usize;
-            assert_eq!(r, w, "n={n}");
-            let b = &mut beds[r];
-            b.rx(
-                1,
-                &from_member(
-                    member_index(*m.ip()),
-                    m,
-                    snat,
-                    &tcp_seg(m, snat, 9, 2, SYN | ACK, b""),
-                    6,
-                ),
-            );
-            assert_eq!(parse(&b.one(0)).dst, c);
+        for s in steerings(n) {
+            let vss = vec![vs(Fastl4Protocol::Tcp, 80, Snat::Automap, n)];
+            let mut beds = Bed::steered(n, s, vss, |_| {});
+            let v = sa(VIP, 80);
+            for p in 0..12u16 {
+                let c = sa(CLIENT, 33000 + p);
+                // The driver's choice for the client's packet.
+                let w = worker_of(s, c, v);
+                let b = &mut beds[w];
+                assert_eq!(
+                    b.rx(0, &from_client(c, v, &tcp_seg(c, v, 1, 0, SYN, b""), 6)),
+                    Verdict::Forwarded
+                );
+                let o = parse(&b.one(1));
+                let (m, snat) = (o.dst, o.src);
+                // The driver's choice for the member's reply.
+                let r = worker_of(s, m, snat);
+                assert_eq!(r, w, "{s:?}");
+                let b = &mut beds[r];
+                b.rx(
+                    1,
+                    &from_member(
+                        member_index(*m.ip()),
+                        m,
+                        snat,
+                        &tcp_seg(m, snat, 9, 2, SYN | ACK, b""),
+                        6,
+                    ),
+                );
+                assert_eq!(parse(&b.one(0)).dst, c);
+            }
         }
     }
 }

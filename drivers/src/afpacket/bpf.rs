@@ -110,12 +110,11 @@ const AD_PROTOCOL: u32 = op::AD_OFF as u32;
 
 /// The worker [`steer_by_flow_program`] picks for an IPv4 TCP/UDP packet, computed the
 /// same way: `(src ^ dst ^ sport ^ dport) % n` on the addresses as big-endian words.
-/// The data plane uses it to choose SNAT ports whose return packets reach the worker
-/// that owns the flow.
+/// The data plane sees it as [`Steering::FanoutXor`](crate::steer::Steering) (see
+/// [`flow_program_steering`]).
 #[inline]
 pub fn steer_flow(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers: u32) -> u32 {
-    (u32::from_be_bytes(src) ^ u32::from_be_bytes(dst) ^ sport as u32 ^ dport as u32)
-        % n_workers.max(1)
+    crate::steer::fanout_xor(src, dst, sport, dport, n_workers)
 }
 
 /// A classic BPF program for `PACKET_FANOUT_CBPF` that spreads flows over `n_workers`
@@ -168,6 +167,16 @@ pub fn steer_by_flow_program(n_workers: u32) -> Vec<SockFilter> {
     ];
     debug_assert_eq!(prog.len(), RET0 + 1);
     prog
+}
+
+/// The steering `prog` implements, when it is exactly the program
+/// [`steer_by_flow_program`] builds for some worker count:
+/// [`Steering::FanoutXor`](crate::steer::Steering::FanoutXor) with that count. `None`
+/// for any other program (whose spread the data plane cannot predict).
+pub fn flow_program_steering(prog: &[SockFilter]) -> Option<crate::steer::Steering> {
+    let modulo = prog.iter().find(|i| i.code == op::ALU | op::MOD | op::K)?.k;
+    (steer_by_flow_program(modulo) == prog)
+        .then_some(crate::steer::Steering::FanoutXor { workers: modulo })
 }
 
 #[cfg(test)]
@@ -334,6 +343,20 @@ pub(crate) mod tests {
 
     fn expected(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n: u32) -> u32 {
         super::steer_flow(src, dst, sport, dport, n)
+    }
+
+    #[test]
+    fn the_flow_program_is_recognised_and_others_are_not() {
+        for n in 1..=8 {
+            assert_eq!(
+                flow_program_steering(&steer_by_flow_program(n)),
+                Some(crate::steer::Steering::FanoutXor { workers: n })
+            );
+        }
+        let mut other = steer_by_flow_program(4);
+        other[2].k = 8;
+        assert_eq!(flow_program_steering(&other), None);
+        assert_eq!(flow_program_steering(&[SockFilter::stmt(RET | K, 0)]), None);
     }
 
     #[test]

@@ -90,13 +90,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bpf::{op, steer_by_flow_program, steer_flow, SockFilter};
+pub use bpf::{flow_program_steering, op, steer_by_flow_program, steer_flow, SockFilter};
 
 #[cfg(doc)]
 use crate::buf::Packet;
 use crate::buf::{PacketPool, MAX_FRAME};
 use crate::clock::RealtimeToMonotonic;
 use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop};
+use crate::steer::Steering;
 
 /// Which TPACKET version the receive ring uses (the transmit ring follows it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -349,6 +350,18 @@ pub struct AfPacketPort {
     kernel_drops: u64,
     stats_interval: u32,
     calls_since_stats: u32,
+    /// How the fanout group spreads frames (see [`Port::steering`]).
+    steering: Steering,
+}
+
+/// The steering of a port opened with `fanout`: the flow program's formula when the
+/// group runs [`steer_by_flow_program`], [`Steering::Opaque`] otherwise (no fanout: this
+/// socket sees every frame; the kernel's hash or another program: unpredictable).
+fn fanout_steering(fanout: Option<&Fanout>) -> Steering {
+    match fanout.map(|f| &f.mode) {
+        Some(FanoutMode::Cbpf(prog)) => flow_program_steering(prog).unwrap_or(Steering::Opaque),
+        _ => Steering::Opaque,
+    }
 }
 
 // SAFETY: the port exclusively owns its socket and the ring mapping; the raw pointers
@@ -521,6 +534,7 @@ impl AfPacketPort {
             kernel_drops: 0,
             stats_interval: config.stats_interval.max(1),
             calls_since_stats: 0,
+            steering: fanout_steering(config.fanout.as_ref()),
         })
     }
 
@@ -829,6 +843,10 @@ impl AfPacketPort {
 impl Port for AfPacketPort {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn steering(&self) -> Steering {
+        self.steering
     }
 
     fn mac(&self) -> MacAddr {

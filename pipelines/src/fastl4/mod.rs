@@ -21,15 +21,15 @@
 //!    translated back to the client, one it sent to the client (client-side key) goes
 //!    on to the member, so path MTU discovery works through the VIP both ways.
 //!
-//! SNAT ports are chosen so that the kernel's fanout formula
-//! ([`rouge_drivers::afpacket::steer_flow`]) sends the member's replies to the worker
-//! that owns the flow. With SNAT `none` the client's port is kept and replies may land
+//! SNAT ports are chosen so that the port driver's steering
+//! ([`rouge_drivers::steer::Steering`], given at construction) sends the member's
+//! replies to the worker that owns the flow. With SNAT `none` the client's port is kept and replies may land
 //! on another worker (members must route back through the appliance; a lock-free
 //! hand-off between workers is still to come).
 //!
 //! Not yet done (known limits):
 //! - IPv4 only; IPv6 packets never reach this module.
-//! - Non-first fragments are steered to worker 0 by the kernel fanout, so they follow
+//! - Non-first fragments are steered to worker 0 by the AF_PACKET fanout, so they follow
 //!   their flow only when worker 0 owns it (see [`frag`]).
 //! - No TCP sequence validation: a RST that matches a flow's addresses and ports ends
 //!   the flow whatever its sequence number; [`flow::Flow::seq_delta`] is reserved for
@@ -52,9 +52,13 @@ use arrayvec::ArrayVec;
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, Fastl4Limits, Fastl4Vs, Snat};
 use crate::lb::{MemberId, PoolCursor};
+use crate::ports::SourcePorts;
 use crate::time::Instant;
 use crate::verdict::DropReason;
 use crate::wire::checksum;
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::tcp::{Flags, TcpPacket};
+use crate::wire::udp::UdpPacket;
 use flow::{Flow, FlowId, FlowState, FlowTable, InsertError};
 pub use frag::Dir;
 use frag::{FragKey, FragTable};
@@ -117,14 +121,12 @@ pub struct ResetSpec {
 /// The fastl4 state of one worker.
 pub struct Fastl4 {
     worker: usize,
-    workers: usize,
     limits: Fastl4Limits,
     flows: FlowTable,
     frags: FragTable,
     cursors: Vec<usize>,
     /// Per virtual server with a pool: this worker's position in it.
     lb_cursors: Vec<Option<PoolCursor>>,
-    port_cursor: u16,
     pool_cursor: usize,
     resets: ArrayVec<ResetSpec, MAX_PENDING_RESETS>,
     sweep_pos: usize,
@@ -132,14 +134,17 @@ pub struct Fastl4 {
     counters: Arc<PipelineCounters>,
 }
 
+/// The flags of a TCP header at the start of `seg` (at least 14 bytes).
 #[inline]
-fn rd16(b: &[u8], o: usize) -> u16 {
-    u16::from_be_bytes([b[o], b[o + 1]])
+fn tcp_flags(seg: &[u8]) -> Flags {
+    TcpPacket::new_unchecked(seg).flags()
 }
 
+/// True for a SYN without ACK, RST or FIN: the segment that opens a connection.
 #[inline]
-fn rd32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+fn opens_connection(seg: &[u8]) -> bool {
+    let f = tcp_flags(seg);
+    f.syn() && !f.ack() && !f.rst() && !f.fin()
 }
 
 /// Sequence-space "a is after b" (RFC 1982 style).
@@ -149,33 +154,30 @@ fn seq_after(a: u32, b: u32) -> bool {
 }
 
 impl Fastl4 {
-    /// The state of worker `worker` of `workers`, its tables sized by `limits` (all
-    /// memory allocated now).
-    pub fn new(
-        worker: usize,
-        workers: usize,
-        limits: Fastl4Limits,
-        counters: Arc<PipelineCounters>,
-    ) -> Fastl4 {
-        // Spread the workers' starting points over the port range.
-        let span =
-            (limits.snat_port_max as usize).saturating_sub(limits.snat_port_min as usize) + 1;
-        let start = limits.snat_port_min as usize + (worker * 7919) % span;
+    /// The state of worker `worker`, its tables sized by `limits` (all memory allocated
+    /// now). SNAT ports come from the worker's [`PortAllocator`](crate::ports::PortAllocator).
+    pub fn new(worker: usize, limits: Fastl4Limits, counters: Arc<PipelineCounters>) -> Fastl4 {
         Fastl4 {
             worker,
-            workers: workers.max(1),
             limits,
             flows: FlowTable::new(limits.flows_per_worker),
             frags: FragTable::new(limits.fragments_per_worker),
             cursors: Vec::new(),
             lb_cursors: Vec::new(),
-            port_cursor: start as u16,
             pool_cursor: 0,
             resets: ArrayVec::new(),
             sweep_pos: 0,
             next_sweep: Instant::ZERO,
             counters,
         }
+    }
+
+    /// True when a flow of `proto` uses the pair `local` (an SNAT address and port) –
+    /// `remote` (a member) on its server side: another connection between them would
+    /// take its replies.
+    pub fn port_in_use(&self, proto: u8, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
+        self.flows
+            .server_key_taken(&flow::key(proto, remote, local))
     }
 
     /// The connection table.
@@ -195,17 +197,19 @@ impl Fastl4 {
     }
 
     /// Decides what to do with an IPv4 packet (`l3`: header checked, truncated to its
-    /// total length).
-    pub fn classify(&mut self, now: Instant, dp: &Dataplane, l3: &[u8]) -> Classified {
-        let hl = ((l3[0] & 0x0f) as usize) * 4;
-        let proto = l3[9];
-        let src = Ipv4Addr::from(rd32(l3, 12));
-        let dst = Ipv4Addr::from(rd32(l3, 16));
-        let ff = rd16(l3, 6);
-        let offset = ff & 0x1fff;
-        let more = ff & 0x2000 != 0;
-        let ident = rd16(l3, 4);
-        let payload = &l3[hl..];
+    /// total length). A new flow with SNAT takes its port from `ports`; when none is
+    /// free the client's SYN is answered with a RST (see [`Fastl4::pop_reset`]).
+    pub fn classify(
+        &mut self,
+        now: Instant,
+        dp: &Dataplane,
+        l3: &[u8],
+        mut ports: SourcePorts<'_>,
+    ) -> Classified {
+        let ip = Ipv4Packet::new_unchecked(l3);
+        let (proto, src, dst) = (ip.protocol(), ip.src(), ip.dst());
+        let (offset, more, ident) = (ip.frag_offset(), ip.more_frags(), ip.ident());
+        let payload = &l3[ip.header_len()..];
         if offset != 0 {
             let key = FragKey {
                 src,
@@ -245,7 +249,9 @@ impl Fastl4 {
                 Classified::NotOurs
             };
         }
-        let (sport, dport) = (rd16(payload, 0), rd16(payload, 2));
+        // TCP and UDP carry their ports in the same first four bytes.
+        let l4 = UdpPacket::new_unchecked(payload);
+        let (sport, dport) = (l4.src_port(), l4.dst_port());
         let (from, to) = (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport));
         let key = flow::key(proto, from, to);
         let kind = if more { Kind::FirstFrag } else { Kind::Whole };
@@ -269,7 +275,7 @@ impl Fastl4 {
                 .flows
                 .get(id)
                 .is_some_and(|f| f.state == FlowState::Closing);
-            if proto == nat::TCP && closing && payload.len() > 13 && payload[13] & 0x17 == 0x02 {
+            if proto == nat::TCP && closing && payload.len() > 13 && opens_connection(payload) {
                 self.end(id, End::Reused);
                 found = None;
             }
@@ -287,13 +293,12 @@ impl Fastl4 {
             // The flow was removed (UDP, member gone): a new one is made below.
         }
         if proto == nat::TCP {
-            let flags = payload[13];
             // A SYN without ACK, RST or FIN opens a flow; anything else needs one.
-            if flags & 0x17 != 0x02 {
+            if !opens_connection(payload) {
                 return Classified::Drop(DropReason::Fastl4NoFlow);
             }
         }
-        match self.open(now, dp, proto, from, to) {
+        match self.open(now, dp, proto, from, to, &mut ports) {
             Ok(id) => {
                 if kind == Kind::FirstFrag {
                     self.record_frag(src, dst, proto, ident, id, Dir::ToServer, now);
@@ -303,7 +308,28 @@ impl Fastl4 {
                     None => Classified::Drop(DropReason::Fastl4NoFlow),
                 }
             }
-            Err(r) => Classified::Drop(r),
+            Err(DropReason::Fastl4SnatExhausted) if proto == nat::TCP => {
+                ports.alloc.count_exhausted();
+                // No SNAT port: refuse the connection rather than let the client retry
+                // into silence (RFC 9293: a RST answering a SYN acknowledges it).
+                let syn = TcpPacket::new_unchecked(payload);
+                let reset = ResetSpec {
+                    from: to,
+                    to: from,
+                    seq: 0,
+                    ack: syn.seq().wrapping_add(syn.seg_len() as u32),
+                };
+                if self.resets.try_push(reset).is_ok() {
+                    self.counters.fastl4_snat_exhausted_rsts.inc();
+                }
+                Classified::Drop(DropReason::Fastl4SnatExhausted)
+            }
+            Err(r) => {
+                if r == DropReason::Fastl4SnatExhausted {
+                    ports.alloc.count_exhausted();
+                }
+                Classified::Drop(r)
+            }
         }
     }
 
@@ -400,6 +426,7 @@ impl Fastl4 {
         proto: u8,
         client: SocketAddrV4,
         vip: SocketAddrV4,
+        ports: &mut SourcePorts<'_>,
     ) -> Result<FlowId, DropReason> {
         let Some((vsi, vs)) = dp.fastl4_for(proto, *vip.ip(), vip.port()) else {
             return Err(DropReason::NoVirtual);
@@ -427,7 +454,7 @@ impl Fastl4 {
         }
         .ok_or(DropReason::Fastl4NoMember)?;
         let vs = vs.clone();
-        let opened = self.open_to(now, dp, proto, client, vip, &vs, member);
+        let opened = self.open_to(now, dp, proto, client, vip, &vs, member, ports);
         if opened.is_err() {
             // The member's connection slot was taken by the selection: give it back.
             if let Some(b) = &vs.lb {
@@ -448,6 +475,7 @@ impl Fastl4 {
         vip: SocketAddrV4,
         vs: &Arc<Fastl4Vs>,
         member: usize,
+        ports: &mut SourcePorts<'_>,
     ) -> Result<FlowId, DropReason> {
         let std::net::SocketAddr::V4(maddr) = vs.members[member].addr else {
             return Err(DropReason::Fastl4NoMember);
@@ -468,13 +496,13 @@ impl Fastl4 {
                 let ip = dp
                     .source_for(route.next_hop.vlan, *server.ip())
                     .ok_or(DropReason::NoRoute)?;
-                self.snat_port(proto, server, ip)?
+                self.snat_port(proto, server, ip, ports)?
             }
             Snat::Pool(list) => {
                 let mut got = Err(DropReason::Fastl4SnatExhausted);
                 for i in 0..list.len() {
                     let ip = list[(self.pool_cursor + i) % list.len()];
-                    if let Ok(a) = self.snat_port(proto, server, ip) {
+                    if let Ok(a) = self.snat_port(proto, server, ip, ports) {
                         self.pool_cursor = (self.pool_cursor + i + 1) % list.len();
                         got = Ok(a);
                         break;
@@ -505,19 +533,19 @@ impl Fastl4 {
         proto: u8,
         server: SocketAddrV4,
         ip: Ipv4Addr,
+        ports: &mut SourcePorts<'_>,
     ) -> Result<SocketAddrV4, DropReason> {
         let flows = &self.flows;
-        nat::choose_port(
-            server,
-            ip,
-            self.worker,
-            self.workers,
-            (self.limits.snat_port_min, self.limits.snat_port_max),
-            &mut self.port_cursor,
-            |p| !flows.server_key_taken(&flow::key(proto, server, SocketAddrV4::new(ip, p))),
-        )
-        .map(|p| SocketAddrV4::new(ip, p))
-        .ok_or(DropReason::Fastl4SnatExhausted)
+        let tcp = ports.tcp;
+        ports
+            .alloc
+            .find(IpAddr::V4(ip), server.into(), |p| {
+                let local = SocketAddrV4::new(ip, p);
+                flows.server_key_taken(&flow::key(proto, server, local))
+                    || (proto == nat::TCP && tcp.in_use(local.into(), server.into()))
+            })
+            .map(|p| SocketAddrV4::new(ip, p))
+            .ok_or(DropReason::Fastl4SnatExhausted)
     }
 
     /// Rewrites the packet of `plan` in place (`l3`: the IPv4 packet) and updates its
@@ -552,7 +580,7 @@ impl Fastl4 {
             },
             Kind::LaterFrag => nat::rewrite(l3, proto, src, dst, false),
             Kind::Whole | Kind::FirstFrag => {
-                let hl = ((l3[0] & 0x0f) as usize) * 4;
+                let hl = Ipv4Packet::new_unchecked(&*l3).header_len();
                 if proto == nat::TCP {
                     let seg_extra = if plan.kind == Kind::Whole {
                         l3.len() - hl
@@ -600,19 +628,13 @@ impl Fastl4 {
         let Some(f) = self.flows.get_mut(id) else {
             return false;
         };
-        let flags = seg[13];
-        let (fin, syn, rst, ack) = (
-            flags & 0x01 != 0,
-            flags & 0x02 != 0,
-            flags & 0x04 != 0,
-            flags & 0x10 != 0,
-        );
+        let t = TcpPacket::new_unchecked(seg);
+        let flags = t.flags();
+        let (fin, syn, rst, ack) = (flags.fin(), flags.syn(), flags.rst(), flags.ack());
         if rst {
             return true;
         }
-        let seq = rd32(seg, 4);
-        let ackn = rd32(seg, 8);
-        let doff = ((seg[12] >> 4) as usize) * 4;
+        let (seq, ackn, doff) = (t.seq(), t.ack(), t.header_len());
         let data = whole_len.saturating_sub(doff) as u32;
         let next = seq
             .wrapping_add(data)
@@ -753,7 +775,7 @@ fn check_l4(proto: u8, payload: &[u8], kind: Kind) -> Result<(), DropReason> {
         if payload.len() < 20 {
             return Err(bad);
         }
-        let doff = ((payload[12] >> 4) as usize) * 4;
+        let doff = TcpPacket::new_unchecked(payload).header_len();
         if doff < 20 || (kind == Kind::Whole && doff > payload.len()) {
             return Err(bad);
         }
@@ -762,7 +784,7 @@ fn check_l4(proto: u8, payload: &[u8], kind: Kind) -> Result<(), DropReason> {
         if payload.len() < 8 {
             return Err(bad);
         }
-        let len = rd16(payload, 4) as usize;
+        let len = UdpPacket::new_unchecked(payload).len();
         if len < 8 || (kind == Kind::Whole && len > payload.len()) {
             return Err(bad);
         }

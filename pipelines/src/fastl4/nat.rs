@@ -1,54 +1,92 @@
 //! Address and port rewriting with incremental checksum updates (RFC 1624), the
-//! translation of ICMP errors that quote a translated packet, and SNAT port choice
-//! under the workers' steering formula.
+//! translation of ICMP errors that quote a translated packet, through the [`crate::wire`]
+//! views. SNAT ports come from [`crate::ports`].
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use rouge_drivers::afpacket::steer_flow;
-
-use crate::wire::checksum::{self, update16, update32};
+use crate::wire::checksum::{update16, update32};
+use crate::wire::icmp::{self, IcmpPacket};
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::tcp::TcpPacket;
+use crate::wire::udp::{self, UdpPacket};
 
 /// IP protocol number of TCP.
 pub const TCP: u8 = 6;
 /// IP protocol number of UDP.
 pub const UDP: u8 = 17;
 
-/// Offset of the L4 checksum field for `proto`.
+/// Length of a TCP header up to the end of its checksum field: a quoted TCP header
+/// (in an ICMP error) shorter than this carries no checksum to update.
+const TCP_CHECKSUM_END: usize = 18;
+
+/// The L4 checksum field of a TCP or UDP header at the start of `l4`, when `l4` is
+/// long enough to carry it.
 #[inline]
-fn l4_csum_off(proto: u8) -> usize {
+fn l4_checksum(proto: u8, l4: &[u8]) -> Option<u16> {
     if proto == TCP {
-        16
+        (l4.len() >= TCP_CHECKSUM_END).then(|| TcpPacket::new_unchecked(l4).checksum())
     } else {
-        6
+        (l4.len() >= udp::HEADER_LEN).then(|| UdpPacket::new_unchecked(l4).checksum_field())
     }
 }
 
+/// The ports of a TCP or UDP header at the start of `l4` (at least four bytes).
 #[inline]
-fn rd16(b: &[u8], o: usize) -> u16 {
-    u16::from_be_bytes([b[o], b[o + 1]])
+fn l4_ports(proto: u8, l4: &[u8]) -> (u16, u16) {
+    if proto == TCP {
+        let t = TcpPacket::new_unchecked(l4);
+        (t.src_port(), t.dst_port())
+    } else {
+        let u = UdpPacket::new_unchecked(l4);
+        (u.src_port(), u.dst_port())
+    }
 }
 
+/// Writes the ports and, when `csum` is set, the checksum of a TCP or UDP header at the
+/// start of `l4`.
 #[inline]
-fn rd32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-#[inline]
-fn wr16(b: &mut [u8], o: usize, v: u16) {
-    b[o..o + 2].copy_from_slice(&v.to_be_bytes());
+fn set_l4(proto: u8, l4: &mut [u8], sport: u16, dport: u16, csum: Option<u16>) {
+    if proto == TCP {
+        let mut t = TcpPacket::new_unchecked(l4);
+        t.set_src_port(sport);
+        t.set_dst_port(dport);
+        if let Some(c) = csum {
+            t.set_checksum(c);
+        }
+    } else {
+        let mut u = UdpPacket::new_unchecked(l4);
+        u.set_src_port(sport);
+        u.set_dst_port(dport);
+        if let Some(c) = csum {
+            u.set_checksum_field(c);
+        }
+    }
 }
 
 /// Rewrites the addresses of the IPv4 header at the start of `ip` (header checksum
-/// updated) and returns the checksum delta folded into `l4_csum` for the pseudo header.
+/// updated) and returns `l4_csum` with the pseudo-header change folded in.
 #[inline]
 fn rewrite_addrs(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, l4_csum: Option<u16>) -> Option<u16> {
-    let (os, od) = (rd32(ip, 12), rd32(ip, 16));
-    let (ns, nd) = (u32::from(src), u32::from(dst));
-    let c = update32(update32(rd16(ip, 10), os, ns), od, nd);
-    wr16(ip, 10, c);
-    ip[12..16].copy_from_slice(&src.octets());
-    ip[16..20].copy_from_slice(&dst.octets());
-    l4_csum.map(|c| update32(update32(c, os, ns), od, nd))
+    let mut p = Ipv4Packet::new_unchecked(ip);
+    let (os, od) = (u32::from(p.src()), u32::from(p.dst()));
+    p.set_src(src);
+    p.set_dst(dst);
+    l4_csum.map(|c| update32(update32(c, os, u32::from(src)), od, u32::from(dst)))
+}
+
+/// Rewrites the addresses and ports of an IPv4 packet carrying (the start of) a TCP or
+/// UDP header, updating every checksum present incrementally. A UDP checksum of 0
+/// (none) stays 0; a missing checksum (a short quote) is left alone.
+fn rewrite_with_ports(ip: &mut [u8], proto: u8, src: SocketAddrV4, dst: SocketAddrV4) {
+    let hl = Ipv4Packet::new_unchecked(&*ip).header_len();
+    let (head, l4) = ip.split_at_mut(hl);
+    let old = l4_checksum(proto, l4);
+    let skip = old.is_none_or(|c| proto == UDP && c == 0);
+    let c = rewrite_addrs(head, *src.ip(), *dst.ip(), Some(old.unwrap_or(0))).unwrap_or(0);
+    let (osp, odp) = l4_ports(proto, l4);
+    let c = update16(update16(c, osp, src.port()), odp, dst.port());
+    let c = if proto == UDP && c == 0 { 0xffff } else { c };
+    set_l4(proto, l4, src.port(), dst.port(), (!skip).then_some(c));
 }
 
 /// Rewrites a TCP or UDP packet (`ip`: the IPv4 packet) to `src` → `dst`, ports
@@ -56,24 +94,11 @@ fn rewrite_addrs(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, l4_csum: Option<u1
 /// Both checksums are updated incrementally; a UDP checksum of 0 (none) stays 0.
 /// The caller has checked that the L4 header is present when `ports` is set.
 pub fn rewrite(ip: &mut [u8], proto: u8, src: SocketAddrV4, dst: SocketAddrV4, ports: bool) {
-    let hl = ((ip[0] & 0x0f) as usize) * 4;
-    if !ports {
+    if ports {
+        rewrite_with_ports(ip, proto, src, dst);
+    } else {
         rewrite_addrs(ip, *src.ip(), *dst.ip(), None);
-        return;
     }
-    let co = hl + l4_csum_off(proto);
-    let old = rd16(ip, co);
-    let skip = proto == UDP && old == 0;
-    let c = rewrite_addrs(ip, *src.ip(), *dst.ip(), Some(old)).unwrap_or(old);
-    let (osp, odp) = (rd16(ip, hl), rd16(ip, hl + 2));
-    let c = update16(update16(c, osp, src.port()), odp, dst.port());
-    wr16(ip, hl, src.port());
-    wr16(ip, hl + 2, dst.port());
-    if skip {
-        return;
-    }
-    let c = if proto == UDP && c == 0 { 0xffff } else { c };
-    wr16(ip, co, c);
 }
 
 /// Where the parts of an ICMP error that quotes a TCP/UDP packet lie.
@@ -91,23 +116,29 @@ pub struct Quoted {
 /// (`icmp`: the ICMP message). `None` for other messages or a quote too short to carry
 /// ports.
 pub fn quoted(icmp: &[u8]) -> Option<Quoted> {
-    if icmp.len() < 8 + 20 || !matches!(icmp[0], 3 | 11) {
+    if icmp.len() < icmp::HEADER_LEN + ipv4::MIN_HEADER_LEN {
         return None;
     }
-    let inner = &icmp[8..];
-    if inner[0] >> 4 != 4 {
+    let msg = IcmpPacket::new_unchecked(icmp);
+    if !matches!(msg.msg_type(), icmp::DEST_UNREACHABLE | icmp::TIME_EXCEEDED) {
         return None;
     }
-    let ihl = ((inner[0] & 0x0f) as usize) * 4;
-    let proto = inner[9];
-    if ihl < 20 || inner.len() < ihl + 4 || !matches!(proto, TCP | UDP) {
+    // The quote is truncated by design, so its total length is not checked.
+    let inner = Ipv4Packet::new_unchecked(&icmp[icmp::HEADER_LEN..]);
+    if inner.version() != 4 {
         return None;
     }
-    let a = |o: usize| Ipv4Addr::from(rd32(inner, o));
+    let ihl = inner.header_len();
+    let proto = inner.protocol();
+    let quote = &icmp[icmp::HEADER_LEN..];
+    if ihl < ipv4::MIN_HEADER_LEN || quote.len() < ihl + 4 || !matches!(proto, TCP | UDP) {
+        return None;
+    }
+    let (sport, dport) = l4_ports(proto, &quote[ihl..]);
     Some(Quoted {
         proto,
-        src: SocketAddrV4::new(a(12), rd16(inner, ihl)),
-        dst: SocketAddrV4::new(a(16), rd16(inner, ihl + 2)),
+        src: SocketAddrV4::new(inner.src(), sport),
+        dst: SocketAddrV4::new(inner.dst(), dport),
     })
 }
 
@@ -123,123 +154,164 @@ pub fn rewrite_icmp_error(
     in_src: SocketAddrV4,
     in_dst: SocketAddrV4,
 ) {
-    let hl = ((ip[0] & 0x0f) as usize) * 4;
-    let total = rd16(ip, 2) as usize;
+    let outer = Ipv4Packet::new_unchecked(&*ip);
+    let (hl, total) = (outer.header_len(), outer.total_len());
     rewrite_addrs(ip, outer_src, outer_dst, None);
     let end = total.min(ip.len());
-    let icmp = &mut ip[hl..end];
-    {
-        let inner = &mut icmp[8..];
-        let ihl = ((inner[0] & 0x0f) as usize) * 4;
-        let proto = inner[9];
-        let co = ihl + l4_csum_off(proto);
-        let has_csum = inner.len() >= co + 2;
-        let old = if has_csum { rd16(inner, co) } else { 0 };
-        let skip = !has_csum || (proto == UDP && old == 0);
-        let c = rewrite_addrs(inner, *in_src.ip(), *in_dst.ip(), Some(old)).unwrap_or(old);
-        let (osp, odp) = (rd16(inner, ihl), rd16(inner, ihl + 2));
-        let c = update16(update16(c, osp, in_src.port()), odp, in_dst.port());
-        wr16(inner, ihl, in_src.port());
-        wr16(inner, ihl + 2, in_dst.port());
-        if !skip {
-            let c = if proto == UDP && c == 0 { 0xffff } else { c };
-            wr16(inner, co, c);
-        }
-    }
-    wr16(icmp, 2, 0);
-    let c = checksum::checksum(icmp);
-    wr16(icmp, 2, c);
-}
-
-/// A SNAT port in `min..=max` such that return packets from `server` to `snat:port`
-/// are steered to `worker` of `workers` by [`steer_flow`], and `free(port)` holds (no
-/// flow uses that server-side key). Starts at `*cursor` and moves it past the port
-/// chosen. `None` when every port of the range is taken.
-pub fn choose_port(
-    server: SocketAddrV4,
-    snat: Ipv4Addr,
-    worker: usize,
-    workers: usize,
-    (min, max): (u16, u16),
-    cursor: &mut u16,
-    mut free: impl FnMut(u16) -> bool,
-) -> Option<u16> {
-    let n = workers.max(1) as u32;
-    let span = (max as u32).saturating_sub(min as u32) + 1;
-    let start = (*cursor as u32).saturating_sub(min as u32) % span;
-    for i in 0..span {
-        let port = (min as u32 + (start + i) % span) as u16;
-        if steer_flow(server.ip().octets(), snat.octets(), server.port(), port, n) as usize
-            != worker
-        {
-            continue;
-        }
-        if free(port) {
-            *cursor = if port == max { min } else { port + 1 };
-            return Some(port);
-        }
-    }
-    None
+    let mut msg = IcmpPacket::new_unchecked(&mut ip[hl..end]);
+    let inner = msg.payload_mut();
+    let proto = Ipv4Packet::new_unchecked(&*inner).protocol();
+    rewrite_with_ports(inner, proto, in_src, in_dst);
+    msg.fill_checksum();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::checksum;
+    use crate::wire::ipv4::Ipv4Repr;
+    use crate::wire::tcp::{Flags, TcpRepr};
+    use std::net::IpAddr;
 
-    fn sa(a: [u8; 4], p: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::from(a), p)
+    /// An IPv4 packet from `src` to `dst` carrying a TCP segment (or a UDP datagram)
+    /// with `payload`, every checksum right.
+    fn packet(proto: u8, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+        let l4 = if proto == TCP { 20 } else { 8 };
+        let mut b = vec![0u8; 20 + l4 + payload.len()];
+        Ipv4Repr {
+            src: *src.ip(),
+            dst: *dst.ip(),
+            protocol: proto,
+            payload_len: l4 + payload.len(),
+            ttl: 64,
+            ident: 7,
+            dont_frag: true,
+        }
+        .emit(&mut b);
+        b[20 + l4..].copy_from_slice(payload);
+        if proto == TCP {
+            let t = TcpRepr {
+                src_port: src.port(),
+                dst_port: dst.port(),
+                seq: 0x0102_0304,
+                ack: 0xa0b0_c0d0,
+                flags: Flags::ACK | Flags::PSH,
+                window: 1000,
+                ..TcpRepr::default()
+            };
+            t.emit(&mut b[20..], IpAddr::V4(*src.ip()), IpAddr::V4(*dst.ip()));
+        } else {
+            udp::emit_v4(
+                &mut b[20..],
+                src.ip().octets(),
+                dst.ip().octets(),
+                src.port(),
+                dst.port(),
+                payload.len(),
+            );
+        }
+        b
     }
 
-    #[test]
-    fn ports_follow_the_steering_formula() {
-        for n in 1..=4usize {
-            for w in 0..n {
-                let mut cur = 1024;
-                let mut seen = Vec::new();
-                for _ in 0..50 {
-                    let p = choose_port(
-                        sa([198, 18, 2, 11], 80),
-                        Ipv4Addr::new(198, 18, 2, 1),
-                        w,
-                        n,
-                        (1024, 65535),
-                        &mut cur,
-                        |p| !seen.contains(&p),
-                    )
-                    .unwrap();
-                    assert_eq!(
-                        steer_flow([198, 18, 2, 11], [198, 18, 2, 1], 80, p, n as u32) as usize,
-                        w
-                    );
-                    seen.push(p);
-                }
-            }
+    /// True when the IPv4 header and the TCP/UDP checksum of `b` verify.
+    fn checksums_ok(proto: u8, b: &[u8]) -> bool {
+        let Ok(ip) = Ipv4Packet::new_checked(b) else {
+            return false;
+        };
+        let (s, d) = (ip.src(), ip.dst());
+        if proto == TCP {
+            TcpPacket::new_checked(ip.payload())
+                .is_ok_and(|t| t.verify_checksum(IpAddr::V4(s), IpAddr::V4(d)))
+        } else {
+            UdpPacket::new_checked(ip.payload())
+                .is_ok_and(|u| u.verify_checksum_v4(s.octets(), d.octets()))
         }
     }
 
     #[test]
-    fn exhaustion_is_reported() {
-        let mut cur = 2000;
-        let got = choose_port(
-            sa([198, 18, 2, 11], 80),
-            Ipv4Addr::new(198, 18, 2, 1),
-            0,
-            1,
-            (2000, 2003),
-            &mut cur,
-            |p| p == 2003,
-        );
-        assert_eq!(got, Some(2003));
-        assert_eq!(cur, 2000);
-        let got = choose_port(
-            sa([198, 18, 2, 11], 80),
-            Ipv4Addr::new(198, 18, 2, 1),
-            0,
-            1,
-            (2000, 2003),
-            &mut cur,
-            |_| false,
-        );
-        assert_eq!(got, None);
+    fn rewrite_keeps_every_checksum_right() {
+        let (c, v) = (sa([198, 18, 1, 7], 40001), sa([198, 18, 1, 100], 80));
+        let (snat, m) = (sa([198, 18, 2, 1], 2345), sa([198, 18, 2, 11], 8080));
+        for proto in [TCP, UDP] {
+            for payload in [&b""[..], b"x", b"hello, world", &[0xff; 33]] {
+                let mut b = packet(proto, c, v, payload);
+                assert!(checksums_ok(proto, &b));
+                rewrite(&mut b, proto, snat, m, true);
+                assert!(checksums_ok(proto, &b), "proto {proto} {payload:?}");
+                assert_eq!(b, packet(proto, snat, m, payload), "as if built so");
+            }
+        }
+        // No UDP checksum stays none.
+        let mut b = packet(UDP, c, v, b"abc");
+        b[26..28].copy_from_slice(&[0, 0]);
+        rewrite(&mut b, UDP, snat, m, true);
+        assert_eq!(&b[26..28], &[0, 0]);
+        assert_eq!(l4_ports(UDP, &b[20..]), (snat.port(), m.port()));
+        // Without ports only the addresses change.
+        let mut b = packet(TCP, c, v, b"abc");
+        rewrite(&mut b, TCP, snat, m, false);
+        let ip = Ipv4Packet::new_checked(&b[..]).unwrap();
+        assert_eq!((ip.src(), ip.dst()), (*snat.ip(), *m.ip()));
+        assert_eq!(l4_ports(TCP, &b[20..]), (c.port(), v.port()));
+    }
+
+    #[test]
+    fn icmp_errors_are_parsed_and_translated_with_their_quote() {
+        let (c, v) = (sa([198, 18, 1, 7], 40001), sa([198, 18, 1, 100], 80));
+        let (snat, m) = (sa([198, 18, 2, 1], 2345), sa([198, 18, 2, 11], 8080));
+        let router = Ipv4Addr::new(198, 18, 2, 254);
+        for (proto, quote_len) in [(TCP, 28), (TCP, 40), (UDP, 28)] {
+            // The member side's packet SNAT -> member, quoted by a router's error.
+            let inner = packet(proto, snat, m, b"payload bytes");
+            let quote = &inner[..quote_len.min(inner.len())];
+            let mut b = vec![0u8; 20 + 8 + quote.len()];
+            Ipv4Repr {
+                src: router,
+                dst: *snat.ip(),
+                protocol: ipv4::PROTO_ICMP,
+                payload_len: 8 + quote.len(),
+                ttl: 64,
+                ident: 1,
+                dont_frag: false,
+            }
+            .emit(&mut b);
+            icmp::emit_error(
+                &mut b[20..],
+                icmp::DEST_UNREACHABLE,
+                4,
+                [0, 0, 5, 220],
+                quote,
+            );
+            let q = quoted(&b[20..]).expect("a quote with ports");
+            assert_eq!((q.proto, q.src, q.dst), (proto, snat, m));
+            rewrite_icmp_error(&mut b, *v.ip(), *c.ip(), c, v);
+            let ip = Ipv4Packet::new_checked(&b[..]).expect("outer header checksum");
+            assert_eq!((ip.src(), ip.dst()), (*v.ip(), *c.ip()));
+            assert!(
+                IcmpPacket::new_checked(ip.payload()).is_ok(),
+                "ICMP checksum"
+            );
+            let q = quoted(ip.payload()).unwrap();
+            assert_eq!((q.src, q.dst), (c, v));
+            let inner = Ipv4Packet::new_unchecked(&ip.payload()[8..]);
+            assert_eq!(
+                checksum::checksum(inner.header()),
+                0,
+                "quoted header checksum"
+            );
+        }
+        // Not an error, or too short a quote: nothing to translate.
+        let mut b = vec![0u8; 8 + 20 + 3];
+        b[0] = icmp::DEST_UNREACHABLE;
+        b[8] = 0x45;
+        b[8 + 9] = TCP;
+        assert_eq!(quoted(&b), None);
+        b[0] = icmp::ECHO_REQUEST;
+        b.extend_from_slice(&[0; 8]);
+        assert_eq!(quoted(&b), None);
+    }
+
+    fn sa(a: [u8; 4], p: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::from(a), p)
     }
 }

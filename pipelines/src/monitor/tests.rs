@@ -5,7 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use rouge_drivers::steer::Steering;
+
 use super::*;
+use crate::counters::PipelineCounters;
+use crate::ports::DEFAULT_RANGE;
 use crate::tcp::{ListenerHandle, StackConfig, TcpProfile};
 
 const SELF: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 2, 1));
@@ -25,6 +29,11 @@ struct Bed {
     listener: Option<ListenerHandle>,
     mode: Node,
     mon: Monitors,
+    ports: PortAllocator,
+    /// Ports used by something other than the TCP stack (fastl4 flows in the pipeline).
+    other: fn(SocketAddr, SocketAddr) -> bool,
+    /// Local ports of the probes started.
+    probe_ports: Vec<u16>,
     now: Instant,
     log: Vec<(Instant, Transition)>,
 }
@@ -74,6 +83,14 @@ impl Bed {
             listener,
             mode,
             mon,
+            ports: PortAllocator::new(
+                0,
+                Steering::Opaque,
+                DEFAULT_RANGE,
+                PipelineCounters::new_shared(),
+            ),
+            other: |_, _| false,
+            probe_ports: Vec::new(),
             now,
             log: Vec::new(),
         }
@@ -83,7 +100,16 @@ impl Bed {
         self.now += dt;
         let now = self.now;
         let mut out = Vec::new();
-        self.mon.poll(now, &mut self.lb, &mut out);
+        let other = self.other;
+        self.mon
+            .poll(now, &mut self.lb, &mut self.ports, &other, &mut out);
+        for &h in self.mon.probes.keys() {
+            if let Some((local, _)) = self.lb.addresses(h) {
+                if !self.probe_ports.contains(&local.port()) {
+                    self.probe_ports.push(local.port());
+                }
+            }
+        }
         let mut seg = vec![0u8; 2048];
         for _ in 0..8 {
             while let Some(t) = self.lb.poll_transmit(now, &mut seg) {
@@ -245,12 +271,11 @@ fn tcp_monitors_check_the_handshake_only() {
 }
 
 #[test]
-fn source_ports_honour_the_filter_and_targets_keep_state_across_changes() {
-    fn even(local: SocketAddr, _: SocketAddr) -> bool {
-        local.port().is_multiple_of(2)
-    }
+fn source_ports_follow_the_steering_and_targets_keep_state_across_changes() {
     let mut bed = Bed::new(http(), 1, Node::Ok);
-    bed.mon = Monitors::new().with_port_filter(Box::new(even));
+    let steering = Steering::FanoutXor { workers: 3 };
+    bed.mon = Monitors::new();
+    bed.ports = PortAllocator::new(2, steering, DEFAULT_RANGE, PipelineCounters::new_shared());
     let t = Target {
         key: (0, 0),
         addr: SocketAddr::new(NODE, 80),
@@ -261,6 +286,11 @@ fn source_ports_honour_the_filter_and_targets_keep_state_across_changes() {
     bed.run(3);
     assert_eq!(bed.status(), MonitorStatus::Up);
     assert!(bed.lb.counters().active_opens >= 3);
+    assert!(bed.probe_ports.len() >= 3, "{:?}", bed.probe_ports);
+    for &p in &bed.probe_ports {
+        let reply = steering.worker(t.addr, SocketAddr::new(SELF, p));
+        assert_eq!(reply, Some(2), "port {p}");
+    }
     // Same target again: status kept; a new target starts unchecked.
     let other = Target {
         key: (0, 1),
@@ -271,4 +301,33 @@ fn source_ports_honour_the_filter_and_targets_keep_state_across_changes() {
     let st = bed.mon.statuses();
     assert_eq!(st[0].2, MonitorStatus::Up);
     assert_eq!(st[1].2, MonitorStatus::Unchecked);
+}
+
+#[test]
+fn ports_taken_elsewhere_are_skipped_and_exhaustion_fails_the_probe() {
+    // Ports other than 5003 are held by fastl4 flows: every probe uses 5003.
+    let mut bed = Bed::new(ProbeKind::Tcp, 1, Node::Ok);
+    let counters = PipelineCounters::new_shared();
+    bed.ports = PortAllocator::new(0, Steering::Opaque, (5000, 5007), counters.clone());
+    bed.other = |local, _| local.port() != 5003;
+    bed.run(1);
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    assert_eq!(bed.probe_ports, vec![5003]);
+    assert_eq!(counters.source_ports_exhausted.get(), 0);
+    // Every port taken: the probes fail, are counted, and the member goes down.
+    let mut bed = Bed::new(ProbeKind::Tcp, 1, Node::Ok);
+    bed.ports = PortAllocator::new(0, Steering::Opaque, (5000, 5007), counters.clone());
+    bed.other = |_, _| true;
+    bed.run(5);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    assert!(counters.source_ports_exhausted.get() >= 3);
+    assert!(bed.mon.counters().failures >= 3);
+    assert_eq!(bed.lb.counters().active_opens, 0);
+    assert!(
+        bed.log
+            .iter()
+            .any(|(_, t)| t.reason.contains("no free source port")),
+        "{:?}",
+        bed.log
+    );
 }

@@ -146,6 +146,12 @@ pub struct TcpCounters {
     pub window_probes: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
+    /// Bytes moved from one connection's receive buffer into another's send buffer by
+    /// [`TcpStack::relay`](super::TcpStack::relay).
+    pub bytes_relayed: u64,
+    /// Buffer memory held by connections now (a gauge, bounded by the stack's
+    /// `max_buffer_bytes`; refusals count as the `memory_limit` drop).
+    pub buffer_bytes: u64,
     /// Dropped segments, by [`TcpDrop`] (index in [`TcpDrop::ALL`]).
     pub drops: [u64; 17],
 }
@@ -183,6 +189,8 @@ impl TcpCounters {
             time_wait_recycled,
             window_probes,
             keepalive_probes,
+            bytes_relayed,
+            buffer_bytes,
             drops,
         } = o;
         self.segments_in += segments_in;
@@ -214,6 +222,8 @@ impl TcpCounters {
         self.time_wait_recycled += time_wait_recycled;
         self.window_probes += window_probes;
         self.keepalive_probes += keepalive_probes;
+        self.bytes_relayed += bytes_relayed;
+        self.buffer_bytes += buffer_bytes;
         for (t, x) in self.drops.iter_mut().zip(drops.iter()) {
             *t += x;
         }

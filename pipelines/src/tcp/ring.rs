@@ -121,6 +121,81 @@ impl RingBuffer {
         let n = self.peek(0, dst);
         self.discard(n)
     }
+
+    /// The held bytes in order, without copying: the second slice is non-empty only
+    /// when they wrap around the end of the storage.
+    pub fn as_slices(&self) -> (&[u8], &[u8]) {
+        let cap = self.buf.len();
+        if self.len == 0 {
+            return (&[], &[]);
+        }
+        let first = self.len.min(cap - self.head);
+        (
+            &self.buf[self.head..self.head + first],
+            &self.buf[..self.len - first],
+        )
+    }
+
+    /// The free space after the held bytes, in order, writable in place (fill a prefix,
+    /// then [`RingBuffer::commit`] its length). The second slice is non-empty only when
+    /// the space wraps. On a receive ring, out-of-order bytes may already sit there.
+    pub fn free_slices_mut(&mut self) -> (&mut [u8], &mut [u8]) {
+        let cap = self.buf.len();
+        if cap == 0 {
+            return (&mut [], &mut []);
+        }
+        let free = self.free();
+        let start = (self.head + self.len) % cap;
+        let first = free.min(cap - start);
+        let (before, after) = self.buf.split_at_mut(start);
+        (&mut after[..first], &mut before[..free - first])
+    }
+
+    /// Up to `n` contiguous free bytes right after the held ones, writable in place;
+    /// shorter when the space wraps or is short. Fill a prefix, then
+    /// [`RingBuffer::commit`] its length.
+    pub fn reserve(&mut self, n: usize) -> &mut [u8] {
+        let (first, _) = self.free_slices_mut();
+        let n = n.min(first.len());
+        &mut first[..n]
+    }
+
+    /// Removes `n` bytes from the front after they were used in place through
+    /// [`RingBuffer::as_slices`]; returns the count (at most what is held).
+    pub fn consume(&mut self, n: usize) -> usize {
+        self.discard(n)
+    }
+}
+
+/// Moves up to `max` held bytes from the front of `src` to the end of `dst`, with one
+/// copy (ring to ring, at most four contiguous pieces); returns the count, bounded by
+/// what `src` holds and the room `dst` has.
+pub fn move_bytes(src: &mut RingBuffer, dst: &mut RingBuffer, max: usize) -> usize {
+    let mut moved = 0;
+    {
+        let (a, b) = src.as_slices();
+        let (x, y) = dst.free_slices_mut();
+        let mut want = max.min(a.len() + b.len()).min(x.len() + y.len());
+        let (mut from, mut from_next) = (a, b);
+        let (mut to, mut to_next) = (x, y);
+        while want > 0 {
+            if from.is_empty() {
+                from = std::mem::take(&mut from_next);
+            }
+            if to.is_empty() {
+                to = std::mem::take(&mut to_next);
+            }
+            let n = want.min(from.len()).min(to.len());
+            to[..n].copy_from_slice(&from[..n]);
+            from = &from[n..];
+            to = &mut std::mem::take(&mut to)[n..];
+            moved += n;
+            want -= n;
+        }
+    }
+    dst.commit(moved);
+    src.discard(moved);
+    moved
 }
 
 /// Most out-of-order ranges kept; a segment that would need more is dropped.
@@ -225,6 +300,94 @@ mod tests {
         r.commit(3);
         assert_eq!(r.read(&mut all), 6);
         assert_eq!(&all[..6], b"abcxyz");
+    }
+
+    /// A ring of `cap` bytes whose held bytes are `held`, starting at storage offset
+    /// `head` (so they can be made to wrap).
+    fn ring_at(cap: usize, head: usize, held: &[u8]) -> RingBuffer {
+        let mut r = RingBuffer::new(cap);
+        r.write(&vec![0; head]);
+        r.discard(head);
+        assert_eq!(r.write(held), held.len());
+        r
+    }
+
+    fn contents(r: &RingBuffer) -> Vec<u8> {
+        let (a, b) = r.as_slices();
+        [a, b].concat()
+    }
+
+    #[test]
+    fn slices_show_held_and_free_bytes_in_order_across_the_wrap() {
+        let r = ring_at(8, 6, b"abcde");
+        let (a, b) = r.as_slices();
+        assert_eq!((a, b), (&b"ab"[..], &b"cde"[..]));
+        let mut r = ring_at(8, 2, b"abc");
+        assert_eq!(r.as_slices(), (&b"abc"[..], &b""[..]));
+        {
+            let (x, y) = r.free_slices_mut();
+            assert_eq!((x.len(), y.len()), (3, 2));
+            x[..2].copy_from_slice(b"de");
+        }
+        r.commit(2);
+        assert_eq!(contents(&r), b"abcde");
+        let got = r.reserve(10);
+        assert_eq!(got.len(), 1, "contiguous up to the end of the storage");
+        got[0] = b'f';
+        r.commit(1);
+        assert_eq!(r.reserve(10).len(), 2, "then from the start");
+        assert_eq!(r.consume(4), 4);
+        assert_eq!(contents(&r), b"ef");
+        assert_eq!(r.consume(9), 2);
+        assert_eq!(r.as_slices(), (&b""[..], &b""[..]));
+        let mut empty = RingBuffer::default();
+        assert_eq!(empty.reserve(4).len(), 0);
+        assert_eq!(empty.as_slices(), (&b""[..], &b""[..]));
+    }
+
+    #[test]
+    fn move_bytes_copies_across_wraps_on_both_sides() {
+        // Source wraps after 2 bytes, destination space wraps after 3.
+        let mut src = ring_at(8, 6, b"abcdefg");
+        let mut dst = ring_at(8, 4, b"x");
+        assert_eq!(dst.free(), 7);
+        assert_eq!(move_bytes(&mut src, &mut dst, usize::MAX), 7);
+        assert_eq!(contents(&dst), b"xabcdefg");
+        assert!(src.is_empty());
+        // Every head offset of both rings, every length, every limit.
+        for sh in 0..6 {
+            for dh in 0..6 {
+                for held in 0..=6usize {
+                    for max in [0, 1, 3, 6, 100] {
+                        let data: Vec<u8> = (0..held as u8).map(|i| b'a' + i).collect();
+                        let mut src = ring_at(6, sh, &data);
+                        let mut dst = ring_at(6, dh, b"zz");
+                        let n = move_bytes(&mut src, &mut dst, max);
+                        assert_eq!(n, held.min(4).min(max));
+                        let mut want = b"zz".to_vec();
+                        want.extend_from_slice(&data[..n]);
+                        assert_eq!(contents(&dst), want, "sh={sh} dh={dh} held={held}");
+                        assert_eq!(contents(&src), &data[n..]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn move_bytes_stops_at_partial_and_zero_room() {
+        let mut src = ring_at(16, 0, b"0123456789");
+        let mut dst = ring_at(8, 0, b"abcde");
+        assert_eq!(move_bytes(&mut src, &mut dst, 100), 3, "partial room");
+        assert_eq!(contents(&dst), b"abcde012");
+        assert_eq!(contents(&src), b"3456789");
+        assert_eq!(move_bytes(&mut src, &mut dst, 100), 0, "zero room");
+        assert_eq!(contents(&src), b"3456789", "nothing lost");
+        let mut none = RingBuffer::default();
+        assert_eq!(move_bytes(&mut src, &mut none, 100), 0, "no storage");
+        let mut empty = RingBuffer::new(4);
+        let mut dst = RingBuffer::new(4);
+        assert_eq!(move_bytes(&mut empty, &mut dst, 100), 0, "nothing held");
     }
 
     #[test]

@@ -80,6 +80,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         let c = checksum::update16(csum, old, new);
         b[2..4].copy_from_slice(&c.to_be_bytes());
     }
+
+    /// Recomputes the checksum over the whole message.
+    pub fn fill_checksum(&mut self) {
+        let b = self.buf.as_mut();
+        b[2..4].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(b);
+        b[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// The bytes after the 8-byte header (for an error, the quoted packet), writable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buf.as_mut()[HEADER_LEN..]
+    }
 }
 
 /// Writes an ICMP error message (`msg_type`, `code`, the 4-byte `rest` field, then

@@ -81,6 +81,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ipv4Packet { buf }
     }
 
+    /// Version field (4 for IPv4).
+    pub fn version(&self) -> u8 {
+        self.buf.as_ref()[field::VER_IHL] >> 4
+    }
+
     /// Header length in bytes.
     pub fn header_len(&self) -> usize {
         ((self.buf.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
@@ -108,6 +113,17 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         let b = self.buf.as_ref();
         let v = u16::from_be_bytes([b[6], b[7]]);
         v & 0x3fff != 0
+    }
+
+    /// More-fragments flag.
+    pub fn more_frags(&self) -> bool {
+        self.buf.as_ref()[field::FLAGS_FRAG.start] & 0x20 != 0
+    }
+
+    /// Fragment offset in units of 8 bytes (0 for a whole packet or a first fragment).
+    pub fn frag_offset(&self) -> u16 {
+        let b = self.buf.as_ref();
+        u16::from_be_bytes([b[field::FLAGS_FRAG.start], b[field::FLAGS_FRAG.start + 1]]) & 0x1fff
     }
 
     /// Time to live.

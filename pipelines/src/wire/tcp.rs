@@ -246,6 +246,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let hl = self.header_len();
         &mut self.buf.as_mut()[hl..]
     }
+
+    /// Sets the source port (the checksum is the caller's: see [`TcpPacket::set_checksum`]).
+    /// Needs only the first four bytes, as in the quote of an ICMP error.
+    pub fn set_src_port(&mut self, p: u16) {
+        self.buf.as_mut()[field::SRC_PORT].copy_from_slice(&p.to_be_bytes());
+    }
+
+    /// Sets the destination port (the checksum is the caller's).
+    pub fn set_dst_port(&mut self, p: u16) {
+        self.buf.as_mut()[field::DST_PORT].copy_from_slice(&p.to_be_bytes());
+    }
+
+    /// Sets the checksum field as given (for incremental updates, RFC 1624).
+    pub fn set_checksum(&mut self, c: u16) {
+        self.buf.as_mut()[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// The same running sum as [`checksum::sum`], four bytes at a time into a 64-bit

@@ -37,6 +37,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         Ok(UdpPacket { buf })
     }
 
+    /// Wraps `buf` without checking it: only the accessors of fields inside `buf` are
+    /// safe (ports need 4 bytes, the checksum 8).
+    pub fn new_unchecked(buf: T) -> Self {
+        UdpPacket { buf }
+    }
+
     /// Source port.
     pub fn src_port(&self) -> u16 {
         let b = self.buf.as_ref();
@@ -74,6 +80,23 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let b = &self.buf.as_ref()[..self.len()];
         let acc = checksum::pseudo_header_v4(src, dst, 17, b.len() as u16);
         checksum::finish(checksum::sum(acc, b)) == 0
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Sets the source port (the checksum is the caller's).
+    pub fn set_src_port(&mut self, p: u16) {
+        self.buf.as_mut()[0..2].copy_from_slice(&p.to_be_bytes());
+    }
+
+    /// Sets the destination port (the checksum is the caller's).
+    pub fn set_dst_port(&mut self, p: u16) {
+        self.buf.as_mut()[2..4].copy_from_slice(&p.to_be_bytes());
+    }
+
+    /// Sets the checksum field as given (0 means none, RFC 768).
+    pub fn set_checksum_field(&mut self, c: u16) {
+        self.buf.as_mut()[6..8].copy_from_slice(&c.to_be_bytes());
     }
 }
 

@@ -209,6 +209,7 @@ impl TcpStack {
             None => RingBuffer::new(n),
         };
         self.buffer_bytes += n;
+        self.counters.buffer_bytes = self.buffer_bytes as u64;
         if let Some(c) = self.slots[idx as usize].conn.as_mut() {
             match which {
                 Buf::Rx => c.rx = ring,
@@ -246,6 +247,7 @@ impl TcpStack {
             return;
         }
         self.buffer_bytes -= b.len();
+        self.counters.buffer_bytes = self.buffer_bytes as u64;
         let n = b.len();
         match self.spare.iter_mut().find(|(size, _)| *size == n) {
             Some((_, v)) => {

@@ -17,6 +17,7 @@ use crate::time::Instant;
 use crate::timer_wheel::TimerWheel;
 use crate::wire::tcp::{Flags, TcpPacket, TcpRepr};
 
+mod buffers;
 mod lifecycle;
 mod passive;
 
@@ -254,6 +255,14 @@ impl TcpStack {
         self.live
     }
 
+    /// True when a connection or a TIME-WAIT entry holds the pair `local`–`remote`:
+    /// [`TcpStack::connect`] between them would fail with `AddressInUse`. The source-port
+    /// allocator asks this before handing a port out.
+    pub fn in_use(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        let key = ConnKey { local, remote };
+        self.map.contains_key(&key) || self.time_wait.get(&key).is_some()
+    }
+
     /// Entries in the TIME-WAIT table.
     pub fn time_wait_count(&self) -> usize {
         self.time_wait.len()
@@ -449,15 +458,7 @@ impl TcpStack {
             return Err(TcpError::WouldBlock);
         }
         let n = c.rx.read(buf);
-        if c.rx.is_empty() {
-            c.set(flag::READ_ARMED);
-        }
-        let update = c.state.can_receive() && c.window_update_due();
-        if update {
-            c.set(flag::ACK_NOW);
-            self.queue_output(h.idx);
-        }
-        self.release_idle_buffers(h.idx);
+        self.after_read(h);
         Ok(n)
     }
 
