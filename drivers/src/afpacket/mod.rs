@@ -945,20 +945,8 @@ impl Port for AfPacketPort {
         if self.rx_ready() {
             return;
         }
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLERR,
-            revents: 0,
-        };
-        let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: `pfd` and `ts` are valid for the duration of the call; a null signal
-        // mask leaves the mask unchanged.
-        unsafe {
-            libc::ppoll(&mut pfd, 1, &ts, ptr::null());
-        }
+        // One ppoll on the socket (errors are reported whatever the events asked).
+        crate::wait::wait_readable(&[self.fd.as_raw_fd()], Some(timeout));
     }
 
     fn counters(&self) -> &Arc<PortCounters> {
