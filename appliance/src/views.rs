@@ -217,6 +217,17 @@ pub fn stats(s: &Shared) -> Value {
             "errors_sent": sum(&|c| c.icmp_errors_sent.get()),
             "errors_rate_limited": sum(&|c| c.icmp_errors_rate_limited.get()),
         },
+        "nd": {
+            "solicits_sent": sum(&|c| c.nd_solicits_sent.get()),
+            "adverts_sent": sum(&|c| c.nd_adverts_sent.get()),
+            "unsolicited_sent": sum(&|c| c.nd_unsolicited_sent.get()),
+            "dad_probes_sent": sum(&|c| c.nd_dad_probes_sent.get()),
+            "mld_reports_sent": sum(&|c| c.mld_reports_sent.get()),
+        },
+        "icmpv6": {
+            "echo_replies": sum(&|c| c.icmpv6_echo_replies.get()),
+            "errors_sent": sum(&|c| c.icmpv6_errors_sent.get()),
+        },
         "tcp": tcp_stats(s),
         "fastl4": {
             "flows_created": sum(&|c| c.fastl4_flows_created.get()),
