@@ -208,7 +208,13 @@ mod tests {
         ]);
         let hop = |a: &str| t.lookup_v6(a.parse().unwrap()).unwrap().next_hop;
         let d: Ipv6Addr = "2001:2:0:2::11".parse().unwrap();
-        assert_eq!((hop("2001:2:0:2::11").vlan, hop("2001:2:0:2::11").neighbour_v6(d)), (1, d));
+        assert_eq!(
+            (
+                hop("2001:2:0:2::11").vlan,
+                hop("2001:2:0:2::11").neighbour_v6(d)
+            ),
+            (1, d)
+        );
         let far: Ipv6Addr = "2001:2:0:90::1".parse().unwrap();
         assert_eq!(
             hop("2001:2:0:90::1").neighbour_v6(far),

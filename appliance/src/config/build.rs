@@ -341,6 +341,10 @@ fn fastl4_servers(
 /// `198.18.1.100:80` or `198.18.1.100:*` (all ports).
 pub fn parse_vs_destination(s: &str) -> Option<(IpAddr, Option<u16>)> {
     if let Some(ip) = s.strip_suffix(":*") {
+        let ip = ip
+            .strip_prefix('[')
+            .and_then(|i| i.strip_suffix(']'))
+            .unwrap_or(ip);
         return Some((ip.parse().ok()?, None));
     }
     let sa: SocketAddr = s.parse().ok()?;

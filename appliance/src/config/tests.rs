@@ -11,8 +11,16 @@ fn the_testbed_config_is_valid_and_builds() {
     let cfg = parse("testbed.toml", TESTBED).unwrap();
     assert_eq!(cfg.interfaces.len(), 2);
     let dp = build::dataplane(&cfg, 1, 1, None);
-    assert_eq!(dp.self_ips.len(), 2);
-    assert_eq!(dp.forwarding.len(), 2);
+    assert_eq!(dp.self_ips.len(), 4);
+    assert_eq!(dp.forwarding.len(), 4);
+    assert!(
+        dp.answers_nd("2001:2:0:1::100".parse().unwrap(), 0),
+        "web6's VIP"
+    );
+    assert_eq!(
+        dp.source_for_v6(1, "2001:2:0:2::11".parse().unwrap()),
+        Some("2001:2:0:2::1".parse().unwrap())
+    );
     assert_eq!(dp.vlan_of(1, None), Some(1));
     assert!(
         dp.routes
@@ -111,7 +119,7 @@ vlan = "client"
 
 [[self_ip]]
 name = "b"
-address = "2001:db8::1/64"
+address = "fe80::1/64"
 vlan = "client"
 
 [[route]]
@@ -192,9 +200,9 @@ members = []
     for want in [
         "monitor[1].timeout",
         "monitor[1].receive",
-        "pool[2].monitor",
-        "pool[2].members",
+        "pool[3].monitor",
         "pool[3].members",
+        "pool[4].members",
     ] {
         assert!(fields.contains(&want), "missing {want} in {e:#?}");
     }
@@ -218,7 +226,7 @@ members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { addr
     );
     let cfg = parse("ok.toml", &ok).unwrap();
     assert_eq!(
-        cfg.pools[2].members[1].state,
+        cfg.pools.iter().find(|p| p.name == "web2").unwrap().members[1].state,
         model::MemberState::ForcedOffline
     );
     assert_eq!(
@@ -450,7 +458,7 @@ fn a_misspelt_value_gets_the_nearest_allowed_one() {
 
     let text = TESTBED.replace("type = \"fastl4\"", "type = \"fast-l4\"");
     let (e, shown) = one_error(&text);
-    assert_eq!(e.field, "virtual[5].type");
+    assert_eq!(e.field, "virtual[7].type");
     assert!(e.problem.contains("\"forwarding\", \"fastl4\""), "{shown}");
     assert!(e.fix.starts_with("did you mean \"fastl4\"?"), "{shown}");
 
@@ -515,7 +523,7 @@ fn wrong_types_say_what_was_expected_with_an_example() {
         "reset_on_member_down = true",
         "reset_on_member_down = \"yes\"",
     ));
-    assert_eq!(e.field, "virtual[5].reset_on_member_down");
+    assert_eq!(e.field, "virtual[7].reset_on_member_down");
     assert_eq!(
         e.problem,
         "expected true or false (without quotes), found \"yes\""
@@ -739,4 +747,42 @@ fn workers_from_the_command_line_are_checked_against_the_queues() {
     );
     assert!(e.contains("fix: set queues = 2"), "{e}");
     assert_eq!(e.lines().count(), 2, "both interfaces: {e}");
+}
+
+#[test]
+fn ipv6_mistakes_are_each_reported() {
+    let text = format!(
+        "{TESTBED}\n{}",
+        r#"
+[[self_ip]]
+name = "bad6"
+address = "2001:2:0:3::/64"
+vlan = "client"
+
+[[route]]
+name = "mixed"
+destination = "2001:2:0:40::/58"
+gateway = "198.18.2.254"
+
+[[virtual]]
+name = "cross"
+type = "fastl4"
+destination = "[2001:2:0:1::101]:80"
+pool = "web"
+"#
+    );
+    let e = errors(&text);
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    for want in [
+        "self_ip[4].address",
+        "route[0].gateway",
+        "virtual[10].destination",
+    ] {
+        assert!(fields.contains(&want), "missing {want} in {e:#?}");
+    }
+    let cross = e
+        .iter()
+        .find(|e| e.field == "virtual[10].destination")
+        .unwrap();
+    assert!(cross.problem.contains("address families"), "{cross}");
 }
