@@ -194,6 +194,8 @@ pub struct Connection {
     pub flags: u16,
     /// The listener that created it (passive opens), for its queues.
     pub listener: u32,
+    /// The application its events go to.
+    pub owner: crate::tcp::Owner,
 
     /// Our initial sequence number.
     pub iss: u32,
@@ -308,6 +310,7 @@ impl Connection {
             profile,
             flags: flag::READ_ARMED,
             listener: u32::MAX,
+            owner: crate::tcp::Owner::NONE,
             iss,
             snd_una: iss,
             snd_nxt: iss,
