@@ -77,7 +77,6 @@ drop_reasons! {
     Fastl4TcpMalformed => "fastl4_tcp_malformed", "TCP header truncated or with a bad data offset, to a fastl4 virtual server or flow.";
     Fastl4UdpMalformed => "fastl4_udp_malformed", "UDP header truncated or with a bad length, to a fastl4 virtual server or flow.";
     Fastl4MemberDown => "fastl4_member_down", "Packet of a flow whose member went down; the flow was reset and removed.";
-    TcpIpv6Unsupported => "tcp_ipv6_unsupported", "IPv6 segment from the appliance's own TCP stack (a monitor or connection to an IPv6 address): no IPv6 data path yet.";
     Ipv6Truncated => "ipv6_truncated", "IPv6 packet shorter than its fixed header.";
     Ipv6BadVersion => "ipv6_bad_version", "IP version field not 6 in an IPv6 frame.";
     Ipv6BadPayloadLength => "ipv6_bad_payload_length", "IPv6 payload length beyond the frame (or a jumbogram).";

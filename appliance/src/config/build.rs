@@ -245,15 +245,15 @@ fn pools_and_monitors(
                 up_after: m.up_after,
             };
             for (mi, member) in p.members.iter().enumerate() {
-                let IpAddr::V4(ip) = member.address.ip() else {
-                    continue;
-                };
-                let Some(route) = table.lookup_v4(ip) else {
+                let ip = member.address.ip();
+                let Some(route) = table.lookup(ip) else {
                     continue;
                 };
                 let source = self_ips
                     .iter()
-                    .filter(|s| s.vlan == route.next_hop.vlan)
+                    .filter(|s| {
+                        s.vlan == route.next_hop.vlan && s.addr.addr.is_ipv4() == ip.is_ipv4()
+                    })
                     .map(|s| s.addr.addr)
                     .next();
                 if let Some(source) = source {
