@@ -70,10 +70,11 @@ pub fn interfaces(s: &Shared) -> Value {
     Value::Array(out)
 }
 
-/// `show arp`: the neighbour tables of all workers, merged by address.
+/// `show arp`: the neighbour tables (ARP and IPv6 Neighbour Discovery) of all workers,
+/// merged by address.
 pub fn arp(s: &Shared) -> Value {
     let dp = s.dataplane.load();
-    let mut rows: BTreeMap<std::net::Ipv4Addr, Value> = BTreeMap::new();
+    let mut rows: BTreeMap<std::net::IpAddr, Value> = BTreeMap::new();
     for w in &s.workers {
         for e in w.arp.load().iter() {
             let vlan = dp

@@ -212,6 +212,27 @@ pub fn dual_stack_dataplane(workers: usize) -> Dataplane {
     )
 }
 
+/// [`dual_stack_dataplane`] with [`fastl4_dataplane`]'s virtual servers and `web6`, TCP
+/// [2001:2:0:1::100]:80 with SNAT automap in front of [2001:2:0:2::11–14]:80.
+pub fn dual_stack_fastl4_dataplane(workers: usize) -> Dataplane {
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+    let v4 = fastl4_dataplane(workers);
+    let members: Vec<SocketAddr> = (0x11..=0x14)
+        .map(|i| SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 2, 0, 0, 0, i)), 80))
+        .collect();
+    let mut vss: Vec<Fastl4Vs> = v4.fastl4.iter().map(|vs| (**vs).clone()).collect();
+    vss.push(Fastl4Vs::new(
+        "web6",
+        Fastl4Protocol::Tcp,
+        IpAddr::V6(Ipv6Addr::new(0x2001, 2, 0, 1, 0, 0, 0, 0x100)),
+        Some(80),
+        Snat::Automap,
+        &members,
+        workers,
+    ));
+    dual_stack_dataplane(workers).with_fastl4(vss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -874,6 +874,11 @@ fn the_tcp_stack_talks_over_ipv6_after_resolving_its_peer() {
     );
     let t = TcpPacket::new_checked(ip.payload()).unwrap();
     assert!(t.flags().syn() && t.verify_checksum(local.ip(), remote.ip()));
+    assert_eq!(
+        TcpRepr::parse(&t).unwrap().mss,
+        Some(1440),
+        "the profile's 1460 less IPv6's 20 more header bytes"
+    );
     assert_eq!(bed.l2.counters().tcp_segments_out.get(), 1);
     // The SYN-ACK is taken by the stack, which acknowledges it.
     let synack = tcp6(

@@ -85,6 +85,15 @@ fn ping6_ndisc6_and_the_neighbour_table_see_the_appliance() {
         "{text}"
     );
     assert!(text.contains("ttl=63"), "one hop: {text}");
+    let arp = bed.rouge_json(&["show", "arp"]).unwrap();
+    let rows = arp.as_array().unwrap();
+    for (addr, vlan) in [("2001:2:0:1::2", "client"), ("2001:2:0:2::11", "server")] {
+        assert!(
+            rows.iter()
+                .any(|r| r["address"] == addr && r["vlan"] == vlan && r["state"] == "reachable"),
+            "show arp lists the IPv6 neighbour {addr}: {arp}"
+        );
+    }
     let s = bed.rouge_json(&["show", "stats"]).unwrap();
     assert!(counter(&s, &["icmpv6", "echo_replies"]) >= 3, "{s}");
     assert!(counter(&s, &["nd", "adverts_sent"]) >= 2, "{s}");

@@ -107,6 +107,22 @@ struct Icmp6Out {
 }
 
 impl L2L3 {
+    /// Both neighbour caches (ARP and ND) as rows for display, IPv4 first.
+    pub fn neighbours_view(&self, now: Instant) -> Vec<ArpEntryView<IpAddr>> {
+        fn widen<A: Into<IpAddr>>(e: ArpEntryView<A>) -> ArpEntryView<IpAddr> {
+            ArpEntryView {
+                ip: e.ip.into(),
+                mac: e.mac,
+                vlan: e.vlan,
+                state: e.state,
+                expires_in_ms: e.expires_in_ms,
+            }
+        }
+        let mut v: Vec<_> = self.arp_view(now).into_iter().map(widen).collect();
+        v.extend(self.nd_view(now).into_iter().map(widen));
+        v
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_ipv6(
         &mut self,
