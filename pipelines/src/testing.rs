@@ -213,7 +213,7 @@ pub fn dual_stack_dataplane(workers: usize) -> Dataplane {
 }
 
 /// [`dual_stack_dataplane`] with [`fastl4_dataplane`]'s virtual servers and `web6`, TCP
-/// [2001:2:0:1::100]:80 with SNAT automap in front of [2001:2:0:2::11–14]:80.
+/// `[2001:2:0:1::100]:80` with SNAT automap in front of `[2001:2:0:2::11–14]:80`.
 pub fn dual_stack_fastl4_dataplane(workers: usize) -> Dataplane {
     use std::net::{IpAddr, Ipv6Addr, SocketAddr};
     let v4 = fastl4_dataplane(workers);

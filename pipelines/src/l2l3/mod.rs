@@ -12,7 +12,7 @@
 //! Replies to the appliance's own addresses go back to the MAC they came from
 //! (F5's auto-lasthop), so answering never waits for ARP.
 //!
-//! IPv6 takes the same path in [`ipv6`]: Neighbour Discovery instead of ARP, ICMPv6,
+//! IPv6 takes the same path (module `ipv6`): Neighbour Discovery instead of ARP, ICMPv6,
 //! hop limit and packet too big instead of TTL and fragmentation needed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
