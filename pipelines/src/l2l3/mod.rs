@@ -390,8 +390,12 @@ impl L2L3 {
             return match proto {
                 ipv4::PROTO_ICMP => self.local_icmp(pkt, kind, l3_off, src_mac, emit),
                 // The appliance's own TCP stack serves its self IPs (services, monitor
-                // replies); TCP to a virtual address that no virtual server takes is dropped.
-                ipv4::PROTO_TCP if matches!(kind, LocalKind::SelfIp { .. }) => {
+                // and proxy server-side replies) and the standard virtual servers; TCP
+                // to a virtual address that no virtual server takes is dropped.
+                ipv4::PROTO_TCP
+                    if matches!(kind, LocalKind::SelfIp { .. })
+                        || self.dp.is_proxy_endpoint(dst, tcp_ports(&pkt, l3_off).1) =>
+                {
                     let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
                     let seg = &pkt.data()[l3_off + hl..];
                     let trusted = pkt.meta.l4_csum_partial;
@@ -401,6 +405,19 @@ impl L2L3 {
                 }
                 _ => Verdict::Dropped(DropReason::NoListener),
             };
+        }
+        if self.dp.transparent_proxy && proto == ipv4::PROTO_TCP && !frag {
+            // A member's reply to a proxied flow without SNAT: addressed to the client.
+            let (sport, dport) = tcp_ports(&pkt, l3_off);
+            let (local, remote) = (SocketAddr::from((dst, dport)), SocketAddr::from((src, sport)));
+            if self.host.in_use(local, remote) {
+                let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
+                let trusted = pkt.meta.l4_csum_partial;
+                let seg = &pkt.data()[l3_off + hl..];
+                self.host
+                    .handle_segment(now, src.into(), dst.into(), seg, trusted);
+                return Verdict::Consumed;
+            }
         }
         let Some(vs) = self.dp.forwarding_for(dst) else {
             return Verdict::Dropped(DropReason::NoVirtual);
@@ -893,6 +910,20 @@ impl L2L3 {
 enum ArpFrame {
     Request { src: Ipv4Addr, target: Ipv4Addr },
     Gratuitous { addr: Ipv4Addr },
+}
+
+/// The source and destination ports of the TCP segment in an IPv4 packet at `l3_off`
+/// (zeros when it is too short to hold them).
+fn tcp_ports(pkt: &Packet, l3_off: usize) -> (u16, u16) {
+    let l3 = &pkt.data()[l3_off..];
+    let hl = ((l3.first().copied().unwrap_or(0) & 0x0f) as usize) * 4;
+    match l3.get(hl..hl + 4) {
+        Some(p) => (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ),
+        None => (0, 0),
+    }
 }
 
 /// Pads a frame with zeros to the Ethernet minimum of 60 bytes (before the FCS).

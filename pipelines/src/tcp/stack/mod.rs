@@ -674,6 +674,7 @@ impl TcpStack {
         let Some(c) = self.slots[idx as usize].conn.as_mut() else {
             return;
         };
+        c.segs_in += 1;
         let p = &self.profiles[c.profile as usize];
         let n = c.on_segment(now, p, &mut self.counters, seg);
         if n.has(Notify::SEND_RST) {
@@ -735,6 +736,7 @@ impl TcpStack {
             let p = &self.profiles[c.profile as usize];
             match c.poll_segment(now, p, &mut self.counters, buf) {
                 Some(len) => {
+                    c.segs_out += 1;
                     let t = Transmit {
                         src: c.ip_local(),
                         dst: c.ip_remote(),
