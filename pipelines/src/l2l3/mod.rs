@@ -409,7 +409,10 @@ impl L2L3 {
         if self.dp.transparent_proxy && proto == ipv4::PROTO_TCP && !frag {
             // A member's reply to a proxied flow without SNAT: addressed to the client.
             let (sport, dport) = tcp_ports(&pkt, l3_off);
-            let (local, remote) = (SocketAddr::from((dst, dport)), SocketAddr::from((src, sport)));
+            let (local, remote) = (
+                SocketAddr::from((dst, dport)),
+                SocketAddr::from((src, sport)),
+            );
             if self.host.in_use(local, remote) {
                 let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
                 let trusted = pkt.meta.l4_csum_partial;

@@ -43,8 +43,8 @@ use crate::time::Instant;
 use crate::timer_wheel::TimerId;
 
 pub use vs::{
-    ProxyCounters, ProxyShard, ResetCause, SideShard, SideTotals, StandardVs,
-    DEFAULT_BUFFER_HIGH, DEFAULT_BUFFER_LOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESELECT_TRIES,
+    ProxyCounters, ProxyShard, ResetCause, SideShard, SideTotals, StandardVs, DEFAULT_BUFFER_HIGH,
+    DEFAULT_BUFFER_LOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESELECT_TRIES,
 };
 
 /// Accept queue (and SYN queue) of each virtual server's listener on a worker.
@@ -492,9 +492,9 @@ impl Proxy {
                 Ok(s) => {
                     let _ = cx.tcp.set_owner(s, Owner::new(app::PROXY, i as u32));
                     let deadline = cx.now + vs.connect_timeout;
-                    let t = cx
-                        .timers
-                        .set(deadline, Owner::new(app::PROXY, i as u32), TIMER_CONNECT);
+                    let t =
+                        cx.timers
+                            .set(deadline, Owner::new(app::PROXY, i as u32), TIMER_CONNECT);
                     let f = self.flow_mut(i);
                     f.server = Some(s);
                     f.snat = Some(local);

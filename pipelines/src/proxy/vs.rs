@@ -96,7 +96,9 @@ pub struct SideShard {
 
 impl SideShard {
     fn current(&self) -> u64 {
-        self.conns_total.get().saturating_sub(self.conns_closed.get())
+        self.conns_total
+            .get()
+            .saturating_sub(self.conns_closed.get())
     }
 
     /// Counts a new connection and raises the peak.
