@@ -491,6 +491,8 @@ impl Proxy {
             match cx.tcp.connect(cx.now, local, server_addr, server_profile) {
                 Ok(s) => {
                     let _ = cx.tcp.set_owner(s, Owner::new(app::PROXY, i as u32));
+                    let c = self.flow_mut(i).client;
+                    shape(cx, &vs, i, c, s, client, server_addr);
                     let deadline = cx.now + vs.connect_timeout;
                     let t =
                         cx.timers
@@ -715,6 +717,40 @@ fn count_segments(tcp: &TcpStack, h: ConnHandle, seen: &mut (u64, u64), side: &S
         side.packets_in.add(c.segs_in.saturating_sub(seen.0));
         side.packets_out.add(c.segs_out.saturating_sub(seen.1));
         *seen = (c.segs_in, c.segs_out);
+    }
+}
+
+/// Tags both connections of flow `i` with the shaping class the policy gives its
+/// virtual server, member and client, on the port each side's traffic leaves by, so
+/// the shapers slow them without dropping (see `crate::shaper`).
+fn shape(
+    cx: &mut ProxyCtx<'_>,
+    vs: &StandardVs,
+    i: usize,
+    client_conn: ConnHandle,
+    server_conn: ConnHandle,
+    client: SocketAddr,
+    member: SocketAddr,
+) {
+    let Some(policy) = cx.dp.shaping.as_ref() else {
+        return;
+    };
+    let class = policy.classify(&vs.name, member, client.ip()) as u16;
+    let hash = (i as u32).wrapping_mul(0x9E37_79B9);
+    for (h, peer) in [(client_conn, client.ip()), (server_conn, member.ip())] {
+        let IpAddr::V4(ip) = peer else { continue };
+        let Some(route) = cx.dp.routes.lookup_v4(ip) else {
+            continue;
+        };
+        let Some(vlan) = cx.dp.vlans.get(route.next_hop.vlan as usize) else {
+            continue;
+        };
+        let shaping = crate::tcp::Shaping {
+            port: vlan.iface,
+            class,
+            hash,
+        };
+        let _ = cx.tcp.set_shaping(h, Some(shaping));
     }
 }
 

@@ -200,6 +200,8 @@ pub struct Connection {
     pub segs_in: u64,
     /// Segments sent on this connection (retransmissions included).
     pub segs_out: u64,
+    /// The egress port and shaping class its segments take (lossless shaping).
+    pub shaping: Option<crate::tcp::Shaping>,
     /// `Writable` waits until at most this many bytes are queued to send (0: until a
     /// quarter of the send buffer is free), see [`crate::tcp::TcpStack::arm_writable`].
     pub send_low_water: u32,
@@ -321,6 +323,7 @@ impl Connection {
             segs_in: 0,
             segs_out: 0,
             send_low_water: 0,
+            shaping: None,
             iss,
             snd_una: iss,
             snd_nxt: iss,
