@@ -14,9 +14,9 @@ use rouge_pipelines::{testing, Instant};
 
 fuzz_target!(|data: &[u8]| {
     let pool = PacketPool::new(64);
-    // fastl4 (TCP and UDP, SNAT automap; IPv4 and IPv6) and forwarding virtual servers:
-    // the NAT path is fuzzed.
-    let mut dp = testing::dual_stack_fastl4_dataplane(1);
+    // fastl4 (TCP and UDP, SNAT automap; IPv4 and IPv6), standard (web-proxy) and
+    // forwarding virtual servers: the NAT and proxy paths are fuzzed.
+    let mut dp = testing::dual_stack_fastl4_dataplane(1).with_standard(vec![testing::web_proxy(1)]);
     // Small tables: they are allocated whole for every input.
     dp.fastl4_limits.flows_per_worker = 64;
     dp.fastl4_limits.fragments_per_worker = 16;

@@ -29,6 +29,7 @@ pub mod l2l3;
 pub mod lb;
 pub mod monitor;
 pub mod ports;
+pub mod proxy;
 pub mod route;
 pub mod services;
 pub mod shaper;

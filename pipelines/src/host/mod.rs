@@ -18,6 +18,7 @@ use crate::counters::PipelineCounters;
 use crate::dataplane::Dataplane;
 use crate::monitor::{InUse, Monitors, Transition};
 use crate::ports::{PortAllocator, SourcePorts};
+use crate::proxy::{FlowView, Proxy, ProxyCtx};
 use crate::services::Services;
 use crate::tcp::{StackConfig, TcpProfile, TcpStack, Transmit};
 use crate::time::Instant;
@@ -47,6 +48,7 @@ pub struct Host {
     monitors: Option<Monitors>,
     transitions: Vec<Transition>,
     timers: AppTimers,
+    proxy: Proxy,
 }
 
 impl std::fmt::Debug for Host {
@@ -65,7 +67,10 @@ impl Host {
         let mut tcp = TcpStack::new(StackConfig::default(), TcpProfile::default());
         let mut services = Services::new(worker);
         services.configure(&mut tcp, Instant::ZERO, &dp.services);
+        let mut proxy = Proxy::new(worker);
+        proxy.configure(&mut tcp, Instant::ZERO, dp);
         Host {
+            proxy,
             worker,
             tcp,
             ports: PortAllocator::new(worker, Steering::Opaque, dp.source_ports, counters),
@@ -82,6 +87,8 @@ impl Host {
         self.services = Services::new(self.worker);
         self.services
             .configure(&mut self.tcp, Instant::ZERO, &dp.services);
+        self.proxy = Proxy::new(self.worker);
+        self.proxy.configure(&mut self.tcp, Instant::ZERO, dp);
     }
 
     /// Runs the health monitors of `dp` on this host.
@@ -104,6 +111,17 @@ impl Host {
         if let Some(m) = self.monitors.as_mut() {
             m.set_targets(Instant::ZERO, dp.monitor_targets.clone());
         }
+        self.proxy.configure(&mut self.tcp, Instant::ZERO, dp);
+    }
+
+    /// The proxy's flows on this worker, for `show connections`.
+    pub fn proxy_flows(&self, now: Instant) -> Vec<FlowView> {
+        self.proxy.flows(now)
+    }
+
+    /// The full proxy.
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
     }
 
     /// The TCP stack.
@@ -170,11 +188,32 @@ impl Host {
         self.timers.expire(now);
         let fired = self.timers.take_fired();
         for f in &fired {
-            self.on_timer(now, *f);
+            if f.owner.app == app::PROXY {
+                let mut cx = ProxyCtx {
+                    now,
+                    tcp: &mut self.tcp,
+                    ports: &mut self.ports,
+                    timers: &mut self.timers,
+                    other,
+                    dp,
+                };
+                self.proxy.on_timer(&mut cx, *f);
+            }
         }
         self.timers.give_back(fired);
         while let Some((owner, ev)) = self.tcp.poll_owned_event() {
             match owner.app {
+                app::PROXY => {
+                    let mut cx = ProxyCtx {
+                        now,
+                        tcp: &mut self.tcp,
+                        ports: &mut self.ports,
+                        timers: &mut self.timers,
+                        other,
+                        dp,
+                    };
+                    self.proxy.on_event(&mut cx, owner, ev);
+                }
                 app::SERVICES => self.services.handle_event(&mut self.tcp, now, ev),
                 app::MONITORS => {
                     if let Some(m) = self.monitors.as_mut() {
@@ -197,15 +236,20 @@ impl Host {
         self.transitions = changed;
     }
 
-    /// A fired application timer, to its owner.
-    fn on_timer(&mut self, _now: Instant, f: Fired) {
-        // No application sets timers yet; the proxy will.
-        debug_assert!(f.owner.app != app::NONE);
-    }
-
     /// The next segment to send (see [`TcpStack::poll_transmit`]).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.tcp.poll_transmit(now, buf)
+    }
+
+    /// The next segment to send, shaped connections only while `room` says their class
+    /// can take it (see [`TcpStack::poll_transmit_shaped`]).
+    pub fn poll_transmit_shaped(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        room: &mut dyn FnMut(crate::tcp::Shaping, usize) -> bool,
+    ) -> Option<Transmit> {
+        self.tcp.poll_transmit_shaped(now, buf, room)
     }
 
     /// When [`Host::poll`] must run next: the stack's timers, the monitors' probes, the

@@ -27,6 +27,7 @@ use crate::dataplane::{Dataplane, LocalKind};
 use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
 use crate::host::Host;
 use crate::monitor::{Monitors, Transition};
+use crate::shaper::room::ShapingRoom;
 use crate::tcp::{StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
@@ -74,6 +75,8 @@ pub struct L2L3 {
     fastl4: Option<Fastl4>,
     /// The last [`L2L3::poll`] stopped at [`TCP_TX_BUDGET`] with segments left to send.
     tcp_backlog: bool,
+    /// What each shaping class can still take, per port (see [`L2L3::shaping_room_mut`]).
+    shaping_room: ShapingRoom,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -133,6 +136,7 @@ impl L2L3 {
             pool,
             host,
             tcp_backlog: false,
+            shaping_room: ShapingRoom::default(),
         }
     }
 
@@ -227,6 +231,20 @@ impl L2L3 {
     /// This worker's fastl4 state (connection table), once a fastl4 virtual server exists.
     pub fn fastl4(&self) -> Option<&Fastl4> {
         self.fastl4.as_ref()
+    }
+
+    /// The room of each shaping class on each port, to be filled by the worker from its
+    /// shapers before [`L2L3::poll`]: shaped TCP connections (the proxy's) send new data
+    /// only within it, so the shapers never drop their segments. Left empty, nothing is
+    /// limited.
+    pub fn shaping_room_mut(&mut self) -> &mut ShapingRoom {
+        &mut self.shaping_room
+    }
+
+    /// True when shaped connections hold data back for want of room: poll again once the
+    /// shapers have released something.
+    pub fn shaped_waiting(&self) -> bool {
+        self.host.tcp().shaped_waiting()
     }
 
     /// The neighbour cache as rows for display.
@@ -431,8 +449,12 @@ impl L2L3 {
             return match proto {
                 ipv4::PROTO_ICMP => self.local_icmp(pkt, kind, l3_off, src_mac, emit),
                 // The appliance's own TCP stack serves its self IPs (services, monitor
-                // replies); TCP to a virtual address that no virtual server takes is dropped.
-                ipv4::PROTO_TCP if matches!(kind, LocalKind::SelfIp { .. }) => {
+                // and proxy server-side replies) and the standard virtual servers; TCP
+                // to a virtual address that no virtual server takes is dropped.
+                ipv4::PROTO_TCP
+                    if matches!(kind, LocalKind::SelfIp { .. })
+                        || self.dp.is_proxy_endpoint(dst, tcp_ports(&pkt, l3_off).1) =>
+                {
                     let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
                     let seg = &pkt.data()[l3_off + hl..];
                     let trusted = pkt.meta.l4_csum_partial;
@@ -442,6 +464,22 @@ impl L2L3 {
                 }
                 _ => Verdict::Dropped(DropReason::NoListener),
             };
+        }
+        if self.dp.transparent_proxy && proto == ipv4::PROTO_TCP && !frag {
+            // A member's reply to a proxied flow without SNAT: addressed to the client.
+            let (sport, dport) = tcp_ports(&pkt, l3_off);
+            let (local, remote) = (
+                SocketAddr::from((dst, dport)),
+                SocketAddr::from((src, sport)),
+            );
+            if self.host.in_use(local, remote) {
+                let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
+                let trusted = pkt.meta.l4_csum_partial;
+                let seg = &pkt.data()[l3_off + hl..];
+                self.host
+                    .handle_segment(now, src.into(), dst.into(), seg, trusted);
+                return Verdict::Consumed;
+            }
         }
         let Some(vs) = self.dp.forwarding_for(dst) else {
             return Verdict::Dropped(DropReason::NoVirtual);
@@ -893,6 +931,9 @@ impl L2L3 {
         // Cleared when the stack has nothing left (or no buffer is free: buffers come
         // back as frames leave, and the stack's own timers retry).
         self.tcp_backlog = true;
+        if self.host.tcp().shaped_waiting() {
+            self.host.tcp_mut().requeue_shaped();
+        }
         for _ in 0..TCP_TX_BUDGET {
             let Some(mut pkt) = self.pool.alloc() else {
                 self.counters.drops[DropReason::NoBuffer as usize].inc();
@@ -903,7 +944,13 @@ impl L2L3 {
             // Room for either header: an IPv4 segment gives back the 20 bytes it
             // does not use.
             let off = crate::wire::ipv6::HEADER_LEN;
-            let Some(t) = self.host.poll_transmit(now, &mut pkt.data_mut()[off..]) else {
+            let room = &self.shaping_room;
+            let Some(t) =
+                self.host
+                    .poll_transmit_shaped(now, &mut pkt.data_mut()[off..], &mut |sh, len| {
+                        room.has_room(sh.port, sh.class, len)
+                    })
+            else {
                 self.tcp_backlog = false;
                 return;
             };
@@ -931,6 +978,11 @@ impl L2L3 {
             }
             .emit(pkt.data_mut());
             pkt.truncate(ipv4::MIN_HEADER_LEN + t.len);
+            if let Some(sh) = t.shaping {
+                pkt.meta.class = Some(sh.class);
+                pkt.meta.flow_hash = sh.hash;
+                self.shaping_room.take(sh.port, sh.class, pkt.len() + 18);
+            }
             self.counters.tcp_segments_out.inc();
             let Some(route) = self.dp.routes.lookup_v4(dst) else {
                 self.counters.drops[DropReason::NoRoute as usize].inc();
@@ -949,6 +1001,20 @@ impl L2L3 {
 enum ArpFrame {
     Request { src: Ipv4Addr, target: Ipv4Addr },
     Gratuitous { addr: Ipv4Addr },
+}
+
+/// The source and destination ports of the TCP segment in an IPv4 packet at `l3_off`
+/// (zeros when it is too short to hold them).
+fn tcp_ports(pkt: &Packet, l3_off: usize) -> (u16, u16) {
+    let l3 = &pkt.data()[l3_off..];
+    let hl = ((l3.first().copied().unwrap_or(0) & 0x0f) as usize) * 4;
+    match l3.get(hl..hl + 4) {
+        Some(p) => (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ),
+        None => (0, 0),
+    }
 }
 
 /// Pads a frame with zeros to the Ethernet minimum of 60 bytes (before the FCS).

@@ -196,6 +196,15 @@ pub struct Connection {
     pub listener: u32,
     /// The application its events go to.
     pub owner: crate::tcp::Owner,
+    /// Segments received on this connection.
+    pub segs_in: u64,
+    /// Segments sent on this connection (retransmissions included).
+    pub segs_out: u64,
+    /// The egress port and shaping class its segments take (lossless shaping).
+    pub shaping: Option<crate::tcp::Shaping>,
+    /// `Writable` waits until at most this many bytes are queued to send (0: until a
+    /// quarter of the send buffer is free), see [`crate::tcp::TcpStack::arm_writable`].
+    pub send_low_water: u32,
 
     /// Our initial sequence number.
     pub iss: u32,
@@ -311,6 +320,10 @@ impl Connection {
             flags: flag::READ_ARMED,
             listener: u32::MAX,
             owner: crate::tcp::Owner::NONE,
+            segs_in: 0,
+            segs_out: 0,
+            send_low_water: 0,
+            shaping: None,
             iss,
             snd_una: iss,
             snd_nxt: iss,
