@@ -905,3 +905,66 @@ fn the_tcp_stack_talks_over_ipv6_after_resolving_its_peer() {
     assert!(t.flags().ack() && !t.flags().syn());
     assert_eq!(t.ack(), 9001);
 }
+
+#[test]
+fn ipv6_fragments_follow_their_fastl4_flow() {
+    let members: Vec<SocketAddr> = vec![SocketAddr::new(server().into(), 5353)];
+    let dp = testing::dual_stack_dataplane(1).with_fastl4(vec![Fastl4Vs::new(
+        "dns6",
+        Fastl4Protocol::Udp,
+        IpAddr::V6(vip()),
+        Some(53),
+        Snat::Automap,
+        &members,
+        1,
+    )]);
+    let mut bed = Bed::with(dp, [1500, 1500]);
+    bed.introduce(1, mac_server(), server(), self_s());
+    // A 100-byte datagram in two fragments: the first carries the UDP header (its
+    // checksum covers the whole datagram), the second only data.
+    let whole = udp6(client(), vip(), 5000, 53, 92);
+    let frag = |offset: u16, more: bool, data: &[u8]| {
+        let mut p = vec![ipv6::NH_UDP, 0];
+        p.extend_from_slice(&((offset << 3) | more as u16).to_be_bytes());
+        p.extend_from_slice(&0x0bad_cafe_u32.to_be_bytes());
+        p.extend_from_slice(data);
+        ip6_frame(
+            mac_lb(0),
+            mac_client(),
+            client(),
+            vip(),
+            ipv6::NH_FRAGMENT,
+            64,
+            &p,
+        )
+    };
+    // A later fragment before its first one has no flow.
+    assert_eq!(
+        bed.rx(0, &frag(7, false, &whole[56..])),
+        Verdict::Dropped(DropReason::Fastl4FragmentNoFlow)
+    );
+    assert_eq!(bed.rx(0, &frag(0, true, &whole[..56])), Verdict::Forwarded);
+    assert_eq!(bed.rx(0, &frag(7, false, &whole[56..])), Verdict::Forwarded);
+    let out = bed.take();
+    assert_eq!(out.len(), 2);
+    let mut datagram = Vec::new();
+    let mut sport = 0;
+    for (port, f) in &out {
+        assert_eq!(*port, 1);
+        let ip = ip6_of(f);
+        assert_eq!((ip.src(), ip.dst()), (self_s(), server()));
+        let up = ip.upper_layer().unwrap();
+        let fi = up.frag.expect("still a fragment");
+        assert_eq!(fi.ident, 0x0bad_cafe);
+        assert_eq!(fi.offset as usize * 8, datagram.len());
+        datagram.extend_from_slice(&ip.payload()[up.offset..]);
+        if fi.offset == 0 {
+            sport = udp::UdpPacket::new_unchecked(&ip.payload()[up.offset..]).src_port();
+        }
+    }
+    // Reassembled, the translated datagram is whole and its checksum right.
+    let u = udp::UdpPacket::new_checked(&datagram[..]).unwrap();
+    assert_eq!((u.src_port(), u.dst_port(), u.len()), (sport, 5353, 100));
+    assert!(u.verify_checksum_v6(self_s(), server()));
+    assert_eq!(&datagram[8..], &whole[8..], "payload unchanged");
+}
