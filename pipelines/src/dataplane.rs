@@ -405,7 +405,7 @@ pub struct Dataplane {
     pub standard: Vec<Arc<crate::proxy::StandardVs>>,
     /// Addresses and ports the proxy listens on, and SNAT pool addresses (port 0) its
     /// server-side connections use: TCP to them goes to the host.
-    proxy_endpoints: std::collections::HashSet<(Ipv4Addr, u16)>,
+    proxy_endpoints: std::collections::HashSet<(IpAddr, u16)>,
     /// A standard virtual server connects to members from the client's own address
     /// (`snat = none`): their replies, addressed to clients, are looked up in the host.
     pub transparent_proxy: bool,
@@ -554,29 +554,41 @@ impl Dataplane {
     pub fn with_standard(mut self, vss: Vec<crate::proxy::StandardVs>) -> Dataplane {
         for vs in &vss {
             let mut add = |addr: IpAddr, icmp_echo: bool| {
-                if let IpAddr::V4(a) = addr {
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.locals.entry(a) {
-                        e.insert(LocalKind::Virtual {
-                            arp: true,
-                            icmp_echo,
-                        });
-                        self.virtual_addresses.push(VirtualAddress {
-                            addr,
-                            arp: true,
-                            icmp_echo,
-                        });
-                    }
+                let kind = LocalKind::Virtual {
+                    arp: true,
+                    icmp_echo,
+                };
+                let added = match addr {
+                    IpAddr::V4(a) => match self.locals.entry(a) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kind);
+                            true
+                        }
+                        _ => false,
+                    },
+                    IpAddr::V6(a) => match self.locals6.entry(a) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kind);
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if added {
+                    self.virtual_addresses.push(VirtualAddress {
+                        addr,
+                        arp: true,
+                        icmp_echo,
+                    });
                 }
             };
             add(vs.vip.ip(), true);
-            if let IpAddr::V4(a) = vs.vip.ip() {
-                self.proxy_endpoints.insert((a, vs.vip.port()));
-            }
+            self.proxy_endpoints.insert((vs.vip.ip(), vs.vip.port()));
             match &vs.snat {
                 Snat::Pool(list) => {
                     for a in list {
                         add(IpAddr::V4(*a), false);
-                        self.proxy_endpoints.insert((*a, 0));
+                        self.proxy_endpoints.insert((IpAddr::V4(*a), 0));
                     }
                 }
                 Snat::None => self.transparent_proxy = true,
@@ -591,6 +603,13 @@ impl Dataplane {
     /// address and port, or a SNAT pool address of one.
     #[inline]
     pub fn is_proxy_endpoint(&self, dst: Ipv4Addr, dport: u16) -> bool {
+        self.is_proxy_endpoint_ip(IpAddr::V4(dst), dport)
+    }
+
+    /// [`Dataplane::is_proxy_endpoint`] for either family (an IPv6 standard virtual
+    /// server may front IPv4 members).
+    #[inline]
+    pub fn is_proxy_endpoint_ip(&self, dst: IpAddr, dport: u16) -> bool {
         !self.proxy_endpoints.is_empty()
             && (self.proxy_endpoints.contains(&(dst, dport))
                 || self.proxy_endpoints.contains(&(dst, 0)))

@@ -218,3 +218,66 @@ fn curl6_through_web6_reaches_every_member_and_long_uploads_find_the_path_mtu() 
         );
     }
 }
+
+#[test]
+fn an_ipv6_standard_virtual_server_fronts_the_ipv4_members() {
+    let mut bed = Testbed::up(false);
+    let tool = repo().join("tests/tools/upload_server.py");
+    let v4 = ["198.18.2.11", "198.18.2.12", "198.18.2.13", "198.18.2.14"];
+    for m in v4 {
+        let name = format!("member-{m}");
+        bed.spawn_tagged(
+            "srv",
+            m,
+            &["python3", tool.to_str().unwrap(), m, "80", &name, "120"],
+        );
+    }
+    // The test bed's configuration and a full proxy on the IPv6 VIP in front of the IPv4
+    // pool `web`: dual-stack clients, IPv4 storage.
+    let text = std::fs::read_to_string(testbed_config()).unwrap()
+        + r#"
+[[virtual]]
+name = "web-proxy6"
+type = "standard"
+destination = "[2001:2:0:1::100]:8080"
+pool = "web"
+snat = "automap"
+"#;
+    let config = bed.dir.join("proxy6.toml");
+    std::fs::write(&config, text).unwrap();
+    bed.start_rouge(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = bed.rouge_json(&["show", "pool", "web"]).unwrap();
+        let ms = v[0]["members"].as_array().unwrap().clone();
+        if ms.iter().all(|m| m["monitor"] == "up") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "members never came up: {ms:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut seen = BTreeSet::new();
+    for _ in 0..8 {
+        let out = bed.exec(
+            "client",
+            Duration::from_secs(10),
+            &[
+                "curl",
+                "-6",
+                "-sS",
+                "-m",
+                "5",
+                "http://[2001:2:0:1::100]:8080/",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "curl -6 through the proxy: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            bed.rouge_log()
+        );
+        seen.insert(stdout(&out).trim().to_string());
+    }
+    let want: BTreeSet<String> = v4.iter().map(|m| format!("member-{m}")).collect();
+    assert_eq!(seen, want, "every IPv4 member answered the IPv6 clients");
+}

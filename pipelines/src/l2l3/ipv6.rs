@@ -183,7 +183,12 @@ impl L2L3 {
             }
             return match up.proto {
                 ip6::NH_ICMPV6 => self.local_icmpv6(pkt, kind, l3_off, l4_off, src_mac, emit),
-                ip6::NH_TCP if matches!(kind, LocalKind::SelfIp { .. }) => {
+                ip6::NH_TCP
+                    if matches!(kind, LocalKind::SelfIp { .. })
+                        || self
+                            .dp
+                            .is_proxy_endpoint_ip(IpAddr::V6(dst), tcp_dport(&pkt, l4_off)) =>
+                {
                     let trusted = pkt.meta.l4_csum_partial;
                     let seg = &pkt.data()[l4_off..];
                     self.host
@@ -847,4 +852,12 @@ fn forwarded_flow_hash6(l3: &[u8], l4_off: usize, fragment: bool) -> u32 {
         word(ip6::HEADER_LEN + l4_off)
     };
     (h ^ ports).wrapping_mul(0x9E37_79B9)
+}
+
+/// The destination port of the TCP header at `l4_off` (0 when the segment is too short:
+/// no endpoint has port 0 but SNAT pool addresses, which are IPv4).
+fn tcp_dport(pkt: &Packet, l4_off: usize) -> u16 {
+    pkt.data()
+        .get(l4_off + 2..l4_off + 4)
+        .map_or(0, |p| u16::from_be_bytes([p[0], p[1]]))
 }
