@@ -968,3 +968,106 @@ fn ipv6_fragments_follow_their_fastl4_flow() {
     assert!(u.verify_checksum_v6(self_s(), server()));
     assert_eq!(&datagram[8..], &whole[8..], "payload unchanged");
 }
+
+#[test]
+fn an_address_added_by_a_new_snapshot_is_announced_alone() {
+    use rouge_pipelines::dataplane::VirtualAddress;
+    let mut bed = Bed::new();
+    let d = testing::dual_stack_dataplane(1);
+    let mut vas = d.virtual_addresses.clone();
+    let added = a("2001:2:0:1::200");
+    vas.push(VirtualAddress {
+        addr: added.into(),
+        arp: true,
+        icmp_echo: true,
+    });
+    let next = Dataplane::new(
+        2,
+        d.interfaces.clone(),
+        d.vlans.clone(),
+        d.self_ips.clone(),
+        vas,
+        d.routes.clone(),
+        d.forwarding.clone(),
+        d.arp,
+        d.icmp_error_rate,
+    );
+    bed.l2.set_dataplane(Arc::new(next));
+    assert_eq!(bed.l2.poll_timeout(), Some(Instant::ZERO));
+    bed.poll();
+    let out = bed.take();
+    let targets: Vec<Ipv6Addr> = out
+        .iter()
+        .filter_map(|(_, f)| match NdRepr::parse(ip6_of(f).payload()) {
+            Ok(NdRepr::Advert { target, .. }) => Some(target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, vec![added], "only the new address");
+    let c = bed.l2.counters();
+    assert_eq!(c.nd_unsolicited_sent.get(), 3 + 1);
+    assert_eq!(c.mld_reports_sent.get(), 2 + 1, "the VLAN's groups again");
+    assert_eq!(
+        c.nd_dad_probes_sent.get(),
+        2,
+        "a virtual address is not probed"
+    );
+}
+
+#[test]
+fn what_one_worker_learns_reaches_the_other() {
+    let dp = Arc::new(testing::dual_stack_dataplane(2));
+    let mut beds: Vec<Bed> = NeighbourBus::new(2)
+        .into_iter()
+        .enumerate()
+        .map(|(w, bus)| {
+            let pool = PacketPool::new(64);
+            let l2 = L2L3::new(
+                w,
+                dp.clone(),
+                vec![mac_lb(0), mac_lb(1)],
+                vec![1500, 1500],
+                PipelineCounters::new_shared(),
+                bus,
+                pool.clone(),
+            );
+            Bed {
+                l2,
+                pool,
+                out: Vec::new(),
+                now: Instant::from_secs(1),
+            }
+        })
+        .collect();
+    for b in beds.iter_mut() {
+        b.poll();
+        b.take();
+    }
+    // Worker 0 holds a datagram for the server and asks; the answer reaches worker 1
+    // (fanout), which tells worker 0: the held datagram leaves.
+    let dgram = udp6(client(), server(), 4000, 53, 20);
+    let f = ip6_frame(
+        mac_lb(0),
+        mac_client(),
+        client(),
+        server(),
+        ipv6::NH_UDP,
+        64,
+        &dgram,
+    );
+    assert_eq!(beds[0].rx(0, &f), Verdict::Held);
+    assert_eq!(beds[0].take().len(), 1, "the solicitation");
+    let v = beds[1].rx(1, &na_frame(mac_server(), mac_lb(1), server(), self_s()));
+    assert_eq!(v, Verdict::Consumed);
+    let w0 = &mut beds[0];
+    assert_eq!(w0.l2.poll_timeout(), Some(Instant::ZERO), "an update waits");
+    w0.poll();
+    let out = w0.take();
+    assert_eq!(out.len(), 1, "the held datagram");
+    assert_eq!(
+        EthernetFrame::new_checked(&out[0].1[..]).unwrap().dst(),
+        mac_server()
+    );
+    assert_eq!(ip6_of(&out[0].1).dst(), server());
+    assert_eq!(w0.l2.counters().forwarded.get(), 1);
+}

@@ -491,7 +491,11 @@ impl L2L3 {
                     return Verdict::Dropped(DropReason::NdConflict);
                 }
                 let mac = target_lladdr.unwrap_or(src_mac);
-                self.learn6(now, target, mac, vlan, false, emit);
+                // An answer to one of our solicitations creates the entry even on a
+                // worker that did not ask (the fanout may bring it to any worker); the
+                // others are told through the bus. Unsolicited ones only update.
+                let to_us = solicited && self.owns_nd(dst, vlan, port);
+                self.learn6(now, target, mac, vlan, to_us, emit);
                 Verdict::Consumed
             }
         }
