@@ -277,6 +277,37 @@ fn pipeline(enc: &mut DescriptorEncoder, stats: &Value) -> Result<(), std::fmt::
             (vec![("kind", "error".into())], num(&icmp["errors_sent"])),
         ],
     )?;
+    let mut nd = Vec::new();
+    for (k, key) in [
+        ("solicitation", "solicits_sent"),
+        ("advertisement", "adverts_sent"),
+        ("unsolicited_advertisement", "unsolicited_sent"),
+        ("dad_probe", "dad_probes_sent"),
+        ("mld_report", "mld_reports_sent"),
+    ] {
+        nd.push((vec![("kind", k.to_string())], num(&stats["nd"][key])));
+    }
+    counter(
+        enc,
+        "nd_sent",
+        "IPv6 Neighbour Discovery and MLD messages sent, by kind.",
+        None,
+        &nd,
+    )?;
+    let icmpv6 = &stats["icmpv6"];
+    counter(
+        enc,
+        "icmpv6_sent",
+        "ICMPv6 messages sent (besides Neighbour Discovery), by kind.",
+        None,
+        &[
+            (
+                vec![("kind", "echo_reply".into())],
+                num(&icmpv6["echo_replies"]),
+            ),
+            (vec![("kind", "error".into())], num(&icmpv6["errors_sent"])),
+        ],
+    )?;
     counter(
         enc,
         "icmp_errors_rate_limited",
