@@ -556,6 +556,32 @@ fn transit_errors_are_icmpv6_errors_to_the_sender() {
         (icmpv6::DEST_UNREACHABLE, icmpv6::CODE_NO_ROUTE)
     );
     assert_eq!(bed.l2.counters().icmpv6_errors_sent.get(), 3);
+    // An ICMPv6 error that cannot go on gets no error of its own.
+    let mut err = vec![0u8; 8 + 48];
+    icmpv6::emit_error(
+        &mut err,
+        client(),
+        server(),
+        icmpv6::DEST_UNREACHABLE,
+        4,
+        [0; 4],
+        &[0x60; 48],
+    );
+    let f = ip6_frame(
+        mac_lb(0),
+        mac_client(),
+        client(),
+        server(),
+        ipv6::NH_ICMPV6,
+        1,
+        &err,
+    );
+    assert_eq!(
+        bed.rx(0, &f),
+        Verdict::Dropped(DropReason::HopLimitExceeded)
+    );
+    assert!(bed.take().is_empty(), "no error about an error");
+    assert_eq!(bed.l2.counters().icmpv6_errors_sent.get(), 3);
     // Not accepted by any forwarding virtual server: dropped quietly.
     let other = a("2001:2:0:3::1");
     let dgram = udp6(client(), other, 4000, 53, 20);

@@ -377,6 +377,16 @@ impl L2L3 {
         if to.is_unspecified() || to.is_multicast() {
             return;
         }
+        // Never an error about an ICMPv6 error (RFC 4443 section 2.4 (e)).
+        if let Ok(up) = ip.upper_layer() {
+            let first = ip.payload().get(up.offset).copied();
+            if up.proto == ip6::NH_ICMPV6
+                && up.frag.is_none_or(|f| f.offset == 0)
+                && first.is_some_and(|t| t < 128)
+            {
+                return;
+            }
+        }
         let Some(me) = self.dp.source_for_v6(vlan, to) else {
             return;
         };
