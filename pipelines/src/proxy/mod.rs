@@ -694,7 +694,7 @@ fn relay(
 ) -> u64 {
     let mut moved = 0u64;
     loop {
-        let queued = cx.tcp.send_queued(to);
+        let queued = cx.tcp.send_unsent(to);
         if queued >= high {
             let _ = cx.tcp.arm_writable(to, low);
             break;
