@@ -197,8 +197,16 @@ impl Collector for Figures {
 
 fn interfaces(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error> {
     let (mut packets, mut bytes, mut drops) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut v_packets, mut v_bytes) = (Vec::new(), Vec::new());
     for i in rows(data) {
         let name = s(&i["name"]);
+        if let Some(vs) = i["verdicts"].as_object() {
+            for (verdict, v) in vs {
+                let l: Labels = vec![("interface", name.clone()), ("verdict", verdict.clone())];
+                v_packets.push((l.clone(), num(&v["packets"])));
+                v_bytes.push((l, num(&v["bytes"])));
+            }
+        }
         for dir in ["rx", "tx"] {
             let l: Labels = vec![("interface", name.clone()), ("direction", dir.into())];
             packets.push((l.clone(), num(&i[format!("{dir}_packets")])));
@@ -230,6 +238,20 @@ fn interfaces(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt:
         "Frames a data port's driver dropped, by reason.",
         None,
         &drops,
+    )?;
+    counter(
+        enc,
+        "interface_verdict_packets",
+        "Frames received on a data port, by what the data plane did with them.",
+        None,
+        &v_packets,
+    )?;
+    counter(
+        enc,
+        "interface_verdict_bytes",
+        "Bytes of the frames received on a data port, by what the data plane did with them.",
+        None,
+        &v_bytes,
     )
 }
 

@@ -56,6 +56,18 @@ pub fn interfaces(s: &Shared) -> Value {
             .iter()
             .find(|c| c.name == itf.name)
             .map_or("", |c| c.driver.name());
+        // What the pipelines did with the frames received here, summed over workers.
+        let mut verdicts = BTreeMap::new();
+        for (k, name) in rouge_pipelines::counters::VERDICT_KINDS.iter().enumerate() {
+            let (mut packets, mut bytes) = (0u64, 0u64);
+            for w in &s.workers {
+                if let Some(p) = w.pipeline.by_port.get(i) {
+                    packets += p.packets[k].get();
+                    bytes += p.bytes[k].get();
+                }
+            }
+            verdicts.insert(*name, json!({"packets": packets, "bytes": bytes}));
+        }
         out.push(json!({
             "name": itf.name,
             "driver": driver,
@@ -64,6 +76,7 @@ pub fn interfaces(s: &Shared) -> Value {
             "rx_packets": rx[0], "rx_bytes": rx[1],
             "tx_packets": tx[0], "tx_bytes": tx[1],
             "drops": drops,
+            "verdicts": verdicts,
             "vlans": vlans,
         }));
     }

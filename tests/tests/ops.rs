@@ -254,6 +254,19 @@ fn metrics_pass_promtool_and_agree_with_show_the_api_and_top() {
                 ) > 0.0
             );
             assert!(sample(&m, "rouge_tcp_segments_total{direction=\"tx\"}") > 0.0);
+            // Frames from the clients were forwarded through fastl4, per interface.
+            assert!(
+                sample(
+                    &m,
+                    "rouge_interface_verdict_packets_total{interface=\"lb-c\",verdict=\"forwarded\"}"
+                ) > 0.0
+            );
+            assert!(
+                sample(
+                    &m,
+                    "rouge_interface_verdict_bytes_total{interface=\"lb-s\",verdict=\"forwarded\"}"
+                ) > 1e6
+            );
             break;
         }
         assert!(
