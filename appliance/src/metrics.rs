@@ -346,8 +346,13 @@ fn workers(
     let uptime = stats["uptime_secs_exact"].as_f64().unwrap_or(0.0);
     let (mut busy, mut idle, mut turns, mut idle_turns) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut work = Vec::new();
     for w in rows(&stats["workers"]) {
         let l: Labels = vec![("worker", s(&w["id"]))];
+        work.push((
+            l.clone(),
+            Num::Float(w["work_secs"].as_f64().unwrap_or(0.0)),
+        ));
         turns.push((l.clone(), num(&w["loop_turns"])));
         idle_turns.push((l.clone(), num(&w["idle_turns"])));
         if let Some(cpu) = w["cpu_secs"].as_f64() {
@@ -373,6 +378,14 @@ fn workers(
         "Time since the appliance started that a worker thread was off its CPU (sleeping while idle).",
         Some(Unit::Seconds),
         &idle,
+    )?;
+    counter(
+        enc,
+        "worker_work",
+        "Time a worker spent in loop turns that did work (frames received or timers run); \
+         spinning on empty rings and sleeping are not counted (DPDK telemetry's busy time).",
+        Some(Unit::Seconds),
+        &work,
     )?;
     counter(
         enc,

@@ -221,6 +221,7 @@ pub fn stats(s: &Shared) -> Value {
                    "answered": c.answered.get(), "consumed": c.consumed.get(),
                    "dropped": c.dropped_total(),
                    "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
+                   "work_secs": c.work_ns.get() as f64 / 1e9,
                    "sleeps": c.sleeps.get(), "tx_queue_overflow": c.tx_queue_overflow.get(),
                    "transit_us": delay_json(&w.transit.load()),
                    "cpu_secs": cpu})

@@ -224,6 +224,7 @@ pub fn run<P: Port>(
 
     while !shared.stopping() {
         let mut now = clock.now();
+        let turn_start = now;
         me.pipeline.loop_turns.inc();
         let current = shared.dataplane.load();
         let mut timers_due = false;
@@ -329,6 +330,11 @@ pub fn run<P: Port>(
             }
             next_arp_publish = now + ARP_PUBLISH;
             unpublished = false;
+        }
+        if received > 0 || timers_due {
+            me.pipeline
+                .work_ns
+                .add(clock.now().saturating_since(turn_start).as_nanos() as u64);
         }
         if received > 0 {
             last_packet = now;

@@ -62,6 +62,10 @@ pub struct PipelineCounters {
     /// Packets dropped because the worker's transmit queue of their port was full
     /// (or the port unknown): the ports did not drain as fast as the pipeline produced.
     pub tx_queue_overflow: Counter,
+    /// Nanoseconds the worker spent in loop turns that did work (received frames or ran
+    /// due timers), as DPDK's telemetry counts a poll-mode core busy: spinning on empty
+    /// rings and sleeping are not counted.
+    pub work_ns: Counter,
     /// Packets and bytes received per port (in interface order), by verdict.
     pub by_port: [PortVerdicts; MAX_COUNTED_PORTS],
 }
@@ -109,6 +113,7 @@ impl Default for PipelineCounters {
             idle_turns: Counter::default(),
             sleeps: Counter::default(),
             tx_queue_overflow: Counter::default(),
+            work_ns: Counter::default(),
             by_port: std::array::from_fn(|_| PortVerdicts::default()),
         }
     }
