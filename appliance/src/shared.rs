@@ -29,7 +29,7 @@ pub struct WorkerShared {
     /// Port counters, in interface order (set once the ports are open).
     pub ports: Mutex<Vec<PortInfo>>,
     /// The worker's neighbour table, republished when it changes (at most every 100 ms).
-    pub arp: ArcSwap<Vec<ArpEntryView>>,
+    pub arp: ArcSwap<Vec<ArpEntryView<std::net::IpAddr>>>,
     /// The worker's TCP stack counters, republished when they change (at most every 100 ms).
     pub tcp: ArcSwap<TcpCounters>,
     /// Connections in the worker's TCP stack.

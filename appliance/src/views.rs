@@ -83,10 +83,11 @@ pub fn interfaces(s: &Shared) -> Value {
     Value::Array(out)
 }
 
-/// `show arp`: the neighbour tables of all workers, merged by address.
+/// `show arp`: the neighbour tables (ARP and IPv6 Neighbour Discovery) of all workers,
+/// merged by address.
 pub fn arp(s: &Shared) -> Value {
     let dp = s.dataplane.load();
-    let mut rows: BTreeMap<std::net::Ipv4Addr, Value> = BTreeMap::new();
+    let mut rows: BTreeMap<std::net::IpAddr, Value> = BTreeMap::new();
     for w in &s.workers {
         for e in w.arp.load().iter() {
             let vlan = dp
@@ -251,6 +252,17 @@ pub fn stats(s: &Shared) -> Value {
             "echo_replies": sum(&|c| c.icmp_echo_replies.get()),
             "errors_sent": sum(&|c| c.icmp_errors_sent.get()),
             "errors_rate_limited": sum(&|c| c.icmp_errors_rate_limited.get()),
+        },
+        "nd": {
+            "solicits_sent": sum(&|c| c.nd_solicits_sent.get()),
+            "adverts_sent": sum(&|c| c.nd_adverts_sent.get()),
+            "unsolicited_sent": sum(&|c| c.nd_unsolicited_sent.get()),
+            "dad_probes_sent": sum(&|c| c.nd_dad_probes_sent.get()),
+            "mld_reports_sent": sum(&|c| c.mld_reports_sent.get()),
+        },
+        "icmpv6": {
+            "echo_replies": sum(&|c| c.icmpv6_echo_replies.get()),
+            "errors_sent": sum(&|c| c.icmpv6_errors_sent.get()),
         },
         "tcp": tcp_stats(s),
         "fastl4": {

@@ -312,7 +312,7 @@ pub fn run<P: Port>(
         }
         if unpublished && now >= next_arp_publish {
             if l2.arp_changed() {
-                me.arp.store(Arc::new(l2.arp_view(now)));
+                me.arp.store(Arc::new(l2.neighbours_view(now)));
             }
             let tcp = l2.tcp();
             if *tcp.counters() != **me.tcp.load() {

@@ -34,6 +34,20 @@ pub struct PipelineCounters {
     pub icmp_errors_rate_limited: Counter,
     /// TCP segments sent by the appliance's own stack.
     pub tcp_segments_out: Counter,
+    /// Neighbour solicitations sent to resolve IPv6 next hops.
+    pub nd_solicits_sent: Counter,
+    /// Solicited neighbour advertisements sent for the appliance's IPv6 addresses.
+    pub nd_adverts_sent: Counter,
+    /// Unsolicited neighbour advertisements sent (at start and when an address is added).
+    pub nd_unsolicited_sent: Counter,
+    /// Duplicate address detection probes sent for the appliance's IPv6 self IPs.
+    pub nd_dad_probes_sent: Counter,
+    /// MLDv2 reports sent for the solicited-node groups of the appliance's addresses.
+    pub mld_reports_sent: Counter,
+    /// ICMPv6 echo replies sent.
+    pub icmpv6_echo_replies: Counter,
+    /// ICMPv6 errors sent (time exceeded, unreachable, packet too big).
+    pub icmpv6_errors_sent: Counter,
     /// Fastl4 flows created.
     pub fastl4_flows_created: Counter,
     /// Fastl4 flows removed by idle timeout.
@@ -101,6 +115,13 @@ impl Default for PipelineCounters {
             icmp_errors_sent: Counter::default(),
             icmp_errors_rate_limited: Counter::default(),
             tcp_segments_out: Counter::default(),
+            nd_solicits_sent: Counter::default(),
+            nd_adverts_sent: Counter::default(),
+            nd_unsolicited_sent: Counter::default(),
+            nd_dad_probes_sent: Counter::default(),
+            mld_reports_sent: Counter::default(),
+            icmpv6_echo_replies: Counter::default(),
+            icmpv6_errors_sent: Counter::default(),
             fastl4_flows_created: Counter::default(),
             fastl4_flows_expired: Counter::default(),
             fastl4_flows_closed_by_rst: Counter::default(),

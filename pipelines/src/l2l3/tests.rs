@@ -66,7 +66,7 @@ fn nothing_scheduled_means_no_deadline_and_pending_work_is_due_at_once() {
         "an idle pipeline waits for packets only"
     );
     other.publish(NeighbourUpdate {
-        ip: MEMBER,
+        ip: MEMBER.into(),
         mac: MacAddr::local(7),
         vlan: 1,
     });
