@@ -7,6 +7,7 @@ pub mod config;
 pub mod console;
 pub mod cputime;
 pub mod egress;
+pub mod handoff;
 pub mod http;
 pub mod metrics;
 pub mod mgmt;

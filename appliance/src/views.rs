@@ -188,6 +188,8 @@ pub fn stats(s: &Shared) -> Value {
                    "dropped": c.dropped_total(),
                    "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
                    "sleeps": c.sleeps.get(), "tx_queue_overflow": c.tx_queue_overflow.get(),
+                   "handoffs": c.handoffs.get(), "handoff_drops": c.handoff_drops.get(),
+                   "fastl4_flows_created": c.fastl4_flows_created.get(),
                    "transit_us": delay_json(&w.transit.load()),
                    "cpu_secs": cpu})
         })
@@ -203,6 +205,8 @@ pub fn stats(s: &Shared) -> Value {
         "dropped": sum(&|c| c.dropped_total()),
         "drops": drops,
         "tx_queue_overflow": sum(&|c| c.tx_queue_overflow.get()),
+        "handoffs": sum(&|c| c.handoffs.get()),
+        "handoff_drops": sum(&|c| c.handoff_drops.get()),
         "transit_us": delay_json(&s.workers.iter().fold(DelayStats::default(), |mut all, w| {
             all.merge(&w.transit.load());
             all

@@ -62,6 +62,13 @@ pub struct PipelineCounters {
     /// Packets dropped because the worker's transmit queue of their port was full
     /// (or the port unknown): the ports did not drain as fast as the pipeline produced.
     pub tx_queue_overflow: Counter,
+    /// Frames this worker received for a flow another worker owns and handed to that
+    /// worker (drivers that cannot steer in the kernel or NIC; see the appliance's
+    /// `handoff` module).
+    pub handoffs: Counter,
+    /// Frames lost on the way to their owner: its inbox was full (counted by the
+    /// sender), or its packet pool had no buffer to take the frame (by the owner).
+    pub handoff_drops: Counter,
 }
 
 impl Default for PipelineCounters {
@@ -91,6 +98,8 @@ impl Default for PipelineCounters {
             idle_turns: Counter::default(),
             sleeps: Counter::default(),
             tx_queue_overflow: Counter::default(),
+            handoffs: Counter::default(),
+            handoff_drops: Counter::default(),
         }
     }
 }
