@@ -155,28 +155,25 @@ impl TxSink for TxQueues {
     }
 }
 
-/// Where the packets a worker processes go: the shaper, the transmit queues and, when
-/// those fill up, the ports.
-struct Out<'a, P: Port> {
-    egress: &'a mut Egress,
-    tx: &'a mut TxQueues,
-    ports: &'a mut [P],
-    transit: &'a mut DelayStats,
-}
-
-impl<P: Port> Out<'_, P> {
-    /// Runs `pkt` through the pipeline and queues what it produced.
-    #[inline]
-    fn process(&mut self, l2: &mut L2L3, now: Instant, pkt: Packet) {
-        let (egress, tx) = (&mut *self.egress, &mut *self.tx);
-        l2.process(now, pkt, &mut |port, out| {
-            if let Some(out) = egress.admit(now, port, out) {
-                tx.push(port, out)
-            }
-        });
-        if self.tx.needs_flush() {
-            self.tx.flush(self.ports, self.transit);
+/// Runs `pkt` through the pipeline and queues what it produced (through the shaper),
+/// flushing the transmit queues to the ports when they fill up.
+#[inline]
+fn process<P: Port>(
+    l2: &mut L2L3,
+    now: Instant,
+    pkt: Packet,
+    egress: &mut Egress,
+    tx: &mut TxQueues,
+    ports: &mut [P],
+    transit: &mut DelayStats,
+) {
+    l2.process(now, pkt, &mut |port, out| {
+        if let Some(out) = egress.admit(now, port, out) {
+            tx.push(port, out)
         }
+    });
+    if tx.needs_flush() {
+        tx.flush(ports, transit);
     }
 }
 
@@ -304,13 +301,15 @@ pub fn run<P: Port>(
                 now = clock.now();
                 received += n;
                 for pkt in burst.drain(..) {
-                    let mut out = Out {
-                        egress: &mut egress,
-                        tx: &mut tx,
-                        ports: &mut ports,
-                        transit: &mut transit,
-                    };
-                    out.process(&mut l2, now, pkt);
+                    process(
+                        &mut l2,
+                        now,
+                        pkt,
+                        &mut egress,
+                        &mut tx,
+                        &mut ports,
+                        &mut transit,
+                    );
                 }
             }
         }
@@ -334,13 +333,15 @@ pub fn run<P: Port>(
                     },
                     None => pkt,
                 };
-                let mut out = Out {
-                    egress: &mut egress,
-                    tx: &mut tx,
-                    ports: &mut ports,
-                    transit: &mut transit,
-                };
-                out.process(&mut l2, now, pkt);
+                process(
+                    &mut l2,
+                    now,
+                    pkt,
+                    &mut egress,
+                    &mut tx,
+                    &mut ports,
+                    &mut transit,
+                );
             }
         }
         if let Some(c) = courier.as_mut() {

@@ -39,6 +39,30 @@ fn curl(bed: &Testbed, url: &str) -> String {
     stdout(&out)
 }
 
+/// One `python3 -m http.server` per pool member, each serving `id.txt` with its own
+/// address.
+fn serve_members(bed: &mut Testbed) {
+    for m in MEMBERS {
+        let dir = bed.dir.join(m);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("id.txt"), format!("{m}\n")).unwrap();
+        let d = dir.to_str().unwrap().to_string();
+        bed.spawn(
+            "srv",
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "80",
+                "--bind",
+                m,
+                "--directory",
+                &d,
+            ],
+        );
+    }
+}
+
 /// Waits (bounded) until every member of pool `web` is up.
 fn wait_members_up(bed: &Testbed) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -81,25 +105,7 @@ fn ping_forward_and_fastl4_through(driver: &str, bin: &Path) {
     );
     assert!(!report.contains("MISSING"), "{report}");
 
-    for m in MEMBERS {
-        let dir = bed.dir.join(m);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("id.txt"), format!("{m}\n")).unwrap();
-        let d = dir.to_str().unwrap().to_string();
-        bed.spawn(
-            "srv",
-            &[
-                "python3",
-                "-m",
-                "http.server",
-                "80",
-                "--bind",
-                m,
-                "--directory",
-                &d,
-            ],
-        );
-    }
+    serve_members(&mut bed);
     bed.start_rouge_bin(bin, &config, &[]);
     if driver == "afxdp" {
         assert!(
@@ -278,25 +284,7 @@ fn afxdp_two_workers_hand_each_flow_to_its_owner() {
         "{report}"
     );
 
-    for m in MEMBERS {
-        let dir = bed.dir.join(m);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("id.txt"), format!("{m}\n")).unwrap();
-        let d = dir.to_str().unwrap().to_string();
-        bed.spawn(
-            "srv",
-            &[
-                "python3",
-                "-m",
-                "http.server",
-                "80",
-                "--bind",
-                m,
-                "--directory",
-                &d,
-            ],
-        );
-    }
+    serve_members(&mut bed);
     bed.start_rouge_bin(&bin, &config, &[]);
     wait_members_up(&bed);
 
