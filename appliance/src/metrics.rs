@@ -347,12 +347,15 @@ fn workers(
     let (mut busy, mut idle, mut turns, mut idle_turns) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut work = Vec::new();
+    let (mut handoffs, mut handoff_drops) = (Vec::new(), Vec::new());
     for w in rows(&stats["workers"]) {
         let l: Labels = vec![("worker", s(&w["id"]))];
         work.push((
             l.clone(),
             Num::Float(w["work_secs"].as_f64().unwrap_or(0.0)),
         ));
+        handoffs.push((l.clone(), num(&w["handoffs"])));
+        handoff_drops.push((l.clone(), num(&w["handoff_drops"])));
         turns.push((l.clone(), num(&w["loop_turns"])));
         idle_turns.push((l.clone(), num(&w["idle_turns"])));
         if let Some(cpu) = w["cpu_secs"].as_f64() {
@@ -400,6 +403,20 @@ fn workers(
         "Turns of a worker's loop that found no packet.",
         None,
         &idle_turns,
+    )?;
+    counter(
+        enc,
+        "worker_handoffs",
+        "Frames a worker received for a flow another worker owns and handed to it (ports that cannot steer).",
+        None,
+        &handoffs,
+    )?;
+    counter(
+        enc,
+        "worker_handoff_drops",
+        "Frames lost on the way to their owning worker (its inbox full, or its packet pool empty).",
+        None,
+        &handoff_drops,
     )
 }
 
@@ -712,7 +729,7 @@ pub(crate) mod tests {
             );
         let cfg = crate::config::parse("t.toml", &text).unwrap();
         let dp = crate::config::build::dataplane(&cfg, 1, 1, None);
-        Shared::new(cfg, "t.toml".into(), dp, &[None])
+        Shared::new(cfg, "t.toml".into(), dp, &[None], None)
     }
 
     #[test]

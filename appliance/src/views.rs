@@ -224,6 +224,8 @@ pub fn stats(s: &Shared) -> Value {
                    "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
                    "work_secs": c.work_ns.get() as f64 / 1e9,
                    "sleeps": c.sleeps.get(), "tx_queue_overflow": c.tx_queue_overflow.get(),
+                   "handoffs": c.handoffs.get(), "handoff_drops": c.handoff_drops.get(),
+                   "fastl4_flows_created": c.fastl4_flows_created.get(),
                    "transit_us": delay_json(&w.transit.load()),
                    "cpu_secs": cpu})
         })
@@ -239,6 +241,8 @@ pub fn stats(s: &Shared) -> Value {
         "dropped": sum(&|c| c.dropped_total()),
         "drops": drops,
         "tx_queue_overflow": sum(&|c| c.tx_queue_overflow.get()),
+        "handoffs": sum(&|c| c.handoffs.get()),
+        "handoff_drops": sum(&|c| c.handoff_drops.get()),
         "transit_us": delay_json(&s.workers.iter().fold(DelayStats::default(), |mut all, w| {
             all.merge(&w.transit.load());
             all

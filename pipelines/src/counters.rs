@@ -80,6 +80,13 @@ pub struct PipelineCounters {
     /// due timers), as DPDK's telemetry counts a poll-mode core busy: spinning on empty
     /// rings and sleeping are not counted.
     pub work_ns: Counter,
+    /// Frames this worker received for a flow another worker owns and handed to that
+    /// worker (drivers that cannot steer in the kernel or NIC; see the appliance's
+    /// `handoff` module).
+    pub handoffs: Counter,
+    /// Frames lost on the way to their owner: its inbox was full (counted by the
+    /// sender), or its packet pool had no buffer to take the frame (by the owner).
+    pub handoff_drops: Counter,
     /// Packets and bytes received per port (in interface order), by verdict.
     pub by_port: [PortVerdicts; MAX_COUNTED_PORTS],
 }
@@ -136,6 +143,8 @@ impl Default for PipelineCounters {
             tx_queue_overflow: Counter::default(),
             work_ns: Counter::default(),
             by_port: std::array::from_fn(|_| PortVerdicts::default()),
+            handoffs: Counter::default(),
+            handoff_drops: Counter::default(),
         }
     }
 }
