@@ -14,13 +14,17 @@
 # solicitations and accept no router advertisements.
 #
 # Usage:
-#   scripts/testbed.sh up     [PREFIX] [--kernel]   build it (tears down a previous copy first)
+#   scripts/testbed.sh up     [PREFIX] [--kernel] [--queues N]   build it (tears down a previous copy first)
 #   scripts/testbed.sh down   [PREFIX]              remove everything it made (idempotent)
 #   scripts/testbed.sh status [PREFIX]              show what exists
 #
 # PREFIX (default `rg-`) names the namespaces, so tests build private copies side by side.
 # Interface names inside the namespaces are the same in every copy; the veth pairs are
 # created directly inside their namespaces, so nothing ever appears in the root namespace.
+#
+# --queues N gives every veth N transmit and N receive queues (default 1), so several
+# AF_XDP workers can each drive a queue of lb-c and lb-s; the peers' kernels spread
+# their flows over the queues.
 #
 # --kernel gives lb-c 198.18.1.1/24 and 2001:2:0:1::1/64, lb-s 198.18.2.1/24 and
 # 2001:2:0:2::1/64 in the kernel with IPv4 and IPv6 forwarding on, for the kernel peers
@@ -37,7 +41,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 up|down|status [PREFIX] [--kernel]" >&2
+    echo "usage: $0 up|down|status [PREFIX] [--kernel] [--queues N]" >&2
     exit 2
 }
 
@@ -46,9 +50,18 @@ CMD=$1
 shift
 P=rg-
 KERNEL=0
+QUEUES=1
+want_queues=0
 for arg in "$@"; do
+    if [[ $want_queues == 1 ]]; then
+        [[ $arg =~ ^[1-9][0-9]?$ ]] || { echo "--queues wants 1 to 99, not '$arg'" >&2; usage; }
+        QUEUES=$arg
+        want_queues=0
+        continue
+    fi
     case "$arg" in
         --kernel) KERNEL=1 ;;
+        --queues) want_queues=1 ;;
         -h | --help) usage ;;
         -*) echo "unknown option: $arg" >&2; usage ;;
         *) P=$arg ;;
@@ -107,8 +120,11 @@ up() {
         in_ns "$ns" ip link set lo up
     done
     # Create each pair directly inside its two namespaces: no names in the root namespace.
-    ip link add c0 netns "$CLIENT" type veth peer name lb-c netns "$LB"
-    ip link add lb-s netns "$LB" type veth peer name s0 netns "$SRV"
+    local q="numtxqueues $QUEUES numrxqueues $QUEUES"
+    # shellcheck disable=SC2086 # $q is two option pairs
+    ip link add c0 netns "$CLIENT" $q type veth peer name lb-c netns "$LB" $q
+    # shellcheck disable=SC2086
+    ip link add lb-s netns "$LB" $q type veth peer name s0 netns "$SRV" $q
 
     # The appliance namespace: no IPv6 on its links (no router solicitations or DAD
     # frames in the measurements), no kernel ARP replies, no reverse-path filtering.

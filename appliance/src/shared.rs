@@ -94,15 +94,20 @@ pub struct Shared {
     pub shaping_rates: ArcSwapOption<crate::egress::ShapingRates>,
     /// Serialises configuration changes (control plane only, never the packet path).
     pub change: Mutex<()>,
+    /// The workers' inboxes for frames handed to the worker that owns their flow
+    /// (several workers on ports that cannot steer; see [`crate::handoff`]).
+    pub handoff: Option<Arc<crate::handoff::Handoff>>,
 }
 
 impl Shared {
-    /// Shared state for `cores.len()` workers.
+    /// Shared state for `cores.len()` workers, with inboxes for handed-over frames when
+    /// `handoff` is given.
     pub fn new(
         cfg: Config,
         config_path: String,
         dp: Dataplane,
         cores: &[Option<usize>],
+        handoff: Option<crate::handoff::Handoff>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             dataplane: ArcSwap::from_pointee(dp),
@@ -140,6 +145,7 @@ impl Shared {
             started: std::time::Instant::now(),
             shaping_rates: ArcSwapOption::empty(),
             change: Mutex::new(()),
+            handoff: handoff.map(Arc::new),
         })
     }
 

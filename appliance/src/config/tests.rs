@@ -872,3 +872,33 @@ pool = "web"
     let cross = e.iter().find(|e| e.field == cross).unwrap();
     assert!(cross.problem.contains("address families"), "{cross}");
 }
+
+const VM_DPDK: &str = include_str!("../../configs/vm-dpdk.toml");
+
+/// The DPDK image's configuration is the test bed's with the VM's NICs by PCI address
+/// (the slots scripts/image gives them) on hugepages.
+#[test]
+fn the_dpdk_image_config_is_the_testbed_on_the_vms_pci_nics() {
+    let base = parse("testbed.toml", TESTBED).unwrap();
+    match (drivers::DPDK_BUILT, parse("vm-dpdk.toml", VM_DPDK)) {
+        (true, Ok(vm)) => {
+            assert_eq!(
+                vm.interfaces
+                    .iter()
+                    .map(|i| drivers::dpdk_device(i).unwrap())
+                    .collect::<Vec<_>>(),
+                ["0000:00:10.0", "0000:00:11.0"]
+            );
+            assert!(!drivers::dpdk_no_huge(&vm), "the image reserves hugepages");
+            assert_eq!(as_afpacket(vm), base, "same appliance otherwise");
+        }
+        (false, Err(e)) => {
+            assert_eq!(e.0.len(), 2, "{e}");
+            assert!(
+                e.0.iter().all(|e| e.problem.contains("built without it")),
+                "{e}"
+            );
+        }
+        (built, other) => panic!("DPDK built: {built}, vm-dpdk.toml: {other:?}"),
+    }
+}

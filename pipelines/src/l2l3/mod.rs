@@ -270,8 +270,10 @@ impl L2L3 {
         emit: &mut impl FnMut(u16, Packet),
     ) -> Verdict {
         self.counters.rx_packets.inc();
+        let (port, len) = (pkt.meta.port, pkt.len());
         let v = self.classify(now, pkt, emit);
         self.counters.verdict(v);
+        self.counters.port_verdict(port, v, len);
         v
     }
 

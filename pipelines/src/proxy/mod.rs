@@ -178,6 +178,7 @@ pub struct Proxy {
     free: Vec<u32>,
     live: usize,
     sweep: Option<TimerId>,
+    last_snat: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -200,12 +201,19 @@ impl Proxy {
             free: Vec::new(),
             live: 0,
             sweep: None,
+            last_snat: None,
         }
     }
 
     /// Flows open on this worker.
     pub fn flow_count(&self) -> usize {
         self.live
+    }
+
+    /// The local address of the last server-side connection opened (for tests and
+    /// diagnostics).
+    pub fn last_snat(&self) -> Option<SocketAddr> {
+        self.last_snat
     }
 
     /// Listens for exactly the standard virtual servers of `dp`. A virtual server that
@@ -497,6 +505,7 @@ impl Proxy {
                     let t =
                         cx.timers
                             .set(deadline, Owner::new(app::PROXY, i as u32), TIMER_CONNECT);
+                    self.last_snat = Some(local);
                     let f = self.flow_mut(i);
                     f.server = Some(s);
                     f.snat = Some(local);
@@ -685,7 +694,7 @@ fn relay(
 ) -> u64 {
     let mut moved = 0u64;
     loop {
-        let queued = cx.tcp.send_queued(to);
+        let queued = cx.tcp.send_unsent(to);
         if queued >= high {
             let _ = cx.tcp.arm_writable(to, low);
             break;

@@ -358,8 +358,12 @@ impl TcpStack {
 
     // ----- configuration and application commands -----
 
-    /// Registers another profile.
+    /// Registers another profile; one equal to a registered profile gets that one's id
+    /// (configuration changes re-register their profiles without growing the table).
     pub fn add_profile(&mut self, p: TcpProfile) -> ProfileId {
+        if let Some(i) = self.profiles.iter().position(|x| *x == p) {
+            return ProfileId(i as u16);
+        }
         self.profiles.push(p);
         ProfileId((self.profiles.len() - 1) as u16)
     }
@@ -803,6 +807,11 @@ impl TcpStack {
             match c.poll_segment(now, p, &mut self.counters, buf) {
                 Some(len) => {
                     c.segs_out += 1;
+                    // Sending drained it below the mark the application waits for.
+                    let writable = c.below_low_water().then_some(c.owner);
+                    if writable.is_some() {
+                        c.clear(flag::WRITE_ARMED);
+                    }
                     let t = Transmit {
                         src: c.ip_local(),
                         dst: c.ip_remote(),
@@ -810,6 +819,10 @@ impl TcpStack {
                         shaping: c.shaping,
                     };
                     self.sync_timer(idx);
+                    if let Some(owner) = writable {
+                        let h = self.handle_of(idx);
+                        self.events.push_back((owner, Event::Writable(h)));
+                    }
                     // Take turns: a connection with a large window yields after a
                     // burst so the others are not held behind it.
                     self.tx_streak += 1;
