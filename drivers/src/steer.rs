@@ -33,8 +33,10 @@ pub enum Steering {
     Opaque,
     /// AF_PACKET's classic BPF fanout program (`afpacket::steer_by_flow_program`):
     /// `(src ^ dst ^ sport ^ dport) % workers` over an IPv4 TCP/UDP packet's addresses
-    /// (big-endian words) and ports; everything else (IPv6, other protocols, non-first
-    /// fragments) reaches worker 0. See [`fanout_xor`].
+    /// (big-endian words) and ports, the same with the eight words of an IPv6 TCP/UDP
+    /// packet's addresses (no extension headers); everything else (other protocols,
+    /// non-first IPv4 fragments, IPv6 with extension headers) reaches worker 0. See
+    /// [`fanout_xor`] and [`fanout_xor6`].
     FanoutXor {
         /// Sockets in the fanout group (at least 1).
         workers: u32,
@@ -61,12 +63,26 @@ pub fn fanout_xor(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers:
         % n_workers.max(1)
 }
 
+/// The AF_PACKET fanout formula for IPv6: the eight big-endian words of both addresses
+/// and the two ports, XORed, modulo `n_workers` (symmetric like [`fanout_xor`]).
+#[inline]
+pub fn fanout_xor6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, n_workers: u32) -> u32 {
+    let mut x = sport as u32 ^ dport as u32;
+    for a in [src, dst] {
+        for w in a.chunks_exact(4) {
+            x ^= u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+        }
+    }
+    x % n_workers.max(1)
+}
+
 /// [`fanout_xor`] over a whole Ethernet frame, exactly as the AF_PACKET fanout program
 /// (`afpacket::steer_by_flow_program`) computes it in the kernel, for drivers that
 /// cannot run that program and hand frames to their owner in software instead: for an
 /// IPv4 TCP or UDP frame (optionally behind one 802.1Q tag) that is not a later
-/// fragment, `(src ^ dst ^ sport ^ dport) % n_workers`; for everything else (ARP,
-/// IPv6, other protocols, later fragments, frames too short to hold the fields) 0.
+/// fragment, `(src ^ dst ^ sport ^ dport) % n_workers`; for an IPv6 frame whose next
+/// header is TCP or UDP, [`fanout_xor6`]; for everything else (ARP, other protocols,
+/// later fragments, IPv6 extension headers, frames too short to hold the fields) 0.
 /// Like the program, the IP header length is taken as written, unchecked (a malformed
 /// packet is dropped by whichever worker gets it).
 #[inline]
@@ -76,14 +92,29 @@ pub fn fanout_xor_frame(frame: &[u8], n_workers: u32) -> u32 {
             .get(at..at + 2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
     };
-    let l3 = match ethertype(12) {
-        Some(0x8100) if ethertype(16) == Some(0x0800) => 18,
-        Some(0x0800) => 14,
+    let (l3, v6) = match (ethertype(12), ethertype(16)) {
+        (Some(0x8100), Some(0x0800)) => (18, false),
+        (Some(0x8100), Some(0x86dd)) => (18, true),
+        (Some(0x0800), _) => (14, false),
+        (Some(0x86dd), _) => (14, true),
         _ => return 0,
     };
     let Some(ip) = frame.get(l3..) else {
         return 0;
     };
+    if v6 {
+        // Next header, then both addresses and the ports, as the program loads them.
+        if !matches!(ip.get(6), Some(6 | 17)) || ip.len() < 44 {
+            return 0;
+        }
+        let addr = |at: usize| {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&ip[at..at + 16]);
+            a
+        };
+        let port = |at: usize| u16::from_be_bytes([ip[at], ip[at + 1]]);
+        return fanout_xor6(addr(8), addr(24), port(40), port(42), n_workers);
+    }
     let word = |at: usize| ip.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
     let half = |at: usize| ip.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     match ip.get(9) {
@@ -122,6 +153,9 @@ impl Steering {
             Steering::FanoutXor { workers } => Some(match (src.ip(), dst.ip()) {
                 (IpAddr::V4(s), IpAddr::V4(d)) => {
                     fanout_xor(s.octets(), d.octets(), src.port(), dst.port(), workers) as usize
+                }
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    fanout_xor6(s.octets(), d.octets(), src.port(), dst.port(), workers) as usize
                 }
                 _ => 0,
             }),

@@ -131,7 +131,9 @@ fn curl6_through_web6_reaches_every_member_and_long_uploads_find_the_path_mtu() 
         &["ip", "link", "set", "lb-s", "mtu", "1280"],
     );
     assert!(out.status.success());
-    bed.start_rouge(&testbed_config(), &[]);
+    // Two workers: the fanout program spreads IPv6 flows, SNAT ports bring the members'
+    // replies back to the worker that owns each flow.
+    bed.start_rouge(&testbed_config(), &["--cores", "0,1"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ms = web6_members(&bed);
@@ -146,11 +148,22 @@ fn curl6_through_web6_reaches_every_member_and_long_uploads_find_the_path_mtu() 
         std::thread::sleep(Duration::from_millis(200));
     }
     let mut seen = BTreeSet::new();
-    for _ in 0..8 {
+    // Local ports taken in turn (the kernel gives connect() ports of one parity, which
+    // the XOR formula would put on one worker of two).
+    for _ in 0..16 {
         let out = bed.exec(
             "client",
             Duration::from_secs(10),
-            &["curl", "-6", "-sS", "-m", "5", "http://[2001:2:0:1::100]/"],
+            &[
+                "curl",
+                "-6",
+                "-sS",
+                "-m",
+                "5",
+                "--local-port",
+                "45000-45199",
+                "http://[2001:2:0:1::100]/",
+            ],
         );
         assert!(
             out.status.success(),
@@ -161,6 +174,15 @@ fn curl6_through_web6_reaches_every_member_and_long_uploads_find_the_path_mtu() 
     }
     let want: BTreeSet<String> = MEMBERS.iter().map(|m| format!("member-{m}")).collect();
     assert_eq!(seen, want, "round robin over every member");
+    let s = bed.rouge_json(&["show", "stats"]).unwrap();
+    let workers = s["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert!(
+            w["forwarded"].as_u64().unwrap_or(0) > 0,
+            "sixteen IPv6 flows reach both workers: {s}"
+        );
+    }
 
     let file = bed.dir.join("upload.bin");
     let data: Vec<u8> = (0..1_000_000u32)

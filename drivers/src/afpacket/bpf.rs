@@ -122,10 +122,12 @@ pub fn steer_flow(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers:
 ///
 /// For an IPv4 TCP or UDP frame (Ethernet, optionally one 802.1Q tag) it returns
 /// `(src_ip ^ dst_ip ^ src_port ^ dst_port) % n_workers`, every field read in network
-/// byte order as an unsigned number. XOR does not care about order, so both directions
-/// of an un-NATed flow land on the same worker. Everything else (ARP, IPv6, other IP
-/// protocols, and non-first IPv4 fragments, which carry no ports) returns 0, so worker
-/// 0 sees it. First fragments carry ports and are steered like the rest of their flow;
+/// byte order as an unsigned number; for an IPv6 frame whose next header is TCP or UDP
+/// the same over the eight words of both addresses and the ports. XOR does not care
+/// about order, so both directions of an un-NATed flow land on the same worker.
+/// Everything else (ARP, other IP protocols, non-first IPv4 fragments, which carry no
+/// ports, and IPv6 with extension headers, fragments included) returns 0, so worker 0
+/// sees it. First fragments carry ports and are steered like the rest of their flow;
 /// later fragments are not (no `PACKET_FANOUT_FLAG_DEFRAG`, to keep it simple: worker 0
 /// owns reassembly). See the [module documentation](self) for the offsets it reads.
 ///
@@ -138,10 +140,14 @@ pub fn steer_by_flow_program(n_workers: u32) -> Vec<SockFilter> {
     // Index of the final `ret #0`; jumps to it are computed from it so the layout can
     // be read top to bottom.
     const RET0: usize = 23;
+    // The IPv6 part starts after the IPv4 part's `ret #0` and ends with its own.
+    const V6: usize = 24;
+    const RET0_V6: usize = 67;
     let to_ret0 = |from: usize| (RET0 - from - 1) as u8;
-    let prog = vec![
+    let to_ret0_v6 = |from: usize| (RET0_V6 - from - 1) as u8;
+    let mut prog = vec![
         /* 0 */ SockFilter::stmt(LD | W | ABS, AD_PROTOCOL), // EtherType, untagged
-        /* 1 */ SockFilter::jump(JMP | JEQ | K, 0x0800, 0, to_ret0(1)),
+        /* 1 */ SockFilter::jump(JMP | JEQ | K, 0x0800, 0, (V6 - 1 - 1) as u8),
         /* 2 */ SockFilter::stmt(LD | B | ABS, 9), // IP protocol
         /* 3 */ SockFilter::jump(JMP | JEQ | K, 6, 1, 0), // TCP
         /* 4 */ SockFilter::jump(JMP | JEQ | K, 17, 0, to_ret0(4)), // UDP
@@ -164,8 +170,37 @@ pub fn steer_by_flow_program(n_workers: u32) -> Vec<SockFilter> {
         /* 21 */ SockFilter::stmt(ALU | MOD | K, n),
         /* 22 */ SockFilter::stmt(RET | A, 0),
         /* 23 */ SockFilter::stmt(RET | K, 0),
+        // IPv6: A still holds the EtherType.
+        /* 24 */
+        SockFilter::jump(JMP | JEQ | K, 0x86dd, 0, to_ret0_v6(V6)),
+        /* 25 */ SockFilter::stmt(LD | B | ABS, 6), // next header
+        /* 26 */ SockFilter::jump(JMP | JEQ | K, 6, 1, 0), // TCP
+        /* 27 */ SockFilter::jump(JMP | JEQ | K, 17, 0, to_ret0_v6(27)), // UDP
+        /* 28 */ SockFilter::stmt(LD | W | ABS, 8), // first word of the source
+        /* 29 */ SockFilter::stmt(ST, 0),
     ];
-    debug_assert_eq!(prog.len(), RET0 + 1);
+    // 30..58: M[0] ^= each further word of the source and the destination (8..40).
+    for off in (12..40).step_by(4) {
+        prog.extend_from_slice(&[
+            SockFilter::stmt(LD | W | ABS, off),
+            SockFilter::stmt(LDX | W | MEM, 0),
+            SockFilter::stmt(ALU | XOR | X, 0),
+            SockFilter::stmt(ST, 0),
+        ]);
+    }
+    prog.extend_from_slice(&[
+        /* 58 */ SockFilter::stmt(LD | H | ABS, 40), // source port
+        /* 59 */ SockFilter::stmt(LDX | W | MEM, 0),
+        /* 60 */ SockFilter::stmt(ALU | XOR | X, 0),
+        /* 61 */ SockFilter::stmt(ST, 0),
+        /* 62 */ SockFilter::stmt(LD | H | ABS, 42), // destination port
+        /* 63 */ SockFilter::stmt(LDX | W | MEM, 0),
+        /* 64 */ SockFilter::stmt(ALU | XOR | X, 0),
+        /* 65 */ SockFilter::stmt(ALU | MOD | K, n),
+        /* 66 */ SockFilter::stmt(RET | A, 0),
+        /* 67 */ SockFilter::stmt(RET | K, 0),
+    ]);
+    debug_assert_eq!(prog.len(), RET0_V6 + 1);
     prog
 }
 
@@ -485,6 +520,118 @@ pub(crate) mod tests {
                     // software copy answers 0.
                     assert_eq!(crate::steer::fanout_xor_frame(&f, n), 0);
                     continue;
+                }
+                assert_eq!(
+                    Ok(crate::steer::fanout_xor_frame(&f, n)),
+                    run(&prog, &f),
+                    "n={n} frame={f:02x?}"
+                );
+            }
+        }
+    }
+
+    /// An Ethernet frame holding an IPv6 packet with next header `next` and the given
+    /// addresses and ports (right after the fixed header), optionally 802.1Q-tagged.
+    fn ipv6_frame(
+        vlan: Option<u16>,
+        next: u8,
+        src: [u8; 16],
+        dst: [u8; 16],
+        sport: u16,
+        dport: u16,
+    ) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+        if let Some(tci) = vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 12, next, 64]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[0, 12, 0, 0, b'r', b'o', b'u', b'g']);
+        f
+    }
+
+    #[test]
+    fn steers_ipv6_tcp_and_udp_symmetrically_and_the_rest_to_worker_0() {
+        let c: std::net::Ipv6Addr = "2001:2:0:1::2".parse().unwrap();
+        let s: std::net::Ipv6Addr = "2001:2:0:2::11".parse().unwrap();
+        let (c, s) = (c.octets(), s.octets());
+        let mut seen = [0u32; 4];
+        for n in [1u32, 2, 3, 4] {
+            let prog = steer_by_flow_program(n);
+            assert_eq!(
+                flow_program_steering(&prog),
+                Some(crate::steer::Steering::FanoutXor { workers: n })
+            );
+            for port in 40_000..40_064u16 {
+                for (next, vlan) in [(6, None), (17, None), (6, Some(42))] {
+                    let want = crate::steer::fanout_xor6(c, s, port, 80, n);
+                    assert_eq!(
+                        run(&prog, &ipv6_frame(vlan, next, c, s, port, 80)),
+                        Ok(want)
+                    );
+                    assert_eq!(
+                        run(&prog, &ipv6_frame(vlan, next, s, c, 80, port)),
+                        Ok(want),
+                        "reverse"
+                    );
+                    // The pipeline's view of the same flow agrees.
+                    let st = crate::steer::Steering::FanoutXor { workers: n };
+                    let (a, b) = (
+                        std::net::SocketAddr::new(c.into(), port),
+                        std::net::SocketAddr::new(s.into(), 80),
+                    );
+                    assert_eq!(st.worker(a, b), Some(want as usize));
+                    if n == 4 {
+                        seen[want as usize] += 1;
+                    }
+                }
+            }
+            // Extension headers (a fragment header here), ICMPv6, truncation: worker 0.
+            for next in [44, 58, 0] {
+                assert_eq!(run(&prog, &ipv6_frame(None, next, c, s, 1, 2)), Ok(0));
+            }
+            let short = ipv6_frame(None, 6, c, s, 1, 2);
+            assert_eq!(run(&prog, &short[..14 + 42]), Ok(0));
+        }
+        assert!(
+            seen.iter().all(|&k| k > 0),
+            "every worker gets IPv6 flows: {seen:?}"
+        );
+    }
+
+    /// The software copy agrees with the program on IPv6 frames too, damaged or not.
+    #[test]
+    fn the_software_fanout_agrees_with_the_program_on_ipv6() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in [1u32, 2, 3, 8] {
+            let prog = steer_by_flow_program(n);
+            for _ in 0..2000 {
+                let r = next();
+                let vlan = (r & 3 == 0).then_some((r >> 8) as u16 & 0x0fff);
+                let nh = [6, 17, 44, 58][(r >> 2) as usize & 3];
+                let (a, b) = (
+                    ((next() as u128) << 64 | next() as u128).to_be_bytes(),
+                    ((next() as u128) << 64 | next() as u128).to_be_bytes(),
+                );
+                let mut f = ipv6_frame(vlan, nh, a, b, next() as u16, next() as u16);
+                let l3 = if vlan.is_some() { 18 } else { 14 };
+                match (r >> 32) % 4 {
+                    0 => f.truncate(l3 + (next() as usize) % (f.len() - l3)),
+                    1 => {
+                        let at = l3 + (next() as usize) % 44;
+                        f[at] = next() as u8;
+                    }
+                    _ => {}
                 }
                 assert_eq!(
                     Ok(crate::steer::fanout_xor_frame(&f, n)),
