@@ -148,9 +148,10 @@ fn curl6_through_web6_reaches_every_member_and_long_uploads_find_the_path_mtu() 
         std::thread::sleep(Duration::from_millis(200));
     }
     let mut seen = BTreeSet::new();
-    // Local ports taken in turn (the kernel gives connect() ports of one parity, which
-    // the XOR formula would put on one worker of two).
-    for _ in 0..16 {
+    // Local ports of both parities, one per flow (the kernel gives connect() ports of
+    // one parity, which the XOR formula would put on one worker of two).
+    for i in 0..16u16 {
+        let port = (45_000 + i).to_string();
         let out = bed.exec(
             "client",
             Duration::from_secs(10),
@@ -161,7 +162,7 @@ fn curl6_through_web6_reaches_every_member_and_long_uploads_find_the_path_mtu() 
                 "-m",
                 "5",
                 "--local-port",
-                "45000-45199",
+                &port,
                 "http://[2001:2:0:1::100]/",
             ],
         );
