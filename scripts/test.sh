@@ -124,6 +124,8 @@ if [[ $QUICK -eq 0 ]]; then
         # Every scenario (`all`), each with every peer: a missing peer tool or a void
         # system fails the run.
         perf/run --smoke --out "$smoke_out" all
+        # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
+        perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp
         rm -rf "$smoke_out"
     fi
 fi
