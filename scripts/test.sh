@@ -73,7 +73,7 @@ fi
 # The appliance's unit tests ran (and were counted) above already; count the DPDK
 # end-to-end test, which must have run.
 awk '/Running tests\/drivers.rs/ {d=1} d && /^test result: ok/ {print; exit}' /tmp/rouge-test-dpdk-e2e.log > /tmp/rouge-test-dpdk-e2e.result
-if ! grep -q "ok. 1 passed" /tmp/rouge-test-dpdk-e2e.result; then
+if ! grep -q "ok. 2 passed" /tmp/rouge-test-dpdk-e2e.result; then
     echo "the DPDK end-to-end test did not run (full log: /tmp/rouge-test-dpdk-e2e.log)"
     exit 1
 fi
@@ -126,6 +126,8 @@ if [[ $QUICK -eq 0 ]]; then
         # Every scenario (`all`), each with every peer: a missing peer tool or a void
         # system fails the run.
         perf/run --smoke --out "$smoke_out" all
+        # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
+        perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp
         rm -rf "$smoke_out"
     fi
 fi

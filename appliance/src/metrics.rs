@@ -784,6 +784,8 @@ pub(crate) mod tests {
             "rouge_drops_total{reason=\"eth_unsupported_type\"} 0",
             "rouge_class_queue_delay_seconds_bucket{class=\"gold\",interface=\"lb-c\",le=\"+Inf\"} 0",
             "rouge_class_queue_delay_seconds_count{class=\"gold\",interface=\"lb-c\"} 0",
+            "rouge_worker_handoffs_total{worker=\"0\"} 0",
+            "rouge_worker_handoff_drops_total{worker=\"0\"} 0",
         ] {
             assert!(text.lines().any(|l| l == sample), "{sample} missing");
         }

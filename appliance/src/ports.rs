@@ -15,8 +15,10 @@
 //!   worker that owns its flow (`crate::handoff`).
 //! - **dpdk** (cargo feature `dpdk`): DPDK's EAL is initialised once, before the
 //!   workers, with the devices of every DPDK interface and `[system] dpdk_args`; each
-//!   device is one RX/TX queue pair, driven by the only worker, which makes itself an
-//!   EAL lcore when it starts ([`register_worker`]).
+//!   device gets one RX/TX queue pair per worker (queue pair `w` for worker `w`, which
+//!   makes itself an EAL lcore when it starts: [`register_worker`]). As with AF_XDP,
+//!   the device chooses each frame's queue, and frames are handed to the worker that
+//!   owns their flow (`crate::handoff`).
 
 use rouge_drivers::afpacket::{self, AfPacketConfig, AfPacketPort, Fanout, FanoutMode};
 use rouge_drivers::afxdp::{AfXdpConfig, AfXdpPort};
@@ -175,12 +177,15 @@ mod dpdk {
             let device = drivers::dpdk_device(itf).ok_or_else(|| {
                 format!("interface `{}` (dpdk): no pci or vdev is given", itf.name)
             })?;
-            let mut port = DpdkPort::open(eal, &device, &DpdkConfig::default())
+            let queues = drivers::dpdk_queues(itf, cores.len()).min(u32::from(u16::MAX)) as u16;
+            let ports = DpdkPort::open_queues(eal, &device, queues, &DpdkConfig::default())
                 .map_err(|e| format!("interface `{}` (dpdk): {e}", itf.name))?;
-            port.set_name(&itf.name);
-            tracing::info!(interface = %itf.name, %device, port_id = port.port_id(), "DPDK port started");
-            if let Some(slot) = slots.first_mut().and_then(|s| s.get_mut(i)) {
-                *slot = Some(port.into());
+            for (w, mut port) in ports.into_iter().enumerate() {
+                port.set_name(&itf.name);
+                tracing::info!(interface = %itf.name, %device, port_id = port.port_id(), queue = port.queue(), worker = w, "DPDK port started");
+                if let Some(slot) = slots.get_mut(w).and_then(|s| s.get_mut(i)) {
+                    *slot = Some(port.into());
+                }
             }
         }
         Ok(())

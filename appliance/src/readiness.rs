@@ -85,7 +85,7 @@ pub fn needs(driver: Driver) -> &'static str {
     match driver {
         Driver::Afpacket => "root (CAP_NET_RAW), the interfaces up; any number of workers (a fanout group spreads the frames)",
         Driver::Afxdp => "root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF), a kernel with AF_XDP sockets, one queue of every interface per worker (zero-copy where the NIC's driver offers it)",
-        Driver::Dpdk => "a rouge built with --features dpdk, root, hugepages (unless dpdk_args has --no-huge), each NIC bound to vfio-pci (or a vdev), one worker",
+        Driver::Dpdk => "a rouge built with --features dpdk, root, hugepages (unless dpdk_args has --no-huge), each NIC bound to vfio-pci (or a vdev), one queue pair of every device per worker",
     }
 }
 
@@ -257,10 +257,18 @@ pub fn assess(cfg: &Config, facts: &Facts) -> Vec<DriverReport> {
                         }
                     }
                 }
+                for (i, field, problem, fix) in drivers::worker_problems(cfg, workers) {
+                    if cfg.interfaces[i].driver == Driver::Dpdk {
+                        push(
+                            Level::Missing,
+                            format!("{}: {field}: {problem}; fix: {fix}", cfg.interfaces[i].name),
+                        );
+                    }
+                }
                 if workers > 1 {
                     push(
-                        Level::Missing,
-                        format!("{workers} workers, but a DPDK port has one RX/TX queue pair in this build; fix: list one core in [system] cores"),
+                        Level::Note,
+                        format!("{workers} workers: worker w drives queue pair w of every DPDK device; the device (not Rouge) chooses each frame's queue, so a frame whose flow another worker owns is handed to that worker (counted as handoffs in `rouge show stats`)"),
                     );
                 }
             }
@@ -494,6 +502,15 @@ mod tests {
         assert!(!missing && text.contains("ok: --no-huge"), "{text}");
         cfg.system.cores = Some(vec![0, 1]);
         let (text, missing) = render(&assess(&cfg, &facts));
-        assert!(missing && text.contains("one RX/TX queue pair"), "{text}");
+        assert!(
+            missing
+                && text.contains(
+                    "lb-c: vdev: `net_af_packet0,iface=lb-c` has 1 queue pair(s), but 2 workers"
+                ),
+            "{text}"
+        );
+        cfg.interfaces[1].vdev = Some("net_af_packet0,iface=lb-c,qpairs=2".into());
+        let (text, missing) = render(&assess(&cfg, &facts));
+        assert!(!missing && text.contains("handed to that worker"), "{text}");
     }
 }

@@ -207,3 +207,82 @@ fn frames_cross_a_veth_through_net_af_packet() {
     assert_eq!(send(&mut b, &pool, &back), 1);
     assert!(recv(&mut a, &pool, 1, Duration::from_secs(3)).0 == back);
 }
+
+/// An IPv4 UDP frame of flow `sport` (so the kernel's flow hash spreads such frames).
+fn udp_frame(sport: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 20 + 8 + 18];
+    f[..6].copy_from_slice(&MacAddr::BROADCAST.0);
+    f[6..12].copy_from_slice(&MacAddr::local(7).0);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&46u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[198, 18, 1, 2]);
+    ip[16..20].copy_from_slice(&[198, 18, 2, 11]);
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&9u16.to_be_bytes());
+    f[38..40].copy_from_slice(&26u16.to_be_bytes());
+    f
+}
+
+/// One device with two queue pairs (`net_af_packet` with `qpairs=2`: two sockets in a
+/// kernel fanout group): frames of 64 flows sent to it arrive spread over both queue
+/// ports and none is lost, each queue port transmits, and the device stays open until
+/// its last port goes.
+#[test]
+fn a_device_with_two_queue_pairs_gives_a_port_per_queue() {
+    if !root() {
+        return;
+    }
+    let (eal, _lock) = eal();
+    let ns = TestNs::new("rgd", 1, MacAddr::local(0xa), MacAddr::local(0xb));
+    let cfg = DpdkConfig::default();
+    let (mut a, mut b) = ns.run(|| {
+        eal.probe("net_af_packet_qa,iface=va").expect("probe va");
+        eal.probe("net_af_packet_qb,iface=vb,qpairs=2")
+            .expect("probe vb");
+        (
+            DpdkPort::open(eal, "net_af_packet_qa", &cfg).expect("open va"),
+            DpdkPort::open_queues(eal, "net_af_packet_qb", 2, &cfg).expect("open vb"),
+        )
+    });
+    assert_eq!(b.len(), 2);
+    assert_eq!((b[0].queue(), b[1].queue()), (0, 1));
+    assert_eq!(b[0].port_id(), b[1].port_id());
+    let pool = PacketPool::new(256);
+    let frames: Vec<_> = (0..64).map(|i| udp_frame(40000 + i)).collect();
+    assert_eq!(send(&mut a, &pool, &frames[..32]), 32);
+    assert_eq!(send(&mut a, &pool, &frames[32..]), 32);
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    let mut got = [Vec::new(), Vec::new()];
+    while got[0].len() + got[1].len() < 64 && std::time::Instant::now() < end {
+        for (q, port) in b.iter_mut().enumerate() {
+            let mut out = Burst::new();
+            port.rx_burst(&pool, &mut out);
+            got[q].extend(out.iter().map(|p| p.data().to_vec()));
+        }
+    }
+    assert_eq!(got[0].len() + got[1].len(), 64, "every frame arrives once");
+    assert!(
+        !got[0].is_empty() && !got[1].is_empty(),
+        "both queues get flows: {} and {}",
+        got[0].len(),
+        got[1].len()
+    );
+    let mut all: Vec<_> = got.concat();
+    all.sort();
+    let mut want = frames.clone();
+    want.sort();
+    assert!(all == want, "the frames arrive intact");
+    // Each queue port transmits; the device outlives the first port dropped.
+    let back = b.pop().unwrap();
+    let mut q0 = b.pop().unwrap();
+    drop(back);
+    assert_eq!(send(&mut q0, &pool, &[frame(7, 200)]), 1);
+    assert_eq!(
+        recv(&mut a, &pool, 1, Duration::from_secs(3)).0,
+        vec![frame(7, 200)]
+    );
+}

@@ -10,11 +10,11 @@
 //! - curl through the fastl4 VIP 198.18.1.100:80 reaches every pool member;
 //! - the port counters of `show interfaces` name the driver and saw the traffic.
 //!
-//! One worker for the suite: a DPDK port has one queue pair, and a veth one queue
-//! unless made with more. With two AF_XDP workers on veths of two queues, every flow's
-//! frames are processed by the worker the steering names, whichever queue they came in
-//! on (the hand-off between workers, tested below); two workers on one-queue veths are
-//! refused with the reason.
+//! One worker for the suite. With two workers (AF_XDP on veths of two queues, DPDK on
+//! `net_af_packet` vdevs of two queue pairs) every flow's frames are processed by the
+//! worker the steering names, whichever queue they came in on (the hand-off between
+//! workers, tested below); two AF_XDP workers on one-queue veths are refused with the
+//! reason.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -262,22 +262,41 @@ fn fanout_owner(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, workers: u32
 }
 
 /// Two AF_XDP workers on veths of two queues: the peers' kernels choose each frame's
-/// queue, and a frame whose flow the other worker owns is handed to it. Every
-/// connection through the fastl4 VIP (client-side source ports chosen by the test)
-/// completes, each flow is created on exactly the worker the steering names, the
-/// hand-offs are counted and none is lost.
+/// queue, and a frame whose flow the other worker owns is handed to it (see
+/// [`two_workers_hand_each_flow_to_its_owner`]).
 #[test]
 fn afxdp_two_workers_hand_each_flow_to_its_owner() {
-    let bin = rouge_bin();
-    let mut bed = Testbed::up_with_queues(false, 2);
-    let config = bed.dir.join("two-workers.toml");
     let text = std::fs::read_to_string(testbed_config_for("afxdp"))
         .unwrap()
         .replace("# cores = [1]", "cores = [0, 1]")
         .replace("queues = 1 ", "queues = 2 ")
         .replace("queues = 1\n", "queues = 2\n");
+    two_workers_hand_each_flow_to_its_owner(&rouge_bin(), &text, 2);
+}
+
+/// Two DPDK workers, each on its queue pair of `net_af_packet` vdevs with `qpairs=2`
+/// (the kernel's fanout hash chooses each frame's queue): frames are handed to the
+/// worker that owns their flow (see [`two_workers_hand_each_flow_to_its_owner`]).
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_two_workers_hand_each_flow_to_its_owner() {
+    let text = std::fs::read_to_string(testbed_config_for("dpdk"))
+        .unwrap()
+        .replace("# cores = [1]", "cores = [0, 1]")
+        .replace("iface=lb-c\"", "iface=lb-c,qpairs=2\"")
+        .replace("iface=lb-s\"", "iface=lb-s,qpairs=2\"");
+    two_workers_hand_each_flow_to_its_owner(&rouge_dpdk_bin(), &text, 1);
+}
+
+/// Two workers on ports whose queue the device chooses, with the configuration `text`
+/// on a test bed of veths with `queues` queues: every connection through the fastl4
+/// VIP (client-side source ports chosen by the test) completes, each flow is created on
+/// exactly the worker the steering names, the hand-offs are counted and none is lost.
+fn two_workers_hand_each_flow_to_its_owner(bin: &Path, text: &str, queues: u32) {
+    let mut bed = Testbed::up_with_queues(false, queues);
+    let config = bed.dir.join("two-workers.toml");
     std::fs::write(&config, text).unwrap();
-    let out = in_lb(&bed, &bin, &["check", "--config", config.to_str().unwrap()]);
+    let out = in_lb(&bed, bin, &["check", "--config", config.to_str().unwrap()]);
     let report = stdout(&out);
     assert!(
         out.status.success() && !report.contains("MISSING"),
@@ -285,7 +304,7 @@ fn afxdp_two_workers_hand_each_flow_to_its_owner() {
     );
 
     serve_members(&mut bed);
-    bed.start_rouge_bin(&bin, &config, &[]);
+    bed.start_rouge_bin(bin, &config, &[]);
     wait_members_up(&bed);
 
     let before = bed.rouge_json(&["show", "stats"]).unwrap();

@@ -6,7 +6,7 @@
 //! |------------|------------------------------|------------------------------------------|
 //! | `afpacket` | `rx_ring`                    | any: a fanout group spreads the frames   |
 //! | `afxdp`    | `queues` (default: workers)  | one queue of every interface per worker  |
-//! | `dpdk`     | `pci` or `vdev`, `queues = 1`| one (one RX/TX queue pair per device)    |
+//! | `dpdk`     | `pci` or `vdev`, `queues`    | one queue pair of every device per worker|
 //!
 //! The checks here are pure (no machine is looked at); what a driver needs from the
 //! machine (root, hugepages, a bound NIC) is `rouge check`'s report, in
@@ -25,6 +25,12 @@ pub const DPDK_BUILT: bool = cfg!(feature = "dpdk");
 
 /// The AF_XDP queues `itf` binds with `workers` workers: `queues`, else one per worker.
 pub fn afxdp_queues(itf: &InterfaceCfg, workers: usize) -> u32 {
+    itf.queues.unwrap_or(workers as u32)
+}
+
+/// The DPDK queue pairs `itf` opens with `workers` workers: `queues`, else one per
+/// worker.
+pub fn dpdk_queues(itf: &InterfaceCfg, workers: usize) -> u32 {
     itf.queues.unwrap_or(workers as u32)
 }
 
@@ -153,15 +159,32 @@ pub fn worker_problems(cfg: &Config, workers: usize) -> Vec<(usize, &'static str
                 }
             }
             Driver::Dpdk => {
-                if workers > 1 {
+                let q = dpdk_queues(itf, workers);
+                if q as usize != workers {
                     out.push((
                         i,
-                        "driver",
+                        "queues",
                         format!(
-                            "a DPDK port has one RX/TX queue pair in this build, so one worker drives it, but {workers} workers run"
+                            "queues = {q} but {workers} worker(s) run: each worker drives one queue pair of every DPDK interface"
                         ),
-                        "list one core in [system] cores (or --cores), e.g. cores = [1]".into(),
+                        format!(
+                            "set queues = {workers} (the device needs that many queue pairs; a vdev says so, e.g. net_af_packet0,iface=lb-c,qpairs={workers}), or run {q} worker(s) with [system] cores"
+                        ),
                     ));
+                } else if let Some(v) = itf.vdev.as_deref().filter(|_| q > 1) {
+                    // net_af_packet opens one queue pair unless told otherwise.
+                    let pairs = vdev_arg(v, "qpairs").and_then(|n| n.parse::<u32>().ok());
+                    if vdev_name(v).starts_with("net_af_packet") && pairs.unwrap_or(1) < q {
+                        out.push((
+                            i,
+                            "vdev",
+                            format!(
+                                "`{v}` has {} queue pair(s), but {q} workers each drive one",
+                                pairs.unwrap_or(1)
+                            ),
+                            format!("add ,qpairs={q} to the vdev"),
+                        ));
+                    }
                 }
             }
         }
@@ -219,13 +242,13 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
                     );
                 }
                 check_dpdk_device(c, i, itf, &mut devices);
-                if let Some(q) = itf.queues.filter(|q| *q != 1) {
+                if let Some(q) = itf.queues.filter(|q| !(1..=256).contains(q)) {
                     c.err(
                         table,
                         Some(i),
                         "queues",
-                        format!("{q} queues: a DPDK port has one RX/TX queue pair in this build"),
-                        "set queues = 1 or remove the line",
+                        format!("{q} is out of range"),
+                        "use 1 to 256, one queue pair per worker (or remove it: one per worker)",
                     );
                 }
             }
@@ -414,9 +437,26 @@ mod tests {
         assert!(p[0].2.contains("queues = 1 but 2 worker(s)"), "{}", p[0].2);
         assert!(p[0].3.contains("a veth has one queue"), "{}", p[0].3);
         assert!(worker_problems(&cfg, 1).is_empty());
-        let cfg = cfg_with(&[("lb-c", Driver::Dpdk, Some("net_ring0"))], 2, &[]);
+        let mut cfg = cfg_with(&[("lb-c", Driver::Dpdk, Some("net_ring0"))], 2, &[]);
+        assert!(
+            worker_problems(&cfg, 2).is_empty(),
+            "default: one per worker"
+        );
+        cfg.interfaces[0].queues = Some(1);
         let p = worker_problems(&cfg, 2);
-        assert_eq!((p.len(), p[0].1), (1, "driver"));
+        assert_eq!((p.len(), p[0].1), (1, "queues"));
+        assert!(p[0].3.contains("qpairs=2"), "{}", p[0].3);
         assert!(worker_problems(&cfg, 1).is_empty());
+        // net_af_packet opens one queue pair unless its arguments ask for more.
+        let mut cfg = cfg_with(
+            &[("lb-c", Driver::Dpdk, Some("net_af_packet0,iface=lb-c"))],
+            2,
+            &[],
+        );
+        let p = worker_problems(&cfg, 2);
+        assert_eq!((p.len(), p[0].1), (1, "vdev"));
+        assert!(p[0].3.contains(",qpairs=2"), "{}", p[0].3);
+        cfg.interfaces[0].vdev = Some("net_af_packet0,iface=lb-c,qpairs=2".into());
+        assert!(worker_problems(&cfg, 2).is_empty());
     }
 }

@@ -186,8 +186,9 @@ pub struct InterfaceCfg {
     /// AF_PACKET receive ring layout.
     #[serde(default)]
     pub rx_ring: RxRing,
-    /// AF_XDP: queues of the interface to bind, queue `w` for worker `w` (default: one
-    /// per worker); DPDK: 1 (one RX/TX queue pair). Not for AF_PACKET.
+    /// AF_XDP: queues of the interface to bind, queue `w` for worker `w`; DPDK: RX/TX
+    /// queue pairs of the device, pair `w` for worker `w` (default for both: one per
+    /// worker). Not for AF_PACKET.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queues: Option<u32>,
     /// DPDK: the PCI address of a NIC bound to vfio-pci, e.g. `0000:00:04.0`.

@@ -700,7 +700,7 @@ fn driver_fields_that_do_not_fit_name_the_line_field_and_fix() {
 
 #[cfg(feature = "dpdk")]
 #[test]
-fn dpdk_ports_need_one_valid_unique_device_and_one_worker() {
+fn dpdk_ports_need_one_valid_unique_device_and_a_queue_pair_per_worker() {
     let check = |from: &str, to: &str, field: &str, says: &str| {
         let text = TESTBED_DPDK.replacen(from, to, 1);
         let (e, shown) = one_error(&text);
@@ -734,7 +734,18 @@ fn dpdk_ports_need_one_valid_unique_device_and_one_worker() {
     let text = TESTBED_DPDK.replace("# cores = [1]", "cores = [0, 1]");
     let e = errors(&text);
     assert_eq!(e.len(), 2, "{e:?}");
-    assert!(e[0].problem.contains("one RX/TX queue pair"), "{e:?}");
+    assert!(
+        e[0].problem.contains("has 1 queue pair(s), but 2 workers"),
+        "{e:?}"
+    );
+    assert!(e[0].fix.contains(",qpairs=2"), "{e:?}");
+    let text = text
+        .replace("iface=lb-c\"", "iface=lb-c,qpairs=2\"")
+        .replace("iface=lb-s\"", "iface=lb-s,qpairs=2\"");
+    assert!(
+        parse("x.toml", &text).is_ok(),
+        "two workers, two queue pairs each"
+    );
 }
 
 #[test]

@@ -1,10 +1,15 @@
-//! `dpdk`: a [`Port`] over a DPDK ethdev (feature `dpdk`), with one RX/TX queue pair.
+//! `dpdk`: a [`Port`] over one RX/TX queue pair of a DPDK ethdev (feature `dpdk`).
 //!
 //! [`Eal::init`] initialises DPDK's EAL once per process; [`DpdkPort::open`] then
 //! configures one ethdev (a PCI NIC bound to `vfio-pci`, or a virtual device such as
 //! `net_ring0`, `net_af_packet0,iface=lb-c` or `net_af_xdp0,iface=lb-c`) with one
-//! receive and one transmit queue, an mbuf pool of its own, and starts it. Dropping the
-//! port stops and closes the device and frees the pool.
+//! receive and one transmit queue, an mbuf pool of its own, and starts it;
+//! [`DpdkPort::open_queues`] configures `n` queue pairs and returns one port per pair
+//! (one per worker), sharing the device and its pool. Dropping the last port of a
+//! device stops and closes it and frees the pool. Which queue a frame arrives on is the
+//! device's choice (a NIC's RSS hash, `net_af_packet`'s fanout with `qpairs=N`): the
+//! ports describe their steering as [`Steering::Opaque`](crate::steer::Steering), and
+//! the appliance hands each frame to the worker that owns its flow.
 //!
 //! # Copies
 //!
@@ -137,24 +142,130 @@ pub struct DpdkStats {
     pub rx_nombuf: u64,
 }
 
-/// A DPDK ethdev with one RX/TX queue pair. See the [module documentation](self).
+/// A configured ethdev and its mbuf pool, shared by the ports of its queue pairs. The
+/// last one to go stops and closes the device and frees the pool.
+struct Device {
+    port_id: u16,
+    pool: ptr::NonNull<sys::rte_mempool>,
+}
+
+// SAFETY: a `Device` is only touched on drop (stop, close, free), which happens once,
+// after every port of its queues is gone; DPDK's mempool is safe for concurrent use by
+// the queues' threads (each queue is used by one thread at a time).
+unsafe impl Send for Device {}
+// SAFETY: see `Send`: shared references give access to nothing but the pool pointer,
+// whose mempool operations are thread-safe.
+unsafe impl Sync for Device {}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        // SAFETY: the device was configured by `open_queues`; stopping and closing
+        // release its queues and the mbufs they hold, after which nothing references
+        // the pool, which is freed last. Failures leave nothing else to do.
+        unsafe {
+            sys::rte_eth_dev_stop(self.port_id);
+            sys::rte_eth_dev_close(self.port_id);
+            sys::rte_mempool_free(self.pool.as_ptr());
+        }
+    }
+}
+
+/// One RX/TX queue pair of a DPDK ethdev. See the [module documentation](self).
 pub struct DpdkPort {
     name: String,
     port_id: u16,
+    queue: u16,
     mac: MacAddr,
     mtu: usize,
     max_tx_len: usize,
     pool: ptr::NonNull<sys::rte_mempool>,
+    /// Keeps the device (and the pool) open while this port lives.
+    _device: Arc<Device>,
     counters: Arc<PortCounters>,
     dev: DpdkStats,
     stats_interval: u32,
     calls_since_stats: u32,
 }
 
-// SAFETY: the port exclusively owns its ethdev queue pair and its mbuf pool; DPDK's
-// burst and mbuf functions may be called from any one thread at a time per queue,
-// and the port is only used through `&mut self` (not `Sync`).
+// SAFETY: the port exclusively owns its queue pair of the ethdev; DPDK's burst and
+// mbuf functions may be called from any one thread at a time per queue, the shared
+// pool is thread-safe, and the port is only used through `&mut self` (not `Sync`).
 unsafe impl Send for DpdkPort {}
+
+/// Configures `dev` with `queues` RX/TX queue pairs over its pool, starts it, and
+/// returns its MAC address and MTU.
+fn start(
+    name: &str,
+    dev: &Device,
+    queues: u16,
+    config: &DpdkConfig,
+    socket: i32,
+) -> Result<(MacAddr, usize), DpdkError> {
+    let id = dev.port_id;
+    let conf = sys::rte_eth_conf::default();
+    // SAFETY: `conf` is a valid, zeroed (default) configuration that outlives the call.
+    let rc = unsafe { sys::rte_eth_dev_configure(id, queues, queues, &conf) };
+    if rc < 0 {
+        let hint = if queues > 1 {
+            " (does the device offer that many queue pairs? a vdev says so in its arguments, e.g. net_af_packet0,iface=lb-c,qpairs=2)"
+        } else {
+            ""
+        };
+        return Err(DpdkError::Call {
+            device: name.into(),
+            call: "rte_eth_dev_configure",
+            reason: format!("{}{hint}", eal::strerror(rc)),
+        });
+    }
+    for q in 0..queues {
+        // SAFETY: the port is configured with `queues` queues and `q` is below; null
+        // configs ask for the PMD's defaults; the pool outlives the queue (freed after
+        // the device is closed).
+        let rc = unsafe {
+            sys::rte_eth_rx_queue_setup(
+                id,
+                q,
+                config.rx_desc,
+                socket as u32,
+                ptr::null(),
+                dev.pool.as_ptr(),
+            )
+        };
+        if rc < 0 {
+            return Err(call_err(name, "rte_eth_rx_queue_setup", rc));
+        }
+        // SAFETY: as above, for the transmit queue.
+        let rc = unsafe {
+            sys::rte_eth_tx_queue_setup(id, q, config.tx_desc, socket as u32, ptr::null())
+        };
+        if rc < 0 {
+            return Err(call_err(name, "rte_eth_tx_queue_setup", rc));
+        }
+    }
+    // SAFETY: the port is configured with its queues set up.
+    let rc = unsafe { sys::rte_eth_dev_start(id) };
+    if rc < 0 {
+        return Err(call_err(name, "rte_eth_dev_start", rc));
+    }
+    // Not every PMD has a promiscuous mode (net_ring has not); an ADC port on a
+    // NIC needs it only for VIP MACs it does not own, so a failure is not fatal.
+    // SAFETY: the port is started.
+    let _ = unsafe { sys::rte_eth_promiscuous_enable(id) };
+    let mut mac = sys::rte_ether_addr::default();
+    // SAFETY: `mac` is a writable address that outlives the call.
+    let rc = unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
+    if rc < 0 {
+        return Err(call_err(name, "rte_eth_macaddr_get", rc));
+    }
+    let mut mtu = 0u16;
+    // SAFETY: `mtu` is a writable u16 that outlives the call.
+    let rc = unsafe { sys::rte_eth_dev_get_mtu(id, &mut mtu) };
+    if rc < 0 {
+        return Err(call_err(name, "rte_eth_dev_get_mtu", rc));
+    }
+    let mac = MacAddr(mac.addr_bytes);
+    Ok((mac, mtu as usize))
+}
 
 fn call_err(device: &str, call: &'static str, rc: i32) -> DpdkError {
     DpdkError::Call {
@@ -166,8 +277,30 @@ fn call_err(device: &str, call: &'static str, rc: i32) -> DpdkError {
 
 impl DpdkPort {
     /// Opens and starts the ethdev named `device` (a PCI address as the EAL names it,
-    /// or a vdev name such as `net_ring0`).
-    pub fn open(_eal: Eal, device: &str, config: &DpdkConfig) -> Result<DpdkPort, DpdkError> {
+    /// or a vdev name such as `net_ring0`) with one queue pair.
+    pub fn open(eal: Eal, device: &str, config: &DpdkConfig) -> Result<DpdkPort, DpdkError> {
+        let mut v = Self::open_queues(eal, device, 1, config)?;
+        v.pop().ok_or_else(|| DpdkError::NoSuchPort {
+            device: device.into(),
+        })
+    }
+
+    /// Opens and starts the ethdev named `device` with `queues` RX/TX queue pairs and
+    /// one mbuf pool (`config.mbufs` per queue), and returns one port per pair, in
+    /// queue order. The device must offer that many queues (a vdev says so in its
+    /// arguments: `net_af_packet0,iface=lb-c,qpairs=2`).
+    pub fn open_queues(
+        _eal: Eal,
+        device: &str,
+        queues: u16,
+        config: &DpdkConfig,
+    ) -> Result<Vec<DpdkPort>, DpdkError> {
+        if queues == 0 {
+            return Err(DpdkError::Config {
+                device: device.into(),
+                reason: "queues must be at least 1".into(),
+            });
+        }
         if config.stats_interval == 0
             || config.mbufs <= u32::from(config.rx_desc) + u32::from(config.tx_desc)
         {
@@ -212,7 +345,7 @@ impl DpdkPort {
         let pool = unsafe {
             sys::rte_pktmbuf_pool_create(
                 pool_name.as_ptr(),
-                config.mbufs,
+                config.mbufs.saturating_mul(u32::from(queues)),
                 config.mbuf_cache,
                 0,
                 sys::RTE_MBUF_DEFAULT_BUF_SIZE as u16,
@@ -231,80 +364,26 @@ impl DpdkPort {
                 ),
             });
         };
-        // From here on, dropping `port` (also when `start` fails) stops and closes the
+        // From here on, dropping `dev` (also when `start` fails) stops and closes the
         // device and frees the pool.
-        let mut port = DpdkPort {
-            name: device.to_string(),
-            port_id,
-            mac: MacAddr::ZERO,
-            mtu: 0,
-            max_tx_len: 0,
-            pool,
-            counters: PortCounters::new_shared(),
-            dev: DpdkStats::default(),
-            stats_interval: config.stats_interval,
-            calls_since_stats: 0,
-        };
-        port.start(config, socket)?;
-        Ok(port)
-    }
-
-    fn start(&mut self, config: &DpdkConfig, socket: i32) -> Result<(), DpdkError> {
-        let (dev, id) = (self.name.as_str(), self.port_id);
-        let conf = sys::rte_eth_conf::default();
-        // SAFETY: `conf` is a valid, zeroed (default) configuration that outlives the
-        // call; one RX and one TX queue.
-        let rc = unsafe { sys::rte_eth_dev_configure(id, 1, 1, &conf) };
-        if rc < 0 {
-            return Err(call_err(dev, "rte_eth_dev_configure", rc));
-        }
-        // SAFETY: the port is configured with queue 0; null configs ask for the PMD's
-        // defaults; the pool outlives the queue (freed after the device is closed).
-        let rc = unsafe {
-            sys::rte_eth_rx_queue_setup(
-                id,
-                0,
-                config.rx_desc,
-                socket as u32,
-                ptr::null(),
-                self.pool.as_ptr(),
-            )
-        };
-        if rc < 0 {
-            return Err(call_err(dev, "rte_eth_rx_queue_setup", rc));
-        }
-        // SAFETY: as above, for the transmit queue.
-        let rc = unsafe {
-            sys::rte_eth_tx_queue_setup(id, 0, config.tx_desc, socket as u32, ptr::null())
-        };
-        if rc < 0 {
-            return Err(call_err(dev, "rte_eth_tx_queue_setup", rc));
-        }
-        // SAFETY: the port is configured with its queues set up.
-        let rc = unsafe { sys::rte_eth_dev_start(id) };
-        if rc < 0 {
-            return Err(call_err(dev, "rte_eth_dev_start", rc));
-        }
-        // Not every PMD has a promiscuous mode (net_ring has not); an ADC port on a
-        // NIC needs it only for VIP MACs it does not own, so a failure is not fatal.
-        // SAFETY: the port is started.
-        let _ = unsafe { sys::rte_eth_promiscuous_enable(id) };
-        let mut mac = sys::rte_ether_addr::default();
-        // SAFETY: `mac` is a writable address that outlives the call.
-        let rc = unsafe { sys::rte_eth_macaddr_get(id, &mut mac) };
-        if rc < 0 {
-            return Err(call_err(dev, "rte_eth_macaddr_get", rc));
-        }
-        let mut mtu = 0u16;
-        // SAFETY: `mtu` is a writable u16 that outlives the call.
-        let rc = unsafe { sys::rte_eth_dev_get_mtu(id, &mut mtu) };
-        if rc < 0 {
-            return Err(call_err(dev, "rte_eth_dev_get_mtu", rc));
-        }
-        self.mac = MacAddr(mac.addr_bytes);
-        self.mtu = mtu as usize;
-        self.max_tx_len = (self.mtu + 18).min(MAX_FRAME);
-        Ok(())
+        let dev = Arc::new(Device { port_id, pool });
+        let (mac, mtu) = start(device, &dev, queues, config, socket)?;
+        Ok((0..queues)
+            .map(|queue| DpdkPort {
+                name: device.to_string(),
+                port_id,
+                queue,
+                mac,
+                mtu,
+                max_tx_len: (mtu + 18).min(MAX_FRAME),
+                pool,
+                _device: dev.clone(),
+                counters: PortCounters::new_shared(),
+                dev: DpdkStats::default(),
+                stats_interval: config.stats_interval,
+                calls_since_stats: 0,
+            })
+            .collect())
     }
 
     /// Sets the name [`Port::name`] reports (default: the device name), e.g. the
@@ -316,6 +395,11 @@ impl DpdkPort {
     /// The ethdev's port id.
     pub fn port_id(&self) -> u16 {
         self.port_id
+    }
+
+    /// The queue pair this port drives.
+    pub fn queue(&self) -> u16 {
+        self.queue
     }
 
     /// Largest frame [`Port::tx_burst`] sends (MTU + Ethernet header + one tag).
@@ -383,15 +467,18 @@ impl Port for DpdkPort {
 
     fn rx_burst(&mut self, pool: &PacketPool, out: &mut Burst) -> usize {
         self.calls_since_stats += 1;
-        if self.calls_since_stats >= self.stats_interval {
+        // The device's figures are the device's: queue 0 reads and counts them.
+        if self.queue == 0 && self.calls_since_stats >= self.stats_interval {
             self.poll_stats();
         }
         let mut mbufs = [ptr::null_mut::<sys::rte_mbuf>(); BURST_SIZE];
         let room = (out.capacity() - out.len()) as u16;
-        // SAFETY: the port is started with RX queue 0; `mbufs` has room for `room`
-        // pointers, which the PMD fills with mbufs we now own.
+        // SAFETY: the port is started with RX queue `self.queue`, which only this port
+        // uses; `mbufs` has room for `room` pointers, which the PMD fills with mbufs we
+        // now own.
         let n =
-            unsafe { sys::rouge_eth_rx_burst(self.port_id, 0, mbufs.as_mut_ptr(), room) } as usize;
+            unsafe { sys::rouge_eth_rx_burst(self.port_id, self.queue, mbufs.as_mut_ptr(), room) }
+                as usize;
         let before = out.len();
         for &m in &mbufs[..n] {
             // SAFETY: `m` is a valid mbuf the PMD handed over.
@@ -474,10 +561,12 @@ impl Port for DpdkPort {
         if k == 0 {
             return 0;
         }
-        // SAFETY: the port is started with TX queue 0; the first `k` entries are valid
-        // mbufs; the PMD takes ownership of the first `sent` of them.
-        let sent = unsafe { sys::rouge_eth_tx_burst(self.port_id, 0, mbufs.as_mut_ptr(), k as u16) }
-            as usize;
+        // SAFETY: the port is started with TX queue `self.queue`, which only this port
+        // uses; the first `k` entries are valid mbufs; the PMD takes ownership of the
+        // first `sent` of them.
+        let sent = unsafe {
+            sys::rouge_eth_tx_burst(self.port_id, self.queue, mbufs.as_mut_ptr(), k as u16)
+        } as usize;
         for &len in &lens[..sent] {
             self.counters.tx(len);
         }
@@ -495,24 +584,12 @@ impl Port for DpdkPort {
     }
 }
 
-impl Drop for DpdkPort {
-    fn drop(&mut self) {
-        // SAFETY: the port was configured by `open`; stopping and closing release its
-        // queues and the mbufs they hold, after which nothing references the pool,
-        // which is freed last. Failures leave nothing else to do.
-        unsafe {
-            sys::rte_eth_dev_stop(self.port_id);
-            sys::rte_eth_dev_close(self.port_id);
-            sys::rte_mempool_free(self.pool.as_ptr());
-        }
-    }
-}
-
 impl std::fmt::Debug for DpdkPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DpdkPort")
             .field("name", &self.name)
             .field("port_id", &self.port_id)
+            .field("queue", &self.queue)
             .field("mac", &self.mac)
             .field("mtu", &self.mtu)
             .finish()

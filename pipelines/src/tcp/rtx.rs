@@ -129,6 +129,11 @@ impl RtxQueue {
         self.q.is_empty()
     }
 
+    /// Bytes of record storage held.
+    pub fn storage_bytes(&self) -> usize {
+        self.q.capacity() * std::mem::size_of::<SegRec>()
+    }
+
     /// Records the storage holds without growing.
     pub fn capacity(&self) -> usize {
         self.q.capacity()

@@ -200,6 +200,9 @@ pub struct Connection {
     pub segs_in: u64,
     /// Segments sent on this connection (retransmissions included).
     pub segs_out: u64,
+    /// Bytes of retransmission-queue records counted in the stack's buffer memory
+    /// (reserved with the send buffer, given back with it).
+    pub rtx_accounted: u32,
     /// The egress port and shaping class its segments take (lossless shaping).
     pub shaping: Option<crate::tcp::Shaping>,
     /// `Writable` waits until at most this many bytes wait to be sent for the first time
@@ -324,6 +327,7 @@ impl Connection {
             segs_in: 0,
             segs_out: 0,
             send_low_water: 0,
+            rtx_accounted: 0,
             shaping: None,
             iss,
             snd_una: iss,

@@ -325,16 +325,18 @@ mod tests {
 
     #[test]
     fn reserve_and_commit_send_in_place_and_the_memory_limit_holds() {
-        // Room for one 4 KiB ring only.
-        let mut bed = Bed::new(4096, 4096);
+        // Room for one 4 KiB ring (and its retransmission records) only.
+        let mut bed = Bed::new(4096, 4096 + 2048);
         let [_c, mc, ms, s] = bed.connect();
         assert_eq!(bed.mid.buffer_bytes(), 0, "idle connections hold no rings");
         let room = bed.mid.send_reserve(ms, 100).unwrap();
         assert_eq!(room.len(), 100);
         room[..5].copy_from_slice(b"hello");
         assert_eq!(bed.mid.send_commit(ms, 5).unwrap(), 5);
-        assert_eq!(bed.mid.buffer_bytes(), 4096);
-        assert_eq!(bed.mid.counters().buffer_bytes, 4096);
+        let held = 4096 + bed.mid.connection(ms).unwrap().rtx_accounted as usize;
+        assert!(held > 4096);
+        assert_eq!(bed.mid.buffer_bytes(), held);
+        assert_eq!(bed.mid.counters().buffer_bytes, held as u64);
         // A second ring would pass the limit: refused and counted.
         let before = bed.mid.counters().dropped(TcpDrop::MemoryLimit);
         assert_eq!(
@@ -342,7 +344,7 @@ mod tests {
             Err(TcpError::MemoryLimit)
         );
         assert_eq!(bed.mid.counters().dropped(TcpDrop::MemoryLimit), before + 1);
-        assert_eq!(bed.mid.buffer_bytes(), 4096);
+        assert_eq!(bed.mid.buffer_bytes(), held);
         bed.pump();
         let mut buf = [0u8; 16];
         assert_eq!(bed.server.read(s, &mut buf), Ok(5));

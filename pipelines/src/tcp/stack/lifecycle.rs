@@ -177,6 +177,7 @@ impl TcpStack {
         if let Some((id, _)) = c.wheel.take() {
             self.wheel.cancel(id);
         }
+        self.buffer_bytes -= c.rtx_accounted as usize;
         for b in [c.tx.take_storage(), c.rx.take_storage()] {
             self.put_spare(b);
         }
@@ -197,7 +198,12 @@ impl TcpStack {
         if have > 0 {
             return true;
         }
-        if n == 0 || self.buffer_bytes + n > self.cfg.max_buffer_bytes {
+        // The send buffer brings its retransmission records (counted with it).
+        let records = match which {
+            Buf::Rx => 0,
+            Buf::Tx => (c.rtx_limit() + 8) * std::mem::size_of::<crate::tcp::rtx::SegRec>(),
+        };
+        if n == 0 || self.buffer_bytes + n + records > self.cfg.max_buffer_bytes {
             return false;
         }
         let ring = match self
@@ -220,6 +226,13 @@ impl TcpStack {
                     // sending never allocates.
                     let n = c.rtx_limit() + 8;
                     c.rtx.reserve(n);
+                    let held = c.rtx.storage_bytes();
+                    let counted = c.rtx_accounted as usize;
+                    if held > counted {
+                        self.buffer_bytes += held - counted;
+                        c.rtx_accounted = held as u32;
+                    }
+                    self.counters.buffer_bytes = self.buffer_bytes as u64;
                 }
             }
         }
@@ -237,6 +250,10 @@ impl TcpStack {
         let tx = (c.tx.capacity() > 0 && c.tx.is_empty()).then(|| c.tx.take_storage());
         if tx.is_some() {
             c.rtx.shrink();
+            if c.rtx.capacity() == 0 {
+                self.buffer_bytes -= c.rtx_accounted as usize;
+                c.rtx_accounted = 0;
+            }
         }
         for b in [rx, tx].into_iter().flatten() {
             self.put_spare(b);
