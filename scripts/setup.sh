@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Rouge's tests, demo and benchmarks need on a fresh Debian machine:
 # the kernel tools and real peers (ping, arping, curl, socat, iperf3, ethtool, tcpdump,
-# trafgen, dpdk-testpmd, HAProxy, nginx and its stream module, wrk), promtool, chromium and tmux for the management
-# plane's tests, valgrind and perf, cargo-fuzz, hugepages, and
+# trafgen, dpdk-testpmd, HAProxy, nginx and its stream module, wrk), promtool, chromium
+# and tmux for the management plane's tests, valgrind and perf, cargo-fuzz, hugepages, and
 # what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk).
 # Idempotent; needs root. Packages already present are left as they are.
 set -euo pipefail
