@@ -161,7 +161,7 @@ fn virtual_json(bed: &Testbed, name: &str) -> Value {
     }
 }
 
-/// A counter of `show virtual NAME --json`, e.g. `["client_side", "total_connections"]`.
+/// A counter of `show virtual NAME --json`, e.g. `["client_side", "total"]`.
 fn vs_counter(v: &Value, path: &[&str]) -> u64 {
     let mut x = v;
     for p in path {
@@ -396,8 +396,7 @@ fn proxy_serves_curl_wrk_half_close_and_a_gib_each_way() {
     );
     let after = virtual_json(&bed, "web-proxy");
     for side in ["client_side", "server_side"] {
-        let grew = vs_counter(&after, &[side, "total_connections"])
-            - vs_counter(&before, &[side, "total_connections"]);
+        let grew = vs_counter(&after, &[side, "total"]) - vs_counter(&before, &[side, "total"]);
         assert!(
             (12 + 16..=12 + 16 + 16).contains(&grew),
             "{side} connections counted: {grew} for 12 curl + 16 wrk connections: {after}"
@@ -575,8 +574,8 @@ fn proxy_reselects_past_a_closed_port_routes_around_a_dead_member_and_absorbs_a_
         stats["tcp"]
     );
     let vs_after = virtual_json(&bed, "web-proxy");
-    let opened = vs_counter(&vs_after, &["server_side", "total_connections"])
-        - vs_counter(&vs_before, &["server_side", "total_connections"]);
+    let opened = vs_counter(&vs_after, &["server_side", "total"])
+        - vs_counter(&vs_before, &["server_side", "total"]);
     assert!(
         (100..=120).contains(&opened),
         "server-side connections opened during the flood: {opened} for 100 real requests"
