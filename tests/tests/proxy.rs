@@ -110,7 +110,7 @@ fn random_file(path: &Path, len: u64) -> String {
 }
 
 /// One nginx per member (a single process, so killing it closes the member's port),
-/// serving `www/` (`/1k`, and whatever the test puts there) and `/id`: the member's
+/// serving `www/` (`/`, `/1k`, and whatever the test puts there) and `/id`: the member's
 /// address and the client address it sees. Each logs `server client status` per request
 /// to `access-<member>.log`. And a hashing sink (socat to `sha256sum`) on port 9000 of
 /// every member but [`CLOSED_SINK`].
@@ -118,6 +118,8 @@ fn serve_members(bed: &mut Testbed) {
     let www = bed.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("1k"), vec![b'k'; 1024]).unwrap();
+    // The http monitor's `GET /` wants a 200.
+    std::fs::write(www.join("index.html"), "up\n").unwrap();
     for m in MEMBERS {
         let dir = bed.dir.join(format!("nginx-{m}"));
         std::fs::create_dir_all(&dir).unwrap();
