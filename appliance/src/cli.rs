@@ -66,6 +66,9 @@ pub enum Command {
         what: ShowWhat,
         /// Only this one (a virtual server, pool, class, or member address / pool name).
         name: Option<String>,
+        /// `connections`: only the flows of this virtual server.
+        #[arg(long = "virtual")]
+        virtual_name: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -227,6 +230,8 @@ pub enum ShowWhat {
     Member,
     /// Traffic shaping classes: rate, packets, queue, drops, queueing delay.
     Class,
+    /// Flows through the appliance: proxied (standard) and fastl4 alike.
+    Connections,
     /// The running configuration as TOML.
     Config,
 }
@@ -244,6 +249,7 @@ impl ShowWhat {
             ShowWhat::Member => "member",
             ShowWhat::Class => "class",
             ShowWhat::Config => "config",
+            ShowWhat::Connections => "connections",
         }
     }
 }
@@ -315,6 +321,20 @@ pub fn show(
         ShowWhat::Stats => stats_text(&data),
         ShowWhat::Class => classes_text(&data),
         ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
+        ShowWhat::Connections => table(
+            &data,
+            &[
+                "kind",
+                "virtual",
+                "client",
+                "server",
+                "snat",
+                "state",
+                "age_ms",
+                "bytes_in",
+                "bytes_out",
+            ],
+        ),
     })
 }
 

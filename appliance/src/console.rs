@@ -41,8 +41,12 @@ pub fn run_line(socket: &Path, line: &str) -> Option<String> {
     };
     let out = match cli.command {
         Command::Show {
-            what, name, json, ..
-        } => cli::show(socket, what, name.as_deref(), json),
+            what,
+            name,
+            json,
+            virtual_name,
+            ..
+        } => cli::show(socket, what, name.or(virtual_name).as_deref(), json),
         Command::Pool { action } => cli::pool_action(action, Some(socket)),
         Command::Config { action } => cli::config_action(on_socket(action, socket)),
         Command::Check { config, .. } => match crate::config::load(&config) {

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod cputime;
 pub mod egress;

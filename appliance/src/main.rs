@@ -71,7 +71,10 @@ fn main() -> ExitCode {
             name,
             json,
             socket,
-        } => cli::show(&socket, what, name.as_deref(), json).map(|s| print!("{s}")),
+            virtual_name,
+        } => {
+            cli::show(&socket, what, name.or(virtual_name).as_deref(), json).map(|s| print!("{s}"))
+        }
         Command::Pool { action } => cli::pool_action(action, None).map(|s| println!("{s}")),
         Command::Config { action } => cli::config_action(action).map(|s| println!("{s}")),
         Command::Console { socket } => console::run(&socket),

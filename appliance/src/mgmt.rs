@@ -121,6 +121,8 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
                 Ok(Value::Array(one))
             }
         }
+        ["show", "connections"] => crate::connections::gather(shared, None),
+        ["show", "connections", name] => crate::connections::gather(shared, Some(name)),
         ["show", "pool"] => views::pools(shared, None),
         ["show", "pool", name] => views::pools(shared, Some(name)),
         ["show", "class"] => views::classes(shared, None),

@@ -50,6 +50,12 @@ pub struct WorkerShared {
     pub transit: ArcSwap<DelayStats>,
     /// Configuration generation the worker runs.
     pub generation: AtomicU64,
+    /// `show connections`: the number of the latest request; the worker answers a
+    /// request it has not answered yet at its next loop turn.
+    pub connections_request: AtomicU64,
+    /// The worker's answer: the request it answers and its flows (proxied and fastl4),
+    /// one JSON object each.
+    pub connections: ArcSwap<(u64, Vec<serde_json::Value>)>,
     /// Set once the worker has opened its ports and entered its loop.
     pub running: AtomicBool,
     /// Ends the worker's idle sleep (`None` if no eventfd could be made: the worker
@@ -121,6 +127,8 @@ impl Shared {
                     shaping_drops: AtomicU64::new(0),
                     transit: ArcSwap::from_pointee(DelayStats::default()),
                     generation: AtomicU64::new(0),
+                    connections_request: AtomicU64::new(0),
+                    connections: ArcSwap::from_pointee((0, Vec::new())),
                     running: AtomicBool::new(false),
                     waker: Waker::new()
                         .inspect_err(|e| {

@@ -142,6 +142,27 @@ pub fn virtuals(s: &Shared) -> Value {
             "pool": pool, "packets": f.counters.packets(), "bytes": f.counters.bytes(),
             "connections": f.counters.conns_total(), "current_connections": f.counters.conns_current()}));
     }
+    for v in &dp.standard {
+        let pool = dp
+            .pools
+            .iter()
+            .find(|(_, b)| std::sync::Arc::ptr_eq(&v.lb.pool, &b.pool))
+            .map(|(n, _)| n.clone());
+        let c = &v.counters;
+        let (cs, ss) = (c.client_side(), c.server_side());
+        let resets: BTreeMap<&str, u64> = rouge_pipelines::proxy::ResetCause::ALL
+            .iter()
+            .map(|r| (r.as_str(), c.resets(*r)))
+            .collect();
+        out.push(
+            json!({"name": v.name, "type": "standard", "destination": v.vip.to_string(),
+            "pool": pool, "packets": cs.packets_in + cs.packets_out,
+            "bytes": cs.bytes_in + cs.bytes_out, "connections": cs.total,
+            "current_connections": cs.current,
+            "client_side": cs, "server_side": ss, "reselects": c.reselects(),
+            "resets": resets, "buffer_bytes": c.buffer_bytes()}),
+        );
+    }
     for sv in &dp.services {
         let kind = match sv.kind {
             rouge_pipelines::services::ServiceKind::Echo => "echo",

@@ -291,6 +291,11 @@ pub fn run<P: Port>(
             }
             me.monitor_transitions.fetch_add(1, Ordering::Relaxed);
         }
+        let asked = me.connections_request.load(Ordering::Acquire);
+        if asked != me.connections.load().0 {
+            me.connections
+                .store(Arc::new((asked, crate::connections::rows(&l2, now))));
+        }
         if egress.active() && now >= next_shaping_publish {
             me.shaping.store(egress.sample(now).map(Arc::new));
             me.shaping_drops.store(egress.dropped, Ordering::Relaxed);

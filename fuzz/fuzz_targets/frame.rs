@@ -12,8 +12,9 @@ use rouge_pipelines::{testing, Instant};
 
 fuzz_target!(|data: &[u8]| {
     let pool = PacketPool::new(64);
-    // fastl4 (TCP and UDP, SNAT automap) and forwarding virtual servers: the NAT path is fuzzed.
-    let mut dp = testing::fastl4_dataplane(1);
+    // fastl4 (TCP and UDP, SNAT automap), standard (web-proxy) and forwarding virtual
+    // servers: the NAT and proxy paths are fuzzed.
+    let mut dp = testing::proxy_dataplane(1);
     // Small tables: they are allocated whole for every input.
     dp.fastl4_limits.flows_per_worker = 64;
     dp.fastl4_limits.fragments_per_worker = 16;

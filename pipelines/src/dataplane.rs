@@ -401,6 +401,14 @@ pub struct Dataplane {
     pub source_ports: (u16, u16),
     /// Traffic shaping classes, roots and rules; `None` when nothing is shaped.
     pub shaping: Option<Arc<crate::shaper::ShapingPolicy>>,
+    /// Standard (full proxy) virtual servers (see [`Dataplane::with_standard`]).
+    pub standard: Vec<Arc<crate::proxy::StandardVs>>,
+    /// Addresses and ports the proxy listens on, and SNAT pool addresses (port 0) its
+    /// server-side connections use: TCP to them goes to the host.
+    proxy_endpoints: std::collections::HashSet<(Ipv4Addr, u16)>,
+    /// A standard virtual server connects to members from the client's own address
+    /// (`snat = none`): their replies, addressed to clients, are looked up in the host.
+    pub transparent_proxy: bool,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
     locals: HashMap<Ipv4Addr, LocalKind>,
 }
@@ -461,6 +469,9 @@ impl Dataplane {
             fastl4_limits: Fastl4Limits::default(),
             source_ports: crate::ports::DEFAULT_RANGE,
             shaping: None,
+            standard: Vec::new(),
+            proxy_endpoints: Default::default(),
+            transparent_proxy: false,
             vlan_by_tag,
             locals,
         }
@@ -518,6 +529,53 @@ impl Dataplane {
         }
         self.fastl4.extend(vss.into_iter().map(Arc::new));
         self
+    }
+
+    /// The same snapshot with these standard virtual servers: their virtual addresses
+    /// and SNAT pool addresses become local (answered for ARP; ICMP echo on the VIP).
+    pub fn with_standard(mut self, vss: Vec<crate::proxy::StandardVs>) -> Dataplane {
+        for vs in &vss {
+            let mut add = |addr: IpAddr, icmp_echo: bool| {
+                if let IpAddr::V4(a) = addr {
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.locals.entry(a) {
+                        e.insert(LocalKind::Virtual {
+                            arp: true,
+                            icmp_echo,
+                        });
+                        self.virtual_addresses.push(VirtualAddress {
+                            addr,
+                            arp: true,
+                            icmp_echo,
+                        });
+                    }
+                }
+            };
+            add(vs.vip.ip(), true);
+            if let IpAddr::V4(a) = vs.vip.ip() {
+                self.proxy_endpoints.insert((a, vs.vip.port()));
+            }
+            match &vs.snat {
+                Snat::Pool(list) => {
+                    for a in list {
+                        add(IpAddr::V4(*a), false);
+                        self.proxy_endpoints.insert((*a, 0));
+                    }
+                }
+                Snat::None => self.transparent_proxy = true,
+                Snat::Automap => {}
+            }
+        }
+        self.standard.extend(vss.into_iter().map(Arc::new));
+        self
+    }
+
+    /// True when TCP to `dst:dport` belongs to the proxy: a standard virtual server's
+    /// address and port, or a SNAT pool address of one.
+    #[inline]
+    pub fn is_proxy_endpoint(&self, dst: Ipv4Addr, dport: u16) -> bool {
+        !self.proxy_endpoints.is_empty()
+            && (self.proxy_endpoints.contains(&(dst, dport))
+                || self.proxy_endpoints.contains(&(dst, 0)))
     }
 
     /// The fastl4 virtual server for `proto` to `dst:dport` and its index: one with that

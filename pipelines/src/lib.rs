@@ -11,6 +11,9 @@
 //!   driver's steering;
 //! - [`l2l3`]: the per-worker pipeline that takes a received burst and gives every
 //!   packet a [`verdict::Verdict`]: forwarded, answered, consumed or dropped by reason;
+//! - [`host`]: the TCP stack of a worker and the applications over it (services,
+//!   monitors, the proxy), each connection's events going to its owner, with the
+//!   applications' timers;
 //! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers.
 //!
 //! Nothing here performs I/O or reads a clock: ports come from `rouge-drivers` and are
@@ -21,10 +24,12 @@ pub mod arp;
 pub mod counters;
 pub mod dataplane;
 pub mod fastl4;
+pub mod host;
 pub mod l2l3;
 pub mod lb;
 pub mod monitor;
 pub mod ports;
+pub mod proxy;
 pub mod route;
 pub mod services;
 pub mod shaper;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::lb::MonitorStatus;
 use crate::ports::PortAllocator;
-use crate::tcp::{ConnHandle, Event, ProfileId, TcpStack};
+use crate::tcp::{ConnHandle, Event, Owner, ProfileId, TcpStack};
 use crate::Instant;
 
 /// What a probe checks.
@@ -262,6 +262,7 @@ impl Monitors {
             return;
         };
         if let Ok(h) = tcp.connect(now, SocketAddr::new(source, port), addr, ProfileId::DEFAULT) {
+            let _ = tcp.set_owner(h, Owner::new(crate::host::app::MONITORS, i as u32));
             self.counters.probes += 1;
             let w = &mut self.watches[i];
             w.probe = Some(h);

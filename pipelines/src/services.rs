@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::dataplane::VsCounters;
-use crate::tcp::{ConnHandle, Event, ListenerHandle, ProfileId, TcpError, TcpStack};
+use crate::tcp::{ConnHandle, Event, ListenerHandle, Owner, ProfileId, TcpError, TcpStack};
 use crate::Instant;
 
 /// Which service.
@@ -112,6 +112,7 @@ impl Services {
                 continue;
             }
             if let Ok(l) = tcp.listen(s.addr, BACKLOG, ProfileId::DEFAULT) {
+                tcp.set_listener_owner(l, Owner::new(crate::host::app::SERVICES, j as u32));
                 self.listeners.push((l, j));
             }
         }

@@ -147,3 +147,46 @@ pub fn fastl4_dataplane(workers: usize) -> Dataplane {
         ),
     ])
 }
+
+/// A pool of `members` (round robin, no monitor: every member `unchecked`) with fresh
+/// shared state.
+pub fn pool_binding(members: &[std::net::SocketAddr]) -> LbBinding {
+    use crate::lb::{Member, Method, MonitorStatus, Pool, PoolConfig};
+    let pool = Pool::new(PoolConfig::new(
+        Method::RoundRobin,
+        members.iter().map(|&a| Member::new(a)).collect(),
+    ))
+    .expect("a valid pool");
+    let states = pool.member_states();
+    for id in pool.ids() {
+        states.set_monitor(id, MonitorStatus::Unchecked);
+    }
+    let counts = pool.conn_counts();
+    LbBinding {
+        pool: std::sync::Arc::new(pool),
+        states: std::sync::Arc::new(states),
+        counts: std::sync::Arc::new(counts),
+    }
+}
+
+/// The standard virtual server of the example: `web-proxy` on
+/// 198.18.1.100:8080 with SNAT automap in front of 198.18.2.11–14:80.
+pub fn web_proxy(workers: usize) -> crate::proxy::StandardVs {
+    use std::net::{IpAddr, SocketAddr};
+    let members: Vec<SocketAddr> = (11..=14)
+        .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, i)), 80))
+        .collect();
+    crate::proxy::StandardVs::new(
+        "web-proxy",
+        "198.18.1.100:8080".parse().unwrap(),
+        pool_binding(&members),
+        Snat::Automap,
+        workers,
+    )
+}
+
+/// [`fastl4_dataplane`] with [`web_proxy`] too: fastl4, standard and forwarding
+/// virtual servers in one snapshot (the `frame` fuzz target's).
+pub fn proxy_dataplane(workers: usize) -> Dataplane {
+    fastl4_dataplane(workers).with_standard(vec![web_proxy(workers)])
+}

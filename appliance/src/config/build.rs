@@ -148,6 +148,7 @@ pub fn dataplane(
     };
     let (pools, targets) = pools_and_monitors(cfg, previous, &self_ips, &routes);
     let fastl4 = fastl4_servers(cfg, workers, previous, &pools);
+    let standard = super::proxy::standard_servers(cfg, workers, previous, &pools);
     let dp = Dataplane::new(
         generation,
         interfaces,
@@ -161,7 +162,8 @@ pub fn dataplane(
     )
     .with_services(services)
     .with_pools(pools, targets)
-    .with_fastl4(fastl4);
+    .with_fastl4(fastl4)
+    .with_standard(standard);
     match super::shaping::policy(cfg) {
         Some(policy) => dp.with_shaping(policy),
         None => dp,

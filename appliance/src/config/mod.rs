@@ -5,6 +5,7 @@ pub mod build;
 pub mod drivers;
 pub mod model;
 mod parse_error;
+pub mod proxy;
 pub mod rate;
 pub mod shaping;
 mod validate;

@@ -41,6 +41,9 @@ pub struct Config {
     /// Virtual servers.
     #[serde(default, rename = "virtual")]
     pub virtuals: Vec<VirtualCfg>,
+    /// TCP profiles of standard virtual servers.
+    #[serde(default, rename = "tcp_profile", skip_serializing_if = "Vec::is_empty")]
+    pub tcp_profiles: Vec<super::proxy::TcpProfileCfg>,
     /// Traffic shaping classes.
     #[serde(default, rename = "class", skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassCfg>,
@@ -447,6 +450,25 @@ pub struct VirtualCfg {
     /// or let them time out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_on_member_down: Option<bool>,
+    /// standard: the `[[tcp_profile]]` of client-side connections (default: built-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_profile_client: Option<String>,
+    /// standard: the `[[tcp_profile]]` of server-side connections (default: built-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_profile_server: Option<String>,
+    /// standard: most client connections open at once, appliance-wide (0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_limit: Option<u32>,
+    /// standard: client networks allowed to connect (others get a RST); empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// standard: members tried per connection before the client is reset (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reselect_tries: Option<u32>,
+    /// standard: milliseconds a member may take to answer the server-side handshake
+    /// before the next one is tried (default 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
     /// Destination: a network for `forwarding` (e.g. `198.18.2.0/24`); a self IP and
     /// port for `echo`, `discard` and `chargen` (e.g. `198.18.1.1:7`); a virtual address
     /// and port for `fastl4` (e.g. `198.18.1.100:80`, or `198.18.1.100:*` for all ports).

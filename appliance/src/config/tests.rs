@@ -740,3 +740,89 @@ fn workers_from_the_command_line_are_checked_against_the_queues() {
     assert!(e.contains("fix: set queues = 2"), "{e}");
     assert_eq!(e.lines().count(), 2, "both interfaces: {e}");
 }
+
+#[test]
+fn the_testbed_proxy_builds_with_its_profiles() {
+    let cfg = parse("testbed.toml", TESTBED).unwrap();
+    let dp = build::dataplane(&cfg, 1, 2, None);
+    assert_eq!(dp.standard.len(), 1);
+    let vs = &dp.standard[0];
+    assert_eq!(vs.name, "web-proxy");
+    assert_eq!(vs.vip, "198.18.1.100:8080".parse().unwrap());
+    assert_eq!(vs.lb.pool.members().len(), 4);
+    assert_eq!(vs.client_profile.recv_buffer, 262_144);
+    assert_eq!(vs.server_profile.recv_buffer, 524_288);
+    assert!(!vs.server_profile.nagle);
+    assert_eq!(vs.server_profile.delayed_ack, std::time::Duration::ZERO);
+    assert_eq!((vs.buffer_high, vs.buffer_low), (131_072, 98_304));
+    assert!(dp.is_proxy_endpoint("198.18.1.100".parse().unwrap(), 8080));
+    assert!(!dp.is_proxy_endpoint("198.18.1.100".parse().unwrap(), 80));
+    // Counters survive a configuration change.
+    vs.counters.shard(1).reselects.inc();
+    let again = build::dataplane(&cfg, 2, 2, Some(&dp));
+    assert_eq!(again.standard[0].counters.reselects(), 1);
+}
+
+#[test]
+fn standard_virtual_server_mistakes_are_each_reported() {
+    let text = format!(
+        "{TESTBED}\n{}",
+        r#"
+[[tcp_profile]]
+name = "bad"
+proxy_buffer_high = 1000
+congestion = "vegas"
+mss = 100
+delayed_ack_ms = 900
+
+[[tcp_profile]]
+name = "upside-down"
+proxy_buffer_high = 65536
+proxy_buffer_low = 65536
+
+[[virtual]]
+name = "p2"
+type = "standard"
+destination = "198.18.1.100:8080"
+pool = "nope"
+tcp_profile_client = "missing"
+snat = "sometimes"
+allow = ["not-a-network"]
+reselect_tries = 0
+connect_timeout_ms = 1
+idle_timeout = 5
+
+[[virtual]]
+name = "p3"
+type = "standard"
+destination = "198.18.1.100:80"
+pool = "web"
+"#
+    );
+    let e = errors(&text);
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    for want in [
+        "tcp_profile[2].proxy_buffer_high",
+        "tcp_profile[2].congestion",
+        "tcp_profile[2].mss",
+        "tcp_profile[2].delayed_ack_ms",
+        "tcp_profile[3].proxy_buffer_low",
+        "virtual[8].destination",
+        "virtual[8].pool",
+        "virtual[8].tcp_profile_client",
+        "virtual[8].snat",
+        "virtual[8].allow",
+        "virtual[8].reselect_tries",
+        "virtual[8].connect_timeout_ms",
+        "virtual[8].idle_timeout",
+        "virtual[9].destination",
+    ] {
+        assert!(fields.contains(&want), "missing {want} in {fields:#?}");
+    }
+    let dup = e
+        .iter()
+        .find(|e| e.field == "virtual[9].destination")
+        .unwrap();
+    assert!(dup.problem.contains("198.18.1.100:80"), "{dup:?}");
+    assert!(e.iter().all(|e| !e.fix.is_empty() && e.file == "x.toml"));
+}

@@ -337,6 +337,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut dests = HashSet::new();
     let mut services = HashSet::new();
     let mut fastl4 = HashSet::new();
+    let mut standard = HashSet::new();
+    super::proxy::check_profiles(&mut c, cfg);
     for (i, v) in cfg.virtuals.iter().enumerate() {
         match v.kind {
             VirtualType::Forwarding => match v.destination.parse::<Prefix>() {
@@ -419,13 +421,9 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                     other => c.err("virtual", Some(i), "snat", format!("`{other}` is not a SNAT mode"), "use \"automap\" (the egress self IP), \"none\", or \"pool\" with snat_addresses"),
                 }
             }
-            VirtualType::Standard => c.err(
-                "virtual",
-                Some(i),
-                "type",
-                "type `standard` (full proxy) is not available in this build yet".into(),
-                "use type = \"fastl4\" for load balancing",
-            ),
+            VirtualType::Standard => {
+                super::proxy::check_standard(&mut c, cfg, i, &addrs, &mut standard)
+            }
         }
     }
 

@@ -59,6 +59,12 @@ pub struct Flow {
     pub state: FlowState,
     /// Last packet either way.
     pub last_seen: Instant,
+    /// When the flow was created.
+    pub created: Instant,
+    /// IP bytes from the client.
+    pub bytes_in: u64,
+    /// IP bytes to the client.
+    pub bytes_out: u64,
     /// TCP: sequence number after the client's last segment (its `SND.NXT` as seen).
     pub client_next: u32,
     /// TCP: the client's last acknowledgement number.
@@ -105,6 +111,9 @@ impl Flow {
                 FlowState::Udp
             },
             last_seen: now,
+            created: now,
+            bytes_in: 0,
+            bytes_out: 0,
             client_next: 0,
             client_ack: 0,
             server_next: 0,

@@ -560,6 +560,10 @@ impl Fastl4 {
             Dir::ToClient => (f.vip, f.client),
         };
         let len = l3.len() as u64;
+        match plan.dir {
+            Dir::ToServer => f.bytes_in += len,
+            Dir::ToClient => f.bytes_out += len,
+        }
         let shard = f.vs.counters.shard(self.worker);
         shard.packets.inc();
         shard.bytes.add(len);

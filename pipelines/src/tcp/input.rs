@@ -330,7 +330,13 @@ impl Connection {
             }
             self.rtx.ack(ack, &mut d);
             self.backoff = 0;
-            if self.has(flag::WRITE_ARMED) && self.tx_free() >= self.snd_buf as usize / 4 {
+            let low_water = self.send_low_water as usize;
+            let drained = if low_water > 0 {
+                self.tx.len() <= low_water
+            } else {
+                self.tx_free() >= self.snd_buf as usize / 4
+            };
+            if self.has(flag::WRITE_ARMED) && drained {
                 self.clear(flag::WRITE_ARMED);
                 n.set(Notify::WRITABLE);
             }

@@ -25,6 +25,8 @@ pub struct Listener {
     pub accept_queue: VecDeque<ConnHandle>,
     /// Cookies sent by this listener (an ACK to it may carry one).
     pub cookies_sent: u64,
+    /// The application its events and connections go to.
+    pub owner: crate::tcp::Owner,
 }
 
 impl Listener {
@@ -38,6 +40,7 @@ impl Listener {
             syn_queue: 0,
             accept_queue: VecDeque::with_capacity(backlog),
             cookies_sent: 0,
+            owner: crate::tcp::Owner::NONE,
         }
     }
 

@@ -76,6 +76,6 @@ pub use config::{Keepalive, StackConfig, TcpProfile};
 pub use congestion::CongestionAlgo;
 pub use counters::{TcpCounters, TcpDrop};
 pub use stack::{
-    ConnHandle, Event, ListenerHandle, ProfileId, ResetReason, TcpError, TcpStack, Transmit,
+    ConnHandle, Event, ListenerHandle, Owner, ProfileId, ResetReason, TcpError, TcpStack, Transmit,
 };
 pub use state::{Connection, State};

@@ -194,6 +194,15 @@ pub struct Connection {
     pub flags: u16,
     /// The listener that created it (passive opens), for its queues.
     pub listener: u32,
+    /// The application its events go to.
+    pub owner: crate::tcp::Owner,
+    /// Segments received on this connection.
+    pub segs_in: u64,
+    /// Segments sent on this connection (retransmissions included).
+    pub segs_out: u64,
+    /// `Writable` waits until at most this many bytes are queued to send (0: until a
+    /// quarter of the send buffer is free), see [`crate::tcp::TcpStack::arm_writable`].
+    pub send_low_water: u32,
 
     /// Our initial sequence number.
     pub iss: u32,
@@ -308,6 +317,10 @@ impl Connection {
             profile,
             flags: flag::READ_ARMED,
             listener: u32::MAX,
+            owner: crate::tcp::Owner::NONE,
+            segs_in: 0,
+            segs_out: 0,
+            send_low_water: 0,
             iss,
             snd_una: iss,
             snd_nxt: iss,

@@ -67,7 +67,7 @@ impl TcpStack {
         if from.idx == to.idx {
             return Err(TcpError::InvalidHandle);
         }
-        self.writable(to)?;
+        // Nothing to move: no send buffer is allocated for it.
         let f = self.conn_mut(from).ok_or(TcpError::InvalidHandle)?;
         if f.rx.is_empty() {
             if f.has(flag::PEER_FIN) {
@@ -76,6 +76,7 @@ impl TcpStack {
             f.set(flag::READ_ARMED);
             return Err(TcpError::WouldBlock);
         }
+        self.writable(to)?;
         let (fi, ti) = (from.idx as usize, to.idx as usize);
         let (lo, hi) = (fi.min(ti), fi.max(ti));
         let (head, tail) = self.slots.split_at_mut(hi);
@@ -95,6 +96,34 @@ impl TcpStack {
         }
         self.after_read(from);
         Ok(n)
+    }
+
+    /// True when `h`'s peer closed its direction and every byte it sent was consumed:
+    /// the end of the stream (a relay passes the FIN on then).
+    pub fn read_closed(&self, h: ConnHandle) -> bool {
+        self.connection(h)
+            .is_some_and(|c| c.has(flag::PEER_FIN) && c.rx.is_empty())
+    }
+
+    /// Buffer memory held by `h` (receive and send buffers as allocated).
+    pub fn connection_buffer_bytes(&self, h: ConnHandle) -> usize {
+        self.connection(h)
+            .map_or(0, |c| c.rx.capacity() + c.tx.capacity())
+    }
+
+    /// Bytes queued to send on `h` (sent and not acknowledged, or not sent yet).
+    pub fn send_queued(&self, h: ConnHandle) -> usize {
+        self.connection(h).map_or(0, |c| c.tx.len())
+    }
+
+    /// Asks for a `Writable` event once at most `low_water` bytes are queued to send on
+    /// `h` (a relay holding back at its high-water mark waits for this). `low_water` 0
+    /// means the default: a quarter of the send buffer free.
+    pub fn arm_writable(&mut self, h: ConnHandle, low_water: usize) -> Result<(), TcpError> {
+        let c = self.conn_mut(h).ok_or(TcpError::InvalidHandle)?;
+        c.send_low_water = low_water.min(u32::MAX as usize) as u32;
+        c.set(flag::WRITE_ARMED);
+        Ok(())
     }
 
     /// Checks that `h` can take data to send and gives it a send buffer if it has

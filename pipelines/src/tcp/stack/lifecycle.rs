@@ -27,6 +27,7 @@ impl TcpStack {
             return;
         };
         let owned = c.has(flag::APP_OWNED);
+        let o = c.owner;
         if n.has(Notify::ESTABLISHED) {
             if let Some(Some(l)) = self.listeners.get_mut(c.listener as usize) {
                 if !c.has(flag::FROM_COOKIE) {
@@ -34,7 +35,7 @@ impl TcpStack {
                 }
                 l.accept_queue.push_back(h);
                 self.events
-                    .push_back(Event::Accepted(ListenerHandle(c.listener)));
+                    .push_back((l.owner, Event::Accepted(ListenerHandle(c.listener))));
             }
             c.listener = u32::MAX;
             self.counters.passive_opens += 1;
@@ -61,27 +62,27 @@ impl TcpStack {
         };
         if owned {
             if n.has(Notify::CONNECTED) {
-                self.events.push_back(Event::Connected(h));
+                self.events.push_back((o, Event::Connected(h)));
             }
             if n.has(Notify::READABLE) {
-                self.events.push_back(Event::Readable(h));
+                self.events.push_back((o, Event::Readable(h)));
             }
             if n.has(Notify::WRITABLE) {
-                self.events.push_back(Event::Writable(h));
+                self.events.push_back((o, Event::Writable(h)));
             }
             if n.has(Notify::PEER_CLOSED) {
-                self.events.push_back(Event::PeerClosed(h));
+                self.events.push_back((o, Event::PeerClosed(h)));
             }
         }
         if let Some(why) = reset {
             self.counters.aborted += 1;
             if owned {
-                self.events.push_back(Event::Reset(h, why));
+                self.events.push_back((o, Event::Reset(h, why)));
             }
         } else if n.has(Notify::CLOSED) {
             self.counters.closed += 1;
             if owned {
-                self.events.push_back(Event::Closed(h));
+                self.events.push_back((o, Event::Closed(h)));
             }
         }
         if n.has(Notify::OUTPUT) {

@@ -32,6 +32,29 @@ pub struct ConnHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerHandle(u32);
 
+/// Who a connection or listener belongs to: the application that gets its events.
+/// The stack never interprets it; it travels with every event (also with
+/// [`Event::Reset`], whose handle is already released), so the host hands each event
+/// to its owner without any lookup. Connections accepted from a listener inherit the
+/// listener's owner; [`TcpStack::set_owner`] changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Owner {
+    /// Which application (numbering chosen by the host; 0 = nobody).
+    pub app: u16,
+    /// The application's own reference (a slot of its flow table, a service index).
+    pub tag: u32,
+}
+
+impl Owner {
+    /// Nobody: events of unowned connections are delivered with this owner.
+    pub const NONE: Owner = Owner { app: 0, tag: 0 };
+
+    /// The owner `tag` of application `app`.
+    pub const fn new(app: u16, tag: u32) -> Owner {
+        Owner { app, tag }
+    }
+}
+
 /// A profile registered with [`TcpStack::add_profile`]; `ProfileId::DEFAULT` is the one
 /// given to [`TcpStack::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,7 +228,7 @@ pub struct TcpStack {
     /// Replies on behalf of connections (final ACK into TIME-WAIT, RST of an abort):
     /// at most one per connection ending, so bounded by the connection limit.
     conn_replies: VecDeque<Reply>,
-    events: VecDeque<Event>,
+    events: VecDeque<(Owner, Event)>,
     time_wait: TimeWaitTable,
     buffer_bytes: usize,
     /// Released buffers kept for reuse, by size (profiles use few sizes).
@@ -395,15 +418,16 @@ impl TcpStack {
             let readable = !c.rx.is_empty();
             let peer_fin = c.has(flag::PEER_FIN);
             let closed = c.state == State::Closed;
+            let o = c.owner;
             if readable {
                 c.clear(flag::READ_ARMED);
-                self.events.push_back(Event::Readable(h));
+                self.events.push_back((o, Event::Readable(h)));
             }
             if peer_fin {
-                self.events.push_back(Event::PeerClosed(h));
+                self.events.push_back((o, Event::PeerClosed(h)));
             }
             if closed {
-                self.events.push_back(Event::Closed(h));
+                self.events.push_back((o, Event::Closed(h)));
             }
             return Some(h);
         }
@@ -650,6 +674,7 @@ impl TcpStack {
         let Some(c) = self.slots[idx as usize].conn.as_mut() else {
             return;
         };
+        c.segs_in += 1;
         let p = &self.profiles[c.profile as usize];
         let n = c.on_segment(now, p, &mut self.counters, seg);
         if n.has(Notify::SEND_RST) {
@@ -711,6 +736,7 @@ impl TcpStack {
             let p = &self.profiles[c.profile as usize];
             match c.poll_segment(now, p, &mut self.counters, buf) {
                 Some(len) => {
+                    c.segs_out += 1;
                     let t = Transmit {
                         src: c.ip_local(),
                         dst: c.ip_remote(),
@@ -740,7 +766,31 @@ impl TcpStack {
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front().map(|(_, e)| e)
+    }
+
+    /// The next event with the owner of its connection or listener.
+    pub fn poll_owned_event(&mut self) -> Option<(Owner, Event)> {
         self.events.pop_front()
+    }
+
+    /// True when events wait for [`TcpStack::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// Gives connection `h` to `owner`: its later events carry it.
+    pub fn set_owner(&mut self, h: ConnHandle, owner: Owner) -> Result<(), TcpError> {
+        self.conn_mut(h).ok_or(TcpError::InvalidHandle)?.owner = owner;
+        Ok(())
+    }
+
+    /// Gives listener `l` to `owner`: its `Accepted` events and the connections it
+    /// creates carry it.
+    pub fn set_listener_owner(&mut self, l: ListenerHandle, owner: Owner) {
+        if let Some(Some(x)) = self.listeners.get_mut(l.0 as usize) {
+            x.owner = owner;
+        }
     }
 
     /// When [`TcpStack::handle_timeout`] should be called next.

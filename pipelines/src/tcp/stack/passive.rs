@@ -47,6 +47,7 @@ impl TcpStack {
         let mut c = new_conn(&self.key, key, pid, iss, p);
         c.state = State::SynReceived;
         c.listener = l;
+        c.owner = lst.owner;
         c.irs = seg.repr.seq;
         c.rcv_nxt = seg.repr.seq.wrapping_add(1);
         c.last_ack_sent = c.rcv_nxt;
@@ -160,6 +161,7 @@ impl TcpStack {
         c.negotiate(&syn, p);
         c.state = State::SynReceived;
         c.listener = l;
+        c.owner = lst.owner;
         c.irs = info.irs;
         c.rcv_nxt = info.irs.wrapping_add(1);
         c.last_ack_sent = c.rcv_nxt;

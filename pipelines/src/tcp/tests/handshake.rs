@@ -514,3 +514,33 @@ fn unlisten_resets_queued_connections_and_refuses_new_ones() {
     send!(s, 3, syn);
     recv!(s, 3, [(RSTACK, 0, PEER_ISS + 1, 0)]);
 }
+
+/// Every event carries the owner of its listener or connection: accepted connections
+/// inherit the listener's, `set_owner` changes it, and a reset (whose handle is gone
+/// by then) still names the owner.
+#[test]
+fn events_carry_the_owner_also_after_reset() {
+    let mut s = stack_with(profile());
+    let l = s.listen(local(), 16, ProfileId::DEFAULT).unwrap();
+    let lo = Owner::new(1, 5);
+    s.set_listener_owner(l, lo);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    send!(s, 0, syn);
+    let out = recv_all(&mut s, t(0));
+    let iss = out[0].repr.seq;
+    send!(s, 1, seg(ACK, PEER_ISS + 1, iss.wrapping_add(1)));
+    assert_eq!(s.poll_owned_event(), Some((lo, Event::Accepted(l))));
+    let h = s.accept(l).unwrap();
+    send!(s, 2, seg(PSHACK, PEER_ISS + 1, iss.wrapping_add(1)), b"hi");
+    assert_eq!(s.poll_owned_event(), Some((lo, Event::Readable(h))));
+    let mine = Owner::new(3, 77);
+    s.set_owner(h, mine).unwrap();
+    send!(s, 3, seg(RST, PEER_ISS + 3, 0));
+    assert_eq!(
+        s.poll_owned_event(),
+        Some((mine, Event::Reset(h, ResetReason::Peer)))
+    );
+    assert!(!s.has_events());
+    assert_eq!(s.set_owner(h, lo), Err(TcpError::InvalidHandle));
+}

@@ -15,7 +15,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use crossbeam_queue::ArrayQueue;
 use rouge_drivers::steer::Steering;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
 
@@ -23,10 +22,9 @@ use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourU
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, LocalKind};
 use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
+use crate::host::Host;
 use crate::monitor::{Monitors, Transition};
-use crate::ports::{PortAllocator, SourcePorts};
-use crate::services::Services;
-use crate::tcp::{Event, StackConfig, TcpProfile, TcpStack};
+use crate::tcp::{StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::arp::{self as arpw, ArpRepr, Operation};
@@ -35,90 +33,15 @@ use crate::wire::icmp::{self, IcmpError, IcmpPacket};
 use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{self as tcpw, Flags, TcpRepr};
 
+mod bus;
+mod rate;
+
+pub use bus::{NeighbourBus, NEIGHBOUR_INBOX};
+use rate::TokenBucket;
+
 /// Most TCP segments sent per loop turn (the worker flushes its transmit queues after
 /// every turn, so this bounds their depth).
 pub const TCP_TX_BUDGET: usize = 64;
-
-/// Capacity of each worker's inbox of neighbour updates.
-pub const NEIGHBOUR_INBOX: usize = 1024;
-
-/// Carries what one worker learns about neighbours to every other worker.
-#[derive(Clone)]
-pub struct NeighbourBus {
-    inboxes: Arc<[ArrayQueue<NeighbourUpdate>]>,
-    me: usize,
-}
-
-impl NeighbourBus {
-    /// Makes one bus end per worker.
-    pub fn new(workers: usize) -> Vec<NeighbourBus> {
-        let inboxes: Arc<[ArrayQueue<NeighbourUpdate>]> = (0..workers)
-            .map(|_| ArrayQueue::new(NEIGHBOUR_INBOX))
-            .collect();
-        (0..workers)
-            .map(|me| NeighbourBus {
-                inboxes: inboxes.clone(),
-                me,
-            })
-            .collect()
-    }
-
-    fn publish(&self, u: NeighbourUpdate) {
-        for (i, q) in self.inboxes.iter().enumerate() {
-            if i != self.me {
-                // A full inbox loses the update; the peer resolves by itself then.
-                let _ = q.push(u);
-            }
-        }
-    }
-
-    /// Number of workers sharing the bus.
-    pub fn workers(&self) -> usize {
-        self.inboxes.len()
-    }
-
-    fn pop(&self) -> Option<NeighbourUpdate> {
-        self.inboxes[self.me].pop()
-    }
-
-    /// True when updates from other workers wait in this worker's inbox.
-    fn pending(&self) -> bool {
-        !self.inboxes[self.me].is_empty()
-    }
-}
-
-/// A token bucket for ICMP error generation (per worker).
-#[derive(Debug, Clone, Copy)]
-struct TokenBucket {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32) -> Self {
-        let burst = (rate as f64 / 10.0).max(1.0);
-        TokenBucket {
-            tokens: burst,
-            rate: rate as f64,
-            burst,
-            last: Instant::ZERO,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> bool {
-        let dt = (now - self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// The pipeline state of one worker.
 pub struct L2L3 {
@@ -133,15 +56,11 @@ pub struct L2L3 {
     ident: u16,
     announce: Vec<(Ipv4Addr, u16)>,
     pool: PacketPool,
-    tcp: TcpStack,
-    services: Services,
-    monitors: Option<Monitors>,
-    transitions: Vec<Transition>,
+    /// The TCP stack and its applications.
+    host: Host,
     fastl4: Option<Fastl4>,
     /// The last [`L2L3::poll`] stopped at [`TCP_TX_BUDGET`] with segments left to send.
     tcp_backlog: bool,
-    /// Source ports of this worker's connections and SNAT flows.
-    ports: PortAllocator,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -168,10 +87,7 @@ impl L2L3 {
         } else {
             Vec::new()
         };
-        let mut tcp = TcpStack::new(StackConfig::default(), TcpProfile::default());
-        let mut services = Services::new(worker);
-        services.configure(&mut tcp, Instant::ZERO, &dp.services);
-        let (dp_ports, counters_ports) = (dp.source_ports, counters.clone());
+        let host = Host::new(worker, &dp, counters.clone());
         let fastl4 = (!dp.fastl4.is_empty()).then(|| {
             let mut f = Fastl4::new(worker, dp.fastl4_limits, counters.clone());
             f.set_dataplane(&dp);
@@ -190,12 +106,8 @@ impl L2L3 {
             ident: 1,
             announce,
             pool,
-            tcp,
-            services,
-            monitors: None,
-            transitions: Vec::new(),
+            host,
             tcp_backlog: false,
-            ports: PortAllocator::new(worker, Steering::Opaque, dp_ports, counters_ports),
         }
     }
 
@@ -203,17 +115,14 @@ impl L2L3 {
     /// port driver's [`Steering`]; [`Steering::Opaque`] until then): fastl4 SNAT and
     /// the health monitors choose source ports whose replies come back to this worker.
     pub fn with_steering(mut self, steering: Steering) -> L2L3 {
-        self.ports.set_steering(steering);
+        self.host.set_steering(steering);
         self
     }
 
     /// Replaces the TCP stack (before any traffic): limits, the secret keying ISNs and
     /// SYN cookies (random per start in the appliance), and the default profile.
     pub fn with_tcp(mut self, cfg: StackConfig, profile: TcpProfile) -> L2L3 {
-        self.tcp = TcpStack::new(cfg, profile);
-        self.services = Services::new(self.worker);
-        self.services
-            .configure(&mut self.tcp, Instant::ZERO, &self.dp.services);
+        self.host.set_tcp(&self.dp, cfg, profile);
         self
     }
 
@@ -221,26 +130,29 @@ impl L2L3 {
     /// use source ports whose replies the steering (see [`L2L3::with_steering`]) brings
     /// back to this worker.
     pub fn with_monitors(mut self) -> L2L3 {
-        let mut m = Monitors::new();
-        m.set_targets(Instant::ZERO, self.dp.monitor_targets.clone());
-        self.monitors = Some(m);
+        self.host.start_monitors(&self.dp);
         self
     }
 
     /// Status changes found by the monitors since the last call (already applied to
     /// the pools' shared states), for the log.
     pub fn take_transitions(&mut self) -> Vec<Transition> {
-        std::mem::take(&mut self.transitions)
+        self.host.take_transitions()
     }
 
     /// The monitor engine, when this worker runs it.
     pub fn monitors(&self) -> Option<&Monitors> {
-        self.monitors.as_ref()
+        self.host.monitors()
     }
 
     /// The worker's TCP stack (its counters, connection counts).
     pub fn tcp(&self) -> &TcpStack {
-        &self.tcp
+        self.host.tcp()
+    }
+
+    /// The worker's host: its TCP stack and the applications over it.
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// The worker's TCP stack, to open or drive connections from beside the pipeline.
@@ -248,7 +160,7 @@ impl L2L3 {
     /// [`L2L3::poll_timeout`] then asks for at once.
     pub fn tcp_mut(&mut self) -> &mut TcpStack {
         self.tcp_backlog = true;
-        &mut self.tcp
+        self.host.tcp_mut()
     }
 
     /// The current snapshot.
@@ -270,12 +182,7 @@ impl L2L3 {
                 .extend(dp.announcements().into_iter().filter(|a| !old.contains(a)));
         }
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
-        self.ports.set_range(dp.source_ports);
-        self.services
-            .configure(&mut self.tcp, Instant::ZERO, &dp.services);
-        if let Some(m) = self.monitors.as_mut() {
-            m.set_targets(Instant::ZERO, dp.monitor_targets.clone());
-        }
+        self.host.set_dataplane(&dp);
         if self.fastl4.is_none() && !dp.fastl4.is_empty() {
             self.fastl4 = Some(Fastl4::new(
                 self.worker,
@@ -465,10 +372,7 @@ impl L2L3 {
         // Drop Ethernet padding so lengths below are the IP packet's.
         pkt.truncate(l3_off + total);
         if let Some(f) = self.fastl4.as_mut() {
-            let ports = SourcePorts {
-                alloc: &mut self.ports,
-                tcp: &self.tcp,
-            };
+            let ports = self.host.source_ports();
             let c = f.classify(now, &self.dp, &pkt.data()[l3_off..], ports);
             self.send_resets(now, emit);
             match c {
@@ -486,20 +390,37 @@ impl L2L3 {
             return match proto {
                 ipv4::PROTO_ICMP => self.local_icmp(pkt, kind, l3_off, src_mac, emit),
                 // The appliance's own TCP stack serves its self IPs (services, monitor
-                // replies); TCP to a virtual address that no virtual server takes is dropped.
-                ipv4::PROTO_TCP if matches!(kind, LocalKind::SelfIp { .. }) => {
+                // and proxy server-side replies) and the standard virtual servers; TCP
+                // to a virtual address that no virtual server takes is dropped.
+                ipv4::PROTO_TCP
+                    if matches!(kind, LocalKind::SelfIp { .. })
+                        || self.dp.is_proxy_endpoint(dst, tcp_ports(&pkt, l3_off).1) =>
+                {
                     let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
                     let seg = &pkt.data()[l3_off + hl..];
-                    if pkt.meta.l4_csum_partial {
-                        self.tcp
-                            .handle_segment_trusted(now, src.into(), dst.into(), seg);
-                    } else {
-                        self.tcp.handle_segment(now, src.into(), dst.into(), seg);
-                    }
+                    let trusted = pkt.meta.l4_csum_partial;
+                    self.host
+                        .handle_segment(now, src.into(), dst.into(), seg, trusted);
                     Verdict::Consumed
                 }
                 _ => Verdict::Dropped(DropReason::NoListener),
             };
+        }
+        if self.dp.transparent_proxy && proto == ipv4::PROTO_TCP && !frag {
+            // A member's reply to a proxied flow without SNAT: addressed to the client.
+            let (sport, dport) = tcp_ports(&pkt, l3_off);
+            let (local, remote) = (
+                SocketAddr::from((dst, dport)),
+                SocketAddr::from((src, sport)),
+            );
+            if self.host.in_use(local, remote) {
+                let hl = Ipv4Packet::new_unchecked(&pkt.data()[l3_off..]).header_len();
+                let trusted = pkt.meta.l4_csum_partial;
+                let seg = &pkt.data()[l3_off + hl..];
+                self.host
+                    .handle_segment(now, src.into(), dst.into(), seg, trusted);
+                return Verdict::Consumed;
+            }
         }
         let Some(vs) = self.dp.forwarding_for(dst) else {
             return Verdict::Dropped(DropReason::NoVirtual);
@@ -910,46 +831,13 @@ impl L2L3 {
                 self.counters.arp_gratuitous_sent.inc();
             }
         }
-        self.tcp.handle_timeout(now);
-        let mut changed = std::mem::take(&mut self.transitions);
-        let before = changed.len();
-        if let Some(m) = self.monitors.as_mut() {
-            // A probe must not take the server-side pair of a fastl4 TCP flow.
-            let fastl4 = self.fastl4.as_ref();
-            let other = |local: SocketAddr, remote: SocketAddr| match (local, remote, fastl4) {
-                (SocketAddr::V4(l), SocketAddr::V4(r), Some(f)) => {
-                    f.port_in_use(ipv4::PROTO_TCP, l, r)
-                }
-                _ => false,
-            };
-            m.poll(now, &mut self.tcp, &mut self.ports, &other, &mut changed);
-        }
-        while let Some(ev) = self.tcp.poll_event() {
-            let h = match ev {
-                Event::Connected(h)
-                | Event::Readable(h)
-                | Event::Writable(h)
-                | Event::PeerClosed(h)
-                | Event::Closed(h) => Some(h),
-                Event::Reset(h, _) => Some(h),
-                Event::Accepted(_) => None,
-            };
-            match self.monitors.as_mut() {
-                Some(m) if h.is_some_and(|h| m.owns(h)) => {
-                    m.on_event(now, &mut self.tcp, ev, &mut changed)
-                }
-                _ => self.services.handle_event(&mut self.tcp, now, ev),
-            }
-        }
-        for t in &changed[before..] {
-            if let Some((_, b)) = self.dp.pools.get(t.key.0 as usize) {
-                if (t.key.1 as usize) < b.states.len() {
-                    b.states
-                        .set_monitor(crate::lb::MemberId(t.key.1 as u16), t.status);
-                }
-            }
-        }
-        self.transitions = changed;
+        // A probe must not take the server-side pair of a fastl4 TCP flow.
+        let fastl4 = self.fastl4.as_ref();
+        let other = |local: SocketAddr, remote: SocketAddr| match (local, remote, fastl4) {
+            (SocketAddr::V4(l), SocketAddr::V4(r), Some(f)) => f.port_in_use(ipv4::PROTO_TCP, l, r),
+            _ => false,
+        };
+        self.host.poll(now, &self.dp, &other);
         self.drain_tcp(now, emit);
     }
 
@@ -967,8 +855,7 @@ impl L2L3 {
         crate::time::earliest([
             self.arp.next_deadline(),
             self.fastl4.as_mut().and_then(Fastl4::next_deadline),
-            self.tcp.poll_timeout(),
-            self.monitors.as_ref().and_then(Monitors::next_deadline),
+            self.host.poll_timeout(),
         ])
     }
 
@@ -985,7 +872,7 @@ impl L2L3 {
             };
             pkt.set_len(rouge_drivers::buf::MAX_FRAME);
             let Some(t) = self
-                .tcp
+                .host
                 .poll_transmit(now, &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..])
             else {
                 self.tcp_backlog = false;
@@ -1026,6 +913,20 @@ impl L2L3 {
 enum ArpFrame {
     Request { src: Ipv4Addr, target: Ipv4Addr },
     Gratuitous { addr: Ipv4Addr },
+}
+
+/// The source and destination ports of the TCP segment in an IPv4 packet at `l3_off`
+/// (zeros when it is too short to hold them).
+fn tcp_ports(pkt: &Packet, l3_off: usize) -> (u16, u16) {
+    let l3 = &pkt.data()[l3_off..];
+    let hl = ((l3.first().copied().unwrap_or(0) & 0x0f) as usize) * 4;
+    match l3.get(hl..hl + 4) {
+        Some(p) => (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        ),
+        None => (0, 0),
+    }
 }
 
 /// Pads a frame with zeros to the Ethernet minimum of 60 bytes (before the FCS).
@@ -1070,5 +971,4 @@ fn forwarded_flow_hash(l3: &[u8]) -> u32 {
 }
 
 #[cfg(test)]
-#[path = "l2l3_tests.rs"]
 mod tests;

@@ -103,7 +103,7 @@ fn a_tcp_retransmission_earlier_than_every_other_engine_is_the_wake_up_time() {
 
     let local = SocketAddr::new(SELF_S.into(), 40_000);
     let remote = SocketAddr::new(MEMBER.into(), 80);
-    l2.tcp
+    l2.tcp_mut()
         .connect(t0, local, remote, ProfileId::DEFAULT)
         .expect("connect");
     let sent = poll(&mut l2, t0);
@@ -121,7 +121,7 @@ fn a_tcp_retransmission_earlier_than_every_other_engine_is_the_wake_up_time() {
         "{rto:?}"
     );
     assert!(rto < arp_due);
-    assert_eq!(Some(rto), l2.tcp.poll_timeout());
+    assert_eq!(Some(rto), l2.host.tcp_mut().poll_timeout());
 
     // Nothing happens just before it; the SYN is sent again at it.
     let early = poll(&mut l2, Instant::from_nanos(rto.as_nanos() - 1_000_000));
@@ -133,6 +133,10 @@ fn a_tcp_retransmission_earlier_than_every_other_engine_is_the_wake_up_time() {
     );
 
     // The next retransmission backs off past the ARP retry, which becomes the earliest.
-    assert!(l2.tcp.poll_timeout().is_some_and(|t| t > arp_due));
+    assert!(l2
+        .host
+        .tcp_mut()
+        .poll_timeout()
+        .is_some_and(|t| t > arp_due));
     assert_eq!(l2.poll_timeout(), Some(arp_due));
 }

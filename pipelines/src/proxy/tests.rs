@@ -1,0 +1,725 @@
+//! The proxy in memory: a client stack, a proxying host and member stacks joined by
+//! links that lose, duplicate and reorder segments (seeded, each side on its own), on a
+//! virtual clock. No sleeping; every loop is bounded.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::dataplane::Dataplane;
+use crate::host::Host;
+use crate::lb::{MemberId, MonitorStatus};
+use crate::tcp::{StackConfig, TcpProfile};
+use crate::testing;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
+const TICK: Duration = Duration::from_millis(1);
+
+/// Faults of one link (both directions).
+#[derive(Debug, Clone, Copy, Default)]
+struct Faults {
+    loss: f64,
+    dup: f64,
+    reorder: f64,
+}
+
+struct Wire {
+    at: Instant,
+    src: IpAddr,
+    dst: IpAddr,
+    bytes: Vec<u8>,
+}
+
+/// The byte at `offset` of the stream `seed`.
+fn pattern(seed: u64, offset: u64) -> u8 {
+    let x = (offset ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (x >> 29) as u8
+}
+
+/// One side's application: sends `to_send` bytes of its pattern then (optionally after
+/// the peer's FIN) shuts down; checks every byte it receives against the peer's.
+#[derive(Debug, Default)]
+struct Endpoint {
+    to_send: u64,
+    sent: u64,
+    received: u64,
+    send_seed: u64,
+    recv_seed: u64,
+    eof: bool,
+    shut: bool,
+    /// Send only after the peer's FIN (a request-then-response half-close).
+    after_eof: bool,
+    /// Do not read (a stalled reader).
+    stalled: bool,
+    reset: bool,
+    corrupt: bool,
+}
+
+impl Endpoint {
+    fn pump(&mut self, tcp: &mut TcpStack, now: Instant, h: ConnHandle) {
+        if !self.stalled {
+            let mut buf = [0u8; 16384];
+            loop {
+                match tcp.read(h, &mut buf) {
+                    Ok(0) => {
+                        self.eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        for (k, b) in buf[..n].iter().enumerate() {
+                            if *b != pattern(self.recv_seed, self.received + k as u64) {
+                                self.corrupt = true;
+                            }
+                        }
+                        self.received += n as u64;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if self.after_eof && !self.eof {
+            return;
+        }
+        let mut buf = [0u8; 16384];
+        while self.sent < self.to_send {
+            let n = ((self.to_send - self.sent) as usize).min(buf.len());
+            for (k, b) in buf[..n].iter_mut().enumerate() {
+                *b = pattern(self.send_seed, self.sent + k as u64);
+            }
+            match tcp.write(h, &buf[..n]) {
+                Ok(0) | Err(_) => break,
+                Ok(w) => self.sent += w as u64,
+            }
+        }
+        if self.sent == self.to_send && !self.shut {
+            self.shut = true;
+            let _ = tcp.shutdown(now, h);
+        }
+    }
+}
+
+struct Member {
+    ip: IpAddr,
+    tcp: TcpStack,
+    listening: bool,
+    /// What each accepted connection does.
+    template: fn() -> Endpoint,
+    conns: HashMap<ConnHandle, Endpoint>,
+    accepted: u64,
+}
+
+struct Bed {
+    now: Instant,
+    dp: Arc<Dataplane>,
+    host: Host,
+    client: TcpStack,
+    clients: HashMap<ConnHandle, Endpoint>,
+    members: Vec<Member>,
+    flight: Vec<Wire>,
+    rng: u64,
+    client_faults: Faults,
+    server_faults: Faults,
+    buf: Vec<u8>,
+}
+
+fn profile() -> TcpProfile {
+    TcpProfile {
+        send_buffer: 256 * 1024,
+        recv_buffer: 256 * 1024,
+        delayed_ack: Duration::ZERO,
+        min_rto: Duration::from_millis(20),
+        initial_rto: Duration::from_millis(200),
+        ..TcpProfile::default()
+    }
+}
+
+fn big_stack() -> TcpStack {
+    let cfg = StackConfig {
+        max_connections: 65_536,
+        max_buffer_bytes: 1 << 34,
+        ..StackConfig::default()
+    };
+    TcpStack::new(cfg, profile())
+}
+
+fn member_addr(i: u8) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 2, i)), 80)
+}
+
+impl Bed {
+    /// The proxy in front of members 198.18.2.11..(11+n), each listening unless in
+    /// `closed`; each accepted connection behaves as `template` says.
+    fn new(
+        n: u8,
+        closed: &[u8],
+        template: fn() -> Endpoint,
+        tweak: impl FnOnce(&mut StandardVs),
+    ) -> Bed {
+        let addrs: Vec<SocketAddr> = (0..n).map(|i| member_addr(11 + i)).collect();
+        let mut vs = StandardVs::new(
+            "web-proxy",
+            "198.18.1.100:8080".parse().unwrap(),
+            testing::pool_binding(&addrs),
+            Snat::Automap,
+            1,
+        );
+        vs.client_profile = profile();
+        vs.server_profile = profile();
+        tweak(&mut vs);
+        let dp = Arc::new(testing::dataplane(1).with_standard(vec![vs]));
+        let mut host = Host::new(0, &dp, crate::counters::PipelineCounters::new_shared());
+        let cfg = StackConfig {
+            max_connections: 65_536,
+            max_buffer_bytes: 1 << 34,
+            ..StackConfig::default()
+        };
+        host.set_tcp(&dp, cfg, profile());
+        let members = addrs
+            .iter()
+            .map(|a| {
+                let mut tcp = big_stack();
+                let listening = !closed.contains(
+                    &(a.ip()
+                        .to_string()
+                        .rsplit('.')
+                        .next()
+                        .unwrap()
+                        .parse::<u8>()
+                        .unwrap()),
+                );
+                if listening {
+                    tcp.listen(*a, 65_536, ProfileId::DEFAULT).unwrap();
+                }
+                Member {
+                    ip: a.ip(),
+                    tcp,
+                    listening,
+                    template,
+                    conns: HashMap::new(),
+                    accepted: 0,
+                }
+            })
+            .collect();
+        Bed {
+            now: Instant::from_secs(1),
+            dp,
+            host,
+            client: big_stack(),
+            clients: HashMap::new(),
+            members,
+            flight: Vec::new(),
+            rng: 0x1234_5678_9abc_def1,
+            client_faults: Faults::default(),
+            server_faults: Faults::default(),
+            buf: vec![0u8; 2048],
+        }
+    }
+
+    fn vs(&self) -> &StandardVs {
+        &self.dp.standard[0]
+    }
+
+    fn rand(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn connect(&mut self, port: u16, e: Endpoint) -> ConnHandle {
+        let h = self
+            .client
+            .connect(
+                self.now,
+                SocketAddr::new(IpAddr::V4(CLIENT), port),
+                "198.18.1.100:8080".parse().unwrap(),
+                ProfileId::DEFAULT,
+            )
+            .unwrap();
+        self.clients.insert(h, e);
+        h
+    }
+
+    fn send(&mut self, src: IpAddr, dst: IpAddr, len: usize, faults: Faults) {
+        if self.rand() < faults.loss {
+            return;
+        }
+        let copies = if self.rand() < faults.dup { 2 } else { 1 };
+        for _ in 0..copies {
+            let extra = if self.rand() < faults.reorder { 3 } else { 0 };
+            let at = self.now + TICK * (1 + extra);
+            self.flight.push(Wire {
+                at,
+                src,
+                dst,
+                bytes: self.buf[..len].to_vec(),
+            });
+        }
+    }
+
+    /// One millisecond: transmit, deliver what is due, run timers and applications.
+    fn step(&mut self) {
+        let now = self.now;
+        let mut buf = std::mem::take(&mut self.buf);
+        while let Some(t) = self.client.poll_transmit(now, &mut buf) {
+            self.buf = std::mem::take(&mut buf);
+            self.send(t.src, t.dst, t.len, self.client_faults);
+            buf = std::mem::take(&mut self.buf);
+        }
+        for m in 0..self.members.len() {
+            while let Some(t) = self.members[m].tcp.poll_transmit(now, &mut buf) {
+                self.buf = std::mem::take(&mut buf);
+                self.send(t.src, t.dst, t.len, self.server_faults);
+                buf = std::mem::take(&mut self.buf);
+            }
+        }
+        while let Some(t) = self.host.poll_transmit(now, &mut buf) {
+            let faults = if t.dst == IpAddr::V4(CLIENT) {
+                self.client_faults
+            } else {
+                self.server_faults
+            };
+            self.buf = std::mem::take(&mut buf);
+            self.send(t.src, t.dst, t.len, faults);
+            buf = std::mem::take(&mut self.buf);
+        }
+        self.buf = buf;
+        self.now += TICK;
+        let now = self.now;
+        let mut due = Vec::new();
+        let mut i = 0;
+        while i < self.flight.len() {
+            if self.flight[i].at <= now {
+                due.push(self.flight.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        for w in due {
+            if w.dst == IpAddr::V4(CLIENT) {
+                self.client.handle_segment(now, w.src, w.dst, &w.bytes);
+            } else if let Some(m) = self.members.iter_mut().find(|m| m.ip == w.dst) {
+                m.tcp.handle_segment(now, w.src, w.dst, &w.bytes);
+            } else {
+                self.host.handle_segment(now, w.src, w.dst, &w.bytes, false);
+            }
+        }
+        let dp = self.dp.clone();
+        self.host.poll(now, &dp, &|_, _| false);
+        self.client.handle_timeout(now);
+        while let Some(ev) = self.client.poll_event() {
+            match ev {
+                Event::Connected(h)
+                | Event::Readable(h)
+                | Event::Writable(h)
+                | Event::PeerClosed(h) => {
+                    if let Some(e) = self.clients.get_mut(&h) {
+                        e.pump(&mut self.client, now, h);
+                    }
+                }
+                Event::Closed(h) => {
+                    let _ = self.client.close(now, h);
+                }
+                Event::Reset(h, _) => {
+                    if let Some(e) = self.clients.get_mut(&h) {
+                        e.reset = true;
+                    }
+                }
+                Event::Accepted(_) => {}
+            }
+        }
+        for m in self.members.iter_mut() {
+            m.tcp.handle_timeout(now);
+            while let Some(ev) = m.tcp.poll_event() {
+                match ev {
+                    Event::Accepted(l) => {
+                        while let Some(h) = m.tcp.accept(l) {
+                            m.accepted += 1;
+                            let mut e = (m.template)();
+                            e.pump(&mut m.tcp, now, h);
+                            m.conns.insert(h, e);
+                        }
+                    }
+                    Event::Readable(h)
+                    | Event::Writable(h)
+                    | Event::PeerClosed(h)
+                    | Event::Connected(h) => {
+                        if let Some(e) = m.conns.get_mut(&h) {
+                            e.pump(&mut m.tcp, now, h);
+                        }
+                    }
+                    Event::Closed(h) => {
+                        let _ = m.tcp.close(now, h);
+                    }
+                    Event::Reset(h, _) => {
+                        if let Some(e) = m.conns.get_mut(&h) {
+                            e.reset = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Steps until `done` or `limit` of virtual time passed; true if done.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Bed) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+}
+
+fn downloader(up: u64) -> Endpoint {
+    Endpoint {
+        to_send: up,
+        send_seed: 1,
+        recv_seed: 2,
+        ..Endpoint::default()
+    }
+}
+
+fn transfer(n: u64, faults: Faults, seed: u64) {
+    fn server() -> Endpoint {
+        Endpoint {
+            to_send: SERVER_BYTES.with(|b| *b.borrow()),
+            send_seed: 2,
+            recv_seed: 1,
+            ..Endpoint::default()
+        }
+    }
+    SERVER_BYTES.with(|b| *b.borrow_mut() = n);
+    let mut bed = Bed::new(4, &[], server, |_| {});
+    bed.rng ^= seed;
+    bed.client_faults = faults;
+    bed.server_faults = faults;
+    let h = bed.connect(40_000, downloader(n));
+    let done = bed.run_until(Duration::from_secs(600), |b| {
+        let c = &b.clients[&h];
+        c.eof && c.shut && c.received == n && b.host.proxy().flow_count() == 0
+    });
+    let c = &bed.clients[&h];
+    assert!(
+        done,
+        "client sent {} received {} of {n}; eof {}",
+        c.sent, c.received, c.eof
+    );
+    assert!(
+        !c.corrupt,
+        "download bytes differ from what the member sent"
+    );
+    let m: Vec<&Endpoint> = bed.members.iter().flat_map(|m| m.conns.values()).collect();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].received, n);
+    assert!(
+        !m[0].corrupt,
+        "upload bytes differ from what the client sent"
+    );
+    let cs = bed.vs().counters.client_side();
+    let ss = bed.vs().counters.server_side();
+    assert_eq!((cs.total, cs.current, ss.total, ss.current), (1, 0, 1, 0));
+    assert_eq!((cs.bytes_in, cs.bytes_out), (n, n));
+    assert_eq!((ss.bytes_in, ss.bytes_out), (n, n));
+    assert!(cs.packets_in > 0 && ss.packets_out > 0);
+    assert_eq!(bed.host.tcp().buffer_bytes(), 0, "buffers given back");
+}
+
+thread_local! {
+    static SERVER_BYTES: std::cell::RefCell<u64> = const { std::cell::RefCell::new(0) };
+}
+
+/// 1 GiB each way through 1 % loss with duplication and reordering on each side when
+/// `ROUGE_PROXY_FULL=1` (`scripts/test.sh` runs it so, in release); 4 MiB otherwise.
+#[test]
+fn relays_both_ways_through_loss_duplication_and_reordering() {
+    let full = std::env::var("ROUGE_PROXY_FULL").is_ok_and(|v| v == "1");
+    let faults = Faults {
+        loss: 0.01,
+        dup: 0.005,
+        reorder: 0.01,
+    };
+    let n = if full { 1 << 30 } else { 4 << 20 };
+    transfer(n, faults, 7);
+}
+
+#[test]
+fn half_close_is_carried_both_ways() {
+    // The member answers only after the client's FIN (like `nc` sending a request and
+    // closing its side): the FIN must cross before the answer can start.
+    fn server() -> Endpoint {
+        Endpoint {
+            to_send: 100_000,
+            send_seed: 2,
+            recv_seed: 1,
+            after_eof: true,
+            ..Endpoint::default()
+        }
+    }
+    let mut bed = Bed::new(1, &[], server, |_| {});
+    let h = bed.connect(40_000, downloader(5000));
+    let ok = bed.run_until(Duration::from_secs(10), |b| {
+        b.clients[&h].eof && b.host.proxy().flow_count() == 0
+    });
+    let c = &bed.clients[&h];
+    assert!(ok, "received {}", c.received);
+    assert_eq!(c.received, 100_000);
+    assert!(!c.corrupt && !c.reset);
+    let m = bed.members[0].conns.values().next().unwrap();
+    assert_eq!(m.received, 5000);
+    assert!(m.eof && !m.reset);
+    assert_eq!(bed.vs().counters.resets(ResetCause::ClientReset), 0);
+}
+
+fn idle_server() -> Endpoint {
+    Endpoint {
+        send_seed: 2,
+        recv_seed: 1,
+        to_send: u64::MAX,
+        after_eof: true,
+        ..Endpoint::default()
+    }
+}
+
+#[test]
+fn a_reset_on_one_side_resets_the_other() {
+    let mut bed = Bed::new(1, &[], idle_server, |_| {});
+    let a = bed.connect(40_000, downloader(0));
+    bed.clients.get_mut(&a).unwrap().shut = true; // keep the client side open
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.members[0].conns.len() == 1));
+    bed.run_until(Duration::from_millis(20), |_| false);
+    // The member resets: the client is reset too.
+    let (&sh, _) = bed.members[0].conns.iter().next().unwrap();
+    let now = bed.now;
+    bed.members[0].tcp.abort(now, sh).unwrap();
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.clients[&a].reset));
+    assert_eq!(bed.vs().counters.resets(ResetCause::ServerReset), 1);
+    assert_eq!(bed.host.proxy().flow_count(), 0);
+
+    // The client resets: the member is reset too.
+    let b = bed.connect(40_001, downloader(0));
+    bed.clients.get_mut(&b).unwrap().shut = true;
+    assert!(bed.run_until(Duration::from_secs(2), |x| x.members[0].conns.len() == 2));
+    bed.run_until(Duration::from_millis(20), |_| false);
+    let now = bed.now;
+    bed.client.abort(now, b).unwrap();
+    assert!(bed.run_until(Duration::from_secs(2), |x| {
+        x.members[0].conns.iter().any(|(&k, e)| k != sh && e.reset)
+    }));
+    assert_eq!(bed.vs().counters.resets(ResetCause::ClientReset), 1);
+    assert_eq!(bed.host.proxy().flow_count(), 0);
+    assert_eq!(
+        bed.vs().lb.counts.current(MemberId(0)),
+        0,
+        "member slot given back"
+    );
+}
+
+#[test]
+fn a_slow_reader_never_makes_the_proxy_hold_more_than_its_profiles_allow() {
+    fn server() -> Endpoint {
+        Endpoint {
+            to_send: 64 << 20,
+            send_seed: 2,
+            recv_seed: 1,
+            ..Endpoint::default()
+        }
+    }
+    let mut bed = Bed::new(1, &[], server, |vs| {
+        vs.buffer_high = 64 * 1024;
+        vs.buffer_low = 32 * 1024;
+    });
+    let mut e = downloader(0);
+    e.stalled = true;
+    let h = bed.connect(40_000, e);
+    let mut peak = 0;
+    for _ in 0..3000 {
+        bed.step();
+        peak = peak.max(bed.host.tcp().buffer_bytes());
+    }
+    // Per flow: the client side's send buffer and the server side's receive buffer
+    // (256 KiB each as allocated), nothing else, however much the member offers.
+    let bound = 2 * 256 * 1024;
+    assert!(peak <= bound, "the proxy held {peak} bytes, bound {bound}");
+    let member = bed.members[0].conns.values().next().unwrap();
+    assert!(
+        member.sent < 2 << 20,
+        "the member was held back ({} sent)",
+        member.sent
+    );
+    // Queued toward the client: at most the high-water mark plus one relay's worth.
+    let cq = {
+        let f = bed.host.proxy().flows(bed.now);
+        assert_eq!(f.len(), 1);
+        f[0].bytes_out
+    };
+    assert!(cq <= 64 * 1024 + 256 * 1024, "{cq}");
+    // The reader wakes up: everything arrives, intact.
+    bed.clients.get_mut(&h).unwrap().stalled = false;
+    let now = bed.now;
+    bed.clients
+        .get_mut(&h)
+        .unwrap()
+        .pump(&mut bed.client, now, h);
+    let done = bed.run_until(Duration::from_secs(120), |b| {
+        b.clients[&h].received == 64 << 20
+    });
+    let member = bed.members[0].conns.values().next().unwrap();
+    assert!(
+        done,
+        "client received {}, member sent {}, flows {:?}",
+        bed.clients[&h].received,
+        member.sent,
+        bed.host.proxy().flows(bed.now)
+    );
+    assert!(!bed.clients[&h].corrupt);
+}
+
+#[test]
+fn a_refusing_member_is_passed_over_without_the_client_noticing() {
+    // Member .11 refuses (no listener: RST); .12 serves.
+    fn server() -> Endpoint {
+        Endpoint {
+            to_send: 1000,
+            send_seed: 2,
+            recv_seed: 1,
+            after_eof: true,
+            ..Endpoint::default()
+        }
+    }
+    let mut bed = Bed::new(2, &[11], server, |_| {});
+    let hs: Vec<ConnHandle> = (0..6)
+        .map(|i| bed.connect(40_000 + i, downloader(10)))
+        .collect();
+    assert!(bed.run_until(Duration::from_secs(10), |b| {
+        hs.iter().all(|h| b.clients[h].eof) && b.host.proxy().flow_count() == 0
+    }));
+    for h in &hs {
+        let c = &bed.clients[h];
+        assert_eq!((c.received, c.reset, c.corrupt), (1000, false, false));
+    }
+    assert!(!bed.members[0].listening);
+    assert_eq!(bed.members[1].accepted, 6);
+    assert!(
+        bed.vs().counters.reselects() >= 3,
+        "{}",
+        bed.vs().counters.reselects()
+    );
+    assert_eq!(bed.vs().counters.resets(ResetCause::NoMember), 0);
+}
+
+#[test]
+fn a_member_that_never_answers_is_passed_over_after_the_connect_timeout() {
+    let mut bed = Bed::new(2, &[], idle_server, |vs| {
+        vs.connect_timeout = Duration::from_millis(300);
+    });
+    // .11 drops everything: its SYNs vanish.
+    bed.members[0].ip = IpAddr::V4(Ipv4Addr::new(198, 18, 9, 9));
+    let h = bed.connect(40_000, downloader(0));
+    bed.clients.get_mut(&h).unwrap().shut = true;
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.members[1].accepted == 1));
+    assert!(bed.now < Instant::from_secs(1) + Duration::from_millis(1500));
+    assert_eq!(bed.vs().counters.reselects(), 1);
+    assert!(!bed.clients[&h].reset);
+}
+
+#[test]
+fn every_member_refusing_resets_the_client_counted_by_reason() {
+    let mut bed = Bed::new(2, &[11, 12], idle_server, |_| {});
+    let h = bed.connect(40_000, downloader(0));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].reset));
+    assert_eq!(bed.vs().counters.resets(ResetCause::NoMember), 1);
+    assert_eq!(bed.vs().counters.reselects(), 1);
+    assert_eq!(bed.host.proxy().flow_count(), 0);
+}
+
+#[test]
+fn a_member_gone_down_has_its_flows_reset_on_both_sides() {
+    let mut bed = Bed::new(1, &[], idle_server, |_| {});
+    let h = bed.connect(40_000, downloader(0));
+    bed.clients.get_mut(&h).unwrap().shut = true;
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.members[0].conns.len() == 1));
+    bed.run_until(Duration::from_millis(20), |_| false);
+    // Disabled: the flow continues.
+    bed.vs()
+        .lb
+        .states
+        .set_admin(MemberId(0), crate::lb::AdminState::Disabled);
+    bed.run_until(Duration::from_millis(500), |_| false);
+    assert_eq!(bed.host.proxy().flow_count(), 1);
+    bed.vs()
+        .lb
+        .states
+        .set_monitor(MemberId(0), MonitorStatus::Down);
+    assert!(bed.run_until(Duration::from_secs(1), |b| {
+        b.clients[&h].reset && b.members[0].conns.values().all(|e| e.reset)
+    }));
+    assert_eq!(bed.vs().counters.resets(ResetCause::MemberDown), 1);
+}
+
+#[test]
+fn clients_outside_the_allow_list_and_beyond_the_limit_are_reset() {
+    let mut bed = Bed::new(1, &[], idle_server, |vs| {
+        vs.allow = vec!["198.18.7.0/24".parse().unwrap()];
+    });
+    let h = bed.connect(40_000, downloader(0));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.clients[&h].reset));
+    assert_eq!(bed.vs().counters.resets(ResetCause::NotAllowed), 1);
+    assert_eq!(bed.members[0].accepted, 0);
+
+    let mut bed = Bed::new(1, &[], idle_server, |vs| vs.connection_limit = 2);
+    let hs: Vec<ConnHandle> = (0..3)
+        .map(|i| bed.connect(40_000 + i, downloader(0)))
+        .collect();
+    for h in &hs {
+        bed.clients.get_mut(h).unwrap().shut = true;
+    }
+    assert!(bed.run_until(Duration::from_secs(2), |b| hs
+        .iter()
+        .any(|h| b.clients[h].reset)));
+    bed.run_until(Duration::from_millis(100), |_| false);
+    assert_eq!(hs.iter().filter(|h| bed.clients[h].reset).count(), 1);
+    assert_eq!(bed.vs().counters.resets(ResetCause::ConnectionLimit), 1);
+    assert_eq!(bed.members[0].accepted, 2);
+}
+
+#[test]
+fn ten_thousand_concurrent_flows_and_the_memory_of_an_idle_one() {
+    let mut bed = Bed::new(4, &[], idle_server, |_| {});
+    let n = 10_000u16;
+    let before = bed.host.tcp().buffer_bytes();
+    let hs: Vec<ConnHandle> = (0..n)
+        .map(|i| {
+            let h = bed.connect(20_000 + i, downloader(0));
+            bed.clients.get_mut(&h).unwrap().shut = true;
+            h
+        })
+        .collect();
+    assert!(bed.run_until(Duration::from_secs(20), |b| {
+        b.members.iter().map(|m| m.accepted).sum::<u64>() == n as u64
+    }));
+    bed.run_until(Duration::from_millis(50), |_| false);
+    assert_eq!(bed.host.proxy().flow_count(), n as usize);
+    assert_eq!(bed.vs().counters.client_side().current, n as u64);
+    assert_eq!(bed.vs().counters.server_side().current, n as u64);
+    for m in &bed.members {
+        assert_eq!(m.accepted, n as u64 / 4, "round robin spreads the flows");
+    }
+    assert!(hs.iter().all(|h| !bed.clients[h].reset));
+    let buffers = bed.host.tcp().buffer_bytes() - before;
+    let per_flow = 2 * std::mem::size_of::<crate::tcp::Connection>()
+        + std::mem::size_of::<Flow>()
+        + buffers / n as usize;
+    println!(
+        "idle proxied flow: {per_flow} bytes (2 connections of {} bytes, flow record {} bytes, buffers {} bytes)",
+        std::mem::size_of::<crate::tcp::Connection>(),
+        std::mem::size_of::<Flow>(),
+        buffers / n as usize
+    );
+    assert_eq!(buffers, 0, "idle flows hold no buffers");
+}
