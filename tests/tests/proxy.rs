@@ -424,6 +424,19 @@ fn proxy_serves_curl_wrk_half_close_and_a_gib_each_way() {
     );
 
     // 1 GiB down (nginx -> curl) and 1 GiB up (nc -> sha256sum on a member), hash-checked.
+    // The TCP stack's drops and retransmissions of each are printed for diagnosis.
+    let tcp = |bed: &Testbed| bed.rouge_json(&["show", "stats"]).unwrap()["tcp"].clone();
+    let diff = |a: &Value, b: &Value| {
+        format!(
+            "beyond-window drops {}, out-of-window drops {}, retransmits {}",
+            b["drops"]["beyond-window"].as_u64().unwrap_or(0)
+                - a["drops"]["beyond-window"].as_u64().unwrap_or(0),
+            b["drops"]["out-of-window"].as_u64().unwrap_or(0)
+                - a["drops"]["out-of-window"].as_u64().unwrap_or(0),
+            b["retransmits"].as_u64().unwrap_or(0) - a["retransmits"].as_u64().unwrap_or(0)
+        )
+    };
+    let t0 = tcp(&bed);
     let t = Instant::now();
     let out = bed.exec(
         "client",
@@ -440,9 +453,11 @@ fn proxy_serves_curl_wrk_half_close_and_a_gib_each_way() {
         "1 GiB download: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let t1 = tcp(&bed);
     eprintln!(
-        "1 GiB download through the proxy in {:.1} s",
-        t.elapsed().as_secs_f64()
+        "1 GiB download through the proxy in {:.1} s ({})",
+        t.elapsed().as_secs_f64(),
+        diff(&t0, &t1)
     );
     let t = Instant::now();
     let out = bed.exec(
@@ -461,8 +476,9 @@ fn proxy_serves_curl_wrk_half_close_and_a_gib_each_way() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!(
-        "1 GiB upload through the proxy in {:.1} s",
-        t.elapsed().as_secs_f64()
+        "1 GiB upload through the proxy in {:.1} s ({})",
+        t.elapsed().as_secs_f64(),
+        diff(&t1, &tcp(&bed))
     );
     assert!(bed.rouge_alive());
 }
