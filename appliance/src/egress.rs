@@ -87,6 +87,8 @@ pub struct Egress {
     rates_generation: u64,
     /// Packets dropped by the shapers (all reasons; per class in the counters).
     pub dropped: u64,
+    /// Packets the shapers have released (to tell when shaped TCP may send again).
+    pub released: u64,
 }
 
 impl Egress {
@@ -106,6 +108,7 @@ impl Egress {
             rate_at: Instant::ZERO,
             rates_generation: 0,
             dropped: 0,
+            released: 0,
         };
         e.set_policy(Instant::ZERO, policy, &mut |_, _| {});
         e
@@ -227,6 +230,22 @@ impl Egress {
         }
     }
 
+    /// Copies what each class of each shaped port can still queue into `room`, for the
+    /// pipeline's shaped TCP connections (lossless shaping of proxied flows).
+    pub fn fill_room(&self, room: &mut rouge_pipelines::shaper::room::ShapingRoom) {
+        room.clear();
+        for (port, shaper) in self.shapers.iter().enumerate() {
+            let Some(shaper) = shaper.as_ref() else {
+                continue;
+            };
+            for class in 0..shaper.class_count() {
+                if let Some((items, bytes)) = shaper.room(class) {
+                    room.set(port as u16, class as u16, items, bytes);
+                }
+            }
+        }
+    }
+
     /// Moves what the shapers release at `now` into `tx`, as far as its queues have room.
     pub fn pump(&mut self, now: Instant, tx: &mut impl TxSink) {
         for (port, shaper) in self.shapers.iter_mut().enumerate() {
@@ -239,6 +258,7 @@ impl Egress {
                     break;
                 };
                 tx.push(port as u16, pkt);
+                self.released += 1;
                 room -= 1;
             }
         }

@@ -217,6 +217,8 @@ pub fn run<P: Port>(
     // Something changed since the views were last published (they are republished at
     // most every ARP_PUBLISH, so a sleeping worker wakes once more to publish them).
     let mut unpublished = true;
+    // The shapers' release count when the pipeline last polled (see `Egress::released`).
+    let mut released_seen = 0u64;
     me.running.store(true, Ordering::Release);
     tracing::info!(worker = id, core = ?me.core, ports = ports.len(), "worker running");
 
@@ -270,6 +272,12 @@ pub fn run<P: Port>(
         // The pipeline's timers run when packets may have made work for them (TCP
         // events, held packets) or when its earliest deadline has come.
         timers_due |= received > 0 || l2.poll_timeout().is_some_and(|t| t <= now);
+        // Shaped TCP waiting for room goes again once the shapers released something.
+        timers_due |= l2.shaped_waiting() && egress.released != released_seen;
+        if egress.active() {
+            released_seen = egress.released;
+            egress.fill_room(l2.shaping_room_mut());
+        }
         if timers_due {
             l2.poll(now, &mut |port, out| {
                 if let Some(out) = egress.admit(now, port, out) {
@@ -328,6 +336,10 @@ pub fn run<P: Port>(
         }
         me.pipeline.idle_turns.inc();
         if idle != IdlePolicy::Adaptive || now.saturating_since(last_packet) < SPIN {
+            continue;
+        }
+        if l2.shaped_waiting() && egress.released != released_seen {
+            // The shapers made room for shaped TCP: no sleeping before it goes.
             continue;
         }
         let publish = [

@@ -236,6 +236,52 @@ fn tcp_weights_3_to_1_share_a_200_mbit_root() {
     );
 }
 
+/// The proxied virtual servers (port 5202): the same 3:1 split, and no segment dropped
+/// by a shaper: the proxy holds data back while its class has no room.
+#[test]
+fn proxied_tcp_keeps_3_to_1_with_zero_shaper_drops() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bed = bed_with_servers(&[]);
+    let port = ["-p", "5202", "-P", "4"];
+    let gold = iperf(&bed, GOLD, CLIENTS[0], 7, &port);
+    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 7, &port);
+    std::thread::sleep(Duration::from_secs(2));
+    let rates = rates_over(&bed, "lb-s", Duration::from_secs(4));
+    let (g, b) = (report(gold), report(bronze));
+    check_shares(&rates, "proxied TCP");
+    println!(
+        "proxied TCP receivers: gold {:.1} Mbit/s, bronze {:.1} Mbit/s",
+        received_bits_per_second(&g) / 1e6,
+        received_bits_per_second(&b) / 1e6
+    );
+    for class in ["gold", "bronze"] {
+        let v = bed
+            .rouge_json(&["show", "class", class])
+            .expect("show class");
+        assert_eq!(
+            v[0]["drops"], 0,
+            "{class} dropped proxied segments: {}",
+            v[0]
+        );
+    }
+    let stats = bed.rouge_json(&["show", "stats"]).expect("show stats");
+    assert!(
+        stats["tcp"]["shaping_deferrals"].as_u64().unwrap_or(0) > 0,
+        "the proxy held data back: {}",
+        stats["tcp"]
+    );
+    for vs in ["gold-proxy", "bronze-proxy"] {
+        let v = bed
+            .rouge_json(&["show", "virtual", vs])
+            .expect("show virtual");
+        assert!(
+            v[0]["server_side"]["bytes_out"].as_u64().unwrap_or(0) > 1_000_000,
+            "{vs}: {}",
+            v[0]
+        );
+    }
+}
+
 /// Bytes per unit of weight a class may send in one round (`QUANTUM_BYTES` of
 /// `rouge_pipelines::shaper`: one full-size Ethernet frame).
 const QUANTUM_BYTES: u32 = 1514;

@@ -29,12 +29,12 @@ pub struct TcpProfileCfg {
     /// Send buffer per connection in bytes [262144].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_buffer: Option<usize>,
-    /// Bytes queued toward this side above which the proxy stops reading the other
-    /// side [131072].
+    /// Bytes waiting unsent toward this side above which the proxy stops reading the
+    /// other side [131072].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_buffer_high: Option<usize>,
-    /// Bytes queued toward this side below which reading the other side resumes
-    /// [98304].
+    /// Bytes waiting unsent toward this side below which reading the other side
+    /// resumes [98304].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_buffer_low: Option<usize>,
     /// Offer window scaling (RFC 7323) [true].

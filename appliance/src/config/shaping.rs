@@ -162,8 +162,8 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
         }
         for v in &k.virtuals {
             match cfg.virtuals.iter().find(|x| &x.name == v) {
-                None => c.err("class", Some(i), "virtuals", format!("no virtual server named `{v}`"), "name a [[virtual]] of type fastl4"),
-                Some(x) if x.kind != VirtualType::Fastl4 => c.err("class", Some(i), "virtuals", format!("virtual server `{v}` is not fastl4"), "classes take fastl4 virtual servers; forwarded traffic goes to class `default`"),
+                None => c.err("class", Some(i), "virtuals", format!("no virtual server named `{v}`"), "name a [[virtual]] of type fastl4 or standard"),
+                Some(x) if !matches!(x.kind, VirtualType::Fastl4 | VirtualType::Standard) => c.err("class", Some(i), "virtuals", format!("virtual server `{v}` is neither fastl4 nor standard"), "classes take fastl4 and standard virtual servers; forwarded traffic goes to class `default`"),
                 Some(_) if !claimed_virtuals.insert(v.as_str()) => c.err("class", Some(i), "virtuals", format!("virtual server `{v}` is already in another class"), "list each virtual server in one class"),
                 Some(_) => {}
             }

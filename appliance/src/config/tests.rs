@@ -283,7 +283,10 @@ members = ["198.18.2.11:5201"]
 clients = ["198.18.1.128/25"]
 "#
     )
-    .replace("virtuals = [\"bronze\", \"bronze-udp\"]", "");
+    .replace(
+        "virtuals = [\"bronze\", \"bronze-udp\", \"bronze-proxy\"]",
+        "",
+    );
     let cfg = parse("x.toml", &text).unwrap();
     let dp = build::dataplane(&cfg, 1, 1, None);
     let p = dp.shaping.as_ref().unwrap();

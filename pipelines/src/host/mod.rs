@@ -241,6 +241,17 @@ impl Host {
         self.tcp.poll_transmit(now, buf)
     }
 
+    /// The next segment to send, shaped connections only while `room` says their class
+    /// can take it (see [`TcpStack::poll_transmit_shaped`]).
+    pub fn poll_transmit_shaped(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        room: &mut dyn FnMut(crate::tcp::Shaping, usize) -> bool,
+    ) -> Option<Transmit> {
+        self.tcp.poll_transmit_shaped(now, buf, room)
+    }
+
     /// When [`Host::poll`] must run next: the stack's timers, the monitors' probes, the
     /// application timers; a time already past when events wait.
     pub fn poll_timeout(&mut self) -> Option<Instant> {

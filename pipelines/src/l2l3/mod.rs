@@ -24,6 +24,7 @@ use crate::dataplane::{Dataplane, LocalKind};
 use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
 use crate::host::Host;
 use crate::monitor::{Monitors, Transition};
+use crate::shaper::room::ShapingRoom;
 use crate::tcp::{StackConfig, TcpProfile, TcpStack};
 use crate::time::Instant;
 use crate::verdict::{DropReason, Verdict};
@@ -61,6 +62,8 @@ pub struct L2L3 {
     fastl4: Option<Fastl4>,
     /// The last [`L2L3::poll`] stopped at [`TCP_TX_BUDGET`] with segments left to send.
     tcp_backlog: bool,
+    /// What each shaping class can still take, per port (see [`L2L3::shaping_room_mut`]).
+    shaping_room: ShapingRoom,
 }
 
 /// Where a packet leaves: the port and the header to put on it.
@@ -108,6 +111,7 @@ impl L2L3 {
             pool,
             host,
             tcp_backlog: false,
+            shaping_room: ShapingRoom::default(),
         }
     }
 
@@ -199,6 +203,20 @@ impl L2L3 {
     /// This worker's fastl4 state (connection table), once a fastl4 virtual server exists.
     pub fn fastl4(&self) -> Option<&Fastl4> {
         self.fastl4.as_ref()
+    }
+
+    /// The room of each shaping class on each port, to be filled by the worker from its
+    /// shapers before [`L2L3::poll`]: shaped TCP connections (the proxy's) send new data
+    /// only within it, so the shapers never drop their segments. Left empty, nothing is
+    /// limited.
+    pub fn shaping_room_mut(&mut self) -> &mut ShapingRoom {
+        &mut self.shaping_room
+    }
+
+    /// True when shaped connections hold data back for want of room: poll again once the
+    /// shapers have released something.
+    pub fn shaped_waiting(&self) -> bool {
+        self.host.tcp().shaped_waiting()
     }
 
     /// The neighbour cache as rows for display.
@@ -864,6 +882,9 @@ impl L2L3 {
         // Cleared when the stack has nothing left (or no buffer is free: buffers come
         // back as frames leave, and the stack's own timers retry).
         self.tcp_backlog = true;
+        if self.host.tcp().shaped_waiting() {
+            self.host.tcp_mut().requeue_shaped();
+        }
         for _ in 0..TCP_TX_BUDGET {
             let Some(mut pkt) = self.pool.alloc() else {
                 self.counters.drops[DropReason::NoBuffer as usize].inc();
@@ -871,10 +892,12 @@ impl L2L3 {
                 return;
             };
             pkt.set_len(rouge_drivers::buf::MAX_FRAME);
-            let Some(t) = self
-                .host
-                .poll_transmit(now, &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..])
-            else {
+            let room = &self.shaping_room;
+            let Some(t) = self.host.poll_transmit_shaped(
+                now,
+                &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..],
+                &mut |sh, len| room.has_room(sh.port, sh.class, len),
+            ) else {
                 self.tcp_backlog = false;
                 return;
             };
@@ -895,6 +918,11 @@ impl L2L3 {
             }
             .emit(pkt.data_mut());
             pkt.truncate(ipv4::MIN_HEADER_LEN + t.len);
+            if let Some(sh) = t.shaping {
+                pkt.meta.class = Some(sh.class);
+                pkt.meta.flow_hash = sh.hash;
+                self.shaping_room.take(sh.port, sh.class, pkt.len() + 18);
+            }
             self.counters.tcp_segments_out.inc();
             let Some(route) = self.dp.routes.lookup_v4(dst) else {
                 self.counters.drops[DropReason::NoRoute as usize].inc();

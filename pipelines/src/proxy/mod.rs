@@ -178,6 +178,7 @@ pub struct Proxy {
     free: Vec<u32>,
     live: usize,
     sweep: Option<TimerId>,
+    last_snat: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -200,12 +201,19 @@ impl Proxy {
             free: Vec::new(),
             live: 0,
             sweep: None,
+            last_snat: None,
         }
     }
 
     /// Flows open on this worker.
     pub fn flow_count(&self) -> usize {
         self.live
+    }
+
+    /// The local address of the last server-side connection opened (for tests and
+    /// diagnostics).
+    pub fn last_snat(&self) -> Option<SocketAddr> {
+        self.last_snat
     }
 
     /// Listens for exactly the standard virtual servers of `dp`. A virtual server that
@@ -491,10 +499,13 @@ impl Proxy {
             match cx.tcp.connect(cx.now, local, server_addr, server_profile) {
                 Ok(s) => {
                     let _ = cx.tcp.set_owner(s, Owner::new(app::PROXY, i as u32));
+                    let c = self.flow_mut(i).client;
+                    shape(cx, &vs, i, c, s, client, server_addr);
                     let deadline = cx.now + vs.connect_timeout;
                     let t =
                         cx.timers
                             .set(deadline, Owner::new(app::PROXY, i as u32), TIMER_CONNECT);
+                    self.last_snat = Some(local);
                     let f = self.flow_mut(i);
                     f.server = Some(s);
                     f.snat = Some(local);
@@ -683,7 +694,7 @@ fn relay(
 ) -> u64 {
     let mut moved = 0u64;
     loop {
-        let queued = cx.tcp.send_queued(to);
+        let queued = cx.tcp.send_unsent(to);
         if queued >= high {
             let _ = cx.tcp.arm_writable(to, low);
             break;
@@ -715,6 +726,40 @@ fn count_segments(tcp: &TcpStack, h: ConnHandle, seen: &mut (u64, u64), side: &S
         side.packets_in.add(c.segs_in.saturating_sub(seen.0));
         side.packets_out.add(c.segs_out.saturating_sub(seen.1));
         *seen = (c.segs_in, c.segs_out);
+    }
+}
+
+/// Tags both connections of flow `i` with the shaping class the policy gives its
+/// virtual server, member and client, on the port each side's traffic leaves by, so
+/// the shapers slow them without dropping (see `crate::shaper`).
+fn shape(
+    cx: &mut ProxyCtx<'_>,
+    vs: &StandardVs,
+    i: usize,
+    client_conn: ConnHandle,
+    server_conn: ConnHandle,
+    client: SocketAddr,
+    member: SocketAddr,
+) {
+    let Some(policy) = cx.dp.shaping.as_ref() else {
+        return;
+    };
+    let class = policy.classify(&vs.name, member, client.ip()) as u16;
+    let hash = (i as u32).wrapping_mul(0x9E37_79B9);
+    for (h, peer) in [(client_conn, client.ip()), (server_conn, member.ip())] {
+        let IpAddr::V4(ip) = peer else { continue };
+        let Some(route) = cx.dp.routes.lookup_v4(ip) else {
+            continue;
+        };
+        let Some(vlan) = cx.dp.vlans.get(route.next_hop.vlan as usize) else {
+            continue;
+        };
+        let shaping = crate::tcp::Shaping {
+            port: vlan.iface,
+            class,
+            hash,
+        };
+        let _ = cx.tcp.set_shaping(h, Some(shaping));
     }
 }
 

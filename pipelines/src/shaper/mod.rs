@@ -92,7 +92,7 @@
 //! the two-worker 3:1 test). And each worker may burst its own bucket: the appliance
 //! bursts up to workers × the configured burst.
 //!
-//! # Lossless shaping of proxied TCP (design, not implemented here)
+//! # Lossless shaping of proxied TCP
 //!
 //! Forwarded traffic is dropped at the queue limit ([`Shaper::enqueue`] returns the item
 //! with a [`DropReason`]). A proxied TCP connection owns its data, so it should be slowed
@@ -102,12 +102,20 @@
 //! receive window closes and the sender slows), and arms a timer at
 //! [`Shaper::next_ready`]. Nothing is dropped; TCP's own flow control carries the
 //! backpressure to the far sender.
+//!
+//! As built: before the pipeline drains its TCP stack, the worker copies each class's
+//! room ([`Shaper::room`]) into a [`room::ShapingRoom`]; a connection the proxy tagged
+//! with a class (`TcpStack::set_shaping`) sends new data only while its class has room
+//! for a full segment on its egress port, and waits in the stack otherwise (counted as
+//! a deferral) until the shaper has released something. Its send buffer fills, the
+//! proxy's relay stops at `proxy_buffer_high`, and the far sender's window closes.
 
 mod bucket;
 mod config;
 mod counters;
 pub mod policy;
 mod queue;
+pub mod room;
 mod sched;
 pub mod share;
 

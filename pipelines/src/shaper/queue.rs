@@ -89,6 +89,11 @@ impl<T> FlowQueue<T> {
         self.bytes
     }
 
+    /// Slots free.
+    pub(crate) fn free_slots(&self) -> usize {
+        self.slots.len() - self.len
+    }
+
     /// True when no slot is free.
     pub(crate) fn is_full(&self) -> bool {
         self.free == NIL

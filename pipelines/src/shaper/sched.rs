@@ -159,6 +159,17 @@ impl<T: ShapedItem> Shaper<T> {
         })
     }
 
+    /// What `class` can still queue without dropping: (items, bytes). `None` for an
+    /// unknown class.
+    pub fn room(&self, class: ClassId) -> Option<(usize, u64)> {
+        self.classes.get(class).map(|c| {
+            let bytes = c
+                .bytes_limit
+                .map_or(u64::MAX, |b| b.saturating_sub(c.queue.bytes()));
+            (c.queue.free_slots(), bytes)
+        })
+    }
+
     // ---- inputs ----
 
     /// Queue `item` in `class`, in the flow sub-queue of `flow_hash`.

@@ -149,6 +149,9 @@ pub struct TcpCounters {
     /// Bytes moved from one connection's receive buffer into another's send buffer by
     /// [`TcpStack::relay`](super::TcpStack::relay).
     pub bytes_relayed: u64,
+    /// Times a shaped connection held new data back because its shaping class had no
+    /// room (lossless shaping: the data waits, nothing is dropped).
+    pub shaping_deferrals: u64,
     /// Buffer memory held by connections now (a gauge, bounded by the stack's
     /// `max_buffer_bytes`; refusals count as the `memory_limit` drop).
     pub buffer_bytes: u64,
@@ -190,6 +193,7 @@ impl TcpCounters {
             window_probes,
             keepalive_probes,
             bytes_relayed,
+            shaping_deferrals,
             buffer_bytes,
             drops,
         } = o;
@@ -223,6 +227,7 @@ impl TcpCounters {
         self.window_probes += window_probes;
         self.keepalive_probes += keepalive_probes;
         self.bytes_relayed += bytes_relayed;
+        self.shaping_deferrals += shaping_deferrals;
         self.buffer_bytes += buffer_bytes;
         for (t, x) in self.drops.iter_mut().zip(drops.iter()) {
             *t += x;

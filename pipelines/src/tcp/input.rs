@@ -332,7 +332,7 @@ impl Connection {
             self.backoff = 0;
             let low_water = self.send_low_water as usize;
             let drained = if low_water > 0 {
-                self.tx.len() <= low_water
+                self.unsent() <= low_water && self.tx_free() > 0
             } else {
                 self.tx_free() >= self.snd_buf as usize / 4
             };

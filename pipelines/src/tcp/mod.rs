@@ -76,6 +76,7 @@ pub use config::{Keepalive, StackConfig, TcpProfile};
 pub use congestion::CongestionAlgo;
 pub use counters::{TcpCounters, TcpDrop};
 pub use stack::{
-    ConnHandle, Event, ListenerHandle, Owner, ProfileId, ResetReason, TcpError, TcpStack, Transmit,
+    ConnHandle, Event, ListenerHandle, Owner, ProfileId, ResetReason, Shaping, TcpError, TcpStack,
+    Transmit,
 };
 pub use state::{Connection, State};

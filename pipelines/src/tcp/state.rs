@@ -200,8 +200,11 @@ pub struct Connection {
     pub segs_in: u64,
     /// Segments sent on this connection (retransmissions included).
     pub segs_out: u64,
-    /// `Writable` waits until at most this many bytes are queued to send (0: until a
-    /// quarter of the send buffer is free), see [`crate::tcp::TcpStack::arm_writable`].
+    /// The egress port and shaping class its segments take (lossless shaping).
+    pub shaping: Option<crate::tcp::Shaping>,
+    /// `Writable` waits until at most this many bytes wait to be sent for the first time
+    /// (0: until a quarter of the send buffer is free), see
+    /// [`crate::tcp::TcpStack::arm_writable`].
     pub send_low_water: u32,
 
     /// Our initial sequence number.
@@ -321,6 +324,7 @@ impl Connection {
             segs_in: 0,
             segs_out: 0,
             send_low_water: 0,
+            shaping: None,
             iss,
             snd_una: iss,
             snd_nxt: iss,
@@ -416,6 +420,26 @@ impl Connection {
     /// True once our FIN is acknowledged.
     pub fn fin_acked(&self) -> bool {
         self.has(flag::FIN_ACKED)
+    }
+
+    /// Bytes in the send buffer never sent yet.
+    #[inline]
+    pub fn unsent(&self) -> usize {
+        let end = self.data_end();
+        if seq::lt(self.snd_max, end) {
+            seq::dist(self.snd_max, end)
+        } else {
+            0
+        }
+    }
+
+    /// True when an armed `Writable` with a low-water mark is due: at most that many
+    /// bytes wait to be sent for the first time.
+    #[inline]
+    pub fn below_low_water(&self) -> bool {
+        self.send_low_water > 0
+            && self.has(flag::WRITE_ARMED)
+            && self.unsent() <= self.send_low_water as usize
     }
 
     /// Bytes sent and not acknowledged, SYN and FIN included.

@@ -116,9 +116,16 @@ impl TcpStack {
         self.connection(h).map_or(0, |c| c.tx.len())
     }
 
-    /// Asks for a `Writable` event once at most `low_water` bytes are queued to send on
-    /// `h` (a relay holding back at its high-water mark waits for this). `low_water` 0
-    /// means the default: a quarter of the send buffer free.
+    /// Bytes on `h` never sent yet (what a relay holds back for the peer; the bytes in
+    /// flight are bounded by the send buffer and the windows).
+    pub fn send_unsent(&self, h: ConnHandle) -> usize {
+        self.connection(h).map_or(0, |c| c.unsent())
+    }
+
+    /// Asks for a `Writable` event once at most `low_water` bytes on `h` wait to be sent
+    /// for the first time and its send buffer has room (a relay holding back at its
+    /// high-water mark waits for this). `low_water` 0 means the default: a quarter of
+    /// the send buffer free.
     pub fn arm_writable(&mut self, h: ConnHandle, low_water: usize) -> Result<(), TcpError> {
         let c = self.conn_mut(h).ok_or(TcpError::InvalidHandle)?;
         c.send_low_water = low_water.min(u32::MAX as usize) as u32;

@@ -55,6 +55,19 @@ impl Owner {
     }
 }
 
+/// Where a connection's segments are shaped (lossless shaping of proxied TCP): the
+/// egress port, the shaping class and the flow hash that keeps its segments in one flow
+/// queue of the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shaping {
+    /// Egress port.
+    pub port: u16,
+    /// Shaping class.
+    pub class: u16,
+    /// Flow hash within the class.
+    pub hash: u32,
+}
+
 /// A profile registered with [`TcpStack::add_profile`]; `ProfileId::DEFAULT` is the one
 /// given to [`TcpStack::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +143,8 @@ pub struct Transmit {
     pub dst: IpAddr,
     /// Length of the TCP segment in the buffer.
     pub len: usize,
+    /// Its shaping, when its connection has one.
+    pub shaping: Option<Shaping>,
 }
 
 #[derive(Debug)]
@@ -235,6 +250,8 @@ pub struct TcpStack {
     spare: Vec<(usize, Vec<Box<[u8]>>)>,
     counters: TcpCounters,
     challenge_window: (u64, u32),
+    /// Shaped connections holding new data back until their class has room.
+    shaped_wait: Vec<u32>,
 }
 
 impl TcpStack {
@@ -262,6 +279,7 @@ impl TcpStack {
             spare: Vec::with_capacity(4),
             counters: TcpCounters::default(),
             challenge_window: (u64::MAX, 0),
+            shaped_wait: Vec::new(),
             cfg,
         }
     }
@@ -709,6 +727,42 @@ impl TcpStack {
     /// MSS for full segments), returning its addresses and length; `None` when nothing
     /// is left to send.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.poll_transmit_shaped(now, buf, &mut |_, _| true)
+    }
+
+    /// Gives connection `h` a shaping (or takes it away): from then on it sends new data
+    /// only when [`TcpStack::poll_transmit_shaped`]'s `room` says its class has room.
+    pub fn set_shaping(&mut self, h: ConnHandle, shaping: Option<Shaping>) -> Result<(), TcpError> {
+        self.conn_mut(h).ok_or(TcpError::InvalidHandle)?.shaping = shaping;
+        Ok(())
+    }
+
+    /// True when shaped connections hold data back for want of room; call
+    /// [`TcpStack::requeue_shaped`] once the shaper has released something.
+    pub fn shaped_waiting(&self) -> bool {
+        !self.shaped_wait.is_empty()
+    }
+
+    /// Puts the shaped connections that held data back in line to send again.
+    pub fn requeue_shaped(&mut self) {
+        let mut wait = std::mem::take(&mut self.shaped_wait);
+        for idx in wait.drain(..) {
+            self.queue_output(idx);
+        }
+        self.shaped_wait = wait;
+    }
+
+    /// As [`TcpStack::poll_transmit`], but a shaped connection (see
+    /// [`TcpStack::set_shaping`]) with new data sends only if `room(shaping, len)` says
+    /// its class can take a full segment; otherwise it waits, out of line, until
+    /// [`TcpStack::requeue_shaped`] (counted in `shaping_deferrals`). Nothing it holds is
+    /// lost: the data stays in its send buffer.
+    pub fn poll_transmit_shaped(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        room: &mut dyn FnMut(Shaping, usize) -> bool,
+    ) -> Option<Transmit> {
         while let Some(r) = self
             .conn_replies
             .pop_front()
@@ -725,6 +779,7 @@ impl TcpStack {
                     src: r.src,
                     dst: r.dst,
                     len,
+                    shaping: None,
                 });
             }
         }
@@ -733,16 +788,37 @@ impl TcpStack {
                 self.txq.pop_front();
                 continue;
             };
+            if let Some(sh) = c.shaping {
+                let new_data = seq::lt(c.snd_nxt, c.data_end());
+                if new_data && !room(sh, c.mss as usize + 80) {
+                    c.clear(flag::TX_QUEUED);
+                    self.txq.pop_front();
+                    self.tx_streak = 0;
+                    self.shaped_wait.push(idx);
+                    self.counters.shaping_deferrals += 1;
+                    continue;
+                }
+            }
             let p = &self.profiles[c.profile as usize];
             match c.poll_segment(now, p, &mut self.counters, buf) {
                 Some(len) => {
                     c.segs_out += 1;
+                    // Sending drained it below the mark the application waits for.
+                    let writable = c.below_low_water().then_some(c.owner);
+                    if writable.is_some() {
+                        c.clear(flag::WRITE_ARMED);
+                    }
                     let t = Transmit {
                         src: c.ip_local(),
                         dst: c.ip_remote(),
                         len,
+                        shaping: c.shaping,
                     };
                     self.sync_timer(idx);
+                    if let Some(owner) = writable {
+                        let h = self.handle_of(idx);
+                        self.events.push_back((owner, Event::Writable(h)));
+                    }
                     // Take turns: a connection with a large window yields after a
                     // burst so the others are not held behind it.
                     self.tx_streak += 1;

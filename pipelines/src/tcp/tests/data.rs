@@ -456,3 +456,46 @@ fn persist_timer_overrides_silly_window_avoidance() {
     recv_nothing!(s, 209);
     recv!(s, 210, [(ACK, iss + 1, PEER_ISS + 1, 300)]);
 }
+
+/// A shaped connection whose class has no room holds its new data back (counted), sends
+/// it once room returns, and loses nothing.
+#[test]
+fn a_shaped_connection_waits_for_room_and_loses_nothing() {
+    let (mut s, h, iss) = established();
+    let sh = Shaping {
+        port: 1,
+        class: 2,
+        hash: 7,
+    };
+    s.set_shaping(h, Some(sh)).unwrap();
+    s.write(h, &[7u8; 3000]).unwrap();
+    let mut buf = [0u8; 1600];
+    let mut asked = Vec::new();
+    let none = s.poll_transmit_shaped(t(1), &mut buf, &mut |x, len| {
+        asked.push((x, len));
+        false
+    });
+    assert_eq!(none, None, "nothing leaves without room");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].0, sh);
+    assert!(asked[0].1 >= 1000, "asks room for a full segment");
+    assert!(s.shaped_waiting());
+    assert_eq!(s.counters().shaping_deferrals, 1);
+    // Without a requeue it stays out of line.
+    assert_eq!(
+        s.poll_transmit_shaped(t(2), &mut buf, &mut |_, _| true),
+        None
+    );
+    s.requeue_shaped();
+    let mut sent = 0;
+    while let Some(tx) = s.poll_transmit_shaped(t(3), &mut buf, &mut |_, _| true) {
+        assert_eq!(tx.shaping, Some(sh));
+        let p = TcpPacket::new_checked(&buf[..tx.len]).unwrap();
+        sent += p.payload().len();
+    }
+    assert_eq!(sent, 3000, "all of it, once");
+    assert!(!s.shaped_waiting());
+    // Acknowledged: nothing is left to retransmit.
+    send!(s, 10, seg(ACK, PEER_ISS + 1, iss.wrapping_add(3001)));
+    assert_eq!(s.send_queued(h), 0);
+}
