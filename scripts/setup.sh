@@ -13,7 +13,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-PKGS=(iproute2 iputils-ping iputils-arping netcat-openbsd socat iperf3 ethtool tcpdump curl
+PKGS=(iproute2 iputils-ping iputils-arping ndisc6 netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils
       iptables nftables
       # the proxy's peers and load (tests/tests/proxy.rs, perf/run proxy): nginx's stream

@@ -80,6 +80,17 @@ fi
 cat /tmp/rouge-test-dpdk-e2e.result >> /tmp/rouge-test.log
 passed=$(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}')
 
+# The appliance image with DPDK (about a minute): DPDK's virtio PMD on the VM's NICs
+# through vfio-pci behind a virtual IOMMU; the debug rouge-dpdk above, no extra build.
+# (`scripts/image check --driver afxdp` passes too; it stays outside CI for time.)
+step "appliance image with DPDK: scripts/image check --driver dpdk (vfio-pci, virtio PMD, ping, fastl4 VIP, console, power off)"
+if timeout 600 bash scripts/image check --driver dpdk; then
+    passed=$((passed + 1))
+else
+    echo "image check --driver dpdk failed (its console logs are kept in the folder printed above)"
+    exit 1
+fi
+
 step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
 ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
 step "proxy in memory at full size: 1 GiB each way through 1 % loss, duplication and reordering, hash-checked (release)"

@@ -5,9 +5,16 @@
 #   c0 198.18.1.2/24  <--->  lb-c           lb-s  <--->  s0 198.18.2.11-14/24
 #   default via .1.1         (no kernel addresses; Rouge owns     default via .2.1
 #                             198.18.1.1/24 and 198.18.2.1/24)
+#   c0 2001:2:0:1::2/64                                          s0 2001:2:0:2::11-14/64
+#   default via 2001:2:0:1::1 (Rouge owns 2001:2:0:1::1/64 and    default via 2001:2:0:2::1
+#                             2001:2:0:2::1/64)
+#
+# The peers' IPv6 addresses are added with `nodad` (and duplicate address detection is off
+# on their links), so they are usable the moment `up` returns; the peers send no router
+# solicitations and accept no router advertisements.
 #
 # Usage:
-#   scripts/testbed.sh up     [PREFIX] [--kernel]   build it (tears down a previous copy first)
+#   scripts/testbed.sh up     [PREFIX] [--kernel] [--queues N]   build it (tears down a previous copy first)
 #   scripts/testbed.sh down   [PREFIX]              remove everything it made (idempotent)
 #   scripts/testbed.sh status [PREFIX]              show what exists
 #
@@ -15,8 +22,13 @@
 # Interface names inside the namespaces are the same in every copy; the veth pairs are
 # created directly inside their namespaces, so nothing ever appears in the root namespace.
 #
-# --kernel gives lb-c 198.18.1.1/24 and lb-s 198.18.2.1/24 in the kernel with
-# ip_forward=1, for the kernel peers the benchmarks compare Rouge against.
+# --queues N gives every veth N transmit and N receive queues (default 1), so several
+# AF_XDP workers can each drive a queue of lb-c and lb-s; the peers' kernels spread
+# their flows over the queues.
+#
+# --kernel gives lb-c 198.18.1.1/24 and 2001:2:0:1::1/64, lb-s 198.18.2.1/24 and
+# 2001:2:0:2::1/64 in the kernel with IPv4 and IPv6 forwarding on, for the kernel peers
+# the benchmarks compare Rouge against.
 #
 # Offloads: TSO, GSO, GRO and transmit checksumming are turned off on every veth end
 # (c0, lb-c, lb-s, s0). With them on, the kernel hands a veth 64 KiB super-frames that
@@ -25,11 +37,11 @@
 # is at most the MTU and carries full checksums, as on a NIC. Rouge and its peers are
 # measured under the same setting.
 #
-# Only addresses in 198.18.0.0/15 (the benchmarking range) are used.
+# Only addresses in 198.18.0.0/15 and 2001:2::/48 (the benchmarking ranges) are used.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 up|down|status [PREFIX] [--kernel]" >&2
+    echo "usage: $0 up|down|status [PREFIX] [--kernel] [--queues N]" >&2
     exit 2
 }
 
@@ -38,9 +50,18 @@ CMD=$1
 shift
 P=rg-
 KERNEL=0
+QUEUES=1
+want_queues=0
 for arg in "$@"; do
+    if [[ $want_queues == 1 ]]; then
+        [[ $arg =~ ^[1-9][0-9]?$ ]] || { echo "--queues wants 1 to 99, not '$arg'" >&2; usage; }
+        QUEUES=$arg
+        want_queues=0
+        continue
+    fi
     case "$arg" in
         --kernel) KERNEL=1 ;;
+        --queues) want_queues=1 ;;
         -h | --help) usage ;;
         -*) echo "unknown option: $arg" >&2; usage ;;
         *) P=$arg ;;
@@ -99,8 +120,11 @@ up() {
         in_ns "$ns" ip link set lo up
     done
     # Create each pair directly inside its two namespaces: no names in the root namespace.
-    ip link add c0 netns "$CLIENT" type veth peer name lb-c netns "$LB"
-    ip link add lb-s netns "$LB" type veth peer name s0 netns "$SRV"
+    local q="numtxqueues $QUEUES numrxqueues $QUEUES"
+    # shellcheck disable=SC2086 # $q is two option pairs
+    ip link add c0 netns "$CLIENT" $q type veth peer name lb-c netns "$LB" $q
+    # shellcheck disable=SC2086
+    ip link add lb-s netns "$LB" $q type veth peer name s0 netns "$SRV" $q
 
     # The appliance namespace: no IPv6 on its links (no router solicitations or DAD
     # frames in the measurements), no kernel ARP replies, no reverse-path filtering.
@@ -113,16 +137,34 @@ up() {
         sysctl_ns "$LB" "net.ipv4.conf.$dev.rp_filter" 0
         no_offloads "$LB" "$dev"
     done
-    # The peers: IPv6 off too, so the links carry only what the tests send.
-    sysctl_ns "$CLIENT" net.ipv6.conf.all.disable_ipv6 1
-    sysctl_ns "$SRV" net.ipv6.conf.all.disable_ipv6 1
-    no_offloads "$CLIENT" c0
-    no_offloads "$SRV" s0
+    # The peers: IPv6 on, without duplicate address detection, router solicitations or
+    # router advertisements, so their addresses work at once and the links carry little
+    # beyond what the tests send.
+    local pair
+    for pair in "$CLIENT c0" "$SRV s0"; do
+        set -- $pair
+        for dev in all default "$2"; do
+            sysctl_ns "$1" "net.ipv6.conf.$dev.disable_ipv6" 0
+            sysctl_ns "$1" "net.ipv6.conf.$dev.accept_dad" 0
+            sysctl_ns "$1" "net.ipv6.conf.$dev.dad_transmits" 0
+            sysctl_ns "$1" "net.ipv6.conf.$dev.router_solicitations" 0
+            sysctl_ns "$1" "net.ipv6.conf.$dev.accept_ra" 0
+        done
+        no_offloads "$1" "$2"
+    done
 
     if [[ $KERNEL -eq 1 ]]; then
         in_ns "$LB" ip addr add 198.18.1.1/24 dev lb-c
         in_ns "$LB" ip addr add 198.18.2.1/24 dev lb-s
+        for dev in all default lb-c lb-s; do
+            sysctl_ns "$LB" "net.ipv6.conf.$dev.disable_ipv6" 0
+            sysctl_ns "$LB" "net.ipv6.conf.$dev.accept_dad" 0
+            sysctl_ns "$LB" "net.ipv6.conf.$dev.router_solicitations" 0
+        done
+        in_ns "$LB" ip -6 addr add 2001:2:0:1::1/64 dev lb-c nodad
+        in_ns "$LB" ip -6 addr add 2001:2:0:2::1/64 dev lb-s nodad
         sysctl_ns "$LB" net.ipv4.ip_forward 1
+        sysctl_ns "$LB" net.ipv6.conf.all.forwarding 1
     else
         # Userspace owns the addresses: the kernel must neither answer ARP for nor
         # forward anything it might see on these links.
@@ -138,6 +180,8 @@ up() {
     in_ns "$CLIENT" ip addr add 198.18.1.2/24 dev c0
     in_ns "$CLIENT" ip link set c0 up
     in_ns "$CLIENT" ip route add default via 198.18.1.1
+    in_ns "$CLIENT" ip -6 addr add 2001:2:0:1::2/64 dev c0 nodad
+    in_ns "$CLIENT" ip -6 route add default via 2001:2:0:1::1
 
     in_ns "$SRV" ip addr add 198.18.2.11/24 dev s0
     for a in 12 13 14; do
@@ -145,6 +189,10 @@ up() {
     done
     in_ns "$SRV" ip link set s0 up
     in_ns "$SRV" ip route add default via 198.18.2.1
+    for a in 11 12 13 14; do
+        in_ns "$SRV" ip -6 addr add "2001:2:0:2::$a/64" dev s0 nodad
+    done
+    in_ns "$SRV" ip -6 route add default via 2001:2:0:2::1
 
     local mode=userspace
     [[ $KERNEL -eq 1 ]] && mode=kernel
@@ -159,6 +207,7 @@ status() {
             echo "== $ns"
             in_ns "$ns" ip -br addr show | grep -v '^lo ' || true
             in_ns "$ns" ip route show 2>/dev/null | sed 's/^/   route: /'
+            in_ns "$ns" ip -6 route show 2>/dev/null | sed 's/^/   route6: /'
         else
             echo "== $ns (absent)"
         fi

@@ -531,6 +531,10 @@ fn stats_text(d: &Value) -> String {
         d["uptime_secs"], d["generation"], d["rx_packets"], d["forwarded"], d["answered"], d["consumed"], d["dropped"],
         d["tx_queue_overflow"]
     );
+    out.push_str(&format!(
+        "hand-offs to the owning worker: {}  dropped {}\n",
+        d["handoffs"], d["handoff_drops"]
+    ));
     let t = &d["transit_us"];
     out.push_str(&format!(
         "receive to transmit (us): samples {}  p50 {}  p99 {}  p99.9 {}  max {}\n",
@@ -595,6 +599,8 @@ fn stats_text(d: &Value) -> String {
             "idle_turns",
             "sleeps",
             "tx_queue_overflow",
+            "handoffs",
+            "handoff_drops",
         ],
     ));
     out

@@ -8,6 +8,7 @@ pub mod connections;
 pub mod console;
 pub mod cputime;
 pub mod egress;
+pub mod handoff;
 pub mod http;
 pub mod metrics;
 pub mod mgmt;

@@ -197,8 +197,16 @@ impl Collector for Figures {
 
 fn interfaces(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error> {
     let (mut packets, mut bytes, mut drops) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut v_packets, mut v_bytes) = (Vec::new(), Vec::new());
     for i in rows(data) {
         let name = s(&i["name"]);
+        if let Some(vs) = i["verdicts"].as_object() {
+            for (verdict, v) in vs {
+                let l: Labels = vec![("interface", name.clone()), ("verdict", verdict.clone())];
+                v_packets.push((l.clone(), num(&v["packets"])));
+                v_bytes.push((l, num(&v["bytes"])));
+            }
+        }
         for dir in ["rx", "tx"] {
             let l: Labels = vec![("interface", name.clone()), ("direction", dir.into())];
             packets.push((l.clone(), num(&i[format!("{dir}_packets")])));
@@ -230,6 +238,20 @@ fn interfaces(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt:
         "Frames a data port's driver dropped, by reason.",
         None,
         &drops,
+    )?;
+    counter(
+        enc,
+        "interface_verdict_packets",
+        "Frames received on a data port, by what the data plane did with them.",
+        None,
+        &v_packets,
+    )?;
+    counter(
+        enc,
+        "interface_verdict_bytes",
+        "Bytes of the frames received on a data port, by what the data plane did with them.",
+        None,
+        &v_bytes,
     )
 }
 
@@ -324,8 +346,16 @@ fn workers(
     let uptime = stats["uptime_secs_exact"].as_f64().unwrap_or(0.0);
     let (mut busy, mut idle, mut turns, mut idle_turns) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut work = Vec::new();
+    let (mut handoffs, mut handoff_drops) = (Vec::new(), Vec::new());
     for w in rows(&stats["workers"]) {
         let l: Labels = vec![("worker", s(&w["id"]))];
+        work.push((
+            l.clone(),
+            Num::Float(w["work_secs"].as_f64().unwrap_or(0.0)),
+        ));
+        handoffs.push((l.clone(), num(&w["handoffs"])));
+        handoff_drops.push((l.clone(), num(&w["handoff_drops"])));
         turns.push((l.clone(), num(&w["loop_turns"])));
         idle_turns.push((l.clone(), num(&w["idle_turns"])));
         if let Some(cpu) = w["cpu_secs"].as_f64() {
@@ -354,6 +384,14 @@ fn workers(
     )?;
     counter(
         enc,
+        "worker_work",
+        "Time a worker spent in loop turns that did work (frames received or timers run); \
+         spinning on empty rings and sleeping are not counted (DPDK telemetry's busy time).",
+        Some(Unit::Seconds),
+        &work,
+    )?;
+    counter(
+        enc,
         "worker_loop_turns",
         "Turns of a worker's loop.",
         None,
@@ -365,6 +403,20 @@ fn workers(
         "Turns of a worker's loop that found no packet.",
         None,
         &idle_turns,
+    )?;
+    counter(
+        enc,
+        "worker_handoffs",
+        "Frames a worker received for a flow another worker owns and handed to it (ports that cannot steer).",
+        None,
+        &handoffs,
+    )?;
+    counter(
+        enc,
+        "worker_handoff_drops",
+        "Frames lost on the way to their owning worker (its inbox full, or its packet pool empty).",
+        None,
+        &handoff_drops,
     )
 }
 
@@ -677,7 +729,7 @@ pub(crate) mod tests {
             );
         let cfg = crate::config::parse("t.toml", &text).unwrap();
         let dp = crate::config::build::dataplane(&cfg, 1, 1, None);
-        Shared::new(cfg, "t.toml".into(), dp, &[None])
+        Shared::new(cfg, "t.toml".into(), dp, &[None], None)
     }
 
     #[test]

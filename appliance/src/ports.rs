@@ -11,9 +11,8 @@
 //! - **afxdp**: the queues of an interface share one XDP program, so they are opened
 //!   together before the workers start ([`open_before_workers`]): queue `w` goes to
 //!   worker `w`. Which queue a frame arrives on is the NIC's choice (its RSS hash), not
-//!   Rouge's: handing a frame to the worker that owns its flow is left to the steering
-//!   redesign (the driver's steering description and the hand-off queues), so with
-//!   several workers only stateless forwarding is sure to work; run one worker.
+//!   Rouge's: with several workers, the worker that receives a frame hands it to the
+//!   worker that owns its flow (`crate::handoff`).
 //! - **dpdk** (cargo feature `dpdk`): DPDK's EAL is initialised once, before the
 //!   workers, with the devices of every DPDK interface and `[system] dpdk_args`; each
 //!   device is one RX/TX queue pair, driven by the only worker, which makes itself an

@@ -211,7 +211,7 @@ pub fn assess(cfg: &Config, facts: &Facts) -> Vec<DriverReport> {
                     push(
                         Level::Note,
                         format!(
-                            "{workers} workers: worker w drives queue w of every AF_XDP interface, and the NIC's RSS hash (not Rouge) chooses each frame's queue; handing a frame to the worker that owns its flow is left to the steering redesign, so stateless forwarding works but fastl4 flows and monitors may not: run one worker"
+                            "{workers} workers: worker w drives queue w of every AF_XDP interface; the NIC (not Rouge) chooses each frame's queue, so a frame whose flow another worker owns is handed to that worker (counted as handoffs in `rouge show stats`)"
                         ),
                     );
                 }
@@ -422,7 +422,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("note: 2 workers:") && text.contains("steering redesign"),
+            text.contains("note: 2 workers:") && text.contains("handed to that worker"),
             "{text}"
         );
     }

@@ -12,6 +12,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::model::{Driver, IdlePolicy};
 use crate::config::{self, build};
+use crate::handoff::{Handoff, INBOX_SLOTS};
 use crate::shared::Shared;
 use crate::{http, mgmt, ports, rebalance, worker};
 
@@ -67,12 +68,10 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
     let n = cores.len();
     let file = opts.config.display().to_string();
     config::check_workers(&file, &cfg, n).map_err(|e| e.to_string())?;
-    if n > 1 && cfg.interfaces.iter().any(|i| i.driver != Driver::Afpacket) {
-        tracing::warn!(
-            workers = n,
-            "AF_XDP and DPDK ports with several workers: the NIC chooses each frame's queue, and frames are not yet handed to the worker that owns their flow; forwarding works, fastl4 flows and monitors may not: run one worker"
-        );
-    }
+    // Ports other than AF_PACKET cannot steer a flow to its worker: with several
+    // workers, frames are handed to their owner through the workers' inboxes.
+    let handoff = (n > 1 && cfg.interfaces.iter().any(|i| i.driver != Driver::Afpacket))
+        .then(|| Handoff::new(n, INBOX_SLOTS));
     // AF_XDP queues and DPDK devices are opened once for all workers, before them.
     let mut preopened = ports::open_before_workers(&cfg, &cores)?;
     let dp = build::dataplane(&cfg, 1, n, None);
@@ -82,6 +81,7 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         opts.config.display().to_string(),
         dp,
         &cores.iter().map(|c| Some(*c)).collect::<Vec<_>>(),
+        handoff,
     );
 
     let mut signals =

@@ -29,7 +29,7 @@ pub struct WorkerShared {
     /// Port counters, in interface order (set once the ports are open).
     pub ports: Mutex<Vec<PortInfo>>,
     /// The worker's neighbour table, republished when it changes (at most every 100 ms).
-    pub arp: ArcSwap<Vec<ArpEntryView>>,
+    pub arp: ArcSwap<Vec<ArpEntryView<std::net::IpAddr>>>,
     /// The worker's TCP stack counters, republished when they change (at most every 100 ms).
     pub tcp: ArcSwap<TcpCounters>,
     /// Connections in the worker's TCP stack.
@@ -94,15 +94,20 @@ pub struct Shared {
     pub shaping_rates: ArcSwapOption<crate::egress::ShapingRates>,
     /// Serialises configuration changes (control plane only, never the packet path).
     pub change: Mutex<()>,
+    /// The workers' inboxes for frames handed to the worker that owns their flow
+    /// (several workers on ports that cannot steer; see [`crate::handoff`]).
+    pub handoff: Option<Arc<crate::handoff::Handoff>>,
 }
 
 impl Shared {
-    /// Shared state for `cores.len()` workers.
+    /// Shared state for `cores.len()` workers, with inboxes for handed-over frames when
+    /// `handoff` is given.
     pub fn new(
         cfg: Config,
         config_path: String,
         dp: Dataplane,
         cores: &[Option<usize>],
+        handoff: Option<crate::handoff::Handoff>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             dataplane: ArcSwap::from_pointee(dp),
@@ -140,6 +145,7 @@ impl Shared {
             started: std::time::Instant::now(),
             shaping_rates: ArcSwapOption::empty(),
             change: Mutex::new(()),
+            handoff: handoff.map(Arc::new),
         })
     }
 

@@ -56,6 +56,18 @@ pub fn interfaces(s: &Shared) -> Value {
             .iter()
             .find(|c| c.name == itf.name)
             .map_or("", |c| c.driver.name());
+        // What the pipelines did with the frames received here, summed over workers.
+        let mut verdicts = BTreeMap::new();
+        for (k, name) in rouge_pipelines::counters::VERDICT_KINDS.iter().enumerate() {
+            let (mut packets, mut bytes) = (0u64, 0u64);
+            for w in &s.workers {
+                if let Some(p) = w.pipeline.by_port.get(i) {
+                    packets += p.packets[k].get();
+                    bytes += p.bytes[k].get();
+                }
+            }
+            verdicts.insert(*name, json!({"packets": packets, "bytes": bytes}));
+        }
         out.push(json!({
             "name": itf.name,
             "driver": driver,
@@ -64,16 +76,18 @@ pub fn interfaces(s: &Shared) -> Value {
             "rx_packets": rx[0], "rx_bytes": rx[1],
             "tx_packets": tx[0], "tx_bytes": tx[1],
             "drops": drops,
+            "verdicts": verdicts,
             "vlans": vlans,
         }));
     }
     Value::Array(out)
 }
 
-/// `show arp`: the neighbour tables of all workers, merged by address.
+/// `show arp`: the neighbour tables (ARP and IPv6 Neighbour Discovery) of all workers,
+/// merged by address.
 pub fn arp(s: &Shared) -> Value {
     let dp = s.dataplane.load();
-    let mut rows: BTreeMap<std::net::Ipv4Addr, Value> = BTreeMap::new();
+    let mut rows: BTreeMap<std::net::IpAddr, Value> = BTreeMap::new();
     for w in &s.workers {
         for e in w.arp.load().iter() {
             let vlan = dp
@@ -208,7 +222,10 @@ pub fn stats(s: &Shared) -> Value {
                    "answered": c.answered.get(), "consumed": c.consumed.get(),
                    "dropped": c.dropped_total(),
                    "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
+                   "work_secs": c.work_ns.get() as f64 / 1e9,
                    "sleeps": c.sleeps.get(), "tx_queue_overflow": c.tx_queue_overflow.get(),
+                   "handoffs": c.handoffs.get(), "handoff_drops": c.handoff_drops.get(),
+                   "fastl4_flows_created": c.fastl4_flows_created.get(),
                    "transit_us": delay_json(&w.transit.load()),
                    "cpu_secs": cpu})
         })
@@ -224,6 +241,8 @@ pub fn stats(s: &Shared) -> Value {
         "dropped": sum(&|c| c.dropped_total()),
         "drops": drops,
         "tx_queue_overflow": sum(&|c| c.tx_queue_overflow.get()),
+        "handoffs": sum(&|c| c.handoffs.get()),
+        "handoff_drops": sum(&|c| c.handoff_drops.get()),
         "transit_us": delay_json(&s.workers.iter().fold(DelayStats::default(), |mut all, w| {
             all.merge(&w.transit.load());
             all
@@ -237,6 +256,17 @@ pub fn stats(s: &Shared) -> Value {
             "echo_replies": sum(&|c| c.icmp_echo_replies.get()),
             "errors_sent": sum(&|c| c.icmp_errors_sent.get()),
             "errors_rate_limited": sum(&|c| c.icmp_errors_rate_limited.get()),
+        },
+        "nd": {
+            "solicits_sent": sum(&|c| c.nd_solicits_sent.get()),
+            "adverts_sent": sum(&|c| c.nd_adverts_sent.get()),
+            "unsolicited_sent": sum(&|c| c.nd_unsolicited_sent.get()),
+            "dad_probes_sent": sum(&|c| c.nd_dad_probes_sent.get()),
+            "mld_reports_sent": sum(&|c| c.mld_reports_sent.get()),
+        },
+        "icmpv6": {
+            "echo_replies": sum(&|c| c.icmpv6_echo_replies.get()),
+            "errors_sent": sum(&|c| c.icmpv6_errors_sent.get()),
         },
         "tcp": tcp_stats(s),
         "fastl4": {

@@ -1,7 +1,9 @@
 //! The worker: one per dedicated core, a run-to-completion poll loop.
 //!
 //! Each turn: read the clock, pick up a new configuration snapshot if there is one,
-//! receive a burst from every port (reading the clock again after a burst that brought
+//! take the frames other workers handed over (their flows are this worker's; see
+//! [`crate::handoff`]), receive a burst from every port (handing each frame whose flow
+//! another worker owns to that worker, on ports that cannot steer) (reading the clock again after a burst that brought
 //! frames), run each packet through the pipeline and transmit what it produced in
 //! bursts (one kick per port), then run the pipeline's timers when packets came in or
 //! [`L2L3::poll_timeout`] says they are due and transmit what they produced. Idle policy
@@ -59,6 +61,7 @@ use rouge_pipelines::Instant;
 
 use crate::config::model::IdlePolicy;
 use crate::egress::{Egress, TxSink};
+use crate::handoff::{self, Courier};
 use crate::shared::{PortInfo, Shared};
 
 /// How long an adaptive worker keeps polling after the last packet before it sleeps.
@@ -72,6 +75,9 @@ pub const CONTROL_CHECK: Duration = Duration::from_millis(10);
 const TX_RETRY: Duration = Duration::from_micros(20);
 /// Sleep of an idle worker whose ports have no descriptor to wait on (in-memory ports).
 const POLL_SLEEP: Duration = Duration::from_micros(200);
+/// Bursts a worker takes from its hand-off inbox per turn, at most (the inbox holds
+/// `handoff::INBOX_SLOTS` frames; the ports' bursts come after them).
+const INBOX_BURSTS: usize = 4;
 /// Packets waiting for transmission per port before the worker flushes mid-burst.
 const TX_QUEUE: usize = 4 * BURST_SIZE;
 /// How often a changed neighbour table is republished for the CLI.
@@ -149,6 +155,28 @@ impl TxSink for TxQueues {
     }
 }
 
+/// Runs `pkt` through the pipeline and queues what it produced (through the shaper),
+/// flushing the transmit queues to the ports when they fill up.
+#[inline]
+fn process<P: Port>(
+    l2: &mut L2L3,
+    now: Instant,
+    pkt: Packet,
+    egress: &mut Egress,
+    tx: &mut TxQueues,
+    ports: &mut [P],
+    transit: &mut DelayStats,
+) {
+    l2.process(now, pkt, &mut |port, out| {
+        if let Some(out) = egress.admit(now, port, out) {
+            tx.push(port, out)
+        }
+    });
+    if tx.needs_flush() {
+        tx.flush(ports, transit);
+    }
+}
+
 /// Runs worker `id` on `ports` until the stop flag is set.
 pub fn run<P: Port>(
     id: usize,
@@ -191,9 +219,30 @@ pub fn run<P: Port>(
         secret: (random_u64(), random_u64()),
         ..StackConfig::default()
     };
-    // The port driver says how frames are spread over the workers (every port of a
-    // worker is opened the same way, so the first one speaks for all).
-    let steering = ports.first().map_or(Steering::Opaque, |p| p.steering());
+    // The port drivers say how frames are spread over the workers; frames of ports
+    // that cannot steer are handed to the worker that owns their flow, and the
+    // pipeline chooses source ports under the steering that then holds (see
+    // `handoff::plan`).
+    let plan = handoff::plan(
+        shared.workers.len(),
+        &ports.iter().map(|p| p.steering()).collect::<Vec<_>>(),
+    );
+    let mut courier = match (&shared.handoff, plan.any()) {
+        (Some(h), true) => Some(Courier::new(id, h.clone(), me.pipeline.clone())),
+        (None, true) => {
+            tracing::warn!(
+                worker = id,
+                "ports that cannot steer, and no hand-off inboxes: frames are processed where they arrive"
+            );
+            None
+        }
+        _ => None,
+    };
+    let (steering, hand_off) = if courier.is_some() || !plan.any() {
+        (plan.steering, plan.hand_off)
+    } else {
+        (Steering::Opaque, vec![false; ports.len()])
+    };
     let mut l2 = L2L3::new(id, dp, macs, mtus, me.pipeline.clone(), bus, pool.clone())
         .with_tcp(tcp_cfg, TcpProfile::default())
         .with_steering(steering);
@@ -224,6 +273,7 @@ pub fn run<P: Port>(
 
     while !shared.stopping() {
         let mut now = clock.now();
+        let turn_start = now;
         me.pipeline.loop_turns.inc();
         let current = shared.dataplane.load();
         let mut timers_due = false;
@@ -242,6 +292,30 @@ pub fn run<P: Port>(
             }
         }
         let mut received = 0;
+        // Frames other workers handed over (this worker owns their flows): processed
+        // here, never handed on.
+        if let Some(c) = courier.as_mut() {
+            for _ in 0..INBOX_BURSTS {
+                let mut burst = Burst::new();
+                let n = c.receive(&pool, &mut burst);
+                if n == 0 {
+                    break;
+                }
+                now = clock.now();
+                received += n;
+                for pkt in burst.drain(..) {
+                    process(
+                        &mut l2,
+                        now,
+                        pkt,
+                        &mut egress,
+                        &mut tx,
+                        &mut ports,
+                        &mut transit,
+                    );
+                }
+            }
+        }
         for i in 0..ports.len() {
             let mut burst = Burst::new();
             let n = ports[i].rx_burst(&pool, &mut burst);
@@ -254,15 +328,27 @@ pub fn run<P: Port>(
             received += n;
             for mut pkt in burst.drain(..) {
                 pkt.meta.port = i as u16;
-                l2.process(now, pkt, &mut |port, out| {
-                    if let Some(out) = egress.admit(now, port, out) {
-                        tx.push(port, out)
-                    }
-                });
-                if tx.needs_flush() {
-                    tx.flush(&mut ports, &mut transit);
-                }
+                // A frame whose flow another worker owns goes to that worker.
+                let pkt = match courier.as_mut().filter(|_| hand_off[i]) {
+                    Some(c) => match c.route(pkt) {
+                        Some(p) => p,
+                        None => continue,
+                    },
+                    None => pkt,
+                };
+                process(
+                    &mut l2,
+                    now,
+                    pkt,
+                    &mut egress,
+                    &mut tx,
+                    &mut ports,
+                    &mut transit,
+                );
             }
+        }
+        if let Some(c) = courier.as_mut() {
+            c.wake_owners(|w| shared.workers.get(w).and_then(|x| x.waker.as_ref()));
         }
         // What the packets produced leaves before the timers run: their work (TCP, ARP,
         // monitors) must not delay the kick of frames that are ready.
@@ -311,7 +397,7 @@ pub fn run<P: Port>(
         }
         if unpublished && now >= next_arp_publish {
             if l2.arp_changed() {
-                me.arp.store(Arc::new(l2.arp_view(now)));
+                me.arp.store(Arc::new(l2.neighbours_view(now)));
             }
             let tcp = l2.tcp();
             if *tcp.counters() != **me.tcp.load() {
@@ -329,6 +415,11 @@ pub fn run<P: Port>(
             }
             next_arp_publish = now + ARP_PUBLISH;
             unpublished = false;
+        }
+        if received > 0 || timers_due {
+            me.pipeline
+                .work_ns
+                .add(clock.now().saturating_since(turn_start).as_nanos() as u64);
         }
         if received > 0 {
             last_packet = now;
@@ -362,6 +453,11 @@ pub fn run<P: Port>(
         if sleep.is_some_and(|s| s.is_zero()) {
             continue;
         }
+        // A worker that receives handed-over frames says it sleeps, so their senders
+        // wake it; frames that came meanwhile keep it awake.
+        if courier.as_ref().is_some_and(|c| !c.may_sleep()) {
+            continue;
+        }
         me.pipeline.sleeps.inc();
         if port_fds == 0 {
             std::thread::sleep(sleep.map_or(POLL_SLEEP, |s| s.min(POLL_SLEEP)));
@@ -371,6 +467,9 @@ pub fn run<P: Port>(
             if let Some(w) = waker {
                 w.clear();
             }
+        }
+        if let Some(c) = &courier {
+            c.awake();
         }
     }
     let overflow = me.pipeline.tx_queue_overflow.get();

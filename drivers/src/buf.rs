@@ -8,6 +8,10 @@
 //! encapsulation) can be pushed without moving the payload.
 //!
 //! Pools are per worker and single-threaded (`Rc`), as the data path shares nothing.
+//! A frame that must move to another worker (the steering hand-off) travels in a
+//! [`HandedFrame`]: [`Packet::hand_over`] and [`PacketPool::adopt`] swap buffers instead
+//! of copying bytes, so every pool keeps its number of buffers and no thread ever
+//! touches another's pool.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -97,6 +101,26 @@ impl PacketPool {
     /// How many times an allocation found the pool empty.
     pub fn exhausted(&self) -> u64 {
         self.inner.exhausted.get()
+    }
+}
+
+impl PacketPool {
+    /// Takes the frame out of `slot` as a packet of this pool without copying it: the
+    /// slot and a free buffer of the pool swap places, so the slot leaves holding an
+    /// empty buffer (ready to carry another frame) and the pool keeps its size.
+    /// `None` (and `slot` unchanged) when the pool is empty, counted like any
+    /// [`PacketPool::alloc`] that finds it so.
+    #[inline]
+    pub fn adopt(&self, slot: &mut HandedFrame) -> Option<Packet> {
+        let mut pkt = self.alloc()?;
+        std::mem::swap::<Storage>(&mut pkt.buf, &mut slot.buf);
+        pkt.start = slot.start;
+        pkt.len = slot.len;
+        pkt.meta = slot.meta;
+        slot.start = BUF_HEADROOM as u16;
+        slot.len = 0;
+        slot.meta = PacketMeta::default();
+        Some(pkt)
     }
 }
 
@@ -239,6 +263,18 @@ impl Packet {
         self.meta = PacketMeta::default();
     }
 
+    /// Moves this packet's frame into `slot` without copying it: the packet's buffer
+    /// and the slot's (empty) buffer swap places, and the packet, now holding the
+    /// slot's old buffer, goes back to its pool. The frame can then cross to another
+    /// thread inside `slot` (see [`HandedFrame`]); whatever `slot` held is discarded.
+    #[inline]
+    pub fn hand_over(mut self, slot: &mut HandedFrame) {
+        std::mem::swap::<Storage>(&mut self.buf, &mut slot.buf);
+        slot.start = self.start;
+        slot.len = self.len;
+        slot.meta = self.meta;
+    }
+
     /// Copies this packet into a new buffer from `pool` (used to duplicate frames).
     pub fn copy_into(&self, pool: &PacketPool) -> Option<Packet> {
         let mut p = pool.alloc_from(self.data())?;
@@ -262,6 +298,56 @@ impl Drop for Packet {
         // The free list was allocated with room for every buffer of the pool, so this
         // push never reallocates.
         self.pool.free.borrow_mut().push(buf);
+    }
+}
+
+/// A frame between two workers: one buffer (the same size as a pool's) with the
+/// frame's window and metadata, owned by no pool, so it can be sent to another thread.
+/// Slots are allocated once, when the appliance starts; [`Packet::hand_over`] fills one
+/// and [`PacketPool::adopt`] empties it, each by swapping buffers.
+pub struct HandedFrame {
+    buf: Storage,
+    start: u16,
+    len: u16,
+    meta: PacketMeta,
+}
+
+impl HandedFrame {
+    /// An empty slot (allocates its buffer: call at start only).
+    pub fn new() -> HandedFrame {
+        HandedFrame {
+            buf: Box::new([0u8; BUF_SIZE]),
+            start: BUF_HEADROOM as u16,
+            len: 0,
+            meta: PacketMeta::default(),
+        }
+    }
+
+    /// The frame's bytes (empty when the slot carries none).
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        let s = self.start as usize;
+        &self.buf[s..s + self.len as usize]
+    }
+
+    /// The frame's metadata.
+    pub fn meta(&self) -> &PacketMeta {
+        &self.meta
+    }
+}
+
+impl Default for HandedFrame {
+    fn default() -> Self {
+        HandedFrame::new()
+    }
+}
+
+impl fmt::Debug for HandedFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandedFrame")
+            .field("len", &self.len)
+            .field("meta", &self.meta)
+            .finish()
     }
 }
 
@@ -314,6 +400,38 @@ mod tests {
         let pool = PacketPool::new(1);
         assert!(pool.alloc_from(&[0; MAX_FRAME + 1]).is_none());
         assert!(pool.alloc_from(&[0; MAX_FRAME]).is_some());
+    }
+
+    #[test]
+    fn frames_cross_pools_by_swapping_buffers_and_pools_keep_their_size() {
+        let (a, b) = (PacketPool::new(2), PacketPool::new(1));
+        let mut slot = HandedFrame::new();
+        let mut p = a.alloc_from(&[1, 2, 3, 4, 5]).unwrap();
+        assert!(p.pull_front(1));
+        p.meta.port = 3;
+        p.meta.rx_time = 77;
+        p.hand_over(&mut slot);
+        assert_eq!(a.available(), 2, "the sender's pool got a buffer back");
+        assert_eq!(slot.data(), &[2, 3, 4, 5]);
+        assert_eq!((slot.meta().port, slot.meta().rx_time), (3, 77));
+        let q = b.adopt(&mut slot).expect("b has a free buffer");
+        assert_eq!(q.data(), &[2, 3, 4, 5], "no byte moved, the window did");
+        assert_eq!(q.headroom(), BUF_HEADROOM + 1);
+        assert_eq!((q.meta.port, q.meta.rx_time), (3, 77));
+        assert!(slot.data().is_empty(), "the slot is empty again");
+        assert_eq!(b.available(), 0);
+        // A pool with no free buffer refuses and leaves the slot as it was.
+        a.alloc_from(&[9]).unwrap().hand_over(&mut slot);
+        assert!(b.adopt(&mut slot).is_none());
+        assert_eq!(b.exhausted(), 1);
+        assert_eq!(slot.data(), &[9]);
+        drop(q);
+        assert_eq!(
+            b.available(),
+            1,
+            "the adopted packet returns to its new pool"
+        );
+        assert!(b.adopt(&mut slot).is_some());
     }
 
     #[test]

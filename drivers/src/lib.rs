@@ -39,5 +39,5 @@ pub mod steer;
 pub mod wait;
 
 pub use any::AnyPort;
-pub use buf::{Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
+pub use buf::{HandedFrame, Packet, PacketPool, BUF_HEADROOM, BUF_SIZE};
 pub use port::{Burst, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};

@@ -61,6 +61,49 @@ pub fn fanout_xor(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, n_workers:
         % n_workers.max(1)
 }
 
+/// [`fanout_xor`] over a whole Ethernet frame, exactly as the AF_PACKET fanout program
+/// (`afpacket::steer_by_flow_program`) computes it in the kernel, for drivers that
+/// cannot run that program and hand frames to their owner in software instead: for an
+/// IPv4 TCP or UDP frame (optionally behind one 802.1Q tag) that is not a later
+/// fragment, `(src ^ dst ^ sport ^ dport) % n_workers`; for everything else (ARP,
+/// IPv6, other protocols, later fragments, frames too short to hold the fields) 0.
+/// Like the program, the IP header length is taken as written, unchecked (a malformed
+/// packet is dropped by whichever worker gets it).
+#[inline]
+pub fn fanout_xor_frame(frame: &[u8], n_workers: u32) -> u32 {
+    let ethertype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let l3 = match ethertype(12) {
+        Some(0x8100) if ethertype(16) == Some(0x0800) => 18,
+        Some(0x0800) => 14,
+        _ => return 0,
+    };
+    let Some(ip) = frame.get(l3..) else {
+        return 0;
+    };
+    let word = |at: usize| ip.get(at..at + 4).map(|b| [b[0], b[1], b[2], b[3]]);
+    let half = |at: usize| ip.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    match ip.get(9) {
+        Some(6 | 17) => {}
+        _ => return 0,
+    }
+    match half(6) {
+        Some(f) if f & 0x1fff == 0 => {}
+        _ => return 0,
+    }
+    let (Some(src), Some(dst)) = (word(12), word(16)) else {
+        return 0;
+    };
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    match (half(ihl), half(ihl + 2)) {
+        (Some(sport), Some(dport)) => fanout_xor(src, dst, sport, dport, n_workers),
+        _ => 0,
+    }
+}
+
 impl Steering {
     /// Workers the frames are spread over (`None` when the driver does not say).
     pub fn workers(&self) -> Option<usize> {

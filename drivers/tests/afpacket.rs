@@ -5,139 +5,23 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rouge_drivers::afpacket::{
     steer_by_flow_program, AfPacketConfig, AfPacketPort, Fanout, FanoutMode, RxRing,
 };
-use rouge_drivers::{netns, Burst, MacAddr, PacketPool, Port, PortDrop};
+use rouge_drivers::{Burst, MacAddr, PacketPool, Port, PortDrop};
+
+mod common;
+use common::*;
 
 const MAC_A: MacAddr = MacAddr([0x02, 0x52, 0x47, 0, 0, 0x0a]);
 const MAC_B: MacAddr = MacAddr([0x02, 0x52, 0x47, 0, 0, 0x0b]);
-/// IEEE local experimental EtherType, so no stack on the path answers our test frames.
-const ETHERTYPE_TEST: u16 = 0x88b5;
-
-fn root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        eprintln!("SKIPPED: AF_PACKET namespace tests need root");
-    }
-    euid == 0
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip(8)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A private network namespace with a veth pair `va` (MAC_A) / `vb` (MAC_B), both up,
-/// IPv6 off so the kernel sends nothing on its own. Deleted on drop.
-struct TestNs {
-    name: String,
-}
-
-impl TestNs {
-    fn new() -> TestNs {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "rgt-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        // From here on the guard removes the namespace, whatever fails next.
-        let ns = TestNs { name };
-        let n = ns.name.as_str();
-        for key in ["all", "default"] {
-            let k = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-            ip(&["netns", "exec", n, "sysctl", "-qw", &k]);
-        }
-        ip(&[
-            "-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb",
-        ]);
-        ip(&["-n", n, "link", "set", "va", "address", &MAC_A.to_string()]);
-        ip(&["-n", n, "link", "set", "vb", "address", &MAC_B.to_string()]);
-        for dev in ["lo", "va", "vb"] {
-            ip(&["-n", n, "link", "set", dev, "up"]);
-        }
-        ns
-    }
-
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        netns::run_in(&self.name, f).expect("enter test namespace")
-    }
-}
-
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A frame from `src` to `dst` of `len` bytes with the test EtherType; the payload
-/// starts with `seq` and is a pattern derived from it.
-fn test_frame(dst: MacAddr, src: MacAddr, seq: u32, len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 ^ seq.wrapping_mul(31)) as u8);
-    }
-    f.truncate(len);
-    f
-}
-
-/// Transmits `frames` in one burst; returns what `tx_burst` returned.
-fn send(port: &mut AfPacketPort, pool: &PacketPool, frames: &[Vec<u8>]) -> usize {
-    let mut burst = Burst::new();
-    for f in frames {
-        burst.push(pool.alloc_from(f).expect("pool has room"));
-    }
-    let n = port.tx_burst(&mut burst);
-    assert!(burst.is_empty(), "tx_burst leaves the burst empty");
-    n
-}
-
-/// Receives until `want` frames arrived or `deadline` passed; returns the frames and
-/// the sizes of the non-empty bursts.
-fn recv(
-    port: &mut AfPacketPort,
-    pool: &PacketPool,
-    want: usize,
-    deadline: Duration,
-) -> (Vec<Vec<u8>>, Vec<usize>) {
-    let end = Instant::now() + deadline;
-    let (mut frames, mut bursts) = (Vec::new(), Vec::new());
-    while frames.len() < want && Instant::now() < end {
-        let mut out = Burst::new();
-        let n = port.rx_burst(pool, &mut out);
-        assert_eq!(n, out.len());
-        if n == 0 {
-            port.wait_rx(Duration::from_millis(5));
-            continue;
-        }
-        bursts.push(n);
-        frames.extend(out.iter().map(|p| p.data().to_vec()));
-    }
-    (frames, bursts)
-}
-
 fn frames_cross_intact(ring: RxRing) {
     if !root() {
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     ip(&["-n", &ns.name, "link", "set", "vb", "mtu", "1400"]);
     ns.run(|| {
         let cfg = AfPacketConfig {
@@ -242,7 +126,7 @@ fn a_full_receive_ring_is_counted_as_kernel_drops() {
     if !root() {
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     ns.run(|| {
         let a = AfPacketConfig::default();
         // One 64 KiB block: 32 frame slots.
@@ -283,7 +167,7 @@ fn an_empty_pool_drops_and_counts_instead_of_stalling() {
     if !root() {
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     ns.run(|| {
         let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
         let mut b = AfPacketPort::open("vb", &AfPacketConfig::default()).unwrap();
@@ -310,7 +194,7 @@ fn checksum_offloaded_frames_are_flagged() {
     if !root() {
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     let n = ns.name.as_str();
     ip(&["-n", n, "addr", "add", "198.18.0.1/24", "dev", "vb"]);
     ip(&[
@@ -403,7 +287,7 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
     if !root() {
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     ns.run(|| {
         let fanout = AfPacketConfig {
             fanout: Some(Fanout {
@@ -533,7 +417,7 @@ fn hash_fanout_delivers_each_frame_once() {
     if !root() {
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     ns.run(|| {
         let fanout = AfPacketConfig {
             fanout: Some(Fanout {
@@ -610,7 +494,7 @@ fn latency_v2_vs_v3() {
         ),
     ];
     for (label, ring) in rings {
-        let ns = TestNs::new();
+        let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
         let mut rtts = ns.run(|| {
             let cfg = AfPacketConfig {
                 rx_ring: ring,
@@ -689,7 +573,7 @@ fn frames_left_in_the_tx_ring_are_sent_when_the_receiver_completes_asynchronousl
         eprintln!("SKIPPED: needs two CPUs (receive processing moved to the other one)");
         return;
     }
-    let ns = TestNs::new();
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     // RPS moves vb's receive processing to CPU 1 while the sender runs on CPU 0: the
     // kernel then completes TX ring frames later, and a kick can find the socket's send
     // buffer full with frames still waiting in the ring (as with a real NIC).

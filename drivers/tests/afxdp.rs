@@ -4,164 +4,22 @@
 //! so and pass without checking anything. On veth, AF_XDP runs in copy mode.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rouge_drivers::afpacket::{AfPacketConfig, AfPacketPort};
 use rouge_drivers::afxdp::{AfXdpConfig, AfXdpPort, AttachMode, BindMode};
-use rouge_drivers::{netns, Burst, MacAddr, PacketPool, Port, PortDrop};
+use rouge_drivers::{Burst, MacAddr, PacketPool, Port, PortDrop};
+
+mod common;
+use common::*;
 
 const MAC_A: MacAddr = MacAddr([0x02, 0x52, 0x58, 0, 0, 0x0a]);
 const MAC_B: MacAddr = MacAddr([0x02, 0x52, 0x58, 0, 0, 0x0b]);
-/// IEEE local experimental EtherType, so no stack on the path answers our test frames.
-const ETHERTYPE_TEST: u16 = 0x88b5;
-
-fn root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        eprintln!("SKIPPED: AF_XDP namespace tests need root");
-    }
-    euid == 0
-}
-
-fn ip(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("run ip(8)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A private network namespace with a veth pair `va` (MAC_A) / `vb` (MAC_B) of
-/// `queues` queues each, both up, IPv6 off so the kernel sends nothing on its own.
-/// Deleted on drop.
-struct TestNs {
-    name: String,
-}
-
-impl TestNs {
-    fn new(queues: u32) -> TestNs {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "rgx-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        ip(&["netns", "add", &name]);
-        // From here on the guard removes the namespace, whatever fails next.
-        let ns = TestNs { name };
-        let n = ns.name.as_str();
-        for key in ["all", "default"] {
-            let k = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-            ip(&["netns", "exec", n, "sysctl", "-qw", &k]);
-        }
-        let q = queues.to_string();
-        ip(&[
-            "-n",
-            n,
-            "link",
-            "add",
-            "va",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "vb",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-        ]);
-        ip(&["-n", n, "link", "set", "va", "address", &MAC_A.to_string()]);
-        ip(&["-n", n, "link", "set", "vb", "address", &MAC_B.to_string()]);
-        for dev in ["lo", "va", "vb"] {
-            ip(&["-n", n, "link", "set", dev, "up"]);
-        }
-        ns
-    }
-
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        netns::run_in(&self.name, f).expect("enter test namespace")
-    }
-
-    /// True when `dev` has an XDP program attached (`ip link` shows `xdp`).
-    fn has_xdp(&self, dev: &str) -> bool {
-        let out = ip(&["-n", &self.name, "-d", "link", "show", "dev", dev]);
-        out.contains("prog/xdp")
-    }
-}
-
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A frame from `src` to `dst` of `len` bytes with the test EtherType; the payload
-/// starts with `seq` and is a pattern derived from it.
-fn test_frame(dst: MacAddr, src: MacAddr, seq: u32, len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 ^ seq.wrapping_mul(31)) as u8);
-    }
-    f.truncate(len);
-    f
-}
-
-/// Transmits `frames` in one burst; returns what `tx_burst` returned.
-fn send<P: Port>(port: &mut P, pool: &PacketPool, frames: &[Vec<u8>]) -> usize {
-    let mut burst = Burst::new();
-    for f in frames {
-        burst.push(pool.alloc_from(f).expect("pool has room"));
-    }
-    let n = port.tx_burst(&mut burst);
-    assert!(burst.is_empty(), "tx_burst leaves the burst empty");
-    n
-}
-
-/// Receives until `want` frames arrived or `deadline` passed; returns the frames and
-/// the sizes of the non-empty bursts.
-fn recv<P: Port>(
-    port: &mut P,
-    pool: &PacketPool,
-    want: usize,
-    deadline: Duration,
-) -> (Vec<Vec<u8>>, Vec<usize>) {
-    let end = Instant::now() + deadline;
-    let (mut frames, mut bursts) = (Vec::new(), Vec::new());
-    while frames.len() < want && Instant::now() < end {
-        let mut out = Burst::new();
-        let n = port.rx_burst(pool, &mut out);
-        assert_eq!(n, out.len());
-        if n == 0 {
-            port.wait_rx(Duration::from_millis(5));
-            continue;
-        }
-        bursts.push(n);
-        frames.extend(out.iter().map(|p| p.data().to_vec()));
-    }
-    (frames, bursts)
-}
-
 fn frames_cross_intact_both_ways(attach: AttachMode) {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ip(&["-n", &ns.name, "link", "set", "vb", "mtu", "1400"]);
     ns.run(|| {
         let cfg = AfXdpConfig {
@@ -256,7 +114,7 @@ fn need_wakeup_decides_the_kicks_and_frames_flow_either_way() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ns.run(|| {
         for need_wakeup in [true, false] {
             let cfg = AfXdpConfig {
@@ -303,7 +161,7 @@ fn a_full_receive_ring_is_counted_and_does_not_stall() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ns.run(|| {
         let mut a = AfXdpPort::open("va", &AfXdpConfig::default()).unwrap();
         let small = AfXdpConfig {
@@ -356,7 +214,7 @@ fn an_empty_pool_drops_and_counts_instead_of_stalling() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ns.run(|| {
         let mut a = AfXdpPort::open("va", &AfXdpConfig::default()).unwrap();
         let mut b = AfXdpPort::open("vb", &AfXdpConfig::default()).unwrap();
@@ -390,7 +248,7 @@ fn several_queues_each_receive_their_own_frames() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(2);
+    let ns = TestNs::new("rgx", 2, MAC_A, MAC_B);
     ns.run(|| {
         let cfg = AfXdpConfig {
             rx_frames: 256,
@@ -428,7 +286,7 @@ fn frames_on_a_queue_without_a_socket_pass_to_the_kernel() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(2);
+    let ns = TestNs::new("rgx", 2, MAC_A, MAC_B);
     ns.run(|| {
         let cfg = AfXdpConfig {
             rx_frames: 256,
@@ -459,7 +317,7 @@ fn the_program_is_detached_when_the_port_is_dropped() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     assert!(!ns.has_xdp("va"));
     let port = ns.run(|| AfXdpPort::open("va", &AfXdpConfig::default()).expect("open va"));
     assert!(ns.has_xdp("va"), "attached while the port lives");
@@ -501,7 +359,7 @@ fn a_full_tx_ring_drops_and_counts_then_recovers() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ns.run(|| {
         let tiny = AfXdpConfig {
             tx_frames: 8,
@@ -529,7 +387,7 @@ fn frames_left_in_the_tx_ring_by_a_failed_kick_are_sent_later() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ns.run(|| {
         let mut a = AfXdpPort::open("va", &AfXdpConfig::default()).unwrap();
         let mut b = AfXdpPort::open("vb", &AfXdpConfig::default()).unwrap();
@@ -564,7 +422,7 @@ fn an_mtu_larger_than_a_frame_is_refused_with_the_fix() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     for dev in ["va", "vb"] {
         ip(&["-n", &ns.name, "link", "set", dev, "mtu", "3000"]);
     }
@@ -665,7 +523,7 @@ fn receive_copy_cost() {
     if !root() {
         return;
     }
-    let ns = TestNs::new(1);
+    let ns = TestNs::new("rgx", 1, MAC_A, MAC_B);
     ns.run(|| {
         let rounds = 3000;
         for len in [64usize, 1514] {

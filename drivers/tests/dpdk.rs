@@ -5,13 +5,15 @@
 //! another's leftovers. Needs no root for `net_ring`; the `net_af_packet` test needs
 //! root for its namespace and says so when skipped.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rouge_drivers::dpdk::{DpdkConfig, DpdkError, DpdkPort, Eal};
-use rouge_drivers::{netns, Burst, MacAddr, PacketPool, Port, PortDrop};
+use rouge_drivers::{Burst, MacAddr, PacketPool, Port, PortDrop};
+
+mod common;
+use common::*;
 
 const EAL_ARGS: &[&str] = &[
     "--no-huge",
@@ -43,40 +45,9 @@ fn ring_port(eal: Eal, config: &DpdkConfig) -> DpdkPort {
     DpdkPort::open(eal, &name, config).expect("open net_ring port")
 }
 
+/// A broadcast test frame from a locally administered address derived from `seq`.
 fn frame(seq: u32, len: usize) -> Vec<u8> {
-    let mut f = Vec::with_capacity(len);
-    f.extend_from_slice(&MacAddr::BROADCAST.0);
-    f.extend_from_slice(&MacAddr::local(seq).0);
-    f.extend_from_slice(&0x88b5u16.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    while f.len() < len {
-        f.push((f.len() as u32 ^ seq.wrapping_mul(31)) as u8);
-    }
-    f.truncate(len);
-    f
-}
-
-fn send<P: Port>(port: &mut P, pool: &PacketPool, frames: &[Vec<u8>]) -> usize {
-    let mut burst = Burst::new();
-    for f in frames {
-        burst.push(pool.alloc_from(f).expect("pool has room"));
-    }
-    let n = port.tx_burst(&mut burst);
-    assert!(burst.is_empty());
-    n
-}
-
-fn recv<P: Port>(port: &mut P, pool: &PacketPool, want: usize, deadline: Duration) -> Vec<Vec<u8>> {
-    let end = Instant::now() + deadline;
-    let mut got = Vec::new();
-    while got.len() < want && Instant::now() < end {
-        let mut out = Burst::new();
-        if port.rx_burst(pool, &mut out) == 0 {
-            port.wait_rx(Duration::from_millis(1));
-        }
-        got.extend(out.iter().map(|p| p.data().to_vec()));
-    }
-    got
+    test_frame(MacAddr::BROADCAST, MacAddr::local(seq), seq, len)
 }
 
 #[test]
@@ -122,7 +93,7 @@ fn frames_loop_back_intact_over_net_ring() {
     let sent: Vec<_> = (0..42).map(|i| frame(i, sizes(i))).collect();
     assert_eq!(send(&mut port, &pool, &sent[..32]), 32);
     assert_eq!(send(&mut port, &pool, &sent[32..]), 10);
-    let got = recv(&mut port, &pool, 42, Duration::from_secs(2));
+    let got = recv(&mut port, &pool, 42, Duration::from_secs(2)).0;
     assert_eq!(got.len(), 42);
     assert!(got == sent, "frames come back intact and in order");
     let bytes: u64 = sent.iter().map(|f| f.len() as u64).sum();
@@ -138,7 +109,7 @@ fn frames_loop_back_intact_over_net_ring() {
     assert_eq!(port.counters().dropped(PortDrop::TxTooBig), 1);
     assert_eq!(port.counters().dropped(PortDrop::TxError), 1);
     assert_eq!(
-        recv(&mut port, &pool, 1, Duration::from_secs(2)),
+        recv(&mut port, &pool, 1, Duration::from_secs(2)).0,
         vec![frame(101, 1514)]
     );
     assert_eq!(pool.available(), 128, "every packet went back to the pool");
@@ -147,7 +118,7 @@ fn frames_loop_back_intact_over_net_ring() {
     for round in 0..400u32 {
         let frames: Vec<_> = (0..32).map(|i| frame(round * 32 + i, 64)).collect();
         assert_eq!(send(&mut port, &pool, &frames), 32);
-        assert!(recv(&mut port, &pool, 32, Duration::from_secs(2)) == frames);
+        assert!(recv(&mut port, &pool, 32, Duration::from_secs(2)).0 == frames);
     }
     assert_eq!(port.mbufs_available(), before, "no mbuf leaked");
 }
@@ -166,7 +137,7 @@ fn an_empty_pool_drops_and_counts_instead_of_stalling() {
     assert_eq!(port.counters().dropped(PortDrop::RxNoBuffer), 6);
     drop(out);
     assert_eq!(send(&mut port, &pool, &frames[..1]), 1);
-    assert!(recv(&mut port, &small, 1, Duration::from_secs(2)) == frames[..1]);
+    assert!(recv(&mut port, &small, 1, Duration::from_secs(2)).0 == frames[..1]);
 }
 
 #[test]
@@ -186,7 +157,7 @@ fn a_full_device_ring_is_counted_on_transmit() {
         40 * 32 - 1023
     );
     assert_eq!(port.counters().tx_packets.get(), 1023);
-    let got = recv(&mut port, &pool, 1023, Duration::from_secs(2));
+    let got = recv(&mut port, &pool, 1023, Duration::from_secs(2)).0;
     assert_eq!(got.len(), 1023);
 }
 
@@ -208,16 +179,6 @@ fn unknown_devices_and_bad_configurations_are_named() {
     assert!(e.to_string().contains("rte_dev_probe"), "{e}");
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip(8)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn frames_cross_a_veth_through_net_af_packet() {
     // SAFETY: geteuid has no arguments and cannot fail.
@@ -226,42 +187,23 @@ fn frames_cross_a_veth_through_net_af_packet() {
         return;
     }
     let (eal, _lock) = eal();
-    let ns = format!("rgd-{}", std::process::id());
-    ip(&["netns", "add", &ns]);
-    struct Del(String);
-    impl Drop for Del {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let _del = Del(ns.clone());
-    for key in ["all", "default"] {
-        let k = format!("net.ipv6.conf.{key}.disable_ipv6=1");
-        ip(&["netns", "exec", &ns, "sysctl", "-qw", &k]);
-    }
-    ip(&[
-        "-n", &ns, "link", "add", "va", "type", "veth", "peer", "name", "vb",
-    ]);
-    for dev in ["va", "vb"] {
-        ip(&["-n", &ns, "link", "set", dev, "up"]);
-    }
+    let ns = TestNs::new("rgd", 1, MacAddr::local(0xa), MacAddr::local(0xb));
     // The PMD opens its AF_PACKET socket at probe time, in the probing thread's
     // namespace; the ports' sockets stay there.
-    let (mut a, mut b) = netns::run_in(&ns, || {
+    let (mut a, mut b) = ns.run(|| {
         eal.probe("net_af_packet_va,iface=va").expect("probe va");
         eal.probe("net_af_packet_vb,iface=vb").expect("probe vb");
         (
             DpdkPort::open(eal, "net_af_packet_va", &DpdkConfig::default()).expect("open va"),
             DpdkPort::open(eal, "net_af_packet_vb", &DpdkConfig::default()).expect("open vb"),
         )
-    })
-    .expect("enter namespace");
+    });
     let pool = PacketPool::new(64);
     let frames: Vec<_> = (0..20).map(|i| frame(i, 64 + i as usize * 70)).collect();
     assert_eq!(send(&mut a, &pool, &frames), 20);
-    let got = recv(&mut b, &pool, 20, Duration::from_secs(3));
+    let got = recv(&mut b, &pool, 20, Duration::from_secs(3)).0;
     assert!(got == frames, "{} of 20 frames arrived intact", got.len());
     let back = vec![frame(99, 1514)];
     assert_eq!(send(&mut b, &pool, &back), 1);
-    assert!(recv(&mut a, &pool, 1, Duration::from_secs(3)) == back);
+    assert!(recv(&mut a, &pool, 1, Duration::from_secs(3)).0 == back);
 }

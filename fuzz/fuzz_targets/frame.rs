@@ -1,5 +1,7 @@
 //! Arbitrary frames into the L2/L3 pipeline on either port: it must never panic, every
-//! frame must end in a verdict, and every buffer must return to the pool.
+//! frame must end in a verdict, and every buffer must return to the pool. The data plane
+//! is dual stack (IPv4 and IPv6 self IPs, forwarding and fastl4 virtual servers of both
+//! families), so IPv6, Neighbour Discovery and ICMPv6 are fuzzed too.
 #![no_main]
 
 use std::sync::Arc;
@@ -12,9 +14,9 @@ use rouge_pipelines::{testing, Instant};
 
 fuzz_target!(|data: &[u8]| {
     let pool = PacketPool::new(64);
-    // fastl4 (TCP and UDP, SNAT automap), standard (web-proxy) and forwarding virtual
-    // servers: the NAT and proxy paths are fuzzed.
-    let mut dp = testing::proxy_dataplane(1);
+    // fastl4 (TCP and UDP, SNAT automap; IPv4 and IPv6), standard (web-proxy) and
+    // forwarding virtual servers: the NAT and proxy paths are fuzzed.
+    let mut dp = testing::dual_stack_fastl4_dataplane(1).with_standard(vec![testing::web_proxy(1)]);
     // Small tables: they are allocated whole for every input.
     dp.fastl4_limits.flows_per_worker = 64;
     dp.fastl4_limits.fragments_per_worker = 16;

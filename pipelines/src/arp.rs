@@ -7,12 +7,18 @@
 //! its queued packets as `arp_unresolved` and turns `Failed` for a while, so traffic to
 //! a dead next hop is dropped at once instead of piling up.
 //!
+//! The cache is generic over the address family: [`ArpCache`] (IPv4, the default) and
+//! [`NdCache`] (IPv6 Neighbour Discovery, RFC 4861) share the states and bounds; the
+//! protocols only differ in the messages the pipeline sends for them.
+//!
 //! Workers learn neighbours independently; what one worker learns is shared with the
 //! others as [`NeighbourUpdate`] messages (see `l2l3`), since an ARP reply reaches only
 //! one worker. Housekeeping runs at most every [`SWEEP_INTERVAL`], never per packet.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use arrayvec::ArrayVec;
@@ -53,11 +59,19 @@ impl Default for ArpConfig {
     }
 }
 
+/// An address a neighbour cache can hold: IPv4 (ARP) or IPv6 (Neighbour Discovery).
+pub trait NeighbourAddr: Copy + Eq + Hash + Ord + Debug + Serialize {}
+impl NeighbourAddr for Ipv4Addr {}
+impl NeighbourAddr for Ipv6Addr {}
+
+/// The IPv6 neighbour cache (Neighbour Discovery): the same states and bounds as ARP's.
+pub type NdCache = ArpCache<Ipv6Addr>;
+
 /// A learned address, passed from the worker that saw it to the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NeighbourUpdate {
+pub struct NeighbourUpdate<A = Ipv4Addr> {
     /// The neighbour's address.
-    pub ip: Ipv4Addr,
+    pub ip: A,
     /// Its MAC.
     pub mac: MacAddr,
     /// The VLAN it was seen on.
@@ -118,11 +132,11 @@ pub enum Hold {
 
 /// Work found by [`ArpCache::poll`].
 #[derive(Debug)]
-pub enum ArpTimerEvent {
+pub enum ArpTimerEvent<A = Ipv4Addr> {
     /// Send (again) a request for `ip` on `vlan`.
     Request {
         /// Address to resolve.
-        ip: Ipv4Addr,
+        ip: A,
         /// VLAN to ask on.
         vlan: u16,
     },
@@ -132,9 +146,9 @@ pub enum ArpTimerEvent {
 
 /// One row of `rouge show arp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ArpEntryView {
+pub struct ArpEntryView<A = Ipv4Addr> {
     /// Neighbour address.
-    pub ip: Ipv4Addr,
+    pub ip: A,
     /// Its MAC (zero while unresolved).
     pub mac: String,
     /// VLAN index.
@@ -146,9 +160,9 @@ pub struct ArpEntryView {
 }
 
 /// The neighbour cache of one worker.
-pub struct ArpCache {
+pub struct ArpCache<A = Ipv4Addr> {
     cfg: ArpConfig,
-    entries: HashMap<Ipv4Addr, Entry>,
+    entries: HashMap<A, Entry>,
     next_sweep: Instant,
     /// The earliest retry, refresh or end of a failed hold of any entry (never later
     /// than the true one; exact after each sweep).
@@ -156,9 +170,9 @@ pub struct ArpCache {
     changed: bool,
 }
 
-impl ArpCache {
+impl<A: NeighbourAddr> ArpCache<A> {
     /// An empty cache with room for `cfg.max_entries` (allocated now, never grown).
-    pub fn new(cfg: ArpConfig) -> ArpCache {
+    pub fn new(cfg: ArpConfig) -> ArpCache<A> {
         ArpCache {
             cfg,
             entries: HashMap::with_capacity(cfg.max_entries),
@@ -190,7 +204,7 @@ impl ArpCache {
 
     /// Looks up the MAC of `ip`.
     #[inline]
-    pub fn lookup(&mut self, ip: Ipv4Addr, now: Instant) -> Lookup {
+    pub fn lookup(&mut self, ip: A, now: Instant) -> Lookup {
         let Some(e) = self.entries.get_mut(&ip) else {
             return Lookup::Miss;
         };
@@ -211,7 +225,7 @@ impl ArpCache {
     }
 
     /// Queues `pkt` until `ip` (on `vlan`) resolves.
-    pub fn hold(&mut self, ip: Ipv4Addr, vlan: u16, pkt: Packet, now: Instant) -> Hold {
+    pub fn hold(&mut self, ip: A, vlan: u16, pkt: Packet, now: Instant) -> Hold {
         let full = self.entries.len() >= self.cfg.max_entries;
         let next = now + self.cfg.retry;
         let due = crate::time::earliest([self.due, Some(next)]);
@@ -257,7 +271,7 @@ impl ArpCache {
     /// were waiting for this address are handed to `release` with the MAC to use.
     pub fn learn(
         &mut self,
-        ip: Ipv4Addr,
+        ip: A,
         mac: MacAddr,
         vlan: u16,
         now: Instant,
@@ -297,7 +311,7 @@ impl ArpCache {
     }
 
     /// Runs retries and expiry when due; cheap to call every loop turn.
-    pub fn poll(&mut self, now: Instant, mut on: impl FnMut(ArpTimerEvent)) {
+    pub fn poll(&mut self, now: Instant, mut on: impl FnMut(ArpTimerEvent<A>)) {
         if now < self.next_sweep {
             return;
         }
@@ -361,8 +375,8 @@ impl ArpCache {
     }
 
     /// The entries, for display.
-    pub fn view(&self, now: Instant) -> Vec<ArpEntryView> {
-        let mut v: Vec<ArpEntryView> = self
+    pub fn view(&self, now: Instant) -> Vec<ArpEntryView<A>> {
+        let mut v: Vec<ArpEntryView<A>> = self
             .entries
             .iter()
             .map(|(ip, e)| {
@@ -552,5 +566,36 @@ mod tests {
         );
         let view = c.view(t);
         assert!(view.is_empty());
+    }
+
+    #[test]
+    fn the_ipv6_cache_keeps_the_same_states() {
+        let pool = PacketPool::new(4);
+        let mut c = NdCache::new(ArpConfig::default());
+        let ip: Ipv6Addr = "2001:2:0:2::11".parse().unwrap();
+        let mut t = Instant::from_secs(1);
+        assert_eq!(c.lookup(ip, t), Lookup::Miss);
+        assert!(matches!(
+            c.hold(ip, 1, pool.alloc().unwrap(), t),
+            Hold::QueuedSendRequest
+        ));
+        let mut asked = Vec::new();
+        t += Duration::from_secs(1);
+        c.poll(t, |ev| {
+            if let ArpTimerEvent::Request { ip, vlan } = ev {
+                asked.push((ip, vlan));
+            }
+        });
+        assert_eq!(asked, vec![(ip, 1)], "a retry for the IPv6 address");
+        let mac = MacAddr::local(4);
+        let mut released = 0;
+        c.learn(ip, mac, 1, t, false, |_, m, _| {
+            assert_eq!(m, mac);
+            released += 1
+        });
+        assert_eq!(released, 1);
+        assert_eq!(c.lookup(ip, t), Lookup::Hit(mac));
+        assert_eq!(c.view(t)[0].state, "reachable");
+        assert_eq!(pool.available(), 4);
     }
 }

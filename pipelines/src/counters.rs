@@ -34,6 +34,20 @@ pub struct PipelineCounters {
     pub icmp_errors_rate_limited: Counter,
     /// TCP segments sent by the appliance's own stack.
     pub tcp_segments_out: Counter,
+    /// Neighbour solicitations sent to resolve IPv6 next hops.
+    pub nd_solicits_sent: Counter,
+    /// Solicited neighbour advertisements sent for the appliance's IPv6 addresses.
+    pub nd_adverts_sent: Counter,
+    /// Unsolicited neighbour advertisements sent (at start and when an address is added).
+    pub nd_unsolicited_sent: Counter,
+    /// Duplicate address detection probes sent for the appliance's IPv6 self IPs.
+    pub nd_dad_probes_sent: Counter,
+    /// MLDv2 reports sent for the solicited-node groups of the appliance's addresses.
+    pub mld_reports_sent: Counter,
+    /// ICMPv6 echo replies sent.
+    pub icmpv6_echo_replies: Counter,
+    /// ICMPv6 errors sent (time exceeded, unreachable, packet too big).
+    pub icmpv6_errors_sent: Counter,
     /// Fastl4 flows created.
     pub fastl4_flows_created: Counter,
     /// Fastl4 flows removed by idle timeout.
@@ -62,6 +76,35 @@ pub struct PipelineCounters {
     /// Packets dropped because the worker's transmit queue of their port was full
     /// (or the port unknown): the ports did not drain as fast as the pipeline produced.
     pub tx_queue_overflow: Counter,
+    /// Nanoseconds the worker spent in loop turns that did work (received frames or ran
+    /// due timers), as DPDK's telemetry counts a poll-mode core busy: spinning on empty
+    /// rings and sleeping are not counted.
+    pub work_ns: Counter,
+    /// Frames this worker received for a flow another worker owns and handed to that
+    /// worker (drivers that cannot steer in the kernel or NIC; see the appliance's
+    /// `handoff` module).
+    pub handoffs: Counter,
+    /// Frames lost on the way to their owner: its inbox was full (counted by the
+    /// sender), or its packet pool had no buffer to take the frame (by the owner).
+    pub handoff_drops: Counter,
+    /// Packets and bytes received per port (in interface order), by verdict.
+    pub by_port: [PortVerdicts; MAX_COUNTED_PORTS],
+}
+
+/// Ports whose received traffic is counted by verdict (an appliance has a few data
+/// ports; beyond this many, ports are counted only in the totals).
+pub const MAX_COUNTED_PORTS: usize = 16;
+
+/// The verdict kinds of [`PortVerdicts`], in counter order.
+pub const VERDICT_KINDS: [&str; 5] = ["forwarded", "answered", "consumed", "held", "dropped"];
+
+/// One port's received packets and bytes by verdict kind (see [`VERDICT_KINDS`]).
+#[derive(Debug, Default)]
+pub struct PortVerdicts {
+    /// Packets, by verdict kind.
+    pub packets: [Counter; 5],
+    /// Bytes (frames as received), by verdict kind.
+    pub bytes: [Counter; 5],
 }
 
 impl Default for PipelineCounters {
@@ -79,6 +122,13 @@ impl Default for PipelineCounters {
             icmp_errors_sent: Counter::default(),
             icmp_errors_rate_limited: Counter::default(),
             tcp_segments_out: Counter::default(),
+            nd_solicits_sent: Counter::default(),
+            nd_adverts_sent: Counter::default(),
+            nd_unsolicited_sent: Counter::default(),
+            nd_dad_probes_sent: Counter::default(),
+            mld_reports_sent: Counter::default(),
+            icmpv6_echo_replies: Counter::default(),
+            icmpv6_errors_sent: Counter::default(),
             fastl4_flows_created: Counter::default(),
             fastl4_flows_expired: Counter::default(),
             fastl4_flows_closed_by_rst: Counter::default(),
@@ -91,6 +141,10 @@ impl Default for PipelineCounters {
             idle_turns: Counter::default(),
             sleeps: Counter::default(),
             tx_queue_overflow: Counter::default(),
+            work_ns: Counter::default(),
+            by_port: std::array::from_fn(|_| PortVerdicts::default()),
+            handoffs: Counter::default(),
+            handoff_drops: Counter::default(),
         }
     }
 }
@@ -110,6 +164,22 @@ impl PipelineCounters {
             Verdict::Consumed => self.consumed.inc(),
             Verdict::Held => {}
             Verdict::Dropped(r) => self.drops[r as usize].inc(),
+        }
+    }
+
+    /// Counts the verdict of a frame of `len` bytes received on `port`.
+    #[inline]
+    pub fn port_verdict(&self, port: u16, v: Verdict, len: usize) {
+        let kind = match v {
+            Verdict::Forwarded => 0,
+            Verdict::Answered => 1,
+            Verdict::Consumed => 2,
+            Verdict::Held => 3,
+            Verdict::Dropped(_) => 4,
+        };
+        if let Some(p) = self.by_port.get(port as usize) {
+            p.packets[kind].inc();
+            p.bytes[kind].add(len as u64);
         }
     }
 

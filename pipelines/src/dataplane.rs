@@ -4,7 +4,7 @@
 //! local) are computed here once, not per packet.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -405,12 +405,13 @@ pub struct Dataplane {
     pub standard: Vec<Arc<crate::proxy::StandardVs>>,
     /// Addresses and ports the proxy listens on, and SNAT pool addresses (port 0) its
     /// server-side connections use: TCP to them goes to the host.
-    proxy_endpoints: std::collections::HashSet<(Ipv4Addr, u16)>,
+    proxy_endpoints: std::collections::HashSet<(IpAddr, u16)>,
     /// A standard virtual server connects to members from the client's own address
     /// (`snat = none`): their replies, addressed to clients, are looked up in the host.
     pub transparent_proxy: bool,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
     locals: HashMap<Ipv4Addr, LocalKind>,
+    locals6: HashMap<Ipv6Addr, LocalKind>,
 }
 
 impl Dataplane {
@@ -435,21 +436,23 @@ impl Dataplane {
             }
         }
         let mut locals = HashMap::new();
+        let mut locals6 = HashMap::new();
         for va in &virtual_addresses {
-            if let IpAddr::V4(a) = va.addr {
-                locals.insert(
-                    a,
-                    LocalKind::Virtual {
-                        arp: va.arp,
-                        icmp_echo: va.icmp_echo,
-                    },
-                );
-            }
+            let kind = LocalKind::Virtual {
+                arp: va.arp,
+                icmp_echo: va.icmp_echo,
+            };
+            match va.addr {
+                IpAddr::V4(a) => locals.insert(a, kind),
+                IpAddr::V6(a) => locals6.insert(a, kind),
+            };
         }
         for s in &self_ips {
-            if let IpAddr::V4(a) = s.addr.addr {
-                locals.insert(a, LocalKind::SelfIp { vlan: s.vlan });
-            }
+            let kind = LocalKind::SelfIp { vlan: s.vlan };
+            match s.addr.addr {
+                IpAddr::V4(a) => locals.insert(a, kind),
+                IpAddr::V6(a) => locals6.insert(a, kind),
+            };
         }
         forwarding.sort_by_key(|f| std::cmp::Reverse(f.destination.bits()));
         Dataplane {
@@ -474,6 +477,7 @@ impl Dataplane {
             transparent_proxy: false,
             vlan_by_tag,
             locals,
+            locals6,
         }
     }
 
@@ -506,18 +510,32 @@ impl Dataplane {
     pub fn with_fastl4(mut self, vss: Vec<Fastl4Vs>) -> Dataplane {
         for vs in &vss {
             let mut add = |addr: IpAddr, icmp_echo: bool| {
-                if let IpAddr::V4(a) = addr {
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.locals.entry(a) {
-                        e.insert(LocalKind::Virtual {
-                            arp: true,
-                            icmp_echo,
-                        });
-                        self.virtual_addresses.push(VirtualAddress {
-                            addr,
-                            arp: true,
-                            icmp_echo,
-                        });
-                    }
+                let kind = LocalKind::Virtual {
+                    arp: true,
+                    icmp_echo,
+                };
+                let added = match addr {
+                    IpAddr::V4(a) => match self.locals.entry(a) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kind);
+                            true
+                        }
+                        _ => false,
+                    },
+                    IpAddr::V6(a) => match self.locals6.entry(a) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kind);
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if added {
+                    self.virtual_addresses.push(VirtualAddress {
+                        addr,
+                        arp: true,
+                        icmp_echo,
+                    });
                 }
             };
             add(vs.vip, true);
@@ -536,29 +554,41 @@ impl Dataplane {
     pub fn with_standard(mut self, vss: Vec<crate::proxy::StandardVs>) -> Dataplane {
         for vs in &vss {
             let mut add = |addr: IpAddr, icmp_echo: bool| {
-                if let IpAddr::V4(a) = addr {
-                    if let std::collections::hash_map::Entry::Vacant(e) = self.locals.entry(a) {
-                        e.insert(LocalKind::Virtual {
-                            arp: true,
-                            icmp_echo,
-                        });
-                        self.virtual_addresses.push(VirtualAddress {
-                            addr,
-                            arp: true,
-                            icmp_echo,
-                        });
-                    }
+                let kind = LocalKind::Virtual {
+                    arp: true,
+                    icmp_echo,
+                };
+                let added = match addr {
+                    IpAddr::V4(a) => match self.locals.entry(a) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kind);
+                            true
+                        }
+                        _ => false,
+                    },
+                    IpAddr::V6(a) => match self.locals6.entry(a) {
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(kind);
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if added {
+                    self.virtual_addresses.push(VirtualAddress {
+                        addr,
+                        arp: true,
+                        icmp_echo,
+                    });
                 }
             };
             add(vs.vip.ip(), true);
-            if let IpAddr::V4(a) = vs.vip.ip() {
-                self.proxy_endpoints.insert((a, vs.vip.port()));
-            }
+            self.proxy_endpoints.insert((vs.vip.ip(), vs.vip.port()));
             match &vs.snat {
                 Snat::Pool(list) => {
                     for a in list {
                         add(IpAddr::V4(*a), false);
-                        self.proxy_endpoints.insert((*a, 0));
+                        self.proxy_endpoints.insert((IpAddr::V4(*a), 0));
                     }
                 }
                 Snat::None => self.transparent_proxy = true,
@@ -573,6 +603,13 @@ impl Dataplane {
     /// address and port, or a SNAT pool address of one.
     #[inline]
     pub fn is_proxy_endpoint(&self, dst: Ipv4Addr, dport: u16) -> bool {
+        self.is_proxy_endpoint_ip(IpAddr::V4(dst), dport)
+    }
+
+    /// [`Dataplane::is_proxy_endpoint`] for either family (an IPv6 standard virtual
+    /// server may front IPv4 members).
+    #[inline]
+    pub fn is_proxy_endpoint_ip(&self, dst: IpAddr, dport: u16) -> bool {
         !self.proxy_endpoints.is_empty()
             && (self.proxy_endpoints.contains(&(dst, dport))
                 || self.proxy_endpoints.contains(&(dst, 0)))
@@ -587,9 +624,20 @@ impl Dataplane {
         dst: Ipv4Addr,
         dport: u16,
     ) -> Option<(usize, &Arc<Fastl4Vs>)> {
+        self.fastl4_for_ip(proto, IpAddr::V4(dst), dport)
+    }
+
+    /// [`Dataplane::fastl4_for`] for either family.
+    #[inline]
+    pub fn fastl4_for_ip(
+        &self,
+        proto: u8,
+        dst: IpAddr,
+        dport: u16,
+    ) -> Option<(usize, &Arc<Fastl4Vs>)> {
         let mut any = None;
         for (i, vs) in self.fastl4.iter().enumerate() {
-            if vs.protocol.number() == proto && vs.vip == IpAddr::V4(dst) {
+            if vs.protocol.number() == proto && vs.vip == dst {
                 match vs.port {
                     Some(p) if p == dport => return Some((i, vs)),
                     None => any = any.or(Some((i, vs))),
@@ -603,9 +651,15 @@ impl Dataplane {
     /// True when `dst` is the VIP of a fastl4 virtual server for `proto`.
     #[inline]
     pub fn is_fastl4_vip(&self, proto: u8, dst: Ipv4Addr) -> bool {
+        self.is_fastl4_vip_ip(proto, IpAddr::V4(dst))
+    }
+
+    /// [`Dataplane::is_fastl4_vip`] for either family.
+    #[inline]
+    pub fn is_fastl4_vip_ip(&self, proto: u8, dst: IpAddr) -> bool {
         self.fastl4
             .iter()
-            .any(|vs| vs.protocol.number() == proto && vs.vip == IpAddr::V4(dst))
+            .any(|vs| vs.protocol.number() == proto && vs.vip == dst)
     }
 
     /// The VLAN index of a frame received on `iface` with `tag`.
@@ -622,6 +676,77 @@ impl Dataplane {
     #[inline]
     pub fn local(&self, ip: Ipv4Addr) -> Option<LocalKind> {
         self.locals.get(&ip).copied()
+    }
+
+    /// What the IPv6 address `ip` is to the appliance, if it is local.
+    #[inline]
+    pub fn local_v6(&self, ip: Ipv6Addr) -> Option<LocalKind> {
+        self.locals6.get(&ip).copied()
+    }
+
+    /// The IPv6 self IP to use as source on `vlan` toward `peer`: one whose network
+    /// contains the peer, else the first on the VLAN.
+    pub fn source_for_v6(&self, vlan: u16, peer: Ipv6Addr) -> Option<Ipv6Addr> {
+        let mut first = None;
+        for s in self.self_ips.iter().filter(|s| s.vlan == vlan) {
+            if let IpAddr::V6(a) = s.addr.addr {
+                if s.addr.network().contains(IpAddr::V6(peer)) {
+                    return Some(a);
+                }
+                first.get_or_insert(a);
+            }
+        }
+        first
+    }
+
+    /// True if the appliance answers Neighbour Discovery for `ip` on `vlan` (the IPv6
+    /// twin of [`Dataplane::answers_arp`]).
+    pub fn answers_nd(&self, ip: Ipv6Addr, vlan: u16) -> bool {
+        match self.local_v6(ip) {
+            Some(LocalKind::SelfIp { vlan: v }) => v == vlan,
+            Some(LocalKind::Virtual { arp: true, .. }) => {
+                let on = |s: &&SelfIp| s.addr.network().contains(IpAddr::V6(ip));
+                match self.self_ips.iter().find(on) {
+                    Some(s) => s.vlan == vlan,
+                    None => true,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The forwarding virtual server accepting the IPv6 `dst`, most specific first.
+    #[inline]
+    pub fn forwarding_for_v6(&self, dst: Ipv6Addr) -> Option<&ForwardingVs> {
+        self.forwarding
+            .iter()
+            .find(|f| f.destination.contains(IpAddr::V6(dst)))
+    }
+
+    /// IPv6 addresses to announce with unsolicited neighbour advertisements (and to
+    /// check with duplicate address detection): (address, VLAN, is a self IP) triples.
+    pub fn nd_announcements(&self) -> Vec<(Ipv6Addr, u16, bool)> {
+        let mut out = Vec::new();
+        for s in &self.self_ips {
+            if let IpAddr::V6(a) = s.addr.addr {
+                out.push((a, s.vlan, true));
+            }
+        }
+        for va in self.virtual_addresses.iter().filter(|v| v.arp) {
+            if let IpAddr::V6(a) = va.addr {
+                for v in 0..self.vlans.len() as u16 {
+                    if self.answers_nd(a, v) {
+                        out.push((a, v, false));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// True when some VLAN has an IPv6 self IP (the IPv6 data path is on).
+    pub fn has_ipv6(&self) -> bool {
+        self.self_ips.iter().any(|s| s.addr.addr.is_ipv6())
     }
 
     /// The IPv4 self IP to use as source on `vlan` toward `peer`: one whose network

@@ -3,9 +3,11 @@
 //! Layers, each with one home (after smoltcp):
 //!
 //! - [`wire`]: zero-copy views of packet headers (Ethernet, 802.1Q, ARP, IPv4, ICMP,
-//!   TCP, UDP) that validate once and then cannot panic, and the checksums;
+//!   IPv6 with its extension headers, ICMPv6 and Neighbour Discovery, TCP, UDP) that
+//!   validate once and then cannot panic, and the checksums;
 //! - [`addr`], [`time`]: dual-stack prefixes and flow keys; the injected clock;
-//! - [`arp`], [`route`]: the neighbour cache and the longest-prefix-match table;
+//! - [`arp`], [`route`]: the neighbour cache (ARP and IPv6 Neighbour Discovery) and the
+//!   longest-prefix-match table (both families);
 //! - [`fastl4`]: per-worker connection table and full NAT for `fastl4` virtual servers;
 //! - [`ports`]: the per-worker source-port allocator (SNAT, probes) under the port
 //!   driver's steering;

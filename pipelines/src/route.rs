@@ -6,7 +6,7 @@
 //! same shape (dual-stack from the start) and are looked up the same way.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::addr::Prefix;
 
@@ -24,6 +24,14 @@ impl NextHop {
     pub fn neighbour(&self, dst: Ipv4Addr) -> Ipv4Addr {
         match self.gateway {
             Some(IpAddr::V4(g)) => g,
+            _ => dst,
+        }
+    }
+
+    /// The address to resolve with Neighbour Discovery for a packet to `dst`.
+    pub fn neighbour_v6(&self, dst: Ipv6Addr) -> Ipv6Addr {
+        match self.gateway {
+            Some(IpAddr::V6(g)) => g,
             _ => dst,
         }
     }
@@ -102,24 +110,28 @@ impl RouteTable {
         None
     }
 
+    /// The most specific IPv6 route to `dst`.
+    #[inline]
+    pub fn lookup_v6(&self, dst: Ipv6Addr) -> Option<&Route> {
+        let d = u128::from(dst);
+        for (len, map) in &self.v6 {
+            let m = if *len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - *len as u32)
+            };
+            if let Some(&i) = map.get(&(d & m)) {
+                return self.routes.get(i);
+            }
+        }
+        None
+    }
+
     /// The most specific route to `dst`, either family.
     pub fn lookup(&self, dst: IpAddr) -> Option<&Route> {
         match dst {
             IpAddr::V4(a) => self.lookup_v4(a),
-            IpAddr::V6(a) => {
-                let d = u128::from(a);
-                for (len, map) in &self.v6 {
-                    let m = if *len == 0 {
-                        0
-                    } else {
-                        u128::MAX << (128 - *len as u32)
-                    };
-                    if let Some(&i) = map.get(&(d & m)) {
-                        return self.routes.get(i);
-                    }
-                }
-                None
-            }
+            IpAddr::V6(a) => self.lookup_v6(a),
         }
     }
 
@@ -183,6 +195,38 @@ mod tests {
             1
         );
         assert!(t.lookup("2001:db9::5".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn ipv6_longest_prefix_and_gateways() {
+        let t = RouteTable::new(vec![
+            r("2001:2:0:1::/64", 0, None),
+            r("2001:2:0:2::/64", 1, None),
+            r("2001:2:0:80::/57", 1, Some("2001:2:0:2::fe")),
+            r("::/0", 0, Some("2001:2:0:1::fe")),
+            r("198.18.0.0/15", 0, None),
+        ]);
+        let hop = |a: &str| t.lookup_v6(a.parse().unwrap()).unwrap().next_hop;
+        let d: Ipv6Addr = "2001:2:0:2::11".parse().unwrap();
+        assert_eq!(
+            (
+                hop("2001:2:0:2::11").vlan,
+                hop("2001:2:0:2::11").neighbour_v6(d)
+            ),
+            (1, d)
+        );
+        let far: Ipv6Addr = "2001:2:0:90::1".parse().unwrap();
+        assert_eq!(
+            hop("2001:2:0:90::1").neighbour_v6(far),
+            "2001:2:0:2::fe".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            hop("2001:db8::1").gateway,
+            Some("2001:2:0:1::fe".parse().unwrap()),
+            "the IPv6 default route"
+        );
+        // The IPv4 default does not catch IPv6 and the other way round.
+        assert!(t.lookup_v4("203.0.113.1".parse().unwrap()).is_none());
     }
 
     #[test]

@@ -43,7 +43,7 @@ macro_rules! drop_reasons {
 drop_reasons! {
     EthTruncated => "eth_truncated", "Frame shorter than an Ethernet header.";
     EthStackedVlan => "eth_stacked_vlan", "More than one 802.1Q tag.";
-    EthUnsupportedType => "eth_unsupported_type", "EtherType neither IPv4 nor ARP.";
+    EthUnsupportedType => "eth_unsupported_type", "EtherType neither IPv4, IPv6 nor ARP (or IPv6 with no IPv6 self IP configured).";
     EthNotForUs => "eth_not_for_us", "Destination MAC neither ours nor broadcast.";
     UnknownVlan => "unknown_vlan", "VLAN tag not configured on the receiving interface.";
     ArpMalformed => "arp_malformed", "ARP packet truncated, not Ethernet/IPv4, or with a bad operation or sender.";
@@ -77,7 +77,26 @@ drop_reasons! {
     Fastl4TcpMalformed => "fastl4_tcp_malformed", "TCP header truncated or with a bad data offset, to a fastl4 virtual server or flow.";
     Fastl4UdpMalformed => "fastl4_udp_malformed", "UDP header truncated or with a bad length, to a fastl4 virtual server or flow.";
     Fastl4MemberDown => "fastl4_member_down", "Packet of a flow whose member went down; the flow was reset and removed.";
-    TcpIpv6Unsupported => "tcp_ipv6_unsupported", "IPv6 segment from the appliance's own TCP stack (a monitor or connection to an IPv6 address): no IPv6 data path yet.";
+    Ipv6Truncated => "ipv6_truncated", "IPv6 packet shorter than its fixed header.";
+    Ipv6BadVersion => "ipv6_bad_version", "IP version field not 6 in an IPv6 frame.";
+    Ipv6BadPayloadLength => "ipv6_bad_payload_length", "IPv6 payload length beyond the frame (or a jumbogram).";
+    Ipv6ExtTruncated => "ipv6_ext_truncated", "IPv6 extension header running past the end of the packet.";
+    Ipv6ExtChain => "ipv6_ext_chain", "IPv6 extension-header chain too long, looping, or with hop-by-hop options out of place.";
+    Ipv6RoutingHeader => "ipv6_routing_header", "IPv6 routing header with segments left (the appliance is no source-route hop).";
+    Ipv6BadSource => "ipv6_bad_source", "IPv6 source address multicast, loopback or (outside neighbour discovery) unspecified.";
+    Ipv6Multicast => "ipv6_multicast", "IPv6 multicast destination other than neighbour discovery to the appliance.";
+    Ipv6FragmentToLocal => "ipv6_fragment_to_local", "IPv6 fragment addressed to the appliance (no reassembly yet).";
+    Icmpv6Malformed => "icmpv6_malformed", "ICMPv6 message truncated.";
+    Icmpv6BadChecksum => "icmpv6_bad_checksum", "ICMPv6 checksum mismatch.";
+    Icmpv6Unsupported => "icmpv6_unsupported", "ICMPv6 type the appliance does not answer.";
+    NdMalformed => "nd_malformed", "Neighbour solicitation or advertisement with a hop limit other than 255, a bad option, or a bad source.";
+    NdNotForUs => "nd_not_for_us", "Neighbour solicitation for an address the appliance does not own.";
+    NdConflict => "nd_conflict", "Another host claims (or probes for) one of the appliance's IPv6 addresses.";
+    NdUnresolved => "nd_unresolved", "IPv6 next hop did not answer neighbour solicitations in time.";
+    NdQueueFull => "nd_queue_full", "Too many packets already waiting for this IPv6 next hop.";
+    NdTableFull => "nd_table_full", "IPv6 neighbour table full.";
+    HopLimitExceeded => "hop_limit_exceeded", "IPv6 hop limit expired in transit.";
+    Ipv6PacketTooBig => "ipv6_packet_too_big", "IPv6 packet larger than the egress MTU (packet too big sent).";
 }
 
 #[cfg(test)]

@@ -116,6 +116,12 @@ pub struct Testbed {
 impl Testbed {
     /// Builds a private test bed (`scripts/testbed.sh up PREFIX`).
     pub fn up(kernel: bool) -> Testbed {
+        Testbed::up_with_queues(kernel, 1)
+    }
+
+    /// Builds a private test bed whose veths have `queues` transmit and receive queues
+    /// each (`scripts/testbed.sh up PREFIX --queues N`), for several AF_XDP workers.
+    pub fn up_with_queues(kernel: bool, queues: u32) -> Testbed {
         require_root();
         static N: AtomicUsize = AtomicUsize::new(0);
         let prefix = format!(
@@ -138,6 +144,9 @@ impl Testbed {
         let mut args = vec!["up".to_string(), bed.prefix.clone()];
         if kernel {
             args.push("--kernel".into());
+        }
+        if queues > 1 {
+            args.extend(["--queues".into(), queues.to_string()]);
         }
         let out = Command::new("bash")
             .arg(repo().join("scripts/testbed.sh"))

@@ -216,7 +216,11 @@ fn transit_traffic_is_forwarded_through_the_forwarding_virtual_servers() {
         .unwrap();
     assert!(counter(to_servers, &["packets"]) >= 3, "{vs}");
     let routes = bed.rouge_json(&["show", "routes"]).unwrap();
-    assert_eq!(routes.as_array().unwrap().len(), 2, "{routes}");
+    assert_eq!(
+        routes.as_array().unwrap().len(),
+        4,
+        "IPv4 and IPv6 networks: {routes}"
+    );
     let stats = bed.rouge_json(&["show", "stats"]).unwrap();
     assert_eq!(stats["workers"].as_array().unwrap().len(), 2);
     assert_eq!(counter(&stats, &["tx_queue_overflow"]), 0, "{stats}");

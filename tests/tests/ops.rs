@@ -247,6 +247,14 @@ fn metrics_pass_promtool_and_agree_with_show_the_api_and_top() {
                 ) > 1e6
             );
             assert!(sample(&m, "rouge_worker_busy_seconds_total{worker=\"0\"}") > 0.0);
+            // Work time: turns that did something; never more than the time on the CPU
+            // (a little slack: the two are read a moment apart).
+            let work = sample(&m, "rouge_worker_work_seconds_total{worker=\"0\"}");
+            let on_cpu = sample(&m, "rouge_worker_busy_seconds_total{worker=\"0\"}");
+            assert!(
+                work > 0.0 && work <= on_cpu + 0.5,
+                "work {work} s, on CPU {on_cpu} s"
+            );
             assert!(
                 sample(
                     &m,
@@ -254,6 +262,19 @@ fn metrics_pass_promtool_and_agree_with_show_the_api_and_top() {
                 ) > 0.0
             );
             assert!(sample(&m, "rouge_tcp_segments_total{direction=\"tx\"}") > 0.0);
+            // Frames from the clients were forwarded through fastl4, per interface.
+            assert!(
+                sample(
+                    &m,
+                    "rouge_interface_verdict_packets_total{interface=\"lb-c\",verdict=\"forwarded\"}"
+                ) > 0.0
+            );
+            assert!(
+                sample(
+                    &m,
+                    "rouge_interface_verdict_bytes_total{interface=\"lb-s\",verdict=\"forwarded\"}"
+                ) > 1e6
+            );
             break;
         }
         assert!(

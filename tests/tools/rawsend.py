@@ -3,7 +3,8 @@
 
 usage: rawsend.py IFACE DST_MAC SRC_IP DST_IP COUNT
 Sends COUNT copies of each kind below, then prints the kinds as JSON.
-Only used inside a test bed namespace, toward the appliance's self IP.
+Only used inside a test bed namespace, toward the appliance's self IP (the IPv6 kinds
+toward the test bed's IPv6 self IP 2001:2:0:1::1 from 2001:2:0:1::2).
 """
 import json
 import socket
@@ -45,7 +46,29 @@ def main():
                              socket.inet_aton(src_ip), b"\0" * 6, socket.inet_aton(dst_ip))
     icmp_bad = bytearray(icmp)
     icmp_bad[-1] ^= 0xFF
+    src6 = socket.inet_pton(socket.AF_INET6, "2001:2:0:1::2")
+    dst6 = socket.inet_pton(socket.AF_INET6, "2001:2:0:1::1")
+
+    def icmp6(msg):
+        m = bytearray(msg)
+        ph = src6 + dst6 + struct.pack("!IxxxB", len(m), 58)
+        struct.pack_into("!H", m, 2, csum(ph + bytes(m)))
+        return bytes(m)
+
+    def ip6(payload, nh=58, plen=None):
+        plen = len(payload) if plen is None else plen
+        return struct.pack("!IHBB", 0x60000000, plen, nh, 64) + src6 + dst6 + payload
+
+    echo6 = icmp6(struct.pack("!BBHHH", 128, 0, 0, 0x77, 1) + b"rouge-malformed!")
+    echo6_bad = bytearray(echo6)
+    echo6_bad[-1] ^= 0xFF
+    # Twelve destination-options headers in a chain: longer than any real packet's.
+    chain = b"".join(struct.pack("!BB6x", 60, 0) for _ in range(11)) + struct.pack("!BB6x", 58, 0)
     kinds = {
+        "ipv6_truncated": eth + b"\x86\xdd" + ip6(echo6)[:30],
+        "ipv6_bad_payload_length": eth + b"\x86\xdd" + ip6(echo6, plen=900),
+        "ipv6_ext_chain": eth + b"\x86\xdd" + ip6(chain + echo6, nh=60),
+        "icmpv6_bad_checksum": eth + b"\x86\xdd" + ip6(bytes(echo6_bad)),
         # (A frame shorter than an Ethernet header cannot be sent through a veth: the
         # kernel refuses it, so eth_truncated is covered by the in-memory tests.)
         "ipv4_truncated": eth + b"\x08\x00" + ip(bytes(icmp))[:12],

@@ -247,15 +247,15 @@ fn pools_and_monitors(
                 up_after: m.up_after,
             };
             for (mi, member) in p.members.iter().enumerate() {
-                let IpAddr::V4(ip) = member.address.ip() else {
-                    continue;
-                };
-                let Some(route) = table.lookup_v4(ip) else {
+                let ip = member.address.ip();
+                let Some(route) = table.lookup(ip) else {
                     continue;
                 };
                 let source = self_ips
                     .iter()
-                    .filter(|s| s.vlan == route.next_hop.vlan)
+                    .filter(|s| {
+                        s.vlan == route.next_hop.vlan && s.addr.addr.is_ipv4() == ip.is_ipv4()
+                    })
                     .map(|s| s.addr.addr)
                     .next();
                 if let Some(source) = source {
@@ -343,6 +343,10 @@ fn fastl4_servers(
 /// `198.18.1.100:80` or `198.18.1.100:*` (all ports).
 pub fn parse_vs_destination(s: &str) -> Option<(IpAddr, Option<u16>)> {
     if let Some(ip) = s.strip_suffix(":*") {
+        let ip = ip
+            .strip_prefix('[')
+            .and_then(|i| i.strip_suffix(']'))
+            .unwrap_or(ip);
         return Some((ip.parse().ok()?, None));
     }
     let sa: SocketAddr = s.parse().ok()?;

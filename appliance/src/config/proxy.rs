@@ -207,13 +207,25 @@ pub(super) fn check_standard(
     let v = &cfg.virtuals[i];
     let t = "virtual";
     match v.destination.parse::<SocketAddr>() {
-        Ok(sa) if sa.is_ipv6() => c.err(
-            t,
-            Some(i),
-            "destination",
-            "IPv6 standard virtual servers are not handled by the data plane yet".into(),
-            "use an IPv4 virtual address",
-        ),
+        Ok(sa)
+            if v.snat.as_deref() == Some("none")
+                && v.pool
+                    .as_ref()
+                    .and_then(|p| cfg.pools.iter().find(|x| &x.name == p))
+                    .is_some_and(|p| p.members.iter().any(|m| m.address.is_ipv6() != sa.is_ipv6())) =>
+        {
+            c.err(
+                t,
+                Some(i),
+                "snat",
+                format!(
+                    "{} and members of pool `{}` are of different address families: without SNAT the member would see the client's address",
+                    sa.ip(),
+                    v.pool.as_deref().unwrap_or_default()
+                ),
+                "use snat = \"automap\" to put an IPv6 virtual server in front of IPv4 members (or the other way round)",
+            )
+        }
         Ok(sa) if addrs.contains(&sa.ip()) => c.err(
             t,
             Some(i),

@@ -11,8 +11,16 @@ fn the_testbed_config_is_valid_and_builds() {
     let cfg = parse("testbed.toml", TESTBED).unwrap();
     assert_eq!(cfg.interfaces.len(), 2);
     let dp = build::dataplane(&cfg, 1, 1, None);
-    assert_eq!(dp.self_ips.len(), 2);
-    assert_eq!(dp.forwarding.len(), 2);
+    assert_eq!(dp.self_ips.len(), 4);
+    assert_eq!(dp.forwarding.len(), 4);
+    assert!(
+        dp.answers_nd("2001:2:0:1::100".parse().unwrap(), 0),
+        "web6's VIP"
+    );
+    assert_eq!(
+        dp.source_for_v6(1, "2001:2:0:2::11".parse().unwrap()),
+        Some("2001:2:0:2::1".parse().unwrap())
+    );
     assert_eq!(dp.vlan_of(1, None), Some(1));
     assert!(
         dp.routes
@@ -111,7 +119,7 @@ vlan = "client"
 
 [[self_ip]]
 name = "b"
-address = "2001:db8::1/64"
+address = "fe80::1/64"
 vlan = "client"
 
 [[route]]
@@ -192,9 +200,9 @@ members = []
     for want in [
         "monitor[1].timeout",
         "monitor[1].receive",
-        "pool[2].monitor",
-        "pool[2].members",
+        "pool[3].monitor",
         "pool[3].members",
+        "pool[4].members",
     ] {
         assert!(fields.contains(&want), "missing {want} in {e:#?}");
     }
@@ -218,7 +226,7 @@ members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { addr
     );
     let cfg = parse("ok.toml", &ok).unwrap();
     assert_eq!(
-        cfg.pools[2].members[1].state,
+        cfg.pools.iter().find(|p| p.name == "web2").unwrap().members[1].state,
         model::MemberState::ForcedOffline
     );
     assert_eq!(
@@ -453,7 +461,7 @@ fn a_misspelt_value_gets_the_nearest_allowed_one() {
 
     let text = TESTBED.replace("type = \"fastl4\"", "type = \"fast-l4\"");
     let (e, shown) = one_error(&text);
-    assert_eq!(e.field, "virtual[5].type");
+    assert_eq!(e.field, "virtual[7].type");
     assert!(e.problem.contains("\"forwarding\", \"fastl4\""), "{shown}");
     assert!(e.fix.starts_with("did you mean \"fastl4\"?"), "{shown}");
 
@@ -518,7 +526,7 @@ fn wrong_types_say_what_was_expected_with_an_example() {
         "reset_on_member_down = true",
         "reset_on_member_down = \"yes\"",
     ));
-    assert_eq!(e.field, "virtual[5].reset_on_member_down");
+    assert_eq!(e.field, "virtual[7].reset_on_member_down");
     assert_eq!(
         e.problem,
         "expected true or false (without quotes), found \"yes\""
@@ -810,22 +818,87 @@ pool = "web"
         "tcp_profile[2].mss",
         "tcp_profile[2].delayed_ack_ms",
         "tcp_profile[3].proxy_buffer_low",
-        "virtual[8].destination",
-        "virtual[8].pool",
-        "virtual[8].tcp_profile_client",
-        "virtual[8].snat",
-        "virtual[8].allow",
-        "virtual[8].reselect_tries",
-        "virtual[8].connect_timeout_ms",
-        "virtual[8].idle_timeout",
-        "virtual[9].destination",
+        "virtual[11].destination",
+        "virtual[11].pool",
+        "virtual[11].tcp_profile_client",
+        "virtual[11].snat",
+        "virtual[11].allow",
+        "virtual[11].reselect_tries",
+        "virtual[11].connect_timeout_ms",
+        "virtual[11].idle_timeout",
+        "virtual[12].destination",
     ] {
         assert!(fields.contains(&want), "missing {want} in {fields:#?}");
     }
     let dup = e
         .iter()
-        .find(|e| e.field == "virtual[9].destination")
+        .find(|e| e.field == "virtual[12].destination")
         .unwrap();
     assert!(dup.problem.contains("198.18.1.100:80"), "{dup:?}");
     assert!(e.iter().all(|e| !e.fix.is_empty() && e.file == "x.toml"));
+}
+
+#[test]
+fn ipv6_mistakes_are_each_reported() {
+    let text = format!(
+        "{TESTBED}\n{}",
+        r#"
+[[self_ip]]
+name = "bad6"
+address = "2001:2:0:3::/64"
+vlan = "client"
+
+[[route]]
+name = "mixed"
+destination = "2001:2:0:40::/58"
+gateway = "198.18.2.254"
+
+[[virtual]]
+name = "cross"
+type = "fastl4"
+destination = "[2001:2:0:1::101]:80"
+pool = "web"
+"#
+    );
+    let e = errors(&text);
+    let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    let cross = format!(
+        "virtual[{}].destination",
+        TESTBED.matches("[[virtual]]").count()
+    );
+    for want in ["self_ip[4].address", "route[0].gateway", cross.as_str()] {
+        assert!(fields.contains(&want), "missing {want} in {e:#?}");
+    }
+    let cross = e.iter().find(|e| e.field == cross).unwrap();
+    assert!(cross.problem.contains("address families"), "{cross}");
+}
+
+const VM_DPDK: &str = include_str!("../../configs/vm-dpdk.toml");
+
+/// The DPDK image's configuration is the test bed's with the VM's NICs by PCI address
+/// (the slots scripts/image gives them) on hugepages.
+#[test]
+fn the_dpdk_image_config_is_the_testbed_on_the_vms_pci_nics() {
+    let base = parse("testbed.toml", TESTBED).unwrap();
+    match (drivers::DPDK_BUILT, parse("vm-dpdk.toml", VM_DPDK)) {
+        (true, Ok(vm)) => {
+            assert_eq!(
+                vm.interfaces
+                    .iter()
+                    .map(|i| drivers::dpdk_device(i).unwrap())
+                    .collect::<Vec<_>>(),
+                ["0000:00:10.0", "0000:00:11.0"]
+            );
+            assert!(!drivers::dpdk_no_huge(&vm), "the image reserves hugepages");
+            assert_eq!(as_afpacket(vm), base, "same appliance otherwise");
+        }
+        (false, Err(e)) => {
+            assert_eq!(e.0.len(), 2, "{e}");
+            assert!(
+                e.0.iter().all(|e| e.problem.contains("built without it")),
+                "{e}"
+            );
+        }
+        (built, other) => panic!("DPDK built: {built}, vm-dpdk.toml: {other:?}"),
+    }
 }

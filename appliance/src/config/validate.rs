@@ -228,13 +228,38 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             );
         }
         match sip.address.addr {
-            IpAddr::V6(_) => c.err(
-                "self_ip",
-                Some(i),
-                "address",
-                "IPv6 self IPs are not handled by the data plane yet".into(),
-                "use an IPv4 address such as 198.18.1.1/24",
-            ),
+            IpAddr::V6(a) => {
+                let net = sip.address.network();
+                let special = a.is_multicast()
+                    || a.is_unspecified()
+                    || a.is_loopback()
+                    || a.segments()[0] & 0xffc0 == 0xfe80;
+                if special {
+                    c.err(
+                        "self_ip",
+                        Some(i),
+                        "address",
+                        format!("{a} is multicast, link-local, loopback or unspecified"),
+                        "use a global or unique-local address such as 2001:2:0:1::1/64 (link-local addresses are derived from each interface's MAC)",
+                    );
+                } else if sip.address.len > 126 {
+                    c.err(
+                        "self_ip",
+                        Some(i),
+                        "address",
+                        format!("/{} leaves no room for neighbours", sip.address.len),
+                        "give the connected network's length, e.g. /64",
+                    );
+                } else if IpAddr::V6(a) == net.addr() {
+                    c.err(
+                        "self_ip",
+                        Some(i),
+                        "address",
+                        format!("{a} is the subnet-router anycast address of {net}"),
+                        "use a host address inside the network, e.g. ::1",
+                    );
+                }
+            }
             IpAddr::V4(a) => {
                 let net = sip.address.network();
                 if sip.address.len > 30 {
@@ -280,6 +305,17 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 "write a network such as 0.0.0.0/0 or 198.18.64.0/18",
             );
         }
+        if let Ok(p) = r.destination.parse::<Prefix>() {
+            if p.addr().is_ipv6() != r.gateway.is_ipv6() {
+                c.err(
+                    "route",
+                    Some(i),
+                    "gateway",
+                    format!("{} and {} are of different address families", r.gateway, p),
+                    "give an IPv6 route an IPv6 gateway (and IPv4 an IPv4 one)",
+                );
+            }
+        }
         let on_link = cfg
             .self_ips
             .iter()
@@ -297,15 +333,6 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
 
     let mut vas = HashSet::new();
     for (i, va) in cfg.virtual_addresses.iter().enumerate() {
-        if va.address.is_ipv6() {
-            c.err(
-                "virtual_address",
-                Some(i),
-                "address",
-                "IPv6 virtual addresses are not handled by the data plane yet".into(),
-                "use an IPv4 address",
-            );
-        }
         if addrs.contains(&va.address) {
             c.err(
                 "virtual_address",
@@ -342,13 +369,6 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     for (i, v) in cfg.virtuals.iter().enumerate() {
         match v.kind {
             VirtualType::Forwarding => match v.destination.parse::<Prefix>() {
-                Ok(p) if p.addr().is_ipv6() => c.err(
-                    "virtual",
-                    Some(i),
-                    "destination",
-                    "IPv6 forwarding is not handled by the data plane yet".into(),
-                    "use an IPv4 network",
-                ),
                 Ok(p) => {
                     if !dests.insert(p) {
                         c.err(
@@ -386,7 +406,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             },
             VirtualType::Fastl4 => {
                 match super::build::parse_vs_destination(&v.destination) {
-                    Some((ip, _)) if ip.is_ipv6() => c.err("virtual", Some(i), "destination", "IPv6 virtual servers are not handled by the data plane yet".into(), "use an IPv4 virtual address"),
+                    Some((ip, _)) if ip.is_ipv6() && v.snat.as_deref() == Some("pool") => c.err("virtual", Some(i), "snat", "SNAT pools hold IPv4 addresses; an IPv6 virtual server translates to its egress self IP".into(), "use snat = \"automap\" (or \"none\") on an IPv6 virtual server"),
+                    Some((ip, _)) if v.pool.as_ref().and_then(|p| cfg.pools.iter().find(|x| &x.name == p)).is_some_and(|p| p.members.iter().any(|m| m.address.is_ipv6() != ip.is_ipv6())) => c.err("virtual", Some(i), "destination", format!("{ip} and the members of pool `{}` are of different address families; fastl4 translates addresses, not families", v.pool.as_deref().unwrap_or_default()), "use an IPv6 virtual address in front of IPv6 members (and IPv4 in front of IPv4)"),
                     Some((ip, _)) if addrs.contains(&ip) => c.err("virtual", Some(i), "destination", format!("{ip} is a self IP"), "use a virtual address, e.g. from 198.18.1.100-199"),
                     Some((ip, port)) => {
                         let proto = v.protocol.unwrap_or_default();
@@ -573,18 +594,6 @@ fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
                     "members",
                     format!("member {} has ratio 0", m.address),
                     "use a ratio of 1 or more (or disable the member)",
-                );
-            }
-            if m.address.is_ipv6() {
-                c.err(
-                    "pool",
-                    Some(i),
-                    "members",
-                    format!(
-                        "member {} is IPv6, which the data plane does not handle yet",
-                        m.address
-                    ),
-                    "use IPv4 members",
                 );
             }
         }

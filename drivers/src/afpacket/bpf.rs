@@ -440,6 +440,61 @@ pub(crate) mod tests {
         assert_eq!(run(&prog, &short[..30]), Ok(0));
     }
 
+    /// The software copy of the program (`steer::fanout_xor_frame`, for drivers that
+    /// hand frames over between workers) picks the same worker as the program for every
+    /// frame: steered flows, tags, options, fragments, other protocols, truncations and
+    /// random damage.
+    #[test]
+    fn the_software_fanout_agrees_with_the_program() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for n in [1u32, 2, 3, 4, 8] {
+            let prog = steer_by_flow_program(n);
+            for _ in 0..3000 {
+                let r = next();
+                let vlan = (r & 3 == 0).then_some((r >> 8) as u16 & 0x0fff);
+                let proto = [6, 17, 1, 47][(r >> 2) as usize & 3];
+                let ihl = 5 + (r >> 24) as u8 % 3;
+                let src = ((next() as u32) | 0xc612_0000).to_be_bytes();
+                let dst = (next() as u32).to_be_bytes();
+                let mut f = ipv4_frame(vlan, proto, src, dst, next() as u16, next() as u16, ihl);
+                let l3 = if vlan.is_some() { 18 } else { 14 };
+                match (r >> 32) % 8 {
+                    // A fragment, first or later, with or without more to come.
+                    0 => {
+                        f[l3 + 6..l3 + 8].copy_from_slice(&((next() as u16) & 0x3fff).to_be_bytes())
+                    }
+                    // Truncated anywhere.
+                    1 => f.truncate((next() as usize) % f.len()),
+                    // Random bytes somewhere in the headers.
+                    2 => {
+                        let at = (next() as usize) % (l3 + 24).min(f.len());
+                        f[at] = next() as u8;
+                    }
+                    // Another EtherType (ARP, IPv6) in place of IPv4.
+                    3 => f[l3 - 2..l3].copy_from_slice(&[0x86, 0xdd]),
+                    _ => {}
+                }
+                if f.len() < l3 {
+                    // No Ethernet header: the kernel delivers no such frame, and the
+                    // software copy answers 0.
+                    assert_eq!(crate::steer::fanout_xor_frame(&f, n), 0);
+                    continue;
+                }
+                assert_eq!(
+                    Ok(crate::steer::fanout_xor_frame(&f, n)),
+                    run(&prog, &f),
+                    "n={n} frame={f:02x?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_interpreter_models_the_kernel_view() {
         let f = ipv4_frame(Some(3), 17, [1, 2, 3, 4], [5, 6, 7, 8], 1, 2, 5);

@@ -11,7 +11,7 @@
 //! an established flow) sets the timer again at once.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,13 +48,13 @@ pub struct Flow {
     /// IP protocol (6 or 17).
     pub proto: u8,
     /// Client address and port.
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// Virtual address and port the client connected to.
-    pub vip: SocketAddrV4,
+    pub vip: SocketAddr,
     /// Member address and port.
-    pub server: SocketAddrV4,
+    pub server: SocketAddr,
     /// Source address and port used toward the member.
-    pub snat: SocketAddrV4,
+    pub snat: SocketAddr,
     /// Life state.
     pub state: FlowState,
     /// Last packet either way.
@@ -91,10 +91,10 @@ impl Flow {
         vs: Arc<Fastl4Vs>,
         member: usize,
         proto: u8,
-        client: SocketAddrV4,
-        vip: SocketAddrV4,
-        server: SocketAddrV4,
-        snat: SocketAddrV4,
+        client: SocketAddr,
+        vip: SocketAddr,
+        server: SocketAddr,
+        snat: SocketAddr,
         now: Instant,
     ) -> Flow {
         Flow {
@@ -149,11 +149,11 @@ impl Flow {
 
 /// The key of packets from `src` to `dst`.
 #[inline]
-pub fn key(proto: u8, src: SocketAddrV4, dst: SocketAddrV4) -> FlowKey {
+pub fn key(proto: u8, src: SocketAddr, dst: SocketAddr) -> FlowKey {
     FlowKey {
         proto,
-        src: IpAddr::V4(*src.ip()),
-        dst: IpAddr::V4(*dst.ip()),
+        src: src.ip(),
+        dst: dst.ip(),
         sport: src.port(),
         dport: dst.port(),
     }
@@ -385,7 +385,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn flow(vs: &Arc<Fastl4Vs>, port: u16, now: Instant) -> Flow {
-        let a = |d, p| SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, d), p);
+        let a = |d, p| SocketAddr::new(Ipv4Addr::new(198, 18, 1, d).into(), p);
         Flow::new(
             vs.clone(),
             0,

@@ -1,4 +1,4 @@
-//! Which flow later IPv4 fragments belong to: a small, bounded, direct-mapped table
+//! Which flow later IPv4 and IPv6 fragments belong to: a small, bounded, direct-mapped table
 //! from (source, destination, protocol, IP identification) of a first fragment to its
 //! flow, with entries that expire.
 //!
@@ -8,7 +8,7 @@
 //! fragments without a flow (a NIC or driver that steers by the 3-tuple, or reassembly
 //! on worker 0, lifts this later).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::flow::FlowId;
@@ -30,13 +30,13 @@ pub enum Dir {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragKey {
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     /// IP protocol.
     pub proto: u8,
-    /// IP identification.
-    pub ident: u16,
+    /// IP identification (16 bits in IPv4, 32 in IPv6's fragment header).
+    pub ident: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,9 +62,16 @@ impl FragTable {
     }
 
     fn slot(&self, k: &FragKey) -> usize {
-        let h = (u32::from(k.src).wrapping_mul(0x9e37_79b1))
-            ^ u32::from(k.dst).rotate_left(13)
-            ^ ((k.ident as u32) << 8 | k.proto as u32).wrapping_mul(0x85eb_ca6b);
+        let fold = |a: IpAddr| match a {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                (x as u32) ^ ((x >> 32) as u32) ^ ((x >> 64) as u32) ^ ((x >> 96) as u32)
+            }
+        };
+        let h = (fold(k.src).wrapping_mul(0x9e37_79b1))
+            ^ fold(k.dst).rotate_left(13)
+            ^ (k.ident.rotate_left(8) ^ k.proto as u32).wrapping_mul(0x85eb_ca6b);
         (h as usize) % self.entries.len()
     }
 

@@ -1,7 +1,7 @@
 //! Fastl4: packet-by-packet full NAT from a virtual server's VIP to its members, with
 //! a per-worker connection table (sans-I/O: the L2/L3 pipeline routes and sends).
 //!
-//! Per packet, the pipeline calls [`Fastl4::classify`] on the IPv4 packet; the answer
+//! Per packet, the pipeline calls [`Fastl4::classify`] on the IPv4 or IPv6 packet; the answer
 //! is [`Classified::NotOurs`] (the normal path goes on), a drop with its reason, or a
 //! [`Plan`]: which flow, which way, and the address to route the translated packet to.
 //! The pipeline checks TTL, route and MTU against the *untranslated* packet (so ICMP
@@ -28,7 +28,8 @@
 //! hand-off between workers is still to come).
 //!
 //! Not yet done (known limits):
-//! - IPv4 only; IPv6 packets never reach this module.
+//! - A flow keeps its family: an IPv6 virtual server has IPv6 members (SNAT automap
+//!   takes the IPv6 self IP of the egress VLAN; SNAT pools hold IPv4 addresses only).
 //! - Non-first fragments are steered to worker 0 by the AF_PACKET fanout, so they follow
 //!   their flow only when worker 0 owns it (see [`frag`]).
 //! - No TCP sequence validation: a RST that matches a flow's addresses and ports ends
@@ -44,7 +45,7 @@ pub mod flow;
 pub mod frag;
 pub mod nat;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
@@ -56,7 +57,9 @@ use crate::ports::SourcePorts;
 use crate::time::Instant;
 use crate::verdict::DropReason;
 use crate::wire::checksum;
+use crate::wire::icmpv6::Icmpv6Packet;
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::tcp::{Flags, TcpPacket};
 use crate::wire::udp::UdpPacket;
 use flow::{Flow, FlowId, FlowState, FlowTable, InsertError};
@@ -91,7 +94,7 @@ pub struct Plan {
     /// What it is.
     pub kind: Kind,
     /// Its destination after translation (to route on).
-    pub next_dst: Ipv4Addr,
+    pub next_dst: IpAddr,
 }
 
 /// The answer of [`Fastl4::classify`].
@@ -109,9 +112,9 @@ pub enum Classified {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResetSpec {
     /// Source: the VIP and port the client connected to.
-    pub from: SocketAddrV4,
+    pub from: SocketAddr,
     /// Destination: the client.
-    pub to: SocketAddrV4,
+    pub to: SocketAddr,
     /// Sequence number (the member's next sequence number as last seen).
     pub seq: u32,
     /// Acknowledgement number (the client's next sequence number as last seen).
@@ -175,7 +178,7 @@ impl Fastl4 {
     /// True when a flow of `proto` uses the pair `local` (an SNAT address and port) –
     /// `remote` (a member) on its server side: another connection between them would
     /// take its replies.
-    pub fn port_in_use(&self, proto: u8, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
+    pub fn port_in_use(&self, proto: u8, local: SocketAddr, remote: SocketAddr) -> bool {
         self.flows
             .server_key_taken(&flow::key(proto, remote, local))
     }
@@ -196,8 +199,8 @@ impl Fastl4 {
             .collect();
     }
 
-    /// Decides what to do with an IPv4 packet (`l3`: header checked, truncated to its
-    /// total length). A new flow with SNAT takes its port from `ports`; when none is
+    /// Decides what to do with an IPv4 or IPv6 packet (`l3`: header and extension
+    /// headers checked, truncated to its total length). A new flow with SNAT takes its port from `ports`; when none is
     /// free the client's SYN is answered with a RST (see [`Fastl4::pop_reset`]).
     pub fn classify(
         &mut self,
@@ -206,10 +209,12 @@ impl Fastl4 {
         l3: &[u8],
         mut ports: SourcePorts<'_>,
     ) -> Classified {
-        let ip = Ipv4Packet::new_unchecked(l3);
-        let (proto, src, dst) = (ip.protocol(), ip.src(), ip.dst());
-        let (offset, more, ident) = (ip.frag_offset(), ip.more_frags(), ip.ident());
-        let payload = &l3[ip.header_len()..];
+        let Some(h) = L3::parse(l3) else {
+            return Classified::NotOurs;
+        };
+        let (proto, src, dst) = (h.proto, h.src, h.dst);
+        let (offset, more, ident) = (h.offset, h.more, h.ident);
+        let payload = &l3[h.l4_off..];
         if offset != 0 {
             let key = FragKey {
                 src,
@@ -220,8 +225,8 @@ impl Fastl4 {
             if let Some((id, dir)) = self.frags.lookup(&key, now) {
                 if let Some(f) = self.flows.get(id) {
                     let next_dst = match dir {
-                        Dir::ToServer => *f.server.ip(),
-                        Dir::ToClient => *f.client.ip(),
+                        Dir::ToServer => f.server.ip(),
+                        Dir::ToClient => f.client.ip(),
                     };
                     return Classified::Translate(Plan {
                         flow: id,
@@ -231,7 +236,7 @@ impl Fastl4 {
                     });
                 }
             }
-            if dp.is_fastl4_vip(proto, dst) {
+            if dp.is_fastl4_vip_ip(proto, dst) {
                 return Classified::Drop(DropReason::Fastl4FragmentNoFlow);
             }
             return Classified::NotOurs;
@@ -239,11 +244,17 @@ impl Fastl4 {
         let malformed = match proto {
             nat::TCP => DropReason::Fastl4TcpMalformed,
             nat::UDP => DropReason::Fastl4UdpMalformed,
-            1 => return self.classify_icmp(payload),
+            1 if !h.v6 => return self.classify_icmp(payload, None),
+            ipv6::NH_ICMPV6 if h.v6 => {
+                let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) else {
+                    return Classified::NotOurs;
+                };
+                return self.classify_icmp(payload, Some((s, d)));
+            }
             _ => return Classified::NotOurs,
         };
         if payload.len() < 4 {
-            return if dp.is_fastl4_vip(proto, dst) {
+            return if dp.is_fastl4_vip_ip(proto, dst) {
                 Classified::Drop(malformed)
             } else {
                 Classified::NotOurs
@@ -252,7 +263,7 @@ impl Fastl4 {
         // TCP and UDP carry their ports in the same first four bytes.
         let l4 = UdpPacket::new_unchecked(payload);
         let (sport, dport) = (l4.src_port(), l4.dst_port());
-        let (from, to) = (SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport));
+        let (from, to) = (SocketAddr::new(src, sport), SocketAddr::new(dst, dport));
         let key = flow::key(proto, from, to);
         let kind = if more { Kind::FirstFrag } else { Kind::Whole };
         let mut found = if let Some(id) = self.flows.find_client(&key) {
@@ -260,7 +271,7 @@ impl Fastl4 {
         } else {
             self.flows.find_server(&key).map(|id| (id, Dir::ToClient))
         };
-        let vs_bound = found.is_some() || dp.fastl4_for(proto, dst, dport).is_some();
+        let vs_bound = found.is_some() || dp.fastl4_for_ip(proto, dst, dport).is_some();
         if !vs_bound {
             return Classified::NotOurs;
         }
@@ -336,10 +347,10 @@ impl Fastl4 {
     #[allow(clippy::too_many_arguments)]
     fn record_frag(
         &mut self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
         proto: u8,
-        ident: u16,
+        ident: u32,
         id: FlowId,
         dir: Dir,
         now: Instant,
@@ -358,8 +369,8 @@ impl Fastl4 {
     fn plan(&self, id: FlowId, dir: Dir, kind: Kind) -> Option<Plan> {
         let f = self.flows.get(id)?;
         let next_dst = match dir {
-            Dir::ToServer => *f.server.ip(),
-            Dir::ToClient => *f.client.ip(),
+            Dir::ToServer => f.server.ip(),
+            Dir::ToClient => f.client.ip(),
         };
         Some(Plan {
             flow: id,
@@ -395,11 +406,25 @@ impl Fastl4 {
         Some(Classified::Drop(DropReason::Fastl4MemberDown))
     }
 
-    fn classify_icmp(&mut self, icmp: &[u8]) -> Classified {
-        let Some(q) = nat::quoted(icmp) else {
+    /// An ICMP error (`v6`: the ICMPv6 message's addresses, for its checksum; `None`
+    /// for ICMPv4) that may quote a packet of a flow.
+    fn classify_icmp(
+        &mut self,
+        icmp: &[u8],
+        v6: Option<(std::net::Ipv6Addr, std::net::Ipv6Addr)>,
+    ) -> Classified {
+        let q = match v6 {
+            None => nat::quoted(icmp),
+            Some(_) => nat::quoted6(icmp),
+        };
+        let Some(q) = q else {
             return Classified::NotOurs;
         };
-        if checksum::checksum(icmp) != 0 {
+        let valid = match v6 {
+            None => checksum::checksum(icmp) == 0,
+            Some((s, d)) => Icmpv6Packet::new_checked(icmp, s, d).is_ok(),
+        };
+        if !valid {
             // Not translated: the normal path drops it by its reason.
             return Classified::NotOurs;
         }
@@ -424,11 +449,11 @@ impl Fastl4 {
         now: Instant,
         dp: &Dataplane,
         proto: u8,
-        client: SocketAddrV4,
-        vip: SocketAddrV4,
+        client: SocketAddr,
+        vip: SocketAddr,
         ports: &mut SourcePorts<'_>,
     ) -> Result<FlowId, DropReason> {
-        let Some((vsi, vs)) = dp.fastl4_for(proto, *vip.ip(), vip.port()) else {
+        let Some((vsi, vs)) = dp.fastl4_for_ip(proto, vip.ip(), vip.port()) else {
             return Err(DropReason::NoVirtual);
         };
         if self.flows.len() >= self.flows.capacity() {
@@ -444,13 +469,9 @@ impl Fastl4 {
         let member = match (&vs.lb, &mut self.lb_cursors[vsi]) {
             (Some(b), Some(cursor)) => b
                 .pool
-                .select(cursor, IpAddr::V4(*client.ip()), &b.states, &b.counts)
+                .select(cursor, client.ip(), &b.states, &b.counts)
                 .map(MemberId::index),
-            _ => vs.choose_member(
-                IpAddr::V4(*client.ip()),
-                self.worker,
-                &mut self.cursors[vsi],
-            ),
+            _ => vs.choose_member(client.ip(), self.worker, &mut self.cursors[vsi]),
         }
         .ok_or(DropReason::Fastl4NoMember)?;
         let vs = vs.clone();
@@ -471,37 +492,40 @@ impl Fastl4 {
         now: Instant,
         dp: &Dataplane,
         proto: u8,
-        client: SocketAddrV4,
-        vip: SocketAddrV4,
+        client: SocketAddr,
+        vip: SocketAddr,
         vs: &Arc<Fastl4Vs>,
         member: usize,
         ports: &mut SourcePorts<'_>,
     ) -> Result<FlowId, DropReason> {
-        let std::net::SocketAddr::V4(maddr) = vs.members[member].addr else {
+        let maddr = vs.members[member].addr;
+        if maddr.is_ipv4() != client.is_ipv4() {
+            // A flow keeps its family (the configuration refuses mixed pools).
             return Err(DropReason::Fastl4NoMember);
-        };
+        }
         let port = if maddr.port() == 0 {
             vip.port()
         } else {
             maddr.port()
         };
-        let server = SocketAddrV4::new(*maddr.ip(), port);
+        let server = SocketAddr::new(maddr.ip(), port);
         let snat = match &vs.snat {
             Snat::None => client,
             Snat::Automap => {
-                let route = dp
-                    .routes
-                    .lookup_v4(*server.ip())
-                    .ok_or(DropReason::NoRoute)?;
-                let ip = dp
-                    .source_for(route.next_hop.vlan, *server.ip())
-                    .ok_or(DropReason::NoRoute)?;
+                let route = dp.routes.lookup(server.ip()).ok_or(DropReason::NoRoute)?;
+                let vlan = route.next_hop.vlan;
+                let ip = match server.ip() {
+                    IpAddr::V4(a) => dp.source_for(vlan, a).map(IpAddr::V4),
+                    IpAddr::V6(a) => dp.source_for_v6(vlan, a).map(IpAddr::V6),
+                }
+                .ok_or(DropReason::NoRoute)?;
                 self.snat_port(proto, server, ip, ports)?
             }
+            Snat::Pool(_) if server.is_ipv6() => return Err(DropReason::Fastl4SnatExhausted),
             Snat::Pool(list) => {
                 let mut got = Err(DropReason::Fastl4SnatExhausted);
                 for i in 0..list.len() {
-                    let ip = list[(self.pool_cursor + i) % list.len()];
+                    let ip = IpAddr::V4(list[(self.pool_cursor + i) % list.len()]);
                     if let Ok(a) = self.snat_port(proto, server, ip, ports) {
                         self.pool_cursor = (self.pool_cursor + i + 1) % list.len();
                         got = Ok(a);
@@ -531,25 +555,25 @@ impl Fastl4 {
     fn snat_port(
         &mut self,
         proto: u8,
-        server: SocketAddrV4,
-        ip: Ipv4Addr,
+        server: SocketAddr,
+        ip: IpAddr,
         ports: &mut SourcePorts<'_>,
-    ) -> Result<SocketAddrV4, DropReason> {
+    ) -> Result<SocketAddr, DropReason> {
         let flows = &self.flows;
         let tcp = ports.tcp;
         ports
             .alloc
-            .find(IpAddr::V4(ip), server.into(), |p| {
-                let local = SocketAddrV4::new(ip, p);
+            .find(ip, server, |p| {
+                let local = SocketAddr::new(ip, p);
                 flows.server_key_taken(&flow::key(proto, server, local))
-                    || (proto == nat::TCP && tcp.in_use(local.into(), server.into()))
+                    || (proto == nat::TCP && tcp.in_use(local, server))
             })
-            .map(|p| SocketAddrV4::new(ip, p))
+            .map(|p| SocketAddr::new(ip, p))
             .ok_or(DropReason::Fastl4SnatExhausted)
     }
 
-    /// Rewrites the packet of `plan` in place (`l3`: the IPv4 packet) and updates its
-    /// flow: state, last seen, counters.
+    /// Rewrites the packet of `plan` in place (`l3`: the IPv4 or IPv6 packet) and
+    /// updates its flow: state, last seen, counters.
     pub fn apply(&mut self, now: Instant, plan: &Plan, l3: &mut [u8]) {
         let Some(f) = self.flows.get_mut(plan.flow) else {
             return;
@@ -575,16 +599,18 @@ impl Fastl4 {
             Kind::IcmpError => match plan.dir {
                 // Quoted: SNAT → member becomes client → VIP; outer: … → client, from the VIP.
                 Dir::ToClient => {
-                    nat::rewrite_icmp_error(l3, *f.vip.ip(), *f.client.ip(), f.client, f.vip)
+                    nat::rewrite_icmp_error(l3, f.vip.ip(), f.client.ip(), f.client, f.vip)
                 }
                 // Quoted: VIP → client becomes member → SNAT; outer: … → member, from SNAT.
                 Dir::ToServer => {
-                    nat::rewrite_icmp_error(l3, *f.snat.ip(), *f.server.ip(), f.server, f.snat)
+                    nat::rewrite_icmp_error(l3, f.snat.ip(), f.server.ip(), f.server, f.snat)
                 }
             },
             Kind::LaterFrag => nat::rewrite(l3, proto, src, dst, false),
             Kind::Whole | Kind::FirstFrag => {
-                let hl = Ipv4Packet::new_unchecked(&*l3).header_len();
+                let Some(hl) = L3::parse(l3).map(|h| h.l4_off) else {
+                    return;
+                };
                 if proto == nat::TCP {
                     let seg_extra = if plan.kind == Kind::Whole {
                         l3.len() - hl
@@ -612,11 +638,7 @@ impl Fastl4 {
         let class = match f.class {
             Some((generation, c)) if generation == dp.generation => c,
             _ => {
-                let c = policy.classify(
-                    &f.vs.name,
-                    std::net::SocketAddr::V4(f.server),
-                    std::net::IpAddr::V4(*f.client.ip()),
-                ) as u16;
+                let c = policy.classify(&f.vs.name, f.server, f.client.ip()) as u16;
                 f.class = Some((dp.generation, c));
                 c
             }
@@ -770,6 +792,59 @@ fn closed(f: &Flow, worker: usize) {
         .shard(worker)
         .conns_closed
         .inc();
+}
+
+/// The IP-layer facts fastl4 needs of an IPv4 or IPv6 packet.
+#[derive(Debug, Clone, Copy)]
+struct L3 {
+    v6: bool,
+    proto: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    /// Fragment offset in units of 8 bytes (0: whole or first fragment).
+    offset: u16,
+    more: bool,
+    ident: u32,
+    /// Where the upper-layer header starts.
+    l4_off: usize,
+}
+
+impl L3 {
+    /// Reads a packet the pipeline has checked (`None` for an unknown version or, for
+    /// IPv6, an extension-header chain the pipeline would have refused).
+    #[inline]
+    fn parse(l3: &[u8]) -> Option<L3> {
+        match l3.first()? >> 4 {
+            4 => {
+                let ip = Ipv4Packet::new_unchecked(l3);
+                Some(L3 {
+                    v6: false,
+                    proto: ip.protocol(),
+                    src: ip.src().into(),
+                    dst: ip.dst().into(),
+                    offset: ip.frag_offset(),
+                    more: ip.more_frags(),
+                    ident: ip.ident() as u32,
+                    l4_off: ip.header_len(),
+                })
+            }
+            6 if l3.len() >= ipv6::HEADER_LEN => {
+                let ip = Ipv6Packet::new_unchecked(l3);
+                let up = ipv6::upper_layer(ip.next_header(), &l3[ipv6::HEADER_LEN..]).ok()?;
+                Some(L3 {
+                    v6: true,
+                    proto: up.proto,
+                    src: ip.src().into(),
+                    dst: ip.dst().into(),
+                    offset: up.frag.map_or(0, |f| f.offset),
+                    more: up.frag.is_some_and(|f| f.more),
+                    ident: up.frag.map_or(0, |f| f.ident),
+                    l4_off: ipv6::HEADER_LEN + up.offset,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Checks the L4 header of a packet bound for a fastl4 flow or virtual server.

@@ -1,12 +1,15 @@
 //! Address and port rewriting with incremental checksum updates (RFC 1624), the
-//! translation of ICMP errors that quote a translated packet, through the [`crate::wire`]
-//! views. SNAT ports come from [`crate::ports`].
+//! translation of ICMP and ICMPv6 errors that quote a translated packet, through the
+//! [`crate::wire`] views, for IPv4 and IPv6 (the family of a packet is read from its
+//! version field; a flow never changes family). SNAT ports come from [`crate::ports`].
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use crate::wire::checksum::{update16, update32};
 use crate::wire::icmp::{self, IcmpPacket};
+use crate::wire::icmpv6::{self, Icmpv6Packet};
 use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::udp::{self, UdpPacket};
 
@@ -89,16 +92,74 @@ fn rewrite_with_ports(ip: &mut [u8], proto: u8, src: SocketAddrV4, dst: SocketAd
     set_l4(proto, l4, src.port(), dst.port(), (!skip).then_some(c));
 }
 
-/// Rewrites a TCP or UDP packet (`ip`: the IPv4 packet) to `src` → `dst`, ports
-/// included when `ports` (false for non-first fragments, which carry no L4 header).
-/// Both checksums are updated incrementally; a UDP checksum of 0 (none) stays 0.
-/// The caller has checked that the L4 header is present when `ports` is set.
-pub fn rewrite(ip: &mut [u8], proto: u8, src: SocketAddrV4, dst: SocketAddrV4, ports: bool) {
-    if ports {
-        rewrite_with_ports(ip, proto, src, dst);
-    } else {
-        rewrite_addrs(ip, *src.ip(), *dst.ip(), None);
+/// Rewrites a TCP or UDP packet (`ip`: the IPv4 or IPv6 packet) to `src` → `dst`,
+/// ports included when `ports` (false for non-first fragments, which carry no L4
+/// header). Every checksum is updated incrementally; a UDP checksum of 0 (none) stays
+/// 0. The caller has checked that the L4 header is present when `ports` is set.
+/// Addresses of the other family than the packet's leave it unchanged.
+pub fn rewrite(ip: &mut [u8], proto: u8, src: SocketAddr, dst: SocketAddr, ports: bool) {
+    match (src, dst) {
+        (SocketAddr::V4(s), SocketAddr::V4(d)) if is_v4(ip) => {
+            if ports {
+                rewrite_with_ports(ip, proto, s, d);
+            } else {
+                rewrite_addrs(ip, *s.ip(), *d.ip(), None);
+            }
+        }
+        (SocketAddr::V6(_), SocketAddr::V6(_)) if !is_v4(ip) => {
+            let Some(l4_off) = l4_offset_v6(ip) else {
+                return;
+            };
+            rewrite6(ip, proto, l4_off, src, dst, ports);
+        }
+        _ => {}
     }
+}
+
+fn is_v4(ip: &[u8]) -> bool {
+    ip.first().is_some_and(|b| b >> 4 == 4)
+}
+
+/// Where the upper-layer header of an IPv6 packet (or quote) starts, from its start.
+fn l4_offset_v6(ip: &[u8]) -> Option<usize> {
+    if ip.len() < ipv6::HEADER_LEN {
+        return None;
+    }
+    let p = Ipv6Packet::new_unchecked(ip);
+    let up = ipv6::upper_layer(p.next_header(), &ip[ipv6::HEADER_LEN..]).ok()?;
+    Some(ipv6::HEADER_LEN + up.offset)
+}
+
+/// Rewrites an IPv6 packet (or the quote of one) whose upper-layer header starts at
+/// `l4_off`: addresses, and when `ports` the ports and the L4 checksum (which covers the
+/// addresses through the pseudo header). A quote too short to carry the checksum has
+/// its ports rewritten only.
+fn rewrite6(
+    ip: &mut [u8],
+    proto: u8,
+    l4_off: usize,
+    src: SocketAddr,
+    dst: SocketAddr,
+    ports: bool,
+) {
+    let (IpAddr::V6(s), IpAddr::V6(d)) = (src.ip(), dst.ip()) else {
+        return;
+    };
+    let mut p = Ipv6Packet::new_unchecked(&mut *ip);
+    let (os, od): (Ipv6Addr, Ipv6Addr) = (p.src(), p.dst());
+    p.set_src(s);
+    p.set_dst(d);
+    if !ports || l4_off + 4 > ip.len() {
+        return;
+    }
+    let l4 = &mut ip[l4_off..];
+    let old = l4_checksum(proto, l4);
+    let skip = old.is_none_or(|c| proto == UDP && c == 0);
+    let c = ipv6::update_addr(ipv6::update_addr(old.unwrap_or(0), os, s), od, d);
+    let (osp, odp) = l4_ports(proto, l4);
+    let c = update16(update16(c, osp, src.port()), odp, dst.port());
+    let c = if proto == UDP && c == 0 { 0xffff } else { c };
+    set_l4(proto, l4, src.port(), dst.port(), (!skip).then_some(c));
 }
 
 /// Where the parts of an ICMP error that quotes a TCP/UDP packet lie.
@@ -107,9 +168,9 @@ pub struct Quoted {
     /// IP protocol of the quoted packet.
     pub proto: u8,
     /// Its source.
-    pub src: SocketAddrV4,
+    pub src: SocketAddr,
     /// Its destination.
-    pub dst: SocketAddrV4,
+    pub dst: SocketAddr,
 }
 
 /// Parses the packet quoted by an ICMP destination-unreachable or time-exceeded error
@@ -137,8 +198,46 @@ pub fn quoted(icmp: &[u8]) -> Option<Quoted> {
     let (sport, dport) = l4_ports(proto, &quote[ihl..]);
     Some(Quoted {
         proto,
-        src: SocketAddrV4::new(inner.src(), sport),
-        dst: SocketAddrV4::new(inner.dst(), dport),
+        src: SocketAddr::new(inner.src().into(), sport),
+        dst: SocketAddr::new(inner.dst().into(), dport),
+    })
+}
+
+/// Parses the packet quoted by an ICMPv6 error (destination unreachable, packet too
+/// big, time exceeded, parameter problem; `icmp`: the ICMPv6 message), walking the
+/// quote's extension headers. `None` for other messages, a quote of a later fragment,
+/// or a quote too short to carry ports.
+pub fn quoted6(icmp: &[u8]) -> Option<Quoted> {
+    if icmp.len() < icmpv6::HEADER_LEN + ipv6::HEADER_LEN {
+        return None;
+    }
+    if !matches!(
+        icmp[0],
+        icmpv6::DEST_UNREACHABLE
+            | icmpv6::PACKET_TOO_BIG
+            | icmpv6::TIME_EXCEEDED
+            | icmpv6::PARAM_PROBLEM
+    ) {
+        return None;
+    }
+    let quote = &icmp[icmpv6::HEADER_LEN..];
+    let inner = Ipv6Packet::new_unchecked(quote);
+    if inner.version() != 6 {
+        return None;
+    }
+    let up = ipv6::upper_layer(inner.next_header(), &quote[ipv6::HEADER_LEN..]).ok()?;
+    if up.frag.is_some_and(|f| f.offset != 0) || !matches!(up.proto, TCP | UDP) {
+        return None;
+    }
+    let l4 = quote.get(ipv6::HEADER_LEN + up.offset..)?;
+    if l4.len() < 4 {
+        return None;
+    }
+    let (sport, dport) = l4_ports(up.proto, l4);
+    Some(Quoted {
+        proto: up.proto,
+        src: SocketAddr::new(inner.src().into(), sport),
+        dst: SocketAddr::new(inner.dst().into(), dport),
     })
 }
 
@@ -148,6 +247,56 @@ pub fn quoted(icmp: &[u8]) -> Option<Quoted> {
 /// ICMP checksum recomputed. `ip` is the outer IPv4 packet, already checked by
 /// [`quoted`].
 pub fn rewrite_icmp_error(
+    ip: &mut [u8],
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    in_src: SocketAddr,
+    in_dst: SocketAddr,
+) {
+    match (outer_src, outer_dst, in_src, in_dst) {
+        (IpAddr::V4(os), IpAddr::V4(od), SocketAddr::V4(s), SocketAddr::V4(d)) if is_v4(ip) => {
+            rewrite_icmp4_error(ip, os, od, s, d)
+        }
+        (IpAddr::V6(os), IpAddr::V6(od), SocketAddr::V6(_), SocketAddr::V6(_)) if !is_v4(ip) => {
+            rewrite_icmp6_error(ip, os, od, in_src, in_dst)
+        }
+        _ => {}
+    }
+}
+
+/// [`rewrite_icmp_error`] for ICMPv6: the outer addresses, the quoted packet's
+/// addresses, ports and (when quoted) L4 checksum, then the ICMPv6 checksum over the
+/// new pseudo header. `ip` was checked by [`quoted6`] (through the caller).
+fn rewrite_icmp6_error(
+    ip: &mut [u8],
+    outer_src: Ipv6Addr,
+    outer_dst: Ipv6Addr,
+    in_src: SocketAddr,
+    in_dst: SocketAddr,
+) {
+    let Some(icmp_off) = l4_offset_v6(ip) else {
+        return;
+    };
+    let total = Ipv6Packet::new_unchecked(&*ip).total_len().min(ip.len());
+    let mut p = Ipv6Packet::new_unchecked(&mut *ip);
+    p.set_src(outer_src);
+    p.set_dst(outer_dst);
+    if icmp_off + icmpv6::HEADER_LEN > total {
+        return;
+    }
+    let msg = &mut ip[icmp_off..total];
+    let inner = &mut msg[icmpv6::HEADER_LEN..];
+    if let Some(l4_off) = l4_offset_v6(inner) {
+        let proto = {
+            let q = Ipv6Packet::new_unchecked(&*inner);
+            ipv6::upper_layer(q.next_header(), &inner[ipv6::HEADER_LEN..]).map_or(0, |u| u.proto)
+        };
+        rewrite6(inner, proto, l4_off, in_src, in_dst, true);
+    }
+    Icmpv6Packet::new_unchecked(msg).fill_checksum(outer_src, outer_dst);
+}
+
+fn rewrite_icmp4_error(
     ip: &mut [u8],
     outer_src: Ipv4Addr,
     outer_dst: Ipv4Addr,
@@ -236,7 +385,7 @@ mod tests {
             for payload in [&b""[..], b"x", b"hello, world", &[0xff; 33]] {
                 let mut b = packet(proto, c, v, payload);
                 assert!(checksums_ok(proto, &b));
-                rewrite(&mut b, proto, snat, m, true);
+                rewrite(&mut b, proto, snat.into(), m.into(), true);
                 assert!(checksums_ok(proto, &b), "proto {proto} {payload:?}");
                 assert_eq!(b, packet(proto, snat, m, payload), "as if built so");
             }
@@ -244,12 +393,12 @@ mod tests {
         // No UDP checksum stays none.
         let mut b = packet(UDP, c, v, b"abc");
         b[26..28].copy_from_slice(&[0, 0]);
-        rewrite(&mut b, UDP, snat, m, true);
+        rewrite(&mut b, UDP, snat.into(), m.into(), true);
         assert_eq!(&b[26..28], &[0, 0]);
         assert_eq!(l4_ports(UDP, &b[20..]), (snat.port(), m.port()));
         // Without ports only the addresses change.
         let mut b = packet(TCP, c, v, b"abc");
-        rewrite(&mut b, TCP, snat, m, false);
+        rewrite(&mut b, TCP, snat.into(), m.into(), false);
         let ip = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert_eq!((ip.src(), ip.dst()), (*snat.ip(), *m.ip()));
         assert_eq!(l4_ports(TCP, &b[20..]), (c.port(), v.port()));
@@ -283,8 +432,14 @@ mod tests {
                 quote,
             );
             let q = quoted(&b[20..]).expect("a quote with ports");
-            assert_eq!((q.proto, q.src, q.dst), (proto, snat, m));
-            rewrite_icmp_error(&mut b, *v.ip(), *c.ip(), c, v);
+            assert_eq!((q.proto, q.src, q.dst), (proto, snat.into(), m.into()));
+            rewrite_icmp_error(
+                &mut b,
+                (*v.ip()).into(),
+                (*c.ip()).into(),
+                c.into(),
+                v.into(),
+            );
             let ip = Ipv4Packet::new_checked(&b[..]).expect("outer header checksum");
             assert_eq!((ip.src(), ip.dst()), (*v.ip(), *c.ip()));
             assert!(
@@ -292,7 +447,7 @@ mod tests {
                 "ICMP checksum"
             );
             let q = quoted(ip.payload()).unwrap();
-            assert_eq!((q.src, q.dst), (c, v));
+            assert_eq!((q.src, q.dst), (c.into(), v.into()));
             let inner = Ipv4Packet::new_unchecked(&ip.payload()[8..]);
             assert_eq!(
                 checksum::checksum(inner.header()),

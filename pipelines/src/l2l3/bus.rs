@@ -1,7 +1,8 @@
-//! The neighbour bus: what one worker learns about neighbours (ARP answers) reaches
+//! The neighbour bus: what one worker learns about neighbours (ARP and ND answers) reaches
 //! every other worker through a lock-free inbox each, so a neighbour is resolved once
 //! per appliance, not once per worker.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -14,14 +15,14 @@ pub const NEIGHBOUR_INBOX: usize = 1024;
 /// Carries what one worker learns about neighbours to every other worker.
 #[derive(Clone)]
 pub struct NeighbourBus {
-    inboxes: Arc<[ArrayQueue<NeighbourUpdate>]>,
+    inboxes: Arc<[ArrayQueue<NeighbourUpdate<IpAddr>>]>,
     me: usize,
 }
 
 impl NeighbourBus {
     /// Makes one bus end per worker.
     pub fn new(workers: usize) -> Vec<NeighbourBus> {
-        let inboxes: Arc<[ArrayQueue<NeighbourUpdate>]> = (0..workers)
+        let inboxes: Arc<[ArrayQueue<NeighbourUpdate<IpAddr>>]> = (0..workers)
             .map(|_| ArrayQueue::new(NEIGHBOUR_INBOX))
             .collect();
         (0..workers)
@@ -32,7 +33,7 @@ impl NeighbourBus {
             .collect()
     }
 
-    pub(super) fn publish(&self, u: NeighbourUpdate) {
+    pub(super) fn publish(&self, u: NeighbourUpdate<IpAddr>) {
         for (i, q) in self.inboxes.iter().enumerate() {
             if i != self.me {
                 // A full inbox loses the update; the peer resolves by itself then.
@@ -46,7 +47,7 @@ impl NeighbourBus {
         self.inboxes.len()
     }
 
-    pub(super) fn pop(&self) -> Option<NeighbourUpdate> {
+    pub(super) fn pop(&self) -> Option<NeighbourUpdate<IpAddr>> {
         self.inboxes[self.me].pop()
     }
 

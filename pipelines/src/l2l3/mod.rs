@@ -11,14 +11,17 @@
 //!
 //! Replies to the appliance's own addresses go back to the MAC they came from
 //! (F5's auto-lasthop), so answering never waits for ARP.
+//!
+//! IPv6 takes the same path (module `ipv6`): Neighbour Discovery instead of ARP, ICMPv6,
+//! hop limit and packet too big instead of TTL and fragmentation needed.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use rouge_drivers::steer::Steering;
 use rouge_drivers::{MacAddr, Packet, PacketPool};
 
-use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NeighbourUpdate};
+use crate::arp::{ArpCache, ArpEntryView, ArpTimerEvent, Hold, Lookup, NdCache, NeighbourUpdate};
 use crate::counters::PipelineCounters;
 use crate::dataplane::{Dataplane, LocalKind};
 use crate::fastl4::{Classified, Fastl4, Kind as Fastl4Kind, Plan};
@@ -40,6 +43,9 @@ mod rate;
 pub use bus::{NeighbourBus, NEIGHBOUR_INBOX};
 use rate::TokenBucket;
 
+mod ipv6;
+pub use self::ipv6::NdWork;
+
 /// Most TCP segments sent per loop turn (the worker flushes its transmit queues after
 /// every turn, so this bounds their depth).
 pub const TCP_TX_BUDGET: usize = 64;
@@ -56,6 +62,13 @@ pub struct L2L3 {
     bus: NeighbourBus,
     ident: u16,
     announce: Vec<(Ipv4Addr, u16)>,
+    /// The IPv6 neighbour cache.
+    nd: NdCache,
+    /// Pending duplicate address detection probes, MLD reports and unsolicited
+    /// advertisements (worker 0).
+    nd_work: Vec<NdWork>,
+    /// The link-local address of each port (from its MAC).
+    link_locals: Vec<Ipv6Addr>,
     pool: PacketPool,
     /// The TCP stack and its applications.
     host: Host,
@@ -90,6 +103,15 @@ impl L2L3 {
         } else {
             Vec::new()
         };
+        let nd_work = if worker == 0 {
+            ipv6::start_work(&dp, &[], macs.len())
+        } else {
+            Vec::new()
+        };
+        let link_locals = macs
+            .iter()
+            .map(|m| crate::wire::ipv6::link_local(*m))
+            .collect();
         let host = Host::new(worker, &dp, counters.clone());
         let fastl4 = (!dp.fastl4.is_empty()).then(|| {
             let mut f = Fastl4::new(worker, dp.fastl4_limits, counters.clone());
@@ -100,6 +122,9 @@ impl L2L3 {
             worker,
             fastl4,
             arp: ArpCache::new(dp.arp),
+            nd: NdCache::new(dp.arp),
+            nd_work,
+            link_locals,
             icmp_bucket: TokenBucket::new(dp.icmp_error_rate),
             dp,
             macs,
@@ -184,6 +209,9 @@ impl L2L3 {
             let old = self.dp.announcements();
             self.announce
                 .extend(dp.announcements().into_iter().filter(|a| !old.contains(a)));
+            let old6 = self.dp.nd_announcements();
+            self.nd_work
+                .extend(ipv6::start_work(&dp, &old6, self.macs.len()));
         }
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
         self.host.set_dataplane(&dp);
@@ -226,7 +254,12 @@ impl L2L3 {
 
     /// True once after the neighbour cache changed.
     pub fn arp_changed(&mut self) -> bool {
-        self.arp.take_changed()
+        self.arp.take_changed() | self.nd.take_changed()
+    }
+
+    /// The IPv6 neighbour cache as rows for display.
+    pub fn nd_view(&self, now: Instant) -> Vec<ArpEntryView<Ipv6Addr>> {
+        self.nd.view(now)
     }
 
     /// Handles one received packet. Packets to send are handed to `emit`.
@@ -237,8 +270,10 @@ impl L2L3 {
         emit: &mut impl FnMut(u16, Packet),
     ) -> Verdict {
         self.counters.rx_packets.inc();
+        let (port, len) = (pkt.meta.port, pkt.len());
         let v = self.classify(now, pkt, emit);
         self.counters.verdict(v);
+        self.counters.port_verdict(port, v, len);
         v
     }
 
@@ -269,6 +304,10 @@ impl L2L3 {
                     return Verdict::Dropped(DropReason::Ipv4Broadcast);
                 }
                 self.handle_ipv4(now, pkt, vlan, l3_off, src_mac, emit)
+            }
+            eth::ETHERTYPE_IPV6 if self.dp.has_ipv6() => {
+                let multicast = dst_mac.is_multicast();
+                self.handle_ipv6(now, pkt, vlan, l3_off, src_mac, multicast, emit)
             }
             _ => Verdict::Dropped(DropReason::EthUnsupportedType),
         }
@@ -345,7 +384,11 @@ impl L2L3 {
             released.push((p, m, v));
         });
         if known {
-            self.bus.publish(NeighbourUpdate { ip, mac, vlan });
+            self.bus.publish(NeighbourUpdate {
+                ip: IpAddr::V4(ip),
+                mac,
+                vlan,
+            });
         }
         for (p, m, v) in released {
             let verdict = self.send_resolved(p, m, v, emit);
@@ -540,18 +583,13 @@ impl L2L3 {
         plan: Plan,
         emit: &mut impl FnMut(u16, Packet),
     ) -> Verdict {
+        let IpAddr::V4(next_dst) = plan.next_dst else {
+            // A flow keeps its family: an IPv4 packet is never planned to IPv6.
+            return Verdict::Dropped(DropReason::NoRoute);
+        };
         // ICMP errors are never sent about ICMP errors.
         let is_error = plan.kind == Fastl4Kind::IcmpError;
-        let hop = match self.transit(
-            now,
-            &pkt,
-            vlan,
-            l3_off,
-            src_mac,
-            plan.next_dst,
-            !is_error,
-            emit,
-        ) {
+        let hop = match self.transit(now, &pkt, vlan, l3_off, src_mac, next_dst, !is_error, emit) {
             Ok(hop) => hop,
             Err(v) => return v,
         };
@@ -564,7 +602,7 @@ impl L2L3 {
         }
         Ipv4Packet::new_unchecked(&mut pkt.data_mut()[l3_off..]).decrement_ttl();
         pkt.pull_front(l3_off);
-        let neighbour = hop.neighbour(plan.next_dst);
+        let neighbour = hop.neighbour(next_dst);
         self.route_out(now, pkt, neighbour, hop.vlan, emit)
     }
 
@@ -572,11 +610,15 @@ impl L2L3 {
     /// that found no SNAT port).
     fn send_resets(&mut self, now: Instant, emit: &mut impl FnMut(u16, Packet)) {
         while let Some(r) = self.fastl4.as_mut().and_then(Fastl4::pop_reset) {
+            let (SocketAddr::V4(from), SocketAddr::V4(to)) = (r.from, r.to) else {
+                self.send_reset6(now, &r, emit);
+                continue;
+            };
             let Some(mut out) = self.pool.alloc() else {
                 self.counters.drops[DropReason::NoBuffer as usize].inc();
                 continue;
             };
-            let Some(route) = self.dp.routes.lookup_v4(*r.to.ip()) else {
+            let Some(route) = self.dp.routes.lookup_v4(*to.ip()) else {
                 self.counters.drops[DropReason::NoRoute as usize].inc();
                 continue;
             };
@@ -585,8 +627,8 @@ impl L2L3 {
             let d = out.data_mut();
             self.ident = self.ident.wrapping_add(1);
             Ipv4Repr {
-                src: *r.from.ip(),
-                dst: *r.to.ip(),
+                src: *from.ip(),
+                dst: *to.ip(),
                 protocol: ipv4::PROTO_TCP,
                 payload_len: tcpw::HEADER_LEN,
                 ttl: 64,
@@ -603,9 +645,9 @@ impl L2L3 {
                 ..TcpRepr::default()
             };
             let l4 = &mut d[ipv4::MIN_HEADER_LEN..ipv4::MIN_HEADER_LEN + tcpw::HEADER_LEN];
-            rst.emit(l4, IpAddr::V4(*r.from.ip()), IpAddr::V4(*r.to.ip()));
+            rst.emit(l4, r.from.ip(), r.to.ip());
             self.counters.fastl4_rsts_sent.inc();
-            let v = self.route_out(now, out, hop.neighbour(*r.to.ip()), hop.vlan, emit);
+            let v = self.route_out(now, out, hop.neighbour(*to.ip()), hop.vlan, emit);
             if let Verdict::Dropped(reason) = v {
                 self.counters.drops[reason as usize].inc();
             }
@@ -659,10 +701,15 @@ impl L2L3 {
     ) -> Verdict {
         let e = self.egress(vlan);
         let hl = if e.vlan_tag.is_some() { 18 } else { 14 };
-        let Some(h) = pkt.push_front(hl) else {
+        if pkt.push_front(hl).is_none() {
             return Verdict::Dropped(DropReason::NoBuffer);
+        }
+        let ethertype = if pkt.data().get(hl).is_some_and(|b| b >> 4 == 6) {
+            eth::ETHERTYPE_IPV6
+        } else {
+            eth::ETHERTYPE_IPV4
         };
-        eth::emit_header(h, mac, e.src_mac, e.vlan_tag, eth::ETHERTYPE_IPV4);
+        eth::emit_header(pkt.data_mut(), mac, e.src_mac, e.vlan_tag, ethertype);
         pad_to_min(&mut pkt);
         emit(e.port, pkt);
         Verdict::Forwarded
@@ -816,9 +863,11 @@ impl L2L3 {
                 (Packet, MacAddr, u16),
                 { crate::arp::MAX_PENDING },
             > = arrayvec::ArrayVec::new();
-            self.arp.learn(u.ip, u.mac, u.vlan, now, false, |p, m, v| {
-                released.push((p, m, v))
-            });
+            let release = |p, m, v| released.push((p, m, v));
+            match u.ip {
+                IpAddr::V4(ip) => self.arp.learn(ip, u.mac, u.vlan, now, false, release),
+                IpAddr::V6(ip) => self.nd.learn(ip, u.mac, u.vlan, now, false, release),
+            };
             for (p, m, v) in released {
                 let verdict = self.send_resolved(p, m, v, emit);
                 self.counters.verdict(verdict);
@@ -840,6 +889,7 @@ impl L2L3 {
                 self.send_arp_request(ip, vlan, emit);
             }
         }
+        self.poll_nd(now, emit);
         if let Some(f) = self.fastl4.as_mut() {
             f.poll(now);
             self.send_resets(now, emit);
@@ -851,9 +901,8 @@ impl L2L3 {
         }
         // A probe must not take the server-side pair of a fastl4 TCP flow.
         let fastl4 = self.fastl4.as_ref();
-        let other = |local: SocketAddr, remote: SocketAddr| match (local, remote, fastl4) {
-            (SocketAddr::V4(l), SocketAddr::V4(r), Some(f)) => f.port_in_use(ipv4::PROTO_TCP, l, r),
-            _ => false,
+        let other = |local: SocketAddr, remote: SocketAddr| {
+            fastl4.is_some_and(|f| f.port_in_use(ipv4::PROTO_TCP, local, remote))
         };
         self.host.poll(now, &self.dp, &other);
         self.drain_tcp(now, emit);
@@ -872,6 +921,8 @@ impl L2L3 {
         }
         crate::time::earliest([
             self.arp.next_deadline(),
+            self.nd.next_deadline(),
+            self.nd_work_due(),
             self.fastl4.as_mut().and_then(Fastl4::next_deadline),
             self.host.poll_timeout(),
         ])
@@ -892,20 +943,31 @@ impl L2L3 {
                 return;
             };
             pkt.set_len(rouge_drivers::buf::MAX_FRAME);
+            // Room for either header: an IPv4 segment gives back the 20 bytes it
+            // does not use.
+            let off = crate::wire::ipv6::HEADER_LEN;
             let room = &self.shaping_room;
-            let Some(t) = self.host.poll_transmit_shaped(
-                now,
-                &mut pkt.data_mut()[ipv4::MIN_HEADER_LEN..],
-                &mut |sh, len| room.has_room(sh.port, sh.class, len),
-            ) else {
+            let Some(t) =
+                self.host
+                    .poll_transmit_shaped(now, &mut pkt.data_mut()[off..], &mut |sh, len| {
+                        room.has_room(sh.port, sh.class, len)
+                    })
+            else {
                 self.tcp_backlog = false;
                 return;
             };
-            let (IpAddr::V4(src), IpAddr::V4(dst)) = (t.src, t.dst) else {
-                // IPv6 segments wait for the IPv6 data path.
-                self.counters.drops[DropReason::TcpIpv6Unsupported as usize].inc();
-                continue;
+            let (src, dst) = match (t.src, t.dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => (s, d),
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    self.send_segment6(now, pkt, s, d, t.len, emit);
+                    continue;
+                }
+                _ => {
+                    self.counters.drops[DropReason::NoRoute as usize].inc();
+                    continue;
+                }
             };
+            pkt.pull_front(off - ipv4::MIN_HEADER_LEN);
             self.ident = self.ident.wrapping_add(1);
             Ipv4Repr {
                 src,

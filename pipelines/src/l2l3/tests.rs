@@ -66,7 +66,7 @@ fn nothing_scheduled_means_no_deadline_and_pending_work_is_due_at_once() {
         "an idle pipeline waits for packets only"
     );
     other.publish(NeighbourUpdate {
-        ip: MEMBER,
+        ip: MEMBER.into(),
         mac: MacAddr::local(7),
         vlan: 1,
     });
@@ -139,4 +139,46 @@ fn a_tcp_retransmission_earlier_than_every_other_engine_is_the_wake_up_time() {
         .poll_timeout()
         .is_some_and(|t| t > arp_due));
     assert_eq!(l2.poll_timeout(), Some(arp_due));
+}
+
+/// Every received frame is counted on its port by verdict, with its bytes.
+#[test]
+fn frames_are_counted_per_port_by_verdict() {
+    let (mut l2, _bus, pool) = pipeline(0);
+    let t0 = Instant::from_secs(1);
+    // An ARP request for the client-side self IP on port 0: answered.
+    let mut req = pool.alloc().unwrap();
+    req.set_len(60);
+    let d = req.data_mut();
+    d.fill(0);
+    let hl = eth::emit_header(
+        d,
+        MacAddr::BROADCAST,
+        MacAddr::local(7),
+        None,
+        eth::ETHERTYPE_ARP,
+    );
+    ArpRepr {
+        op: Operation::Request,
+        sender_mac: MacAddr::local(7),
+        sender_ip: Ipv4Addr::new(198, 18, 1, 2),
+        target_mac: MacAddr::ZERO,
+        target_ip: Ipv4Addr::new(198, 18, 1, 1),
+    }
+    .emit(&mut d[hl..]);
+    req.meta.port = 0;
+    assert_eq!(l2.process(t0, req, &mut |_, _| {}), Verdict::Answered);
+    // Garbage on port 1: dropped.
+    let mut junk = pool.alloc_from(&[0u8; 20]).unwrap();
+    junk.meta.port = 1;
+    assert!(matches!(
+        l2.process(t0, junk, &mut |_, _| {}),
+        Verdict::Dropped(_)
+    ));
+    let c = l2.counters();
+    assert_eq!(c.by_port[0].packets[1].get(), 1, "answered on port 0");
+    assert_eq!(c.by_port[0].bytes[1].get(), 60);
+    assert_eq!(c.by_port[1].packets[4].get(), 1, "dropped on port 1");
+    assert_eq!(c.by_port[1].bytes[4].get(), 20);
+    assert_eq!(c.by_port[0].packets[4].get(), 0);
 }

@@ -747,8 +747,7 @@ fn shape(
     let class = policy.classify(&vs.name, member, client.ip()) as u16;
     let hash = (i as u32).wrapping_mul(0x9E37_79B9);
     for (h, peer) in [(client_conn, client.ip()), (server_conn, member.ip())] {
-        let IpAddr::V4(ip) = peer else { continue };
-        let Some(route) = cx.dp.routes.lookup_v4(ip) else {
+        let Some(route) = cx.dp.routes.lookup(peer) else {
             continue;
         };
         let Some(vlan) = cx.dp.vlans.get(route.next_hop.vlan as usize) else {
@@ -773,9 +772,6 @@ fn source(
     client: SocketAddr,
     member: SocketAddr,
 ) -> Option<SocketAddr> {
-    let IpAddr::V4(mip) = member.ip() else {
-        return None;
-    };
     let tcp = &*cx.tcp;
     let other = cx.other;
     let pick = |ports: &mut PortAllocator, ip: IpAddr, count: bool| {
@@ -792,10 +788,18 @@ fn source(
     };
     match snat {
         Snat::Automap => {
-            let route = cx.dp.routes.lookup_v4(mip)?;
-            let ip = cx.dp.source_for(route.next_hop.vlan, mip)?;
-            pick(cx.ports, IpAddr::V4(ip), true)
+            // The member's family, whatever the client's: an IPv6 virtual server may
+            // front IPv4 members.
+            let route = cx.dp.routes.lookup(member.ip())?;
+            let vlan = route.next_hop.vlan;
+            let ip = match member.ip() {
+                IpAddr::V4(m) => IpAddr::V4(cx.dp.source_for(vlan, m)?),
+                IpAddr::V6(m) => IpAddr::V6(cx.dp.source_for_v6(vlan, m)?),
+            };
+            pick(cx.ports, ip, true)
         }
+        Snat::Pool(_) if member.is_ipv6() => None,
+        Snat::None if member.is_ipv6() != client.is_ipv6() => None,
         Snat::Pool(list) => {
             for a in list {
                 if let Some(sa) = pick(cx.ports, IpAddr::V4(*a), false) {

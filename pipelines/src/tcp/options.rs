@@ -35,7 +35,8 @@ impl Connection {
             self.ts_recent = tsval;
         }
         let opt = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        self.mss = (peer_mss.min(p.mss)).saturating_sub(opt).max(64);
+        let ours = family_mss(p.mss, self.key.local.is_ipv6());
+        self.mss = (peer_mss.min(ours)).saturating_sub(opt).max(64);
         self.cc.set_mss(self.mss as usize);
     }
 
@@ -48,7 +49,7 @@ impl Connection {
     /// Fills the options of our SYN (`synack` false: offer all the profile enables) or
     /// SYN-ACK (only what the peer offered, as negotiated).
     pub fn syn_options(&self, r: &mut TcpRepr, p: &TcpProfile, now: Instant, synack: bool) {
-        r.mss = Some(p.mss);
+        r.mss = Some(family_mss(p.mss, self.key.local.is_ipv6()));
         if synack {
             r.wscale = self.wscale_on.then_some(self.rcv_wscale);
             r.sack_permitted = self.sack_ok;
@@ -64,5 +65,16 @@ impl Connection {
     #[inline]
     pub fn wscale_agreed(&self) -> bool {
         self.wscale_on
+    }
+}
+
+/// The MSS of a profile (written for IPv4: 1460 fills a 1500-byte MTU) for a connection
+/// over IPv6, whose header is 20 bytes longer.
+#[inline]
+pub fn family_mss(profile_mss: u16, ipv6: bool) -> u16 {
+    if ipv6 {
+        profile_mss.saturating_sub(20)
+    } else {
+        profile_mss
     }
 }

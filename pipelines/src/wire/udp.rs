@@ -81,6 +81,17 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         let acc = checksum::pseudo_header_v4(src, dst, 17, b.len() as u16);
         checksum::finish(checksum::sum(acc, b)) == 0
     }
+
+    /// Verifies the checksum given the IPv6 addresses; a zero field fails (RFC 8200
+    /// section 8.1: the checksum is mandatory over IPv6).
+    pub fn verify_checksum_v6(&self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> bool {
+        if self.checksum_field() == 0 {
+            return false;
+        }
+        let b = &self.buf.as_ref()[..self.len()];
+        let acc = super::ipv6::pseudo_header(src, dst, 17, b.len());
+        checksum::finish(checksum::sum(acc, b)) == 0
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
@@ -124,6 +135,30 @@ pub fn emit_v4(
     len
 }
 
+/// Writes a UDP header for `payload_len` bytes of payload already in `b[8..]` and fills
+/// the checksum with the IPv6 pseudo header. Returns the datagram length.
+pub fn emit_v6(
+    b: &mut [u8],
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    payload_len: usize,
+) -> usize {
+    let len = HEADER_LEN + payload_len;
+    b[0..2].copy_from_slice(&sport.to_be_bytes());
+    b[2..4].copy_from_slice(&dport.to_be_bytes());
+    b[4..6].copy_from_slice(&(len as u16).to_be_bytes());
+    b[6..8].copy_from_slice(&[0, 0]);
+    let acc = super::ipv6::pseudo_header(src, dst, 17, len);
+    let mut c = checksum::finish(checksum::sum(acc, &b[..len]));
+    if c == 0 {
+        c = 0xffff;
+    }
+    b[6..8].copy_from_slice(&c.to_be_bytes());
+    len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +172,20 @@ mod tests {
         assert_eq!((u.src_port(), u.dst_port(), u.len()), (1000, 53, 12));
         assert!(u.verify_checksum_v4([198, 18, 1, 2], [198, 18, 2, 11]));
         assert!(!u.verify_checksum_v4([198, 18, 1, 3], [198, 18, 2, 11]));
+        let (s6, d6) = (
+            "2001:2:0:1::2".parse().unwrap(),
+            "2001:2:0:2::11".parse().unwrap(),
+        );
+        let n = emit_v6(&mut b, s6, d6, 1000, 53, 4);
+        let u = UdpPacket::new_checked(&b[..n]).unwrap();
+        assert!(u.verify_checksum_v6(s6, d6));
+        assert!(!u.verify_checksum_v6(d6, "2001:2:0:2::12".parse().unwrap()));
+        b[6..8].copy_from_slice(&[0, 0]);
+        let u = UdpPacket::new_checked(&b[..n]).unwrap();
+        assert!(
+            !u.verify_checksum_v6(s6, d6),
+            "no checksum is invalid over IPv6"
+        );
         b[5] = 4;
         assert_eq!(
             UdpPacket::new_checked(&b[..]).unwrap_err(),

@@ -358,8 +358,12 @@ impl TcpStack {
 
     // ----- configuration and application commands -----
 
-    /// Registers another profile.
+    /// Registers another profile; one equal to a registered profile gets that one's id
+    /// (configuration changes re-register their profiles without growing the table).
     pub fn add_profile(&mut self, p: TcpProfile) -> ProfileId {
+        if let Some(i) = self.profiles.iter().position(|x| *x == p) {
+            return ProfileId(i as u16);
+        }
         self.profiles.push(p);
         ProfileId((self.profiles.len() - 1) as u16)
     }

@@ -70,7 +70,8 @@ impl TcpStack {
         lst.cookies_sent += 1;
         let p = &self.profiles[lst.profile as usize];
         let r = &seg.repr;
-        let mss = r.mss.unwrap_or(crate::tcp::options::DEFAULT_MSS).min(p.mss);
+        let ours = crate::tcp::options::family_mss(p.mss, key.local.is_ipv6());
+        let mss = r.mss.unwrap_or(crate::tcp::options::DEFAULT_MSS).min(ours);
         let cookie = isn::make_cookie(
             &self.key,
             now,

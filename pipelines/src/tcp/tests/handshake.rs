@@ -544,3 +544,25 @@ fn events_carry_the_owner_also_after_reset() {
     assert!(!s.has_events());
     assert_eq!(s.set_owner(h, lo), Err(TcpError::InvalidHandle));
 }
+
+#[test]
+fn an_equal_profile_is_registered_once() {
+    let mut s = stack_with(profile());
+    let a = s.add_profile(TcpProfile {
+        mss: 1200,
+        ..profile()
+    });
+    let b = s.add_profile(TcpProfile {
+        mss: 1200,
+        ..profile()
+    });
+    assert_eq!(a, b);
+    assert_eq!(s.add_profile(profile()), ProfileId::DEFAULT);
+    assert_ne!(
+        s.add_profile(TcpProfile {
+            mss: 1300,
+            ..profile()
+        }),
+        a
+    );
+}
