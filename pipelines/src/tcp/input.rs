@@ -434,6 +434,10 @@ impl Connection {
         }
         if seq::lt(s, self.rcv_nxt) {
             let skip = seq::dist(s, self.rcv_nxt).min(data.len());
+            if self.sack_ok && skip > 0 {
+                // Its first bytes we held already: a D-SACK for them (RFC 2883 4.1.1).
+                self.dsack = Some((s, s.wrapping_add(skip as u32)));
+            }
             data = &data[skip..];
             s = self.rcv_nxt;
         }
@@ -470,6 +474,12 @@ impl Connection {
                     n.set(Notify::READABLE);
                 }
             } else {
+                let end = s.wrapping_add(data.len() as u32);
+                if self.sack_ok && self.assembler.covers(s, end) {
+                    // An out-of-order duplicate: a D-SACK for it, then the SACK block
+                    // that holds it (RFC 2883 section 4.1.2).
+                    self.dsack = Some((s, end));
+                }
                 let w = self.rx.write_at(off, data);
                 if w > 0 && !self.assembler.add(s, s.wrapping_add(w as u32)) {
                     c.drop(TcpDrop::ReassemblyFull);

@@ -270,6 +270,13 @@ impl Assembler {
         out
     }
 
+    /// True when one range holds all of `[start, end)` (a duplicate of data held).
+    pub fn covers(&self, start: u32, end: u32) -> bool {
+        self.ranges()
+            .iter()
+            .any(|&(s, e)| seq::le(s, start) && seq::le(end, e))
+    }
+
     /// Forgets everything.
     pub fn clear(&mut self) {
         self.n = 0;

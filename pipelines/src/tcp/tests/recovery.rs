@@ -392,3 +392,45 @@ fn a_duplicate_segment_is_reported_with_a_dsack() {
     assert_eq!(out[0].repr.sack_blocks(), &[(PEER_ISS + 1, PEER_ISS + 501)]);
     assert_eq!(s.counters().dsacks_sent, 1);
 }
+
+/// A duplicate of out-of-order data is reported with a D-SACK first, then the SACK block
+/// holding it (RFC 2883 section 4.1.2); a segment whose first part we held already gets
+/// a D-SACK for that part (section 4.1.1).
+#[test]
+fn out_of_order_and_partial_duplicates_are_reported_with_dsacks() {
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.sack_permitted = true;
+    let (mut s, _h, iss) = established_with(sack_profile(8000), syn);
+    let d = [7u8; 500];
+    // 1..501 is lost; 501..1001 arrives twice.
+    send!(s, 10, seg(ACK, PEER_ISS + 501, iss + 1), &d);
+    let out = recv!(s, 10, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(
+        out[0].repr.sack_blocks(),
+        &[(PEER_ISS + 501, PEER_ISS + 1001)]
+    );
+    send!(s, 11, seg(ACK, PEER_ISS + 501, iss + 1), &d);
+    let out = recv!(s, 11, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
+    assert_eq!(
+        out[0].repr.sack_blocks(),
+        &[
+            (PEER_ISS + 501, PEER_ISS + 1001),
+            (PEER_ISS + 501, PEER_ISS + 1001)
+        ],
+        "the D-SACK, then the block that holds it"
+    );
+    assert_eq!(s.counters().dsacks_sent, 1);
+    // The hole fills; then 1..1001 comes again with 500 new bytes behind it.
+    send!(s, 12, seg(ACK, PEER_ISS + 1, iss + 1), &d);
+    recv!(s, 12, [(ACK, iss + 1, PEER_ISS + 1001, 0)]);
+    let more = [8u8; 1500];
+    send!(s, 13, seg(ACK, PEER_ISS + 1, iss + 1), &more);
+    let out = recv!(s, 13, [(ACK, iss + 1, PEER_ISS + 1501, 0)]);
+    assert_eq!(
+        out[0].repr.sack_blocks(),
+        &[(PEER_ISS + 1, PEER_ISS + 1001)],
+        "the part held already"
+    );
+    assert_eq!(s.counters().dsacks_sent, 2);
+}
