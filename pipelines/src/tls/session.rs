@@ -53,6 +53,8 @@ const MAX_INPUT: usize = 65_536 + 4 + MAX_WIRE_RECORD;
 const OUTPUT: usize = MAX_WIRE_RECORD;
 /// Smallest room worth encrypting into: a header, a tag, a content type, one byte.
 const MIN_RECORD_ROOM: usize = 5 + 8 + 16 + 1 + 1;
+/// Output room below which a record is only made for the last bytes of a write.
+const SMALL_ROOM: usize = 4096;
 
 enum Conn {
     Server(Box<UnbufferedServerConnection>),
@@ -202,10 +204,15 @@ fn step<Data>(
                     let mut done = 0;
                     while done < data.len() {
                         let room = io.tx_room();
-                        if room.len() < MIN_RECORD_ROOM {
+                        let left = data.len() - done;
+                        // Small leftovers of the output make small records: wait for room
+                        // unless the rest fits.
+                        if room.len() < MIN_RECORD_ROOM
+                            || (room.len() < SMALL_ROOM && left + 64 > room.len())
+                        {
                             break;
                         }
-                        let chunk = (data.len() - done).min(MAX_RECORD_PLAINTEXT);
+                        let chunk = left.min(MAX_RECORD_PLAINTEXT);
                         let fit = match w.encrypt(&data[done..done + chunk], room) {
                             Ok(n) => {
                                 io.tx_tail += n;
@@ -311,7 +318,9 @@ impl TlsSession {
             rx: vec![0u8; MAX_WIRE_RECORD].into_boxed_slice(),
             rx_len: 0,
             io: Io {
-                pt: Vec::with_capacity(PLAINTEXT_HIGH + MAX_RECORD_PLAINTEXT),
+                // Grows on the first application data (a connection that never
+                // gets that far never holds it).
+                pt: Vec::new(),
                 pt_head: 0,
                 tx: vec![0u8; OUTPUT].into_boxed_slice(),
                 tx_head: 0,
@@ -340,6 +349,10 @@ impl TlsSession {
     /// the connection is closed for input).
     pub fn feed_ciphertext(&mut self, data: &[u8]) -> Result<usize, TlsError> {
         self.check()?;
+        if self.peer_closed || self.closed {
+            // Nothing after close_notify counts: taken and dropped.
+            return Ok(data.len());
+        }
         let mut taken = 0;
         while taken < data.len() && !self.peer_closed && !self.closed {
             if self.io.pt_len() >= PLAINTEXT_HIGH {

@@ -277,6 +277,8 @@ fn tls13_and_tls12_handshakes_carry_data_both_ways() {
         pump(&mut c, &mut s, &mut Vec::new()).unwrap();
         assert!(s.peer_closed());
         s.end_of_input().unwrap();
+        assert_eq!(s.feed_ciphertext(b"after close").unwrap(), 11, "dropped");
+        assert!(s.plaintext().is_empty());
     }
 }
 
@@ -689,6 +691,7 @@ fn a_slow_handshake_times_out() {
     let clk = clock();
     let cfg = server_cfg(&profile(), &clk);
     let mut s = TlsSession::server(&cfg, T0).unwrap();
+    assert_eq!(s.write_plaintext(b"too early").unwrap(), 0);
     let deadline = s.poll_timeout().unwrap();
     assert_eq!(deadline, T0 + DEFAULT_HANDSHAKE_TIMEOUT);
     s.handle_timeout(Instant::from_nanos(deadline.as_nanos() - 1_000_000))
