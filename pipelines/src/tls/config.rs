@@ -515,7 +515,7 @@ impl TlsServerConfig {
         cfg.send_tls13_tickets = profile.tls13_tickets;
         cfg.max_early_data_size = 0;
         cfg.ignore_client_order = true;
-        cfg.session_storage = ServerSessionMemoryCache::new(profile.session_cache.max(1));
+        cfg.session_storage = session_storage(profile.session_cache);
         Ok(TlsServerConfig {
             rustls: Arc::new(cfg),
             handshake_timeout: profile.handshake_timeout,
@@ -528,7 +528,7 @@ impl TlsServerConfig {
     /// its own TLS 1.2 session cache.
     pub fn for_worker(&self) -> TlsServerConfig {
         let mut cfg = (*self.rustls).clone();
-        cfg.session_storage = ServerSessionMemoryCache::new(self.session_cache.max(1));
+        cfg.session_storage = session_storage(self.session_cache);
         TlsServerConfig {
             rustls: Arc::new(cfg),
             handshake_timeout: self.handshake_timeout,
@@ -540,6 +540,15 @@ impl TlsServerConfig {
     /// The certificates, in profile order.
     pub fn identities(&self) -> &[TlsIdentity] {
         &self.identities
+    }
+}
+
+/// A worker's cache of TLS 1.2 session IDs (`n` 0: none).
+fn session_storage(n: usize) -> Arc<dyn rustls::server::StoresServerSessions> {
+    if n == 0 {
+        Arc::new(rustls::server::NoServerSessionStorage {})
+    } else {
+        ServerSessionMemoryCache::new(n)
     }
 }
 
