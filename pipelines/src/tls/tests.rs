@@ -766,6 +766,77 @@ fn renegotiation_is_refused_then_fatal() {
     assert_eq!(e.reason, TlsFailure::Renegotiation);
 }
 
+/// Seals one TLS 1.3 AES-128-GCM record (inner content type `typ`) as the client would.
+fn seal13(key: &[u8], iv: &[u8], seq: u64, typ: u8, plain: &[u8]) -> Vec<u8> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+    let k = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).unwrap());
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(iv);
+    for (n, s) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+        *n ^= s;
+    }
+    let mut body = plain.to_vec();
+    body.push(typ);
+    let len = (body.len() + 16) as u16;
+    let mut rec = vec![0x17, 3, 3];
+    rec.extend_from_slice(&len.to_be_bytes());
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(&rec[..5]),
+        &mut body,
+    )
+    .unwrap();
+    rec.extend_from_slice(&body);
+    rec
+}
+
+#[test]
+fn a_client_hello_after_a_tls13_handshake_is_refused() {
+    let clk = clock();
+    let cfg = server_cfg(
+        &ServerProfile {
+            tls13_tickets: 0,
+            ..profile()
+        },
+        &clk,
+    );
+    let suite = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
+    let p = Peer {
+        versions: vec![&rustls::version::TLS13],
+        suites: Some(vec![suite]),
+        extract: true,
+        ..Peer::default()
+    };
+    let (mut c, mut s) = handshake(&cfg, &rustls_client(&p, &clk), "s3.rouge.test");
+    pump(&mut c, &mut s, &mut Vec::new()).unwrap();
+    let secrets = c.dangerous_extract_secrets().unwrap();
+    let (seq, rustls::ConnectionTrafficSecrets::Aes128Gcm { key, iv }) = secrets.tx else {
+        panic!("AES-128-GCM expected");
+    };
+    // Application data sealed the same way gets through (the sealing is right)...
+    let r = seal13(key.as_ref(), iv.as_ref(), seq, 0x17, b"hello");
+    s.feed_ciphertext(&r).unwrap();
+    assert_eq!(s.plaintext(), b"hello");
+    // ...and a ClientHello is refused.
+    let hello = client_hello(&clk, &p);
+    let r = seal13(key.as_ref(), iv.as_ref(), seq + 1, 0x16, &hello[5..]);
+    let e = s.feed_ciphertext(&r).unwrap_err();
+    assert_eq!(e.reason, TlsFailure::Renegotiation);
+    assert_eq!(e.alert_sent, Some(TlsAlert::UNEXPECTED_MESSAGE));
+    // A record with a broken tag: bad_record_mac.
+    let (mut c, mut s) = handshake(&cfg, &rustls_client(&p, &clk), "s3.rouge.test");
+    pump(&mut c, &mut s, &mut Vec::new()).unwrap();
+    let secrets = c.dangerous_extract_secrets().unwrap();
+    let (seq, rustls::ConnectionTrafficSecrets::Aes128Gcm { key, iv }) = secrets.tx else {
+        panic!("AES-128-GCM expected");
+    };
+    let mut r = seal13(key.as_ref(), iv.as_ref(), seq, 0x17, b"hello");
+    *r.last_mut().unwrap() ^= 0x80;
+    let e = s.feed_ciphertext(&r).unwrap_err();
+    assert_eq!(e.reason, TlsFailure::BadRecordMac);
+    assert_eq!(e.alert_sent, Some(TlsAlert::BAD_RECORD_MAC));
+}
+
 /// Deterministic bytes for the bulk test.
 struct Stream(u64);
 
