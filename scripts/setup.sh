@@ -27,7 +27,9 @@ PKGS=(iproute2 iputils-ping iputils-arping ndisc6 netcat-openbsd socat iperf3 et
       # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
       qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod
-      systemd binutils)
+      systemd binutils
+      # TLS: openssl renews the test certificates (scripts/make-test-certs.sh)
+      openssl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
