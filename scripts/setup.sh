@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Rouge's tests, demo and benchmarks need on a fresh Debian machine:
 # the kernel tools and real peers (ping, arping, curl, socat, iperf3, ethtool, tcpdump,
-# trafgen, dpdk-testpmd, HAProxy, nginx), promtool, chromium and tmux for the management
-# plane's tests, valgrind and perf, cargo-fuzz, hugepages, and
+# trafgen, dpdk-testpmd, HAProxy, nginx and its stream module, wrk), promtool, chromium
+# and tmux for the management plane's tests, valgrind and perf, cargo-fuzz, hugepages, and
 # what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk).
 # Idempotent; needs root. Packages already present are left as they are.
 set -euo pipefail
@@ -16,6 +16,9 @@ fi
 PKGS=(iproute2 iputils-ping iputils-arping ndisc6 netcat-openbsd socat iperf3 ethtool tcpdump curl
       python3 netsniff-ng dpdk dpdk-dev haproxy nginx-light valgrind linux-perf procps coreutils
       iptables nftables
+      # the proxy's peers and load (tests/tests/proxy.rs, perf/run proxy): nginx's stream
+      # module (nginx as a TCP proxy), wrk (HTTP load generator)
+      libnginx-mod-stream wrk
       # the management plane's tests: promtool (prometheus) checks /metrics, headless
       # chromium opens the dashboard, tmux is the terminal of `rouge top`
       prometheus chromium tmux
@@ -24,7 +27,9 @@ PKGS=(iproute2 iputils-ping iputils-arping ndisc6 netcat-openbsd socat iperf3 et
       # the appliance image (scripts/image): qemu, UEFI firmware, boot loaders, disk tools
       qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-pc-bin grub-common syslinux
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod
-      systemd binutils)
+      systemd binutils
+      # TLS: openssl renews the test certificates (scripts/make-test-certs.sh)
+      openssl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,7 +16,8 @@
 //! - [`host`]: the TCP stack of a worker and the applications over it (services,
 //!   monitors, the proxy), each connection's events going to its owner, with the
 //!   applications' timers;
-//! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers.
+//! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers;
+//! - [`tls`]: TLS termination and origination over rustls (ring), sans-I/O.
 //!
 //! Nothing here performs I/O or reads a clock: ports come from `rouge-drivers` and are
 //! driven by the worker loop in the appliance, which passes `now` in.
@@ -39,6 +40,7 @@ pub mod tcp;
 pub mod testing;
 pub mod time;
 pub mod timer_wheel;
+pub mod tls;
 pub mod verdict;
 pub mod wire;
 

@@ -17,7 +17,7 @@ use super::validate::Checker;
 
 /// A TCP profile (`[[tcp_profile]]`), named by standard virtual servers'
 /// `tcp_profile_client` and `tcp_profile_server`. Unset fields keep the built-in
-/// defaults (shown in brackets).
+/// defaults (given in each field).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpProfileCfg {
@@ -37,26 +37,26 @@ pub struct TcpProfileCfg {
     /// resumes (default 98304).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_buffer_low: Option<usize>,
-    /// Offer window scaling (RFC 7323) (default `true`).
+    /// Offer window scaling (RFC 7323) (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_scaling: Option<bool>,
-    /// Nagle's algorithm (default `true`).
+    /// Nagle's algorithm (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nagle: Option<bool>,
     /// Delayed ACK in milliseconds, 0 = off (default 40).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delayed_ack_ms: Option<u64>,
-    /// Congestion control: `newreno` or `cubic` (default `cubic`).
+    /// Congestion control: `newreno` or `cubic` (default cubic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,
     /// Largest segment payload offered and sent (default 1460).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mss: Option<u16>,
-    /// Seconds without a segment either way before the connection is reset (default `none`).
+    /// Seconds without a segment either way before the connection is reset (default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u64>,
     /// Seconds of idleness before keepalive probes start, then one per 75 s, 9 probes
-    /// (default `off`).
+    /// (default off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive: Option<u64>,
     /// Seconds a closed connection stays in TIME-WAIT (default 60).

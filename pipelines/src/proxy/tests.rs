@@ -322,7 +322,10 @@ impl Bed {
                     }
                 }
                 Event::Closed(h) => {
-                    let _ = self.client.close(now, h);
+                    // A stalled reader keeps its unread bytes (closing would reset).
+                    if self.client.readable_bytes(h) == 0 {
+                        let _ = self.client.close(now, h);
+                    }
                 }
                 Event::Reset(h, _) => {
                     if let Some(e) = self.clients.get_mut(&h) {
@@ -807,4 +810,65 @@ fn a_clean_transfer_never_stalls() {
     println!("32 MiB each way through the proxy: {took:?} of virtual time");
     assert!(done, "not done after {took:?}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// A member faster than its client: the proxy's windows toward the member close and
+/// open as the client reads, and nothing the member sends inside them is dropped.
+#[test]
+fn a_fast_member_and_a_slow_client_lose_nothing_to_the_window() {
+    fn server() -> Endpoint {
+        Endpoint {
+            to_send: 16 << 20,
+            send_seed: 2,
+            recv_seed: 1,
+            ..Endpoint::default()
+        }
+    }
+    let mut bed = Bed::new(1, &[], server, |_| {});
+    let h = bed.connect(40_000, downloader(0));
+    // The client reads in bursts: stalled 9 ms of every 10.
+    let mut done = false;
+    for i in 0..60_000 {
+        let stalled = i % 10 != 0;
+        bed.clients.get_mut(&h).unwrap().stalled = stalled;
+        let open = bed.client.state(h) != Some(crate::tcp::State::SynSent);
+        if !stalled && open {
+            let now = bed.now;
+            bed.clients
+                .get_mut(&h)
+                .unwrap()
+                .pump(&mut bed.client, now, h);
+        }
+        bed.step();
+        if bed.clients[&h].received == 16 << 20 {
+            done = true;
+            break;
+        }
+    }
+    assert!(
+        done,
+        "received {}, reset {}, flows {:?}, member sent {:?}",
+        bed.clients[&h].received,
+        bed.clients[&h].reset,
+        bed.host.proxy().flows(bed.now),
+        bed.members[0]
+            .conns
+            .values()
+            .map(|e| e.sent)
+            .collect::<Vec<_>>()
+    );
+    assert!(!bed.clients[&h].corrupt);
+    let k = bed.host.tcp().counters();
+    let drops: Vec<(&str, u64)> = crate::tcp::TcpDrop::ALL
+        .iter()
+        .map(|d| (d.name(), k.dropped(*d)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    println!(
+        "proxy stack drops: {drops:?}, retransmits {}",
+        k.retransmits
+    );
+    let member_rtx = bed.members[0].tcp.counters().retransmits;
+    assert_eq!(k.dropped(crate::tcp::TcpDrop::BeyondWindow), 0, "{drops:?}");
+    assert_eq!(member_rtx, 0, "the member never had to resend");
 }

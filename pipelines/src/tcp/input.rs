@@ -85,6 +85,9 @@ impl Connection {
         self.irs = r.seq;
         self.rcv_nxt = r.seq.wrapping_add(1);
         self.last_ack_sent = self.rcv_nxt;
+        // Our SYN offered its (unscaled) window before the peer's sequence numbers were
+        // known: the right edge promised starts here, not at the SYN's placeholder.
+        self.rcv_adv = self.rcv_nxt.wrapping_add(self.rx_free().min(65535) as u32);
         self.negotiate(r, p);
         self.last_rx_ms = ms(now);
         if r.flags.ack() {

@@ -568,3 +568,33 @@ fn an_equal_profile_is_registered_once() {
         a
     );
 }
+
+/// After an active open the promised window starts at the peer's sequence numbers,
+/// whatever they are: data beyond what we offered is not accepted, and what we
+/// advertise next is our free space, not a window left over from the SYN.
+#[test]
+fn an_active_open_promises_only_its_free_space() {
+    for irs in [10_000u32, 0x9000_0000, 0xffff_ff00] {
+        let mut s = stack_with(profile());
+        let h = s
+            .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+            .unwrap();
+        let out = recv_all(&mut s, t(0));
+        let iss = out[0].repr.seq;
+        let mut synack = seg(SYNACK, irs, iss.wrapping_add(1));
+        synack.src_port = 40000;
+        synack.dst_port = 80;
+        send!(s, 1, synack);
+        let ack = recv_all(&mut s, t(1));
+        assert_eq!(ack[0].repr.ack, irs.wrapping_add(1));
+        assert!(
+            ack[0].repr.window as usize <= 8000,
+            "irs {irs:#x}: {}",
+            ack[0].repr.window
+        );
+        let c = s.connection(h).unwrap();
+        let promised = crate::tcp::seq::dist(c.rcv_nxt, c.rcv_adv);
+        assert!(promised <= 8000, "irs {irs:#x}: promised {promised}");
+        assert_eq!(c.rcv_wnd(), 8000, "irs {irs:#x}");
+    }
+}
