@@ -504,44 +504,42 @@ impl Dataplane {
         self
     }
 
+    /// Makes `addr` a virtual address answered for ARP/ND (and ICMP echo when
+    /// `icmp_echo`), unless it is local already (a self IP or an earlier virtual address).
+    fn add_virtual_address(&mut self, addr: IpAddr, icmp_echo: bool) {
+        use std::collections::hash_map::Entry;
+        let kind = LocalKind::Virtual {
+            arp: true,
+            icmp_echo,
+        };
+        let added = match addr {
+            IpAddr::V4(a) => match self.locals.entry(a) {
+                Entry::Vacant(e) => e.insert(kind) == &kind,
+                Entry::Occupied(_) => false,
+            },
+            IpAddr::V6(a) => match self.locals6.entry(a) {
+                Entry::Vacant(e) => e.insert(kind) == &kind,
+                Entry::Occupied(_) => false,
+            },
+        };
+        if added {
+            self.virtual_addresses.push(VirtualAddress {
+                addr,
+                arp: true,
+                icmp_echo,
+            });
+        }
+    }
+
     /// Adds fastl4 virtual servers. Their VIPs become virtual addresses (ARP and ICMP
     /// echo answered) unless already local, and SNAT pool addresses are answered for
     /// ARP (not for echo).
     pub fn with_fastl4(mut self, vss: Vec<Fastl4Vs>) -> Dataplane {
         for vs in &vss {
-            let mut add = |addr: IpAddr, icmp_echo: bool| {
-                let kind = LocalKind::Virtual {
-                    arp: true,
-                    icmp_echo,
-                };
-                let added = match addr {
-                    IpAddr::V4(a) => match self.locals.entry(a) {
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(kind);
-                            true
-                        }
-                        _ => false,
-                    },
-                    IpAddr::V6(a) => match self.locals6.entry(a) {
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(kind);
-                            true
-                        }
-                        _ => false,
-                    },
-                };
-                if added {
-                    self.virtual_addresses.push(VirtualAddress {
-                        addr,
-                        arp: true,
-                        icmp_echo,
-                    });
-                }
-            };
-            add(vs.vip, true);
+            self.add_virtual_address(vs.vip, true);
             if let Snat::Pool(list) = &vs.snat {
                 for a in list {
-                    add(IpAddr::V4(*a), false);
+                    self.add_virtual_address(IpAddr::V4(*a), false);
                 }
             }
         }
@@ -553,41 +551,12 @@ impl Dataplane {
     /// and SNAT pool addresses become local (answered for ARP; ICMP echo on the VIP).
     pub fn with_standard(mut self, vss: Vec<crate::proxy::StandardVs>) -> Dataplane {
         for vs in &vss {
-            let mut add = |addr: IpAddr, icmp_echo: bool| {
-                let kind = LocalKind::Virtual {
-                    arp: true,
-                    icmp_echo,
-                };
-                let added = match addr {
-                    IpAddr::V4(a) => match self.locals.entry(a) {
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(kind);
-                            true
-                        }
-                        _ => false,
-                    },
-                    IpAddr::V6(a) => match self.locals6.entry(a) {
-                        std::collections::hash_map::Entry::Vacant(e) => {
-                            e.insert(kind);
-                            true
-                        }
-                        _ => false,
-                    },
-                };
-                if added {
-                    self.virtual_addresses.push(VirtualAddress {
-                        addr,
-                        arp: true,
-                        icmp_echo,
-                    });
-                }
-            };
-            add(vs.vip.ip(), true);
+            self.add_virtual_address(vs.vip.ip(), true);
             self.proxy_endpoints.insert((vs.vip.ip(), vs.vip.port()));
             match &vs.snat {
                 Snat::Pool(list) => {
                     for a in list {
-                        add(IpAddr::V4(*a), false);
+                        self.add_virtual_address(IpAddr::V4(*a), false);
                         self.proxy_endpoints.insert((IpAddr::V4(*a), 0));
                     }
                 }
@@ -687,32 +656,46 @@ impl Dataplane {
     /// The IPv6 self IP to use as source on `vlan` toward `peer`: one whose network
     /// contains the peer, else the first on the VLAN.
     pub fn source_for_v6(&self, vlan: u16, peer: Ipv6Addr) -> Option<Ipv6Addr> {
+        match self.source_on(vlan, IpAddr::V6(peer)) {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A self IP of `peer`'s family on `vlan`: one whose network contains the peer, else
+    /// the first of that family on the VLAN.
+    fn source_on(&self, vlan: u16, peer: IpAddr) -> Option<IpAddr> {
         let mut first = None;
-        for s in self.self_ips.iter().filter(|s| s.vlan == vlan) {
-            if let IpAddr::V6(a) = s.addr.addr {
-                if s.addr.network().contains(IpAddr::V6(peer)) {
-                    return Some(a);
-                }
-                first.get_or_insert(a);
+        let same = |s: &&SelfIp| s.vlan == vlan && s.addr.addr.is_ipv4() == peer.is_ipv4();
+        for s in self.self_ips.iter().filter(same) {
+            if s.addr.network().contains(peer) {
+                return Some(s.addr.addr);
             }
+            first.get_or_insert(s.addr.addr);
         }
         first
     }
 
-    /// True if the appliance answers Neighbour Discovery for `ip` on `vlan` (the IPv6
-    /// twin of [`Dataplane::answers_arp`]).
-    pub fn answers_nd(&self, ip: Ipv6Addr, vlan: u16) -> bool {
-        match self.local_v6(ip) {
+    /// Whether the appliance answers a neighbour request (ARP or ND) for `ip`, which is
+    /// `kind` to it, on `vlan`: a self IP of that VLAN, or a virtual address with ARP on
+    /// whose network is on that VLAN (or on no VLAN's network at all).
+    fn answers_neighbour(&self, ip: IpAddr, kind: Option<LocalKind>, vlan: u16) -> bool {
+        match kind {
             Some(LocalKind::SelfIp { vlan: v }) => v == vlan,
             Some(LocalKind::Virtual { arp: true, .. }) => {
-                let on = |s: &&SelfIp| s.addr.network().contains(IpAddr::V6(ip));
-                match self.self_ips.iter().find(on) {
+                match self.self_ips.iter().find(|s| s.addr.network().contains(ip)) {
                     Some(s) => s.vlan == vlan,
                     None => true,
                 }
             }
             _ => false,
         }
+    }
+
+    /// True if the appliance answers Neighbour Discovery for `ip` on `vlan` (the IPv6
+    /// twin of [`Dataplane::answers_arp`]).
+    pub fn answers_nd(&self, ip: Ipv6Addr, vlan: u16) -> bool {
+        self.answers_neighbour(IpAddr::V6(ip), self.local_v6(ip), vlan)
     }
 
     /// The forwarding virtual server accepting the IPv6 `dst`, most specific first.
@@ -752,33 +735,17 @@ impl Dataplane {
     /// The IPv4 self IP to use as source on `vlan` toward `peer`: one whose network
     /// contains the peer, else the first on the VLAN.
     pub fn source_for(&self, vlan: u16, peer: Ipv4Addr) -> Option<Ipv4Addr> {
-        let mut first = None;
-        for s in self.self_ips.iter().filter(|s| s.vlan == vlan) {
-            if let IpAddr::V4(a) = s.addr.addr {
-                if s.addr.network().contains(IpAddr::V4(peer)) {
-                    return Some(a);
-                }
-                first.get_or_insert(a);
-            }
+        match self.source_on(vlan, IpAddr::V4(peer)) {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
         }
-        first
     }
 
     /// True if the appliance answers ARP for `ip` on `vlan`: a self IP of that VLAN,
     /// or a virtual address with ARP on whose network is on that VLAN (or on no
     /// VLAN's network at all).
     pub fn answers_arp(&self, ip: Ipv4Addr, vlan: u16) -> bool {
-        match self.local(ip) {
-            Some(LocalKind::SelfIp { vlan: v }) => v == vlan,
-            Some(LocalKind::Virtual { arp: true, .. }) => {
-                let on = |s: &&SelfIp| s.addr.network().contains(IpAddr::V4(ip));
-                match self.self_ips.iter().find(on) {
-                    Some(s) => s.vlan == vlan,
-                    None => true,
-                }
-            }
-            _ => false,
-        }
+        self.answers_neighbour(IpAddr::V4(ip), self.local(ip), vlan)
     }
 
     /// The forwarding virtual server accepting `dst`, most specific first.
