@@ -734,8 +734,8 @@ impl TcpStack {
         self.poll_transmit_shaped(now, buf, &mut |_, _| true)
     }
 
-    /// Gives connection `h` a shaping (or takes it away): from then on it sends new data
-    /// only when [`TcpStack::poll_transmit_shaped`]'s `room` says its class has room.
+    /// Gives connection `h` a shaping (or takes it away): from then on it sends any
+    /// segment only when [`TcpStack::poll_transmit_shaped`]'s `room` says its class has room.
     pub fn set_shaping(&mut self, h: ConnHandle, shaping: Option<Shaping>) -> Result<(), TcpError> {
         self.conn_mut(h).ok_or(TcpError::InvalidHandle)?.shaping = shaping;
         Ok(())
@@ -757,8 +757,8 @@ impl TcpStack {
     }
 
     /// As [`TcpStack::poll_transmit`], but a shaped connection (see
-    /// [`TcpStack::set_shaping`]) with new data sends only if `room(shaping, len)` says
-    /// its class can take a full segment; otherwise it waits, out of line, until
+    /// [`TcpStack::set_shaping`]) sends a segment (data, retransmission, FIN or ACK) only
+    /// if `room(shaping, len)` says its class can take a full one; otherwise it waits, out of line, until
     /// [`TcpStack::requeue_shaped`] (counted in `shaping_deferrals`). Nothing it holds is
     /// lost: the data stays in its send buffer.
     pub fn poll_transmit_shaped(
@@ -792,9 +792,11 @@ impl TcpStack {
                 self.txq.pop_front();
                 continue;
             };
+            // Every segment of a shaped connection (new data, a retransmission, a FIN,
+            // an ACK) goes through its class: each waits for room, or the class would
+            // have to drop it.
             if let Some(sh) = c.shaping {
-                let new_data = seq::lt(c.snd_nxt, c.data_end());
-                if new_data && !room(sh, c.mss as usize + 80) {
+                if !room(sh, c.mss as usize + 80) {
                     c.clear(flag::TX_QUEUED);
                     self.txq.pop_front();
                     self.tx_streak = 0;

@@ -499,3 +499,49 @@ fn a_shaped_connection_waits_for_room_and_loses_nothing() {
     send!(s, 10, seg(ACK, PEER_ISS + 1, iss.wrapping_add(3001)));
     assert_eq!(s.send_queued(h), 0);
 }
+
+/// Not only new data: a shaped connection's retransmission and its FIN also wait for
+/// room (the class would drop them otherwise), and leave once room returns.
+#[test]
+fn a_shaped_connections_retransmission_and_fin_wait_for_room() {
+    let (mut s, h, iss) = established();
+    let sh = Shaping {
+        port: 1,
+        class: 2,
+        hash: 7,
+    };
+    s.set_shaping(h, Some(sh)).unwrap();
+    s.write(h, &[7u8; 500]).unwrap();
+    let mut buf = [0u8; 1600];
+    let first = s.poll_transmit_shaped(t(1), &mut buf, &mut |_, _| true);
+    assert!(first.is_some(), "the data leaves with room");
+    // The segment is lost; when the retransmission timer fires the class is full.
+    s.handle_timeout(t(1000));
+    assert_eq!(
+        s.poll_transmit_shaped(t(1000), &mut buf, &mut |_, _| false),
+        None,
+        "the retransmission waits"
+    );
+    assert_eq!(s.counters().shaping_deferrals, 1);
+    s.requeue_shaped();
+    let rtx = s
+        .poll_transmit_shaped(t(1001), &mut buf, &mut |_, _| true)
+        .expect("the retransmission leaves once room returns");
+    let p = TcpPacket::new_checked(&buf[..rtx.len]).unwrap();
+    assert_eq!((p.seq(), p.payload().len()), (iss.wrapping_add(1), 500));
+    send!(s, 1002, seg(ACK, PEER_ISS + 1, iss.wrapping_add(501)));
+    // The close's FIN also waits for room.
+    s.close(t(1003), h).unwrap();
+    assert_eq!(
+        s.poll_transmit_shaped(t(1003), &mut buf, &mut |_, _| false),
+        None,
+        "the FIN waits"
+    );
+    s.requeue_shaped();
+    let fin = s
+        .poll_transmit_shaped(t(1004), &mut buf, &mut |_, _| true)
+        .expect("the FIN leaves once room returns");
+    let p = TcpPacket::new_checked(&buf[..fin.len]).unwrap();
+    assert!(p.flags().fin(), "a FIN");
+    assert_eq!(fin.shaping, Some(sh));
+}
