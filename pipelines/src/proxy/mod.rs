@@ -43,8 +43,9 @@ use crate::time::Instant;
 use crate::timer_wheel::TimerId;
 
 pub use vs::{
-    ProxyCounters, ProxyShard, ResetCause, SideShard, SideTotals, StandardVs, DEFAULT_BUFFER_HIGH,
-    DEFAULT_BUFFER_LOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESELECT_TRIES,
+    ProxyCounters, ProxyShard, ResetCause, SideShard, SideTotals, StandardVs, TlsShard, TlsTotals,
+    DEFAULT_BUFFER_HIGH, DEFAULT_BUFFER_LOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESELECT_TRIES,
+    TLS_SUITES,
 };
 
 /// Accept queue (and SYN queue) of each virtual server's listener on a worker.

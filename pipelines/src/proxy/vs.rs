@@ -9,6 +9,7 @@ use crate::addr::Prefix;
 use crate::counters::Counter;
 use crate::dataplane::{LbBinding, Padded, Snat};
 use crate::tcp::TcpProfile;
+use crate::tls::{TlsClientConfig, TlsFailure, TlsServerConfig, TlsSession, TlsVersion};
 
 /// Default `proxy_buffer_high`: bytes queued toward one side before reading the other
 /// stops.
@@ -43,11 +44,14 @@ pub enum ResetCause {
     MemberDown,
     /// One side timed out (retransmissions, keepalive or idle timeout).
     Timeout,
+    /// A TLS handshake or record failed on one side (counted by reason in the side's
+    /// [`TlsShard`]); the peer got an alert.
+    Tls,
 }
 
 impl ResetCause {
     /// Every cause, in counter order.
-    pub const ALL: [ResetCause; 9] = [
+    pub const ALL: [ResetCause; 10] = [
         ResetCause::ClientReset,
         ResetCause::ServerReset,
         ResetCause::NoMember,
@@ -57,6 +61,7 @@ impl ResetCause {
         ResetCause::StackLimit,
         ResetCause::MemberDown,
         ResetCause::Timeout,
+        ResetCause::Tls,
     ];
 
     /// Name in `show` output and metrics.
@@ -71,6 +76,7 @@ impl ResetCause {
             ResetCause::StackLimit => "stack_limit",
             ResetCause::MemberDown => "member_down",
             ResetCause::Timeout => "timeout",
+            ResetCause::Tls => "tls",
         }
     }
 }
@@ -119,9 +125,114 @@ pub struct ProxyShard {
     pub reselects: Counter,
     /// Flows reset, by [`ResetCause`].
     pub resets: [Counter; ResetCause::ALL.len()],
+    /// TLS toward clients (`client_tls`).
+    pub client_tls: TlsShard,
+    /// TLS toward members (`server_tls`).
+    pub server_tls: TlsShard,
     /// Bytes the proxy holds for this virtual server's flows on this worker (receive
     /// and send buffers of both sides), as of the last update.
     pub buffer_bytes: AtomicU64,
+}
+
+/// The cipher suites Rouge negotiates, in counter order (TLS 1.3 first).
+pub const TLS_SUITES: [&str; 9] = [
+    "TLS13_AES_128_GCM_SHA256",
+    "TLS13_AES_256_GCM_SHA384",
+    "TLS13_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
+/// One side's TLS counters in one worker's shard.
+#[derive(Debug, Default)]
+pub struct TlsShard {
+    /// Full handshakes completed, by version: [TLS 1.2, TLS 1.3].
+    pub full: [Counter; 2],
+    /// Resumed handshakes completed, by version: [TLS 1.2, TLS 1.3].
+    pub resumed: [Counter; 2],
+    /// Handshakes completed, by suite (indexed like [`TLS_SUITES`]).
+    pub by_suite: [Counter; TLS_SUITES.len()],
+    /// Failures, indexed like [`TlsFailure::ALL`].
+    pub failures: [Counter; TlsFailure::ALL.len()],
+    /// Connections that started a handshake.
+    pub started: Counter,
+    /// Connections that ended (after a handshake or not).
+    pub ended: Counter,
+    /// Application bytes decrypted.
+    pub bytes_decrypted: Counter,
+    /// Application bytes encrypted.
+    pub bytes_encrypted: Counter,
+}
+
+impl TlsShard {
+    /// Counts the completed handshake of `s`.
+    pub fn handshake(&self, s: &TlsSession) {
+        let v = usize::from(s.version() == Some(TlsVersion::V1_3));
+        if s.resumed() {
+            self.resumed[v].inc();
+        } else {
+            self.full[v].inc();
+        }
+        if let Some(i) = s
+            .suite()
+            .and_then(|n| TLS_SUITES.iter().position(|x| *x == n))
+        {
+            self.by_suite[i].inc();
+        }
+    }
+
+    /// Counts a failure.
+    pub fn failure(&self, reason: TlsFailure) {
+        self.failures[reason as usize].inc();
+    }
+}
+
+/// One side's TLS counters summed over the workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TlsTotals {
+    /// TLS connections open now.
+    pub current: u64,
+    /// Full handshakes: [TLS 1.2, TLS 1.3].
+    pub full: [u64; 2],
+    /// Resumed handshakes: [TLS 1.2, TLS 1.3].
+    pub resumed: [u64; 2],
+    /// Handshakes by suite, indexed like [`TLS_SUITES`].
+    pub by_suite: [u64; TLS_SUITES.len()],
+    /// Failures, indexed like [`TlsFailure::ALL`].
+    pub failures: [u64; TlsFailure::ALL.len()],
+    /// Application bytes decrypted.
+    pub bytes_decrypted: u64,
+    /// Application bytes encrypted.
+    pub bytes_encrypted: u64,
+}
+
+impl TlsTotals {
+    fn add(&mut self, s: &TlsShard) {
+        self.current += s.started.get().saturating_sub(s.ended.get());
+        for (t, c) in self.full.iter_mut().zip(&s.full) {
+            *t += c.get();
+        }
+        for (t, c) in self.resumed.iter_mut().zip(&s.resumed) {
+            *t += c.get();
+        }
+        for (t, c) in self.by_suite.iter_mut().zip(&s.by_suite) {
+            *t += c.get();
+        }
+        for (t, c) in self.failures.iter_mut().zip(&s.failures) {
+            *t += c.get();
+        }
+        self.bytes_decrypted += s.bytes_decrypted.get();
+        self.bytes_encrypted += s.bytes_encrypted.get();
+    }
+
+    /// Failures of one reason.
+    pub fn failed(&self, reason: TlsFailure) -> u64 {
+        self.failures[reason as usize]
+    }
 }
 
 /// A side's counters summed over the workers.
@@ -202,6 +313,24 @@ impl ProxyCounters {
             .sum()
     }
 
+    /// The client side's TLS over all workers.
+    pub fn client_tls(&self) -> TlsTotals {
+        let mut t = TlsTotals::default();
+        for s in self.shards.iter() {
+            t.add(&s.0.client_tls);
+        }
+        t
+    }
+
+    /// The server side's TLS over all workers.
+    pub fn server_tls(&self) -> TlsTotals {
+        let mut t = TlsTotals::default();
+        for s in self.shards.iter() {
+            t.add(&s.0.server_tls);
+        }
+        t
+    }
+
     /// Buffer bytes held over all workers.
     pub fn buffer_bytes(&self) -> u64 {
         self.shards
@@ -238,6 +367,13 @@ pub struct StandardVs {
     pub connection_limit: u32,
     /// Client networks allowed (empty: everyone).
     pub allow: Vec<Prefix>,
+    /// TLS toward clients: the `[[tls_profile]]` named by `client_tls` (its name and
+    /// the configuration built from it; each worker takes its own copy with
+    /// [`TlsServerConfig::for_worker`]).
+    pub client_tls: Option<(String, Arc<TlsServerConfig>)>,
+    /// TLS toward members: the `[[tls_profile]]` named by `server_tls`, and the size
+    /// of each worker's session cache ([`TlsClientConfig::for_worker`]).
+    pub server_tls: Option<(String, Arc<TlsClientConfig>, usize)>,
     /// Counters (carried over across configuration changes by name).
     pub counters: Arc<ProxyCounters>,
 }
@@ -260,6 +396,8 @@ impl StandardVs {
             reselect_tries: DEFAULT_RESELECT_TRIES,
             connection_limit: 0,
             allow: Vec::new(),
+            client_tls: None,
+            server_tls: None,
             counters: ProxyCounters::new(workers),
         }
     }

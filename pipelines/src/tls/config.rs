@@ -455,6 +455,7 @@ pub struct TlsServerConfig {
     pub(super) handshake_timeout: Duration,
     session_cache: usize,
     identities: Arc<Vec<TlsIdentity>>,
+    tickets: Arc<TicketKeys>,
 }
 
 impl fmt::Debug for TlsServerConfig {
@@ -511,7 +512,7 @@ impl TlsServerConfig {
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(resolver);
         cfg.alpn_protocols = profile.alpn.iter().map(|a| a.as_bytes().to_vec()).collect();
-        cfg.ticketer = tickets;
+        cfg.ticketer = Arc::clone(&tickets) as Arc<dyn rustls::server::ProducesTickets>;
         cfg.send_tls13_tickets = profile.tls13_tickets;
         cfg.max_early_data_size = 0;
         cfg.ignore_client_order = true;
@@ -521,6 +522,7 @@ impl TlsServerConfig {
             handshake_timeout: profile.handshake_timeout,
             session_cache: profile.session_cache,
             identities: Arc::new(profile.identities.clone()),
+            tickets,
         })
     }
 
@@ -534,7 +536,13 @@ impl TlsServerConfig {
             handshake_timeout: self.handshake_timeout,
             session_cache: self.session_cache,
             identities: Arc::clone(&self.identities),
+            tickets: Arc::clone(&self.tickets),
         }
+    }
+
+    /// The ticket keys (shared by every worker), for their counters.
+    pub fn ticket_keys(&self) -> &TicketKeys {
+        &self.tickets
     }
 
     /// The certificates, in profile order.

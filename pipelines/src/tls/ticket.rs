@@ -100,6 +100,8 @@ pub struct TicketKeys {
     rotation_secs: u64,
     rng: SystemRandom,
     rotations: AtomicU64,
+    issued: AtomicU64,
+    accepted: AtomicU64,
 }
 
 impl fmt::Debug for TicketKeys {
@@ -129,6 +131,8 @@ impl TicketKeys {
             rotation_secs,
             rng,
             rotations: AtomicU64::new(0),
+            issued: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
         }))
     }
 
@@ -141,6 +145,16 @@ impl TicketKeys {
     /// Rotations done so far.
     pub fn rotations(&self) -> u64 {
         self.rotations.load(Ordering::Relaxed)
+    }
+
+    /// Tickets sealed so far (all workers).
+    pub fn issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+
+    /// Tickets opened so far (all workers): resumptions the keys allowed.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Replaces the current key when `force` or when its period is over. Two workers
@@ -211,6 +225,7 @@ impl ProducesTickets for TicketKeys {
             )
             .ok()?;
         out.extend_from_slice(tag.as_ref());
+        self.issued.fetch_add(1, Ordering::Relaxed);
         Some(out)
     }
 
@@ -230,6 +245,7 @@ impl ProducesTickets for TicketKeys {
         let plain = k.key.open_in_place(nonce, Aad::from(name), &mut buf).ok()?;
         let len = plain.len();
         buf.truncate(len);
+        self.accepted.fetch_add(1, Ordering::Relaxed);
         Some(buf)
     }
 }
