@@ -719,6 +719,40 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_table_has_a_row_per_side_and_the_failures_that_happened() {
+        let side = |tickets: bool| {
+            let mut v = json!({"profile": "p", "current": 1,
+                "handshakes": {"full": {"1.2": 2, "1.3": 3}, "resumed": {"1.2": 0, "1.3": 4}},
+                "suites": {"TLS13_AES_128_GCM_SHA256": 7, "TLS13_AES_256_GCM_SHA384": 0},
+                "failures": {"not-tls": 5, "decode": 0}, "failures_total": 5,
+                "bytes_encrypted": 100, "bytes_decrypted": 50});
+            if tickets {
+                v["tickets"] = json!({"issued": 9, "accepted": 4, "rotations": 1});
+            }
+            v
+        };
+        let t = tls_text(
+            &json!([{"name": "web-tls", "client_side": side(true), "server_side": null},
+                                 {"name": "re", "client_side": null, "server_side": side(false)}]),
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("VIRTUAL  SIDE    PROFILE"), "{t}");
+        assert!(
+            lines[1].starts_with("web-tls  client  p        1        2/3           0/4"),
+            "{t}"
+        );
+        assert!(lines[1].ends_with("9/4"), "{t}");
+        assert!(
+            lines[2].starts_with("re       server") && lines[2].ends_with("-"),
+            "{t}"
+        );
+        assert!(t.contains("  web-tls client failures: not-tls=5\n"), "{t}");
+        assert!(t.contains("suites: TLS13_AES_128_GCM_SHA256=7\n"), "{t}");
+        assert!(!t.contains("decode"), "{t}");
+        assert!(tls_text(&json!([])).starts_with("(no standard virtual server"));
+    }
+
+    #[test]
     fn every_command_parses() {
         for line in [
             "rouge run --config f.toml --cores 0,1 --idle busy --pcap /tmp/x --socket /tmp/s",
