@@ -228,6 +228,8 @@ pub enum ShowWhat {
     Pool,
     /// Pool members as one list.
     Member,
+    /// Health monitors: settings, members up/down, probes and failures by reason.
+    Monitor,
     /// Traffic shaping classes: rate, packets, queue, drops, queueing delay.
     Class,
     /// Flows through the appliance: proxied (standard) and fastl4 alike.
@@ -247,6 +249,7 @@ impl ShowWhat {
             ShowWhat::Virtual => "virtual",
             ShowWhat::Pool => "pool",
             ShowWhat::Member => "member",
+            ShowWhat::Monitor => "monitor",
             ShowWhat::Class => "class",
             ShowWhat::Config => "config",
             ShowWhat::Connections => "connections",
@@ -318,6 +321,7 @@ pub fn show(
                 "bytes",
             ],
         ),
+        ShowWhat::Monitor => monitors_text(&data),
         ShowWhat::Stats => stats_text(&data),
         ShowWhat::Class => classes_text(&data),
         ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
@@ -441,6 +445,51 @@ fn classes_text(data: &Value) -> String {
         }
     }
     out
+}
+
+/// `show monitor`: one row per monitor, the failures by reason as columns.
+fn monitors_text(data: &Value) -> String {
+    let reasons = [
+        "tcp",
+        "timeout",
+        "certificate",
+        "handshake",
+        "response",
+        "source_port",
+    ];
+    let rows: Vec<Value> = data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let mut r = serde_json::json!({
+                "name": m["name"], "type": m["type"], "tls_profile": m["tls_profile"],
+                "up": m["members"]["up"], "down": m["members"]["down"],
+                "unchecked": m["members"]["unchecked"], "probes": m["probes"],
+                "successes": m["successes"], "failures": m["failures"],
+            });
+            for k in reasons {
+                r[k] = m["failures_by_reason"][k].clone();
+            }
+            r
+        })
+        .collect();
+    if rows.is_empty() {
+        return "(no monitors)\n".into();
+    }
+    let mut cols = vec![
+        "name",
+        "type",
+        "tls_profile",
+        "up",
+        "down",
+        "unchecked",
+        "probes",
+        "successes",
+        "failures",
+    ];
+    cols.extend(reasons);
+    table(&Value::Array(rows), &cols)
 }
 
 fn pools_text(data: &Value) -> String {

@@ -127,6 +127,8 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
         ["show", "pool", name] => views::pools(shared, Some(name)),
         ["show", "class"] => views::classes(shared, None),
         ["show", "class", name] => views::classes(shared, Some(name)),
+        ["show", "monitor"] => views::monitors(shared, None),
+        ["show", "monitor", name] => views::monitors(shared, Some(name)),
         ["show", "member"] => views::members(shared, None),
         ["show", "member", name] => views::members(shared, Some(name)),
         ["pool", "member", action, pool, member] => member_state(shared, action, pool, member),

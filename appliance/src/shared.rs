@@ -12,6 +12,7 @@ use rouge_drivers::{MacAddr, PortCounters};
 use rouge_pipelines::arp::ArpEntryView;
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::dataplane::Dataplane;
+use rouge_pipelines::monitor::MonitorStats;
 use rouge_pipelines::shaper::DelayStats;
 use rouge_pipelines::tcp::TcpCounters;
 
@@ -40,6 +41,9 @@ pub struct WorkerShared {
     pub monitor_probes: AtomicU64,
     /// Monitor probes that failed.
     pub monitor_failures: AtomicU64,
+    /// The counts of each monitor this worker probes for (probes, successes,
+    /// failures by reason), republished when they change (at most every 100 ms).
+    pub monitor_stats: ArcSwap<Vec<MonitorStats>>,
     /// The worker's shaping figures, republished every few milliseconds while shaping.
     pub shaping: ArcSwapOption<crate::egress::ShapingSample>,
     /// Packets the worker's shapers dropped.
@@ -128,6 +132,7 @@ impl Shared {
                     monitor_transitions: AtomicU64::new(0),
                     monitor_probes: AtomicU64::new(0),
                     monitor_failures: AtomicU64::new(0),
+                    monitor_stats: ArcSwap::from_pointee(Vec::new()),
                     shaping: ArcSwapOption::empty(),
                     shaping_drops: AtomicU64::new(0),
                     transit: ArcSwap::from_pointee(DelayStats::default()),

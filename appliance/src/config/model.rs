@@ -294,6 +294,16 @@ pub enum MonitorType {
     Http,
 }
 
+impl MonitorType {
+    /// The word in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorType::Tcp => "tcp",
+            MonitorType::Http => "http",
+        }
+    }
+}
+
 /// A health monitor (`[[monitor]]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
