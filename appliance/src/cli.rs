@@ -186,7 +186,9 @@ pub fn config_action(action: ConfigAction) -> Result<String, String> {
         ConfigAction::Save { file, socket } => {
             let mut args = vec!["config".to_string(), "save".to_string()];
             if let Some(f) = file {
-                args.push(f.display().to_string());
+                // The appliance may run in another directory: the path as this shell
+                // means it.
+                args.push(std::path::absolute(&f).unwrap_or(f).display().to_string());
             }
             mgmt::request(&socket, &args)
                 .map(|v| format!("saved {}", v["saved"].as_str().unwrap_or("")))
@@ -194,18 +196,27 @@ pub fn config_action(action: ConfigAction) -> Result<String, String> {
         ConfigAction::Apply { file, socket } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+            // Absolute, so the appliance resolves the file's relative paths (TLS
+            // certificates and keys) against its directory, wherever it runs.
+            let name = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
             let args = vec![
                 "config".to_string(),
                 "apply".to_string(),
-                file.display().to_string(),
+                name.display().to_string(),
                 text,
             ];
             mgmt::request(&socket, &args).map(|v| {
-                format!(
+                let mut out = String::new();
+                for w in v["warnings"].as_array().into_iter().flatten() {
+                    out.push_str(w.as_str().unwrap_or_default());
+                    out.push('\n');
+                }
+                out.push_str(&format!(
                     "applied {} (configuration generation {})",
                     file.display(),
                     v["generation"]
-                )
+                ));
+                out
             })
         }
     }

@@ -784,7 +784,11 @@ pub(crate) mod tests {
                 "[[class]]\nname = \"gold\"\nvirtuals = [\"web\"]\n\n[arp]",
                 1,
             );
-        let cfg = crate::config::parse("t.toml", &text).unwrap();
+        let cfg = crate::config::parse(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/configs/t.toml"),
+            &text,
+        )
+        .unwrap();
         let dp = crate::config::build::dataplane(&cfg, 1, 1, None);
         Shared::new(cfg, "t.toml".into(), dp, &[None], None)
     }
