@@ -520,12 +520,15 @@ pub fn monitors(s: &Shared, name: Option<&str>) -> Result<Value, String> {
             }
         }
         let st = monitor_stats(s, Some(&m.name));
-        let row = json!({
+        let mut row = json!({
             "name": m.name, "type": m.kind.as_str(), "interval_secs": m.interval,
             "timeout_secs": m.timeout, "up_after": m.up_after,
             "members": status, "probes": st.probes, "successes": st.successes,
             "failures": st.failures_total(), "failures_by_reason": failures_json(&st.failures),
         });
+        if let Some(t) = &m.tls_profile {
+            row["tls_profile"] = json!(t);
+        }
         out.push(row);
     }
     if let (Some(n), true) = (name, out.is_empty()) {

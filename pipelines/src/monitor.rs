@@ -179,7 +179,9 @@ struct Watch {
     status: MonitorStatus,
     next_probe: Instant,
     last_success: Option<Instant>,
-    started: Instant,
+    /// When the member was first polled (the caller may set targets before it has a
+    /// clock: `timeout` counts from the first [`Monitors::poll`]).
+    started: Option<Instant>,
     streak: u32,
     probe: Option<ConnHandle>,
     probe_deadline: Instant,
@@ -268,7 +270,9 @@ impl Monitors {
         &self.stats
     }
 
-    /// Replaces the targets. Members watched before (same key, address and monitor;
+    /// Replaces the targets (`now` may be [`Instant::ZERO`] when the caller has no clock
+    /// yet: new members are probed at the first [`Monitors::poll`], and their `timeout`
+    /// counts from then). Members watched before (same key, address and monitor;
     /// for https the same TLS profile name, whose new build takes effect from the next
     /// probe) keep their status and history; new ones start `unchecked` and are probed
     /// at once.
@@ -298,7 +302,7 @@ impl Monitors {
                     status: MonitorStatus::Unchecked,
                     next_probe: now,
                     last_success: None,
-                    started: now,
+                    started: None,
                     streak: 0,
                     probe: None,
                     probe_deadline: now,
@@ -430,7 +434,7 @@ impl Monitors {
 
     fn check_timeout(&mut self, i: usize, now: Instant, out: &mut Vec<Transition>) {
         let w = &mut self.watches[i];
-        let since = w.last_success.unwrap_or(w.started);
+        let since = w.last_success.unwrap_or(*w.started.get_or_insert(now));
         if w.status != MonitorStatus::Down && now - since >= w.target.spec.timeout {
             let last = match &w.last_failure {
                 Some(e) => e.to_string(),

@@ -668,3 +668,27 @@ fn a_rebuilt_tls_profile_of_the_same_name_keeps_the_status() {
     bed.mon.set_targets(bed.now, vec![t]);
     assert_eq!(bed.status(), MonitorStatus::Unchecked);
 }
+
+#[test]
+fn targets_set_before_the_clock_count_their_timeout_from_the_first_poll() {
+    // The host sets targets at Instant::ZERO (it has no clock then); the worker's
+    // clock is far later. A silent member must not be down before `timeout`.
+    let mut bed = Bed::new(http(), 1, Node::Silent);
+    let t = bed.mon.watches[0].target.clone();
+    bed.mon = Monitors::new();
+    bed.mon.set_targets(Instant::ZERO, vec![t]);
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Unchecked, "{:?}", bed.log);
+    assert_eq!(bed.mon.counters().probes, 1, "probed at once");
+    bed.run(2);
+    assert_eq!(bed.status(), MonitorStatus::Unchecked, "{:?}", bed.log);
+    bed.run(2);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    assert!(
+        bed.down()
+            .reason
+            .starts_with("no successful probe for 3000 ms"),
+        "{}",
+        bed.down().reason
+    );
+}
