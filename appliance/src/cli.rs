@@ -682,6 +682,62 @@ mod tests {
     }
 
     #[test]
+    fn monitors_show_failures_by_reason_as_columns() {
+        let data = json!([{
+            "name": "https-get", "type": "https", "tls_profile": "members-https",
+            "members": {"up": 3, "down": 1, "unchecked": 0},
+            "probes": 16, "successes": 12, "failures": 4,
+            "failures_by_reason": {"certificate": 4, "handshake": 0, "response": 0,
+                                   "source_port": 0, "tcp": 0, "timeout": 0},
+        }]);
+        let t = monitors_text(&data);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            [
+                "NAME",
+                "TYPE",
+                "TLS_PROFILE",
+                "UP",
+                "DOWN",
+                "UNCHECKED",
+                "PROBES",
+                "SUCCESSES",
+                "FAILURES",
+                "TCP",
+                "TIMEOUT",
+                "CERTIFICATE",
+                "HANDSHAKE",
+                "RESPONSE",
+                "SOURCE_PORT"
+            ],
+            "{t}"
+        );
+        assert_eq!(
+            lines[1],
+            [
+                "https-get",
+                "https",
+                "members-https",
+                "3",
+                "1",
+                "0",
+                "16",
+                "12",
+                "4",
+                "0",
+                "0",
+                "4",
+                "0",
+                "0",
+                "0"
+            ],
+            "{t}"
+        );
+        assert_eq!(monitors_text(&json!([])), "(no monitors)\n");
+    }
+
+    #[test]
     fn every_command_parses() {
         for line in [
             "rouge run --config f.toml --cores 0,1 --idle busy --pcap /tmp/x --socket /tmp/s",
@@ -693,6 +749,7 @@ mod tests {
             "rouge config apply new.toml --socket /tmp/s",
             "rouge show pool web --json",
             "rouge show member",
+            "rouge show monitor https-get --json",
             "rouge pool member disable web 198.18.2.11:80 --socket /tmp/s",
             "rouge console --socket /tmp/s",
             "rouge top",
