@@ -236,6 +236,7 @@ fn tls_side(
                     "names": id.names(),
                     "key_type": if id.is_rsa() { "rsa" } else { "ecdsa" },
                     "not_after": id.validity().map(|(_, na)| crate::config::tls::date(na)),
+                    "not_after_unix": id.validity().map(|(_, na)| na),
                 })
             })
             .collect();

@@ -779,3 +779,143 @@ tls_profile = "members-https"
     assert!(receive.problem.contains("an https monitor"), "{receive}");
     assert_eq!(e.len(), 5, "{e:#?}");
 }
+
+#[test]
+fn show_tls_has_both_sides_by_version_suite_and_reason() {
+    use rouge_pipelines::tls::TlsFailure;
+    let n = next_virtual();
+    let (_, cfg) = with(
+        r#"
+[[pool]]
+name = "https"
+members = [{ address = "198.18.2.11:443" }]
+
+[[virtual]]
+name = "web-reencrypt"
+type = "standard"
+destination = "198.18.1.100:8443"
+pool = "https"
+client_tls = "s3-client"
+server_tls = "members-https"
+"#,
+    );
+    let cfg = cfg.unwrap();
+    assert_eq!(cfg.virtuals[n].name, "web-reencrypt");
+    let dp = build::dataplane(&cfg, 1, 2, None);
+    let shared = crate::shared::Shared::new(cfg, "x.toml".into(), dp, &[None, None], None);
+    {
+        let dp = shared.dataplane.load();
+        let vs = dp.standard.iter().find(|v| v.name == "web-tls").unwrap();
+        let (c, w1) = (
+            &vs.counters.shard(0).client_tls,
+            &vs.counters.shard(1).client_tls,
+        );
+        c.full[1].inc();
+        w1.full[1].inc();
+        c.resumed[0].inc();
+        c.by_suite[0].add(2);
+        c.failures[TlsFailure::NotTls as usize].inc();
+        c.started.add(3);
+        c.ended.inc();
+        c.bytes_encrypted.add(1000);
+        c.bytes_decrypted.add(10);
+        let re = dp
+            .standard
+            .iter()
+            .find(|v| v.name == "web-reencrypt")
+            .unwrap();
+        re.counters.shard(1).server_tls.failures[TlsFailure::PeerCertificate as usize].inc();
+    }
+    let all = crate::views::tls(&shared);
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["web-tls", "web-reencrypt"],
+        "only virtual servers with TLS"
+    );
+    let web = &all[0];
+    assert_eq!(web["destination"], "198.18.1.100:443");
+    assert!(web["server_side"].is_null());
+    let c = &web["client_side"];
+    assert_eq!(c["profile"], "s3-client");
+    assert_eq!(c["current"], 2);
+    assert_eq!(c["handshakes"]["full"]["1.3"], 2, "summed over the workers");
+    assert_eq!(c["handshakes"]["full"]["1.2"], 0);
+    assert_eq!(c["handshakes"]["resumed"]["1.2"], 1);
+    assert_eq!(c["handshakes"]["total"], 3);
+    assert_eq!(c["suites"].as_object().unwrap().len(), 9);
+    assert_eq!(c["suites"]["TLS13_AES_128_GCM_SHA256"], 2);
+    assert_eq!(
+        c["failures"].as_object().unwrap().len(),
+        TlsFailure::ALL.len()
+    );
+    assert_eq!(c["failures"]["not-tls"], 1);
+    assert_eq!(c["failures_total"], 1);
+    assert_eq!(
+        (c["bytes_encrypted"].as_u64(), c["bytes_decrypted"].as_u64()),
+        (Some(1000), Some(10))
+    );
+    assert_eq!(
+        c["tickets"],
+        serde_json::json!({"issued": 0, "accepted": 0, "rotations": 0})
+    );
+    let certs = c["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2);
+    assert_eq!(certs[1]["key_type"], "rsa");
+    assert!(certs[0]["cert"]
+        .as_str()
+        .unwrap()
+        .ends_with("tls/s3.rouge.test.crt"));
+    assert!(certs[0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "*.s3.rouge.test"));
+    let re = &all[1];
+    assert_eq!(re["server_side"]["profile"], "members-https");
+    assert_eq!(re["server_side"]["failures"]["peer-certificate"], 1);
+    assert!(
+        re["server_side"]["tickets"].is_null(),
+        "tickets are the client side's"
+    );
+    // The same figures in `show virtual NAME` and `show tls NAME`.
+    let one = crate::mgmt::execute(
+        &shared,
+        &["show".into(), "virtual".into(), "web-tls".into()],
+    )
+    .unwrap();
+    assert_eq!(one[0]["tls"]["client_side"], *c);
+    let only = crate::mgmt::execute(
+        &shared,
+        &["show".into(), "tls".into(), "web-reencrypt".into()],
+    )
+    .unwrap();
+    assert_eq!(only[0], *re);
+    let e = crate::mgmt::execute(&shared, &["show".into(), "tls".into(), "web-proxy".into()])
+        .unwrap_err();
+    assert!(e.contains("`rouge show tls` lists them"), "{e}");
+    // And in the metrics.
+    let m = crate::metrics::render(&crate::metrics::registry(shared.clone())).unwrap();
+    for line in [
+        "rouge_tls_handshakes_total{virtual=\"web-tls\",side=\"client\",version=\"1.3\",kind=\"full\"} 2",
+        "rouge_tls_handshakes_total{virtual=\"web-tls\",side=\"client\",version=\"1.2\",kind=\"resumed\"} 1",
+        "rouge_tls_failures_total{virtual=\"web-reencrypt\",side=\"server\",reason=\"peer-certificate\"} 1",
+        "rouge_tls_bytes_total{virtual=\"web-tls\",side=\"client\",direction=\"encrypted\"} 1000",
+        "rouge_tls_current_connections{virtual=\"web-tls\",side=\"client\"} 2",
+        "rouge_tls_suite_handshakes_total{virtual=\"web-tls\",side=\"client\",suite=\"TLS13_AES_128_GCM_SHA256\"} 2",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing");
+    }
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with("rouge_tls_tickets_issued_total{"))
+            .count(),
+        1,
+        "one ticket family sample per profile, not per virtual server"
+    );
+}
