@@ -604,6 +604,7 @@ fn pools_text(data: &Value) -> String {
                 "address",
                 "admin",
                 "monitor",
+                "monitor_failure",
                 "availability",
                 "ratio",
                 "current_connections",

@@ -993,5 +993,29 @@ pub(crate) mod tests {
         let stats = views::stats(&sh);
         assert_eq!(stats["monitor"]["failures_by_reason"]["timeout"], 2);
         assert!(views::monitors(&sh, Some("nope")).is_err());
+        // `show pool` names why a member that is not up failed.
+        let web = sh
+            .dataplane
+            .load()
+            .pools
+            .iter()
+            .position(|(n, _)| n == "web")
+            .unwrap() as u32;
+        let addr = "198.18.2.12:80".parse().unwrap();
+        sh.workers[0].monitor_failing.store(Arc::new(vec![(
+            (web, 1),
+            addr,
+            ProbeFailure::Certificate,
+        )]));
+        let pool = views::pools(&sh, Some("web")).unwrap();
+        let members = pool[0]["members"].as_array().unwrap();
+        for m in members {
+            let want = if m["address"] == "198.18.2.12:80" {
+                Value::from("certificate")
+            } else {
+                Value::Null
+            };
+            assert_eq!(m["monitor_failure"], want, "{m}");
+        }
     }
 }

@@ -432,11 +432,22 @@ fn tcp_stats(s: &Shared) -> Value {
 }
 
 /// `show pool`: every pool with its members: admin state and monitor status side by
-/// side, availability, connections (appliance-wide) and traffic through fastl4.
+/// side (and `monitor_failure`, the reason of the last failed probe of a member that is
+/// not up), availability, connections (appliance-wide) and traffic through fastl4.
 pub fn pools(s: &Shared, name: Option<&str>) -> Result<Value, String> {
     let dp = s.dataplane.load();
     let mut out = Vec::new();
-    for (pname, b) in dp.pools.iter().filter(|(n, _)| name.is_none_or(|x| x == n)) {
+    let failing: Vec<_> = s
+        .workers
+        .iter()
+        .flat_map(|w| w.monitor_failing.load().to_vec())
+        .collect();
+    for (pi, (pname, b)) in dp
+        .pools
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| name.is_none_or(|x| x == n))
+    {
         let cfg = s.config.load();
         let pc = cfg.pools.iter().find(|p| &p.name == pname);
         let members: Vec<Value> = b
@@ -451,7 +462,13 @@ pub fn pools(s: &Shared, name: Option<&str>) -> Result<Value, String> {
                         bytes += fm.counters.bytes();
                     }
                 }
+                // Why the member is not up (its last probe's failure), when a probe failed.
+                let failure = failing
+                    .iter()
+                    .find(|(k, a, _)| k.0 as usize == pi && *a == m.addr)
+                    .map(|(_, _, f)| f.as_str());
                 json!({"address": m.addr.to_string(), "admin": m.admin, "monitor": m.monitor,
+                       "monitor_failure": failure,
                        "availability": m.availability, "ratio": m.ratio, "priority_group": m.priority,
                        "connection_limit": m.conn_limit, "current_connections": m.current_conns,
                        "total_connections": m.total_conns, "packets": packets, "bytes": bytes})

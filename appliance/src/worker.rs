@@ -418,6 +418,10 @@ pub fn run<P: Port>(
                 if m.monitor_stats() != me.monitor_stats.load().as_slice() {
                     me.monitor_stats.store(Arc::new(m.monitor_stats().to_vec()));
                 }
+                let failing = m.failing();
+                if failing != **me.monitor_failing.load() {
+                    me.monitor_failing.store(Arc::new(failing));
+                }
             }
             next_arp_publish = now + ARP_PUBLISH;
             unpublished = false;

@@ -342,6 +342,19 @@ impl Monitors {
             .collect()
     }
 
+    /// Why each member that is not up failed its last probe: (key, address, reason),
+    /// for members whose last finished probe failed and that are not up.
+    pub fn failing(&self) -> Vec<((u32, u32), SocketAddr, ProbeFailure)> {
+        self.watches
+            .iter()
+            .filter(|w| w.status != MonitorStatus::Up && w.streak == 0)
+            .filter_map(|w| {
+                let f = w.last_failure.as_ref()?;
+                Some((w.target.key, w.target.addr, f.reason))
+            })
+            .collect()
+    }
+
     /// True if `h` is one of the engine's probe connections.
     pub fn owns(&self, h: ConnHandle) -> bool {
         self.probes.contains_key(&h)

@@ -157,6 +157,24 @@ fn https_monitors_verify_members_and_count_certificate_failures() {
         assert_eq!(by[other], 0, "{other}: {m}");
     }
     assert!(m["successes"].as_u64().unwrap() >= 3, "{m}");
+    // `show pool` says why the member is down.
+    let pool = bed.rouge_json(&["show", "pool", "secure"]).unwrap();
+    for mm in pool[0]["members"].as_array().unwrap() {
+        let want = if mm["address"] == format!("{WRONG_CA}:443") {
+            Value::from("certificate")
+        } else {
+            Value::Null
+        };
+        assert_eq!(mm["monitor_failure"], want, "{mm}");
+    }
+    let text = stdout(&bed.rouge_cli(&["show", "monitor"]));
+    let pool_text = stdout(&bed.rouge_cli(&["show", "pool", "secure"]));
+    println!("{text}{pool_text}");
+    assert!(
+        text.contains("CERTIFICATE") && text.contains("members-https"),
+        "{text}"
+    );
+    assert!(pool_text.contains("certificate"), "{pool_text}");
     // The log names the member, the reason and the alert Rouge sent.
     let log = bed.rouge_log();
     let line = log

@@ -537,6 +537,7 @@ fn https_member_comes_up_over_a_verified_handshake() {
     assert_eq!(bed.node_sni, vec![None]);
     bed.run(5);
     assert_eq!(bed.status(), MonitorStatus::Up);
+    assert!(bed.mon.failing().is_empty());
     assert_eq!(bed.log.len(), 1, "no flapping: {:?}", bed.log);
     let st = bed.stats();
     assert!(st.probes >= 5 && st.successes == st.probes, "{st:?}");
@@ -558,6 +559,14 @@ fn a_member_certificate_from_another_ca_is_down_with_reason_certificate() {
     assert!(st.failed(ProbeFailure::Certificate) >= 3, "{st:?}");
     assert_eq!(st.failures_total(), st.failed(ProbeFailure::Certificate));
     assert_eq!(st.successes, 0);
+    assert_eq!(
+        bed.mon.failing(),
+        vec![(
+            (0, 0),
+            SocketAddr::new(NODE, 443),
+            ProbeFailure::Certificate
+        )]
+    );
     // The member was told why, and never saw the request.
     assert!(
         bed.node_alerts.contains(&TlsAlert::UNKNOWN_CA),
