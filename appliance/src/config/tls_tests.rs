@@ -196,6 +196,12 @@ server_name = "not a name"
 [[tls_profile]]
 name = "bad"
 client_ca = "tls/ca.crt"
+ca = ""
+certificate = { cert = "", key = "tls/client.key" }
+
+[[tls_profile]]
+name = "no-client-cert"
+certificate = { cert = "tls/missing-client.crt", key = "tls/client.key" }
 "#,
     );
     let f = |field: &str| format!("tls_profile[{i}].{field}");
@@ -223,6 +229,16 @@ client_ca = "tls/ca.crt"
     error_on(&e, &second("name"));
     let ca = error_on(&e, &second("client_ca"));
     assert!(ca.problem.contains("client_auth is \"none\""), "{ca}");
+    assert!(error_on(&e, &second("ca")).problem.contains("is empty"));
+    assert!(error_on(&e, &second("certificate"))
+        .problem
+        .contains("empty cert or key"));
+    let third = format!("tls_profile[{}].certificate", i + 2);
+    let missing = error_on(&e, &third);
+    assert!(
+        missing.problem.contains("cannot read") && missing.problem.contains("missing-client.crt"),
+        "{missing}"
+    );
 }
 
 #[test]
