@@ -18,7 +18,7 @@
 //! response, source port), counted per monitor ([`Monitors::monitor_stats`]) and named
 //! in the transition that marks a member down.
 
-use std::collections::HashMap;
+use crate::hashing::FastMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -235,7 +235,7 @@ const MAX_RESPONSE: usize = 4096;
 #[derive(Default)]
 pub struct Monitors {
     watches: Vec<Watch>,
-    probes: HashMap<ConnHandle, Probe>,
+    probes: FastMap<ConnHandle, Probe>,
     counters: MonitorCounters,
     stats: Vec<MonitorStats>,
 }
