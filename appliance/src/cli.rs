@@ -239,6 +239,8 @@ pub enum ShowWhat {
     Pool,
     /// Pool members as one list.
     Member,
+    /// Health monitors: settings, members up/down, probes and failures by reason.
+    Monitor,
     /// Traffic shaping classes: rate, packets, queue, drops, queueing delay.
     Class,
     /// Flows through the appliance: proxied (standard) and fastl4 alike.
@@ -261,6 +263,7 @@ impl ShowWhat {
             ShowWhat::Virtual => "virtual",
             ShowWhat::Pool => "pool",
             ShowWhat::Member => "member",
+            ShowWhat::Monitor => "monitor",
             ShowWhat::Class => "class",
             ShowWhat::Config => "config",
             ShowWhat::Connections => "connections",
@@ -333,6 +336,7 @@ pub fn show(
                 "bytes",
             ],
         ),
+        ShowWhat::Monitor => monitors_text(&data),
         ShowWhat::Stats => stats_text(&data),
         ShowWhat::Class => classes_text(&data),
         ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
@@ -459,6 +463,51 @@ fn classes_text(data: &Value) -> String {
     out
 }
 
+/// `show monitor`: one row per monitor, the failures by reason as columns.
+fn monitors_text(data: &Value) -> String {
+    let reasons = [
+        "tcp",
+        "timeout",
+        "certificate",
+        "handshake",
+        "response",
+        "source_port",
+    ];
+    let rows: Vec<Value> = data
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let mut r = serde_json::json!({
+                "name": m["name"], "type": m["type"], "tls_profile": m["tls_profile"],
+                "up": m["members"]["up"], "down": m["members"]["down"],
+                "unchecked": m["members"]["unchecked"], "probes": m["probes"],
+                "successes": m["successes"], "failures": m["failures"],
+            });
+            for k in reasons {
+                r[k] = m["failures_by_reason"][k].clone();
+            }
+            r
+        })
+        .collect();
+    if rows.is_empty() {
+        return "(no monitors)\n".into();
+    }
+    let mut cols = vec![
+        "name",
+        "type",
+        "tls_profile",
+        "up",
+        "down",
+        "unchecked",
+        "probes",
+        "successes",
+        "failures",
+    ];
+    cols.extend(reasons);
+    table(&Value::Array(rows), &cols)
+}
+
 /// `show tls`: one row per virtual server and side, then the failures that happened
 /// and the client sides' certificates.
 fn tls_text(data: &Value) -> String {
@@ -555,6 +604,7 @@ fn pools_text(data: &Value) -> String {
                 "address",
                 "admin",
                 "monitor",
+                "monitor_failure",
                 "availability",
                 "ratio",
                 "current_connections",
@@ -719,6 +769,62 @@ mod tests {
     }
 
     #[test]
+    fn monitors_show_failures_by_reason_as_columns() {
+        let data = json!([{
+            "name": "https-get", "type": "https", "tls_profile": "members-https",
+            "members": {"up": 3, "down": 1, "unchecked": 0},
+            "probes": 16, "successes": 12, "failures": 4,
+            "failures_by_reason": {"certificate": 4, "handshake": 0, "response": 0,
+                                   "source_port": 0, "tcp": 0, "timeout": 0},
+        }]);
+        let t = monitors_text(&data);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            [
+                "NAME",
+                "TYPE",
+                "TLS_PROFILE",
+                "UP",
+                "DOWN",
+                "UNCHECKED",
+                "PROBES",
+                "SUCCESSES",
+                "FAILURES",
+                "TCP",
+                "TIMEOUT",
+                "CERTIFICATE",
+                "HANDSHAKE",
+                "RESPONSE",
+                "SOURCE_PORT"
+            ],
+            "{t}"
+        );
+        assert_eq!(
+            lines[1],
+            [
+                "https-get",
+                "https",
+                "members-https",
+                "3",
+                "1",
+                "0",
+                "16",
+                "12",
+                "4",
+                "0",
+                "0",
+                "4",
+                "0",
+                "0",
+                "0"
+            ],
+            "{t}"
+        );
+        assert_eq!(monitors_text(&json!([])), "(no monitors)\n");
+    }
+
+    #[test]
     fn the_tls_table_has_a_row_per_side_and_the_failures_that_happened() {
         let side = |tickets: bool| {
             let mut v = json!({"profile": "p", "current": 1,
@@ -766,6 +872,7 @@ mod tests {
             "rouge show tls",
             "rouge show tls web-tls --json",
             "rouge show member",
+            "rouge show monitor https-get --json",
             "rouge pool member disable web 198.18.2.11:80 --socket /tmp/s",
             "rouge console --socket /tmp/s",
             "rouge top",

@@ -10,7 +10,7 @@ use crate::cli::{self, Cli, Command, ConfigAction};
 
 const HELP: &str = "\
 commands:
-  show interfaces|arp|routes|stats|virtual|pool|member|class|connections|tls|config [NAME] [--json]
+  show interfaces|arp|routes|stats|virtual|pool|member|monitor|class|connections|tls|config [NAME] [--json]
                                                              state and counters
   pool member enable|disable|force-offline POOL ADDR:PORT    change a member's admin state
   config save [FILE]                                         write the running config as TOML

@@ -30,7 +30,7 @@ const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
 const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
 
 /// What `show` words the JSON API serves (read-only views only).
-const API_VIEWS: [&str; 8] = [
+const API_VIEWS: [&str; 9] = [
     "interfaces",
     "arp",
     "routes",
@@ -38,6 +38,7 @@ const API_VIEWS: [&str; 8] = [
     "virtual",
     "pool",
     "member",
+    "monitor",
     "class",
 ];
 

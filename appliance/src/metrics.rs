@@ -6,7 +6,7 @@
 //!
 //! Names follow the Prometheus conventions: a `rouge_` prefix, `_total` on counters,
 //! base units (bytes, seconds), and the labels `interface`, `worker`, `reason`,
-//! `virtual`, `pool`, `member`, `class`.
+//! `virtual`, `pool`, `member`, `monitor`, `class`.
 
 use std::sync::Arc;
 
@@ -191,6 +191,7 @@ impl Collector for Figures {
         ] {
             counter(&mut enc, name, help, None, &[(none(), num(&monitor[key]))])?;
         }
+        monitors(&mut enc, &views::monitors(sh, None).unwrap_or(Value::Null))?;
         classes(&mut enc, &views::classes(sh, None).unwrap_or(Value::Null))?;
         Ok(())
     }
@@ -566,6 +567,31 @@ fn virtuals(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::E
     )
 }
 
+/// Each monitor's successful probes, and its failed ones by `reason` (tcp, timeout,
+/// certificate, handshake, response, source_port).
+fn monitors(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error> {
+    let (mut successes, mut failures) = (Vec::new(), Vec::new());
+    for m in rows(data) {
+        let l: Labels = vec![("monitor", s(&m["name"]))];
+        successes.push((l.clone(), num(&m["successes"])));
+        failures.extend(by_key(&m["failures_by_reason"], &l, "reason"));
+    }
+    counter(
+        enc,
+        "monitor_probe_successes",
+        "Probes that succeeded, per monitor.",
+        None,
+        &successes,
+    )?;
+    counter(
+        enc,
+        "monitor_probe_failures",
+        "Probes that failed, per monitor and reason.",
+        None,
+        &failures,
+    )
+}
+
 /// TLS per virtual server and side (`show tls`), ticket keys per profile.
 fn tls(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error> {
     let (mut hs, mut suites, mut fails, mut bytes, mut cur) =
@@ -933,5 +959,63 @@ pub(crate) mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), n, "duplicate metric families");
+    }
+
+    #[test]
+    fn monitor_failures_carry_the_monitor_and_the_reason() {
+        use rouge_pipelines::monitor::{MonitorStats, ProbeFailure};
+        let sh = shared();
+        let mut st = MonitorStats {
+            name: "http-get".into(),
+            probes: 9,
+            successes: 4,
+            ..MonitorStats::default()
+        };
+        st.failures[ProbeFailure::Certificate as usize] = 3;
+        st.failures[ProbeFailure::Timeout as usize] = 2;
+        sh.workers[0].monitor_stats.store(Arc::new(vec![st]));
+        let text = render(&registry(sh.clone())).unwrap();
+        for sample in [
+            "rouge_monitor_probe_failures_total{monitor=\"http-get\",reason=\"certificate\"} 3",
+            "rouge_monitor_probe_failures_total{monitor=\"http-get\",reason=\"timeout\"} 2",
+            "rouge_monitor_probe_failures_total{monitor=\"http-get\",reason=\"handshake\"} 0",
+            "rouge_monitor_probe_successes_total{monitor=\"http-get\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == sample), "{sample} missing");
+        }
+        // The same figures in `show monitor` and `show stats`.
+        let m = views::monitors(&sh, Some("http-get")).unwrap();
+        assert_eq!(m[0]["failures"], 5);
+        assert_eq!(m[0]["failures_by_reason"]["certificate"], 3);
+        // Pools web and web6, four members each, nothing probed yet.
+        assert_eq!(m[0]["members"]["unchecked"], 8);
+        assert_eq!(m[0]["type"], "http");
+        let stats = views::stats(&sh);
+        assert_eq!(stats["monitor"]["failures_by_reason"]["timeout"], 2);
+        assert!(views::monitors(&sh, Some("nope")).is_err());
+        // `show pool` names why a member that is not up failed.
+        let web = sh
+            .dataplane
+            .load()
+            .pools
+            .iter()
+            .position(|(n, _)| n == "web")
+            .unwrap() as u32;
+        let addr = "198.18.2.12:80".parse().unwrap();
+        sh.workers[0].monitor_failing.store(Arc::new(vec![(
+            (web, 1),
+            addr,
+            ProbeFailure::Certificate,
+        )]));
+        let pool = views::pools(&sh, Some("web")).unwrap();
+        let members = pool[0]["members"].as_array().unwrap();
+        for m in members {
+            let want = if m["address"] == "198.18.2.12:80" {
+                Value::from("certificate")
+            } else {
+                Value::Null
+            };
+            assert_eq!(m["monitor_failure"], want, "{m}");
+        }
     }
 }

@@ -147,6 +147,8 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
         ["show", "pool", name] => views::pools(shared, Some(name)),
         ["show", "class"] => views::classes(shared, None),
         ["show", "class", name] => views::classes(shared, Some(name)),
+        ["show", "monitor"] => views::monitors(shared, None),
+        ["show", "monitor", name] => views::monitors(shared, Some(name)),
         ["show", "member"] => views::members(shared, None),
         ["show", "member", name] => views::members(shared, Some(name)),
         ["pool", "member", action, pool, member] => member_state(shared, action, pool, member),
@@ -173,13 +175,6 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
 pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
     let _guard = shared.change.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = config::parse(name, text).map_err(|e| e.to_string())?;
-    let warnings: Vec<String> = config::warnings(name, text, &cfg, config::tls::unix_now())
-        .iter()
-        .map(|w| {
-            tracing::warn!("{w}");
-            w.to_string()
-        })
-        .collect();
     let old_cfg = shared.config.load_full();
     let old_ifs: Vec<&str> = old_cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
     let new_ifs: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
@@ -199,6 +194,15 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
             old_ifs.join(", ")
         ));
     }
+    // What `rouge check` would warn about (expiring or test certificates...), logged
+    // and returned to the CLI.
+    let warnings: Vec<String> = config::warnings(name, text, &cfg, config::tls::unix_now())
+        .iter()
+        .map(|w| {
+            tracing::warn!("{w}");
+            w.to_string()
+        })
+        .collect();
     let old_dp = shared.dataplane.load_full();
     let generation = old_dp.generation + 1;
     let dp = config::build::dataplane_with(

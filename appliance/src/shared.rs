@@ -12,10 +12,15 @@ use rouge_drivers::{MacAddr, PortCounters};
 use rouge_pipelines::arp::ArpEntryView;
 use rouge_pipelines::counters::PipelineCounters;
 use rouge_pipelines::dataplane::Dataplane;
+use rouge_pipelines::monitor::{MonitorStats, ProbeFailure};
 use rouge_pipelines::shaper::DelayStats;
 use rouge_pipelines::tcp::TcpCounters;
 
 use crate::config::Config;
+
+/// A member that is not up and why its last probe failed: ((pool index, member index),
+/// address, reason).
+pub type MemberFailure = ((u32, u32), std::net::SocketAddr, ProbeFailure);
 
 /// What one worker shares.
 #[derive(Debug)]
@@ -40,6 +45,12 @@ pub struct WorkerShared {
     pub monitor_probes: AtomicU64,
     /// Monitor probes that failed.
     pub monitor_failures: AtomicU64,
+    /// The counts of each monitor this worker probes for (probes, successes,
+    /// failures by reason), republished when they change (at most every 100 ms).
+    pub monitor_stats: ArcSwap<Vec<MonitorStats>>,
+    /// Members not up whose last probe failed, with the reason: ((pool index in the
+    /// snapshot, member index), address, reason); republished when it changes.
+    pub monitor_failing: ArcSwap<Vec<MemberFailure>>,
     /// The worker's shaping figures, republished every few milliseconds while shaping.
     pub shaping: ArcSwapOption<crate::egress::ShapingSample>,
     /// Packets the worker's shapers dropped.
@@ -150,6 +161,8 @@ impl Shared {
                     monitor_transitions: AtomicU64::new(0),
                     monitor_probes: AtomicU64::new(0),
                     monitor_failures: AtomicU64::new(0),
+                    monitor_stats: ArcSwap::from_pointee(Vec::new()),
+                    monitor_failing: ArcSwap::from_pointee(Vec::new()),
                     shaping: ArcSwapOption::empty(),
                     shaping_drops: AtomicU64::new(0),
                     transit: ArcSwap::from_pointee(DelayStats::default()),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use rouge_drivers::PortDrop;
+use rouge_pipelines::monitor::{MonitorStats, ProbeFailure};
 use rouge_pipelines::shaper::DelayStats;
 use rouge_pipelines::verdict::DropReason;
 use serde_json::{json, Value};
@@ -371,6 +372,7 @@ pub fn stats(s: &Shared) -> Value {
             "transitions": s.workers.iter().map(|w| w.monitor_transitions.load(Ordering::Relaxed)).sum::<u64>(),
             "probes": s.workers.iter().map(|w| w.monitor_probes.load(Ordering::Relaxed)).sum::<u64>(),
             "failures": s.workers.iter().map(|w| w.monitor_failures.load(Ordering::Relaxed)).sum::<u64>(),
+            "failures_by_reason": failures_json(&monitor_stats(s, None).failures),
         },
         "workers": workers,
     })
@@ -430,11 +432,22 @@ fn tcp_stats(s: &Shared) -> Value {
 }
 
 /// `show pool`: every pool with its members: admin state and monitor status side by
-/// side, availability, connections (appliance-wide) and traffic through fastl4.
+/// side (and `monitor_failure`, the reason of the last failed probe of a member that is
+/// not up), availability, connections (appliance-wide) and traffic through fastl4.
 pub fn pools(s: &Shared, name: Option<&str>) -> Result<Value, String> {
     let dp = s.dataplane.load();
     let mut out = Vec::new();
-    for (pname, b) in dp.pools.iter().filter(|(n, _)| name.is_none_or(|x| x == n)) {
+    let failing: Vec<_> = s
+        .workers
+        .iter()
+        .flat_map(|w| w.monitor_failing.load().to_vec())
+        .collect();
+    for (pi, (pname, b)) in dp
+        .pools
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| name.is_none_or(|x| x == n))
+    {
         let cfg = s.config.load();
         let pc = cfg.pools.iter().find(|p| &p.name == pname);
         let members: Vec<Value> = b
@@ -449,7 +462,13 @@ pub fn pools(s: &Shared, name: Option<&str>) -> Result<Value, String> {
                         bytes += fm.counters.bytes();
                     }
                 }
+                // Why the member is not up (its last probe's failure), when a probe failed.
+                let failure = failing
+                    .iter()
+                    .find(|(k, a, _)| k.0 as usize == pi && *a == m.addr)
+                    .map(|(_, _, f)| f.as_str());
                 json!({"address": m.addr.to_string(), "admin": m.admin, "monitor": m.monitor,
+                       "monitor_failure": failure,
                        "availability": m.availability, "ratio": m.ratio, "priority_group": m.priority,
                        "connection_limit": m.conn_limit, "current_connections": m.current_conns,
                        "total_connections": m.total_conns, "packets": packets, "bytes": bytes})
@@ -460,6 +479,80 @@ pub fn pools(s: &Shared, name: Option<&str>) -> Result<Value, String> {
     }
     if let (Some(n), true) = (name, out.is_empty()) {
         return Err(format!("no pool named `{n}`; `rouge show pool` lists them"));
+    }
+    Ok(Value::Array(out))
+}
+
+/// The counts of monitor `name` (or of every monitor) summed over the workers.
+fn monitor_stats(s: &Shared, name: Option<&str>) -> MonitorStats {
+    let mut all = MonitorStats::default();
+    for w in &s.workers {
+        for m in w.monitor_stats.load().iter() {
+            if name.is_none_or(|n| n == m.name) {
+                all.probes += m.probes;
+                all.successes += m.successes;
+                for (a, b) in all.failures.iter_mut().zip(m.failures) {
+                    *a += b;
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Failures by reason as `{"tcp": n, "timeout": n, …}`, every reason present.
+fn failures_json(f: &[u64]) -> Value {
+    let m: BTreeMap<&str, u64> = ProbeFailure::ALL
+        .iter()
+        .zip(f)
+        .map(|(r, n)| (r.as_str(), *n))
+        .collect();
+    json!(m)
+}
+
+/// `show monitor`: every `[[monitor]]` (or the one named) with its settings, the
+/// status of the members it watches, and its probes, successes and failures by reason
+/// (tcp, timeout, certificate, handshake, response, source_port), summed over workers.
+pub fn monitors(s: &Shared, name: Option<&str>) -> Result<Value, String> {
+    let cfg = s.config.load();
+    let dp = s.dataplane.load();
+    let mut out = Vec::new();
+    for m in cfg
+        .monitors
+        .iter()
+        .filter(|m| name.is_none_or(|n| n == m.name))
+    {
+        let mut status: BTreeMap<&str, u64> = ["up", "down", "unchecked"]
+            .iter()
+            .map(|k| (*k, 0))
+            .collect();
+        for p in cfg
+            .pools
+            .iter()
+            .filter(|p| p.monitor.as_ref() == Some(&m.name))
+        {
+            if let Some((_, b)) = dp.pools.iter().find(|(n, _)| *n == p.name) {
+                for v in b.pool.view(&b.states, &b.counts) {
+                    *status.entry(v.monitor).or_default() += 1;
+                }
+            }
+        }
+        let st = monitor_stats(s, Some(&m.name));
+        let mut row = json!({
+            "name": m.name, "type": m.kind.as_str(), "interval_secs": m.interval,
+            "timeout_secs": m.timeout, "up_after": m.up_after,
+            "members": status, "probes": st.probes, "successes": st.successes,
+            "failures": st.failures_total(), "failures_by_reason": failures_json(&st.failures),
+        });
+        if let Some(t) = &m.tls_profile {
+            row["tls_profile"] = json!(t);
+        }
+        out.push(row);
+    }
+    if let (Some(n), true) = (name, out.is_empty()) {
+        return Err(format!(
+            "no monitor named `{n}`; `rouge show monitor` lists them"
+        ));
     }
     Ok(Value::Array(out))
 }

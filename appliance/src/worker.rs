@@ -379,7 +379,10 @@ pub fn run<P: Port>(
         for t in l2.take_transitions() {
             let status = t.status.as_str();
             if t.status == rouge_pipelines::lb::MonitorStatus::Down {
-                tracing::warn!(member = %t.addr, status, reason = %t.reason, "monitor status change");
+                // `failure`: the last failed probe's reason (tcp, timeout, certificate,
+                // handshake, response, source_port); never key material.
+                let failure = t.failure.map_or("none", |f| f.as_str());
+                tracing::warn!(member = %t.addr, status, failure, reason = %t.reason, "monitor status change");
             } else {
                 tracing::info!(member = %t.addr, status, reason = %t.reason, "monitor status change");
             }
@@ -412,6 +415,13 @@ pub fn run<P: Port>(
                 let c = m.counters();
                 me.monitor_probes.store(c.probes, Ordering::Relaxed);
                 me.monitor_failures.store(c.failures, Ordering::Relaxed);
+                if m.monitor_stats() != me.monitor_stats.load().as_slice() {
+                    me.monitor_stats.store(Arc::new(m.monitor_stats().to_vec()));
+                }
+                let failing = m.failing();
+                if failing != **me.monitor_failing.load() {
+                    me.monitor_failing.store(Arc::new(failing));
+                }
             }
             next_arp_publish = now + ARP_PUBLISH;
             unpublished = false;

@@ -3,23 +3,36 @@
 //!
 //! A sans-I/O engine: [`Monitors::poll`] starts the probes that are due and reports
 //! status changes; [`Monitors::on_event`] takes the TCP events of its own connections.
-//! Types: `tcp` (the handshake completes) and `http` (send a request, the response
-//! must contain the receive string, e.g. `200 OK`).
+//! Types: `tcp` (the handshake completes), `http` (send a request, the response
+//! must contain the receive string, e.g. `200 OK`) and `https` (the same inside TLS: a
+//! full TLS handshake verified as the server TLS profile says, then the request
+//! encrypted and the decrypted response checked).
 //!
 //! Semantics (as an F5 operator expects): a probe starts every `interval`; a member is
 //! marked **down** when no probe has succeeded within `timeout`; a member that is down
 //! (or not yet checked) is marked **up** after `up_after` consecutive successes. Every
 //! transition is reported with its reason. Each probe is bounded by `timeout` too, and
 //! a probe that has not finished when the next is due is abandoned (counted as failed).
+//!
+//! Every failure has a [`ProbeFailure`] reason (tcp, timeout, certificate, handshake,
+//! response, source port), counted per monitor ([`Monitors::monitor_stats`]) and named
+//! in the transition that marks a member down.
 
 use crate::hashing::FastMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lb::MonitorStatus;
 use crate::ports::PortAllocator;
 use crate::tcp::{ConnHandle, Event, Owner, ProfileId, TcpStack};
+use crate::tls::{TlsClientConfig, TlsSession};
 use crate::Instant;
+
+mod failure;
+mod https;
+
+pub use failure::{MonitorStats, ProbeError, ProbeFailure};
 
 /// What a probe checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +46,63 @@ pub enum ProbeKind {
         /// Text the response must contain, e.g. `200`.
         receive: String,
     },
+    /// After the TCP handshake, a TLS handshake as `tls` says (verification, server
+    /// name); then `send` is written encrypted and the decrypted response must contain
+    /// `receive`.
+    Https {
+        /// Request bytes, e.g. `GET / HTTP/1.0\r\n\r\n`.
+        send: String,
+        /// Text the response must contain, e.g. `200`.
+        receive: String,
+        /// The server TLS profile.
+        tls: ProbeTls,
+    },
+}
+
+/// The TLS side of an https monitor: the `[[tls_profile]]` it names and the client
+/// configuration built from it. The worker that probes takes its own copy
+/// ([`TlsClientConfig::for_worker`]) without a session cache: every probe is a full
+/// handshake, so the member's certificate is verified each time, as a new client would.
+///
+/// Two are equal when they are the same build of the same profile; a new build of a
+/// profile with the same name (a configuration change) keeps the members' status (see
+/// [`Monitors::set_targets`]).
+#[derive(Debug, Clone)]
+pub struct ProbeTls {
+    /// The profile's name.
+    pub profile: String,
+    /// The configuration built from it.
+    pub config: Arc<TlsClientConfig>,
+}
+
+impl PartialEq for ProbeTls {
+    fn eq(&self, other: &ProbeTls) -> bool {
+        self.profile == other.profile && Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for ProbeTls {}
+
+impl ProbeKind {
+    /// The same monitor for the purpose of keeping a member's status: equal, or an
+    /// https monitor whose TLS profile has the same name (and may have been rebuilt).
+    fn continues(&self, new: &ProbeKind) -> bool {
+        match (self, new) {
+            (
+                ProbeKind::Https {
+                    send: s1,
+                    receive: r1,
+                    tls: t1,
+                },
+                ProbeKind::Https {
+                    send: s2,
+                    receive: r2,
+                    tls: t2,
+                },
+            ) => s1 == s2 && r1 == r2 && t1.profile == t2.profile,
+            (a, b) => a == b,
+        }
+    }
 }
 
 /// A monitor as configured.
@@ -48,6 +118,16 @@ pub struct MonitorSpec {
     pub timeout: Duration,
     /// Consecutive successes that bring a member up.
     pub up_after: u32,
+}
+
+impl MonitorSpec {
+    fn continues(&self, new: &MonitorSpec) -> bool {
+        self.name == new.name
+            && self.interval == new.interval
+            && self.timeout == new.timeout
+            && self.up_after == new.up_after
+            && self.kind.continues(&new.kind)
+    }
 }
 
 /// One member to watch: where it is, the local address to probe from, and which
@@ -75,6 +155,9 @@ pub struct Transition {
     pub status: MonitorStatus,
     /// Why, in words for the log.
     pub reason: String,
+    /// For a member marked down: the reason of the last failed probe (`None` when no
+    /// probe has finished yet).
+    pub failure: Option<ProbeFailure>,
 }
 
 /// Counters of the engine.
@@ -96,17 +179,53 @@ struct Watch {
     status: MonitorStatus,
     next_probe: Instant,
     last_success: Option<Instant>,
-    started: Instant,
+    /// When the member was first polled (the caller may set targets before it has a
+    /// clock: `timeout` counts from the first [`Monitors::poll`]).
+    started: Option<Instant>,
     streak: u32,
     probe: Option<ConnHandle>,
     probe_deadline: Instant,
-    last_failure: &'static str,
+    last_failure: Option<ProbeError>,
+    /// Index in [`Monitors::stats`] of the monitor's counts.
+    stats: usize,
+    /// This worker's TLS configuration for an https monitor.
+    tls: Option<TlsClientConfig>,
+}
+
+/// How far a probe got (for the words of a timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    TlsHandshake,
+    Response,
 }
 
 #[derive(Debug)]
 struct Probe {
     watch: usize,
     response: Vec<u8>,
+    phase: Phase,
+    /// The TLS session of an https probe.
+    tls: Option<Box<TlsSession>>,
+    /// Bytes of the request accepted by the TLS session.
+    sent: usize,
+}
+
+impl Probe {
+    fn new(watch: usize) -> Probe {
+        Probe {
+            watch,
+            response: Vec::new(),
+            phase: Phase::Connecting,
+            tls: None,
+            sent: 0,
+        }
+    }
+
+    /// Keeps up to [`MAX_RESPONSE`] bytes of the response.
+    fn keep(&mut self, data: &[u8]) {
+        https::keep(&mut self.response, data);
+    }
 }
 
 /// Most response bytes kept to look for the receive string.
@@ -118,6 +237,7 @@ pub struct Monitors {
     watches: Vec<Watch>,
     probes: FastMap<ConnHandle, Probe>,
     counters: MonitorCounters,
+    stats: Vec<MonitorStats>,
 }
 
 /// Tells whether a (local, remote) pair is used by something other than the TCP stack
@@ -145,25 +265,61 @@ impl Monitors {
         self.counters
     }
 
-    /// Replaces the targets. Members watched before (same key, address and monitor)
-    /// keep their status and history; new ones start `unchecked` and are probed at once.
+    /// The counts of every monitor this engine has run, by name.
+    pub fn monitor_stats(&self) -> &[MonitorStats] {
+        &self.stats
+    }
+
+    /// Replaces the targets (`now` may be [`Instant::ZERO`] when the caller has no clock
+    /// yet: new members are probed at the first [`Monitors::poll`], and their `timeout`
+    /// counts from then). Members watched before (same key, address and monitor;
+    /// for https the same TLS profile name, whose new build takes effect from the next
+    /// probe) keep their status and history; new ones start `unchecked` and are probed
+    /// at once.
     pub fn set_targets(&mut self, now: Instant, targets: Vec<Target>) {
         let mut old = std::mem::take(&mut self.watches);
         for t in targets {
-            match old.iter().position(|w| w.target == t) {
-                Some(i) => self.watches.push(old.swap_remove(i)),
-                None => self.watches.push(Watch {
-                    target: t,
+            let stats = match self.stats.iter().position(|s| s.name == t.spec.name) {
+                Some(i) => i,
+                None => {
+                    self.stats.push(MonitorStats {
+                        name: t.spec.name.clone(),
+                        ..MonitorStats::default()
+                    });
+                    self.stats.len() - 1
+                }
+            };
+            let continued = old.iter().position(|w| {
+                w.target.key == t.key
+                    && w.target.addr == t.addr
+                    && w.target.source == t.source
+                    && w.target.spec.continues(&t.spec)
+            });
+            let mut w = match continued {
+                Some(i) => old.swap_remove(i),
+                None => Watch {
+                    target: t.clone(),
                     status: MonitorStatus::Unchecked,
                     next_probe: now,
                     last_success: None,
-                    started: now,
+                    started: None,
                     streak: 0,
                     probe: None,
                     probe_deadline: now,
-                    last_failure: "no probe answered yet",
-                }),
+                    last_failure: None,
+                    stats,
+                    tls: None,
+                },
+            };
+            if w.tls.is_none() || w.target != t {
+                w.tls = match &t.spec.kind {
+                    ProbeKind::Https { tls, .. } => Some(tls.config.for_worker(0)),
+                    _ => None,
+                };
             }
+            w.target = t;
+            w.stats = stats;
+            self.watches.push(w);
         }
         // Probes of members no longer watched are dropped from the table; their
         // connections end by themselves (abort on the next event).
@@ -183,6 +339,19 @@ impl Monitors {
         self.watches
             .iter()
             .map(|w| (w.target.key, w.target.addr, w.status))
+            .collect()
+    }
+
+    /// Why each member that is not up failed its last probe: (key, address, reason),
+    /// for members whose last finished probe failed and that are not up.
+    pub fn failing(&self) -> Vec<((u32, u32), SocketAddr, ProbeFailure)> {
+        self.watches
+            .iter()
+            .filter(|w| w.status != MonitorStatus::Up && w.streak == 0)
+            .filter_map(|w| {
+                let f = w.last_failure.as_ref()?;
+                Some((w.target.key, w.target.addr, f.reason))
+            })
             .collect()
     }
 
@@ -207,9 +376,12 @@ impl Monitors {
             let w = &self.watches[i];
             if let Some(h) = w.probe {
                 if now >= w.probe_deadline {
+                    let why = match self.probes.remove(&h) {
+                        Some(p) => timed_out(p, now),
+                        None => ProbeError::new(ProbeFailure::Timeout, "probe timed out"),
+                    };
                     let _ = tcp.abort(now, h);
-                    self.probes.remove(&h);
-                    self.finish(i, now, Err("probe timed out"), out);
+                    self.finish(i, now, Err(why), out);
                 }
             }
             let w = &self.watches[i];
@@ -258,33 +430,32 @@ impl Monitors {
             tcp.in_use(local, addr) || other(local, addr)
         });
         let Some(port) = port else {
-            self.finish(i, now, Err("no free source port"), out);
+            let why = ProbeError::new(ProbeFailure::SourcePort, "no free source port");
+            self.finish(i, now, Err(why), out);
             return;
         };
         if let Ok(h) = tcp.connect(now, SocketAddr::new(source, port), addr, ProfileId::DEFAULT) {
             let _ = tcp.set_owner(h, Owner::new(crate::host::app::MONITORS, i as u32));
             self.counters.probes += 1;
             let w = &mut self.watches[i];
+            self.stats[w.stats].probes += 1;
             w.probe = Some(h);
             w.probe_deadline = now + timeout.min(interval).max(Duration::from_millis(10));
-            self.probes.insert(
-                h,
-                Probe {
-                    watch: i,
-                    response: Vec::new(),
-                },
-            );
+            self.probes.insert(h, Probe::new(i));
         }
     }
 
     fn check_timeout(&mut self, i: usize, now: Instant, out: &mut Vec<Transition>) {
         let w = &mut self.watches[i];
-        let since = w.last_success.unwrap_or(w.started);
+        let since = w.last_success.unwrap_or(*w.started.get_or_insert(now));
         if w.status != MonitorStatus::Down && now - since >= w.target.spec.timeout {
+            let last = match &w.last_failure {
+                Some(e) => e.to_string(),
+                None => "no probe answered yet".into(),
+            };
             let reason = format!(
-                "no successful probe for {} ms (last failure: {})",
+                "no successful probe for {} ms (last failure: {last})",
                 (now - since).as_millis(),
-                w.last_failure
             );
             w.status = MonitorStatus::Down;
             w.streak = 0;
@@ -294,6 +465,7 @@ impl Monitors {
                 addr: w.target.addr,
                 status: MonitorStatus::Down,
                 reason,
+                failure: w.last_failure.as_ref().map(|e| e.reason),
             });
         }
     }
@@ -302,14 +474,16 @@ impl Monitors {
         &mut self,
         i: usize,
         now: Instant,
-        result: Result<(), &'static str>,
+        result: Result<(), ProbeError>,
         out: &mut Vec<Transition>,
     ) {
         let w = &mut self.watches[i];
         w.probe = None;
+        let stats = &mut self.stats[w.stats];
         match result {
             Ok(()) => {
                 self.counters.successes += 1;
+                stats.successes += 1;
                 w.last_success = Some(now);
                 w.streak += 1;
                 if w.status != MonitorStatus::Up && w.streak >= w.target.spec.up_after.max(1) {
@@ -324,13 +498,15 @@ impl Monitors {
                         addr: w.target.addr,
                         status: MonitorStatus::Up,
                         reason,
+                        failure: None,
                     });
                 }
             }
             Err(why) => {
                 self.counters.failures += 1;
+                stats.failures[why.reason as usize] += 1;
                 w.streak = 0;
-                w.last_failure = why;
+                w.last_failure = Some(why);
             }
         }
         self.check_timeout(i, now, out);
@@ -346,17 +522,42 @@ impl Monitors {
     ) {
         match ev {
             Event::Connected(h) => {
-                let Some(p) = self.probes.get(&h) else { return };
+                let Some(p) = self.probes.get_mut(&h) else {
+                    return;
+                };
                 let i = p.watch;
-                match &self.watches[i].target.spec.kind {
+                let w = &mut self.watches[i];
+                match &w.target.spec.kind {
                     ProbeKind::Tcp => {
                         self.probes.remove(&h);
                         let _ = tcp.close(now, h);
                         self.finish(i, now, Ok(()), out);
                     }
                     ProbeKind::Http { send, .. } => {
+                        p.phase = Phase::Response;
                         let _ = tcp.write(h, send.as_bytes());
                         let _ = tcp.shutdown(now, h);
+                    }
+                    ProbeKind::Https { .. } => {
+                        let started = match &w.tls {
+                            Some(cfg) => https::start(p, cfg, w.target.addr.ip(), now, tcp, h),
+                            None => Err(ProbeError::new(
+                                ProbeFailure::Handshake,
+                                "no TLS configuration for the monitor",
+                            )),
+                        };
+                        match started {
+                            Ok(deadline) => {
+                                if let Some(d) = deadline {
+                                    w.probe_deadline = w.probe_deadline.min(d);
+                                }
+                            }
+                            Err(why) => {
+                                self.probes.remove(&h);
+                                let _ = tcp.abort(now, h);
+                                self.finish(i, now, Err(why), out);
+                            }
+                        }
                     }
                 }
             }
@@ -367,44 +568,93 @@ impl Monitors {
                     }
                     return;
                 };
-                let mut buf = [0u8; 2048];
-                while let Ok(n) = tcp.read(h, &mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let room = MAX_RESPONSE.saturating_sub(p.response.len());
-                    p.response.extend_from_slice(&buf[..n.min(room)]);
-                }
                 let i = p.watch;
-                let matched = match &self.watches[i].target.spec.kind {
-                    ProbeKind::Http { receive, .. } => contains(&p.response, receive.as_bytes()),
-                    ProbeKind::Tcp => true,
+                let ended = !matches!(ev, Event::Readable(_));
+                let result = match &self.watches[i].target.spec.kind {
+                    ProbeKind::Https { send, receive, .. } => {
+                        https::on_input(p, tcp, h, send.as_bytes(), receive.as_bytes(), ended)
+                    }
+                    ProbeKind::Http { receive, .. } => {
+                        let mut buf = [0u8; 2048];
+                        while let Ok(n) = tcp.read(h, &mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            p.keep(&buf[..n]);
+                        }
+                        if contains(&p.response, receive.as_bytes()) {
+                            Some(Ok(()))
+                        } else if ended || p.response.len() >= MAX_RESPONSE {
+                            Some(Err(ProbeError::new(
+                                ProbeFailure::Response,
+                                "response did not contain the receive string",
+                            )))
+                        } else {
+                            None
+                        }
+                    }
+                    ProbeKind::Tcp => Some(Ok(())),
                 };
-                let ended = !matches!(ev, Event::Readable(_)) || p.response.len() >= MAX_RESPONSE;
-                if matched || ended {
-                    self.probes.remove(&h);
-                    let _ = tcp.abort(now, h);
-                    let result = if matched {
-                        Ok(())
-                    } else {
-                        Err("response did not contain the receive string")
-                    };
-                    self.finish(i, now, result, out);
+                let Some(result) = result else { return };
+                if let Some(p) = self.probes.remove(&h) {
+                    match p.tls {
+                        // TLS ends with close_notify (or the alert sent) and a FIN.
+                        Some(mut s) => {
+                            let _ = s.close();
+                            https::flush(&mut s, tcp, h);
+                            let _ = tcp.close(now, h);
+                        }
+                        None => {
+                            let _ = tcp.abort(now, h);
+                        }
+                    }
+                }
+                self.finish(i, now, result, out);
+            }
+            Event::Writable(h) => {
+                if let Some(s) = self.probes.get_mut(&h).and_then(|p| p.tls.as_mut()) {
+                    https::flush(s, tcp, h);
                 }
             }
             Event::Reset(h, reason) => {
                 if let Some(p) = self.probes.remove(&h) {
                     let why = match reason {
-                        crate::tcp::ResetReason::Refused => "connection refused",
-                        crate::tcp::ResetReason::TimedOut => "connection timed out",
-                        crate::tcp::ResetReason::Peer => "connection reset",
+                        crate::tcp::ResetReason::Refused => {
+                            ProbeError::new(ProbeFailure::Tcp, "connection refused")
+                        }
+                        crate::tcp::ResetReason::TimedOut => {
+                            ProbeError::new(ProbeFailure::Timeout, "connection timed out")
+                        }
+                        crate::tcp::ResetReason::Peer => ProbeError::new(
+                            ProbeFailure::Tcp,
+                            match p.phase {
+                                Phase::TlsHandshake => "connection reset during the TLS handshake",
+                                _ => "connection reset",
+                            },
+                        ),
                     };
                     self.finish(p.watch, now, Err(why), out);
                 }
             }
-            Event::Writable(_) | Event::Accepted(_) => {}
+            Event::Accepted(_) => {}
         }
     }
+}
+
+/// The failure of a probe whose deadline passed, named after how far it got (the TLS
+/// session's own handshake timeout when that is what ran out).
+fn timed_out(mut p: Probe, now: Instant) -> ProbeError {
+    if let Some(s) = p.tls.as_mut() {
+        if let Err(e) = s.handle_timeout(now) {
+            return ProbeError::new(ProbeFailure::Timeout, e.to_string());
+        }
+    }
+    let what = match p.phase {
+        Phase::Connecting => "probe timed out waiting for the TCP handshake",
+        Phase::TlsHandshake => "probe timed out during the TLS handshake",
+        Phase::Response => "probe timed out waiting for the response",
+    };
+    ProbeError::new(ProbeFailure::Timeout, what)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -13,7 +13,7 @@ use rouge_pipelines::dataplane::{
 use rouge_pipelines::lb::{
     AdminState, ConnCounts, Member, MemberStates, Method, MonitorStatus, Pool, PoolConfig,
 };
-use rouge_pipelines::monitor::{MonitorSpec, ProbeKind, Target};
+use rouge_pipelines::monitor::{MonitorSpec, ProbeKind, ProbeTls, Target};
 use rouge_pipelines::route::{NextHop, Route, RouteTable};
 use rouge_pipelines::services::{ServiceKind, ServiceSpec};
 
@@ -160,9 +160,9 @@ pub fn dataplane_with(
         retries: cfg.arp.retries,
         ..ArpConfig::default()
     };
-    let (pools, targets) = pools_and_monitors(cfg, previous, &self_ips, &routes);
-    let fastl4 = fastl4_servers(cfg, workers, previous, &pools);
     let mut built_tls = super::tls::Built::new(cfg, tls);
+    let (pools, targets) = pools_and_monitors(cfg, previous, &self_ips, &routes, &mut built_tls);
+    let fastl4 = fastl4_servers(cfg, workers, previous, &pools);
     let standard = super::proxy::standard_servers(cfg, workers, previous, &pools, &mut built_tls);
     let dp = Dataplane::new(
         generation,
@@ -186,12 +186,14 @@ pub fn dataplane_with(
 }
 
 /// Builds every pool (keeping the live state of pools that exist in `previous`) and the
-/// monitor targets of their members (probed from the self IP toward each member).
+/// monitor targets of their members (probed from the self IP toward each member); https
+/// monitors take the server side of their `tls_profile` from `tls`.
 fn pools_and_monitors(
     cfg: &Config,
     previous: Option<&Dataplane>,
     self_ips: &[SelfIp],
     routes: &[Route],
+    tls: &mut super::tls::Built<'_>,
 ) -> (Vec<(String, LbBinding)>, Vec<Target>) {
     let table = RouteTable::new(routes.to_vec());
     let mut pools = Vec::new();
@@ -245,18 +247,46 @@ fn pools_and_monitors(
             .as_ref()
             .and_then(|n| cfg.monitors.iter().find(|x| &x.name == n))
         {
+            let send = || {
+                m.send
+                    .clone()
+                    .unwrap_or_else(|| "GET / HTTP/1.0\r\n\r\n".into())
+            };
+            let kind = match m.kind {
+                MonitorType::Tcp => ProbeKind::Tcp,
+                MonitorType::Http => ProbeKind::Http {
+                    send: send(),
+                    receive: m.receive.clone().unwrap_or_default(),
+                },
+                MonitorType::Https => {
+                    let profile = m.tls_profile.clone().unwrap_or_default();
+                    let Some((config, _)) = tls.client(&profile) else {
+                        // Validation refuses this; a profile that still cannot be built
+                        // (logged by the builder) must not leave members up unprobed.
+                        tracing::error!(monitor = %m.name, profile, "https monitor without a usable tls_profile: its members are down");
+                        for id in pool.ids() {
+                            states.set_monitor(id, MonitorStatus::Down);
+                        }
+                        pools.push((
+                            p.name.clone(),
+                            LbBinding {
+                                pool: Arc::new(pool),
+                                states: Arc::new(states),
+                                counts: Arc::new(counts),
+                            },
+                        ));
+                        continue;
+                    };
+                    ProbeKind::Https {
+                        send: send(),
+                        receive: m.receive.clone().unwrap_or_default(),
+                        tls: ProbeTls { profile, config },
+                    }
+                }
+            };
             let spec = MonitorSpec {
                 name: m.name.clone(),
-                kind: match m.kind {
-                    MonitorType::Tcp => ProbeKind::Tcp,
-                    MonitorType::Http => ProbeKind::Http {
-                        send: m
-                            .send
-                            .clone()
-                            .unwrap_or_else(|| "GET / HTTP/1.0\r\n\r\n".into()),
-                        receive: m.receive.clone().unwrap_or_default(),
-                    },
-                },
+                kind,
                 interval: Duration::from_secs_f64(m.interval),
                 timeout: Duration::from_secs_f64(m.timeout),
                 up_after: m.up_after,

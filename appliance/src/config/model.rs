@@ -298,6 +298,19 @@ pub enum MonitorType {
     Tcp,
     /// An HTTP request is answered with a response containing `receive`.
     Http,
+    /// As `http`, inside TLS verified as the `tls_profile`'s server side says.
+    Https,
+}
+
+impl MonitorType {
+    /// The word in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonitorType::Tcp => "tcp",
+            MonitorType::Http => "http",
+            MonitorType::Https => "https",
+        }
+    }
 }
 
 /// A health monitor (`[[monitor]]`).
@@ -309,12 +322,16 @@ pub struct MonitorCfg {
     /// What it checks.
     #[serde(rename = "type")]
     pub kind: MonitorType,
-    /// Request to send (http), e.g. `GET / HTTP/1.0\r\n\r\n`.
+    /// Request to send (http, https), e.g. `GET / HTTP/1.0\r\n\r\n`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,
-    /// Text the response must contain (http), e.g. `200`.
+    /// Text the response must contain (http, https), e.g. `200`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive: Option<String>,
+    /// https: the `[[tls_profile]]` whose server side (`ca`, `verify`, `server_name`,
+    /// `min_version`, `alpn`, `certificate`, `handshake_timeout_ms`) the probes use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_profile: Option<String>,
     /// Seconds between probes.
     #[serde(default = "default_interval")]
     pub interval: f64,

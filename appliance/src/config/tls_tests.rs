@@ -686,6 +686,116 @@ fn no_output_holds_key_material() {
     assert!(outputs[0].contains("s3.rouge.test.key"), "the path is kept");
 }
 
+fn next_monitor() -> usize {
+    TESTBED.matches("[[monitor]]").count()
+}
+
+#[test]
+fn an_https_monitor_probes_with_the_server_side_of_its_profile() {
+    let (_, cfg) = with(
+        r#"
+[[monitor]]
+name = "https-get"
+type = "https"
+receive = "200"
+tls_profile = "members-https"
+interval = 1
+timeout = 3
+
+[[pool]]
+name = "secure"
+monitor = "https-get"
+members = [{ address = "198.18.2.11:443" }, { address = "198.18.2.12:443" }]
+"#,
+    );
+    let cfg = cfg.unwrap();
+    let rt = TlsRuntime::new();
+    let dp = build::dataplane_with(&cfg, 1, 1, None, &rt);
+    let https: Vec<_> = dp
+        .monitor_targets
+        .iter()
+        .filter(|t| t.spec.name == "https-get")
+        .collect();
+    assert_eq!(https.len(), 2);
+    for t in &https {
+        assert_eq!(t.addr.port(), 443);
+        match &t.spec.kind {
+            rouge_pipelines::monitor::ProbeKind::Https { send, receive, tls } => {
+                assert_eq!(send, "GET / HTTP/1.0\r\n\r\n", "the default request");
+                assert_eq!(receive, "200");
+                assert_eq!(tls.profile, "members-https");
+            }
+            k => panic!("{k:?}"),
+        }
+    }
+    // One build of the profile per snapshot, shared by its users.
+    let cfg_of = |t: &rouge_pipelines::monitor::Target| match &t.spec.kind {
+        rouge_pipelines::monitor::ProbeKind::Https { tls, .. } => tls.config.clone(),
+        _ => unreachable!(),
+    };
+    assert!(std::sync::Arc::ptr_eq(&cfg_of(https[0]), &cfg_of(https[1])));
+    // The saved configuration keeps the fields.
+    let saved = to_toml(&cfg);
+    assert!(saved.contains("tls_profile = \"members-https\""), "{saved}");
+    assert!(saved.contains("type = \"https\""), "{saved}");
+}
+
+#[test]
+fn https_monitor_mistakes_are_each_reported() {
+    let n = next_monitor();
+    let e = errors_of(
+        r#"
+[[tls_profile]]
+name = "no-ca"
+
+[[monitor]]
+name = "a"
+type = "https"
+receive = "200"
+
+[[monitor]]
+name = "b"
+type = "https"
+receive = "200"
+tls_profile = "nope"
+
+[[monitor]]
+name = "c"
+type = "https"
+receive = "200"
+tls_profile = "no-ca"
+
+[[monitor]]
+name = "d"
+type = "http"
+receive = "200"
+tls_profile = "members-https"
+
+[[monitor]]
+name = "e"
+type = "https"
+tls_profile = "members-https"
+"#,
+    );
+    let missing = error_on(&e, &format!("monitor[{n}].tls_profile"));
+    assert!(missing.fix.contains("members-https"), "{missing}");
+    let unknown = error_on(&e, &format!("monitor[{}].tls_profile", n + 1));
+    assert!(
+        unknown.problem.contains("no tls_profile named `nope`"),
+        "{unknown}"
+    );
+    let no_ca = error_on(&e, &format!("monitor[{}].tls_profile", n + 2));
+    assert!(
+        no_ca.problem.contains("names no ca") && no_ca.fix.contains("verify = false"),
+        "{no_ca}"
+    );
+    let http = error_on(&e, &format!("monitor[{}].tls_profile", n + 3));
+    assert!(http.problem.contains("only an https monitor"), "{http}");
+    let receive = error_on(&e, &format!("monitor[{}].receive", n + 4));
+    assert!(receive.problem.contains("an https monitor"), "{receive}");
+    assert_eq!(e.len(), 5, "{e:#?}");
+}
+
 #[test]
 fn show_tls_has_both_sides_by_version_suite_and_reason() {
     use rouge_pipelines::tls::TlsFailure;

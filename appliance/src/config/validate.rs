@@ -489,6 +489,42 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     c.problems
 }
 
+/// The `tls_profile` of https monitor `i`: named, defined, and able to verify.
+fn check_monitor_tls(c: &mut Checker, cfg: &Config, i: usize, profile: Option<&str>) {
+    let known = list(cfg.tls_profiles.iter().map(|p| p.name.as_str()));
+    let Some(n) = profile else {
+        c.err(
+            "monitor",
+            Some(i),
+            "tls_profile",
+            "an https monitor needs a TLS profile saying how to verify members".into(),
+            format!(
+                "add tls_profile = \"NAME\" naming a [[tls_profile]] with ca = \"tls/ca.crt\" (defined: {known})"
+            ),
+        );
+        return;
+    };
+    let Some(p) = cfg.tls_profiles.iter().find(|p| p.name == n) else {
+        c.err(
+            "monitor",
+            Some(i),
+            "tls_profile",
+            format!("no tls_profile named `{n}`"),
+            format!("define it under [[tls_profile]] (defined: {known})"),
+        );
+        return;
+    };
+    if p.verifies() && p.ca.is_none() {
+        c.err(
+            "monitor",
+            Some(i),
+            "tls_profile",
+            format!("tls_profile `{n}` verifies members' certificates (verify is on by default) but names no ca"),
+            format!("add ca = \"tls/ca.crt\" (the CA bundle members' certificates chain to) to tls_profile `{n}`, or write verify = false there to accept any certificate"),
+        );
+    }
+}
+
 fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
     c.unique(
         "monitor",
@@ -526,16 +562,31 @@ fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
                 "use 1 to 100 consecutive successes",
             );
         }
+        if m.kind != MonitorType::Https && m.tls_profile.is_some() {
+            c.err(
+                "monitor",
+                Some(i),
+                "tls_profile",
+                "only an https monitor speaks TLS".into(),
+                "use type = \"https\", or remove tls_profile",
+            );
+        }
         match m.kind {
-            MonitorType::Http => {
+            MonitorType::Http | MonitorType::Https => {
                 if m.receive.as_deref().unwrap_or("").is_empty() {
                     c.err(
                         "monitor",
                         Some(i),
                         "receive",
-                        "an http monitor needs text to look for in the response".into(),
+                        format!(
+                            "an {} monitor needs text to look for in the response",
+                            m.kind.as_str()
+                        ),
                         "add receive = \"200\"",
                     );
+                }
+                if m.kind == MonitorType::Https {
+                    check_monitor_tls(c, cfg, i, m.tls_profile.as_deref());
                 }
             }
             MonitorType::Tcp => {
@@ -544,7 +595,7 @@ fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
                         "monitor",
                         Some(i),
                         "send",
-                        "a tcp monitor only checks the handshake; send and receive are for http"
+                        "a tcp monitor only checks the handshake; send and receive are for http and https"
                             .into(),
                         "use type = \"http\" or remove send and receive",
                     );

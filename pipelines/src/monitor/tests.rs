@@ -1,8 +1,11 @@
 //! The monitor engine against a second TCP stack playing the storage node, with a
 //! virtual clock: up after N successes, down within `timeout` when refused, silent or
-//! answering wrongly, with the reason reported.
+//! answering wrongly, with the reason reported. For https the node answers TLS with
+//! Rouge's own server session and the test certificates (`appliance/configs/tls/`).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rouge_drivers::steer::Steering;
@@ -11,6 +14,10 @@ use super::*;
 use crate::counters::PipelineCounters;
 use crate::ports::DEFAULT_RANGE;
 use crate::tcp::{ListenerHandle, StackConfig, TcpProfile};
+use crate::tls::{
+    CaBundle, ClientAuth, ClientProfile, ServerProfile, TicketKeys, TlsAlert, TlsIdentity,
+    TlsServerConfig, WallClock,
+};
 
 const SELF: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 2, 1));
 const NODE: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 2, 11));
@@ -21,6 +28,14 @@ enum Node {
     Error500,
     Refuse,
     Silent,
+    /// Completes the TCP handshake, then never answers.
+    Mute,
+}
+
+/// The node's side of a TLS connection: the session, the request decrypted so far.
+struct NodeTls {
+    session: TlsSession,
+    request: Vec<u8>,
 }
 
 struct Bed {
@@ -36,6 +51,14 @@ struct Bed {
     probe_ports: Vec<u16>,
     now: Instant,
     log: Vec<(Instant, Transition)>,
+    /// The node answers TLS with this configuration (https).
+    node_tls: Option<TlsServerConfig>,
+    node_sessions: HashMap<ConnHandle, NodeTls>,
+    /// What the node's TLS sessions saw: requests decrypted (and the SNI of each),
+    /// alerts received.
+    node_requests: Vec<Vec<u8>>,
+    node_alerts: Vec<TlsAlert>,
+    node_sni: Vec<Option<String>>,
 }
 
 fn spec(kind: ProbeKind, up_after: u32) -> MonitorSpec {
@@ -55,7 +78,154 @@ fn http() -> ProbeKind {
     }
 }
 
+fn tls_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../appliance/configs/tls")
+}
+
+fn ident(name: &str) -> TlsIdentity {
+    let d = tls_dir();
+    TlsIdentity::load(
+        &d.join(format!("{name}.crt")),
+        &d.join(format!("{name}.key")),
+    )
+    .unwrap()
+}
+
+fn ca(name: &str) -> CaBundle {
+    CaBundle::load(&tls_dir().join(format!("{name}.crt"))).unwrap()
+}
+
+/// A wall clock an hour into the test certificates' validity.
+fn clock() -> WallClock {
+    let (nb, _) = ident("member").validity().expect("validity");
+    WallClock::at(nb + 3600)
+}
+
+/// The node's TLS server presenting `cert` (`member`: the test CA's certificate for
+/// 198.18.2.11-14; `other`: another CA's for 198.18.2.11).
+fn node_tls(cert: &str) -> ServerProfile {
+    ServerProfile {
+        identities: vec![ident(cert)],
+        ..ServerProfile::default()
+    }
+}
+
+/// An https monitor with `profile` (the server TLS profile, here named `members`).
+fn https_with(profile: ClientProfile) -> ProbeKind {
+    let cfg = crate::tls::TlsClientConfig::new(&profile, clock()).unwrap();
+    ProbeKind::Https {
+        send: "GET /health HTTP/1.0\r\n\r\n".into(),
+        receive: "200".into(),
+        tls: ProbeTls {
+            profile: "members".into(),
+            config: std::sync::Arc::new(cfg),
+        },
+    }
+}
+
+/// An https monitor verifying against the test CA.
+fn https() -> ProbeKind {
+    https_with(ClientProfile {
+        ca: Some(ca("ca")),
+        ..ClientProfile::default()
+    })
+}
+
 impl Bed {
+    fn https(kind: ProbeKind, mode: Node, server: ServerProfile) -> Bed {
+        let mut bed = Bed::new(kind, 1, mode);
+        let clk = clock();
+        let keys = TicketKeys::new(clk.clone(), 3600).unwrap();
+        bed.node_tls = Some(TlsServerConfig::new(&server, keys, clk).unwrap());
+        bed.relisten(443);
+        bed
+    }
+
+    /// Moves the node's listener to `port` and the target with it.
+    fn relisten(&mut self, port: u16) {
+        if let Some(l) = self.listener.take() {
+            self.node.unlisten(self.now, l);
+            self.listener = Some(
+                self.node
+                    .listen(SocketAddr::new(NODE, port), 16, ProfileId::DEFAULT)
+                    .unwrap(),
+            );
+        }
+        let mut t = self.mon.watches[0].target.clone();
+        t.addr = SocketAddr::new(NODE, port);
+        self.mon = Monitors::new();
+        self.mon.set_targets(self.now, vec![t]);
+    }
+
+    fn stats(&self) -> &MonitorStats {
+        &self.mon.monitor_stats()[0]
+    }
+
+    fn down(&self) -> &Transition {
+        &self
+            .log
+            .iter()
+            .find(|(_, t)| t.status == MonitorStatus::Down)
+            .unwrap_or_else(|| panic!("no down transition: {:?}", self.log))
+            .1
+    }
+
+    fn answer(&self) -> &'static [u8] {
+        if self.mode == Node::Error500 {
+            b"HTTP/1.0 500 Oops\r\n\r\n"
+        } else {
+            b"HTTP/1.0 200 OK\r\n\r\n"
+        }
+    }
+
+    /// The node's TLS side of connection `h`: decrypt, answer a complete request,
+    /// close; on an error send the alert and close.
+    fn node_tls_input(&mut self, now: Instant, h: ConnHandle) {
+        let answer = self.answer();
+        let Some(t) = self.node_sessions.get_mut(&h) else {
+            return;
+        };
+        let mut b = [0u8; 2048];
+        let mut failed = None;
+        while let Ok(n) = self.node.read(h, &mut b) {
+            if n == 0 {
+                break;
+            }
+            match t.session.feed_ciphertext(&b[..n]) {
+                Ok(_) => {
+                    t.request.extend_from_slice(t.session.plaintext());
+                    let all = t.session.plaintext().len();
+                    t.session.consume_plaintext(all);
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if !t.session.is_handshaking() && contains(&t.request, b"\r\n\r\n") {
+            self.node_requests.push(std::mem::take(&mut t.request));
+            self.node_sni.push(t.session.sni().map(str::to_string));
+            t.session.write_plaintext(answer).unwrap();
+            t.session.close().unwrap();
+            let out = t.session.pending_ciphertext().to_vec();
+            let _ = self.node.write(h, &out);
+            let _ = self.node.close(now, h);
+            self.node_sessions.remove(&h);
+            return;
+        }
+        let out = t.session.pending_ciphertext().to_vec();
+        t.session.consume_ciphertext(out.len());
+        let _ = self.node.write(h, &out);
+        if let Some(e) = failed {
+            if let Some(a) = e.alert_received {
+                self.node_alerts.push(a);
+            }
+            let _ = self.node.close(now, h);
+            self.node_sessions.remove(&h);
+        }
+    }
+
     fn new(kind: ProbeKind, up_after: u32, mode: Node) -> Bed {
         let cfg = |s| StackConfig {
             secret: (s, s),
@@ -93,6 +263,11 @@ impl Bed {
             probe_ports: Vec::new(),
             now,
             log: Vec::new(),
+            node_tls: None,
+            node_sessions: HashMap::new(),
+            node_requests: Vec::new(),
+            node_alerts: Vec::new(),
+            node_sni: Vec::new(),
         }
     }
 
@@ -120,7 +295,22 @@ impl Bed {
             // The node: answer each request once it is complete, then close.
             while let Some(ev) = self.node.poll_event() {
                 match ev {
-                    Event::Accepted(l) => while self.node.accept(l).is_some() {},
+                    Event::Accepted(l) => {
+                        while let Some(h) = self.node.accept(l) {
+                            if let (Some(cfg), false) = (&self.node_tls, self.mode == Node::Mute) {
+                                let session = TlsSession::server(cfg, now).unwrap();
+                                let t = NodeTls {
+                                    session,
+                                    request: Vec::new(),
+                                };
+                                self.node_sessions.insert(h, t);
+                            }
+                        }
+                    }
+                    Event::Readable(_) | Event::PeerClosed(_) if self.mode == Node::Mute => {}
+                    Event::Readable(h) | Event::PeerClosed(h) if self.node_tls.is_some() => {
+                        self.node_tls_input(now, h)
+                    }
                     Event::Readable(h) | Event::PeerClosed(h) => {
                         let mut b = [0u8; 512];
                         while let Ok(n) = self.node.read(h, &mut b) {
@@ -329,5 +519,185 @@ fn ports_taken_elsewhere_are_skipped_and_exhaustion_fails_the_probe() {
             .any(|(_, t)| t.reason.contains("no free source port")),
         "{:?}",
         bed.log
+    );
+}
+
+// ---- https ----
+
+#[test]
+fn https_member_comes_up_over_a_verified_handshake() {
+    let mut bed = Bed::https(https(), Node::Ok, node_tls("member"));
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up, "{:?}", bed.log);
+    // The request reached the node decrypted; no SNI for an address.
+    assert_eq!(
+        bed.node_requests,
+        vec![b"GET /health HTTP/1.0\r\n\r\n".to_vec()]
+    );
+    assert_eq!(bed.node_sni, vec![None]);
+    bed.run(5);
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    assert!(bed.mon.failing().is_empty());
+    assert_eq!(bed.log.len(), 1, "no flapping: {:?}", bed.log);
+    let st = bed.stats();
+    assert!(st.probes >= 5 && st.successes == st.probes, "{st:?}");
+    assert_eq!(st.failures_total(), 0, "{st:?}");
+    // Every probe is a full handshake (nothing resumed): each one verified.
+    assert_eq!(bed.node_requests.len() as u64, st.successes);
+}
+
+#[test]
+fn a_member_certificate_from_another_ca_is_down_with_reason_certificate() {
+    let mut bed = Bed::https(https(), Node::Ok, node_tls("other"));
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    let down = bed.down();
+    assert_eq!(down.failure, Some(ProbeFailure::Certificate), "{down:?}");
+    assert!(down.reason.contains("certificate"), "{}", down.reason);
+    assert!(down.reason.contains("unknown_ca"), "{}", down.reason);
+    let st = bed.stats();
+    assert!(st.failed(ProbeFailure::Certificate) >= 3, "{st:?}");
+    assert_eq!(st.failures_total(), st.failed(ProbeFailure::Certificate));
+    assert_eq!(st.successes, 0);
+    assert_eq!(
+        bed.mon.failing(),
+        vec![(
+            (0, 0),
+            SocketAddr::new(NODE, 443),
+            ProbeFailure::Certificate
+        )]
+    );
+    // The member was told why, and never saw the request.
+    assert!(
+        bed.node_alerts.contains(&TlsAlert::UNKNOWN_CA),
+        "{:?}",
+        bed.node_alerts
+    );
+    assert!(bed.node_requests.is_empty());
+    // The same member with verification off (written explicitly) is up.
+    let off = https_with(ClientProfile {
+        verify: false,
+        ..ClientProfile::default()
+    });
+    let mut bed = Bed::https(off, Node::Ok, node_tls("other"));
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up);
+}
+
+#[test]
+fn the_server_name_of_the_profile_is_sent_and_verified() {
+    let named = |n: &str| {
+        https_with(ClientProfile {
+            ca: Some(ca("ca")),
+            server_name: Some(n.into()),
+            ..ClientProfile::default()
+        })
+    };
+    let mut bed = Bed::https(named("member.rouge.test"), Node::Ok, node_tls("member"));
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    assert_eq!(bed.node_sni, vec![Some("member.rouge.test".to_string())]);
+    // A name the member's certificate does not cover: refused.
+    let mut bed = Bed::https(named("s3.rouge.test"), Node::Ok, node_tls("member"));
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    assert_eq!(bed.down().failure, Some(ProbeFailure::Certificate));
+}
+
+#[test]
+fn a_tls_handshake_that_never_finishes_is_a_timeout() {
+    let slow = https_with(ClientProfile {
+        ca: Some(ca("ca")),
+        handshake_timeout: Duration::from_millis(500),
+        ..ClientProfile::default()
+    });
+    let mut bed = Bed::https(slow, Node::Mute, node_tls("member"));
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    let down = bed.down();
+    assert_eq!(down.failure, Some(ProbeFailure::Timeout), "{down:?}");
+    // The profile's handshake timeout ended it, before the probe's own deadline (1 s).
+    assert!(down.reason.contains("handshake-timeout"), "{}", down.reason);
+    let st = bed.stats();
+    assert!(st.failed(ProbeFailure::Timeout) >= 3, "{st:?}");
+    assert_eq!(st.failures_total(), st.failed(ProbeFailure::Timeout));
+    // The TCP handshake did complete: this is not a silent member.
+    assert!(bed.node.counters().passive_opens >= 3);
+}
+
+#[test]
+fn an_https_answer_without_the_receive_string_is_a_response_failure() {
+    let mut bed = Bed::https(https(), Node::Error500, node_tls("member"));
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    let down = bed.down();
+    assert_eq!(down.failure, Some(ProbeFailure::Response), "{down:?}");
+    assert!(down.reason.contains("receive string"), "{}", down.reason);
+    // The handshakes succeeded and the requests went through.
+    assert!(bed.node_requests.len() >= 3);
+    assert!(bed.stats().failed(ProbeFailure::Response) >= 3);
+}
+
+#[test]
+fn an_alert_from_the_member_is_a_handshake_failure_and_refusal_is_tcp() {
+    // The member insists on a client certificate the monitor does not have.
+    let strict = ServerProfile {
+        client_auth: ClientAuth::Require,
+        client_ca: Some(ca("ca")),
+        ..node_tls("member")
+    };
+    let mut bed = Bed::https(https(), Node::Ok, strict);
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    let down = bed.down();
+    assert_eq!(down.failure, Some(ProbeFailure::Handshake), "{down:?}");
+    assert!(down.reason.contains("received"), "{}", down.reason);
+    let mut bed = Bed::https(https(), Node::Refuse, node_tls("member"));
+    bed.run(4);
+    assert_eq!(bed.down().failure, Some(ProbeFailure::Tcp));
+    assert!(bed.stats().failed(ProbeFailure::Tcp) >= 3);
+}
+
+#[test]
+fn a_rebuilt_tls_profile_of_the_same_name_keeps_the_status() {
+    let mut bed = Bed::https(https(), Node::Ok, node_tls("member"));
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    // A configuration change rebuilds the profile (same name, new build).
+    let mut t = bed.mon.watches[0].target.clone();
+    t.spec.kind = https();
+    bed.mon.set_targets(bed.now, vec![t.clone()]);
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    bed.run(2);
+    assert_eq!(bed.log.len(), 1, "{:?}", bed.log);
+    // A profile of another name starts over.
+    if let ProbeKind::Https { tls, .. } = &mut t.spec.kind {
+        tls.profile = "other".into();
+    }
+    bed.mon.set_targets(bed.now, vec![t]);
+    assert_eq!(bed.status(), MonitorStatus::Unchecked);
+}
+
+#[test]
+fn targets_set_before_the_clock_count_their_timeout_from_the_first_poll() {
+    // The host sets targets at Instant::ZERO (it has no clock then); the worker's
+    // clock is far later. A silent member must not be down before `timeout`.
+    let mut bed = Bed::new(http(), 1, Node::Silent);
+    let t = bed.mon.watches[0].target.clone();
+    bed.mon = Monitors::new();
+    bed.mon.set_targets(Instant::ZERO, vec![t]);
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Unchecked, "{:?}", bed.log);
+    assert_eq!(bed.mon.counters().probes, 1, "probed at once");
+    bed.run(2);
+    assert_eq!(bed.status(), MonitorStatus::Unchecked, "{:?}", bed.log);
+    bed.run(2);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    assert!(
+        bed.down()
+            .reason
+            .starts_with("no successful probe for 3000 ms"),
+        "{}",
+        bed.down().reason
     );
 }
