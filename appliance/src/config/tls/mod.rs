@@ -7,10 +7,10 @@
 //! Key material never leaves the loaded identities: errors, warnings, `show` and `config
 //! save` name files only.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
@@ -18,13 +18,20 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 
 use rouge_pipelines::tls::{
-    x509, CaBundle, ClientAuth, ClientProfile, ServerProfile, TicketKeys, TlsClientConfig,
+    CaBundle, ClientAuth, ClientProfile, ServerProfile, TicketKeys, TlsClientConfig,
     TlsConfigError, TlsIdentity, TlsServerConfig, TlsVersion, WallClock, DEFAULT_HANDSHAKE_TIMEOUT,
 };
 
 use super::model::{Config, VirtualType};
 use super::validate::{Checker, Problem};
 use super::FieldPath;
+
+mod review;
+mod runtime;
+
+pub use review::{date, review, unix_now, Review, EXPIRY_WARNING_SECS};
+pub(in crate::config) use runtime::Built;
+pub use runtime::TlsRuntime;
 
 /// Ticket key rotation period when a profile does not set one (a ticket lives one to
 /// two periods).
@@ -33,8 +40,6 @@ pub const DEFAULT_TICKET_ROTATION_SECS: u64 = 3600;
 pub const DEFAULT_SERVER_SESSION_CACHE: usize = 1024;
 /// Per-worker session cache of a profile used as `server_tls`.
 pub const DEFAULT_CLIENT_SESSION_CACHE: usize = 256;
-/// `rouge check` warns about certificates that expire within this many seconds.
-pub const EXPIRY_WARNING_SECS: u64 = 30 * 86_400;
 /// Largest certificate, key or CA file read (a PEM bundle of many CAs fits).
 const MAX_PEM_FILE: u64 = 4 << 20;
 
@@ -635,322 +640,4 @@ pub(super) fn load(cfg: &Config) -> (TlsMaterial, Vec<Problem>) {
         out.profiles.insert(p.name.clone(), Arc::new(l));
     }
     (out, problems)
-}
-
-/// Seconds since the UNIX epoch on the system clock.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `YYYY-MM-DD` (UTC) of a UNIX time.
-pub fn date(unix: u64) -> String {
-    // Civil date from days (Howard Hinnant's algorithm).
-    let z = (unix / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// One finding of [`review`], before it is located in the file.
-pub struct Review {
-    /// The field.
-    pub path: FieldPath,
-    /// An error for `rouge check` (an expired certificate), else a warning.
-    pub severe: bool,
-    /// What is wrong.
-    pub problem: String,
-    /// What to do.
-    pub fix: String,
-}
-
-/// True for the certificates of `scripts/make-test-certs.sh` (`O=Rouge TEST ONLY`,
-/// `CN=Rouge Test CA`): their keys are public.
-fn is_test(der: &[u8]) -> Option<String> {
-    let s = x509::subject(der)?;
-    let l = s.to_ascii_lowercase();
-    (l.contains("rouge test") || l.contains("test only")).then_some(s)
-}
-
-/// What `rouge check` warns about in the TLS profiles at UNIX time `now`: certificates
-/// expired, not yet valid or expiring within 30 days (severe when no longer valid),
-/// test certificates, key files other users can read, `verify = false`, a
-/// `server_name` no certificate of the profile covers.
-pub fn review(cfg: &Config, now: u64) -> Vec<Review> {
-    let mut out = Vec::new();
-    for (i, p) in cfg.tls_profiles.iter().enumerate() {
-        let Some(l) = cfg.tls_loaded.get(&p.name) else {
-            continue;
-        };
-        let mut push = |field: &'static str, severe: bool, problem: String, fix: String| {
-            out.push(Review {
-                path: FieldPath {
-                    table: T,
-                    index: Some(i),
-                    field: Some(field),
-                },
-                severe,
-                problem,
-                fix,
-            })
-        };
-        let ids = l
-            .identities
-            .iter()
-            .zip(&p.certificates)
-            .map(|(id, ck)| ("certificates", id, ck))
-            .chain(
-                l.client_identity
-                    .iter()
-                    .zip(&p.certificate)
-                    .map(|(id, ck)| ("certificate", id, ck)),
-            );
-        for (field, id, ck) in ids {
-            if let Some((nb, na)) = id.validity() {
-                if now >= na {
-                    push(
-                        field,
-                        true,
-                        format!("{} expired on {}", ck.cert, date(na)),
-                        "renew the certificate (peers refuse an expired one)".into(),
-                    );
-                } else if now < nb {
-                    push(
-                        field,
-                        true,
-                        format!("{} is not valid before {}", ck.cert, date(nb)),
-                        "check the system clock, or give a certificate valid now".into(),
-                    );
-                } else if na - now < EXPIRY_WARNING_SECS {
-                    push(
-                        field,
-                        false,
-                        format!(
-                            "{} expires on {} (in {} days)",
-                            ck.cert,
-                            date(na),
-                            (na - now) / 86_400
-                        ),
-                        "renew it before then".into(),
-                    );
-                }
-            }
-            if let Some(s) = id.chain().first().and_then(|c| is_test(c)) {
-                push(
-                    field,
-                    false,
-                    format!("{} is a TEST-ONLY certificate ({s}): its private key is public in Rouge's repository", ck.cert),
-                    "use your own certificate and key for anything but the test bed (docs/tls.md)".into(),
-                );
-            }
-            if let Ok(m) = std::fs::metadata(&ck.key) {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = m.permissions().mode() & 0o777;
-                if mode & 0o044 != 0 {
-                    push(
-                        field,
-                        false,
-                        format!(
-                            "key file {} is readable by other users (mode {mode:04o})",
-                            ck.key
-                        ),
-                        format!("chmod 600 {} (owned by the user rouge runs as)", ck.key),
-                    );
-                }
-            }
-        }
-        for (field, path, ders) in &l.anchors {
-            if let Some(s) = ders.iter().find_map(|d| is_test(d)) {
-                push(
-                    field,
-                    false,
-                    format!("{path} holds a TEST-ONLY CA ({s}): certificates anyone can make are trusted"),
-                    "trust your own CA bundle for anything but the test bed".into(),
-                );
-            }
-            for d in ders {
-                if let Some((_, na)) = x509::validity(d) {
-                    if now >= na {
-                        push(
-                            field,
-                            false,
-                            format!(
-                                "{path} holds a CA certificate ({}) that expired on {}",
-                                x509::subject(d).unwrap_or_default(),
-                                date(na)
-                            ),
-                            "remove it or replace it with its renewal".into(),
-                        );
-                    }
-                }
-            }
-        }
-        if p.verify == Some(false) {
-            push(
-                "verify",
-                false,
-                "verify = false: members' certificates are not checked, so anyone on the path to a member can pose as it".into(),
-                "give ca = \"PATH\" (the CA bundle of the members' certificates) and remove verify = false".into(),
-            );
-        }
-        if let (Some(n), false) = (&p.server_name, l.identities.is_empty()) {
-            if let Ok(name) = ServerName::try_from(n.as_str()) {
-                let covered = l.identities.iter().any(|id| {
-                    id.chain().first().is_some_and(|leaf| {
-                        webpki::EndEntityCert::try_from(leaf)
-                            .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
-                    })
-                });
-                if !covered {
-                    push(
-                        "server_name",
-                        false,
-                        format!("no certificate of this profile covers `{n}`: clients asking for it get the default certificate and refuse it"),
-                        "add a certificate for that name, or correct server_name".into(),
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
-/// TLS state of the appliance that outlives configuration snapshots: the wall clock the
-/// engine reads (set from the system clock by the management thread, at least once a
-/// second) and the ticket keys of each client side profile, kept across `config apply`
-/// for a profile of the same name and rotation period, so tickets issued before a
-/// change still resume after it.
-pub struct TlsRuntime {
-    clock: WallClock,
-    tickets: Mutex<HashMap<String, (u64, Arc<TicketKeys>)>>,
-}
-
-impl fmt::Debug for TlsRuntime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsRuntime")
-            .field("clock", &self.clock)
-            .finish()
-    }
-}
-
-impl TlsRuntime {
-    /// A runtime with its clock set from the system clock now.
-    pub fn new() -> Arc<TlsRuntime> {
-        Arc::new(TlsRuntime {
-            clock: WallClock::at(unix_now()),
-            tickets: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// A runtime whose clock starts at `unix_secs` (tests).
-    pub fn at(unix_secs: u64) -> Arc<TlsRuntime> {
-        let r = TlsRuntime::new();
-        r.clock.set(unix_secs);
-        r
-    }
-
-    /// The clock every TLS configuration built here reads.
-    pub fn clock(&self) -> &WallClock {
-        &self.clock
-    }
-
-    /// Sets the clock from the system clock.
-    pub fn tick(&self) {
-        self.clock.set(unix_now());
-    }
-
-    /// The ticket keys of profile `name` (kept while its rotation period stays the
-    /// same); `None` when the system's random source fails.
-    pub fn ticket_keys(&self, name: &str, rotation_secs: u64) -> Option<Arc<TicketKeys>> {
-        let mut map = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((r, k)) = map.get(name) {
-            if *r == rotation_secs {
-                return Some(Arc::clone(k));
-            }
-        }
-        let k = TicketKeys::new(self.clock.clone(), rotation_secs)?;
-        map.insert(name.to_string(), (rotation_secs, Arc::clone(&k)));
-        Some(k)
-    }
-
-    /// Forgets the ticket keys of profiles not in `names`.
-    fn keep_only(&self, names: &HashSet<&str>) {
-        self.tickets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|n, _| names.contains(n.as_str()));
-    }
-}
-
-/// The TLS configurations of one snapshot, built once per profile and side.
-pub(super) struct Built<'a> {
-    cfg: &'a Config,
-    rt: &'a TlsRuntime,
-    servers: HashMap<String, Option<Arc<TlsServerConfig>>>,
-    clients: HashMap<String, Option<Arc<TlsClientConfig>>>,
-}
-
-impl<'a> Built<'a> {
-    /// Starts a snapshot's TLS configurations; ticket keys of profiles no longer
-    /// configured are dropped.
-    pub(super) fn new(cfg: &'a Config, rt: &'a TlsRuntime) -> Built<'a> {
-        rt.keep_only(&cfg.tls_profiles.iter().map(|p| p.name.as_str()).collect());
-        Built {
-            cfg,
-            rt,
-            servers: HashMap::new(),
-            clients: HashMap::new(),
-        }
-    }
-
-    fn profile(&self, name: &str) -> Option<(&'a TlsProfileCfg, &'a LoadedProfile)> {
-        let p = self.cfg.tls_profiles.iter().find(|p| p.name == name)?;
-        Some((p, self.cfg.tls_loaded.get(name)?))
-    }
-
-    /// The client side configuration of profile `name` (`None`, logged, when it cannot
-    /// be built: the virtual server is then left out rather than served without TLS).
-    pub(super) fn server(&mut self, name: &str) -> Option<Arc<TlsServerConfig>> {
-        if let Some(c) = self.servers.get(name) {
-            return c.clone();
-        }
-        let built = self.profile(name).and_then(|(p, l)| {
-            let sp = p.server_profile(l)?;
-            let keys = self.rt.ticket_keys(name, p.rotation_secs())?;
-            TlsServerConfig::new(&sp, keys, self.rt.clock.clone())
-                .inspect_err(
-                    |e| tracing::error!(profile = name, error = %e, "tls profile not built"),
-                )
-                .ok()
-                .map(Arc::new)
-        });
-        self.servers.insert(name.to_string(), built.clone());
-        built
-    }
-
-    /// The server side configuration of profile `name` and its per-worker session
-    /// cache (`None`, logged, when it cannot be built).
-    pub(super) fn client(&mut self, name: &str) -> Option<(Arc<TlsClientConfig>, usize)> {
-        let cache = self.profile(name)?.0.client_session_cache();
-        if let Some(c) = self.clients.get(name) {
-            return c.clone().map(|c| (c, cache));
-        }
-        let built = self.profile(name).and_then(|(p, l)| {
-            TlsClientConfig::new(&p.client_profile(l)?, self.rt.clock.clone())
-                .inspect_err(
-                    |e| tracing::error!(profile = name, error = %e, "tls profile not built"),
-                )
-                .ok()
-                .map(Arc::new)
-        });
-        self.clients.insert(name.to_string(), built.clone());
-        built.map(|c| (c, cache))
-    }
 }
