@@ -669,16 +669,26 @@ impl Proxy {
         let f = self.flow_mut(i);
         let held =
             |t: &Option<Box<TlsSession>>| t.as_ref().is_some_and(|t| !t.plaintext().is_empty());
+        // A side is released once everything it brought went on: nothing unread, no
+        // plaintext held, and, toward a TLS peer, its end passed on (the records and
+        // `close_notify` written out, which may wait for send-buffer room).
+        let up_done = f.server_tls.is_none() || f.up.fin_sent || f.server.is_none();
+        let down_done = f.client_tls.is_none() || f.down.fin_sent || !f.client_open;
         if f.client_open
             && f.client_closed
             && cx.tcp.readable_bytes(f.client) == 0
             && !held(&f.client_tls)
+            && up_done
         {
             let _ = cx.tcp.close(cx.now, f.client);
             f.client_open = false;
         }
         if let Some(s) = f.server {
-            if f.server_closed && cx.tcp.readable_bytes(s) == 0 && !held(&f.server_tls) {
+            if f.server_closed
+                && cx.tcp.readable_bytes(s) == 0
+                && !held(&f.server_tls)
+                && down_done
+            {
                 let _ = cx.tcp.close(cx.now, s);
                 f.server = None;
                 f.server_open = false;

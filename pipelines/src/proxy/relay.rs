@@ -62,13 +62,24 @@ pub(super) fn ingest(tcp: &mut TcpStack, h: ConnHandle, tls: &mut TlsSession) ->
 
 /// Writes the records `tls` has ready into `h`'s send buffer; true when none is left.
 pub(super) fn flush(tcp: &mut TcpStack, h: ConnHandle, tls: &mut TlsSession) -> bool {
+    write_records(tcp, h, tls);
+    !tls.wants_write()
+}
+
+/// Writes the records `tls` has ready into `h`'s send buffer as far as it has room;
+/// returns the bytes written. (Short: `h`'s `Writable` is armed by the short write.)
+fn write_records(tcp: &mut TcpStack, h: ConnHandle, tls: &mut TlsSession) -> usize {
+    let mut written = 0;
     while tls.wants_write() {
         match tcp.write(h, tls.pending_ciphertext()) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => tls.consume_ciphertext(n),
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tls.consume_ciphertext(n);
+                written += n;
+            }
         }
     }
-    true
+    written
 }
 
 /// Carries plaintext from `from` to `to` while `to` holds less than `high` bytes not
@@ -99,6 +110,9 @@ pub(super) fn carry(
             break;
         }
         let room = high - queued;
+        // Records written out free the session's output for more plaintext: progress
+        // even when no plaintext moved (else nothing would wake the flow again).
+        let mut flushed = 0;
         let n = match (src_tls.as_deref_mut(), dst_tls.as_deref_mut()) {
             (None, None) => match tcp.relay(src, dst, room) {
                 Ok(n) => n,
@@ -139,7 +153,7 @@ pub(super) fn carry(
                 if n > 0 {
                     let _ = tcp.consume(src, n);
                 }
-                flush(tcp, dst, d);
+                flushed = write_records(tcp, dst, d);
                 n
             }
             (Some(s), Some(d)) => {
@@ -153,10 +167,13 @@ pub(super) fn carry(
                     d.write_plaintext(&p[..p.len().min(room)]).unwrap_or(0)
                 };
                 s.consume_plaintext(n);
-                flush(tcp, dst, d);
+                flushed = write_records(tcp, dst, d);
                 n
             }
         };
+        if n == 0 && flushed > 0 {
+            continue;
+        }
         if n == 0 {
             if !dir.fin_sent && ended(tcp, src, src_tls.as_deref_mut()) {
                 dir.fin_sent = pass_end(tcp, now, dst, dst_tls.as_deref_mut());

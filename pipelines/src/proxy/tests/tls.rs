@@ -302,3 +302,44 @@ fn a_handshake_storm_is_worked_off_a_bounded_number_per_turn() {
         "worked off over several turns ({turns_waiting})"
     );
 }
+
+/// A small send buffer toward the client keeps the session's records waiting: writing
+/// them out must count as progress, or a download stalls until some unrelated timer
+/// (it did: 1 MiB answers through `web-tls` waited for the 10 s handshake timer), and the
+/// member's side must not be let go while records toward the client still wait (it was:
+/// the last records of an answer followed by the member's FIN were never sent). Both
+/// with the ends closing after the transfer and with them staying open (keep-alive).
+#[test]
+fn records_waiting_for_send_buffer_room_never_stall_a_download() {
+    for keep_alive in [false, true] {
+        let down = 1u64 << 20;
+        SERVER_BYTES.with(|b| *b.borrow_mut() = down);
+        let template = if keep_alive { server_open } else { server_plain };
+        let mut bed = Bed::new(1, &[], template, |vs| {
+            vs.client_tls = Some(("vip".into(), vip_tls(Duration::from_secs(10))));
+            vs.client_profile.send_buffer = 16 * 1024;
+        });
+        let cfg = client_cfg("ca", Some("s3.rouge.test"));
+        let mut e = downloader(100);
+        e.shut = keep_alive;
+        let h = bed.connect_tls(40_000, e, &cfg);
+        // Without loss 1 MiB takes well under a second of virtual time; the handshake
+        // timer (10 s) must not be what moves it.
+        let ok = bed.run_until(Duration::from_secs(3), |b| b.clients[&h].received == down);
+        let c = &bed.clients[&h];
+        assert!(ok, "keep-alive {keep_alive}: received {} of {down}", c.received);
+        assert!(!c.corrupt && !c.tls_failed);
+    }
+}
+
+fn server_plain() -> Endpoint {
+    member(SERVER_BYTES.with(|b| *b.borrow()))
+}
+
+/// A member that never closes its side (keep-alive).
+fn server_open() -> Endpoint {
+    Endpoint {
+        shut: true,
+        ..server_plain()
+    }
+}
