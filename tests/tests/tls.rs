@@ -15,7 +15,7 @@
 //! - curl with `--cacert ca.crt --resolve s3.rouge.test:443:198.18.1.100` is answered
 //!   through Rouge by every member (which see the SNAT address), over HTTP/1.1;
 //! - `openssl s_client`: TLS 1.3 and TLS 1.2 (AEAD suites only), the ECDSA or the RSA
-//!   certificate by `-sigalgs`, ALPN `http/1.1` (and a refused `h2`-only offer),
+//!   certificate by `-sigalgs`, the default certificates for no SNI or an unknown name, ALPN `http/1.1` (and a refused `h2`-only offer),
 //!   `-sess_out`/`-sess_in` reports `Reused` for TLS 1.3 and TLS 1.2, TLS 1.1 refused;
 //! - wrk over https: no error;
 //! - testssl.sh (fast mode, JSON) reports no weak protocol, suite or known vulnerability;
@@ -429,6 +429,13 @@ fn tls_offload_with_real_clients_testssl_and_reencryption() {
         assert!(text.contains("HTTP/1.1 200"), "{what}: the member's answer");
         full_expected += 1;
     }
+    // A name no certificate covers (sni_required is off): the default certificates.
+    let (ok, text) = s_client(&bed, "-servername unknown.rouge.test -tls1_3", "/1k");
+    assert!(
+        ok && text.contains("CN = s3.rouge.test") && text.contains("HTTP/1.1 200"),
+        "unknown SNI: {text}"
+    );
+    full_expected += 1;
     // No SNI: the default certificates still serve; TLS 1.1 is refused.
     let (ok, text) = s_client(&bed, "-noservername -tls1_3", "/1k");
     assert!(ok && text.contains("HTTP/1.1 200"), "no SNI: {text}");
