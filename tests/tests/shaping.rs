@@ -160,6 +160,29 @@ fn rates_over(
         .collect()
 }
 
+/// Class rates over the first window of `window` (of up to `tries`) in which the
+/// classes together fill at least 90 % of the 200 Mbit/s root: the split is only
+/// defined while both classes are backlogged, and on a busy machine the load
+/// generators may fall short for a while. The last window if none did.
+fn saturated_rates(
+    bed: &Testbed,
+    window: Duration,
+    tries: u32,
+) -> std::collections::HashMap<String, f64> {
+    let mut rates = rates_over(bed, "lb-s", window);
+    for _ in 1..tries {
+        if rates["gold"] + rates["bronze"] >= 180e6 {
+            break;
+        }
+        println!(
+            "root not saturated ({:.1} Mbit/s): the generators fell short, measuring again",
+            (rates["gold"] + rates["bronze"]) / 1e6
+        );
+        rates = rates_over(bed, "lb-s", window);
+    }
+    rates
+}
+
 fn check_shares(rates: &std::collections::HashMap<String, f64>, what: &str) {
     let (g, b) = (rates["gold"], rates["bronze"]);
     let ratio = g / b.max(1.0);
@@ -186,10 +209,10 @@ fn udp_weights_3_to_1_share_a_200_mbit_root() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bed = bed_with_servers(&[]);
     let args = ["-u", "-b", "300M", "-l", "1400"];
-    let gold = iperf(&bed, GOLD, CLIENTS[0], 6, &args);
-    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 6, &args);
+    let gold = iperf(&bed, GOLD, CLIENTS[0], 9, &args);
+    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 9, &args);
     std::thread::sleep(Duration::from_millis(1500));
-    let rates = rates_over(&bed, "lb-s", Duration::from_secs(3));
+    let rates = saturated_rates(&bed, Duration::from_secs(2), 3);
     let (g, b) = (report(gold), report(bronze));
     check_shares(&rates, "UDP");
     // The receivers saw the same split (over the whole run, start-up included).
@@ -223,10 +246,10 @@ fn udp_weights_3_to_1_share_a_200_mbit_root() {
 fn tcp_weights_3_to_1_share_a_200_mbit_root() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bed = bed_with_servers(&[]);
-    let gold = iperf(&bed, GOLD, CLIENTS[0], 7, &["-P", "4"]);
-    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 7, &["-P", "4"]);
+    let gold = iperf(&bed, GOLD, CLIENTS[0], 10, &["-P", "4"]);
+    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 10, &["-P", "4"]);
     std::thread::sleep(Duration::from_secs(2));
-    let rates = rates_over(&bed, "lb-s", Duration::from_secs(4));
+    let rates = saturated_rates(&bed, Duration::from_secs(2), 3);
     let (g, b) = (report(gold), report(bronze));
     check_shares(&rates, "TCP");
     println!(
@@ -243,10 +266,10 @@ fn proxied_tcp_keeps_3_to_1_with_zero_shaper_drops() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bed = bed_with_servers(&[]);
     let port = ["-p", "5202", "-P", "4"];
-    let gold = iperf(&bed, GOLD, CLIENTS[0], 7, &port);
-    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 7, &port);
+    let gold = iperf(&bed, GOLD, CLIENTS[0], 10, &port);
+    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 10, &port);
     std::thread::sleep(Duration::from_secs(2));
-    let rates = rates_over(&bed, "lb-s", Duration::from_secs(4));
+    let rates = saturated_rates(&bed, Duration::from_secs(2), 3);
     let (g, b) = (report(gold), report(bronze));
     check_shares(&rates, "proxied TCP");
     println!(
@@ -446,10 +469,10 @@ fn two_workers_keep_3_to_1_and_the_root_for_the_appliance() {
     // rebalancer must give each worker its share of every rate.
     let bed = bed_with_servers(&["--cores", "0,1"]);
     let args = ["-u", "-b", "75M", "-l", "1400", "-P", "4"];
-    let gold = iperf(&bed, GOLD, CLIENTS[0], 6, &args);
-    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 6, &args);
+    let gold = iperf(&bed, GOLD, CLIENTS[0], 9, &args);
+    let bronze = iperf(&bed, BRONZE, CLIENTS[1], 9, &args);
     std::thread::sleep(Duration::from_millis(1500));
-    let rates = rates_over(&bed, "lb-s", Duration::from_secs(3));
+    let rates = saturated_rates(&bed, Duration::from_secs(2), 3);
     let (_g, _b) = (report(gold), report(bronze));
     check_shares(&rates, "UDP, two workers");
     // Both workers carried gold traffic (otherwise this proves nothing about sharing).

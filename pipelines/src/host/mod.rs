@@ -185,6 +185,18 @@ impl Host {
         if let Some(m) = self.monitors.as_mut() {
             m.poll(now, &mut self.tcp, &mut self.ports, other, &mut changed);
         }
+        {
+            // Flows that waited for handshake budget go first.
+            let mut cx = ProxyCtx {
+                now,
+                tcp: &mut self.tcp,
+                ports: &mut self.ports,
+                timers: &mut self.timers,
+                other,
+                dp,
+            };
+            self.proxy.begin_turn(&mut cx);
+        }
         self.timers.expire(now);
         let fired = self.timers.take_fired();
         for f in &fired {
@@ -253,9 +265,10 @@ impl Host {
     }
 
     /// When [`Host::poll`] must run next: the stack's timers, the monitors' probes, the
-    /// application timers; a time already past when events wait.
+    /// application timers; a time already past when events wait (or TLS handshakes wait
+    /// for the next turn's budget).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if self.tcp.has_events() {
+        if self.tcp.has_events() || self.proxy.has_deferred() {
             return Some(Instant::ZERO);
         }
         crate::time::earliest([

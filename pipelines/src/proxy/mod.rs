@@ -21,7 +21,18 @@
 //! - **Half-close** is carried across (a FIN is sent after the data before it), a RST on
 //!   one side resets the other, a member gone down resets its flows on both sides;
 //!   `disabled` and `forced-offline` members keep their flows to the end.
+//! - **TLS** (`client_tls`, `server_tls`): a side may speak TLS ([`crate::tls`]); the
+//!   relay then carries plaintext between the sessions (see `proxy/relay.rs`). With
+//!   `client_tls` the member is chosen only once the client's handshake finished (a
+//!   handshake flood opens no server-side connections); a member whose TLS handshake
+//!   fails is replaced as one that refused. Handshake work is bounded per loop turn
+//!   ([`HANDSHAKES_PER_TURN`]): flows beyond it wait for the next turn, so a storm of
+//!   handshakes never stalls established flows on the same core. A TLS failure sends
+//!   the peer its alert, counts the reason, and ends the flow; a client whose handshake
+//!   finished gets `close_notify` and a FIN, never a bare RST, when the flow ends for
+//!   a reason on the server side.
 
+mod relay;
 mod vs;
 
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +52,9 @@ use crate::tcp::{
 };
 use crate::time::Instant;
 use crate::timer_wheel::TimerId;
+use crate::tls::{TlsClientConfig, TlsServerConfig, TlsSession};
+
+use relay::{carry, flush, ingest, Direction, Side};
 
 pub use vs::{
     ProxyCounters, ProxyShard, ResetCause, SideShard, SideTotals, StandardVs, TlsShard, TlsTotals,
@@ -60,8 +74,14 @@ const TIMER_CONNECT: u32 = 1;
 const TIMER_SWEEP: u32 = 2;
 /// How often flows are checked for members gone down.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+/// Timer word: a TLS handshake deadline of the flow.
+const TIMER_TLS: u32 = 3;
 /// Most members one flow tries.
 const MAX_TRIES: usize = 8;
+/// TLS handshake steps (a flight of the peer's handshake messages processed: key
+/// exchange, signature, verification) one worker does per loop turn; the rest wait for
+/// the next turn.
+pub const HANDSHAKES_PER_TURN: u32 = 8;
 
 /// Where a flow stands, as `show connections` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,15 +150,17 @@ struct VsSlot {
     listener: Option<ListenerHandle>,
     server_profile: ProfileId,
     cursor: PoolCursor,
+    /// This worker's copy of the client TLS configuration (its own session cache).
+    client_tls: Option<TlsServerConfig>,
+    /// This worker's copy of the server TLS configuration (its own session cache).
+    server_tls: Option<TlsClientConfig>,
 }
 
-/// One direction's relay state.
-#[derive(Debug, Default, Clone, Copy)]
-struct Direction {
-    /// Bytes moved.
-    bytes: u64,
-    /// The FIN was passed on.
-    fin_sent: bool,
+/// Which side of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Client,
+    Server,
 }
 
 struct Flow {
@@ -165,6 +187,16 @@ struct Flow {
     down: Direction,
     /// Segment counts of each connection already added to the counters.
     seen: [(u64, u64); 2],
+    /// The client side's TLS session (`client_tls`).
+    client_tls: Option<Box<TlsSession>>,
+    /// The server side's TLS session (`server_tls`), once the member answered.
+    server_tls: Option<Box<TlsSession>>,
+    /// The TLS handshake deadline timer.
+    tls_timer: Option<TimerId>,
+    /// TLS bytes (encrypted, decrypted) of each side already added to the counters.
+    tls_seen: [(u64, u64); 2],
+    /// Waits in the proxy's deferred list for handshake budget.
+    deferred: bool,
 }
 
 struct Slot {
@@ -180,6 +212,10 @@ pub struct Proxy {
     live: usize,
     sweep: Option<TimerId>,
     last_snat: Option<SocketAddr>,
+    /// Handshake steps left this turn.
+    budget: u32,
+    /// Flows whose handshake waits for the next turn's budget.
+    deferred: Vec<u32>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -203,7 +239,35 @@ impl Proxy {
             live: 0,
             sweep: None,
             last_snat: None,
+            budget: HANDSHAKES_PER_TURN,
+            deferred: Vec::new(),
         }
+    }
+
+    /// Starts a loop turn: a fresh handshake budget, spent first on the flows that
+    /// waited for it.
+    pub fn begin_turn(&mut self, cx: &mut ProxyCtx<'_>) {
+        self.budget = HANDSHAKES_PER_TURN;
+        let waiting = std::mem::take(&mut self.deferred);
+        for &i in &waiting {
+            let i = i as usize;
+            if let Some(f) = self.slots.get_mut(i).and_then(|s| s.flow.as_mut()) {
+                f.deferred = false;
+                self.pump(cx, i);
+            }
+        }
+        // Keep the allocation (flows deferred again pushed theirs meanwhile).
+        let mut waiting = waiting;
+        waiting.clear();
+        if self.deferred.is_empty() {
+            self.deferred = waiting;
+        }
+    }
+
+    /// True when flows wait for the next turn's handshake budget (the worker must
+    /// turn again at once).
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred.is_empty()
     }
 
     /// Flows open on this worker.
@@ -246,6 +310,8 @@ impl Proxy {
                 listener,
                 server_profile,
                 cursor: vs.lb.pool.cursor(self.worker),
+                client_tls: vs.client_tls.as_ref().map(|(_, c)| c.for_worker()),
+                server_tls: vs.server_tls.as_ref().map(|(_, c, n)| c.for_worker(*n)),
             });
         }
         for o in old {
@@ -299,6 +365,9 @@ impl Proxy {
                 let vs = f.vs.clone();
                 vs.counters.shard(self.worker).server.open();
                 let _ = cx.tcp.arm_writable(h, vs.buffer_low);
+                if vs.server_tls.is_some() && !self.start_server_tls(cx, i, h) {
+                    return;
+                }
                 self.pump(cx, i);
             }
             Event::Readable(h) | Event::Writable(h) | Event::PeerClosed(h) => {
@@ -331,8 +400,9 @@ impl Proxy {
                         _ => ResetCause::ClientReset,
                     };
                     self.end(cx, i, Some(cause));
-                } else if !f.connected {
+                } else if !f.connected || f.server_handshaking() {
                     f.server = None;
+                    f.connected = false;
                     self.retry(cx, i);
                 } else {
                     f.server = None;
@@ -369,6 +439,20 @@ impl Proxy {
                     let _ = cx.tcp.abort(cx.now, s);
                 }
                 self.retry(cx, i);
+            }
+            TIMER_TLS => {
+                let i = fired.owner.tag as usize;
+                let Some(f) = self.slots.get_mut(i).and_then(|s| s.flow.as_mut()) else {
+                    return;
+                };
+                f.tls_timer = None;
+                for t in [f.client_tls.as_deref_mut(), f.server_tls.as_deref_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    let _ = t.handle_timeout(cx.now);
+                }
+                self.pump(cx, i);
             }
             _ => {}
         }
@@ -427,11 +511,32 @@ impl Proxy {
                 up: Direction::default(),
                 down: Direction::default(),
                 seen: [(0, 0); 2],
+                client_tls: None,
+                server_tls: None,
+                tls_timer: None,
+                tls_seen: [(0, 0); 2],
+                deferred: false,
             });
             shard.client.open();
             let _ = cx.tcp.set_owner(h, Owner::new(app::PROXY, i as u32));
             let _ = cx.tcp.arm_writable(h, vs.buffer_low);
-            self.connect(cx, i);
+            match self.vss[vi].client_tls.as_ref() {
+                Some(cfg) => match TlsSession::server(cfg, cx.now) {
+                    Ok(t) => {
+                        shard.client_tls.started.inc();
+                        let f = self.flow_mut(i);
+                        f.client_tls = Some(Box::new(t));
+                        self.arm_tls_timer(cx, i);
+                        // The ClientHello may be here already.
+                        self.pump(cx, i);
+                    }
+                    Err(e) => {
+                        shard.client_tls.failure(e.reason);
+                        self.end(cx, i, Some(ResetCause::Tls));
+                    }
+                },
+                None => self.connect(cx, i),
+            }
             if self.sweep.is_none() {
                 self.schedule_sweep(cx);
             }
@@ -528,9 +633,13 @@ impl Proxy {
 
     /// The server-side attempt of flow `i` failed before connecting: try another member.
     fn retry(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
+        let worker = self.worker;
         let f = self.flow_mut(i);
         if let Some(t) = f.timer.take() {
             cx.timers.cancel(t);
+        }
+        if let Some(t) = f.server_tls.take() {
+            f.end_tls_side(worker, Which::Server, &t);
         }
         self.release_member(i);
         self.connect(cx, i);
@@ -547,14 +656,29 @@ impl Proxy {
     /// releases sides that ended once everything they brought was relayed; ends the
     /// flow when both are released.
     fn pump(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
+        if self.slots[i].flow.is_none() {
+            return;
+        }
+        if !self.handshake(cx, i) {
+            return;
+        }
         self.relay_both(cx, i);
+        if !self.check_tls(cx, i) {
+            return;
+        }
         let f = self.flow_mut(i);
-        if f.client_open && f.client_closed && cx.tcp.readable_bytes(f.client) == 0 {
+        let held =
+            |t: &Option<Box<TlsSession>>| t.as_ref().is_some_and(|t| !t.plaintext().is_empty());
+        if f.client_open
+            && f.client_closed
+            && cx.tcp.readable_bytes(f.client) == 0
+            && !held(&f.client_tls)
+        {
             let _ = cx.tcp.close(cx.now, f.client);
             f.client_open = false;
         }
         if let Some(s) = f.server {
-            if f.server_closed && cx.tcp.readable_bytes(s) == 0 {
+            if f.server_closed && cx.tcp.readable_bytes(s) == 0 && !held(&f.server_tls) {
                 let _ = cx.tcp.close(cx.now, s);
                 f.server = None;
                 f.server_open = false;
@@ -575,9 +699,23 @@ impl Proxy {
             return;
         };
         let c = f.client;
-        let (high, low) = (f.vs.buffer_high.max(1), f.vs.buffer_low);
-        let up = relay(cx, c, s, high, low, &mut f.up);
-        let down = relay(cx, s, c, high, low, &mut f.down);
+        let marks = (f.vs.buffer_high.max(1), f.vs.buffer_low);
+        let up = carry(
+            cx.tcp,
+            cx.now,
+            side(c, &mut f.client_tls),
+            side(s, &mut f.server_tls),
+            marks,
+            &mut f.up,
+        );
+        let down = carry(
+            cx.tcp,
+            cx.now,
+            side(s, &mut f.server_tls),
+            side(c, &mut f.client_tls),
+            marks,
+            &mut f.down,
+        );
         let shard = f.vs.counters.shard(worker);
         shard.client.bytes_in.add(up);
         shard.server.bytes_out.add(up);
@@ -585,6 +723,162 @@ impl Proxy {
         shard.client.bytes_out.add(down);
         count_segments(cx.tcp, c, &mut f.seen[0], &shard.client);
         count_segments(cx.tcp, s, &mut f.seen[1], &shard.server);
+        f.count_tls_bytes(worker);
+    }
+
+    /// Runs the TLS handshakes of flow `i` as far as the turn's budget allows: the
+    /// peers' handshake flights taken in, the answers written out, handshakes that
+    /// finished counted; with `client_tls`, the member is chosen once the client's
+    /// handshake finished. False when the flow ended (a failure) or waits for budget.
+    fn handshake(&mut self, cx: &mut ProxyCtx<'_>, i: usize) -> bool {
+        let worker = self.worker;
+        let mut budget = self.budget;
+        let f = self.flow_mut(i);
+        let mut starved = false;
+        let sides = [
+            (Some(f.client), f.client_tls.as_deref_mut(), Which::Client),
+            (f.server, f.server_tls.as_deref_mut(), Which::Server),
+        ];
+        for (conn, tls, which) in sides {
+            let (Some(h), Some(t)) = (conn, tls) else {
+                continue;
+            };
+            if !t.is_handshaking() || t.error().is_some() {
+                continue;
+            }
+            if cx.tcp.readable_bytes(h) > 0 {
+                if budget == 0 {
+                    starved = true;
+                    continue;
+                }
+                budget -= 1;
+                ingest(cx.tcp, h, t);
+            }
+            flush(cx.tcp, h, t);
+            if t.take_handshake_done() {
+                let shard = f.vs.counters.shard(worker);
+                match which {
+                    Which::Client => shard.client_tls.handshake(t),
+                    Which::Server => shard.server_tls.handshake(t),
+                }
+            }
+        }
+        let defer = starved && !f.deferred;
+        f.deferred |= starved;
+        self.budget = budget;
+        if defer {
+            self.deferred.push(i as u32);
+        }
+        if !self.check_tls(cx, i) {
+            return false;
+        }
+        let f = self.flow_mut(i);
+        let client_ready = f.client_tls.as_ref().is_some_and(|t| !t.is_handshaking());
+        if client_ready && f.tried.is_empty() && f.server.is_none() {
+            // The client's handshake finished: now choose its member.
+            self.connect(cx, i);
+            return self.slots[i].flow.is_some();
+        }
+        !starved || self.flow_mut(i).connected
+    }
+
+    /// Ends flow `i` if one of its TLS sessions failed: counted by reason, the alert
+    /// sent to that side's peer before its FIN. A member whose handshake failed is
+    /// replaced as one that refused. False when the flow ended or moved on.
+    fn check_tls(&mut self, cx: &mut ProxyCtx<'_>, i: usize) -> bool {
+        let worker = self.worker;
+        let f = self.flow_mut(i);
+        let shard = f.vs.counters.shard(worker);
+        if let Some(e) = f.client_tls.as_ref().and_then(|t| t.error()).cloned() {
+            shard.client_tls.failure(e.reason);
+            if let Some(t) = f.client_tls.as_deref_mut() {
+                flush(cx.tcp, f.client, t);
+            }
+            // What the client sent after the failure is discarded (closing with unread
+            // bytes would reset); the alert leaves before the FIN, and the stack
+            // releases the handle.
+            let unread = cx.tcp.readable_bytes(f.client);
+            let _ = cx.tcp.consume(f.client, unread);
+            let _ = cx.tcp.close(cx.now, f.client);
+            f.client_open = false;
+            self.end(cx, i, Some(ResetCause::Tls));
+            return false;
+        }
+        let Some(e) = f.server_tls.as_ref().and_then(|t| t.error()).cloned() else {
+            return true;
+        };
+        shard.server_tls.failure(e.reason);
+        let handshaking = f.server_handshaking();
+        let t = f.server_tls.take();
+        if let Some(t) = t.as_deref() {
+            f.end_tls_side(worker, Which::Server, t);
+        }
+        if let (Some(s), Some(mut t)) = (f.server, t) {
+            flush(cx.tcp, s, &mut t);
+            let unread = cx.tcp.readable_bytes(s);
+            let _ = cx.tcp.consume(s, unread);
+            let _ = cx.tcp.close(cx.now, s);
+        }
+        f.server = None;
+        f.server_open = false;
+        if handshaking {
+            // As a member that refused: the next one is tried.
+            f.connected = false;
+            self.retry(cx, i);
+        } else {
+            self.end(cx, i, Some(ResetCause::Tls));
+        }
+        false
+    }
+
+    /// Starts the TLS session toward the member of flow `i` (connection `h` just
+    /// connected); false when the flow ended or moved on.
+    fn start_server_tls(&mut self, cx: &mut ProxyCtx<'_>, i: usize, h: ConnHandle) -> bool {
+        let f = self.flow_mut(i);
+        let vs = f.vs.clone();
+        let server = f.server_addr.map(|a| a.ip());
+        let vs_index = f.vs_index;
+        let cfg = self
+            .vss
+            .get(vs_index)
+            .filter(|v| Arc::ptr_eq(&v.vs, &vs))
+            .and_then(|v| v.server_tls.as_ref());
+        let (Some(cfg), Some(server)) = (cfg, server) else {
+            // Reconfigured meanwhile: this flow starts nothing new.
+            self.end(cx, i, Some(ResetCause::NoMember));
+            return false;
+        };
+        let shard = vs.counters.shard(self.worker);
+        match TlsSession::client(cfg, server, cx.now) {
+            Ok(mut t) => {
+                shard.server_tls.started.inc();
+                flush(cx.tcp, h, &mut t);
+                self.flow_mut(i).server_tls = Some(Box::new(t));
+                self.arm_tls_timer(cx, i);
+                true
+            }
+            Err(e) => {
+                shard.server_tls.failure(e.reason);
+                self.end(cx, i, Some(ResetCause::Tls));
+                false
+            }
+        }
+    }
+
+    /// Arms the flow's timer at its earliest TLS handshake deadline.
+    fn arm_tls_timer(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
+        let f = self.flow_mut(i);
+        let deadline = crate::time::earliest([
+            f.client_tls.as_ref().and_then(|t| t.poll_timeout()),
+            f.server_tls.as_ref().and_then(|t| t.poll_timeout()),
+        ]);
+        if let Some(t) = f.tls_timer.take() {
+            cx.timers.cancel(t);
+        }
+        if let Some(d) = deadline {
+            let owner = Owner::new(app::PROXY, i as u32);
+            f.tls_timer = Some(cx.timers.set(d, owner, TIMER_TLS));
+        }
     }
 
     /// Checks every flow's member; resets both sides of flows whose member is down.
@@ -616,17 +910,40 @@ impl Proxy {
         };
         self.free.push(i as u32);
         self.live -= 1;
-        if let Some(t) = f.timer.take() {
+        if f.deferred {
+            self.deferred.retain(|&d| d as usize != i);
+        }
+        for t in [f.timer.take(), f.tls_timer.take()].into_iter().flatten() {
             cx.timers.cancel(t);
         }
-        let shard = f.vs.counters.shard(self.worker);
+        let vs = f.vs.clone();
+        let shard = vs.counters.shard(self.worker);
         count_segments(cx.tcp, f.client, &mut f.seen[0], &shard.client);
         if let Some(s) = f.server {
             count_segments(cx.tcp, s, &mut f.seen[1], &shard.server);
         }
+        let client_tls = f.client_tls.take();
+        if let Some(t) = client_tls.as_deref() {
+            f.end_tls_side(self.worker, Which::Client, t);
+        }
+        if let Some(t) = f.server_tls.take() {
+            f.end_tls_side(self.worker, Which::Server, &t);
+        }
         if let Some(cause) = cause {
             shard.resets[cause as usize].inc();
-            let _ = cx.tcp.abort(cx.now, f.client);
+            match client_tls {
+                // A client whose handshake finished hears of the end in TLS terms:
+                // `close_notify`, then the FIN.
+                Some(mut t) if f.client_open && !t.is_handshaking() && t.error().is_none() => {
+                    let _ = t.close();
+                    flush(cx.tcp, f.client, &mut t);
+                    let _ = cx.tcp.close(cx.now, f.client);
+                }
+                _ if f.client_open => {
+                    let _ = cx.tcp.abort(cx.now, f.client);
+                }
+                _ => {}
+            }
             if let Some(s) = f.server {
                 let _ = cx.tcp.abort(cx.now, s);
             }
@@ -658,6 +975,9 @@ impl Proxy {
                     for h in [Some(f.client), f.server].into_iter().flatten() {
                         bytes += tcp.connection_buffer_bytes(h) as u64;
                     }
+                    for t in [&f.client_tls, &f.server_tls].into_iter().flatten() {
+                        bytes += t.buffer_bytes() as u64;
+                    }
                 }
             }
             v.vs.counters
@@ -669,6 +989,35 @@ impl Proxy {
 }
 
 impl Flow {
+    /// True while the member's TLS handshake runs (the member counts as connecting).
+    fn server_handshaking(&self) -> bool {
+        self.server_tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// Adds the TLS bytes of both sides not counted yet.
+    fn count_tls_bytes(&mut self, worker: usize) {
+        let shard = self.vs.counters.shard(worker);
+        if let Some(t) = self.client_tls.as_deref() {
+            tls_bytes(&shard.client_tls, &mut self.tls_seen[0], t);
+        }
+        if let Some(t) = self.server_tls.as_deref() {
+            tls_bytes(&shard.server_tls, &mut self.tls_seen[1], t);
+        }
+    }
+
+    /// Counts the end of one side's TLS session `t` (taken out of the flow): its last
+    /// bytes, and one connection fewer.
+    fn end_tls_side(&mut self, worker: usize, which: Which, t: &TlsSession) {
+        let shard = self.vs.counters.shard(worker);
+        let (tls, seen) = match which {
+            Which::Client => (&shard.client_tls, &mut self.tls_seen[0]),
+            Which::Server => (&shard.server_tls, &mut self.tls_seen[1]),
+        };
+        tls_bytes(tls, seen, t);
+        *seen = (0, 0);
+        tls.ended.inc();
+    }
+
     fn state(&self) -> FlowState {
         if !self.connected {
             FlowState::Connecting
@@ -682,44 +1031,20 @@ impl Flow {
     }
 }
 
-/// Moves bytes from `from`'s receive buffer to `to`'s send buffer while `to` holds less
-/// than `high`; above it, waits for `to` to drain to `low`. Passes the FIN on after
-/// the last byte. Returns the bytes moved.
-fn relay(
-    cx: &mut ProxyCtx<'_>,
-    from: ConnHandle,
-    to: ConnHandle,
-    high: usize,
-    low: usize,
-    dir: &mut Direction,
-) -> u64 {
-    let mut moved = 0u64;
-    loop {
-        let queued = cx.tcp.send_unsent(to);
-        if queued >= high {
-            let _ = cx.tcp.arm_writable(to, low);
-            break;
-        }
-        match cx.tcp.relay(from, to, high - queued) {
-            Ok(0) => {
-                if cx.tcp.read_closed(from) && !dir.fin_sent {
-                    dir.fin_sent = true;
-                    let _ = cx.tcp.shutdown(cx.now, to);
-                }
-                break;
-            }
-            Ok(n) => moved += n as u64,
-            Err(TcpError::NotWritable) => {
-                // `to` no longer sends (its peer reset it, or the FIN went already):
-                // what `from` still sends cannot be delivered; leave it unread so its
-                // window closes, the flow ends with the other side's events.
-                break;
-            }
-            Err(_) => break,
-        }
+/// One side of a flow for the relay.
+fn side(conn: ConnHandle, tls: &mut Option<Box<TlsSession>>) -> Side<'_> {
+    Side {
+        conn,
+        tls: tls.as_deref_mut(),
     }
-    dir.bytes += moved;
-    moved
+}
+
+/// Adds the bytes `t` encrypted and decrypted since `seen` to `tls`.
+fn tls_bytes(tls: &TlsShard, seen: &mut (u64, u64), t: &TlsSession) {
+    let (enc, dec) = t.bytes();
+    tls.bytes_encrypted.add(enc.saturating_sub(seen.0));
+    tls.bytes_decrypted.add(dec.saturating_sub(seen.1));
+    *seen = (enc, dec);
 }
 
 fn count_segments(tcp: &TcpStack, h: ConnHandle, seen: &mut (u64, u64), side: &SideShard) {

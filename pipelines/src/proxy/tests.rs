@@ -55,10 +55,17 @@ struct Endpoint {
     stalled: bool,
     reset: bool,
     corrupt: bool,
+    /// Speaks TLS over the connection (see `Endpoint::pump_tls`).
+    tls: Option<Box<TlsSession>>,
+    /// The TLS session failed.
+    tls_failed: bool,
 }
 
 impl Endpoint {
     fn pump(&mut self, tcp: &mut TcpStack, now: Instant, h: ConnHandle) {
+        if self.tls.is_some() {
+            return self.pump_tls(tcp, now, h);
+        }
         if !self.stalled {
             let mut buf = [0u8; 16384];
             loop {
@@ -100,6 +107,85 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// As `pump`, through the endpoint's TLS session: ciphertext in and out of the
+    /// connection, the pattern checked and written as plaintext, `close_notify` before
+    /// the FIN.
+    fn pump_tls(&mut self, tcp: &mut TcpStack, now: Instant, h: ConnHandle) {
+        let Some(t) = self.tls.as_deref_mut() else {
+            return;
+        };
+        for _ in 0..10_000 {
+            let mut progress = false;
+            if let Ok((a, _)) = tcp.recv_slices(h) {
+                if !a.is_empty() && t.error().is_none() {
+                    match t.feed_ciphertext(a) {
+                        Ok(n) if n > 0 => {
+                            let _ = tcp.consume(h, n);
+                            progress = true;
+                        }
+                        Ok(_) => {}
+                        Err(_) => self.tls_failed = true,
+                    }
+                }
+            }
+            if !self.stalled {
+                let p = t.plaintext();
+                for (k, b) in p.iter().enumerate() {
+                    if *b != pattern(self.recv_seed, self.received + k as u64) {
+                        self.corrupt = true;
+                    }
+                }
+                let n = p.len();
+                self.received += n as u64;
+                t.consume_plaintext(n);
+                progress |= n > 0;
+            }
+            if (self.eof || !self.after_eof) && !t.is_handshaking() {
+                let mut buf = [0u8; 16384];
+                while self.sent < self.to_send {
+                    let n = ((self.to_send - self.sent) as usize).min(buf.len());
+                    for (k, b) in buf[..n].iter_mut().enumerate() {
+                        *b = pattern(self.send_seed, self.sent + k as u64);
+                    }
+                    match t.write_plaintext(&buf[..n]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(w) => {
+                            self.sent += w as u64;
+                            progress = true;
+                        }
+                    }
+                }
+                if self.sent == self.to_send && !self.shut {
+                    let _ = t.close();
+                }
+            }
+            while t.wants_write() {
+                match tcp.write(h, t.pending_ciphertext()) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        t.consume_ciphertext(n);
+                        progress = true;
+                    }
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.tls_failed |= t.error().is_some();
+        if (t.peer_closed() && t.plaintext().is_empty()) || tcp.read_closed(h) {
+            self.eof = true;
+        } else if tcp.readable_bytes(h) == 0 {
+            let _ = tcp.read(h, &mut []);
+        }
+        if self.sent == self.to_send && !self.shut && !t.wants_write() && !t.is_handshaking() {
+            self.shut = true;
+            let _ = tcp.shutdown(now, h);
+        }
+    }
+}
+
 struct Member {
     ip: IpAddr,
     tcp: TcpStack,
@@ -108,6 +194,8 @@ struct Member {
     template: fn() -> Endpoint,
     conns: HashMap<ConnHandle, Endpoint>,
     accepted: u64,
+    /// Speaks TLS with this configuration.
+    tls: Option<crate::tls::TlsServerConfig>,
 }
 
 struct Bed {
@@ -199,6 +287,7 @@ impl Bed {
                     template,
                     conns: HashMap::new(),
                     accepted: 0,
+                    tls: None,
                 }
             })
             .collect();
@@ -240,6 +329,18 @@ impl Bed {
             .unwrap();
         self.clients.insert(h, e);
         h
+    }
+
+    /// A client speaking TLS with `cfg` (its ClientHello goes with the handshake).
+    fn connect_tls(
+        &mut self,
+        port: u16,
+        mut e: Endpoint,
+        cfg: &crate::tls::TlsClientConfig,
+    ) -> ConnHandle {
+        let vip: IpAddr = "198.18.1.100".parse().unwrap();
+        e.tls = Some(Box::new(TlsSession::client(cfg, vip, self.now).unwrap()));
+        self.connect(port, e)
     }
 
     fn send(&mut self, src: IpAddr, dst: IpAddr, len: usize, faults: Faults) {
@@ -343,6 +444,9 @@ impl Bed {
                         while let Some(h) = m.tcp.accept(l) {
                             m.accepted += 1;
                             let mut e = (m.template)();
+                            if let Some(cfg) = m.tls.as_ref() {
+                                e.tls = Some(Box::new(TlsSession::server(cfg, now).unwrap()));
+                            }
                             e.pump(&mut m.tcp, now, h);
                             m.conns.insert(h, e);
                         }
@@ -434,6 +538,8 @@ fn transfer(n: u64, faults: Faults, seed: u64) {
     assert!(cs.packets_in > 0 && ss.packets_out > 0);
     assert_eq!(bed.host.tcp().buffer_bytes(), 0, "buffers given back");
 }
+
+mod tls;
 
 thread_local! {
     static SERVER_BYTES: std::cell::RefCell<u64> = const { std::cell::RefCell::new(0) };
