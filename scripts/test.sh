@@ -93,8 +93,8 @@ fi
 
 step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
 ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
-step "proxy in memory at full size: 1 GiB each way through 1 % loss, duplication and reordering, hash-checked (release)"
-ROUGE_PROXY_FULL=1 cargo test --release -q -p rouge-pipelines --lib proxy::tests::relays_both_ways 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
+step "proxy in memory at full size: 1 GiB each way through 1 % loss, duplication and reordering, and 1 GiB through TLS on both sides, hash-checked (release)"
+ROUGE_PROXY_FULL=1 cargo test --release -q -p rouge-pipelines --lib -- proxy::tests::relays_both_ways proxy::tests::tls::tls_on_both_sides 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || true
 if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
     echo "tests failed (full log: /tmp/rouge-test.log)"
     exit 1

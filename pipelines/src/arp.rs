@@ -15,7 +15,7 @@
 //! others as [`NeighbourUpdate`] messages (see `l2l3`), since an ARP reply reaches only
 //! one worker. Housekeeping runs at most every [`SWEEP_INTERVAL`], never per packet.
 
-use std::collections::HashMap;
+use crate::hashing::{self, FastMap};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -162,7 +162,7 @@ pub struct ArpEntryView<A = Ipv4Addr> {
 /// The neighbour cache of one worker.
 pub struct ArpCache<A = Ipv4Addr> {
     cfg: ArpConfig,
-    entries: HashMap<A, Entry>,
+    entries: FastMap<A, Entry>,
     next_sweep: Instant,
     /// The earliest retry, refresh or end of a failed hold of any entry (never later
     /// than the true one; exact after each sweep).
@@ -175,7 +175,7 @@ impl<A: NeighbourAddr> ArpCache<A> {
     pub fn new(cfg: ArpConfig) -> ArpCache<A> {
         ArpCache {
             cfg,
-            entries: HashMap::with_capacity(cfg.max_entries),
+            entries: hashing::with_capacity(cfg.max_entries),
             next_sweep: Instant::ZERO,
             due: None,
             changed: false,

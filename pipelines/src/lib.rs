@@ -27,6 +27,7 @@ pub mod arp;
 pub mod counters;
 pub mod dataplane;
 pub mod fastl4;
+pub mod hashing;
 pub mod host;
 pub mod l2l3;
 pub mod lb;

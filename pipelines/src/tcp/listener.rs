@@ -1,7 +1,8 @@
 //! Passive opens: listeners with a SYN queue and an accept queue (the backlog), and the
 //! compact TIME-WAIT table.
 
-use std::collections::{HashMap, VecDeque};
+use crate::hashing::{self, FastMap};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use super::state::ConnKey;
@@ -71,7 +72,7 @@ pub struct TimeWaitEntry {
 /// TIME-WAIT entries, bounded: when full, the oldest is recycled.
 #[derive(Debug)]
 pub struct TimeWaitTable {
-    map: HashMap<ConnKey, TimeWaitEntry>,
+    map: FastMap<ConnKey, TimeWaitEntry>,
     fifo: VecDeque<(Instant, ConnKey)>,
     max: usize,
 }
@@ -80,7 +81,7 @@ impl TimeWaitTable {
     /// A table of at most `max` entries.
     pub fn new(max: usize) -> Self {
         TimeWaitTable {
-            map: HashMap::with_capacity(max.min(1 << 16)),
+            map: hashing::with_capacity(max.min(1 << 16)),
             fifo: VecDeque::with_capacity(max.min(1 << 16)),
             max: max.max(1),
         }

@@ -1,6 +1,7 @@
 //! [`TcpStack`]: one worker's connections, listeners, timers and TIME-WAIT table.
 
-use std::collections::{HashMap, VecDeque};
+use crate::hashing::{self, FastMap};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use super::config::{StackConfig, TcpProfile};
@@ -232,9 +233,9 @@ pub struct TcpStack {
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
     live: usize,
-    map: HashMap<ConnKey, u32>,
+    map: FastMap<ConnKey, u32>,
     listeners: Vec<Option<Listener>>,
-    listen_map: HashMap<(IpAddr, u16), u32>,
+    listen_map: FastMap<(IpAddr, u16), u32>,
     wheel: TimerWheel<ConnHandle>,
     expired: Vec<ConnHandle>,
     txq: VecDeque<u32>,
@@ -264,9 +265,9 @@ impl TcpStack {
             slots: Vec::with_capacity(cap),
             free_slots: Vec::with_capacity(cap),
             live: 0,
-            map: HashMap::with_capacity(cap),
+            map: hashing::with_capacity(cap),
             listeners: Vec::new(),
-            listen_map: HashMap::new(),
+            listen_map: hashing::with_capacity(0),
             wheel: TimerWheel::new(cfg.timer_tick, 4096, cap),
             expired: Vec::with_capacity(256),
             txq: VecDeque::with_capacity(cap),
