@@ -18,7 +18,10 @@
 #
 # What it installs:
 #   /usr/local/bin/rouge                   the binary
-#   /etc/rouge/rouge.toml                  the configuration (`rouge config save` writes it)
+#   /etc/rouge/rouge.toml                  the configuration (`rouge config save` writes it);
+#                                          the test bed's TLS files replaced by the device's
+#   /etc/rouge/tls/device{,-rsa}.{crt,key} the server's own self-signed TLS certificates
+#                                          (made once with openssl; provided ones are kept)
 #   /etc/default/rouge                     ROUGE_ARGS (e.g. --cores 2,3 --idle busy)
 #   /usr/local/lib/rouge/rouge-nics        run before rouge: the config's NICs up, no
 #                                          offloads, no kernel IPv6/ARP answers on them
@@ -105,8 +108,17 @@ install -D -m 0755 "$ROUGE" "$DEST/usr/local/bin/rouge"
 if [[ -e $DEST/etc/rouge/rouge.toml ]]; then
     log "keeping the existing $DEST/etc/rouge/rouge.toml"
 else
-    install -D -m 0640 "$CONFIG" "$DEST/etc/rouge/rouge.toml"
+    # The test bed's TEST-ONLY certificates (public keys) are not installed: the copy
+    # names the device's own, made below.
+    rewritten=$(mktemp)
+    sh "$ROOT_DIR/scripts/image-root/sbin/rouge-device-cert" --rewrite "$CONFIG" "$rewritten"
+    install -D -m 0640 "$rewritten" "$DEST/etc/rouge/rouge.toml"
+    rm -f "$rewritten"
 fi
+# The server's own self-signed TLS certificates in /etc/rouge/tls (kept when present).
+sh "$ROOT_DIR/scripts/image-root/sbin/rouge-device-cert" "$DEST/etc/rouge/tls"
+"$ROUGE" check --config-only --config "$DEST/etc/rouge/rouge.toml" >/dev/null ||
+    die "$DEST/etc/rouge/rouge.toml is not valid there (relative TLS paths are resolved against $DEST/etc/rouge)"
 args=""
 [[ -n $CORES ]] && args="--cores $CORES"
 install -d "$DEST/etc/default"

@@ -186,7 +186,9 @@ pub fn config_action(action: ConfigAction) -> Result<String, String> {
         ConfigAction::Save { file, socket } => {
             let mut args = vec!["config".to_string(), "save".to_string()];
             if let Some(f) = file {
-                args.push(f.display().to_string());
+                // The appliance may run in another directory: the path as this shell
+                // means it.
+                args.push(std::path::absolute(&f).unwrap_or(f).display().to_string());
             }
             mgmt::request(&socket, &args)
                 .map(|v| format!("saved {}", v["saved"].as_str().unwrap_or("")))
@@ -194,18 +196,27 @@ pub fn config_action(action: ConfigAction) -> Result<String, String> {
         ConfigAction::Apply { file, socket } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+            // Absolute, so the appliance resolves the file's relative paths (TLS
+            // certificates and keys) against its directory, wherever it runs.
+            let name = std::path::absolute(&file).unwrap_or_else(|_| file.clone());
             let args = vec![
                 "config".to_string(),
                 "apply".to_string(),
-                file.display().to_string(),
+                name.display().to_string(),
                 text,
             ];
             mgmt::request(&socket, &args).map(|v| {
-                format!(
+                let mut out = String::new();
+                for w in v["warnings"].as_array().into_iter().flatten() {
+                    out.push_str(w.as_str().unwrap_or_default());
+                    out.push('\n');
+                }
+                out.push_str(&format!(
                     "applied {} (configuration generation {})",
                     file.display(),
                     v["generation"]
-                )
+                ));
+                out
             })
         }
     }
@@ -232,6 +243,9 @@ pub enum ShowWhat {
     Class,
     /// Flows through the appliance: proxied (standard) and fastl4 alike.
     Connections,
+    /// TLS per virtual server and side: handshakes (full, resumed) by version and suite,
+    /// failures by reason, bytes, tickets, certificates.
+    Tls,
     /// The running configuration as TOML.
     Config,
 }
@@ -250,6 +264,7 @@ impl ShowWhat {
             ShowWhat::Class => "class",
             ShowWhat::Config => "config",
             ShowWhat::Connections => "connections",
+            ShowWhat::Tls => "tls",
         }
     }
 }
@@ -321,6 +336,7 @@ pub fn show(
         ShowWhat::Stats => stats_text(&data),
         ShowWhat::Class => classes_text(&data),
         ShowWhat::Config => data.as_str().unwrap_or_default().to_string(),
+        ShowWhat::Tls => tls_text(&data),
         ShowWhat::Connections => table(
             &data,
             &[
@@ -440,6 +456,87 @@ fn classes_text(data: &Value) -> String {
             );
         }
     }
+    out
+}
+
+/// `show tls`: one row per virtual server and side, then the failures that happened
+/// and the client sides' certificates.
+fn tls_text(data: &Value) -> String {
+    let mut rows = Vec::new();
+    let mut notes = String::new();
+    for v in data.as_array().into_iter().flatten() {
+        for (side, key) in [("client", "client_side"), ("server", "server_side")] {
+            let t = &v[key];
+            if t.is_null() {
+                continue;
+            }
+            let h = &t["handshakes"];
+            let pair = |x: &Value| format!("{}/{}", cell(&x["1.2"]), cell(&x["1.3"]));
+            rows.push(serde_json::json!({
+                "virtual": v["name"], "side": side, "profile": t["profile"], "current": t["current"],
+                "full_1.2/1.3": pair(&h["full"]), "resumed_1.2/1.3": pair(&h["resumed"]),
+                "failures": t["failures_total"], "bytes_encrypted": t["bytes_encrypted"],
+                "bytes_decrypted": t["bytes_decrypted"],
+                "tickets_issued/accepted": if t["tickets"].is_null() { Value::Null } else {
+                    Value::String(format!("{}/{}", cell(&t["tickets"]["issued"]), cell(&t["tickets"]["accepted"])))
+                },
+            }));
+            let name = format!("{} {side}", cell(&v["name"]));
+            let nz = |o: &Value| -> Vec<String> {
+                o.as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, n)| n.as_u64().is_some_and(|n| n > 0))
+                    .map(|(k, n)| format!("{k}={n}"))
+                    .collect()
+            };
+            let f = nz(&t["failures"]);
+            if !f.is_empty() {
+                notes.push_str(&format!("  {name} failures: {}\n", f.join(" ")));
+            }
+            let s = nz(&t["suites"]);
+            if !s.is_empty() {
+                notes.push_str(&format!("  {name} suites: {}\n", s.join(" ")));
+            }
+            for c in t["certificates"].as_array().into_iter().flatten() {
+                let names: Vec<String> = c["names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(cell)
+                    .collect();
+                notes.push_str(&format!(
+                    "  {name} certificate {} ({}, {}) until {}\n",
+                    cell(&c["cert"]),
+                    cell(&c["key_type"]),
+                    names.join(" "),
+                    cell(&c["not_after"])
+                ));
+            }
+            if let Some(r) = t["tickets"]["rotations"].as_u64() {
+                notes.push_str(&format!("  {name} ticket key rotations: {r}\n"));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return "(no standard virtual server has client_tls or server_tls)\n".into();
+    }
+    let mut out = table(
+        &Value::Array(rows),
+        &[
+            "virtual",
+            "side",
+            "profile",
+            "current",
+            "full_1.2/1.3",
+            "resumed_1.2/1.3",
+            "failures",
+            "bytes_encrypted",
+            "bytes_decrypted",
+            "tickets_issued/accepted",
+        ],
+    );
+    out.push_str(&notes);
     out
 }
 
@@ -622,6 +719,40 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_table_has_a_row_per_side_and_the_failures_that_happened() {
+        let side = |tickets: bool| {
+            let mut v = json!({"profile": "p", "current": 1,
+                "handshakes": {"full": {"1.2": 2, "1.3": 3}, "resumed": {"1.2": 0, "1.3": 4}},
+                "suites": {"TLS13_AES_128_GCM_SHA256": 7, "TLS13_AES_256_GCM_SHA384": 0},
+                "failures": {"not-tls": 5, "decode": 0}, "failures_total": 5,
+                "bytes_encrypted": 100, "bytes_decrypted": 50});
+            if tickets {
+                v["tickets"] = json!({"issued": 9, "accepted": 4, "rotations": 1});
+            }
+            v
+        };
+        let t = tls_text(
+            &json!([{"name": "web-tls", "client_side": side(true), "server_side": null},
+                                 {"name": "re", "client_side": null, "server_side": side(false)}]),
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("VIRTUAL  SIDE    PROFILE"), "{t}");
+        assert!(
+            lines[1].starts_with("web-tls  client  p        1        2/3           0/4"),
+            "{t}"
+        );
+        assert!(lines[1].ends_with("9/4"), "{t}");
+        assert!(
+            lines[2].starts_with("re       server") && lines[2].ends_with("-"),
+            "{t}"
+        );
+        assert!(t.contains("  web-tls client failures: not-tls=5\n"), "{t}");
+        assert!(t.contains("suites: TLS13_AES_128_GCM_SHA256=7\n"), "{t}");
+        assert!(!t.contains("decode"), "{t}");
+        assert!(tls_text(&json!([])).starts_with("(no standard virtual server"));
+    }
+
+    #[test]
     fn every_command_parses() {
         for line in [
             "rouge run --config f.toml --cores 0,1 --idle busy --pcap /tmp/x --socket /tmp/s",
@@ -632,6 +763,8 @@ mod tests {
             "rouge config save /tmp/out.toml",
             "rouge config apply new.toml --socket /tmp/s",
             "rouge show pool web --json",
+            "rouge show tls",
+            "rouge show tls web-tls --json",
             "rouge show member",
             "rouge pool member disable web 198.18.2.11:80 --socket /tmp/s",
             "rouge console --socket /tmp/s",

@@ -10,7 +10,7 @@ use crate::cli::{self, Cli, Command, ConfigAction};
 
 const HELP: &str = "\
 commands:
-  show interfaces|arp|routes|stats|virtual|pool|member|class|config [NAME] [--json]
+  show interfaces|arp|routes|stats|virtual|pool|member|class|connections|tls|config [NAME] [--json]
                                                              state and counters
   pool member enable|disable|force-offline POOL ADDR:PORT    change a member's admin state
   config save [FILE]                                         write the running config as TOML
@@ -49,8 +49,11 @@ pub fn run_line(socket: &Path, line: &str) -> Option<String> {
         } => cli::show(socket, what, name.or(virtual_name).as_deref(), json),
         Command::Pool { action } => cli::pool_action(action, Some(socket)),
         Command::Config { action } => cli::config_action(on_socket(action, socket)),
-        Command::Check { config, .. } => match crate::config::load(&config) {
-            Ok(_) => Ok(format!("{}: valid", config.display())),
+        Command::Check { config, .. } => match crate::config::load_with_warnings(&config) {
+            Ok((_, warnings)) => Ok(std::iter::once(format!("{}: valid", config.display()))
+                .chain(warnings.iter().map(ToString::to_string))
+                .collect::<Vec<_>>()
+                .join("\n")),
             Err(e) => Err(e.to_string()),
         },
         Command::Top {

@@ -12,6 +12,39 @@ use rouge_appliance::{config, console, readiness, run, top};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `rouge check`: the file's problems (exit 1), its warnings (printed; exit 1 only for
+/// a severe one, such as an expired certificate), then what the drivers need here.
+fn check(config: &std::path::Path, config_only: bool) -> Result<(), String> {
+    let (cfg, warnings) = config::load_with_warnings(config).map_err(|e| e.to_string())?;
+    println!("{}: valid", config.display());
+    for w in &warnings {
+        println!("{w}");
+    }
+    let severe = warnings.iter().filter(|w| w.severe).count();
+    let missing = if config_only {
+        false
+    } else {
+        // What the drivers need, and what this machine lacks.
+        let (report, missing) =
+            readiness::render(&readiness::assess(&cfg, &readiness::Facts::probe(&cfg)));
+        print!("{report}");
+        missing
+    };
+    if severe > 0 {
+        Err(format!(
+            "{}: {severe} error(s) above (the file loads, but what they name will fail)",
+            config.display()
+        ))
+    } else if missing {
+        Err(format!(
+            "{}: this machine lacks what the configuration's drivers need (the MISSING lines above, each with its fix)",
+            config.display()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -44,28 +77,7 @@ fn main() -> ExitCode {
             config,
             config_only,
             ..
-        } => match config::load(&config) {
-            Ok(_) if config_only => {
-                println!("{}: valid", config.display());
-                Ok(())
-            }
-            Ok(cfg) => {
-                println!("{}: valid", config.display());
-                // What the drivers need, and what this machine lacks.
-                let (report, missing) =
-                    readiness::render(&readiness::assess(&cfg, &readiness::Facts::probe(&cfg)));
-                print!("{report}");
-                if missing {
-                    Err(format!(
-                        "{}: this machine lacks what the configuration's drivers need (the MISSING lines above, each with its fix)",
-                        config.display()
-                    ))
-                } else {
-                    Ok(())
-                }
-            }
-            Err(e) => Err(e.to_string()),
-        },
+        } => check(&config, config_only),
         Command::Show {
             what,
             name,

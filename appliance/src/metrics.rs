@@ -173,6 +173,7 @@ impl Collector for Figures {
         }
         tcp(&mut enc, &stats["tcp"])?;
         virtuals(&mut enc, &views::virtuals(sh))?;
+        tls(&mut enc, &views::tls(sh))?;
         members(&mut enc, &views::pools(sh, None).unwrap_or(Value::Null))?;
         let monitor = &stats["monitor"];
         for (key, name, help) in [
@@ -565,6 +566,121 @@ fn virtuals(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::E
     )
 }
 
+/// TLS per virtual server and side (`show tls`), ticket keys per profile.
+fn tls(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error> {
+    let (mut hs, mut suites, mut fails, mut bytes, mut cur) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut issued, mut accepted, mut rotations, mut expiry) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut profiles = std::collections::BTreeSet::new();
+    for v in rows(data) {
+        for (side, key) in [("client", "client_side"), ("server", "server_side")] {
+            let t = &v[key];
+            if t.is_null() {
+                continue;
+            }
+            let l: Labels = vec![("virtual", s(&v["name"])), ("side", side.to_string())];
+            for kind in ["full", "resumed"] {
+                for version in ["1.2", "1.3"] {
+                    let mut x = l.clone();
+                    x.push(("version", version.to_string()));
+                    x.push(("kind", kind.to_string()));
+                    hs.push((x, num(&t["handshakes"][kind][version])));
+                }
+            }
+            suites.extend(by_key(&t["suites"], &l, "suite"));
+            fails.extend(by_key(&t["failures"], &l, "reason"));
+            for (direction, k) in [
+                ("encrypted", "bytes_encrypted"),
+                ("decrypted", "bytes_decrypted"),
+            ] {
+                let mut x = l.clone();
+                x.push(("direction", direction.to_string()));
+                bytes.push((x, num(&t[k])));
+            }
+            cur.push((l, num(&t["current"])));
+            let profile = s(&t["profile"]);
+            if side == "client" && profiles.insert(profile.clone()) {
+                let p: Labels = vec![("profile", profile.clone())];
+                issued.push((p.clone(), num(&t["tickets"]["issued"])));
+                accepted.push((p.clone(), num(&t["tickets"]["accepted"])));
+                rotations.push((p, num(&t["tickets"]["rotations"])));
+                for c in rows(&t["certificates"]) {
+                    if !c["not_after_unix"].is_null() {
+                        expiry.push((
+                            vec![("profile", profile.clone()), ("cert", s(&c["cert"]))],
+                            num(&c["not_after_unix"]),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    counter(
+        enc,
+        "tls_handshakes",
+        "TLS handshakes completed, by side, version and kind (full or resumed).",
+        None,
+        &hs,
+    )?;
+    counter(
+        enc,
+        "tls_suite_handshakes",
+        "TLS handshakes completed, by cipher suite.",
+        None,
+        &suites,
+    )?;
+    counter(
+        enc,
+        "tls_failures",
+        "TLS connections that failed (handshake or record), by reason.",
+        None,
+        &fails,
+    )?;
+    counter(
+        enc,
+        "tls",
+        "Application bytes encrypted and decrypted by TLS.",
+        Some(Unit::Bytes),
+        &bytes,
+    )?;
+    gauge(
+        enc,
+        "tls_current_connections",
+        "TLS connections open now.",
+        None,
+        &cur,
+    )?;
+    counter(
+        enc,
+        "tls_tickets_issued",
+        "Session tickets sealed with a client side profile's keys (all workers).",
+        None,
+        &issued,
+    )?;
+    counter(
+        enc,
+        "tls_tickets_accepted",
+        "Session tickets opened: resumptions the profile's keys allowed.",
+        None,
+        &accepted,
+    )?;
+    counter(
+        enc,
+        "tls_ticket_rotations",
+        "Ticket key rotations of a client side profile.",
+        None,
+        &rotations,
+    )?;
+    gauge(
+        enc,
+        "tls_certificate_not_after",
+        "When a client side profile's certificate expires (UNIX time).",
+        Some(Unit::Seconds),
+        &expiry,
+    )
+}
+
 fn members(enc: &mut DescriptorEncoder, pools: &Value) -> Result<(), std::fmt::Error> {
     let mut admin = Vec::new();
     let mut monitor = Vec::new();
@@ -758,7 +874,11 @@ pub(crate) mod tests {
                 "[[class]]\nname = \"gold\"\nvirtuals = [\"web\"]\n\n[arp]",
                 1,
             );
-        let cfg = crate::config::parse("t.toml", &text).unwrap();
+        let cfg = crate::config::parse(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/configs/t.toml"),
+            &text,
+        )
+        .unwrap();
         let dp = crate::config::build::dataplane(&cfg, 1, 1, None);
         Shared::new(cfg, "t.toml".into(), dp, &[None], None)
     }
@@ -786,6 +906,11 @@ pub(crate) mod tests {
             "rouge_class_queue_delay_seconds_count{class=\"gold\",interface=\"lb-c\"} 0",
             "rouge_worker_handoffs_total{worker=\"0\"} 0",
             "rouge_worker_handoff_drops_total{worker=\"0\"} 0",
+            "rouge_tls_handshakes_total{virtual=\"web-tls\",side=\"client\",version=\"1.3\",kind=\"full\"} 0",
+            "rouge_tls_failures_total{virtual=\"web-tls\",side=\"client\",reason=\"not-tls\"} 0",
+            "rouge_tls_bytes_total{virtual=\"web-tls\",side=\"client\",direction=\"encrypted\"} 0",
+            "rouge_tls_current_connections{virtual=\"web-tls\",side=\"client\"} 0",
+            "rouge_tls_tickets_issued_total{profile=\"s3-client\"} 0",
         ] {
             assert!(text.lines().any(|l| l == sample), "{sample} missing");
         }

@@ -42,6 +42,9 @@ pub fn serve(path: &Path, shared: Arc<Shared>) -> std::io::Result<std::thread::J
         .name("rouge-mgmt".into())
         .spawn(move || {
             while !shared.stopping() {
+                // The TLS engine's wall clock: certificates are checked and tickets
+                // aged against it (several times a second, as this loop turns).
+                shared.tls.tick();
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let s = shared.clone();
@@ -121,6 +124,23 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
                 Ok(Value::Array(one))
             }
         }
+        ["show", "tls"] => Ok(views::tls(shared)),
+        ["show", "tls", name] => {
+            let one: Vec<Value> = views::tls(shared)
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|v| v["name"] == *name)
+                .cloned()
+                .collect();
+            if one.is_empty() {
+                Err(format!(
+                    "no virtual server named `{name}` with TLS; `rouge show tls` lists them"
+                ))
+            } else {
+                Ok(Value::Array(one))
+            }
+        }
         ["show", "connections"] => crate::connections::gather(shared, None),
         ["show", "connections", name] => crate::connections::gather(shared, Some(name)),
         ["show", "pool"] => views::pools(shared, None),
@@ -153,6 +173,13 @@ pub fn execute(shared: &Shared, args: &[String]) -> Result<Value, String> {
 pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
     let _guard = shared.change.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = config::parse(name, text).map_err(|e| e.to_string())?;
+    let warnings: Vec<String> = config::warnings(name, text, &cfg, config::tls::unix_now())
+        .iter()
+        .map(|w| {
+            tracing::warn!("{w}");
+            w.to_string()
+        })
+        .collect();
     let old_cfg = shared.config.load_full();
     let old_ifs: Vec<&str> = old_cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
     let new_ifs: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
@@ -174,7 +201,13 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
     }
     let old_dp = shared.dataplane.load_full();
     let generation = old_dp.generation + 1;
-    let dp = config::build::dataplane(&cfg, generation, shared.workers.len(), Some(&old_dp));
+    let dp = config::build::dataplane_with(
+        &cfg,
+        generation,
+        shared.workers.len(),
+        Some(&old_dp),
+        &shared.tls,
+    );
     shared.config.store(std::sync::Arc::new(cfg));
     shared.dataplane.store(std::sync::Arc::new(dp));
     shared.wake_workers();
@@ -190,7 +223,7 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
         std::thread::sleep(Duration::from_millis(2));
     };
     tracing::info!(generation, file = name, "configuration applied");
-    Ok(json!({"generation": generation, "workers_updated": synced}))
+    Ok(json!({"generation": generation, "workers_updated": synced, "warnings": warnings}))
 }
 
 /// Changes a member's admin state in the running configuration and in the live pool

@@ -54,7 +54,10 @@ pub fn choose_cores(
 
 /// Runs the appliance until a signal asks it to stop.
 pub fn run(opts: RunOptions) -> Result<(), String> {
-    let cfg = config::load(&opts.config).map_err(|e| e.to_string())?;
+    let (cfg, warnings) = config::load_with_warnings(&opts.config).map_err(|e| e.to_string())?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     let available: Vec<usize> = core_affinity::get_core_ids()
         .map(|v| v.into_iter().map(|c| c.id).collect())
         .unwrap_or_else(|| vec![0]);
@@ -74,14 +77,18 @@ pub fn run(opts: RunOptions) -> Result<(), String> {
         .then(|| Handoff::new(n, INBOX_SLOTS));
     // AF_XDP queues and DPDK devices are opened once for all workers, before them.
     let mut preopened = ports::open_before_workers(&cfg, &cores)?;
-    let dp = build::dataplane(&cfg, 1, n, None);
+    // The TLS clock is set from the system clock before the first build; the
+    // management thread keeps it current.
+    let tls = config::tls::TlsRuntime::new();
+    let dp = build::dataplane_with(&cfg, 1, n, None, &tls);
     let pool_size = cfg.system.pool_size;
-    let shared = Shared::new(
+    let shared = Shared::new_with_tls(
         cfg.clone(),
         opts.config.display().to_string(),
         dp,
         &cores.iter().map(|c| Some(*c)).collect::<Vec<_>>(),
         handoff,
+        tls,
     );
 
     let mut signals =

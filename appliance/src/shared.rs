@@ -97,17 +97,39 @@ pub struct Shared {
     /// The workers' inboxes for frames handed to the worker that owns their flow
     /// (several workers on ports that cannot steer; see [`crate::handoff`]).
     pub handoff: Option<Arc<crate::handoff::Handoff>>,
+    /// TLS state that outlives snapshots: the wall clock (set by the management thread)
+    /// and the ticket keys of each profile.
+    pub tls: Arc<crate::config::tls::TlsRuntime>,
 }
 
 impl Shared {
     /// Shared state for `cores.len()` workers, with inboxes for handed-over frames when
-    /// `handoff` is given.
+    /// `handoff` is given, and a TLS runtime of its own.
     pub fn new(
         cfg: Config,
         config_path: String,
         dp: Dataplane,
         cores: &[Option<usize>],
         handoff: Option<crate::handoff::Handoff>,
+    ) -> Arc<Shared> {
+        Self::new_with_tls(
+            cfg,
+            config_path,
+            dp,
+            cores,
+            handoff,
+            crate::config::tls::TlsRuntime::new(),
+        )
+    }
+
+    /// As [`Shared::new`], with the TLS runtime `dp` was built with.
+    pub fn new_with_tls(
+        cfg: Config,
+        config_path: String,
+        dp: Dataplane,
+        cores: &[Option<usize>],
+        handoff: Option<crate::handoff::Handoff>,
+        tls: Arc<crate::config::tls::TlsRuntime>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             dataplane: ArcSwap::from_pointee(dp),
@@ -146,6 +168,7 @@ impl Shared {
             shaping_rates: ArcSwapOption::empty(),
             change: Mutex::new(()),
             handoff: handoff.map(Arc::new),
+            tls,
         })
     }
 

@@ -174,7 +174,7 @@ pub fn virtuals(s: &Shared) -> Value {
             "bytes": cs.bytes_in + cs.bytes_out, "connections": cs.total,
             "current_connections": cs.current,
             "client_side": cs, "server_side": ss, "reselects": c.reselects(),
-            "resets": resets, "buffer_bytes": c.buffer_bytes()}),
+            "resets": resets, "buffer_bytes": c.buffer_bytes(), "tls": tls_sides(v)}),
         );
     }
     for sv in &dp.services {
@@ -189,6 +189,93 @@ pub fn virtuals(s: &Shared) -> Value {
         );
     }
     Value::Array(out)
+}
+
+/// One side's TLS figures: the profile, connections now, handshakes (full and resumed
+/// by version), by suite, failures by reason, bytes, and on the client side the ticket
+/// keys' figures (shared by every virtual server of the profile) and the certificates
+/// (paths, names, expiry: never key material).
+fn tls_side(
+    profile: &str,
+    t: &rouge_pipelines::proxy::TlsTotals,
+    server: Option<&rouge_pipelines::tls::TlsServerConfig>,
+) -> Value {
+    use rouge_pipelines::proxy::TLS_SUITES;
+    use rouge_pipelines::tls::TlsFailure;
+    let by_version = |v: &[u64; 2]| json!({"1.2": v[0], "1.3": v[1]});
+    let suites: BTreeMap<&str, u64> = TLS_SUITES.iter().copied().zip(t.by_suite).collect();
+    let failures: BTreeMap<&str, u64> = TlsFailure::ALL
+        .iter()
+        .map(|f| (f.as_str(), t.failed(*f)))
+        .collect();
+    let mut side = json!({
+        "profile": profile,
+        "current": t.current,
+        "handshakes": {
+            "full": by_version(&t.full),
+            "resumed": by_version(&t.resumed),
+            "total": t.full.iter().chain(&t.resumed).sum::<u64>(),
+        },
+        "suites": suites,
+        "failures": failures,
+        "failures_total": t.failures.iter().sum::<u64>(),
+        "bytes_encrypted": t.bytes_encrypted,
+        "bytes_decrypted": t.bytes_decrypted,
+    });
+    if let Some(s) = server {
+        let k = s.ticket_keys();
+        side["tickets"] =
+            json!({"issued": k.issued(), "accepted": k.accepted(), "rotations": k.rotations()});
+        side["certificates"] = s
+            .identities()
+            .iter()
+            .map(|id| {
+                json!({
+                    "cert": id.label(),
+                    "names": id.names(),
+                    "key_type": if id.is_rsa() { "rsa" } else { "ecdsa" },
+                    "not_after": id.validity().map(|(_, na)| crate::config::tls::date(na)),
+                    "not_after_unix": id.validity().map(|(_, na)| na),
+                })
+            })
+            .collect();
+    }
+    side
+}
+
+/// The TLS figures of a standard virtual server, `client_side` and `server_side`
+/// (`null` for a side without TLS); `null` without TLS at all.
+pub fn tls_sides(v: &rouge_pipelines::proxy::StandardVs) -> Value {
+    if v.client_tls.is_none() && v.server_tls.is_none() {
+        return Value::Null;
+    }
+    let client = v
+        .client_tls
+        .as_ref()
+        .map(|(n, c)| tls_side(n, &v.counters.client_tls(), Some(c)));
+    let server = v
+        .server_tls
+        .as_ref()
+        .map(|(n, _, _)| tls_side(n, &v.counters.server_tls(), None));
+    json!({"client_side": client, "server_side": server})
+}
+
+/// `show tls`: every standard virtual server with TLS on a side, with both sides'
+/// figures.
+pub fn tls(s: &Shared) -> Value {
+    let dp = s.dataplane.load();
+    Value::Array(
+        dp.standard
+            .iter()
+            .filter_map(|v| {
+                let sides = tls_sides(v);
+                (!sides.is_null()).then(|| {
+                    json!({"name": v.name, "destination": v.vip.to_string(),
+                           "client_side": sides["client_side"], "server_side": sides["server_side"]})
+                })
+            })
+            .collect(),
+    )
 }
 
 /// A delay histogram as microsecond figures (log2 buckets, interpolated).

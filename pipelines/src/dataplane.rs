@@ -3,7 +3,7 @@
 //! up once per loop turn. Derived lookups (which VLAN a tag means, which addresses are
 //! local) are computed here once, not per packet.
 
-use std::collections::HashMap;
+use crate::hashing::{self, FastMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -405,13 +405,13 @@ pub struct Dataplane {
     pub standard: Vec<Arc<crate::proxy::StandardVs>>,
     /// Addresses and ports the proxy listens on, and SNAT pool addresses (port 0) its
     /// server-side connections use: TCP to them goes to the host.
-    proxy_endpoints: std::collections::HashSet<(IpAddr, u16)>,
+    proxy_endpoints: std::collections::HashSet<(IpAddr, u16), crate::hashing::FastState>,
     /// A standard virtual server connects to members from the client's own address
     /// (`snat = none`): their replies, addressed to clients, are looked up in the host.
     pub transparent_proxy: bool,
     vlan_by_tag: Vec<Vec<(Option<u16>, u16)>>,
-    locals: HashMap<Ipv4Addr, LocalKind>,
-    locals6: HashMap<Ipv6Addr, LocalKind>,
+    locals: FastMap<Ipv4Addr, LocalKind>,
+    locals6: FastMap<Ipv6Addr, LocalKind>,
 }
 
 impl Dataplane {
@@ -435,8 +435,8 @@ impl Dataplane {
                 slot.push((v.tag, i as u16));
             }
         }
-        let mut locals = HashMap::new();
-        let mut locals6 = HashMap::new();
+        let mut locals = hashing::with_capacity(0);
+        let mut locals6 = hashing::with_capacity(0);
         for va in &virtual_addresses {
             let kind = LocalKind::Virtual {
                 arp: va.arp,

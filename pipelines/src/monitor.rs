@@ -12,7 +12,7 @@
 //! transition is reported with its reason. Each probe is bounded by `timeout` too, and
 //! a probe that has not finished when the next is due is abandoned (counted as failed).
 
-use std::collections::HashMap;
+use crate::hashing::FastMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -116,7 +116,7 @@ const MAX_RESPONSE: usize = 4096;
 #[derive(Default)]
 pub struct Monitors {
     watches: Vec<Watch>,
-    probes: HashMap<ConnHandle, Probe>,
+    probes: FastMap<ConnHandle, Probe>,
     counters: MonitorCounters,
 }
 

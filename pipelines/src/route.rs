@@ -5,7 +5,7 @@
 //! a lookup tries only the lengths present, longest first. IPv6 routes are kept in the
 //! same shape (dual-stack from the start) and are looked up the same way.
 
-use std::collections::HashMap;
+use crate::hashing::{self, FastMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::addr::Prefix;
@@ -52,16 +52,16 @@ pub struct Route {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    v4: Vec<(u8, HashMap<u32, usize>)>,
-    v6: Vec<(u8, HashMap<u128, usize>)>,
+    v4: Vec<(u8, FastMap<u32, usize>)>,
+    v6: Vec<(u8, FastMap<u128, usize>)>,
 }
 
 impl RouteTable {
     /// Builds the table. When two routes have the same prefix, the first one wins
     /// (connected routes are passed first by the configuration).
     pub fn new(routes: Vec<Route>) -> RouteTable {
-        let mut v4: Vec<(u8, HashMap<u32, usize>)> = Vec::new();
-        let mut v6: Vec<(u8, HashMap<u128, usize>)> = Vec::new();
+        let mut v4: Vec<(u8, FastMap<u32, usize>)> = Vec::new();
+        let mut v6: Vec<(u8, FastMap<u128, usize>)> = Vec::new();
         for (i, r) in routes.iter().enumerate() {
             match r.prefix.addr() {
                 IpAddr::V4(a) => {
@@ -69,7 +69,7 @@ impl RouteTable {
                     let slot = match v4.iter().position(|(l, _)| *l == len) {
                         Some(p) => p,
                         None => {
-                            v4.push((len, HashMap::new()));
+                            v4.push((len, hashing::with_capacity(0)));
                             v4.len() - 1
                         }
                     };
@@ -80,7 +80,7 @@ impl RouteTable {
                     let slot = match v6.iter().position(|(l, _)| *l == len) {
                         Some(p) => p,
                         None => {
-                            v6.push((len, HashMap::new()));
+                            v6.push((len, hashing::with_capacity(0)));
                             v6.len() - 1
                         }
                     };

@@ -7,7 +7,7 @@
 //! buffers beyond what the stack accepts, so a slow peer slows the service through the
 //! TCP windows (echo reads only as much as it can write back).
 
-use std::collections::HashMap;
+use crate::hashing::{self, FastMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -60,7 +60,7 @@ pub struct Services {
     worker: usize,
     specs: Vec<ServiceSpec>,
     listeners: Vec<(ListenerHandle, usize)>,
-    conns: HashMap<ConnHandle, Conn>,
+    conns: FastMap<ConnHandle, Conn>,
     scratch: Box<[u8]>,
     pattern: Box<[u8]>,
 }
@@ -86,7 +86,7 @@ impl Services {
             worker,
             specs: Vec::new(),
             listeners: Vec::new(),
-            conns: HashMap::with_capacity(1024),
+            conns: hashing::with_capacity(1024),
             scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
             pattern: chargen_pattern(),
         }

@@ -132,6 +132,10 @@ impl Testbed {
         let dir = std::env::temp_dir().join(format!("rouge-e2e-{prefix}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
+        // Configurations derived from the test bed's are written here: their relative
+        // TLS paths (`tls/…`) resolve against this directory.
+        std::os::unix::fs::symlink(repo().join("appliance/configs/tls"), dir.join("tls"))
+            .expect("tls link in the scratch dir");
         let bed = Testbed {
             socket: dir.join("rouge.sock"),
             prefix,

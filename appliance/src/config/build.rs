@@ -18,15 +18,29 @@ use rouge_pipelines::route::{NextHop, Route, RouteTable};
 use rouge_pipelines::services::{ServiceKind, ServiceSpec};
 
 use super::model::{Config, L4Protocol, LbMethod, MemberState, MonitorType, VirtualType};
+use super::tls::TlsRuntime;
 
 /// Builds snapshot number `generation` for `workers` workers. Counters of virtual
 /// servers that exist in `previous` (same name) are carried over, so figures survive
-/// a configuration change.
+/// a configuration change. TLS profiles get fresh ticket keys and a clock of their own:
+/// a running appliance uses [`dataplane_with`] and its [`TlsRuntime`].
 pub fn dataplane(
     cfg: &Config,
     generation: u64,
     workers: usize,
     previous: Option<&Dataplane>,
+) -> Dataplane {
+    dataplane_with(cfg, generation, workers, previous, &TlsRuntime::new())
+}
+
+/// As [`dataplane`], with the appliance's TLS state: its wall clock, and the ticket
+/// keys of each profile kept from earlier snapshots.
+pub fn dataplane_with(
+    cfg: &Config,
+    generation: u64,
+    workers: usize,
+    previous: Option<&Dataplane>,
+    tls: &TlsRuntime,
 ) -> Dataplane {
     let interfaces: Vec<Interface> = cfg
         .interfaces
@@ -148,7 +162,8 @@ pub fn dataplane(
     };
     let (pools, targets) = pools_and_monitors(cfg, previous, &self_ips, &routes);
     let fastl4 = fastl4_servers(cfg, workers, previous, &pools);
-    let standard = super::proxy::standard_servers(cfg, workers, previous, &pools);
+    let mut built_tls = super::tls::Built::new(cfg, tls);
+    let standard = super::proxy::standard_servers(cfg, workers, previous, &pools, &mut built_tls);
     let dp = Dataplane::new(
         generation,
         interfaces,

@@ -8,6 +8,7 @@ mod parse_error;
 pub mod proxy;
 pub mod rate;
 pub mod shaping;
+pub mod tls;
 mod validate;
 
 use std::fmt;
@@ -60,8 +61,31 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// A finding of `rouge check` that does not make the file invalid: a warning, or an
+/// error for `rouge check` (an expired certificate) that `rouge run` only logs, so one
+/// expired certificate never keeps the other virtual servers from starting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Where and what, as for an error.
+    pub error: ConfigError,
+    /// `rouge check` fails on it.
+    pub severe: bool,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = if self.severe { "error" } else { "warning" };
+        write!(f, "{level}: {}", self.error)
+    }
+}
+
 /// Reads, parses and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with_warnings(path).map(|(cfg, _)| cfg)
+}
+
+/// As [`load`], with the warnings of the valid file as of the system clock.
+pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigWarning>), ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -72,14 +96,43 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             fix: "give the path of a readable TOML file with --config".into(),
         }])
     })?;
-    parse(&file, &text)
+    let cfg = parse(&file, &text)?;
+    let w = warnings(&file, &text, &cfg, tls::unix_now());
+    Ok((cfg, w))
 }
 
-/// Parses and validates configuration text; `file` names it in errors.
+/// What `rouge check` warns about in a valid configuration (`text`, read from `file`)
+/// at UNIX time `now`.
+pub fn warnings(file: &str, text: &str, cfg: &Config, now: u64) -> Vec<ConfigWarning> {
+    let doc: Option<toml_edit::ImDocument<String>> = text.to_string().parse().ok();
+    tls::review(cfg, now)
+        .into_iter()
+        .map(|r| ConfigWarning {
+            error: ConfigError {
+                file: file.to_string(),
+                line: doc
+                    .as_ref()
+                    .and_then(|d| locate(d, &r.path))
+                    .map(|s| line_of(text, s)),
+                field: r.path.to_string(),
+                problem: r.problem,
+                fix: r.fix,
+            },
+            severe: r.severe,
+        })
+        .collect()
+}
+
+/// Parses and validates configuration text; `file` names it in errors, and the TLS
+/// profiles' relative paths are resolved against its directory (and the files read).
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
-    let cfg: Config = toml::from_str(text)
+    let mut cfg: Config = toml::from_str(text)
         .map_err(|e| ConfigErrors(vec![parse_error::describe(file, text, &e)]))?;
-    let problems = validate::validate(&cfg);
+    tls::resolve_paths(&mut cfg, &tls::base_dir(file));
+    let mut problems = validate::validate(&cfg);
+    let (loaded, more) = tls::load(&cfg);
+    problems.extend(more);
+    cfg.tls_loaded = loaded;
     if problems.is_empty() {
         return Ok(cfg);
     }
@@ -183,3 +236,5 @@ fn locate(doc: &toml_edit::ImDocument<String>, path: &FieldPath) -> Option<usize
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

@@ -44,6 +44,9 @@ pub struct Config {
     /// TCP profiles of standard virtual servers.
     #[serde(default, rename = "tcp_profile", skip_serializing_if = "Vec::is_empty")]
     pub tcp_profiles: Vec<super::proxy::TcpProfileCfg>,
+    /// TLS profiles of standard virtual servers.
+    #[serde(default, rename = "tls_profile", skip_serializing_if = "Vec::is_empty")]
+    pub tls_profiles: Vec<super::tls::TlsProfileCfg>,
     /// Traffic shaping classes.
     #[serde(default, rename = "class", skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassCfg>,
@@ -53,6 +56,9 @@ pub struct Config {
     /// The management plane's network services.
     #[serde(default, skip_serializing_if = "ManagementCfg::is_default")]
     pub management: ManagementCfg,
+    /// What the TLS profiles' files held, read with the file (never written back).
+    #[serde(skip)]
+    pub tls_loaded: super::tls::TlsMaterial,
 }
 
 /// The management plane's network services (`[management]`), on the host's own kernel
@@ -457,6 +463,12 @@ pub struct VirtualCfg {
     /// standard: the `[[tcp_profile]]` of server-side connections (default: built-in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_profile_server: Option<String>,
+    /// standard: the `[[tls_profile]]` toward clients: TLS is terminated here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_tls: Option<String>,
+    /// standard: the `[[tls_profile]]` toward members: connections to them are TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_tls: Option<String>,
     /// standard: most client connections open at once, appliance-wide (0: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limit: Option<u32>,

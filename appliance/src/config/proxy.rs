@@ -381,6 +381,7 @@ pub(super) fn standard_servers(
     workers: usize,
     previous: Option<&Dataplane>,
     pools: &[(String, LbBinding)],
+    tls: &mut super::tls::Built<'_>,
 ) -> Vec<StandardVs> {
     let profile = |n: &Option<String>| {
         n.as_ref()
@@ -427,6 +428,16 @@ pub(super) fn standard_servers(
                 vs.connect_timeout = Duration::from_millis(ms);
             }
             vs.counters = counters;
+            // A virtual server whose TLS cannot be built is left out, never served
+            // in the clear (validation read the same files, so this is logged only
+            // when something changed between the two).
+            if let Some(n) = &v.client_tls {
+                vs.client_tls = Some((n.clone(), tls.server(n)?));
+            }
+            if let Some(n) = &v.server_tls {
+                let (c, cache) = tls.client(n)?;
+                vs.server_tls = Some((n.clone(), c, cache));
+            }
             Some(vs)
         })
         .collect()

@@ -2,13 +2,24 @@ use super::*;
 
 const TESTBED: &str = include_str!("../../configs/testbed.toml");
 
+/// `name` in the shipped configurations' directory, so relative TLS paths (`tls/…`)
+/// resolve as they do for the shipped files.
+fn at(name: &str) -> String {
+    format!("{}/configs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The problems of `text` read as `configs/x.toml`, with the file named `x.toml`.
 fn errors(text: &str) -> Vec<ConfigError> {
-    parse("x.toml", text).unwrap_err().0
+    let mut e = parse(&at("x.toml"), text).unwrap_err().0;
+    for e in &mut e {
+        e.file = "x.toml".into();
+    }
+    e
 }
 
 #[test]
 fn the_testbed_config_is_valid_and_builds() {
-    let cfg = parse("testbed.toml", TESTBED).unwrap();
+    let cfg = parse(&at("testbed.toml"), TESTBED).unwrap();
     assert_eq!(cfg.interfaces.len(), 2);
     let dp = build::dataplane(&cfg, 1, 1, None);
     assert_eq!(dp.self_ips.len(), 4);
@@ -33,15 +44,15 @@ fn the_testbed_config_is_valid_and_builds() {
 #[test]
 fn a_realtime_priority_parses_and_saves() {
     let text = TESTBED.replace("[system]\n", "[system]\nrealtime_priority = 50\n");
-    let cfg = parse("testbed.toml", &text).unwrap();
+    let cfg = parse(&at("testbed.toml"), &text).unwrap();
     assert_eq!(cfg.system.realtime_priority, Some(50));
-    assert_eq!(parse("saved.toml", &to_toml(&cfg)).unwrap(), cfg);
+    assert_eq!(parse(&at("saved.toml"), &to_toml(&cfg)).unwrap(), cfg);
 }
 
 #[test]
 fn saved_config_parses_back_to_the_same() {
-    let cfg = parse("testbed.toml", TESTBED).unwrap();
-    let again = parse("saved.toml", &to_toml(&cfg)).unwrap();
+    let cfg = parse(&at("testbed.toml"), TESTBED).unwrap();
+    let again = parse(&at("saved.toml"), &to_toml(&cfg)).unwrap();
     assert_eq!(cfg, again);
 }
 
@@ -224,13 +235,13 @@ monitor = "http-root"
 members = [{ address = "198.18.2.11:80", ratio = 3, state = "disabled" }, { address = "198.18.2.12:80", state = "forced-offline" }]
 "#
     );
-    let cfg = parse("ok.toml", &ok).unwrap();
+    let cfg = parse(&at("ok.toml"), &ok).unwrap();
     assert_eq!(
         cfg.pools.iter().find(|p| p.name == "web2").unwrap().members[1].state,
         model::MemberState::ForcedOffline
     );
     assert_eq!(
-        parse("saved.toml", &to_toml(&cfg)).unwrap(),
+        parse(&at("saved.toml"), &to_toml(&cfg)).unwrap(),
         cfg,
         "round trip"
     );
@@ -242,7 +253,7 @@ const SHAPING: &str = include_str!("../../configs/shaping.toml");
 fn the_shaping_example_builds_its_policy_and_round_trips() {
     let cfg = parse("shaping.toml", SHAPING).unwrap();
     assert_eq!(
-        parse("saved.toml", &to_toml(&cfg)).unwrap(),
+        parse(&at("saved.toml"), &to_toml(&cfg)).unwrap(),
         cfg,
         "round trip"
     );
@@ -275,7 +286,7 @@ fn the_shaping_example_builds_its_policy_and_round_trips() {
         2
     );
     // The test bed's config shapes nothing.
-    let plain = parse("testbed.toml", TESTBED).unwrap();
+    let plain = parse(&at("testbed.toml"), TESTBED).unwrap();
     assert!(build::dataplane(&plain, 1, 1, None).shaping.is_none());
 }
 
@@ -295,7 +306,7 @@ clients = ["198.18.1.128/25"]
         "virtuals = [\"bronze\", \"bronze-udp\", \"bronze-proxy\"]",
         "",
     );
-    let cfg = parse("x.toml", &text).unwrap();
+    let cfg = parse(&at("x.toml"), &text).unwrap();
     let dp = build::dataplane(&cfg, 1, 1, None);
     let p = dp.shaping.as_ref().unwrap();
     let r = p.class_by_name("replication").unwrap();
@@ -573,11 +584,11 @@ fn the_management_address_needs_a_port() {
         shown.contains("127.0.0.1:0 has no port; fix: give the port"),
         "{shown}"
     );
-    let cfg = parse("t.toml", TESTBED).unwrap();
+    let cfg = parse(&at("t.toml"), TESTBED).unwrap();
     assert_eq!(cfg.management.http, Some("127.0.0.1:9400".parse().unwrap()));
     // Absent: no server.
     let off = parse(
-        "t.toml",
+        &at("t.toml"),
         &TESTBED.replace("[management]\nhttp = \"127.0.0.1:9400\"\n", ""),
     )
     .unwrap();
@@ -603,8 +614,8 @@ fn as_afpacket(mut cfg: Config) -> Config {
 
 #[test]
 fn the_driver_variants_of_the_testbed_config_differ_from_it_only_in_their_ports() {
-    let base = parse("testbed.toml", TESTBED).unwrap();
-    let afxdp = parse("testbed-afxdp.toml", TESTBED_AFXDP).unwrap();
+    let base = parse(&at("testbed.toml"), TESTBED).unwrap();
+    let afxdp = parse(&at("testbed-afxdp.toml"), TESTBED_AFXDP).unwrap();
     assert!(afxdp
         .interfaces
         .iter()
@@ -614,11 +625,11 @@ fn the_driver_variants_of_the_testbed_config_differ_from_it_only_in_their_ports(
         afxdp.management.http,
         Some("127.0.0.1:9400".parse().unwrap())
     );
-    assert_eq!(parse("saved.toml", &to_toml(&afxdp)).unwrap(), afxdp);
+    assert_eq!(parse(&at("saved.toml"), &to_toml(&afxdp)).unwrap(), afxdp);
 
     match (
         drivers::DPDK_BUILT,
-        parse("testbed-dpdk.toml", TESTBED_DPDK),
+        parse(&at("testbed-dpdk.toml"), TESTBED_DPDK),
     ) {
         (true, Ok(dpdk)) => {
             assert_eq!(
@@ -629,7 +640,7 @@ fn the_driver_variants_of_the_testbed_config_differ_from_it_only_in_their_ports(
                 ["net_af_packet0", "net_af_packet1"]
             );
             assert!(drivers::dpdk_no_huge(&dpdk));
-            assert_eq!(parse("saved.toml", &to_toml(&dpdk)).unwrap(), dpdk);
+            assert_eq!(parse(&at("saved.toml"), &to_toml(&dpdk)).unwrap(), dpdk);
             assert_eq!(as_afpacket(dpdk), base, "same appliance otherwise");
         }
         (false, Err(e)) => {
@@ -689,7 +700,7 @@ fn driver_fields_that_do_not_fit_name_the_line_field_and_fix() {
     assert!(e[1].fix.contains("a veth has one queue"), "{e:?}");
     // Absent `queues` means one per worker: valid for the configuration.
     let text = text.replace("queues = 1 ", "").replace("queues = 1\n", "");
-    assert!(parse("x.toml", &text).is_ok());
+    assert!(parse(&at("x.toml"), &text).is_ok());
 
     // A DPDK device on an AF_XDP port.
     let text = TESTBED_AFXDP.replacen("queues = 1 ", "pci = \"0000:00:04.0\" ", 1);
@@ -743,14 +754,14 @@ fn dpdk_ports_need_one_valid_unique_device_and_a_queue_pair_per_worker() {
         .replace("iface=lb-c\"", "iface=lb-c,qpairs=2\"")
         .replace("iface=lb-s\"", "iface=lb-s,qpairs=2\"");
     assert!(
-        parse("x.toml", &text).is_ok(),
+        parse(&at("x.toml"), &text).is_ok(),
         "two workers, two queue pairs each"
     );
 }
 
 #[test]
 fn workers_from_the_command_line_are_checked_against_the_queues() {
-    let cfg = parse("testbed-afxdp.toml", TESTBED_AFXDP).unwrap();
+    let cfg = parse(&at("testbed-afxdp.toml"), TESTBED_AFXDP).unwrap();
     assert!(check_workers("testbed-afxdp.toml", &cfg, 1).is_ok());
     let e = check_workers("testbed-afxdp.toml", &cfg, 2)
         .unwrap_err()
@@ -765,9 +776,9 @@ fn workers_from_the_command_line_are_checked_against_the_queues() {
 
 #[test]
 fn the_testbed_proxy_builds_with_its_profiles() {
-    let cfg = parse("testbed.toml", TESTBED).unwrap();
+    let cfg = parse(&at("testbed.toml"), TESTBED).unwrap();
     let dp = build::dataplane(&cfg, 1, 2, None);
-    assert_eq!(dp.standard.len(), 1);
+    assert_eq!(dp.standard.len(), 2, "web-proxy and web-tls");
     let vs = &dp.standard[0];
     assert_eq!(vs.name, "web-proxy");
     assert_eq!(vs.vip, "198.18.1.100:8080".parse().unwrap());
@@ -823,6 +834,17 @@ pool = "web"
     );
     let e = errors(&text);
     let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
+    // p2 and p3 follow the test bed's virtual servers.
+    let n = TESTBED.matches("[[virtual]]").count();
+    let (p2, p3) = (format!("virtual[{n}]"), format!("virtual[{}]", n + 1));
+    let renumbered: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            f.replacen(&p2, "virtual[11]", 1)
+                .replacen(&p3, "virtual[12]", 1)
+        })
+        .collect();
+    let fields: Vec<&str> = renumbered.iter().map(String::as_str).collect();
     for want in [
         "tcp_profile[2].proxy_buffer_high",
         "tcp_profile[2].congestion",
@@ -843,7 +865,7 @@ pool = "web"
     }
     let dup = e
         .iter()
-        .find(|e| e.field == "virtual[12].destination")
+        .find(|e| e.field == format!("{p3}.destination"))
         .unwrap();
     assert!(dup.problem.contains("198.18.1.100:80"), "{dup:?}");
     assert!(e.iter().all(|e| !e.fix.is_empty() && e.file == "x.toml"));
@@ -890,8 +912,8 @@ const VM_DPDK: &str = include_str!("../../configs/vm-dpdk.toml");
 /// (the slots scripts/image gives them) on hugepages.
 #[test]
 fn the_dpdk_image_config_is_the_testbed_on_the_vms_pci_nics() {
-    let base = parse("testbed.toml", TESTBED).unwrap();
-    match (drivers::DPDK_BUILT, parse("vm-dpdk.toml", VM_DPDK)) {
+    let base = parse(&at("testbed.toml"), TESTBED).unwrap();
+    match (drivers::DPDK_BUILT, parse(&at("vm-dpdk.toml"), VM_DPDK)) {
         (true, Ok(vm)) => {
             assert_eq!(
                 vm.interfaces

@@ -366,6 +366,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut fastl4 = HashSet::new();
     let mut standard = HashSet::new();
     super::proxy::check_profiles(&mut c, cfg);
+    super::tls::check(&mut c, cfg);
     for (i, v) in cfg.virtuals.iter().enumerate() {
         match v.kind {
             VirtualType::Forwarding => match v.destination.parse::<Prefix>() {

@@ -10,7 +10,7 @@
 //! Packets only write `last_seen`. A state change that shortens the timeout (a FIN on
 //! an established flow) sets the timer again at once.
 
-use std::collections::HashMap;
+use crate::hashing::{self, FastMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -186,8 +186,8 @@ pub enum InsertError {
 pub struct FlowTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    by_client: HashMap<FlowKey, u32>,
-    by_server: HashMap<FlowKey, u32>,
+    by_client: FastMap<FlowKey, u32>,
+    by_server: FastMap<FlowKey, u32>,
     wheel: TimerWheel<FlowId>,
     fired: Vec<FlowId>,
     len: usize,
@@ -200,8 +200,8 @@ impl FlowTable {
         FlowTable {
             slots: (0..limit).map(|_| Slot { gen: 0, flow: None }).collect(),
             free: (0..limit as u32).rev().collect(),
-            by_client: HashMap::with_capacity(limit * 2),
-            by_server: HashMap::with_capacity(limit * 2),
+            by_client: hashing::with_capacity(limit * 2),
+            by_server: hashing::with_capacity(limit * 2),
             wheel: TimerWheel::new(TICK, SLOTS, limit),
             fired: Vec::with_capacity(limit),
             len: 0,

@@ -4,7 +4,7 @@
 //! Classification runs once per flow (and again after a configuration change), never
 //! per packet: the flow keeps the class it was given with the snapshot generation.
 
-use std::collections::HashMap;
+use crate::hashing::FastMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{ClassConfig, ClassId, ShaperConfig};
@@ -37,9 +37,9 @@ pub struct Root {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassRules {
     /// By pool member address and port.
-    pub members: HashMap<SocketAddr, ClassId>,
+    pub members: FastMap<SocketAddr, ClassId>,
     /// By virtual server name.
-    pub virtuals: HashMap<String, ClassId>,
+    pub virtuals: FastMap<String, ClassId>,
     /// By client network (any order; sorted longest first when the policy is built).
     pub clients: Vec<(Prefix, ClassId)>,
 }
