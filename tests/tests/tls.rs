@@ -17,7 +17,8 @@
 //! - `openssl s_client`: TLS 1.3 and TLS 1.2 (AEAD suites only), the ECDSA or the RSA
 //!   certificate by `-sigalgs`, the default certificates for no SNI or an unknown name, ALPN `http/1.1` (and a refused `h2`-only offer),
 //!   `-sess_out`/`-sess_in` reports `Reused` for TLS 1.3 and TLS 1.2, TLS 1.1 refused;
-//! - wrk over https: no error;
+//! - wrk over https: no error (1 MiB answers, whole and prompt, on new connections and
+//!   on one keep-alive connection: a second test, ignored while web-tls stalls them);
 //! - testssl.sh (fast mode, JSON) reports no weak protocol, suite or known vulnerability;
 //! - re-encryption: answered by the https members, which log TLS from 198.18.2.1; the
 //!   member from the other CA is refused (counted as a peer-certificate failure) while the
@@ -168,6 +169,17 @@ fn serve_members(bed: &mut Testbed) {
     let www = bed.dir.join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("1k"), vec![b'k'; 1024]).unwrap();
+    // 1 MiB of pseudo-random bytes (no TLS record compresses or repeats).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(www.join("1m"), big).unwrap();
     std::fs::write(www.join("index.html"), "up\n").unwrap();
     for m in MEMBERS {
         let dir = bed.dir.join(format!("nginx-{m}"));
@@ -606,6 +618,54 @@ fn tls_offload_with_real_clients_testssl_and_reencryption() {
         total(&c1["bytes_encrypted"]) > total(&c0["bytes_encrypted"]) + 100 * 1024,
         "bytes encrypted not counted: {c1}"
     );
+    assert!(bed.rouge_alive(), "rouge exited: {}", bed.rouge_log());
+}
+
+/// 1 MiB answers through web-tls, each whole (hash-checked) and prompt (within 5 s): 8
+/// downloads on new connections and 4 on one keep-alive connection.
+///
+/// Ignored while it fails: on 2026-12-06 (main at 833adac) about one 1 MiB answer in
+/// three stopped mid-body for 10 s (the member had sent and seen acknowledged all of it,
+/// the client's window was open and nothing was in flight: the rest sat inside Rouge);
+/// `perf/run tls`'s 1 MiB transfers fail the same way. Un-ignore with the fix.
+#[test]
+#[ignore = "web-tls stalls some 1 MiB answers for 10 s (reported with perf/run tls); un-ignore once fixed"]
+fn tls_relays_1_mib_answers_whole_and_promptly() {
+    let mut bed = Testbed::up(false);
+    let config = tls_config(&bed);
+    bed.start_rouge(&config, &[]);
+    serve_members(&mut bed);
+    wait_ready(&bed);
+    // 1 MiB answers, each whole and prompt: 8 downloads on new connections and 4 on one
+    // keep-alive connection, hash-checked, each within 5 s (a stalled answer fails).
+    let www1m = bed.dir.join("www/1m");
+    let hash_of = |cmd: &str| {
+        let out = bed.exec("client", Duration::from_secs(60), &["sh", "-c", cmd]);
+        stdout(&out)
+    };
+    let one = hash_of(&format!("sha256sum < {}", www1m.display()));
+    let four = hash_of(&format!(
+        "cat {f} {f} {f} {f} | sha256sum",
+        f = www1m.display()
+    ));
+    let get = format!(
+        "curl -sS -m 5 --cacert {ca} --resolve {SNI}:443:{VIP}",
+        ca = tls_file("ca.crt")
+    );
+    let url = format!("https://{SNI}/1m");
+    let t = Instant::now();
+    let each = hash_of(&format!(
+        "for i in 1 2 3 4 5 6 7 8; do {get} {url} | sha256sum; done"
+    ));
+    assert_eq!(
+        each.lines().filter(|l| *l == one.trim()).count(),
+        8,
+        "8 downloads of 1 MiB through web-tls in {:?}: {each}",
+        t.elapsed()
+    );
+    let kept = hash_of(&format!("{get} -m 20 {url} {url} {url} {url} | sha256sum"));
+    assert_eq!(kept, four, "4 downloads of 1 MiB on one connection");
+
     assert!(bed.rouge_alive(), "rouge exited: {}", bed.rouge_log());
 }
 
