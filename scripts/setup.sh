@@ -19,6 +19,8 @@ PKGS=(iproute2 iputils-ping iputils-arping ndisc6 netcat-openbsd socat iperf3 et
       # the proxy's peers and load (tests/tests/proxy.rs, perf/run proxy): nginx's stream
       # module (nginx as a TCP proxy), wrk (HTTP load generator)
       libnginx-mod-stream wrk
+      # TLS offload (tests/tests/tls.rs): testssl.sh scans the VIP
+      testssl.sh
       # the management plane's tests: promtool (prometheus) checks /metrics, headless
       # chromium opens the dashboard, tmux is the terminal of `rouge top`
       prometheus chromium tmux
