@@ -18,7 +18,7 @@
 //!   certificate by `-sigalgs`, the default certificates for no SNI or an unknown name, ALPN `http/1.1` (and a refused `h2`-only offer),
 //!   `-sess_out`/`-sess_in` reports `Reused` for TLS 1.3 and TLS 1.2, TLS 1.1 refused;
 //! - wrk over https: no error (1 MiB answers, whole and prompt, on new connections and
-//!   on one keep-alive connection: a second test, ignored while web-tls stalls them);
+//!   on one keep-alive connection: a second test);
 //! - testssl.sh (fast mode, JSON) reports no weak protocol, suite or known vulnerability;
 //! - re-encryption: answered by the https members, which log TLS from 198.18.2.1; the
 //!   member from the other CA is refused (counted as a peer-certificate failure) while the
@@ -622,14 +622,10 @@ fn tls_offload_with_real_clients_testssl_and_reencryption() {
 }
 
 /// 1 MiB answers through web-tls, each whole (hash-checked) and prompt (within 5 s): 8
-/// downloads on new connections and 4 on one keep-alive connection.
-///
-/// Ignored while it fails: on 2026-12-06 (main at 833adac) about one 1 MiB answer in
-/// three stopped mid-body for 10 s (the member had sent and seen acknowledged all of it,
-/// the client's window was open and nothing was in flight: the rest sat inside Rouge);
-/// `perf/run tls`'s 1 MiB transfers fail the same way. Un-ignore with the fix.
+/// downloads on new connections and 4 on one keep-alive connection. (It caught a
+/// stall: records waiting for send-buffer room after the member's FIN were never sent,
+/// and the flow stood still until the 10 s handshake timer.)
 #[test]
-#[ignore = "web-tls stalls some 1 MiB answers for 10 s (reported with perf/run tls); un-ignore once fixed"]
 fn tls_relays_1_mib_answers_whole_and_promptly() {
     let mut bed = Testbed::up(false);
     let config = tls_config(&bed);

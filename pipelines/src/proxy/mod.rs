@@ -684,10 +684,7 @@ impl Proxy {
             f.client_open = false;
         }
         if let Some(s) = f.server {
-            if f.server_closed
-                && cx.tcp.readable_bytes(s) == 0
-                && !held(&f.server_tls)
-                && down_done
+            if f.server_closed && cx.tcp.readable_bytes(s) == 0 && !held(&f.server_tls) && down_done
             {
                 let _ = cx.tcp.close(cx.now, s);
                 f.server = None;

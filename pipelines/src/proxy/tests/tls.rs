@@ -314,7 +314,11 @@ fn records_waiting_for_send_buffer_room_never_stall_a_download() {
     for keep_alive in [false, true] {
         let down = 1u64 << 20;
         SERVER_BYTES.with(|b| *b.borrow_mut() = down);
-        let template = if keep_alive { server_open } else { server_plain };
+        let template = if keep_alive {
+            server_open
+        } else {
+            server_plain
+        };
         let mut bed = Bed::new(1, &[], template, |vs| {
             vs.client_tls = Some(("vip".into(), vip_tls(Duration::from_secs(10))));
             vs.client_profile.send_buffer = 16 * 1024;
@@ -327,7 +331,11 @@ fn records_waiting_for_send_buffer_room_never_stall_a_download() {
         // timer (10 s) must not be what moves it.
         let ok = bed.run_until(Duration::from_secs(3), |b| b.clients[&h].received == down);
         let c = &bed.clients[&h];
-        assert!(ok, "keep-alive {keep_alive}: received {} of {down}", c.received);
+        assert!(
+            ok,
+            "keep-alive {keep_alive}: received {} of {down}",
+            c.received
+        );
         assert!(!c.corrupt && !c.tls_failed);
     }
 }
