@@ -1148,4 +1148,3 @@ fn bbr_holds_its_rate_under_random_loss_where_cubic_collapses() {
     assert!(rate[2] > rate[0] / 2.0, "BBR at 5 %: {rate:?}");
     assert!(rate[2] > 4.0 * cubic, "BBR {rate:?} vs CUBIC {cubic}");
 }
-
