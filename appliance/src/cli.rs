@@ -706,10 +706,10 @@ fn stats_text(d: &Value) -> String {
         t["syn_cookies_sent"], t["syn_cookies_validated"]
     ));
     out.push_str(&format!(
-        "tcp loss recovery: episodes {}  retransmits fast/RACK {} TLP {} RTO {}  timeouts {}  probes {} (repaired {})  lost retransmits {}  D-SACKs in {} out {}  spurious {}  undone {}\n",
+        "tcp loss recovery: episodes {}  retransmits fast/RACK {} TLP {} RTO {}  timeouts {}  probes {} (repaired {})  lost retransmits {}  D-SACKs in {} out {}  spurious {}  undone {}  pacing waits {}\n",
         t["fast_recoveries"], t["retransmits_fast"], t["retransmits_tlp"], t["retransmits_rto"], t["timeouts"],
         t["tlp_probes"], t["tlp_recoveries"], t["lost_retransmits"], t["dsacks_received"], t["dsacks_sent"],
-        t["spurious_retransmits"], t["undos"]
+        t["spurious_retransmits"], t["undos"], t["pacing_waits"]
     ));
     let tcp_drops: Vec<String> = t["drops"]
         .as_object()

@@ -426,7 +426,7 @@ fn tcp_stats(s: &Shared) -> Value {
         "active_opens": total.active_opens, "passive_opens": total.passive_opens,
         "closed": total.closed, "aborted": total.aborted,
         "bytes_relayed": total.bytes_relayed, "buffer_bytes": total.buffer_bytes,
-        "shaping_deferrals": total.shaping_deferrals,
+        "shaping_deferrals": total.shaping_deferrals, "pacing_waits": total.pacing_waits,
         "drops": drops,
     })
 }

@@ -1,7 +1,9 @@
 //! `faulty`: wraps any port and damages what it transmits, reproducibly.
 //!
 //! Loss, duplication, reordering, corruption (one flipped bit) and delay with jitter,
-//! each drawn from a seeded generator so a failing test replays exactly. Faults apply
+//! each drawn from a seeded generator so a failing test replays exactly; optionally a
+//! bottleneck (a link rate with a drop-tail queue in bytes) before the delay, so
+//! congestion control meets a real bandwidth limit. Faults apply
 //! on transmit; wrap both ends of a wire to damage both directions. Time is injected
 //! with [`Faulty::advance_to`]: held frames leave when the clock passes their due time,
 //! never by reading a clock.
@@ -35,6 +37,12 @@ pub struct FaultConfig {
     pub reorder_delay_ns: u64,
     /// Most frames held at once; more are dropped and counted.
     pub max_held: usize,
+    /// Bottleneck rate in bits per second (0: none): frames are serialised one after the
+    /// other at this rate before the delay.
+    pub rate_bps: u64,
+    /// Bytes the bottleneck queue holds (frames waiting to be serialised); a frame that
+    /// does not fit is dropped (counted as `queue_drops`). Only with `rate_bps`.
+    pub queue_bytes: usize,
 }
 
 impl Default for FaultConfig {
@@ -49,6 +57,8 @@ impl Default for FaultConfig {
             jitter_ns: 0,
             reorder_delay_ns: 100_000,
             max_held: 4096,
+            rate_bps: 0,
+            queue_bytes: 0,
         }
     }
 }
@@ -66,6 +76,8 @@ pub struct FaultStats {
     pub corrupted: u64,
     /// Frames dropped because too many were held.
     pub overflow: u64,
+    /// Frames dropped by the full bottleneck queue.
+    pub queue_drops: u64,
 }
 
 /// SplitMix64: small, fast and good enough for fault injection.
@@ -134,6 +146,8 @@ pub struct Faulty<P: Port> {
     seq: u64,
     now_ns: u64,
     stats: FaultStats,
+    /// When the bottleneck finishes serialising the last frame queued (ns).
+    link_free_ns: u64,
 }
 
 impl<P: Port> Faulty<P> {
@@ -149,6 +163,7 @@ impl<P: Port> Faulty<P> {
             seq: 0,
             now_ns: 0,
             stats: FaultStats::default(),
+            link_free_ns: 0,
         }
     }
 
@@ -206,8 +221,23 @@ impl<P: Port> Faulty<P> {
             self.stats.overflow += 1;
             return;
         }
+        let mut depart = self.now_ns;
+        if self.cfg.rate_bps > 0 {
+            let ns_for =
+                |bytes: u64, rate: u64| (bytes as u128 * 8_000_000_000 / rate as u128) as u64;
+            let start = self.link_free_ns.max(self.now_ns);
+            // Bytes still waiting before this frame: the backlog of the link.
+            let backlog = ((start - self.now_ns) as u128 * self.cfg.rate_bps as u128
+                / 8_000_000_000) as usize;
+            if backlog + pkt.len() > self.cfg.queue_bytes {
+                self.stats.queue_drops += 1;
+                return;
+            }
+            depart = start + ns_for(pkt.len() as u64, self.cfg.rate_bps);
+            self.link_free_ns = depart;
+        }
         self.seq += 1;
-        let due = self.now_ns + self.cfg.delay_ns + self.rng.below(self.cfg.jitter_ns) + extra_ns;
+        let due = depart + self.cfg.delay_ns + self.rng.below(self.cfg.jitter_ns) + extra_ns;
         self.held.push(Reverse(Held {
             due,
             seq: self.seq,
@@ -364,6 +394,40 @@ mod tests {
         let mut sorted = got.clone();
         sorted.sort();
         assert_eq!(sorted, (0..40).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn a_bottleneck_serialises_at_its_rate_and_drops_beyond_its_queue() {
+        let pool = PacketPool::new(64);
+        let (a, mut b) = pipe::pair("a", "b", 1, 64);
+        let cfg = FaultConfig {
+            rate_bps: 8_000_000,
+            queue_bytes: 3000,
+            ..Default::default()
+        };
+        let mut f = Faulty::new(a, cfg);
+        // Ten 1000-byte frames at once into 8 Mbit/s (1 ms each) and a 3000-byte queue.
+        for i in 0..10u8 {
+            let mut burst = Burst::new();
+            burst.push(pool.alloc_from(&[i; 1000]).unwrap());
+            f.tx_burst(&mut burst);
+        }
+        assert_eq!(f.stats().queue_drops, 7);
+        assert!(
+            drain(&mut b, &pool).is_empty(),
+            "nothing before its serialisation"
+        );
+        f.advance_to(1_000_000);
+        assert_eq!(drain(&mut b, &pool), vec![0]);
+        f.advance_to(2_999_999);
+        assert_eq!(drain(&mut b, &pool), vec![1]);
+        f.advance_to(3_000_000);
+        assert_eq!(drain(&mut b, &pool), vec![2]);
+        // The queue has drained: the next frame goes after its own serialisation.
+        let mut burst = Burst::new();
+        burst.push(pool.alloc_from(&[42; 1000]).unwrap());
+        f.tx_burst(&mut burst);
+        assert_eq!(f.next_due_ns(), Some(4_000_000));
     }
 
     #[test]

@@ -612,6 +612,7 @@ fn prepare(path: Path, packets: u64) -> Result<(Rig, Source), PathError> {
                 kind: ServiceKind::Chargen,
                 addr: SocketAddr::new(IpAddr::V4(SELF_C), 19),
                 counters: VsCounters::new(1),
+                profile: None,
             };
             let sender = Node::new(
                 testing::dataplane(1).with_services(vec![chargen]),

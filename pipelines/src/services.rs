@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::dataplane::VsCounters;
-use crate::tcp::{ConnHandle, Event, ListenerHandle, Owner, ProfileId, TcpError, TcpStack};
+use crate::tcp::{
+    ConnHandle, Event, ListenerHandle, Owner, ProfileId, TcpError, TcpProfile, TcpStack,
+};
 use crate::Instant;
 
 /// Which service.
@@ -37,6 +39,8 @@ pub struct ServiceSpec {
     pub addr: SocketAddr,
     /// Connections and bytes (packets = connections accepted, bytes = payload received).
     pub counters: Arc<VsCounters>,
+    /// The TCP profile of its connections (`None`: the stack's default profile).
+    pub profile: Option<TcpProfile>,
 }
 
 /// Length of one chargen line: 72 characters and CR LF.
@@ -100,7 +104,7 @@ impl Services {
             let keep = self.specs.get(i).and_then(|s| {
                 specs
                     .iter()
-                    .position(|n| n.addr == s.addr && n.kind == s.kind)
+                    .position(|n| n.addr == s.addr && n.kind == s.kind && n.profile == s.profile)
             });
             match keep {
                 Some(j) => self.listeners.push((l, j)),
@@ -111,7 +115,11 @@ impl Services {
             if self.listeners.iter().any(|(_, k)| *k == j) {
                 continue;
             }
-            if let Ok(l) = tcp.listen(s.addr, BACKLOG, ProfileId::DEFAULT) {
+            let profile = s
+                .profile
+                .as_ref()
+                .map_or(ProfileId::DEFAULT, |p| tcp.add_profile(p.clone()));
+            if let Ok(l) = tcp.listen(s.addr, BACKLOG, profile) {
                 tcp.set_listener_owner(l, Owner::new(crate::host::app::SERVICES, j as u32));
                 self.listeners.push((l, j));
             }

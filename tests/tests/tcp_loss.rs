@@ -148,6 +148,47 @@ fn rouge_sends_to_the_kernel_under_random_loss() {
     assert!(bed.rouge_alive());
 }
 
+/// The test bed's configuration with the built-in services on a BBR profile.
+fn bbr_config(bed: &Testbed) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(testbed_config()).unwrap();
+    for svc in ["echo", "discard", "chargen"] {
+        let from = format!("type = \"{svc}\"\n");
+        assert!(text.contains(&from), "testbed.toml has a {svc} service");
+        text = text.replacen(
+            &from,
+            &format!("{from}tcp_profile_client = \"services-bbr\"\n"),
+            1,
+        );
+    }
+    text.push_str("\n[[tcp_profile]]\nname = \"services-bbr\"\ncongestion = \"bbr\"\n");
+    let path = bed.dir.join("testbed-bbr.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The same with BBR on Rouge's side: every byte checked, losses repaired by fast
+/// recovery, and the segments paced (BBR's pacing waits counted).
+#[test]
+fn rouge_sends_with_bbr_to_the_kernel_under_random_loss() {
+    let mut bed = Testbed::up(false);
+    let config = bbr_config(&bed);
+    bed.start_rouge(&config, &[]);
+    let bytes = mib() << 20;
+    for permille in RATES {
+        set_loss(&bed, permille);
+        let before = tcp_counters(&bed);
+        let secs = transfer(&bed, "download", 19, bytes);
+        std::thread::sleep(Duration::from_millis(100));
+        let after = tcp_counters(&bed);
+        check_recovery("BBR chargen to the kernel", permille, secs, &before, &after);
+        assert!(
+            delta(&before, &after, "pacing_waits") > 0,
+            "BBR paced: {after}"
+        );
+    }
+    assert!(bed.rouge_alive());
+}
+
 #[test]
 fn the_kernel_sends_into_rouge_under_random_loss() {
     let mut bed = Testbed::up(false);

@@ -145,11 +145,19 @@ pub fn dataplane_with(
                 .and_then(|p| p.services.iter().find(|s| s.name == v.name))
                 .map(|s| s.counters.clone())
                 .unwrap_or_else(|| VsCounters::new(workers));
+            // The profile of the connections clients open to the service.
+            let profile = v.tcp_profile_client.as_ref().and_then(|n| {
+                cfg.tcp_profiles
+                    .iter()
+                    .find(|p| &p.name == n)
+                    .map(|p| p.profile())
+            });
             Some(ServiceSpec {
                 name: v.name.clone(),
                 kind,
                 addr,
                 counters,
+                profile,
             })
         })
         .collect();

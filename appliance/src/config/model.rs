@@ -474,7 +474,8 @@ pub struct VirtualCfg {
     /// or let them time out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_on_member_down: Option<bool>,
-    /// standard: the `[[tcp_profile]]` of client-side connections (default: built-in).
+    /// standard, echo, discard, chargen: the `[[tcp_profile]]` of client-side
+    /// connections (default: built-in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_profile_client: Option<String>,
     /// standard: the `[[tcp_profile]]` of server-side connections (default: built-in).

@@ -46,7 +46,7 @@ pub struct TcpProfileCfg {
     /// Delayed ACK in milliseconds, 0 = off (default 40).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delayed_ack_ms: Option<u64>,
-    /// Congestion control: `newreno` or `cubic` (default cubic).
+    /// Congestion control: `newreno`, `cubic` or `bbr` (BBR v1, paced) (default cubic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub congestion: Option<String>,
     /// Largest segment payload offered and sent (default 1460).
@@ -79,6 +79,7 @@ impl TcpProfileCfg {
             congestion: match self.congestion.as_deref() {
                 Some("newreno") => CongestionAlgo::NewReno,
                 Some("cubic") => CongestionAlgo::Cubic,
+                Some("bbr") => CongestionAlgo::Bbr,
                 _ => d.congestion,
             },
             mss: self.mss.unwrap_or(d.mss),
@@ -154,13 +155,13 @@ pub(super) fn check_profiles(c: &mut Checker, cfg: &Config) {
             }
         }
         if let Some(cc) = p.congestion.as_deref() {
-            if cc != "newreno" && cc != "cubic" {
+            if !["newreno", "cubic", "bbr"].contains(&cc) {
                 c.err(
                     t,
                     Some(i),
                     "congestion",
                     format!("`{cc}` is not a congestion control"),
-                    "use \"newreno\" or \"cubic\"",
+                    "use \"newreno\", \"cubic\" or \"bbr\"",
                 );
             }
         }

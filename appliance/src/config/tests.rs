@@ -935,3 +935,33 @@ fn the_dpdk_image_config_is_the_testbed_on_the_vms_pci_nics() {
         (built, other) => panic!("DPDK built: {built}, vm-dpdk.toml: {other:?}"),
     }
 }
+
+#[test]
+fn a_built_in_service_takes_the_tcp_profile_it_names() {
+    let text = TESTBED.replacen(
+        "type = \"chargen\"\n",
+        "type = \"chargen\"\ntcp_profile_client = \"wan-bbr\"\n",
+        1,
+    ) + "\n[[tcp_profile]]\nname = \"wan-bbr\"\ncongestion = \"bbr\"\n";
+    let cfg = parse("x.toml", &text).unwrap();
+    let dp = build::dataplane(&cfg, 1, 1, None);
+    let chargen = dp.services.iter().find(|s| s.name == "chargen").unwrap();
+    assert_eq!(
+        chargen.profile.as_ref().map(|p| p.congestion),
+        Some(rouge_pipelines::tcp::CongestionAlgo::Bbr)
+    );
+    let echo = dp.services.iter().find(|s| s.name == "echo").unwrap();
+    assert!(echo.profile.is_none(), "the stack's default profile");
+    // A profile that does not exist is named with the fix.
+    let bad = TESTBED.replacen(
+        "type = \"echo\"\n",
+        "type = \"echo\"\ntcp_profile_client = \"wan-bbbr\"\n",
+        1,
+    );
+    let e = errors(&bad);
+    assert!(
+        e.iter().any(|e| e.field.ends_with("tcp_profile_client")
+            && e.to_string().contains("no tcp_profile named `wan-bbbr`")),
+        "{e:?}"
+    );
+}

@@ -402,6 +402,12 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                     if !services.insert(sa) {
                         c.err("virtual", Some(i), "destination", format!("another service already listens on {sa}"), "give each service its own port");
                     }
+                    if let Some(n) = &v.tcp_profile_client {
+                        if !cfg.tcp_profiles.iter().any(|p| &p.name == n) {
+                            let known: Vec<&str> = cfg.tcp_profiles.iter().map(|p| p.name.as_str()).collect();
+                            c.err("virtual", Some(i), "tcp_profile_client", format!("no tcp_profile named `{n}`"), format!("define it under [[tcp_profile]] (defined: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") }));
+                        }
+                    }
                 }
                 Err(_) => c.err("virtual", Some(i), "destination", format!("`{}` is not ADDRESS:PORT", v.destination), "write e.g. 198.18.1.1:7"),
             },

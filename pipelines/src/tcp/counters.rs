@@ -152,6 +152,8 @@ pub struct TcpCounters {
     /// Times a shaped connection held new data back because its shaping class had no
     /// room (lossless shaping: the data waits, nothing is dropped).
     pub shaping_deferrals: u64,
+    /// Times a paced connection (BBR) held data back until its next send time.
+    pub pacing_waits: u64,
     /// Buffer memory held by connections now (a gauge, bounded by the stack's
     /// `max_buffer_bytes`; refusals count as the `memory_limit` drop).
     pub buffer_bytes: u64,
@@ -194,6 +196,7 @@ impl TcpCounters {
             keepalive_probes,
             bytes_relayed,
             shaping_deferrals,
+            pacing_waits,
             buffer_bytes,
             drops,
         } = o;
@@ -228,6 +231,7 @@ impl TcpCounters {
         self.keepalive_probes += keepalive_probes;
         self.bytes_relayed += bytes_relayed;
         self.shaping_deferrals += shaping_deferrals;
+        self.pacing_waits += pacing_waits;
         self.buffer_bytes += buffer_bytes;
         for (t, x) in self.drops.iter_mut().zip(drops.iter()) {
             *t += x;

@@ -314,7 +314,10 @@ impl Connection {
         let ack = r.ack;
         let acked = seq::dist(self.snd_una, ack);
         let mut window_changed = false;
-        let mut d = Delivered::default();
+        let mut d = Delivered {
+            prior_flight: self.flight(),
+            ..Delivered::default()
+        };
         let (dsack, blocks) = if self.sack_ok {
             split_dsack(r.sack_blocks(), ack)
         } else {

@@ -23,8 +23,9 @@
 //!   ACKs, NewReno partial ACKs (RFC 6582), limited transmit (RFC 3042) and early
 //!   retransmit (RFC 5827) without SACK; D-SACK (RFC 2883) both ways, with spurious
 //!   retransmissions counted and the window reduction undone (RFC 3708); RTO per
-//!   RFC 6298 with back-off, resending what was not SACKed; NewReno or CUBIC (RFC 9438)
-//!   per profile; window restart after idle;
+//!   RFC 6298 with back-off, resending what was not SACKed; NewReno, CUBIC (RFC 9438)
+//!   or BBR v1 (with delivery rate estimation and pacing) per profile; window restart
+//!   after idle;
 //! - delayed ACKs (every second segment, at once for out-of-order data, one ACK per
 //!   out-of-order segment), Nagle (switchable), sender and receiver silly window
 //!   avoidance, zero-window probes (persist), keepalive, idle timeout;
@@ -42,8 +43,8 @@
 //! - [`state`]: the control block and its states; [`input`]: segment arrival;
 //!   [`output`]: what to send next; [`timers`]: RTO (RFC 6298), delayed ACK, persist,
 //!   keepalive, FIN-WAIT-2;
-//! - [`congestion`]: NewReno and CUBIC; [`rtx`]: the retransmission queue (per-segment
-//!   scoreboard); [`recovery`]: loss detection, recovery states, D-SACK and undo;
+//! - [`congestion`]: NewReno, CUBIC and BBR; [`rate`]: delivery rate estimation;
+//!   [`rtx`]: the retransmission queue (per-segment scoreboard); [`recovery`]: loss detection, recovery states, D-SACK and undo;
 //!   [`rack`]: RACK-TLP; [`prr`]: proportional rate reduction;
 //!   [`ring`]: the byte rings and the receive reassembly list;
 //! - [`options`]: option negotiation; [`isn`]: RFC 6528 ISNs and SYN cookies;
@@ -61,6 +62,7 @@ pub mod options;
 pub mod output;
 pub mod prr;
 pub mod rack;
+pub mod rate;
 pub mod recovery;
 pub mod ring;
 pub mod rtx;

@@ -2,6 +2,15 @@
 //! segments deemed lost (RFC 6675 NextSeg, in fast recovery or after a timeout), new
 //! data within the peer's and the congestion window with Nagle and sender SWS
 //! avoidance, FIN, window probes and ACKs (with D-SACK and SACK blocks).
+//!
+//! Pacing (for a congestion control with a pacing rate, BBR): data and retransmissions
+//! leave no earlier than `pace_next`; each segment sent moves it on by its length at the
+//! pacing rate. A sender that was idle or woken late may catch up by at most one burst
+//! ([`super::congestion::Congestion::pacing_burst`]: about a millisecond of data, at
+//! most 64 KiB, as Linux sizes its TSO bursts), never more. A connection held back by
+//! pacing waits in the stack's pacing queue, whose earliest time joins
+//! [`super::TcpStack::poll_timeout`]. Pure ACKs, window probes and tail loss probes are
+//! not paced.
 
 use super::config::TcpProfile;
 use super::counters::TcpCounters;
@@ -90,10 +99,12 @@ impl Connection {
             _ => {}
         }
 
+        self.pace_blocked = false;
         let picked = self.pick(now, p);
         let (s, mut len, fin, how) = match picked {
             Some(x) => x,
             None => {
+                self.check_app_limited();
                 if self.has(flag::KEEPALIVE) {
                     self.clear(flag::KEEPALIVE);
                     // Keepalive: one byte before snd_una, answered with an ACK.
@@ -159,13 +170,19 @@ impl Connection {
         let end = s.wrapping_add(len as u32 + fin as u32);
         let now_ns = now.as_nanos();
         if len > 0 || fin {
+            let nothing_out = self.rtx.is_empty();
+            if nothing_out {
+                self.cc.on_tx_start(now, &self.rate, self.rtt.srtt());
+            }
+            let rate = self.rate.on_send(now_ns, nothing_out);
+            self.pace_sent(now_ns, len + fin as usize, how);
             match how {
                 Pick::Repair(i, why) => {
                     if self.rtx.get(i).is_some_and(|x| seq::lt(end, x.end)) {
                         // Sent shorter than the record (options took room): split it.
                         self.rtx.split(i, end);
                     }
-                    self.rtx.retransmitted(i, now_ns, why != Why::Probe);
+                    self.rtx.retransmitted(i, now_ns, why != Why::Probe, rate);
                     c.retransmits += 1;
                     match why {
                         Why::Fast => c.retransmits_fast += 1,
@@ -186,7 +203,7 @@ impl Connection {
                     }
                 }
                 Pick::Next(probe) => {
-                    self.rtx.push(s, end, now_ns, fin);
+                    self.rtx.push(s, end, now_ns, fin, rate);
                     if seq::gt(end, self.snd_nxt) {
                         self.snd_nxt = end;
                     }
@@ -226,6 +243,46 @@ impl Connection {
         self.unacked_segs = 0;
         self.last_ack_sent = self.rcv_nxt;
         Some(total)
+    }
+
+    /// Moves the pacing clock on for `len` bytes just sent at `now` (ns): by their length
+    /// at the pacing rate, from no earlier than one burst's worth before `now` (the
+    /// catch-up a late sender may take). Probes do not count.
+    fn pace_sent(&mut self, now: u64, len: usize, how: Pick) {
+        let Some(rate) = self.cc.pacing_rate() else {
+            return;
+        };
+        if matches!(how, Pick::Repair(_, Why::Probe) | Pick::Next(true)) {
+            return;
+        }
+        let ns = |bytes: usize| (bytes as u128 * 1_000_000_000 / rate as u128) as u64;
+        let burst = self.cc.pacing_burst();
+        let credit = ns(burst.saturating_sub(self.mss as usize));
+        let base = self.pace_next.max(now.saturating_sub(credit));
+        self.pace_next = base + ns(len);
+    }
+
+    /// True when pacing holds data back at `now`.
+    #[inline]
+    fn paced_out(&self, now: Instant) -> bool {
+        self.pace_next > now.as_nanos() && self.cc.pacing_rate().is_some()
+    }
+
+    /// The sender ran dry: less than a segment unsent, room in the window, nothing to
+    /// repair, not held by pacing. Rate samples taken until what is in flight now is
+    /// delivered say more about the application than the path (Linux
+    /// `tcp_rate_check_app_limited`).
+    fn check_app_limited(&mut self) {
+        if self.pace_blocked || !self.state.synchronized() {
+            return;
+        }
+        let flight = self.flight();
+        if self.unsent() < self.mss as usize
+            && flight < self.cc.cwnd()
+            && self.rtx.next_lost().is_none()
+        {
+            self.rate.mark_app_limited(flight as u64);
+        }
     }
 
     /// Most records the retransmission queue may hold: new data waits beyond it.
@@ -278,6 +335,14 @@ impl Connection {
             }
         }
         let flight = self.flight();
+        if self.paced_out(now) && !self.has(flag::PROBE) {
+            // Something to send? Then wait for the pacing time.
+            let new_data = seq::lt(self.snd_nxt, data_end)
+                || fin_seq.is_some_and(|f| seq::ge(f, self.snd_nxt));
+            let has_data = (self.rtx.next_lost().is_some() || new_data) && flight < self.cc.cwnd();
+            self.pace_blocked = has_data;
+            return None;
+        }
         if let Some(i) = self.rtx.next_lost() {
             if flight < self.cc.cwnd() || self.has(flag::PROBE) {
                 let r = *self.rtx.get(i)?;

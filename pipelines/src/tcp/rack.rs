@@ -236,7 +236,13 @@ mod tests {
         let mut q = RtxQueue::default();
         // Four segments sent 1 ms apart; the third is SACKed 10 ms after it was sent.
         for i in 0..4u32 {
-            q.push(i * 100, i * 100 + 100, i as u64 * MS, false);
+            q.push(
+                i * 100,
+                i * 100 + 100,
+                i as u64 * MS,
+                false,
+                Default::default(),
+            );
         }
         let mut d = Delivered::default();
         q.sack(0, 400, &[(200, 300)], &mut d);
@@ -261,11 +267,11 @@ mod tests {
     #[test]
     fn a_lost_retransmission_is_found_by_a_later_delivery() {
         let mut q = RtxQueue::default();
-        q.push(0, 100, 0, false);
-        q.push(100, 200, MS, false);
+        q.push(0, 100, 0, false, Default::default());
+        q.push(100, 200, MS, false, Default::default());
         q.mark_lost(0);
-        q.retransmitted(0, 5 * MS, true);
-        q.push(200, 300, 6 * MS, false);
+        q.retransmitted(0, 5 * MS, true, Default::default());
+        q.push(200, 300, 6 * MS, false, Default::default());
         let mut d = Delivered::default();
         q.sack(0, 300, &[(100, 300)], &mut d);
         let mut r = Rack::default();

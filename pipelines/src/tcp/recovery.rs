@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use super::config::TcpProfile;
+use super::congestion::bbr::{AckInput, CaState};
 use super::counters::TcpCounters;
 use super::rack;
 use super::rtx::Delivered;
@@ -63,23 +64,50 @@ impl Connection {
         self.rack.on_delivered(d, now.as_nanos());
         self.tlp_on_ack(now, acked, d, dsack, c);
         let was_fast = self.has(flag::RECOVERY);
+        let model = self.cc.sets_recovery_window();
         if self.recovering() && seq::ge(self.snd_una, self.recover) {
-            if self.has(flag::RECOVERY) {
+            if self.has(flag::RECOVERY) && !model {
                 // RFC 6937: leave with the window at ssthresh.
                 self.cc.set_cwnd(self.cc.ssthresh());
             }
             self.clear(flag::RECOVERY | flag::LOSS);
             self.rack.on_recovery_exit();
         }
-        if self.sack_ok {
-            self.rack_detect(now, c);
+        let newly_lost = if self.sack_ok {
+            self.rack_detect(now, c)
         } else {
+            let before = self.rtx.lost_bytes();
             self.dupack_detect(acked);
-        }
+            self.rtx.lost_bytes().saturating_sub(before)
+        };
         if !self.recovering() && self.rtx.lost_bytes() > 0 {
             self.enter_recovery(now, c);
         }
-        if self.has(flag::RECOVERY) {
+        // The delivery rate sample of this ACK (every algorithm; BBR steers by it).
+        let now_ns = now.as_nanos();
+        let mut rs = self.rate.on_ack(
+            now_ns,
+            d.bytes as u64,
+            newly_lost as u64,
+            &d.src,
+            self.rack.min_rtt(),
+        );
+        rs.prior_in_flight = d.prior_flight as u64;
+        rs.rtt = d.rtt_sent.map(|t| now_ns.saturating_sub(t));
+        if model {
+            let a = AckInput {
+                now: now_ns,
+                mss: mss as u64,
+                flight: self.flight() as u64,
+                ca_state: self.ca_state(),
+                srtt: self.rtt.srtt().as_nanos() as u64,
+                pace_next: self.pace_next,
+            };
+            self.cc.on_rate_sample(&rs, &mut self.rate, &a);
+            if d.bytes > 0 || self.rtx.next_lost().is_some() {
+                n.set(Notify::OUTPUT);
+            }
+        } else if self.has(flag::RECOVERY) {
             let w = self
                 .prr
                 .on_ack(d.bytes, self.flight(), self.cc.ssthresh(), mss);
@@ -97,8 +125,19 @@ impl Connection {
         }
     }
 
+    /// The recovery state as the congestion control sees it.
+    pub(super) fn ca_state(&self) -> CaState {
+        if self.has(flag::LOSS) {
+            CaState::Loss
+        } else if self.has(flag::RECOVERY) {
+            CaState::Recovery
+        } else {
+            CaState::Open
+        }
+    }
+
     /// RACK loss detection (RFC 8985 section 6.2 step 5); arms the reorder timer for
-    /// segments still inside the reordering window.
+    /// segments still inside the reordering window. Returns the bytes newly marked lost.
     pub(super) fn rack_detect(&mut self, now: Instant, c: &mut TcpCounters) -> usize {
         let srtt = self.rtt.srtt().as_nanos() as u64;
         // DupThresh (3) segments SACKed, counted in bytes as RFC 6675 does: more than 2 MSS.
@@ -262,12 +301,16 @@ impl Connection {
 
     /// The reorder timer: segments left inside the window may now be lost.
     pub(super) fn on_reorder_timeout(&mut self, now: Instant, c: &mut TcpCounters) -> Notify {
-        if self.rack_detect(now, c) > 0 && !self.recovering() {
+        let lost = self.rack_detect(now, c);
+        self.rate.lost += lost as u64;
+        if lost > 0 && !self.recovering() {
             self.enter_recovery(now, c);
-            let w = self
-                .prr
-                .on_ack(0, self.flight(), self.cc.ssthresh(), self.mss as usize);
-            self.cc.set_cwnd(w);
+            if !self.cc.sets_recovery_window() {
+                let w = self
+                    .prr
+                    .on_ack(0, self.flight(), self.cc.ssthresh(), self.mss as usize);
+                self.cc.set_cwnd(w);
+            }
         }
         if self.rtx.next_lost().is_some() {
             Notify(Notify::OUTPUT)
@@ -298,7 +341,10 @@ impl Connection {
         self.set(flag::LOSS);
         self.recover = self.snd_max;
         self.dupacks = 0;
+        let lost = self.rtx.lost_bytes();
         self.rtx.mark_all_lost();
+        self.rate.lost += self.rtx.lost_bytes().saturating_sub(lost) as u64;
+        self.cc.on_rto_marked(self.flight(), &self.rate);
         self.tlp.end_episode();
         self.timers.stop(Timer::Tlp);
         self.timers.stop(Timer::Reo);

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 
+use super::rate::{DeliveredSeg, SampleSource, SegRate};
 use super::seq;
 
 /// Marks on a segment record.
@@ -36,6 +37,8 @@ pub struct SegRec {
     pub sent: u64,
     /// See [`mark`].
     pub marks: u8,
+    /// The delivery state at its last transmission (delivery rate estimation).
+    pub rate: SegRate,
 }
 
 impl SegRec {
@@ -75,11 +78,21 @@ pub struct Delivered {
     /// A segment never retransmitted was delivered below one SACKed before: the network
     /// reordered (RFC 8985 section 6.2 step 3).
     pub reordered: bool,
+    /// The segment a delivery rate sample is taken from.
+    pub src: SampleSource,
+    /// The RFC 6675 pipe before the ACK was processed (set by the caller).
+    pub prior_flight: usize,
 }
 
 impl Delivered {
     fn note(&mut self, r: &SegRec, fack: Option<u32>) {
         let re = r.has(mark::EVER_RETRANS);
+        self.src.note(DeliveredSeg {
+            sent: r.sent,
+            end: r.end,
+            rate: r.rate,
+            retransmitted: re,
+        });
         let newer = match self.latest {
             None => true,
             Some((t, e, _)) => r.sent > t || (r.sent == t && seq::gt(r.end, e)),
@@ -188,8 +201,9 @@ impl RtxQueue {
         (outstanding + self.retrans).saturating_sub(self.sacked + self.lost)
     }
 
-    /// Records a new segment `[start, end)` sent at `now` (ns).
-    pub fn push(&mut self, start: u32, end: u32, now: u64, fin: bool) {
+    /// Records a new segment `[start, end)` sent at `now` (ns) with the delivery state
+    /// `rate` of that moment.
+    pub fn push(&mut self, start: u32, end: u32, now: u64, fin: bool, rate: SegRate) {
         if start == end {
             return;
         }
@@ -203,6 +217,7 @@ impl RtxQueue {
             end,
             sent: now,
             marks: if fin { mark::FIN } else { 0 },
+            rate,
         });
     }
 
@@ -339,8 +354,9 @@ impl RtxQueue {
         }
     }
 
-    /// Notes that record `i` was just retransmitted at `now`.
-    pub fn retransmitted(&mut self, i: usize, now: u64, counts_in_pipe: bool) {
+    /// Notes that record `i` was just retransmitted at `now`, with the delivery state
+    /// `rate` of that moment.
+    pub fn retransmitted(&mut self, i: usize, now: u64, counts_in_pipe: bool, rate: SegRate) {
         let r = self.q[i];
         let mut m = r.marks | mark::EVER_RETRANS;
         if counts_in_pipe && !r.has(mark::RETRANS) && !r.has(mark::SACKED) {
@@ -349,6 +365,7 @@ impl RtxQueue {
         }
         self.q[i].marks = m;
         self.q[i].sent = now;
+        self.q[i].rate = rate;
     }
 
     /// The first record marked lost whose retransmission is not in flight.
@@ -379,7 +396,13 @@ mod tests {
     fn q(n: u32) -> RtxQueue {
         let mut q = RtxQueue::default();
         for i in 0..n {
-            q.push(1000 + i * 100, 1100 + i * 100, i as u64, false);
+            q.push(
+                1000 + i * 100,
+                1100 + i * 100,
+                i as u64,
+                false,
+                SegRate::default(),
+            );
         }
         q
     }
@@ -413,7 +436,7 @@ mod tests {
         assert_eq!(x.lost_bytes(), 200);
         assert_eq!(x.pipe(400), 200);
         assert_eq!(x.next_lost(), Some(0));
-        x.retransmitted(0, 10, true);
+        x.retransmitted(0, 10, true, SegRate::default());
         assert_eq!(x.pipe(400), 300);
         assert_eq!(x.next_lost(), Some(2));
         // The retransmission is lost as well.
@@ -431,6 +454,12 @@ mod tests {
             (0, 0, 0)
         );
         assert!(x.is_empty());
+    }
+
+    #[test]
+    fn a_record_stays_small() {
+        // One per segment in flight, with the delivery rate state: 32 bytes.
+        assert_eq!(std::mem::size_of::<SegRec>(), 32);
     }
 
     #[test]

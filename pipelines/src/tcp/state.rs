@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use super::congestion::Congestion;
 use super::prr::Prr;
 use super::rack::{Rack, Tlp};
+use super::rate::RateState;
 use super::ring::{Assembler, RingBuffer};
 use super::rtx::RtxQueue;
 use super::seq;
@@ -295,6 +296,15 @@ pub struct Connection {
     pub prr: Prr,
     /// What a spurious recovery would restore (RFC 3708 with D-SACK).
     pub undo: Undo,
+    /// Delivery rate estimation (BBR's input).
+    pub rate: RateState,
+    /// When the next paced segment may leave (ns of the stack's clock), for a
+    /// congestion control that paces.
+    pub pace_next: u64,
+    /// The last `poll_segment` held data back until `pace_next`.
+    pub pace_blocked: bool,
+    /// Waiting in the stack's pacing queue.
+    pub paced_wait: bool,
     /// A D-SACK block to report first in the next ACK (RFC 2883), a duplicate received.
     pub dsack: Option<(u32, u32)>,
     /// Out-of-order data held.
@@ -369,6 +379,10 @@ impl Connection {
             tlp: Tlp::default(),
             prr: Prr::default(),
             undo: Undo::default(),
+            rate: RateState::default(),
+            pace_next: 0,
+            pace_blocked: false,
+            paced_wait: false,
             dsack: None,
             assembler: Assembler::default(),
             timers: Timers::default(),

@@ -325,8 +325,8 @@ mod tests {
 
     #[test]
     fn reserve_and_commit_send_in_place_and_the_memory_limit_holds() {
-        // Room for one 4 KiB ring (and its retransmission records) only.
-        let mut bed = Bed::new(4096, 4096 + 2048);
+        // Room for one 4 KiB ring (and its 72 retransmission records of 32 bytes) only.
+        let mut bed = Bed::new(4096, 4096 + 2560);
         let [_c, mc, ms, s] = bed.connect();
         assert_eq!(bed.mid.buffer_bytes(), 0, "idle connections hold no rings");
         let room = bed.mid.send_reserve(ms, 100).unwrap();

@@ -1,7 +1,8 @@
 //! [`TcpStack`]: one worker's connections, listeners, timers and TIME-WAIT table.
 
 use crate::hashing::{self, FastMap};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use super::config::{StackConfig, TcpProfile};
@@ -253,6 +254,9 @@ pub struct TcpStack {
     challenge_window: (u64, u32),
     /// Shaped connections holding new data back until their class has room.
     shaped_wait: Vec<u32>,
+    /// Paced connections holding data back: (when it may go (ns), slot, generation).
+    /// Each connection is in it at most once (`paced_wait`).
+    paced: BinaryHeap<Reverse<(u64, u32, u32)>>,
 }
 
 impl TcpStack {
@@ -281,6 +285,7 @@ impl TcpStack {
             counters: TcpCounters::default(),
             challenge_window: (u64::MAX, 0),
             shaped_wait: Vec::new(),
+            paced: BinaryHeap::with_capacity(256),
             cfg,
         }
     }
@@ -789,6 +794,7 @@ impl TcpStack {
             }
         }
         while let Some(&idx) = self.txq.front() {
+            let gen = self.slots[idx as usize].gen;
             let Some(c) = self.slots[idx as usize].conn.as_mut() else {
                 self.txq.pop_front();
                 continue;
@@ -838,6 +844,13 @@ impl TcpStack {
                 }
                 None => {
                     c.clear(flag::TX_QUEUED);
+                    if c.pace_blocked && !c.paced_wait {
+                        // Held by pacing: back in line when its time comes.
+                        c.paced_wait = true;
+                        self.counters.pacing_waits += 1;
+                        let at = c.pace_next;
+                        self.paced.push(Reverse((at, idx, gen)));
+                    }
                     self.txq.pop_front();
                     self.tx_streak = 0;
                     self.sync_timer(idx);
@@ -876,18 +889,34 @@ impl TcpStack {
         }
     }
 
-    /// When [`TcpStack::handle_timeout`] should be called next.
+    /// When [`TcpStack::handle_timeout`] should be called next: the earliest timer, and
+    /// the time the first paced connection may send again.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let w = self.wheel.next_deadline();
         let t = self.time_wait.next_expiry();
-        match (w, t) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let p = self.paced.peek().map(|Reverse(e)| Instant::from_nanos(e.0));
+        crate::time::earliest([w, t, p])
     }
 
-    /// Runs every timer due at `now`.
+    /// Runs every timer due at `now`, and puts the paced connections whose time has come
+    /// back in line for [`TcpStack::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, idx, gen))) = self.paced.peek() {
+            if at > now.as_nanos() {
+                break;
+            }
+            self.paced.pop();
+            let Some(slot) = self.slots.get_mut(idx as usize) else {
+                continue;
+            };
+            if slot.gen != gen {
+                continue;
+            }
+            if let Some(c) = slot.conn.as_mut() {
+                c.paced_wait = false;
+                self.queue_output(idx);
+            }
+        }
         self.time_wait.expire(now);
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
@@ -995,7 +1024,8 @@ fn tuple(a: SocketAddr) -> (IpAddr, u16) {
 }
 
 fn new_conn(key: &SipKey, k: ConnKey, pid: u16, iss: u32, p: &TcpProfile) -> Connection {
-    let cc = Congestion::new(p.congestion, p.mss as usize, p.initial_cwnd);
+    let mut cc = Congestion::new(p.congestion, p.mss as usize, p.initial_cwnd);
+    cc.seed(u64::from(iss) << 1);
     let mut c = Connection::new(k, pid, iss, cc, RttEstimator::new(p.initial_rto));
     c.ts_offset = isn::ts_offset(key, tuple(k.local), tuple(k.remote));
     c.rcv_buf = p.recv_buffer.min(u32::MAX as usize / 2) as u32;

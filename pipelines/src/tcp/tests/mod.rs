@@ -4,6 +4,7 @@
 //! The stack under test is 198.18.1.1:80 (listening, or connecting from port 80); the
 //! script plays the peer 198.18.1.2:40000.
 
+mod bbr;
 mod close;
 mod data;
 mod handshake;
