@@ -45,12 +45,18 @@ fn main() -> ExitCode {
             config_only,
             ..
         } => match config::load(&config) {
-            Ok(_) if config_only => {
+            Ok(cfg) if config_only => {
                 println!("{}: valid", config.display());
+                for w in config::load_warnings(&config, &cfg) {
+                    println!("warning: {w}");
+                }
                 Ok(())
             }
             Ok(cfg) => {
                 println!("{}: valid", config.display());
+                for w in config::load_warnings(&config, &cfg) {
+                    println!("warning: {w}");
+                }
                 // What the drivers need, and what this machine lacks.
                 let (report, missing) =
                     readiness::render(&readiness::assess(&cfg, &readiness::Facts::probe(&cfg)));

@@ -83,22 +83,37 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     if problems.is_empty() {
         return Ok(cfg);
     }
+    Err(ConfigErrors(located(file, text, problems)))
+}
+
+/// Problems found by validation, located in `text` (line numbers) and named by `file`.
+fn located(file: &str, text: &str, problems: Vec<validate::Problem>) -> Vec<ConfigError> {
     let doc: Option<toml_edit::ImDocument<String>> = text.to_string().parse().ok();
-    Err(ConfigErrors(
-        problems
-            .into_iter()
-            .map(|p| ConfigError {
-                file: file.to_string(),
-                line: doc
-                    .as_ref()
-                    .and_then(|d| locate(d, &p.path))
-                    .map(|s| line_of(text, s)),
-                field: p.path.to_string(),
-                problem: p.problem,
-                fix: p.fix,
-            })
-            .collect(),
-    ))
+    problems
+        .into_iter()
+        .map(|p| ConfigError {
+            file: file.to_string(),
+            line: doc
+                .as_ref()
+                .and_then(|d| locate(d, &p.path))
+                .map(|s| line_of(text, s)),
+            field: p.path.to_string(),
+            problem: p.problem,
+            fix: p.fix,
+        })
+        .collect()
+}
+
+/// What `rouge check` warns about in a valid configuration `cfg` parsed from `text`
+/// (`file` names it): each warning names the file, line, field and fix, like an error.
+pub fn warnings(file: &str, text: &str, cfg: &Config) -> Vec<ConfigError> {
+    located(file, text, validate::warnings(cfg))
+}
+
+/// [`warnings`] of the file at `path` (already loaded into `cfg`).
+pub fn load_warnings(path: &Path, cfg: &Config) -> Vec<ConfigError> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    warnings(&path.display().to_string(), &text, cfg)
 }
 
 /// Checks that the interfaces' drivers fit `workers` workers (when `rouge run

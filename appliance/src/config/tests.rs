@@ -200,9 +200,9 @@ members = []
     for want in [
         "monitor[1].timeout",
         "monitor[1].receive",
-        "pool[3].monitor",
-        "pool[3].members",
+        "pool[4].monitor",
         "pool[4].members",
+        "pool[5].members",
     ] {
         assert!(fields.contains(&want), "missing {want} in {e:#?}");
     }
@@ -829,21 +829,21 @@ pool = "web"
         "tcp_profile[2].mss",
         "tcp_profile[2].delayed_ack_ms",
         "tcp_profile[3].proxy_buffer_low",
-        "virtual[11].destination",
-        "virtual[11].pool",
-        "virtual[11].tcp_profile_client",
-        "virtual[11].snat",
-        "virtual[11].allow",
-        "virtual[11].reselect_tries",
-        "virtual[11].connect_timeout_ms",
-        "virtual[11].idle_timeout",
         "virtual[12].destination",
+        "virtual[12].pool",
+        "virtual[12].tcp_profile_client",
+        "virtual[12].snat",
+        "virtual[12].allow",
+        "virtual[12].reselect_tries",
+        "virtual[12].connect_timeout_ms",
+        "virtual[12].idle_timeout",
+        "virtual[13].destination",
     ] {
         assert!(fields.contains(&want), "missing {want} in {fields:#?}");
     }
     let dup = e
         .iter()
-        .find(|e| e.field == "virtual[12].destination")
+        .find(|e| e.field == "virtual[13].destination")
         .unwrap();
     assert!(dup.problem.contains("198.18.1.100:80"), "{dup:?}");
     assert!(e.iter().all(|e| !e.fix.is_empty() && e.file == "x.toml"));
