@@ -7,7 +7,12 @@
 //! 0 sends, at start and when addresses are added, an MLDv2 report joining the
 //! solicited-node groups (RFC 3810), a duplicate address detection probe per self IP
 //! (RFC 4862; optimistic, RFC 4429: the address is used at once and a conflict is
-//! counted as `nd_conflict`) and an unsolicited advertisement per address.
+//! counted as `nd_conflict`) and an unsolicited advertisement per address. An MLD query
+//! (MLDv1 or MLDv2; general, or about one of a VLAN's groups, from a link-local source)
+//! is answered with the VLAN's MLDv2 report by the worker that receives it (worker 0 on
+//! AF_PACKET: queries carry a hop-by-hop header, and the fanout sends IPv6 with extension
+//! headers there), at most once per VLAN per the query's maximum response delay
+//! (`mld_queries_answered`, the others `mld_queries_limited`).
 //!
 //! ICMPv6 (RFC 4443) instead of ICMP: echo answered, time exceeded, no route and packet
 //! too big sent (rate-limited with the IPv4 errors, quoting at most what fits the
