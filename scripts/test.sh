@@ -124,10 +124,11 @@ if [[ $QUICK -eq 0 ]]; then
         step "benchmark smoke (perf/run --smoke)"
         smoke_out=$(mktemp -d)
         # Every scenario (`all`), each with every peer: a missing peer tool or a void
-        # system fails the run.
+        # system fails the run. forward and fastl4 run over IPv4 and IPv6 (--smoke's
+        # default --family 4,6).
         perf/run --smoke --out "$smoke_out" all
         # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
-        perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp
+        perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp --family 4
         rm -rf "$smoke_out"
     fi
 fi

@@ -351,6 +351,8 @@ pub fn stats(s: &Shared) -> Value {
             "unsolicited_sent": sum(&|c| c.nd_unsolicited_sent.get()),
             "dad_probes_sent": sum(&|c| c.nd_dad_probes_sent.get()),
             "mld_reports_sent": sum(&|c| c.mld_reports_sent.get()),
+            "mld_queries_answered": sum(&|c| c.mld_queries_answered.get()),
+            "mld_queries_limited": sum(&|c| c.mld_queries_limited.get()),
         },
         "icmpv6": {
             "echo_replies": sum(&|c| c.icmpv6_echo_replies.get()),

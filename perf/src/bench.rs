@@ -27,11 +27,14 @@ pub fn pipe_path(packets: u64, sizes: Sizes, flow_count: u16) -> BenchResult {
     let ep = Endpoints {
         src_mac: a.mac(),
         dst_mac: MacAddr::local(9),
-        dst_ip: [198, 18, 2, 11],
+        dst_ip: [198, 18, 2, 11].into(),
         dst_port: 9,
     };
     let fl = flows(
-        (0xc612_0102, 0xc612_0102),
+        (
+            std::net::Ipv4Addr::from(0xc612_0102).into(),
+            std::net::Ipv4Addr::from(0xc612_0102).into(),
+        ),
         (1024, 1024 + flow_count.max(1) - 1),
     );
     let mut gen = Generator::new(Kind::Udp, &ep, sizes, fl);

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use rouge_drivers::{Burst, MacAddr, PacketPool, Port, PortDrop, BURST_SIZE};
 
-use crate::frame::{arp_reply_from, arp_request};
+use std::net::IpAddr;
+
+use crate::frame::{arp_reply_from, arp_request, neighbour_advert_from, neighbour_solicitation};
 use crate::gen::{Generator, Receiver};
 
 /// Longest run allowed.
@@ -177,11 +179,11 @@ fn poll_rx<T: Port, R: Port>(
 pub enum ArpError {
     /// No reply came in time.
     #[error(
-        "no ARP reply from {ip} on {port} within {timeout:?}: is the next hop up and on this link?"
+        "no ARP or neighbour advertisement from {ip} on {port} within {timeout:?}: is the next hop up and on this link?"
     )]
     NoReply {
         /// The address asked for.
-        ip: std::net::Ipv4Addr,
+        ip: IpAddr,
         /// The port asked on.
         port: String,
         /// How long was waited.
@@ -192,12 +194,13 @@ pub enum ArpError {
     NoBuffer,
 }
 
-/// Asks for `target`'s MAC from `src_ip` on `port`, retrying every 200 ms until `timeout`.
+/// Asks for `target`'s MAC from `src_ip` on `port` (ARP for IPv4, a neighbour
+/// solicitation for IPv6), retrying every 200 ms until `timeout`.
 pub fn resolve_mac<T: Port>(
     port: &mut T,
     pool: &PacketPool,
-    src_ip: [u8; 4],
-    target: [u8; 4],
+    src_ip: IpAddr,
+    target: IpAddr,
     timeout: Duration,
 ) -> Result<MacAddr, ArpError> {
     let start = Instant::now();
@@ -205,8 +208,17 @@ pub fn resolve_mac<T: Port>(
     let mut burst = Burst::new();
     while start.elapsed() < timeout {
         if Instant::now() >= next_ask {
-            let req = arp_request(port.mac(), src_ip, target);
-            burst.push(pool.alloc_from(&req).ok_or(ArpError::NoBuffer)?);
+            let req = match (src_ip, target) {
+                (IpAddr::V4(s), IpAddr::V4(t)) => {
+                    pool.alloc_from(&arp_request(port.mac(), s.octets(), t.octets()))
+                }
+                (IpAddr::V6(s), IpAddr::V6(t)) => {
+                    pool.alloc_from(&neighbour_solicitation(port.mac(), s.octets(), t.octets()))
+                }
+                // Families never mixed: nothing to ask.
+                _ => break,
+            };
+            burst.push(req.ok_or(ArpError::NoBuffer)?);
             port.tx_burst(&mut burst);
             burst.clear();
             next_ask += Duration::from_millis(200);
@@ -215,14 +227,17 @@ pub fn resolve_mac<T: Port>(
             port.wait_rx(Duration::from_millis(1));
             continue;
         }
-        let found = burst.iter().find_map(|p| arp_reply_from(p.data(), target));
+        let found = burst.iter().find_map(|p| match target {
+            IpAddr::V4(t) => arp_reply_from(p.data(), t.octets()),
+            IpAddr::V6(t) => neighbour_advert_from(p.data(), t.octets()),
+        });
         burst.clear();
         if let Some(mac) = found {
             return Ok(mac);
         }
     }
     Err(ArpError::NoReply {
-        ip: target.into(),
+        ip: target,
         port: port.name().to_string(),
         timeout,
     })
@@ -240,10 +255,16 @@ mod tests {
         let ep = Endpoints {
             src_mac: MacAddr::local(1),
             dst_mac: MacAddr::local(2),
-            dst_ip: [198, 18, 2, 11],
+            dst_ip: [198, 18, 2, 11].into(),
             dst_port: 9,
         };
-        let fl = flows((0xc612_0102, 0xc612_0102), (1024, 1024 + n_flows - 1));
+        let fl = flows(
+            (
+                std::net::Ipv4Addr::from(0xc612_0102).into(),
+                std::net::Ipv4Addr::from(0xc612_0102).into(),
+            ),
+            (1024, 1024 + n_flows - 1),
+        );
         Generator::new(kind, &ep, Sizes::Fixed(64), fl)
     }
 
@@ -373,8 +394,8 @@ mod tests {
         let _ = resolve_mac(
             &mut a,
             &pool,
-            [198, 18, 1, 2],
-            [198, 18, 1, 1],
+            [198, 18, 1, 2].into(),
+            [198, 18, 1, 1].into(),
             Duration::from_millis(1),
         );
         assert_eq!(b.rx_burst(&pool, &mut inb), 1);
@@ -386,16 +407,16 @@ mod tests {
         let mac = resolve_mac(
             &mut a,
             &pool,
-            [198, 18, 1, 2],
-            [198, 18, 1, 1],
+            [198, 18, 1, 2].into(),
+            [198, 18, 1, 1].into(),
             Duration::from_millis(50),
         );
         assert_eq!(mac.unwrap(), b.mac());
         let err = resolve_mac(
             &mut a,
             &pool,
-            [198, 18, 1, 2],
-            [198, 18, 1, 9],
+            [198, 18, 1, 2].into(),
+            [198, 18, 1, 9].into(),
             Duration::from_millis(5),
         );
         assert!(err.unwrap_err().to_string().contains("198.18.1.9"));

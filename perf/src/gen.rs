@@ -4,6 +4,8 @@
 //! Both allocate everything at construction; their per-packet methods only write into
 //! buffers and counters.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use hdrhistogram::Histogram;
 use rouge_drivers::{Burst, PacketPool};
 
@@ -55,41 +57,62 @@ impl serde::Serialize for Sizes {
 const IMIX_SIZES: [usize; 3] = [64, 570, 1518];
 const IMIX_ORDER: [u8; 12] = [0, 1, 0, 0, 2, 0, 1, 0, 0, 1, 0, 1];
 
-/// Makes the flow list: every source address of `ips` with every source port of `ports`
-/// (ports vary fastest), at most [`MAX_FLOWS`].
-pub fn flows(ips: (u32, u32), ports: (u16, u16)) -> Vec<Flow> {
-    let mut out = Vec::new();
-    'outer: for ip in ips.0..=ips.1 {
-        for port in ports.0..=ports.1 {
-            if out.len() == MAX_FLOWS {
-                break 'outer;
-            }
-            out.push(Flow {
-                src_ip: ip.to_be_bytes(),
-                src_port: port,
-            });
-        }
+/// An address as a number (IPv4 in the low 32 bits), and whether it is IPv6.
+#[inline]
+fn addr_num(ip: IpAddr) -> (u128, bool) {
+    match ip {
+        IpAddr::V4(a) => (u32::from(a) as u128, false),
+        IpAddr::V6(a) => (u128::from(a), true),
     }
-    out
+}
+
+/// The address `n` of a family (IPv4 from the low 32 bits).
+#[inline]
+fn num_addr(n: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(n))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(n as u32))
+    }
+}
+
+/// Makes the flow list: every source address of `ips` (inclusive, one family: the end
+/// is taken in the start's family) with every source port of `ports` (ports vary
+/// fastest), at most [`MAX_FLOWS`].
+pub fn flows(ips: (IpAddr, IpAddr), ports: (u16, u16)) -> Vec<Flow> {
+    let space = TupleSpace::new(ips, ports);
+    (0..space.len().min(MAX_FLOWS as u64))
+        .map(|i| space.get(i))
+        .collect()
 }
 
 /// Every (source address, source port) pair of two ranges, in order (ports vary
 /// fastest), without materialising them: for runs that must never reuse a tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TupleSpace {
-    ip_lo: u32,
+    ip_lo: u128,
+    v6: bool,
     port_lo: u16,
     ports: u64,
     len: u64,
 }
 
 impl TupleSpace {
-    /// The pairs of addresses `ips` (inclusive) and ports `ports` (inclusive).
-    pub fn new(ips: (u32, u32), ports: (u16, u16)) -> TupleSpace {
-        let n_ips = u64::from(ips.1.saturating_sub(ips.0)) + 1;
+    /// The pairs of addresses `ips` (inclusive, of the start's family; an end below the
+    /// start, or of the other family, gives the start alone) and ports `ports`
+    /// (inclusive). At most 2^32 addresses are taken.
+    pub fn new(ips: (IpAddr, IpAddr), ports: (u16, u16)) -> TupleSpace {
+        let (lo, v6) = addr_num(ips.0);
+        let (hi, hi6) = addr_num(ips.1);
+        let n_ips = if hi6 == v6 && hi >= lo {
+            ((hi - lo).min(u32::MAX as u128 - 1) + 1) as u64
+        } else {
+            1
+        };
         let n_ports = u64::from(ports.1.saturating_sub(ports.0)) + 1;
         TupleSpace {
-            ip_lo: ips.0,
+            ip_lo: lo,
+            v6,
             port_lo: ports.0,
             ports: n_ports,
             len: n_ips * n_ports,
@@ -106,16 +129,21 @@ impl TupleSpace {
         false
     }
 
+    /// True when the addresses are IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        self.v6
+    }
+
     /// Tuple `i` (taken modulo [`TupleSpace::len`]).
     #[inline]
     pub fn get(&self, i: u64) -> Flow {
         let i = i % self.len;
-        // The quotient is below the address count (a u32 range) and the remainder below
-        // the port count (a u16 range), so neither cast truncates.
-        let ip = self.ip_lo.wrapping_add((i / self.ports) as u32);
+        // The remainder is below the port count (a u16 range), so the cast does not
+        // truncate; IPv4 addresses stay in the low 32 bits as the range is IPv4.
+        let ip = self.ip_lo.wrapping_add((i / self.ports) as u128);
         let port = self.port_lo.wrapping_add((i % self.ports) as u16);
         Flow {
-            src_ip: ip.to_be_bytes(),
+            src_ip: num_addr(ip, self.v6),
             src_port: port,
         }
     }
@@ -140,11 +168,17 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// A generator of `kind` frames to `ep` over `flows` (at least one, at most [`MAX_FLOWS`]).
+    /// A generator of `kind` frames to `ep` over `flows` (at least one, at most
+    /// [`MAX_FLOWS`], of `ep.dst_ip`'s family except for ARP requests, which are IPv4).
     pub fn new(kind: Kind, ep: &Endpoints, sizes: Sizes, flows: Vec<Flow>) -> Generator {
         assert!(
             !flows.is_empty() && flows.len() <= MAX_FLOWS,
             "1..=65536 flows"
+        );
+        let v6 = ep.dst_ip.is_ipv6() && kind != Kind::ArpRequest;
+        assert!(
+            flows.iter().all(|f| f.src_ip.is_ipv6() == v6),
+            "source and destination addresses of one family"
         );
         let (templates, schedule) = match sizes {
             Sizes::Fixed(n) => (vec![Template::new(kind, ep, n)], vec![0]),
@@ -424,6 +458,104 @@ mod tests {
     use super::*;
     use rouge_drivers::MacAddr;
 
+    fn v4(n: u32) -> IpAddr {
+        Ipv4Addr::from(n).into()
+    }
+
+    #[test]
+    fn an_ipv6_sweep_uses_every_tuple_once_with_valid_frames() {
+        let ep = Endpoints {
+            src_mac: MacAddr::local(1),
+            dst_mac: MacAddr::local(2),
+            dst_ip: "2001:2:0:1::100".parse().unwrap(),
+            dst_port: 80,
+        };
+        // 0x10..=0x100: 241 addresses, as the benchmark's IPv4 new-flow range.
+        let lo: IpAddr = "2001:2:0:1::1:10".parse().unwrap();
+        let hi: IpAddr = "2001:2:0:1::1:100".parse().unwrap();
+        let space = TupleSpace::new((lo, hi), (1024, 1123));
+        assert!(space.is_ipv6());
+        assert_eq!(space.len(), 24_100);
+        assert_eq!(space.get(0).src_ip, lo);
+        assert_eq!(space.get(24_099).src_ip, hi);
+        assert_eq!(
+            space.get(100).src_ip,
+            "2001:2:0:1::1:11".parse::<IpAddr>().unwrap()
+        );
+        let mut g = Generator::sweeping(Kind::TcpSyn, &ep, Sizes::Fixed(64), space);
+        assert_eq!(g.sizes(), vec![94]);
+        let pool = PacketPool::new(64);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..(24_100 / 20) {
+            let mut b = Burst::new();
+            assert_eq!(g.fill(&pool, &mut b, 20, 0), 20);
+            for p in &b {
+                // Source address at 22..38, source port at 54..56 (Ethernet + IPv6).
+                let d = p.data();
+                let tuple = (
+                    u128::from_be_bytes(d[22..38].try_into().unwrap()),
+                    u16::from_be_bytes([d[54], d[55]]),
+                );
+                assert!(seen.insert(tuple), "tuple {tuple:?} reused");
+                assert_eq!(
+                    &d[38..54],
+                    &"2001:2:0:1::100".parse::<Ipv6Addr>().unwrap().octets()
+                );
+            }
+        }
+        assert_eq!(seen.len(), 24_100);
+        // A mixed or reversed range is the start alone.
+        assert_eq!(TupleSpace::new((lo, v4(1)), (1, 1)).len(), 1);
+        assert_eq!(TupleSpace::new((hi, lo), (1, 2)).len(), 2);
+    }
+
+    #[test]
+    fn the_receiver_counts_ipv6_probes() {
+        let ep = Endpoints {
+            src_mac: MacAddr::local(1),
+            dst_mac: MacAddr::local(2),
+            dst_ip: "2001:2:0:2::11".parse().unwrap(),
+            dst_port: 9,
+        };
+        let src: IpAddr = "2001:2:0:1::2".parse().unwrap();
+        let mut g = Generator::new(
+            Kind::Udp,
+            &ep,
+            Sizes::Fixed(64),
+            flows((src, src), (1024, 1027)),
+        );
+        let mut r = Receiver::new(g.flow_count());
+        let pool = PacketPool::new(64);
+        let mut b = Burst::new();
+        assert_eq!(g.fill(&pool, &mut b, 8, 10), 8);
+        for p in &b {
+            r.handle(p.data(), 30);
+        }
+        assert_eq!(
+            (r.received, r.unique(), r.bad_checksum, r.other),
+            (8, 8, 0, 0)
+        );
+        assert_eq!(r.received_bytes, 8 * 82);
+        assert_eq!(r.latency.value_at_quantile(0.5), 20);
+    }
+
+    #[test]
+    #[should_panic(expected = "one family")]
+    fn families_are_not_mixed() {
+        let ep = Endpoints {
+            src_mac: MacAddr::local(1),
+            dst_mac: MacAddr::local(2),
+            dst_ip: "2001:2:0:2::11".parse().unwrap(),
+            dst_port: 9,
+        };
+        Generator::new(
+            Kind::Udp,
+            &ep,
+            Sizes::Fixed(64),
+            flows((v4(1), v4(1)), (1, 1)),
+        );
+    }
+
     #[test]
     fn sequence_accounting_tells_duplicates_from_reordering() {
         let mut f = FlowRx::default();
@@ -442,11 +574,11 @@ mod tests {
         let ep = Endpoints {
             src_mac: MacAddr::local(1),
             dst_mac: MacAddr::local(2),
-            dst_ip: [198, 18, 1, 100],
+            dst_ip: [198, 18, 1, 100].into(),
             dst_port: 80,
         };
         // 3 addresses x 40,000 ports = 120,000 tuples: more than the probe's flow ids.
-        let space = TupleSpace::new((0xc612_010a, 0xc612_010c), (1024, 41_023));
+        let space = TupleSpace::new((v4(0xc612_010a), v4(0xc612_010c)), (1024, 41_023));
         assert_eq!(space.len(), 120_000);
         let mut g = Generator::sweeping(Kind::TcpSyn, &ep, Sizes::Fixed(64), space);
         assert_eq!(g.flow_count(), MAX_FLOWS);
@@ -490,10 +622,10 @@ mod tests {
         let ep = Endpoints {
             src_mac: MacAddr::local(1),
             dst_mac: MacAddr::local(2),
-            dst_ip: [198, 18, 2, 11],
+            dst_ip: [198, 18, 2, 11].into(),
             dst_port: 9,
         };
-        let fl = flows((0xc612_0102, 0xc612_0103), (1000, 1002));
+        let fl = flows((v4(0xc612_0102), v4(0xc612_0103)), (1000, 1002));
         assert_eq!(fl.len(), 6);
         let mut g = Generator::new(Kind::Udp, &ep, Sizes::Imix, fl);
         let pool = PacketPool::new(64);

@@ -531,10 +531,10 @@ fn prepare(path: Path, packets: u64) -> Result<(Rig, Source), PathError> {
             let ep = Endpoints {
                 src_mac: CLIENT_MAC,
                 dst_mac,
-                dst_ip: dst.octets(),
+                dst_ip: dst.into(),
                 dst_port: 9,
             };
-            let fl = flows((u32::from(CLIENT), u32::from(CLIENT)), (1024, 1024 + 63));
+            let fl = flows((CLIENT.into(), CLIENT.into()), (1024, 1024 + 63));
             Ok((
                 rig,
                 Source::Gen(Generator::new(kind, &ep, Sizes::Fixed(64), fl)),
@@ -551,14 +551,17 @@ fn prepare(path: Path, packets: u64) -> Result<(Rig, Source), PathError> {
             let ep = Endpoints {
                 src_mac: CLIENT_MAC,
                 dst_mac: rig.lb_mac(0),
-                dst_ip: VIP.octets(),
+                dst_ip: VIP.into(),
                 dst_port: 80,
             };
             if path == Path::Fastl4New {
                 // Source addresses 198.18.1.2.. with every port from 1024: each SYN of
                 // the run is a tuple the table has not seen.
-                let first = u32::from(CLIENT);
-                let fl = flows((first, first + 1), (1024, u16::MAX));
+                let first = CLIENT;
+                let fl = flows(
+                    (first.into(), Ipv4Addr::from(u32::from(first) + 1).into()),
+                    (1024, u16::MAX),
+                );
                 if packets > MAX_NEW_FLOWS || packets + BURST_SIZE as u64 > fl.len() as u64 {
                     return Err(fail(
                         path,

@@ -44,6 +44,12 @@ pub struct PipelineCounters {
     pub nd_dad_probes_sent: Counter,
     /// MLDv2 reports sent for the solicited-node groups of the appliance's addresses.
     pub mld_reports_sent: Counter,
+    /// MLD queries (general, or about one of the appliance's groups) answered with a
+    /// report.
+    pub mld_queries_answered: Counter,
+    /// MLD queries not answered: a report went out on their VLAN within the maximum
+    /// response delay of an earlier one.
+    pub mld_queries_limited: Counter,
     /// ICMPv6 echo replies sent.
     pub icmpv6_echo_replies: Counter,
     /// ICMPv6 errors sent (time exceeded, unreachable, packet too big).
@@ -127,6 +133,8 @@ impl Default for PipelineCounters {
             nd_unsolicited_sent: Counter::default(),
             nd_dad_probes_sent: Counter::default(),
             mld_reports_sent: Counter::default(),
+            mld_queries_answered: Counter::default(),
+            mld_queries_limited: Counter::default(),
             icmpv6_echo_replies: Counter::default(),
             icmpv6_errors_sent: Counter::default(),
             fastl4_flows_created: Counter::default(),

@@ -1097,3 +1097,156 @@ fn what_one_worker_learns_reaches_the_other() {
     assert_eq!(ip6_of(&out[0].1).dst(), server());
     assert_eq!(w0.l2.counters().forwarded.get(), 1);
 }
+
+/// An MLD query (MLDv1 when `v2` is false) from a link-local router about `group`
+/// (`::` for a general query) with a maximum response code `code`, behind the
+/// hop-by-hop router alert, to all nodes (general) or to the group.
+fn mld_query(src: Ipv6Addr, group: Ipv6Addr, code: u16, v2: bool) -> Vec<u8> {
+    let mut m = vec![0u8; if v2 { 28 } else { 24 }];
+    m[0] = icmpv6::MLD_QUERY;
+    m[4..6].copy_from_slice(&code.to_be_bytes());
+    m[8..24].copy_from_slice(&group.octets());
+    let dst = if group.is_unspecified() {
+        icmpv6::ALL_NODES
+    } else {
+        group
+    };
+    Icmpv6Packet::new_unchecked(&mut m[..]).fill_checksum(src, dst);
+    let mut payload = icmpv6::MLD_HOP_BY_HOP.to_vec();
+    payload.extend_from_slice(&m);
+    ip6_frame(
+        ipv6::multicast_mac(dst),
+        MacAddr::local(9),
+        src,
+        dst,
+        ipv6::NH_HOP_BY_HOP,
+        1,
+        &payload,
+    )
+}
+
+/// The MLDv2 reports among output frames: (port, groups joined).
+fn mld_reports(out: &[(u16, Vec<u8>)]) -> Vec<(u16, Vec<Ipv6Addr>)> {
+    out.iter()
+        .filter(|(_, f)| {
+            EthernetFrame::new_checked(&f[..]).unwrap().ethertype() == eth::ETHERTYPE_IPV6
+                && ip6_of(f).next_header() == ipv6::NH_HOP_BY_HOP
+        })
+        .map(|(p, f)| {
+            let ip = ip6_of(f);
+            let up = ip.upper_layer().unwrap();
+            let msg = &ip.payload()[up.offset..];
+            assert!(Icmpv6Packet::new_checked(msg, ip.src(), ip.dst()).is_ok());
+            assert_eq!(msg[0], icmpv6::MLD2_REPORT);
+            assert_eq!(ip.dst(), icmpv6::ALL_MLDV2_ROUTERS);
+            let n = u16::from_be_bytes([msg[6], msg[7]]) as usize;
+            let groups = (0..n)
+                .map(|i| {
+                    let r = &msg[8 + 20 * i..8 + 20 * (i + 1)];
+                    Ipv6Addr::from(<[u8; 16]>::try_from(&r[4..20]).unwrap())
+                })
+                .collect();
+            (*p, groups)
+        })
+        .collect()
+}
+
+#[test]
+fn mld_queries_are_answered_with_the_vlans_report_at_most_once_per_delay() {
+    let mut bed = Bed::new();
+    let router = a("fe80::9");
+    let c = bed.l2.counters().clone();
+    let reports0 = c.mld_reports_sent.get();
+    // An MLDv2 general query on the client side (max response 10 s): answered at the
+    // next poll with the client VLAN's groups, on its port.
+    assert_eq!(
+        bed.rx(0, &mld_query(router, Ipv6Addr::UNSPECIFIED, 10_000, true)),
+        Verdict::Consumed
+    );
+    bed.poll();
+    let r = mld_reports(&bed.take());
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].0, 0);
+    for g in [
+        ipv6::solicited_node(ipv6::link_local(mac_lb(0))),
+        ipv6::solicited_node(self_c()),
+        ipv6::solicited_node(vip()),
+    ] {
+        assert!(r[0].1.contains(&g), "{g} in {r:?}");
+    }
+    // Not the server side's own: its port's link-local address's group.
+    let server_ll = ipv6::solicited_node(ipv6::link_local(mac_lb(1)));
+    assert!(!r[0].1.contains(&server_ll), "{r:?}");
+    assert_eq!(c.mld_queries_answered.get(), 1);
+    // Within the 10 s: a second query (MLDv1 this time) is counted, not answered.
+    bed.now += std::time::Duration::from_millis(9_999);
+    assert_eq!(
+        bed.rx(0, &mld_query(router, Ipv6Addr::UNSPECIFIED, 10_000, false)),
+        Verdict::Consumed
+    );
+    bed.poll();
+    assert!(mld_reports(&bed.take()).is_empty());
+    assert_eq!(c.mld_queries_limited.get(), 1);
+    // The server side has its own bound: an MLDv1 query about its port's link-local
+    // group is answered there.
+    let g = server_ll;
+    assert_eq!(
+        bed.rx(1, &mld_query(router, g, 1000, false)),
+        Verdict::Consumed
+    );
+    bed.poll();
+    let r = mld_reports(&bed.take());
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, 1);
+    assert!(r[0].1.contains(&g));
+    // After the delay, the client side answers again.
+    bed.now += std::time::Duration::from_millis(1);
+    bed.rx(0, &mld_query(router, Ipv6Addr::UNSPECIFIED, 10_000, true));
+    bed.poll();
+    assert_eq!(mld_reports(&bed.take()).len(), 1);
+    assert_eq!(c.mld_queries_answered.get(), 3);
+    assert_eq!(c.mld_reports_sent.get(), reports0 + 3);
+}
+
+#[test]
+fn mld_queries_for_others_or_forged_are_not_answered() {
+    let mut bed = Bed::new();
+    let router = a("fe80::9");
+    let c = bed.l2.counters().clone();
+    // About a group that is not ours (a server's group, on the client side).
+    let v = bed.rx(
+        0,
+        &mld_query(router, ipv6::solicited_node(server()), 1000, true),
+    );
+    assert_eq!(v, Verdict::Dropped(DropReason::Ipv6Multicast));
+    // From a global address (RFC 3810 5.1.14: ignored).
+    let v = bed.rx(0, &mld_query(client(), Ipv6Addr::UNSPECIFIED, 1000, true));
+    assert_eq!(v, Verdict::Dropped(DropReason::Ipv6BadSource));
+    // A bad checksum, and a length of neither version.
+    let mut f = mld_query(router, Ipv6Addr::UNSPECIFIED, 1000, true);
+    let n = f.len();
+    f[n - 1] ^= 1;
+    assert_eq!(
+        bed.rx(0, &f),
+        Verdict::Dropped(DropReason::Icmpv6BadChecksum)
+    );
+    let mut m = vec![0u8; 26];
+    m[0] = icmpv6::MLD_QUERY;
+    Icmpv6Packet::new_unchecked(&mut m[..]).fill_checksum(router, icmpv6::ALL_NODES);
+    let f = ip6_frame(
+        ipv6::multicast_mac(icmpv6::ALL_NODES),
+        MacAddr::local(9),
+        router,
+        icmpv6::ALL_NODES,
+        ipv6::NH_ICMPV6,
+        1,
+        &m,
+    );
+    assert_eq!(bed.rx(0, &f), Verdict::Dropped(DropReason::Icmpv6Malformed));
+    bed.poll();
+    assert!(mld_reports(&bed.take()).is_empty());
+    assert_eq!(
+        c.mld_queries_answered.get() + c.mld_queries_limited.get(),
+        0
+    );
+}

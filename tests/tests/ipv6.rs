@@ -1,6 +1,6 @@
 //! The appliance's IPv6 data path on the test bed against the kernel's own tools:
 //! `ping -6` to the self IP and through to a server, `ndisc6` and `ip -6 neigh` show
-//! Rouge's advertisements, `curl -6` through the fastl4 virtual server `web6` reaches
+//! Rouge's advertisements (and an MLD query its report), `curl -6` through the fastl4 virtual server `web6` reaches
 //! every member, and a long upload over a smaller-MTU server link succeeds through
 //! fastl4 because Rouge's packet too big teaches the client the path MTU.
 
@@ -104,6 +104,27 @@ fn ping6_ndisc6_and_the_neighbour_table_see_the_appliance() {
     for r in ["nd_malformed", "nd_conflict", "icmpv6_bad_checksum"] {
         assert_eq!(counter(&s, &["drops", r]), 0, "{r}: {s}");
     }
+    // A multicast router's MLDv2 general query (crafted on a raw socket, no Debian tool
+    // sends one) is answered with the client VLAN's report: the groups of its link-local
+    // address, the self IP and the VIP.
+    let tool = repo().join("tests/tools/mld_query.py");
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(10),
+        &["python3", tool.to_str().unwrap(), "c0", "3"],
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success() && text.contains(&format!("report from {mac}")),
+        "MLD report: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for g in ["ff02::1:ff00:1", "ff02::1:ff00:100"] {
+        assert!(text.contains(g), "{g} joined: {text}");
+    }
+    let s = bed.rouge_json(&["show", "stats"]).unwrap();
+    assert_eq!(counter(&s, &["nd", "mld_queries_answered"]), 1, "{s}");
+    assert_eq!(counter(&s, &["nd", "mld_reports_sent"]), 3, "{s}");
 }
 
 fn web6_members(bed: &Testbed) -> Vec<Value> {

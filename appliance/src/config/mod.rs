@@ -102,12 +102,20 @@ pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigWarning>), C
 }
 
 /// What `rouge check` warns about in a valid configuration (`text`, read from `file`)
-/// at UNIX time `now`.
+/// at UNIX time `now`: addresses outside the self IPs' networks (validation's
+/// warnings), then the TLS profiles' certificates and keys. Each names the file, line,
+/// field and fix, like an error.
 pub fn warnings(file: &str, text: &str, cfg: &Config, now: u64) -> Vec<ConfigWarning> {
     let doc: Option<toml_edit::ImDocument<String>> = text.to_string().parse().ok();
-    tls::review(cfg, now)
+    let mut out: Vec<ConfigWarning> = located(file, text, validate::warnings(cfg))
         .into_iter()
-        .map(|r| ConfigWarning {
+        .map(|error| ConfigWarning {
+            error,
+            severe: false,
+        })
+        .collect();
+    out.extend(tls::review(cfg, now).into_iter().map(|r| {
+        ConfigWarning {
             error: ConfigError {
                 file: file.to_string(),
                 line: doc
@@ -119,8 +127,9 @@ pub fn warnings(file: &str, text: &str, cfg: &Config, now: u64) -> Vec<ConfigWar
                 fix: r.fix,
             },
             severe: r.severe,
-        })
-        .collect()
+        }
+    }));
+    out
 }
 
 /// Parses and validates configuration text; `file` names it in errors, and the TLS
@@ -136,22 +145,25 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     if problems.is_empty() {
         return Ok(cfg);
     }
+    Err(ConfigErrors(located(file, text, problems)))
+}
+
+/// Problems found by validation, located in `text` (line numbers) and named by `file`.
+fn located(file: &str, text: &str, problems: Vec<validate::Problem>) -> Vec<ConfigError> {
     let doc: Option<toml_edit::ImDocument<String>> = text.to_string().parse().ok();
-    Err(ConfigErrors(
-        problems
-            .into_iter()
-            .map(|p| ConfigError {
-                file: file.to_string(),
-                line: doc
-                    .as_ref()
-                    .and_then(|d| locate(d, &p.path))
-                    .map(|s| line_of(text, s)),
-                field: p.path.to_string(),
-                problem: p.problem,
-                fix: p.fix,
-            })
-            .collect(),
-    ))
+    problems
+        .into_iter()
+        .map(|p| ConfigError {
+            file: file.to_string(),
+            line: doc
+                .as_ref()
+                .and_then(|d| locate(d, &p.path))
+                .map(|s| line_of(text, s)),
+            field: p.path.to_string(),
+            problem: p.problem,
+            fix: p.fix,
+        })
+        .collect()
 }
 
 /// Checks that the interfaces' drivers fit `workers` workers (when `rouge run

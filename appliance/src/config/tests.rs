@@ -211,9 +211,9 @@ members = []
     for want in [
         "monitor[1].timeout",
         "monitor[1].receive",
-        "pool[3].monitor",
-        "pool[3].members",
+        "pool[4].monitor",
         "pool[4].members",
+        "pool[5].members",
     ] {
         assert!(fields.contains(&want), "missing {want} in {e:#?}");
     }
@@ -840,8 +840,11 @@ pool = "web"
     let renumbered: Vec<String> = fields
         .iter()
         .map(|f| {
-            f.replacen(&p2, "virtual[11]", 1)
-                .replacen(&p3, "virtual[12]", 1)
+            // Through placeholders: p3 may be the name p2 is given.
+            f.replacen(&p2, "P2", 1)
+                .replacen(&p3, "P3", 1)
+                .replacen("P2", "virtual[12]", 1)
+                .replacen("P3", "virtual[13]", 1)
         })
         .collect();
     let fields: Vec<&str> = renumbered.iter().map(String::as_str).collect();
@@ -851,15 +854,15 @@ pool = "web"
         "tcp_profile[2].mss",
         "tcp_profile[2].delayed_ack_ms",
         "tcp_profile[3].proxy_buffer_low",
-        "virtual[11].destination",
-        "virtual[11].pool",
-        "virtual[11].tcp_profile_client",
-        "virtual[11].snat",
-        "virtual[11].allow",
-        "virtual[11].reselect_tries",
-        "virtual[11].connect_timeout_ms",
-        "virtual[11].idle_timeout",
         "virtual[12].destination",
+        "virtual[12].pool",
+        "virtual[12].tcp_profile_client",
+        "virtual[12].snat",
+        "virtual[12].allow",
+        "virtual[12].reselect_tries",
+        "virtual[12].connect_timeout_ms",
+        "virtual[12].idle_timeout",
+        "virtual[13].destination",
     ] {
         assert!(fields.contains(&want), "missing {want} in {fields:#?}");
     }
@@ -943,7 +946,7 @@ fn a_built_in_service_takes_the_tcp_profile_it_names() {
         "type = \"chargen\"\ntcp_profile_client = \"wan-bbr\"\n",
         1,
     ) + "\n[[tcp_profile]]\nname = \"wan-bbr\"\ncongestion = \"bbr\"\n";
-    let cfg = parse("x.toml", &text).unwrap();
+    let cfg = parse(&at("x.toml"), &text).unwrap();
     let dp = build::dataplane(&cfg, 1, 1, None);
     let chargen = dp.services.iter().find(|s| s.name == "chargen").unwrap();
     assert_eq!(

@@ -69,6 +69,52 @@ impl Checker {
     }
 }
 
+/// What `rouge check` warns about without refusing the file: a fastl4 or standard
+/// virtual server whose address is on no self IP's network of its family (IPv6 or
+/// IPv4). Such an address belongs to no VLAN: Rouge answers neighbour discovery (or ARP)
+/// for it on every VLAN, and with no self IP of its family at all none of its frames
+/// has a source of that family to resolve neighbours from.
+pub fn warnings(cfg: &Config) -> Vec<Problem> {
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+    for (i, v) in cfg.virtuals.iter().enumerate() {
+        if !matches!(v.kind, VirtualType::Fastl4 | VirtualType::Standard) {
+            continue;
+        }
+        let Some((ip, _)) = super::build::parse_vs_destination(&v.destination) else {
+            continue; // refused by validate()
+        };
+        let family = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+        let same: Vec<_> = cfg
+            .self_ips
+            .iter()
+            .filter(|s| s.address.addr.is_ipv6() == ip.is_ipv6())
+            .collect();
+        if same.iter().any(|s| s.address.network().contains(ip)) {
+            continue;
+        }
+        let example = if ip.is_ipv6() {
+            "address = \"2001:2:0:1::1/64\""
+        } else {
+            "address = \"198.18.1.1/24\""
+        };
+        let (problem, fix) = if same.is_empty() {
+            (
+                format!("{ip} is {family} but no VLAN has an {family} self IP: its VLAN is unknown and the appliance has no {family} address to answer or resolve neighbours from"),
+                format!("add a [[self_ip]] of the clients' {family} network on their VLAN ({example}, vlan = \"...\"), or use an {} virtual address", if ip.is_ipv6() { "IPv4" } else { "IPv6" }),
+            )
+        } else {
+            (
+                format!("{ip} is on no {family} self IP's network ({}): it belongs to no VLAN, and neighbours are answered for it on every VLAN", list(same.iter().map(|s| s.name.as_str()))),
+                format!("use an address inside the {family} network of the self IP on the clients' VLAN, or add a [[self_ip]] of its network on that VLAN ({example})"),
+            )
+        };
+        c.err("virtual", Some(i), "destination", problem, fix);
+    }
+    c.problems
+}
+
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let v: Vec<&str> = names.collect();
     if v.is_empty() {
@@ -655,5 +701,90 @@ fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod warning_tests {
+    const TESTBED: &str = include_str!("../../configs/testbed.toml");
+
+    /// The address warnings of `text`, read as if it were the test bed's file (its TLS
+    /// paths resolve there).
+    fn warnings(text: &str) -> Vec<String> {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/testbed.toml");
+        let cfg = super::super::parse(file, text).expect("valid");
+        super::super::located("t.toml", text, super::warnings(&cfg))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_testbed_config_has_no_warnings() {
+        assert_eq!(warnings(TESTBED), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_ipv6_virtual_address_without_an_ipv6_self_ip_is_warned_about() {
+        // Without the IPv6 self IPs, web6 and dns6 have no VLAN of their family.
+        let text = TESTBED
+            .replace(
+                "address = \"2001:2:0:1::1/64\"",
+                "address = \"198.18.3.1/24\"",
+            )
+            .replace(
+                "address = \"2001:2:0:2::1/64\"",
+                "address = \"198.18.4.1/24\"",
+            )
+            // Forwarding to IPv6 networks is fine without self IPs; keep the file valid.
+            .replace(
+                "snat = \"automap\"\n\n# UDP over IPv6",
+                "snat = \"none\"\n\n# UDP over IPv6",
+            );
+        let w = warnings(&text);
+        assert!(!w.is_empty());
+        let web6 = w
+            .iter()
+            .find(|m| m.contains("2001:2:0:1::100"))
+            .expect("web6 warned about");
+        assert!(web6.starts_with("t.toml:"), "{web6}");
+        assert!(web6.contains(".destination: "), "{web6}");
+        assert!(web6.contains("no VLAN has an IPv6 self IP"), "{web6}");
+        assert!(web6.contains("fix: add a [[self_ip]]"), "{web6}");
+        assert!(w.iter().all(|m| !m.contains("198.18.1.100")), "{w:?}");
+    }
+
+    #[test]
+    fn a_virtual_address_off_every_self_ip_network_is_warned_about_in_both_families() {
+        let text = TESTBED
+            .replace(
+                "destination = \"[2001:2:0:1::100]:80\"",
+                "destination = \"[2001:2:0:9::100]:80\"",
+            )
+            .replace(
+                "destination = \"198.18.1.100:53\"",
+                "destination = \"198.18.9.100:53\"",
+            );
+        let w = warnings(&text);
+        assert_eq!(w.len(), 2, "{w:?}");
+        let line = |needle: &str| {
+            TESTBED
+                .lines()
+                .position(|l| l.contains(needle))
+                .map(|n| n + 1)
+                .unwrap()
+        };
+        let v6 = w.iter().find(|m| m.contains("2001:2:0:9::100")).unwrap();
+        assert!(
+            v6.starts_with(&format!(
+                "t.toml:{}: virtual[",
+                line("[2001:2:0:1::100]:80")
+            )),
+            "{v6}"
+        );
+        assert!(v6.contains("on no IPv6 self IP's network (client-self6, server-self6)"));
+        let v4 = w.iter().find(|m| m.contains("198.18.9.100")).unwrap();
+        assert!(v4.contains("on no IPv4 self IP's network (client-self, server-self)"));
+        assert!(v4.contains("fix: use an address inside the IPv4 network"));
     }
 }

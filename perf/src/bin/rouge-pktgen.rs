@@ -4,10 +4,14 @@
 //!
 //! ```text
 //! ip netns exec rg-client rouge-pktgen --tx c0 --rx s0 --rx-netns rg-srv \
-//!     --dst 198.18.2.11 --flows-ports 1024-1087 --size 64 --rate max --duration 5
+//!     --dst 198.18.2.11 --sport 1024-1087 --size 64 --rate max --duration 5
+//! ip netns exec rg-client rouge-pktgen --tx c0 --dst 2001:2:0:2::11 --duration 5
 //! ```
+//!
+//! The destination's family is the frames' family: an IPv6 `--dst` sends IPv6 (from
+//! 2001:2:0:1::2 unless `--src` says otherwise).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -30,13 +34,14 @@ enum Mode {
     Udp,
     /// TCP SYNs, received on `--rx` after forwarding.
     TcpSyn,
-    /// ICMP echo requests; the replies are received on `--tx` itself.
+    /// ICMP (ICMPv6) echo requests; the replies are received on `--tx` itself.
     IcmpEcho,
     /// ARP requests for --dst (broadcast unless --dst-mac); replies received on `--tx`.
+    /// IPv4 only.
     ArpRequest,
 }
 
-/// Generate Ethernet/IPv4 traffic on an interface, receive it on another (or the replies
+/// Generate Ethernet/IPv4 or Ethernet/IPv6 traffic on an interface, receive it on another (or the replies
 /// on the same one), and report rate, loss, reordering and latency. Every run is bounded:
 /// give --duration or --count (or both); --duration is capped at 60 s.
 #[derive(Debug, Parser, serde::Serialize)]
@@ -57,15 +62,16 @@ struct Args {
     /// Kind of traffic.
     #[arg(long, value_enum, default_value = "udp")]
     mode: Mode,
-    /// Source addresses: one address or a range A-B (within 198.18.1.0/24 on the test bed).
-    #[arg(long, default_value = "198.18.1.2")]
-    src: String,
+    /// Source addresses: one address or a range A-B, of --dst's family (default
+    /// 198.18.1.2, or 2001:2:0:1::2 for an IPv6 --dst: the test bed's client).
+    #[arg(long)]
+    src: Option<String>,
     /// Source ports: one port or a range A-B; flows = addresses x ports (at most 65536).
     #[arg(long, default_value = "1024")]
     sport: String,
-    /// Destination address.
+    /// Destination address (IPv4 or IPv6: the frames' family).
     #[arg(long, default_value = "198.18.2.11")]
-    dst: Ipv4Addr,
+    dst: IpAddr,
     /// Destination port (udp, tcp-syn).
     #[arg(long, default_value_t = 9)]
     dport: u16,
@@ -81,15 +87,16 @@ struct Args {
     /// Packets to transmit.
     #[arg(long)]
     count: Option<u64>,
-    /// Destination MAC; when absent, resolved by ARP for --next-hop.
+    /// Destination MAC; when absent, resolved by ARP (IPv6: neighbour discovery) for
+    /// --next-hop.
     #[arg(long)]
     #[serde(skip)]
     dst_mac: Option<MacAddr>,
     /// Address whose MAC to resolve (default: --dst when it is on the first source
-    /// address's /24, else that /24's .1).
+    /// address's /24 (IPv6: /64), else that prefix's ::1 / .1).
     #[arg(long)]
-    next_hop: Option<Ipv4Addr>,
-    /// How long to wait for an ARP reply, in milliseconds.
+    next_hop: Option<IpAddr>,
+    /// How long to wait for an ARP reply (or neighbour advertisement), in milliseconds.
     #[arg(long, default_value_t = 1000)]
     arp_timeout_ms: u64,
     /// How long to keep receiving after the last transmit, in milliseconds.
@@ -124,9 +131,40 @@ fn parse_range<T: std::str::FromStr + PartialOrd + Copy>(
     Ok((a, b))
 }
 
-fn in_benchmark_range(a: Ipv4Addr) -> bool {
-    let o = a.octets();
-    o[0] == 198 && (o[1] & 0xfe) == 18
+/// True for 198.18.0.0/15 and 2001:2::/48, the benchmarking ranges (RFC 2544, 5180).
+fn in_benchmark_range(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            o[0] == 198 && (o[1] & 0xfe) == 18
+        }
+        IpAddr::V6(a) => a.segments()[..3] == [0x2001, 2, 0],
+    }
+}
+
+/// The default next hop from `src` toward `dst`: `dst` itself when on the source's
+/// /24 (IPv6: /64), else that prefix's first address (.1, ::1), as the test bed's
+/// appliance.
+fn default_next_hop(src: IpAddr, dst: IpAddr) -> IpAddr {
+    match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let (s, d) = (s.segments(), d.segments());
+            if s[..4] == d[..4] {
+                dst
+            } else {
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 1))
+            }
+        }
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let (s, d) = (s.octets(), d.octets());
+            if d[..3] == s[..3] {
+                dst
+            } else {
+                IpAddr::V4(Ipv4Addr::new(s[0], s[1], s[2], 1))
+            }
+        }
+        _ => dst,
+    }
 }
 
 fn main() -> ExitCode {
@@ -163,14 +201,31 @@ fn run(args: &Args) -> Result<(), String> {
             _ => return Err(format!("--rate `{r}`: write packets per second or `max`")),
         },
     };
-    let (src_lo, src_hi) = parse_range::<Ipv4Addr>(&args.src, "--src")?;
+    let v6 = args.dst.is_ipv6();
+    let default_src = if v6 { "2001:2:0:1::2" } else { "198.18.1.2" };
+    let src_arg = args.src.as_deref().unwrap_or(default_src);
+    let (src_lo, src_hi) = parse_range::<IpAddr>(src_arg, "--src")?;
     let (sp_lo, sp_hi) = parse_range::<u16>(&args.sport, "--sport")?;
     for a in [src_lo, src_hi, args.dst] {
         if !in_benchmark_range(a) {
             return Err(format!(
-                "{a}: only addresses in 198.18.0.0/15 (the benchmarking range)"
+                "{a}: only addresses in 198.18.0.0/15 or 2001:2::/48 (the benchmarking ranges)"
             ));
         }
+        if a.is_ipv6() != v6 {
+            return Err(format!(
+                "{a}: --src is of another family than --dst {}: give both IPv4 or both IPv6",
+                args.dst
+            ));
+        }
+    }
+    if let Some(h) = args.next_hop {
+        if h.is_ipv6() != v6 {
+            return Err(format!("--next-hop {h}: of another family than --dst"));
+        }
+    }
+    if v6 && matches!(args.mode, Mode::ArpRequest) {
+        return Err("--mode arp-request: ARP is IPv4 only; give an IPv4 --dst".into());
     }
     let kind = match args.mode {
         Mode::Udp => Kind::Udp,
@@ -178,7 +233,7 @@ fn run(args: &Args) -> Result<(), String> {
         Mode::IcmpEcho => Kind::IcmpEcho,
         Mode::ArpRequest => Kind::ArpRequest,
     };
-    let flow_list = flows((src_lo.into(), src_hi.into()), (sp_lo, sp_hi));
+    let flow_list = flows((src_lo, src_hi), (sp_lo, sp_hi));
 
     let pool = PacketPool::new(args.pool.max(256));
     if let Some(ns) = &args.tx_netns {
@@ -205,20 +260,14 @@ fn run(args: &Args) -> Result<(), String> {
         Some(m) => m,
         None if kind == Kind::ArpRequest => MacAddr::BROADCAST,
         None => {
-            let src = src_lo.octets();
-            let hop = args.next_hop.unwrap_or_else(|| {
-                let d = args.dst.octets();
-                if d[..3] == src[..3] {
-                    args.dst
-                } else {
-                    Ipv4Addr::new(src[0], src[1], src[2], 1)
-                }
-            });
+            let hop = args
+                .next_hop
+                .unwrap_or_else(|| default_next_hop(src_lo, args.dst));
             engine::resolve_mac(
                 &mut tx,
                 &pool,
-                src,
-                hop.octets(),
+                src_lo,
+                hop,
                 Duration::from_millis(args.arp_timeout_ms),
             )
             .map_err(|e| e.to_string())?
@@ -227,10 +276,10 @@ fn run(args: &Args) -> Result<(), String> {
     let ep = Endpoints {
         src_mac: tx.mac(),
         dst_mac,
-        dst_ip: args.dst.octets(),
+        dst_ip: args.dst,
         dst_port: args.dport,
     };
-    let space = TupleSpace::new((src_lo.into(), src_hi.into()), (sp_lo, sp_hi));
+    let space = TupleSpace::new((src_lo, src_hi), (sp_lo, sp_hi));
     let mut gen = if args.unique {
         Generator::sweeping(kind, &ep, args.size, space)
     } else {
@@ -283,6 +332,8 @@ fn run(args: &Args) -> Result<(), String> {
     let mut config = serde_json::to_value(args).map_err(|e| e.to_string())?;
     config["dst_mac_used"] = serde_json::Value::String(dst_mac.to_string());
     config["kind"] = serde_json::to_value(kind).map_err(|e| e.to_string())?;
+    config["family"] = serde_json::Value::from(if v6 { 6 } else { 4 });
+    config["src"] = serde_json::Value::from(src_arg);
     config["port_driver"] = serde_json::Value::from(ports::DRIVER);
     if args.unique {
         config["tuples_used"] = serde_json::Value::from(gen.tuples_used());

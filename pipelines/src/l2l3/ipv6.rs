@@ -7,7 +7,12 @@
 //! 0 sends, at start and when addresses are added, an MLDv2 report joining the
 //! solicited-node groups (RFC 3810), a duplicate address detection probe per self IP
 //! (RFC 4862; optimistic, RFC 4429: the address is used at once and a conflict is
-//! counted as `nd_conflict`) and an unsolicited advertisement per address.
+//! counted as `nd_conflict`) and an unsolicited advertisement per address. An MLD query
+//! (MLDv1 or MLDv2; general, or about one of a VLAN's groups, from a link-local source)
+//! is answered with the VLAN's MLDv2 report by the worker that receives it (worker 0 on
+//! AF_PACKET: queries carry a hop-by-hop header, and the fanout sends IPv6 with extension
+//! headers there), at most once per VLAN per the query's maximum response delay
+//! (`mld_queries_answered`, the others `mld_queries_limited`).
 //!
 //! ICMPv6 (RFC 4443) instead of ICMP: echo answered, time exceeded, no route and packet
 //! too big sent (rate-limited with the IPv4 errors, quoting at most what fits the
@@ -71,6 +76,32 @@ pub(super) fn start_work(
     work.extend(vlans.into_iter().map(|vlan| NdWork::Mld { vlan }));
     work
 }
+
+/// The solicited-node groups the appliance listens to on each VLAN of `dp`: its port's
+/// link-local address's (from `link_locals`, one per port), then those of the VLAN's
+/// addresses (at most [`icmpv6::MLD_MAX_GROUPS`], what one report carries). Computed
+/// when the configuration changes, so answering a query allocates nothing.
+pub(super) fn mld_groups(dp: &Dataplane, link_locals: &[Ipv6Addr]) -> Vec<MldGroups> {
+    let announced = dp.nd_announcements();
+    (0..dp.vlans.len())
+        .map(|vlan| {
+            let mut groups = MldGroups::new();
+            if let Some(&ll) = link_locals.get(dp.vlans[vlan].iface as usize) {
+                groups.push(ip6::solicited_node(ll));
+            }
+            for &(a, v, _) in &announced {
+                let g = ip6::solicited_node(a);
+                if v as usize == vlan && !groups.contains(&g) && groups.try_push(g).is_err() {
+                    break;
+                }
+            }
+            groups
+        })
+        .collect()
+}
+
+/// The groups of one VLAN, as one MLDv2 report carries them.
+pub(super) type MldGroups = arrayvec::ArrayVec<Ipv6Addr, { icmpv6::MLD_MAX_GROUPS }>;
 
 fn ipv6_drop(e: Ipv6Error) -> DropReason {
     match e {
@@ -154,8 +185,14 @@ impl L2L3 {
                 return self.handle_nd(now, pkt, vlan, l3_off, l4_off, src_mac, emit);
             }
         }
+        if up.proto == ip6::NH_ICMPV6
+            && up.frag.is_none()
+            && pkt.data().get(l4_off) == Some(&icmpv6::MLD_QUERY)
+        {
+            return self.handle_mld_query(now, &pkt, vlan, l4_off, src, dst);
+        }
         if dst.is_multicast() || multicast {
-            // MLD queries, router solicitations, anything sent to a group.
+            // Router solicitations, anything else sent to a group.
             return Verdict::Dropped(DropReason::Ipv6Multicast);
         }
         if src.is_unspecified() {
@@ -740,6 +777,48 @@ impl L2L3 {
         }
     }
 
+    /// An MLD query (either version) on `vlan`: a general one, or one about a group of
+    /// the VLAN's, is answered with the VLAN's MLDv2 report at the next poll, at most
+    /// once per VLAN per the query's maximum response delay (see [`mld::MldLimiter`]).
+    /// Queries from other than a link-local source are ignored (RFC 3810 section
+    /// 5.1.14), as are those about other groups.
+    fn handle_mld_query(
+        &mut self,
+        now: Instant,
+        pkt: &Packet,
+        vlan: u16,
+        l4_off: usize,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    ) -> Verdict {
+        let msg = &pkt.data()[l4_off..];
+        if let Err(e) = Icmpv6Packet::new_checked(msg, src, dst) {
+            return Verdict::Dropped(icmpv6_drop(e));
+        }
+        let Some(q) = icmpv6::MldQuery::parse(msg) else {
+            return Verdict::Dropped(DropReason::Icmpv6Malformed);
+        };
+        if !ip6::is_link_local(src) {
+            return Verdict::Dropped(DropReason::Ipv6BadSource);
+        }
+        let ours = self
+            .mld_groups
+            .get(vlan as usize)
+            .is_some_and(|g| g.contains(&q.group));
+        if !q.is_general() && !ours {
+            return Verdict::Dropped(DropReason::Ipv6Multicast);
+        }
+        if self.mld.on_query(now, vlan, q.max_delay_ms) {
+            self.counters.mld_queries_answered.inc();
+            if !self.nd_work.contains(&NdWork::Mld { vlan }) {
+                self.nd_work.push(NdWork::Mld { vlan });
+            }
+        } else {
+            self.counters.mld_queries_limited.inc();
+        }
+        Verdict::Consumed
+    }
+
     /// An MLDv2 report joining the solicited-node groups of the VLAN's addresses and of
     /// its port's link-local address, from that link-local address.
     fn send_mld_report(&mut self, vlan: u16, emit: &mut impl FnMut(u16, Packet)) {
@@ -747,15 +826,9 @@ impl L2L3 {
         let Some(&ll) = self.link_locals.get(iface) else {
             return;
         };
-        let mut groups: arrayvec::ArrayVec<Ipv6Addr, { icmpv6::MLD_MAX_GROUPS }> =
-            arrayvec::ArrayVec::new();
-        groups.push(ip6::solicited_node(ll));
-        for (a, v, _) in self.dp.nd_announcements() {
-            let g = ip6::solicited_node(a);
-            if v == vlan && !groups.contains(&g) && groups.try_push(g).is_err() {
-                break;
-            }
-        }
+        let Some(groups) = self.mld_groups.get(vlan as usize).cloned() else {
+            return;
+        };
         let o = Icmp6Out {
             vlan,
             dst_mac: ip6::multicast_mac(icmpv6::ALL_MLDV2_ROUTERS),

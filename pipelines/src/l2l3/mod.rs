@@ -38,6 +38,7 @@ use crate::wire::ipv4::{self, Ipv4Error, Ipv4Packet, Ipv4Repr};
 use crate::wire::tcp::{self as tcpw, Flags, TcpRepr};
 
 mod bus;
+mod mld;
 mod rate;
 
 pub use bus::{NeighbourBus, NEIGHBOUR_INBOX};
@@ -67,6 +68,10 @@ pub struct L2L3 {
     /// Pending duplicate address detection probes, MLD reports and unsolicited
     /// advertisements (worker 0).
     nd_work: Vec<NdWork>,
+    /// The bound on MLD reports answering queries, per VLAN.
+    mld: mld::MldLimiter,
+    /// The solicited-node groups of each VLAN (what its MLD report joins).
+    mld_groups: Vec<ipv6::MldGroups>,
     /// The link-local address of each port (from its MAC).
     link_locals: Vec<Ipv6Addr>,
     pool: PacketPool,
@@ -108,10 +113,11 @@ impl L2L3 {
         } else {
             Vec::new()
         };
-        let link_locals = macs
+        let link_locals: Vec<Ipv6Addr> = macs
             .iter()
             .map(|m| crate::wire::ipv6::link_local(*m))
             .collect();
+        let mld_groups = ipv6::mld_groups(&dp, &link_locals);
         let host = Host::new(worker, &dp, counters.clone());
         let fastl4 = (!dp.fastl4.is_empty()).then(|| {
             let mut f = Fastl4::new(worker, dp.fastl4_limits, counters.clone());
@@ -124,6 +130,8 @@ impl L2L3 {
             arp: ArpCache::new(dp.arp),
             nd: NdCache::new(dp.arp),
             nd_work,
+            mld: mld::MldLimiter::new(dp.vlans.len()),
+            mld_groups,
             link_locals,
             icmp_bucket: TokenBucket::new(dp.icmp_error_rate),
             dp,
@@ -214,6 +222,7 @@ impl L2L3 {
                 .extend(ipv6::start_work(&dp, &old6, self.macs.len()));
         }
         self.icmp_bucket = TokenBucket::new(dp.icmp_error_rate);
+        self.mld_groups = ipv6::mld_groups(&dp, &self.link_locals);
         self.host.set_dataplane(&dp);
         if self.fastl4.is_none() && !dp.fastl4.is_empty() {
             self.fastl4 = Some(Fastl4::new(

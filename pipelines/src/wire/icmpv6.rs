@@ -36,6 +36,8 @@ pub const NEIGHBOR_SOLICIT: u8 = 135;
 pub const NEIGHBOR_ADVERT: u8 = 136;
 /// Type of an MLDv2 listener report.
 pub const MLD2_REPORT: u8 = 143;
+/// Type of MLD queries (MLDv1, RFC 2710, and MLDv2, RFC 3810: told apart by length).
+pub const MLD_QUERY: u8 = 130;
 /// Code of "no route to destination".
 pub const CODE_NO_ROUTE: u8 = 0;
 /// Code of "address unreachable".
@@ -353,9 +355,92 @@ pub fn emit_mld2_report(b: &mut [u8], src: Ipv6Addr, groups: &[Ipv6Addr]) -> usi
     len
 }
 
+/// An MLD query (RFC 2710 section 3, RFC 3810 section 5.1): general when its group is
+/// unspecified, else about one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MldQuery {
+    /// The group asked about (`::` for a general query).
+    pub group: Ipv6Addr,
+    /// The longest a listener may wait before it reports, in milliseconds.
+    pub max_delay_ms: u32,
+    /// True for an MLDv2 query (28 bytes or more), false for MLDv1 (24 bytes).
+    pub v2: bool,
+}
+
+impl MldQuery {
+    /// Reads a query from an ICMPv6 message whose checksum was verified. `None` when it
+    /// is not a query or has a length of neither version (RFC 3810 section 8.1: such
+    /// queries are ignored).
+    pub fn parse(msg: &[u8]) -> Option<MldQuery> {
+        if msg.first() != Some(&MLD_QUERY) {
+            return None;
+        }
+        let v2 = match msg.len() {
+            24 => false,
+            n if n >= 28 => true,
+            _ => return None,
+        };
+        let code = u16::from_be_bytes([msg[4], msg[5]]);
+        // MLDv2's Maximum Response Code is a float from 32768 on (section 5.1.3).
+        let max_delay_ms = if v2 && code >= 0x8000 {
+            let mant = u32::from(code & 0x0fff);
+            let exp = u32::from((code >> 12) & 0x7);
+            (mant | 0x1000) << (exp + 3)
+        } else {
+            u32::from(code)
+        };
+        let mut g = [0u8; 16];
+        g.copy_from_slice(&msg[8..24]);
+        Some(MldQuery {
+            group: Ipv6Addr::from(g),
+            max_delay_ms,
+            v2,
+        })
+    }
+
+    /// True for a general query (about every group).
+    pub fn is_general(&self) -> bool {
+        self.group.is_unspecified()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mld_queries_of_both_versions_parse() {
+        // MLDv1 general query, 10 s.
+        let mut v1 = [0u8; 24];
+        v1[0] = MLD_QUERY;
+        v1[4..6].copy_from_slice(&10_000u16.to_be_bytes());
+        let q = MldQuery::parse(&v1).unwrap();
+        assert_eq!(
+            (q.is_general(), q.max_delay_ms, q.v2),
+            (true, 10_000, false)
+        );
+        // MLDv2 query about one group, with the float form: mant 0x234, exp 1.
+        let mut v2 = [0u8; 28];
+        v2[0] = MLD_QUERY;
+        v2[4..6].copy_from_slice(&0x9234u16.to_be_bytes());
+        v2[8..24].copy_from_slice(&a("ff02::1:ff00:1").octets());
+        let q = MldQuery::parse(&v2).unwrap();
+        assert_eq!(q.group, a("ff02::1:ff00:1"));
+        assert_eq!(q.max_delay_ms, (0x234 | 0x1000) << 4);
+        assert!(q.v2 && !q.is_general());
+        // The largest code: (0xfff | 0x1000) << 10 ms, about 8.4 minutes.
+        v2[4..6].copy_from_slice(&0xffffu16.to_be_bytes());
+        assert_eq!(MldQuery::parse(&v2).unwrap().max_delay_ms, 0x1fff << 10);
+        // Below 32768 the code is milliseconds in MLDv2 too.
+        v2[4..6].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(MldQuery::parse(&v2).unwrap().max_delay_ms, 1000);
+        // Other lengths and other types are not queries.
+        assert_eq!(MldQuery::parse(&v2[..25]), None);
+        assert_eq!(MldQuery::parse(&v1[..20]), None);
+        v1[0] = MLD2_REPORT;
+        assert_eq!(MldQuery::parse(&v1), None);
+        assert_eq!(MldQuery::parse(&[]), None);
+    }
 
     fn a(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
