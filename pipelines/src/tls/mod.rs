@@ -24,6 +24,8 @@ mod ticket;
 pub mod x509;
 
 #[cfg(test)]
+pub(crate) mod test_certs;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

@@ -2,7 +2,6 @@
 //! ECDSA/RSA choice, ALPN, resumption on another worker's config, client
 //! certificates, bad peers, bulk data both ways, and the engine as a client.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ring::digest::{Context, SHA256};
@@ -16,31 +15,9 @@ use rustls::{
 
 use super::*;
 use crate::time::Instant;
+use crate::tls::test_certs::{ca, clock, dir, ident};
 
 const T0: Instant = Instant::from_secs(100);
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../appliance/configs/tls")
-}
-
-fn ident(name: &str) -> TlsIdentity {
-    let d = dir();
-    TlsIdentity::load(
-        &d.join(format!("{name}.crt")),
-        &d.join(format!("{name}.key")),
-    )
-    .unwrap()
-}
-
-fn ca(name: &str) -> CaBundle {
-    CaBundle::load(&dir().join(format!("{name}.crt"))).unwrap()
-}
-
-/// A wall clock an hour into the test certificates' validity.
-fn clock() -> WallClock {
-    let (nb, _) = ident("s3.rouge.test").validity().expect("validity");
-    WallClock::at(nb + 3600)
-}
 
 fn profile() -> ServerProfile {
     ServerProfile {

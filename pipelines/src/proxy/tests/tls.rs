@@ -1,36 +1,12 @@
 //! The proxy with TLS on either side, in memory: Rouge's TLS engine (rustls) as the
 //! clients and the members, the test certificates of `appliance/configs/tls/`.
 
-use std::path::PathBuf;
-
 use super::*;
+use crate::tls::test_certs::{ca, clock, ident};
 use crate::tls::{
-    CaBundle, ClientProfile, ServerProfile, TicketKeys, TlsClientConfig, TlsFailure, TlsIdentity,
-    TlsServerConfig, WallClock,
+    ClientProfile, ServerProfile, TicketKeys, TlsClientConfig, TlsFailure, TlsIdentity,
+    TlsServerConfig,
 };
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../appliance/configs/tls")
-}
-
-fn ident(name: &str) -> TlsIdentity {
-    let d = dir();
-    TlsIdentity::load(
-        &d.join(format!("{name}.crt")),
-        &d.join(format!("{name}.key")),
-    )
-    .unwrap()
-}
-
-fn ca(name: &str) -> CaBundle {
-    CaBundle::load(&dir().join(format!("{name}.crt"))).unwrap()
-}
-
-/// A wall clock an hour into the test certificates' validity.
-fn clock() -> WallClock {
-    let (nb, _) = ident("s3.rouge.test").validity().expect("validity");
-    WallClock::at(nb + 3600)
-}
 
 fn server_cfg(ids: Vec<TlsIdentity>, timeout: Duration) -> TlsServerConfig {
     let c = clock();
