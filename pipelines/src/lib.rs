@@ -17,6 +17,8 @@
 //!   monitors, the proxy), each connection's events going to its owner, with the
 //!   applications' timers;
 //! - [`tcp`], [`timer_wheel`]: the sans-I/O userspace TCP stack and its timers;
+//! - [`http`]: the HTTP/1.1 engine of `http_profile` virtual servers (heads, body
+//!   framing, routing policies), sans-I/O;
 //! - [`tls`]: TLS termination and origination over rustls (ring), sans-I/O.
 //!
 //! Nothing here performs I/O or reads a clock: ports come from `rouge-drivers` and are
@@ -29,6 +31,7 @@ pub mod dataplane;
 pub mod fastl4;
 pub mod hashing;
 pub mod host;
+pub mod http;
 pub mod l2l3;
 pub mod lb;
 pub mod monitor;

@@ -57,9 +57,9 @@ use crate::tls::{TlsClientConfig, TlsServerConfig, TlsSession};
 use relay::{carry, flush, ingest, Direction, Side};
 
 pub use vs::{
-    ProxyCounters, ProxyShard, ResetCause, SideShard, SideTotals, StandardVs, TlsShard, TlsTotals,
-    DEFAULT_BUFFER_HIGH, DEFAULT_BUFFER_LOW, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESELECT_TRIES,
-    TLS_SUITES,
+    HttpAnswer, HttpShard, HttpTotals, HttpVs, ProxyCounters, ProxyShard, ResetCause, SideShard,
+    SideTotals, StandardVs, TlsShard, TlsTotals, DEFAULT_BUFFER_HIGH, DEFAULT_BUFFER_LOW,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESELECT_TRIES, TLS_SUITES,
 };
 
 /// Accept queue (and SYN queue) of each virtual server's listener on a worker.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::addr::Prefix;
 use crate::counters::Counter;
 use crate::dataplane::{LbBinding, Padded, Snat};
+use crate::http::{HttpError, HttpProfile, Policy};
 use crate::tcp::TcpProfile;
 use crate::tls::{TlsClientConfig, TlsFailure, TlsServerConfig, TlsSession, TlsVersion};
 
@@ -132,6 +133,149 @@ pub struct ProxyShard {
     /// Bytes the proxy holds for this virtual server's flows on this worker (receive
     /// and send buffers of both sides), as of the last update.
     pub buffer_bytes: AtomicU64,
+    /// HTTP (`http_profile`).
+    pub http: HttpShard,
+}
+
+/// Answers the proxy gives itself instead of a member's, counted by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum HttpAnswer {
+    /// `408`: the request head did not arrive within `header_timeout`.
+    HeaderTimeout,
+    /// `502`: the member failed before a response (or sent a malformed one).
+    BadGateway,
+    /// `503`: no member of the pool is available.
+    NoMember,
+    /// `504`: the member did not answer within `response_timeout`.
+    GatewayTimeout,
+}
+
+impl HttpAnswer {
+    /// Every answer, in counter order.
+    pub const ALL: [HttpAnswer; 4] = [
+        HttpAnswer::HeaderTimeout,
+        HttpAnswer::BadGateway,
+        HttpAnswer::NoMember,
+        HttpAnswer::GatewayTimeout,
+    ];
+
+    /// The status code.
+    pub fn status(self) -> u16 {
+        match self {
+            HttpAnswer::HeaderTimeout => 408,
+            HttpAnswer::BadGateway => 502,
+            HttpAnswer::NoMember => 503,
+            HttpAnswer::GatewayTimeout => 504,
+        }
+    }
+
+    /// Name in `show` output and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpAnswer::HeaderTimeout => "header_timeout",
+            HttpAnswer::BadGateway => "bad_gateway",
+            HttpAnswer::NoMember => "no_member",
+            HttpAnswer::GatewayTimeout => "gateway_timeout",
+        }
+    }
+}
+
+/// One worker's HTTP counters of a virtual server.
+#[derive(Debug, Default)]
+pub struct HttpShard {
+    /// Requests received from clients (head complete).
+    pub requests: Counter,
+    /// Responses passed to clients, by status class (1xx final excluded): [2xx, 3xx,
+    /// 4xx, 5xx] at [0..4], interim 1xx at [4].
+    pub responses: [Counter; 5],
+    /// Requests refused by the engine, by [`HttpError`] (the client got its status).
+    pub refused: [Counter; HttpError::ALL.len()],
+    /// Answers the proxy gave itself, by [`HttpAnswer`].
+    pub answers: [Counter; HttpAnswer::ALL.len()],
+    /// Requests sent on a reused idle server-side connection (OneConnect).
+    pub server_connections_reused: Counter,
+    /// Server-side connections opened for requests.
+    pub server_connections_opened: Counter,
+    /// Requests sent again on a fresh connection after a reused one died before any
+    /// response byte.
+    pub retries: Counter,
+    /// GETs continued from another member after theirs died mid-response.
+    pub resumes_attempted: Counter,
+    /// Resumes whose new member's bytes were spliced into the client's response.
+    pub resumes_succeeded: Counter,
+    /// Resumes refused (the other member's answer did not match, or none was
+    /// available): the client's connection was aborted.
+    pub resumes_refused: Counter,
+    /// Requests routed by a policy rule (not the default pool).
+    pub policy_routed: Counter,
+    /// Members marked down by passive health.
+    pub passive_down: Counter,
+}
+
+/// A virtual server's HTTP counters summed over the workers (`show virtual --json`
+/// under `http`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HttpTotals {
+    /// Requests received.
+    pub requests: u64,
+    /// Responses by status class: `2xx`, `3xx`, `4xx`, `5xx`, `1xx` (interim).
+    pub responses: [u64; 5],
+    /// Requests refused by the engine, indexed like [`HttpError::ALL`].
+    pub refused: [u64; HttpError::ALL.len()],
+    /// The proxy's own answers, indexed like [`HttpAnswer::ALL`].
+    pub answers: [u64; HttpAnswer::ALL.len()],
+    /// Requests sent on reused server-side connections.
+    pub server_connections_reused: u64,
+    /// Server-side connections opened for requests.
+    pub server_connections_opened: u64,
+    /// Requests retried on a fresh connection.
+    pub retries: u64,
+    /// Resumes attempted.
+    pub resumes_attempted: u64,
+    /// Resumes spliced in.
+    pub resumes_succeeded: u64,
+    /// Resumes refused.
+    pub resumes_refused: u64,
+    /// Requests routed by a policy rule.
+    pub policy_routed: u64,
+    /// Members marked down by passive health.
+    pub passive_down: u64,
+}
+
+impl HttpTotals {
+    fn add(&mut self, s: &HttpShard) {
+        self.requests += s.requests.get();
+        for (t, c) in self.responses.iter_mut().zip(&s.responses) {
+            *t += c.get();
+        }
+        for (t, c) in self.refused.iter_mut().zip(&s.refused) {
+            *t += c.get();
+        }
+        for (t, c) in self.answers.iter_mut().zip(&s.answers) {
+            *t += c.get();
+        }
+        self.server_connections_reused += s.server_connections_reused.get();
+        self.server_connections_opened += s.server_connections_opened.get();
+        self.retries += s.retries.get();
+        self.resumes_attempted += s.resumes_attempted.get();
+        self.resumes_succeeded += s.resumes_succeeded.get();
+        self.resumes_refused += s.resumes_refused.get();
+        self.policy_routed += s.policy_routed.get();
+        self.passive_down += s.passive_down.get();
+    }
+}
+
+/// The HTTP layer of a `standard` virtual server: its profile, its policy and the
+/// pools the policy's rules name.
+#[derive(Debug, Clone)]
+pub struct HttpVs {
+    /// The `[[http_profile]]`.
+    pub profile: HttpProfile,
+    /// The `[[policy]]` named by the virtual server, if any.
+    pub policy: Option<Policy>,
+    /// The pools the policy's rules send requests to (by index), with their names.
+    pub pools: Vec<(String, LbBinding)>,
 }
 
 /// The cipher suites Rouge negotiates, in counter order (TLS 1.3 first).
@@ -331,6 +475,15 @@ impl ProxyCounters {
         t
     }
 
+    /// HTTP counters over all workers.
+    pub fn http(&self) -> HttpTotals {
+        let mut t = HttpTotals::default();
+        for s in self.shards.iter() {
+            t.add(&s.0.http);
+        }
+        t
+    }
+
     /// Buffer bytes held over all workers.
     pub fn buffer_bytes(&self) -> u64 {
         self.shards
@@ -374,6 +527,9 @@ pub struct StandardVs {
     /// TLS toward members: the `[[tls_profile]]` named by `server_tls`, and the size
     /// of each worker's session cache ([`TlsClientConfig::for_worker`]).
     pub server_tls: Option<(String, Arc<TlsClientConfig>, usize)>,
+    /// HTTP (`http_profile`, `policy`): requests are parsed, routed and passed on one
+    /// by one; without it bytes are relayed as they come.
+    pub http: Option<Arc<HttpVs>>,
     /// Counters (carried over across configuration changes by name).
     pub counters: Arc<ProxyCounters>,
 }
@@ -398,6 +554,7 @@ impl StandardVs {
             allow: Vec::new(),
             client_tls: None,
             server_tls: None,
+            http: None,
             counters: ProxyCounters::new(workers),
         }
     }
