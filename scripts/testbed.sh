@@ -37,8 +37,19 @@
 # is at most the MTU and carries full checksums, as on a NIC. Rouge and its peers are
 # measured under the same setting.
 #
+# Names: `ip netns exec` reads /etc/netns/${P}client/hosts in place of /etc/hosts, so
+# `up` writes one that makes s3.rouge.test and the <bucket>.s3.rouge.test names of the S3
+# tests and the demo (HOSTS_BUCKETS below) resolve to the virtual address 198.18.1.100
+# inside ${P}client (appliance/configs/s3.toml, scripts/s3pool.sh); `down` removes it.
+#
 # Only addresses in 198.18.0.0/15 and 2001:2::/48 (the benchmarking ranges) are used.
 set -euo pipefail
+
+# The S3 virtual server and the buckets addressed virtual-hosted style
+# (tests/tests/s3.rs, scripts/demo.sh).
+S3_VIP=198.18.1.100
+S3_DOMAIN=s3.rouge.test
+HOSTS_BUCKETS=(rouge-data replica vhost-test chunked demo)
 
 usage() {
     echo "usage: $0 up|down|status [PREFIX] [--kernel] [--queues N]" >&2
@@ -102,8 +113,20 @@ sysctl_ns() {
     in_ns "$ns" sysctl -qw "$key=$val" >/dev/null 2>&1 || true
 }
 
+# /etc/netns/${CLIENT}/hosts: the S3 names at the virtual address, in ${CLIENT} only.
+write_hosts() {
+    local names=$S3_DOMAIN b
+    for b in "${HOSTS_BUCKETS[@]}"; do
+        names+=" $b.$S3_DOMAIN"
+    done
+    mkdir -p "/etc/netns/$CLIENT"
+    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n' \
+        "$S3_VIP" "$names" >"/etc/netns/$CLIENT/hosts"
+}
+
 down() {
     local ns
+    rm -rf "/etc/netns/$CLIENT"
     for ns in "$CLIENT" "$LB" "$SRV"; do
         if ns_exists "$ns"; then
             # Deleting the namespace destroys its veths (and their peers).
@@ -193,6 +216,8 @@ up() {
         in_ns "$SRV" ip -6 addr add "2001:2:0:2::$a/64" dev s0 nodad
     done
     in_ns "$SRV" ip -6 route add default via 2001:2:0:2::1
+
+    write_hosts
 
     local mode=userspace
     [[ $KERNEL -eq 1 ]] && mode=kernel
