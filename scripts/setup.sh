@@ -3,7 +3,9 @@
 # the kernel tools and real peers (ping, arping, curl, socat, iperf3, ethtool, tcpdump,
 # trafgen, dpdk-testpmd, HAProxy, nginx and its stream module, wrk), promtool, chromium
 # and tmux for the management plane's tests, valgrind and perf, cargo-fuzz, hugepages, and
-# what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk).
+# what the appliance image needs (qemu, OVMF, GRUB, SYSLINUX, mtools, dosfstools, sfdisk),
+# and the S3 test bed's clients and server (awscli, boto3, s3cmd; s3s-fs and a boto3
+# venv built once into target/tools by scripts/s3pool.sh install).
 # Idempotent; needs root. Packages already present are left as they are.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
@@ -31,7 +33,10 @@ PKGS=(iproute2 iputils-ping iputils-arping ndisc6 netcat-openbsd socat iperf3 et
       syslinux-common mtools dosfstools fdisk e2fsprogs cpio zstd kmod
       systemd binutils
       # TLS: openssl renews the test certificates (scripts/make-test-certs.sh)
-      openssl)
+      openssl
+      # S3 delivery (tests/tests/s3.rs, scripts/demo.sh): real S3 clients, and python3-venv
+      # for the boto3 >= 1.36 venv whose uploads stream aws-chunked (scripts/s3pool.sh)
+      awscli python3-boto3 s3cmd python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -60,4 +65,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1 && ! [[ -x "${CARGO_HOME:-$HOME/.carg
     echo "setup: installing cargo-fuzz"
     cargo install --locked -q cargo-fuzz
 fi
+# The S3 test bed's tools (once, reused): s3s-fs 0.14.1 from crates.io and a venv with
+# boto3 >= 1.36 from PyPI, both in target/tools.
+bash "$(dirname "$0")/s3pool.sh" install
 echo "setup: ready"

@@ -3,7 +3,8 @@
 //! `rouge` binary started inside the appliance namespace, and commands run in the
 //! client and server namespaces.
 //!
-//! These tests need root (network namespaces); CI runs as root.
+//! These tests need root (network namespaces); CI runs as root. The S3 test bed (an S3
+//! server on the members, the real S3 clients) is in [`s3`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -12,6 +13,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod s3;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
