@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# The demo: Rouge on the built-in test bed with live figures.
+# The demo: Rouge as the TLS front door of an S3 storage cluster, with live figures.
 #
-#   rg-client (198.18.1.2) ── lb-c [ rouge ] lb-s ── rg-srv (198.18.2.11-14)
+#   rgdemo-client ── lb-c [ rouge: https://s3.rouge.test ] lb-s ── rgdemo-srv
+#   boto3 uploads and downloads          198.18.1.100:443           s3s-fs on the four
+#   (s3.rouge.test = 198.18.1.100)       TLS, HTTP/1.1, OneConnect,  members
+#                                        S3 resume                   198.18.2.11-14:9000
 #
-# Builds Rouge, sets up the test bed (scripts/testbed.sh), starts `rouge run` in rg-lb
-# with appliance/configs/testbed.toml, then for DEMO_SECONDS (default 20) drives bounded
-# traffic from the client: pings to the appliance's self IP, pings and HTTP downloads
-# through the forwarding virtual server to a server in rg-srv. Once a second it prints
-# the appliance's own counters (packets per second by verdict, drops, ARP). Everything
-# is torn down at the end, also on Ctrl-C. Needs root.
+# Builds Rouge, sets up the test bed (scripts/testbed.sh) and the S3 pool
+# (scripts/s3pool.sh), starts `rouge run` in rgdemo-lb with appliance/configs/s3.toml, then
+# for about DEMO_SECONDS (default 40) drives S3 traffic through the TLS virtual server
+# with a real S3 client (boto3): DEMO_OBJECTS (default 4) objects of DEMO_MIB (default
+# 128) MiB uploaded in parallel (multipart, Expect: 100-continue), then downloaded over and
+# over by three clients. Meanwhile one member is drained (`rouge pool member disable`)
+# during the uploads and another is killed (its connections reset) in the middle of the
+# downloads, then both come back. Once a second it prints the figures of the virtual
+# server (requests/s, Mbit/s, connections, resumes), of the pool and of every member
+# (state, connections, Mbit/s as the nodes count them). At the end every object is read
+# back once more and every download's checksum is checked. Everything is bounded in count
+# and time and torn down at the end, also on Ctrl-C. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_TOTAL=${DEMO_SECONDS:-20}
+SECONDS_TOTAL=${DEMO_SECONDS:-40}
+OBJECTS=${DEMO_OBJECTS:-4}
+MIB=${DEMO_MIB:-128}
 P=rgdemo-
 SOCK=/tmp/rouge-demo.sock
 if [[ $(id -u) -ne 0 ]]; then
@@ -30,59 +41,211 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    bash scripts/s3pool.sh down "$P" >/dev/null 2>&1 || true
     bash scripts/testbed.sh down "$P" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
 bash scripts/testbed.sh up "$P" >/dev/null
-ip netns exec ${P}lb "$ROUGE" run --config appliance/configs/testbed.toml --socket "$SOCK" 2>"$WORK/rouge.log" &
+bash scripts/s3pool.sh up "$P"
+ip netns exec ${P}lb "$ROUGE" run --config appliance/configs/s3.toml --socket "$SOCK" 2>"$WORK/rouge.log" &
 PIDS+=($!)
-for _ in $(seq 100); do "$ROUGE" show stats --socket "$SOCK" >/dev/null 2>&1 && break; sleep 0.1; done
-head -c 50000000 /dev/urandom > "$WORK/object.bin"
-ip netns exec ${P}srv python3 -m http.server 8080 --bind 198.18.2.11 --directory "$WORK" >/dev/null 2>&1 &
-PIDS+=($!)
-
-for _ in $(seq 100); do
-    ip netns exec ${P}client curl -s -o /dev/null --max-time 1 -I http://198.18.2.11:8080/ && break
+ready=0
+for _ in $(seq 300); do
+    code=$(ip netns exec ${P}client curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+        --cacert appliance/configs/tls/ca.crt https://s3.rouge.test/ 2>/dev/null || true)
+    [[ $code == 403 ]] && { ready=1; break; }   # the S3 server's answer to an anonymous request
     sleep 0.2
 done
-echo "rouge is up:"
-"$ROUGE" show interfaces --socket "$SOCK"
+if [[ $ready -ne 1 ]]; then
+    echo "rouge did not answer on https://s3.rouge.test; its log:" >&2
+    cat "$WORK/rouge.log" >&2
+    exit 1
+fi
+echo "rouge is up: https://s3.rouge.test (198.18.1.100:443) in front of pool s3"
+"$ROUGE" show pool s3 --socket "$SOCK"
 echo
-RUN=$((SECONDS_TOTAL + 2))
-echo "traffic for ${SECONDS_TOTAL}s: ping flood to 198.18.1.1, pings and 50 MB HTTP GETs through to 198.18.2.11"
-ip netns exec ${P}client timeout "$RUN" ping -f -q -w "$RUN" 198.18.1.1 >/dev/null 2>&1 &
-PIDS+=($!)
-ip netns exec ${P}client timeout "$RUN" ping -q -i 0.01 -w "$RUN" 198.18.2.11 >/dev/null 2>&1 &
-PIDS+=($!)
-( end=$((SECONDS + RUN))
-  while [[ $SECONDS -lt $end ]]; do
-      ip netns exec ${P}client timeout 10 curl -s -o /dev/null --max-time 8 http://198.18.2.11:8080/object.bin || sleep 0.5
-  done ) &
-PIDS+=($!)
+echo "creating $OBJECTS objects of $MIB MiB..."
+for i in $(seq "$OBJECTS"); do
+    head -c "$((MIB << 20))" /dev/urandom > "$WORK/object-$i.bin"
+done
 
-# Live figures: the appliance's own counters, sampled once a second, as rates.
-python3 - "$ROUGE" "$SOCK" "$SECONDS_TOTAL" <<'PY'
-import json, subprocess, sys, time
-rouge, sock, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# The driver: traffic, events and live figures, every step bounded in count and time.
+rc=0
+/usr/bin/python3 - "$ROUGE" "$SOCK" "$P" "$WORK" "$OBJECTS" "$SECONDS_TOTAL" "$PWD" <<'PY' || rc=$?
+import hashlib, json, os, subprocess, sys, threading, time
+rouge, sock, prefix, work, objects, total, repo = sys.argv[1:8]
+objects, total = int(objects), int(total)
+env = ["env", "AWS_ACCESS_KEY_ID=rouge-test", "AWS_SECRET_ACCESS_KEY=rouge-test-secret",
+       "AWS_DEFAULT_REGION=us-east-1", f"AWS_CA_BUNDLE={repo}/appliance/configs/tls/ca.crt",
+       "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null"]
+client = ["ip", "netns", "exec", prefix + "client", "timeout", "200"] + env + [
+    "/usr/bin/python3", f"{repo}/tests/tools/s3client.py", "--endpoint", "https://s3.rouge.test",
+    "--deadline", "190"]
+t0 = time.monotonic()
+log_lock = threading.Lock()
+events = []
+
+def note(text):
+    with log_lock:
+        events.append(text)
+        print(f"  >> {time.monotonic() - t0:5.1f}s {text}", flush=True)
+
+def s3(*args):
+    p = subprocess.run(client + list(args), capture_output=True, text=True)
+    try:
+        v = json.loads(p.stdout)
+    except ValueError:
+        v = {"error": (p.stdout + p.stderr)[-300:]}
+    return v
+
+def cli(*args):
+    p = subprocess.run([rouge, *args, "--socket", sock], capture_output=True, text=True)
+    return p.stdout.strip() or p.stderr.strip()
+
+def show(what, name=None):
+    args = [rouge, "show", what] + ([name] if name else []) + ["--json", "--socket", sock]
+    p = subprocess.run(args, capture_output=True, text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+keys = [f"object-{i}.bin" for i in range(1, objects + 1)]
+want = {k: sha(os.path.join(work, k)) for k in keys}
+results = []          # (what, key, ok, detail)
+res_lock = threading.Lock()
+stop = threading.Event()
+
+def record(what, key, ok, detail):
+    with res_lock:
+        results.append((what, key, ok, detail))
+    if not ok:
+        note(f"{what} {key} FAILED: {detail}")
+
+# Figures: the virtual server, the pool and each member, once a second.
+members = ["198.18.2.11", "198.18.2.12", "198.18.2.13", "198.18.2.14"]
+
 def sample():
-    q = lambda what: json.loads(subprocess.run([rouge, "show", what, "--json", "--socket", sock],
-                                               capture_output=True, text=True, check=True).stdout)
-    s, i = q("stats"), q("interfaces")
-    return (time.monotonic(), s["rx_packets"], s["forwarded"], s["answered"], s["dropped"],
-            sum(x["tx_bytes"] for x in i))
-print(f"{'t':>4} {'rx pkt/s':>11} {'fwd pkt/s':>11} {'answer/s':>10} {'drops':>7} {'Mbit/s out':>11}")
-start = prev = sample()
-while prev[0] - start[0] < total:
-    time.sleep(1)
-    cur = sample()
-    dt = cur[0] - prev[0]
-    rate = lambda k: (cur[k] - prev[k]) / dt
-    print(f"{cur[0] - start[0]:4.0f} {rate(1):11.0f} {rate(2):11.0f} {rate(3):10.0f} {cur[4]:7d} {rate(5) * 8 / 1e6:11.1f}", flush=True)
-    prev = cur
+    v = show("virtual", "s3")
+    v = v[0] if isinstance(v, list) and v else (v or {})
+    pool = show("pool", "s3")
+    pool = pool[0]["members"] if pool else []
+    c = subprocess.run(["bash", f"{repo}/scripts/s3pool.sh", "counters", prefix],
+                       capture_output=True, text=True)
+    try:
+        node = json.loads(c.stdout)
+    except ValueError:
+        node = {}
+    return time.monotonic(), v, {m["address"].split(":")[0]: m for m in pool}, node
+
+def figures():
+    prev = sample()
+    print(f"{'t':>5} | {'VS s3: req/s':>12} {'Mbit/s':>7} {'conns':>5} {'resumed':>7} | "
+          f"{'pool s3: Mbit/s':>15} {'conns':>5} | " +
+          " ".join(f"{'member .' + m.split('.')[-1]:>17}" for m in members), flush=True)
+    while not stop.wait(1.0):
+        cur = sample()
+        dt = cur[0] - prev[0]
+        v, pv = cur[1], prev[1]
+        h, ph = v.get("http", {}), pv.get("http", {})
+        req = (h.get("requests", 0) - ph.get("requests", 0)) / dt
+        mbit = (v.get("bytes", 0) - pv.get("bytes", 0)) * 8 / dt / 1e6
+        cols, pool_bits, pool_conns = [], 0.0, 0
+        for m in members:
+            st = cur[2].get(m, {})
+            nb = cur[3].get(m, {})
+            pb = prev[3].get(m, {})
+            bits = sum(nb.get(d, 0) - pb.get(d, 0) for d in ("in", "out")) * 8 / dt / 1e6
+            conns = st.get("current_connections", 0) or 0
+            pool_bits += bits
+            pool_conns += conns
+            state = ("up" if st.get("monitor") == "up" else "DOWN") + \
+                    ("" if st.get("admin", "enabled") == "enabled" else "/" + st.get("admin", "?")[:5])
+            cols.append(f"{state:>6} {conns:2d}c {bits:5.0f}M")
+        print(f"{cur[0] - t0:5.0f} | {req:12.0f} {mbit:7.0f} {v.get('current_connections', 0):5d} "
+              f"{h.get('resumes_succeeded', 0):7d} | {pool_bits:15.0f} {pool_conns:5d} | " +
+              " ".join(f"{c:>17}" for c in cols), flush=True)
+        prev = cur
+
+fig = threading.Thread(target=figures, daemon=True)
+fig.start()
+
+note(f"bucket demo, {objects} uploads in parallel (boto3 multipart, Expect: 100-continue)")
+s3("mb", "demo")
+def upload(k):
+    v = s3("put", os.path.join(work, k), "demo", k, "--part-mib", "16")
+    record("upload", k, "error" not in v, v.get("error") or f"{v.get('mib_per_s')} MiB/s")
+ups = [threading.Thread(target=upload, args=(k,)) for k in keys]
+for t in ups:
+    t.start()
+time.sleep(2)
+drained = "198.18.2.12:9000"
+note(f"drain member {drained} during the uploads: " + cli("pool", "member", "disable", "s3", drained))
+for t in ups:
+    t.join()
+note("uploads done; three clients download the objects over and over")
+
+end = t0 + total
+def downloader(n):
+    i = n
+    while time.monotonic() < end - 3:
+        k = keys[i % len(keys)]
+        i += 1
+        v = s3("get", "demo", k)
+        ok = v.get("sha256") == want[k]
+        record("download", k, ok, v.get("error") or f"sha256 {'ok' if ok else 'MISMATCH'}")
+downs = [threading.Thread(target=downloader, args=(n,)) for n in range(3)]
+for t in downs:
+    t.start()
+
+# Kill the member carrying the most connections (not the drained one) mid-transfer.
+time.sleep(min(4, max(1, end - time.monotonic() - 10)))
+pool = {m["address"]: m for m in (show("pool", "s3") or [{"members": []}])[0]["members"]}
+busy = max((a for a in pool if a != drained), key=lambda a: pool[a].get("current_connections", 0),
+           default="198.18.2.13:9000")
+killed = busy.split(":")[0]
+subprocess.run(["bash", f"{repo}/scripts/s3pool.sh", "kill-member", killed, prefix], capture_output=True)
+note(f"KILL member {busy} mid-transfer (every segment to it answered with a reset)")
+time.sleep(max(1, (end - time.monotonic()) / 2))
+subprocess.run(["bash", f"{repo}/scripts/s3pool.sh", "revive-member", killed, prefix], capture_output=True)
+note(f"member {busy} back; " + cli("pool", "member", "enable", "s3", drained))
+for t in downs:
+    t.join()
+stop.set()
+fig.join()
+
+print()
+print("every object read back once more and checked:")
+for k in keys:
+    v = s3("get", "demo", k)
+    ok = v.get("sha256") == want[k]
+    record("final check", k, ok, v.get("error") or "")
+    print(f"  {k}: {v.get('bytes', 0) >> 20} MiB sha256 {v.get('sha256', '-')[:16]}… "
+          f"{'ok' if ok else 'MISMATCH ' + str(v.get('error', ''))}")
+v = show("virtual", "s3")
+v = v[0] if isinstance(v, list) and v else (v or {})
+h = v.get("http", {})
+bad = [r for r in results if not r[2]]
+n_up = sum(1 for r in results if r[0] == "upload")
+n_down = sum(1 for r in results if r[0] == "download")
+print()
+print(f"uploads {n_up}, downloads {n_down}, final checks {len(keys)}: "
+      f"{len(results) - len(bad)} verified, {len(bad)} failed")
+print(f"virtual server s3: {h.get('requests', 0)} requests, server connections opened "
+      f"{h.get('server_connections_opened', 0)} / reused {h.get('server_connections_reused', 0)}, "
+      f"resumes attempted {h.get('resumes_attempted', 0)} succeeded {h.get('resumes_succeeded', 0)} "
+      f"refused {h.get('resumes_refused', 0)}")
+sys.exit(1 if bad else 0)
 PY
+
 echo
-"$ROUGE" show stats --socket "$SOCK"
+"$ROUGE" show virtual s3 --socket "$SOCK"
 echo
-"$ROUGE" show arp --socket "$SOCK"
+"$ROUGE" show pool s3 --socket "$SOCK"
+exit "$rc"

@@ -13,6 +13,7 @@
 #   scripts/s3pool.sh status [PREFIX]            the server's PID and the dead members
 #   scripts/s3pool.sh kill-member   ADDR [PREFIX]  ADDR:9000 resets every connection
 #   scripts/s3pool.sh revive-member ADDR [PREFIX]  ADDR:9000 answers again
+#   scripts/s3pool.sh counters [PREFIX]          bytes to and from each member (JSON)
 #   scripts/s3pool.sh env                        print the client settings (for `eval`)
 #
 # PREFIX (default `rg-`) is the test bed's (scripts/testbed.sh up PREFIX).
@@ -29,7 +30,8 @@
 # A member "dies" by nftables rules in ${P}srv (table inet rouge_s3pool): packets to a
 # dead ADDR:9000 are answered with a TCP reset (connections in progress are reset at the
 # peer's next segment, new ones refused) and the server's own segments from ADDR:9000 are
-# dropped, so nothing of a dead member reaches the appliance.
+# dropped, so nothing of a dead member reaches the appliance. The same table counts the
+# bytes to and from each member (`counters`: the nodes' view of the traffic).
 #
 # Tools (`install`; setup.sh runs it): s3s-fs 0.14.1 from crates.io with its `binary`
 # feature in target/tools/bin, and a Python venv with boto3 >= 1.36 from PyPI in
@@ -124,21 +126,44 @@ down() {
     rm -rf "$STATE"
 }
 
-# The nftables table of dead members (created empty; idempotent).
+# The nftables table of dead members, with a byte counter per member and direction
+# (created empty; idempotent).
 table() {
+    local m n rules_in="" rules_out="" counters=""
+    for m in "${MEMBERS[@]}"; do
+        n=${m##*.}
+        counters+="    counter m${n}_in { }"$'\n'"    counter m${n}_out { }"$'\n'
+        rules_in+="        ip daddr $m tcp dport $PORT counter name m${n}_in"$'\n'
+        rules_out+="        ip saddr $m tcp sport $PORT counter name m${n}_out"$'\n'
+    done
     ip netns exec "$SRV" nft -f - <<EOF
 table inet $TABLE {
+$counters
     set dead { type ipv4_addr; }
     chain input {
         type filter hook input priority 0; policy accept;
         ip daddr @dead tcp dport $PORT reject with tcp reset
-    }
+$rules_in    }
     chain output {
         type filter hook output priority 0; policy accept;
         ip saddr @dead tcp sport $PORT tcp flags & rst == 0 drop
-    }
+$rules_out    }
 }
 EOF
+}
+
+# The members' byte counters as JSON: {"198.18.2.11": {"in": bytes, "out": bytes}, ...}
+# (in: toward the member, i.e. uploads and requests; out: from it, i.e. downloads).
+counters() {
+    ip netns exec "$SRV" nft -j list counters table inet "$TABLE" | /usr/bin/python3 -c '
+import json, sys
+out = {}
+for item in json.load(sys.stdin).get("nftables", []):
+    c = item.get("counter")
+    if c:
+        n, d = c["name"][1:].split("_")
+        out.setdefault("198.18.2." + n, {})[d] = c["bytes"]
+print(json.dumps(out))'
 }
 
 up() {
@@ -202,6 +227,7 @@ case "$CMD" in
     status) status ;;
     kill-member) need_root; member kill ;;
     revive-member) need_root; member revive ;;
+    counters) need_root; need_srv; counters ;;
     env)
         echo "export AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY AWS_DEFAULT_REGION=us-east-1"
         echo "export AWS_CA_BUNDLE=$REPO/appliance/configs/tls/ca.crt S3_ENDPOINT=https://$DOMAIN"
