@@ -204,11 +204,17 @@ downs = [threading.Thread(target=downloader, args=(n,)) for n in range(3)]
 for t in downs:
     t.start()
 
-# Kill the member carrying the most connections (not the drained one) mid-transfer.
+# Kill a member in the middle of a download: the one serving the flow that moved the
+# most bytes (show connections), else the one with the most connections (not the drained).
 time.sleep(min(4, max(1, end - time.monotonic() - 10)))
+flows = [f for f in (show("connections") or []) if f.get("virtual") == "s3"
+         and f.get("server") and f.get("server") != drained]
 pool = {m["address"]: m for m in (show("pool", "s3") or [{"members": []}])[0]["members"]}
-busy = max((a for a in pool if a != drained), key=lambda a: pool[a].get("current_connections", 0),
-           default="198.18.2.13:9000")
+if flows:
+    busy = max(flows, key=lambda f: f.get("bytes_out", 0))["server"]
+else:
+    busy = max((a for a in pool if a != drained), default="198.18.2.13:9000",
+               key=lambda a: pool[a].get("current_connections", 0))
 killed = busy.split(":")[0]
 subprocess.run(["bash", f"{repo}/scripts/s3pool.sh", "kill-member", killed, prefix], capture_output=True)
 note(f"KILL member {busy} mid-transfer (every segment to it answered with a reset)")

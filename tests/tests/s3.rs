@@ -540,9 +540,10 @@ fn s3_clients_through_the_tls_vip() {
 }
 
 /// The member (`ADDR:9000`) serving the flow of the virtual server that moved the most
-/// bytes (`show connections --virtual s3`), when at least `min_bytes` moved; else the
-/// member with the most current connections (`show pool s3`), when any has one.
-fn busy_member(bed: &Testbed, min_bytes: u64) -> Option<String> {
+/// bytes (`show connections --virtual s3`), when at least `min_bytes` moved; else, with
+/// `fallback`, the enabled member with the most current connections (`show pool s3`;
+/// idle OneConnect connections count there too), when any has one.
+fn busy_member(bed: &Testbed, min_bytes: u64, fallback: bool) -> Option<String> {
     if let Ok(Value::Array(flows)) = bed.rouge_json(&["show", "connections", "--virtual", "s3"]) {
         let best = flows
             .iter()
@@ -558,6 +559,9 @@ fn busy_member(bed: &Testbed, min_bytes: u64) -> Option<String> {
                 return Some(server);
             }
         }
+    }
+    if !fallback {
+        return None;
     }
     members(bed)
         .into_iter()
@@ -602,12 +606,14 @@ fn s3_survives_a_member_reset_mid_get_and_a_drain_mid_upload() {
     // Kill the member carrying the GET; if that was not the one (an idle OneConnect
     // connection can look busy), the next busiest, while one member stays alive.
     let mut killed: Vec<String> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(12);
-    while killed.len() < 3 && Instant::now() < deadline {
+    let started = Instant::now();
+    while killed.len() < 3 && started.elapsed() < Duration::from_secs(12) {
         if http(&virtual_s3(&bed), "resumes_attempted") > http(&before, "resumes_attempted") {
             break;
         }
-        match busy_member(&bed, 16 << 20) {
+        // The GET's own flow first; the pool's connection counts after 5 s without it.
+        let fallback = started.elapsed() > Duration::from_secs(5);
+        match busy_member(&bed, 16 << 20, fallback) {
             Some(m) if !killed.contains(&m) => {
                 pool.kill_member(m.trim_end_matches(":9000"));
                 eprintln!("reset member {m} during the GET");
@@ -662,7 +668,7 @@ fn s3_survives_a_member_reset_mid_get_and_a_drain_mid_upload() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let drained = loop {
-        if let Some(m) = busy_member(&bed, 8 << 20) {
+        if let Some(m) = busy_member(&bed, 8 << 20, false) {
             break m;
         }
         assert!(Instant::now() < deadline, "the upload's member not found");
