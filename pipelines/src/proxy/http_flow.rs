@@ -477,10 +477,8 @@ impl Proxy {
         let head_pending = h.resp.is_none()
             || h.resume.is_some()
             || h.resp_sent < h.resp.as_ref().map_or(0, |r| r.head_len);
-        if head_pending {
-            if !self.http_response_head(cx, i) {
-                return !matches!(self.phase(i), Some(Phase::Exchange));
-            }
+        if head_pending && !self.http_response_head(cx, i) {
+            return !matches!(self.phase(i), Some(Phase::Exchange));
         }
         let f = self.flow_mut(i);
         let h = f.http.as_deref_mut().expect("http flow");
