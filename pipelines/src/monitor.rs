@@ -365,6 +365,27 @@ impl Monitors {
         }
     }
 
+    /// Passive health marked the member `key` down (real traffic to it kept failing):
+    /// its watch counts as down from now, so it comes back only after `up_after`
+    /// successful probes. The transition (for the log) goes into `out`.
+    pub fn passive_down(&mut self, key: (u32, u32), reason: &str, out: &mut Vec<Transition>) {
+        for w in self.watches.iter_mut().filter(|w| w.target.key == key) {
+            if w.status == MonitorStatus::Down {
+                continue;
+            }
+            w.status = MonitorStatus::Down;
+            w.streak = 0;
+            self.counters.transitions += 1;
+            out.push(Transition {
+                key,
+                addr: w.target.addr,
+                status: MonitorStatus::Down,
+                reason: reason.to_string(),
+                failure: None,
+            });
+        }
+    }
+
     /// Current status of every target: (key, address, status).
     pub fn statuses(&self) -> Vec<((u32, u32), SocketAddr, MonitorStatus)> {
         self.watches
