@@ -4,9 +4,12 @@
 //! A sans-I/O engine: [`Monitors::poll`] starts the probes that are due and reports
 //! status changes; [`Monitors::on_event`] takes the TCP events of its own connections.
 //! Types: `tcp` (the handshake completes), `http` (send a request, the response
-//! must contain the receive string, e.g. `200 OK`) and `https` (the same inside TLS: a
+//! must contain the receive string, e.g. `200 OK`), `https` (the same inside TLS: a
 //! full TLS handshake verified as the server TLS profile says, then the request
-//! encrypted and the decrypted response checked).
+//! encrypted and the decrypted response checked) and `s3` (for S3 storage nodes: a
+//! request, in TLS or not, answered by any well-formed HTTP/1.x status line; an S3
+//! server answers an unauthenticated request with `403 AccessDenied`, and that is
+//! alive).
 //!
 //! Semantics (as an F5 operator expects): a probe starts every `interval`; a member is
 //! marked **down** when no probe has succeeded within `timeout`; a member that is down
@@ -29,8 +32,11 @@ use crate::tcp::{ConnHandle, Event, Owner, ProfileId, TcpStack};
 use crate::tls::{TlsClientConfig, TlsSession};
 use crate::Instant;
 
+mod answer;
 mod failure;
 mod https;
+
+use answer::Expect;
 
 pub use failure::{MonitorStats, ProbeError, ProbeFailure};
 
@@ -56,6 +62,18 @@ pub enum ProbeKind {
         receive: String,
         /// The server TLS profile.
         tls: ProbeTls,
+    },
+    /// For S3 members: after the TCP handshake (and a TLS handshake when `tls` is
+    /// given), `send` is written (the write side stays open: the request says
+    /// `Connection: close`) and the answer must begin with a well-formed HTTP/1.x
+    /// status line, whatever the status (`403` from an S3 server that was not given
+    /// credentials is alive). A reset, a timeout or an answer that is not HTTP fails.
+    S3 {
+        /// Request bytes, e.g. `GET / HTTP/1.1\r\nHost: 198.18.2.11:9000\r\n
+        /// Connection: close\r\n\r\n`.
+        send: String,
+        /// The server TLS profile, for members that serve https.
+        tls: Option<ProbeTls>,
     },
 }
 
@@ -100,6 +118,9 @@ impl ProbeKind {
                     tls: t2,
                 },
             ) => s1 == s2 && r1 == r2 && t1.profile == t2.profile,
+            (ProbeKind::S3 { send: s1, tls: t1 }, ProbeKind::S3 { send: s2, tls: t2 }) => {
+                s1 == s2 && t1.as_ref().map(|t| &t.profile) == t2.as_ref().map(|t| &t.profile)
+            }
             (a, b) => a == b,
         }
     }
@@ -188,7 +209,8 @@ struct Watch {
     last_failure: Option<ProbeError>,
     /// Index in [`Monitors::stats`] of the monitor's counts.
     stats: usize,
-    /// This worker's TLS configuration for an https monitor.
+    /// This worker's TLS configuration for an https monitor (or an s3 monitor with
+    /// TLS).
     tls: Option<TlsClientConfig>,
 }
 
@@ -222,9 +244,16 @@ impl Probe {
         }
     }
 
-    /// Keeps up to [`MAX_RESPONSE`] bytes of the response.
-    fn keep(&mut self, data: &[u8]) {
-        https::keep(&mut self.response, data);
+    /// Reads what a plain (not TLS) connection holds, keeping up to
+    /// [`MAX_RESPONSE`] bytes of the response.
+    fn read_plain(&mut self, tcp: &mut TcpStack, h: ConnHandle) {
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = tcp.read(h, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            https::keep(&mut self.response, &buf[..n]);
+        }
     }
 }
 
@@ -313,7 +342,9 @@ impl Monitors {
             };
             if w.tls.is_none() || w.target != t {
                 w.tls = match &t.spec.kind {
-                    ProbeKind::Https { tls, .. } => Some(tls.config.for_worker(0)),
+                    ProbeKind::Https { tls, .. } | ProbeKind::S3 { tls: Some(tls), .. } => {
+                        Some(tls.config.for_worker(0))
+                    }
                     _ => None,
                 };
             }
@@ -538,7 +569,13 @@ impl Monitors {
                         let _ = tcp.write(h, send.as_bytes());
                         let _ = tcp.shutdown(now, h);
                     }
-                    ProbeKind::Https { .. } => {
+                    ProbeKind::S3 { send, tls: None } => {
+                        // No half close: some servers end a connection whose client
+                        // closed its side before they answered.
+                        p.phase = Phase::Response;
+                        let _ = tcp.write(h, send.as_bytes());
+                    }
+                    ProbeKind::Https { .. } | ProbeKind::S3 { tls: Some(_), .. } => {
                         let started = match &w.tls {
                             Some(cfg) => https::start(p, cfg, w.target.addr.ip(), now, tcp, h),
                             None => Err(ProbeError::new(
@@ -571,27 +608,24 @@ impl Monitors {
                 let i = p.watch;
                 let ended = !matches!(ev, Event::Readable(_));
                 let result = match &self.watches[i].target.spec.kind {
-                    ProbeKind::Https { send, receive, .. } => {
-                        https::on_input(p, tcp, h, send.as_bytes(), receive.as_bytes(), ended)
+                    ProbeKind::Https { send, receive, .. } => https::on_input(
+                        p,
+                        tcp,
+                        h,
+                        send.as_bytes(),
+                        Expect::Contains(receive.as_bytes()),
+                        ended,
+                    ),
+                    ProbeKind::S3 { send, tls: Some(_) } => {
+                        https::on_input(p, tcp, h, send.as_bytes(), Expect::StatusLine, ended)
                     }
                     ProbeKind::Http { receive, .. } => {
-                        let mut buf = [0u8; 2048];
-                        while let Ok(n) = tcp.read(h, &mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                            p.keep(&buf[..n]);
-                        }
-                        if contains(&p.response, receive.as_bytes()) {
-                            Some(Ok(()))
-                        } else if ended || p.response.len() >= MAX_RESPONSE {
-                            Some(Err(ProbeError::new(
-                                ProbeFailure::Response,
-                                "response did not contain the receive string",
-                            )))
-                        } else {
-                            None
-                        }
+                        p.read_plain(tcp, h);
+                        answer::judge(&p.response, Expect::Contains(receive.as_bytes()), ended)
+                    }
+                    ProbeKind::S3 { tls: None, .. } => {
+                        p.read_plain(tcp, h);
+                        answer::judge(&p.response, Expect::StatusLine, ended)
                     }
                     ProbeKind::Tcp => Some(Ok(())),
                 };

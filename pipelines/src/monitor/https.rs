@@ -1,14 +1,15 @@
 //! The TLS side of an https probe: a client [`TlsSession`] over the probe's TCP
 //! connection. The ClientHello leaves once the TCP handshake completes; the request is
 //! encrypted once the TLS handshake finished; the decrypted response is searched for
-//! the receive string. TLS errors become probe failures by reason: a refused
+//! the receive string (an s3 monitor with TLS: checked for an HTTP status line). TLS errors become probe failures by reason: a refused
 //! certificate is [`ProbeFailure::Certificate`], the profile's handshake timeout is
 //! [`ProbeFailure::Timeout`], anything else (an alert from the member, nothing in
 //! common, a truncated handshake) is [`ProbeFailure::Handshake`].
 
 use std::net::IpAddr;
 
-use super::{contains, Phase, Probe, ProbeError, ProbeFailure, MAX_RESPONSE};
+use super::answer::{judge, Expect};
+use super::{Phase, Probe, ProbeError, ProbeFailure, MAX_RESPONSE};
 use crate::tcp::{ConnHandle, TcpStack};
 use crate::tls::{TlsClientConfig, TlsError, TlsFailure, TlsSession};
 use crate::Instant;
@@ -38,7 +39,7 @@ pub(super) fn on_input(
     tcp: &mut TcpStack,
     h: ConnHandle,
     send: &[u8],
-    receive: &[u8],
+    expect: Expect<'_>,
     ended: bool,
 ) -> Option<Result<(), ProbeError>> {
     let Probe {
@@ -85,8 +86,8 @@ pub(super) fn on_input(
         }
     }
     flush(s, tcp, h);
-    if contains(response, receive) {
-        return Some(Ok(()));
+    if let Some(verdict) = judge(response, expect, false) {
+        return Some(verdict);
     }
     if ended || s.peer_closed() || response.len() >= MAX_RESPONSE {
         if ended {
@@ -94,10 +95,7 @@ pub(super) fn on_input(
                 return Some(Err(failure(&e)));
             }
         }
-        return Some(Err(ProbeError::new(
-            ProbeFailure::Response,
-            "response did not contain the receive string",
-        )));
+        return judge(response, expect, true);
     }
     None
 }

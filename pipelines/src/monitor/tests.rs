@@ -30,7 +30,17 @@ enum Node {
     Silent,
     /// Completes the TCP handshake, then never answers.
     Mute,
+    /// An S3 server without credentials: `403 AccessDenied` to a complete request
+    /// head, without waiting for the client's FIN.
+    S3Denied,
+    /// Something that is not HTTP (an SSH server's banner) to a complete request.
+    Garbage,
+    /// Resets the connection when a complete request head arrives.
+    ResetOnRequest,
 }
+
+/// What an S3 server answers a request without credentials.
+const ACCESS_DENIED: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: 97\r\nConnection: close\r\n\r\n<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message/></Error>";
 
 /// The node's side of a TLS connection: the session, the request decrypted so far.
 struct NodeTls {
@@ -59,6 +69,10 @@ struct Bed {
     node_requests: Vec<Vec<u8>>,
     node_alerts: Vec<TlsAlert>,
     node_sni: Vec<Option<String>>,
+    /// The node's plain connections (S3 modes): request bytes so far.
+    node_plain: HashMap<ConnHandle, Vec<u8>>,
+    /// Requests whose sender had closed its side when the node answered (S3 modes).
+    node_half_closed: usize,
 }
 
 fn spec(kind: ProbeKind, up_after: u32) -> MonitorSpec {
@@ -171,11 +185,42 @@ impl Bed {
     }
 
     fn answer(&self) -> &'static [u8] {
-        if self.mode == Node::Error500 {
-            b"HTTP/1.0 500 Oops\r\n\r\n"
-        } else {
-            b"HTTP/1.0 200 OK\r\n\r\n"
+        match self.mode {
+            Node::Error500 => b"HTTP/1.0 500 Oops\r\n\r\n",
+            Node::S3Denied => ACCESS_DENIED,
+            Node::Garbage => {
+                b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\nInvalid SSH identification string.\r\n"
+            }
+            _ => b"HTTP/1.0 200 OK\r\n\r\n",
         }
+    }
+
+    /// The node's side of a plain connection in an S3 mode: answer (or reset) once the
+    /// request head is complete, whether or not the client closed its side.
+    fn node_plain_input(&mut self, now: Instant, h: ConnHandle) {
+        let answer = self.answer();
+        let req = self.node_plain.entry(h).or_default();
+        let mut b = [0u8; 512];
+        while let Ok(n) = self.node.read(h, &mut b) {
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&b[..n]);
+        }
+        if !contains(req, b"\r\n\r\n") {
+            return;
+        }
+        let req = self.node_plain.remove(&h).unwrap_or_default();
+        self.node_requests.push(req);
+        if self.node.read_closed(h) {
+            self.node_half_closed += 1;
+        }
+        if self.mode == Node::ResetOnRequest {
+            let _ = self.node.abort(now, h);
+            return;
+        }
+        let _ = self.node.write(h, answer);
+        let _ = self.node.close(now, h);
     }
 
     /// The node's TLS side of connection `h`: decrypt, answer a complete request,
@@ -268,6 +313,8 @@ impl Bed {
             node_requests: Vec::new(),
             node_alerts: Vec::new(),
             node_sni: Vec::new(),
+            node_plain: HashMap::new(),
+            node_half_closed: 0,
         }
     }
 
@@ -310,6 +357,14 @@ impl Bed {
                     Event::Readable(_) | Event::PeerClosed(_) if self.mode == Node::Mute => {}
                     Event::Readable(h) | Event::PeerClosed(h) if self.node_tls.is_some() => {
                         self.node_tls_input(now, h)
+                    }
+                    Event::Readable(h) | Event::PeerClosed(h)
+                        if matches!(
+                            self.mode,
+                            Node::S3Denied | Node::Garbage | Node::ResetOnRequest
+                        ) =>
+                    {
+                        self.node_plain_input(now, h)
                     }
                     Event::Readable(h) | Event::PeerClosed(h) => {
                         let mut b = [0u8; 512];
@@ -700,4 +755,117 @@ fn targets_set_before_the_clock_count_their_timeout_from_the_first_poll() {
         "{}",
         bed.down().reason
     );
+}
+
+/// An s3 monitor of the node on port 80 (`tls`: with the test CA's profile).
+fn s3(tls: bool) -> ProbeKind {
+    let tls = tls.then(|| match https() {
+        ProbeKind::Https { tls, .. } => tls,
+        _ => unreachable!(),
+    });
+    ProbeKind::S3 {
+        send: "GET / HTTP/1.1\r\nHost: 198.18.2.11:80\r\nConnection: close\r\n\r\n".into(),
+        tls,
+    }
+}
+
+#[test]
+fn an_s3_member_answering_access_denied_is_up() {
+    let mut bed = Bed::new(s3(false), 1, Node::S3Denied);
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up, "{:?}", bed.log);
+    bed.run(5);
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    assert_eq!(bed.log.len(), 1, "no flapping: {:?}", bed.log);
+    assert!(bed.node_requests.len() >= 5);
+    assert!(
+        bed.node_requests[0].starts_with(b"GET / HTTP/1.1\r\nHost: 198.18.2.11:80\r\n"),
+        "{}",
+        bed.node_requests[0].escape_ascii()
+    );
+    assert_eq!(bed.stats().failures_total(), 0);
+    assert_eq!(bed.node_half_closed, 0, "the probe keeps its side open");
+    // The same monitor with an http receive string of `200` would call it down.
+    let mut bed = Bed::new(
+        ProbeKind::Http {
+            send: "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+            receive: "200".into(),
+        },
+        1,
+        Node::S3Denied,
+    );
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    assert!(bed.node_half_closed > 0, "an http probe closes its side");
+}
+
+#[test]
+fn an_s3_member_answering_anything_but_http_is_down_with_reason_response() {
+    let mut bed = Bed::new(s3(false), 1, Node::Garbage);
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    let down = bed.down();
+    assert_eq!(down.failure, Some(ProbeFailure::Response), "{down:?}");
+    assert!(down.reason.contains("not HTTP/1.x"), "{}", down.reason);
+    assert!(down.reason.contains("SSH-2.0"), "{}", down.reason);
+    assert!(bed.stats().failed(ProbeFailure::Response) >= 3);
+}
+
+#[test]
+fn an_s3_member_that_resets_refuses_or_stays_silent_is_down() {
+    for (mode, reason, words) in [
+        (Node::ResetOnRequest, ProbeFailure::Tcp, "connection reset"),
+        (Node::Refuse, ProbeFailure::Tcp, "connection refused"),
+        (
+            Node::Mute,
+            ProbeFailure::Timeout,
+            "waiting for the response",
+        ),
+        (Node::Silent, ProbeFailure::Timeout, "TCP handshake"),
+    ] {
+        let mut bed = Bed::new(s3(false), 1, mode);
+        bed.run(4);
+        assert_eq!(bed.status(), MonitorStatus::Down, "{words}");
+        let down = bed.down();
+        assert_eq!(down.failure, Some(reason), "{down:?}");
+        assert!(down.reason.contains(words), "{}", down.reason);
+    }
+    // A member that comes back is up again.
+    let mut bed = Bed::new(s3(false), 1, Node::ResetOnRequest);
+    bed.run(4);
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    bed.mode = Node::S3Denied;
+    bed.run(2);
+    assert_eq!(bed.status(), MonitorStatus::Up);
+}
+
+#[test]
+fn an_https_s3_member_is_checked_inside_verified_tls() {
+    let mut bed = Bed::https(s3(true), Node::S3Denied, node_tls("member"));
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up, "{:?}", bed.log);
+    assert!(bed.node_requests[0].starts_with(b"GET / HTTP/1.1\r\n"));
+    // Not HTTP inside TLS is a response failure; a foreign certificate is refused.
+    let mut bed = Bed::https(s3(true), Node::Garbage, node_tls("member"));
+    bed.run(4);
+    assert_eq!(bed.down().failure, Some(ProbeFailure::Response));
+    let mut bed = Bed::https(s3(true), Node::S3Denied, node_tls("other"));
+    bed.run(4);
+    assert_eq!(bed.down().failure, Some(ProbeFailure::Certificate));
+}
+
+#[test]
+fn an_s3_monitor_keeps_its_status_across_a_rebuilt_tls_profile() {
+    let mut bed = Bed::https(s3(true), Node::S3Denied, node_tls("member"));
+    bed.step(Duration::from_millis(10));
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    let mut t = bed.mon.watches[0].target.clone();
+    t.spec.kind = s3(true);
+    bed.mon.set_targets(bed.now, vec![t.clone()]);
+    assert_eq!(bed.status(), MonitorStatus::Up, "same profile name");
+    if let ProbeKind::S3 { send, .. } = &mut t.spec.kind {
+        send.push_str("X");
+    }
+    bed.mon.set_targets(bed.now, vec![t]);
+    assert_eq!(bed.status(), MonitorStatus::Unchecked, "another request");
 }
