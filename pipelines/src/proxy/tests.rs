@@ -194,7 +194,10 @@ impl Endpoint {
         } else if tcp.readable_bytes(h) == 0 {
             let _ = tcp.read(h, &mut []);
         }
-        let app_done = self.http.as_deref().is_none_or(|a| a.verdict() != http::Verdict::Open);
+        let app_done = self
+            .http
+            .as_deref()
+            .is_none_or(|a| a.verdict() != http::Verdict::Open);
         if self.sent == self.to_send
             && app_done
             && !self.shut

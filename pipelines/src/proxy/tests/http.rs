@@ -113,7 +113,7 @@ impl Endpoint {
         let mut buf = [0u8; 16384];
         for _ in 0..10_000 {
             let mut progress = false;
-            loop {
+            while !self.stalled {
                 match tcp.read(h, &mut buf) {
                     Ok(0) => {
                         if !self.eof {
@@ -197,6 +197,21 @@ pub(super) struct Behaviour {
     silent: bool,
     /// Ignores `Range` and `If-Match`: always the whole object, `200`.
     ignore_conditions: bool,
+    /// Answers with a head that is not HTTP.
+    garbage: bool,
+    /// How object bodies are framed.
+    framing: Framing,
+}
+
+/// How a test member frames object bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// `Content-Length`.
+    Length,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Neither: the body ends with the connection (`Connection: close`).
+    UntilClose,
 }
 
 impl Behaviour {
@@ -209,11 +224,13 @@ impl Behaviour {
             send_continue: true,
             silent: false,
             ignore_conditions: false,
+            garbage: false,
+            framing: Framing::Length,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InBody {
     Length(u64),
     /// Chunked: reading a size line.
@@ -255,6 +272,7 @@ struct Gen {
     end: u64,
     /// Body bytes generated for this response.
     done: u64,
+    chunked: bool,
 }
 
 /// One connection of a test member.
@@ -326,11 +344,20 @@ impl Server {
                 if let Some((at, _)) = self.b.cut {
                     n = n.min(at.saturating_sub(g.done));
                 }
+                if g.chunked && n > 0 {
+                    self.out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                }
                 self.out
                     .extend((g.next..g.next + n).map(|off| obj_byte(g.size, off)));
+                if g.chunked && n > 0 {
+                    self.out.extend_from_slice(b"\r\n");
+                }
                 g.next += n;
                 g.done += n;
                 if g.next == g.end {
+                    if g.chunked {
+                        self.out.extend_from_slice(b"0\r\n\r\n");
+                    }
                     self.gen = None;
                 } else if let Some((at, how)) = self.b.cut {
                     if g.done >= at {
@@ -491,6 +518,15 @@ impl Server {
         true
     }
 
+    /// The framing header of an object body of `len` bytes.
+    fn framing(&self, len: u64) -> String {
+        match self.b.framing {
+            Framing::Length => format!("Content-Length: {len}\r\n"),
+            Framing::Chunked => "Transfer-Encoding: chunked\r\n".into(),
+            Framing::UntilClose => String::new(),
+        }
+    }
+
     /// Queues the answer to the request read.
     fn respond(&mut self) {
         let req = self.req.take().expect("a request");
@@ -498,14 +534,21 @@ impl Server {
         let close = req
             .field("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let conn = if close { "Connection: close\r\n" } else { "" };
-        self.close_pending = close || self.b.close_after_response;
+        let until_close = self.b.framing == Framing::UntilClose;
+        let chunked = self.b.framing == Framing::Chunked;
+        let conn = if close || until_close {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        self.close_pending = close || until_close || self.b.close_after_response;
         let etag = self.b.etag;
         let size = req
             .target
             .rsplit_once("/obj/")
             .and_then(|(_, n)| n.parse::<u64>().ok());
         let head = match (req.method.as_str(), size) {
+            _ if self.b.garbage => "HTTP/1.1 2OO Fine\r\nContent-Length: 0\r\n\r\n".to_string(),
             ("GET" | "HEAD", Some(size)) => {
                 let if_match = req.field("if-match");
                 let range = req
@@ -533,25 +576,31 @@ impl Server {
                                 next: first,
                                 end: last + 1,
                                 done: 0,
+                                chunked,
                             });
                         }
+                        let framing = self.framing(last + 1 - first);
                         format!(
-                            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {first}-{last}/{size}\r\nETag: {etag}\r\n{conn}\r\n",
-                            last + 1 - first
+                            "HTTP/1.1 206 Partial Content\r\n{framing}Content-Range: bytes {first}-{last}/{size}\r\nETag: {etag}\r\n{conn}\r\n",
                         )
                     }
                     _ => {
+                        let framing = self.framing(size);
+                        let mut head = format!(
+                            "HTTP/1.1 200 OK\r\n{framing}ETag: {etag}\r\n{conn}\r\n"
+                        );
                         if req.method == "GET" && size > 0 {
                             self.gen = Some(Gen {
                                 size,
                                 next: 0,
                                 end: size,
                                 done: 0,
+                                chunked,
                             });
+                        } else if req.method == "GET" && chunked {
+                            head.push_str("0\r\n\r\n");
                         }
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nETag: {etag}\r\n{conn}\r\n"
-                        )
+                        head
                     }
                 }
             }
@@ -701,6 +750,28 @@ struct Incoming {
     got: u64,
     text: Vec<u8>,
     intact: bool,
+    /// Where a chunked body stands (`None`: not chunked).
+    chunked: Option<InBody>,
+}
+
+impl Incoming {
+    /// Takes body bytes `data` (checked against `check`).
+    fn absorb(&mut self, check: Check, data: &[u8]) {
+        match check {
+            Check::Object(size) if self.status == 200 || self.status == 206 => {
+                for (j, b) in data.iter().enumerate() {
+                    if *b != obj_byte(size, self.base + self.got + j as u64) {
+                        self.intact = false;
+                    }
+                }
+            }
+            _ => {
+                let room = 4096usize.saturating_sub(self.text.len()).min(data.len());
+                self.text.extend_from_slice(&data[..room]);
+            }
+        }
+        self.got += data.len() as u64;
+    }
 }
 
 /// A test client on one connection.
@@ -711,6 +782,8 @@ pub(super) struct Client {
     pipelined: bool,
     /// Closes (FIN) once every response came.
     close_at_end: bool,
+    /// Closes (FIN) once every request went, before the responses (like `nc`).
+    half_close: bool,
     sending: usize,
     stage: Stage,
     out: Vec<u8>,
@@ -731,6 +804,7 @@ impl Client {
             reqs,
             pipelined: false,
             close_at_end: true,
+            half_close: false,
             sending: 0,
             stage: Stage::Head,
             out: Vec::new(),
@@ -754,7 +828,8 @@ impl Client {
     }
 
     fn verdict(&self) -> Verdict {
-        if self.close_at_end && self.done() {
+        let all_sent = self.sending == self.reqs.len() && self.out_at == self.out.len();
+        if (self.close_at_end && self.done()) || (self.half_close && all_sent) || self.eof {
             Verdict::Shutdown
         } else {
             Verdict::Open
@@ -846,10 +921,14 @@ impl Client {
                 let field = |name: &str| {
                     head.split("\r\n").skip(1).find_map(|l| {
                         let (n, v) = l.split_once(':')?;
-                        n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        n.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_string())
                     })
                 };
                 let len: Option<u64> = field("content-length").and_then(|v| v.parse().ok());
+                let chunked =
+                    field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
                 let base = field("content-range")
                     .and_then(|v| {
                         v.strip_prefix("bytes ")?
@@ -859,7 +938,10 @@ impl Client {
                             .ok()
                     })
                     .unwrap_or(0);
-                let head_req = self.reqs.get(k).is_some_and(|r| r.head.starts_with("HEAD "));
+                let head_req = self
+                    .reqs
+                    .get(k)
+                    .is_some_and(|r| r.head.starts_with("HEAD "));
                 let left = if head_req || status == 204 || status == 304 {
                     Some(0)
                 } else {
@@ -872,7 +954,7 @@ impl Client {
                         206 => None,
                         _ => Some(0),
                     };
-                    if want.is_some_and(|w| len != Some(w)) {
+                    if want.is_some_and(|w| len.is_some_and(|l| l != w)) {
                         intact = false;
                     }
                 }
@@ -884,25 +966,67 @@ impl Client {
                     got: 0,
                     text: Vec::new(),
                     intact,
+                    chunked: (chunked && left != Some(0)).then_some(InBody::Size),
                 });
                 continue;
             };
-            let n = cur.left.unwrap_or(u64::MAX).min(self.inb.len() as u64) as usize;
             let check = self.reqs.get(k).map_or(Check::Nothing, |r| r.check);
-            match check {
-                Check::Object(size) if cur.status == 200 || cur.status == 206 => {
-                    for (j, b) in self.inb[..n].iter().enumerate() {
-                        if *b != obj_byte(size, cur.base + cur.got + j as u64) {
+            if let Some(st) = cur.chunked {
+                match st {
+                    InBody::Size | InBody::Trailer => {
+                        let Some(end) = find(&self.inb, b"\r\n") else {
+                            return;
+                        };
+                        let line = String::from_utf8_lossy(&self.inb[..end]).to_string();
+                        self.inb.drain(..end + 2);
+                        cur.chunked = Some(match (st, u64::from_str_radix(line.trim(), 16)) {
+                            (InBody::Trailer, _) if end == 0 => InBody::Done,
+                            (InBody::Trailer, _) => InBody::Trailer,
+                            (_, Ok(0)) => InBody::Trailer,
+                            (_, Ok(n)) => InBody::Data(n),
+                            (_, Err(_)) => {
+                                cur.intact = false;
+                                InBody::Trailer
+                            }
+                        });
+                    }
+                    InBody::Data(left) => {
+                        let n = (left as usize).min(self.inb.len());
+                        if n == 0 {
+                            return;
+                        }
+                        cur.absorb(check, &self.inb[..n]);
+                        self.inb.drain(..n);
+                        let left = left - n as u64;
+                        cur.chunked = Some(if left == 0 {
+                            InBody::DataEnd
+                        } else {
+                            InBody::Data(left)
+                        });
+                    }
+                    InBody::DataEnd => {
+                        if self.inb.len() < 2 {
+                            return;
+                        }
+                        if &self.inb[..2] != b"\r\n" {
                             cur.intact = false;
                         }
+                        self.inb.drain(..2);
+                        cur.chunked = Some(InBody::Size);
                     }
+                    InBody::Done | InBody::Length(_) => self.finish(),
                 }
-                _ => {
-                    let room = 4096usize.saturating_sub(cur.text.len()).min(n);
-                    cur.text.extend_from_slice(&self.inb[..room]);
+                if self
+                    .cur
+                    .as_ref()
+                    .is_some_and(|c| c.chunked == Some(InBody::Done))
+                {
+                    self.finish();
                 }
+                continue;
             }
-            cur.got += n as u64;
+            let n = cur.left.unwrap_or(u64::MAX).min(self.inb.len() as u64) as usize;
+            cur.absorb(check, &self.inb[..n]);
             self.inb.drain(..n);
             if let Some(left) = cur.left.as_mut() {
                 *left -= n as u64;
@@ -922,6 +1046,11 @@ impl Client {
         let k = self.responses.len();
         let text = String::from_utf8_lossy(&cur.text).to_string();
         let mut intact = cur.intact;
+        if let Some(Check::Object(size)) = self.reqs.get(k).map(|r| r.check) {
+            if cur.status == 200 && !self.reqs[k].head.starts_with("HEAD ") {
+                intact &= cur.got == size;
+            }
+        }
         if let Some(Check::Count(n)) = self.reqs.get(k).map(|r| r.check) {
             intact &= cur.status == 200 && text == n.to_string();
         }
@@ -936,7 +1065,11 @@ impl Client {
 
     fn peer_closed(&mut self) {
         self.eof = true;
-        if self.cur.as_ref().is_some_and(|c| c.left.is_none()) {
+        if self
+            .cur
+            .as_ref()
+            .is_some_and(|c| c.left.is_none() && c.chunked.is_none())
+        {
             self.finish();
         }
     }
@@ -1040,7 +1173,12 @@ impl Bed {
 /// Asserts every response of `h` is a `2xx` with its body intact.
 fn assert_intact(bed: &Bed, h: ConnHandle) {
     let c = bed.app(h);
-    assert!(c.done(), "{} of {} responses", c.responses.len(), c.reqs.len());
+    assert!(
+        c.done(),
+        "{} of {} responses",
+        c.responses.len(),
+        c.reqs.len()
+    );
     for (k, r) in c.responses.iter().enumerate() {
         assert!(
             (200..300).contains(&r.status) && r.intact,
@@ -1184,7 +1322,7 @@ fn refused(raw: &str) -> (Bed, ConnHandle) {
 
 #[test]
 fn smuggling_and_oversized_heads_are_refused_and_nothing_reaches_a_member() {
-    let cases: [(String, u16, HttpError); 4] = [
+    let cases: [(String, u16, HttpError); 5] = [
         (
             "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /obj/1 HTTP/1.1\r\nHost: a\r\n\r\n".into(),
             400,
@@ -1208,6 +1346,12 @@ fn smuggling_and_oversized_heads_are_refused_and_nothing_reaches_a_member() {
             414,
             HttpError::RequestLineTooLong,
         ),
+        (
+            // Never ends: refused once the head passes its limit.
+            format!("GET /obj/1 HTTP/1.1\r\nHost: a\r\nX-Big: {}", "b".repeat(40_000)),
+            431,
+            HttpError::HeadersTooLarge,
+        ),
     ];
     for (raw, status, why) in cases {
         let (bed, h) = refused(&raw);
@@ -1228,7 +1372,8 @@ fn a_slow_head_gets_408_after_the_header_timeout() {
     let mut c = Client::new(vec![Req::raw("GET /obj/10 HTTP/1.1\r\nHost: a\r\n")]);
     c.close_at_end = false;
     let h = bed.http_client(40_000, c);
-    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done() && b.clients[&h].eof));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()
+        && b.clients[&h].eof));
     let took = bed.now - start;
     assert_eq!(bed.app(h).responses[0].status, 408);
     assert!(
@@ -1246,7 +1391,8 @@ fn a_member_that_never_answers_gets_504_after_the_response_timeout() {
     let mut bed = http_bed(1, &[], http_profile(), b);
     let start = bed.now;
     let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
-    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done() && b.clients[&h].eof));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()
+        && b.clients[&h].eof));
     let took = bed.now - start;
     let r = &bed.app(h).responses[0];
     assert_eq!(r.status, 504, "{r:?}");
@@ -1271,7 +1417,8 @@ fn no_member_available_is_503_and_every_member_refusing_is_502() {
             .set_monitor(MemberId(m), MonitorStatus::Down);
     }
     let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
-    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done() && b.clients[&h].eof));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
     assert_eq!(bed.app(h).responses[0].status, 503);
     assert_eq!(bed.http().answers[HttpAnswer::NoMember as usize], 1);
     assert_eq!(bed.accepted(), 0);
@@ -1279,7 +1426,8 @@ fn no_member_available_is_503_and_every_member_refusing_is_502() {
     // Every member refusing (RST to the SYN): tried and failed.
     let mut bed = http_bed(2, &[11, 12], http_profile(), Behaviour::new());
     let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
-    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done() && b.clients[&h].eof));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
     let r = &bed.app(h).responses[0];
     assert_eq!(r.status, 502, "{r:?}");
     let k = bed.http();
@@ -1309,7 +1457,8 @@ fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
     let mut c = Client::new(reqs);
     c.close_at_end = false;
     let h = bed.http_client(40_000, c);
-    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done() && b.clients[&h].eof));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()
+        && b.clients[&h].eof));
     let r = &bed.app(h).responses;
     assert_eq!((r[0].status, r[0].intact), (200, true));
     assert_eq!(r[1].status, 502, "{:?}", r[1]);
@@ -1396,7 +1545,9 @@ fn a_ranged_get_is_resumed_within_its_range() {
     assert_intact(&bed, h);
     let r = &bed.app(h).responses[0];
     assert_eq!((r.status, r.body_len), (206, 3_900_000));
-    assert!(r.head.contains("Content-Range: bytes 100000-3999999/4194304"));
+    assert!(r
+        .head
+        .contains("Content-Range: bytes 100000-3999999/4194304"));
     let k = bed.http();
     assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 1), "{k:?}");
     let resumed = bed
@@ -1455,8 +1606,10 @@ fn a_resume_answered_with_another_entity_aborts_the_client() {
 fn without_s3_resume_a_member_dying_midway_aborts_the_client() {
     let mut bed = resume_bed(false, Cut::Reset, Behaviour::new());
     let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
-    assert!(bed.run_until(Duration::from_secs(20), |b| b.clients[&h].reset
-        || b.clients[&h].eof));
+    assert!(
+        bed.run_until(Duration::from_secs(20), |b| b.clients[&h].reset
+            || b.clients[&h].eof)
+    );
     assert_aborted(&bed, h);
     let k = bed.http();
     assert_eq!(k.resumes_attempted, 0, "{k:?}");
@@ -1573,4 +1726,244 @@ fn requests_survive_loss_on_both_sides() {
     assert!(bed.run_http(Duration::from_secs(60), h), "{:?}", bed.app(h));
     assert_intact(&bed, h);
     assert!((0..2).all(|m| bed.served(m).iter().all(|s| !s.corrupt)));
+}
+
+#[test]
+fn heads_404_412_pass_through_and_requests_reach_the_member_byte_for_byte() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut head = Req::obj(5000);
+    head.head = head.head.replacen("GET", "HEAD", 1);
+    let reqs = vec![
+        head,
+        Req::obj(3000).with("If-Match", "\"v9\""),
+        Req::get("s3.rouge.test", "/nothing?list-type=2&prefix=a%2Fb"),
+        Req::obj(3000)
+            .with("Authorization", "AWS4-HMAC-SHA256 Credential=rouge-test/20261207/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123abcd")
+            .with("x-amz-date", "20261207T000000Z")
+            .with("X-Mixed-CASE", "  spaced value\t"),
+        Req::obj(100),
+    ];
+    let sent: Vec<String> = reqs
+        .iter()
+        .map(|r| r.head.trim_end_matches("\r\n").to_string())
+        .collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    let r = &bed.app(h).responses;
+    let status: Vec<u16> = r.iter().map(|r| r.status).collect();
+    assert_eq!(status, [200, 412, 404, 200, 200]);
+    assert!(r.iter().all(|r| r.intact), "{r:?}");
+    assert_eq!(r[0].body_len, 0, "a HEAD answer has no body");
+    assert!(r[0].head.contains("Content-Length: 5000"));
+    assert_eq!((r[3].body_len, r[4].body_len), (3000, 100));
+    assert_eq!(bed.heads(0), sent, "heads reach the member as sent");
+    assert_eq!(bed.http().responses, [3, 0, 2, 0, 0]);
+    assert_eq!(bed.accepted(), 1);
+}
+
+#[test]
+fn insert_xff_adds_the_clients_address() {
+    let mut p = http_profile();
+    p.insert_xff = true;
+    let mut bed = http_bed(1, &[], p, Behaviour::new());
+    let reqs = vec![Req::obj(10), Req::upload("PUT", Body::Length(1000))];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let heads = bed.heads(0);
+    assert_eq!(heads.len(), 2);
+    for head in &heads {
+        assert_eq!(
+            head.matches("X-Forwarded-For: 198.18.1.2").count(),
+            1,
+            "{head}"
+        );
+        assert!(head.ends_with("X-Forwarded-For: 198.18.1.2"), "{head}");
+    }
+    assert!(bed.served(0).iter().all(|s| !s.corrupt));
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_requests_still_gets_every_answer() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::obj(300_000), Req::obj(5), Req::obj(70_000)]).pipelined();
+    c.half_close = true;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+}
+
+#[test]
+fn a_malformed_member_answer_is_502() {
+    let mut b = Behaviour::new();
+    b.garbage = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_eq!(bed.app(h).responses[0].status, 502);
+    let k = bed.http();
+    assert_eq!(k.refused[HttpError::BadResponse as usize], 1, "{k:?}");
+    assert_eq!(k.answers[HttpAnswer::BadGateway as usize], 1, "{k:?}");
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+}
+
+#[test]
+fn an_idle_keep_alive_client_is_closed_after_the_keepalive_timeout() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::obj(10)]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.app(h).done()));
+    let answered = bed.now;
+    assert!(bed.run_until(Duration::from_secs(10), |b| b.clients[&h].eof));
+    let idle = bed.now - answered;
+    assert!(
+        idle >= Duration::from_secs(5) && idle < Duration::from_millis(5500),
+        "{idle:?}"
+    );
+    assert_eq!(bed.app(h).responses.len(), 1, "closed without an answer");
+    assert!(!bed.clients[&h].reset);
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
+}
+
+#[test]
+fn requests_after_a_member_is_disabled_go_to_the_others() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let reqs: Vec<Req> = (0..12).map(|k| Req::obj(1000 + k)).collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).responses.len() >= 4));
+    let before = bed.heads(0).len();
+    assert!(before >= 1, "member .11 took requests");
+    bed.vs()
+        .lb
+        .states
+        .set_admin(MemberId(0), crate::lb::AdminState::Disabled);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    // One request may have been under way when the member was disabled.
+    assert!(bed.heads(0).len() <= before + 1, "{}", bed.heads(0).len());
+    assert!(bed.heads(1).len() >= 12 - before - 1);
+}
+
+#[test]
+fn a_member_marked_down_midway_through_a_get_is_resumed_from_another() {
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(2, &[], p, Behaviour::new());
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.clients[&h].received > 0));
+    bed.clients.get_mut(&h).unwrap().stalled = true;
+    bed.run_until(Duration::from_millis(50), |_| false);
+    let at = bed.clients[&h].received;
+    assert!(at < BIG / 2, "{at}");
+    bed.vs()
+        .lb
+        .states
+        .set_monitor(MemberId(0), MonitorStatus::Down);
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.http().resumes_attempted == 1));
+    bed.clients.get_mut(&h).unwrap().stalled = false;
+    let now = bed.now;
+    let e = bed.clients.get_mut(&h).unwrap();
+    e.pump(&mut bed.client, now, h);
+    assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_succeeded, k.resumes_refused), (1, 0), "{k:?}");
+    assert!(bed.heads(1).iter().any(|h| h.contains("If-Match: \"v1\"")));
+}
+
+#[test]
+fn chunked_answers_keep_the_connections_and_until_close_answers_close_the_client() {
+    let mut b = Behaviour::new();
+    b.framing = Framing::Chunked;
+    let mut bed = http_bed(2, &[], http_profile(), b);
+    let reqs: Vec<Req> = [0u64, 1, 300_000, 65_536, 9]
+        .iter()
+        .map(|&n| Req::obj(n))
+        .collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert!(bed.app(h).responses[2]
+        .head
+        .contains("Transfer-Encoding: chunked"));
+    assert!(bed.accepted() <= 2, "{}", bed.accepted());
+    assert_eq!(bed.http().server_connections_reused, 5 - bed.accepted());
+
+    let mut b = Behaviour::new();
+    b.framing = Framing::UntilClose;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    for (k, n) in [200_000u64, 0, 17].into_iter().enumerate() {
+        let mut c = Client::new(vec![Req::obj(n), Req::obj(1)]);
+        c.close_at_end = false;
+        let h = bed.http_client(40_000 + k as u16, c);
+        assert!(
+            bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+                && b.host.proxy().flow_count() == 0),
+            "{:?}",
+            bed.app(h)
+        );
+        let r = &bed.app(h).responses;
+        assert_eq!(r.len(), 1, "{n}: only the first is answered: {r:?}");
+        assert!(r[0].intact && r[0].body_len == n, "{n}: {r:?}");
+    }
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+    assert_eq!(bed.http().requests, 3);
+}
+
+#[test]
+fn a_request_with_connection_close_or_http_1_0_closes_after_its_answer() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let reqs = vec![Req::obj(5000).with("Connection", "close"), Req::obj(1)];
+    let mut c = Client::new(reqs);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    let r = &bed.app(h).responses;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].intact && r[0].body_len == 5000);
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+
+    let mut req = Req::obj(300);
+    req.head = req.head.replacen("HTTP/1.1", "HTTP/1.0", 1);
+    let mut c = Client::new(vec![req, Req::obj(1)]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_001, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    let r = &bed.app(h).responses;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].intact && r[0].body_len == 300);
+    assert_eq!(bed.http().requests, 2);
+}
+
+#[test]
+fn a_head_trickled_byte_by_byte_still_times_out() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::raw("")]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(
+        bed.run_until(Duration::from_millis(100), |b| b.client.state(h)
+            == Some(crate::tcp::State::Established))
+    );
+    let start = bed.now;
+    let head = format!(
+        "GET /obj/1 HTTP/1.1\r\nHost: a\r\nX-Slow: {}",
+        "z".repeat(100)
+    );
+    for &byte in head.as_bytes() {
+        if bed.app(h).done() {
+            break;
+        }
+        let _ = bed.client.write(h, &[byte]);
+        bed.run_until(Duration::from_millis(100), |_| false);
+    }
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.app(h).done()));
+    let took = bed.now - start;
+    assert_eq!(bed.app(h).responses[0].status, 408);
+    assert!(took < Duration::from_millis(2300), "{took:?}");
+    assert_eq!(bed.accepted(), 0);
 }
