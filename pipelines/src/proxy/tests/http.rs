@@ -188,7 +188,7 @@ pub(super) struct Behaviour {
     cut: Option<(u64, Cut)>,
     /// A second request on a connection finds it reset (as if the member closed the
     /// idle connection just as the request was sent).
-    drop_reused: bool,
+    drop_reused: Option<Cut>,
     /// Closes the connection (FIN) after each response, without saying so.
     close_after_response: bool,
     /// Answers `100 Continue` to `Expect: 100-continue` before reading the body.
@@ -219,7 +219,7 @@ impl Behaviour {
         Behaviour {
             etag: "\"v1\"",
             cut: None,
-            drop_reused: false,
+            drop_reused: None,
             close_after_response: false,
             send_continue: true,
             silent: false,
@@ -476,8 +476,11 @@ impl Server {
         let head = String::from_utf8_lossy(&self.inb[..end]).to_string();
         self.inb.drain(..end + 4);
         self.heads.push(head.clone());
-        if self.b.drop_reused && self.served >= 1 {
-            self.verdict = Verdict::Reset;
+        if let (Some(how), true) = (self.b.drop_reused, self.served >= 1) {
+            self.verdict = match how {
+                Cut::Close => Verdict::Shutdown,
+                Cut::Reset => Verdict::Reset,
+            };
             return false;
         }
         if self.b.silent {
@@ -1438,18 +1441,31 @@ fn no_member_available_is_503_and_every_member_refusing_is_502() {
 
 #[test]
 fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
+    for how in [Cut::Reset, Cut::Close] {
+        let mut b = Behaviour::new();
+        b.drop_reused = Some(how);
+        let mut bed = http_bed(1, &[], http_profile(), b);
+        let reqs = vec![
+            Req::obj(1000),
+            Req::obj(50_000),
+            Req::upload("PUT", Body::Length(0)),
+            Req::obj(7),
+        ];
+        let h = bed.http_client(40_000, Client::new(reqs));
+        assert!(
+            bed.run_http(Duration::from_secs(5), h),
+            "{how:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        let k = bed.http();
+        assert_eq!(k.retries, 3, "{how:?}: {k:?}");
+        assert_eq!(k.server_connections_reused, 3, "{how:?}: {k:?}");
+        assert_eq!(bed.accepted(), 4, "{how:?}: a fresh connection per retry");
+        assert_eq!(bed.app(h).responses.len(), 4);
+    }
     let mut b = Behaviour::new();
-    b.drop_reused = true;
-    let mut bed = http_bed(1, &[], http_profile(), b.clone());
-    let reqs = vec![Req::obj(1000), Req::obj(50_000), Req::obj(7)];
-    let h = bed.http_client(40_000, Client::new(reqs));
-    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
-    assert_intact(&bed, h);
-    let k = bed.http();
-    assert_eq!(k.retries, 2, "{k:?}");
-    assert_eq!(k.server_connections_reused, 2, "{k:?}");
-    assert_eq!(bed.accepted(), 3, "a fresh connection per retry");
-    assert_eq!(bed.app(h).responses.len(), 3);
+    b.drop_reused = Some(Cut::Reset);
 
     // A POST is not sent twice: 502.
     let mut bed = http_bed(1, &[], http_profile(), b);
@@ -1527,10 +1543,8 @@ fn a_get_whose_member_dies_midway_is_resumed_from_another() {
             .and_then(|n| n.parse().ok())
             .expect("Range: bytes=N-");
         assert!(from > 0 && from <= 1 << 20, "{resumed}");
-        assert!(
-            resumed.contains(&format!("Range: bytes={from}-{}\r\n", BIG - 1)),
-            "{resumed}"
-        );
+        let range = format!("Range: bytes={from}-{}", BIG - 1);
+        assert!(resumed.lines().any(|l| l == range), "{resumed}");
         assert!(resumed.contains("If-Match: \"v1\""), "{resumed}");
         assert!(resumed.starts_with(&format!("GET /obj/{BIG} HTTP/1.1\r\n")));
     }
@@ -1539,7 +1553,9 @@ fn a_get_whose_member_dies_midway_is_resumed_from_another() {
 #[test]
 fn a_ranged_get_is_resumed_within_its_range() {
     let mut bed = resume_bed(true, Cut::Reset, Behaviour::new());
-    let req = Req::obj(BIG).with("Range", "bytes=100000-3999999");
+    let req = Req::obj(BIG)
+        .with("Range", "bytes=100000-3999999")
+        .with("If-Match", "\"v1\"");
     let h = bed.http_client(40_000, Client::new(vec![req]));
     assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
     assert_intact(&bed, h);
@@ -1560,7 +1576,17 @@ fn a_ranged_get_is_resumed_within_its_range() {
         1,
         "the client's Range replaced: {resumed}"
     );
-    assert!(resumed.contains("-3999999\r\n"), "{resumed}");
+    assert_eq!(
+        resumed.matches("If-Match:").count(),
+        1,
+        "the client's own If-Match kept alone: {resumed}"
+    );
+    assert!(
+        resumed
+            .lines()
+            .any(|l| l.starts_with("Range: bytes=") && l.ends_with("-3999999")),
+        "{resumed}"
+    );
 }
 
 /// The client's response of `h` was cut, and what came of it was right.
@@ -1673,6 +1699,7 @@ fn a_policy_routes_each_request_of_one_connection_by_bucket() {
         "default pool"
     );
     assert_eq!(bed.http().policy_routed, 3);
+    assert_eq!(bed.accepted(), 2, "one member connection per pool, reused");
     assert_eq!(bed.vs().counters.client_side().total, 1, "one connection");
 }
 
@@ -1966,4 +1993,93 @@ fn a_head_trickled_byte_by_byte_still_times_out() {
     assert_eq!(bed.app(h).responses[0].status, 408);
     assert!(took < Duration::from_millis(2300), "{took:?}");
     assert_eq!(bed.accepted(), 0);
+}
+
+#[test]
+fn a_get_whose_signature_covers_its_range_is_not_resumed() {
+    let mut bed = resume_bed(true, Cut::Reset, Behaviour::new());
+    let req = Req::obj(BIG).with("Range", "bytes=0-4194303").with(
+        "Authorization",
+        "AWS4-HMAC-SHA256 Credential=rouge-test/20261207/us-east-1/s3/aws4_request, \
+         SignedHeaders=host;range;x-amz-date, Signature=0123",
+    );
+    let h = bed.http_client(40_000, Client::new(vec![req]));
+    assert!(
+        bed.run_until(Duration::from_secs(20), |b| b.clients[&h].reset
+            || b.clients[&h].eof)
+    );
+    let c = bed.app(h);
+    assert!(c.responses.is_empty(), "{:?}", c.responses);
+    let cur = c.cur.as_ref().expect("a response under way");
+    assert!(cur.status == 206 && cur.intact && cur.got < BIG);
+    assert_eq!(bed.http().resumes_attempted, 0);
+    assert!(bed.heads(1).is_empty());
+}
+
+#[test]
+fn oneconnect_keeps_at_most_max_idle_per_member_and_closes_them_after_idle_timeout() {
+    let mut p = http_profile();
+    p.max_idle_per_member = 2;
+    p.idle_timeout = Duration::from_secs(1);
+    p.keepalive_timeout = Duration::from_secs(30);
+    let mut bed = http_bed(1, &[], p, Behaviour::new());
+    // Six clients at once: six member connections, two kept.
+    let hs: Vec<ConnHandle> = (0..6)
+        .map(|k| {
+            let mut c = Client::new(vec![Req::obj(100_000), Req::obj(10)]);
+            c.close_at_end = false;
+            bed.http_client(40_000 + k, c)
+        })
+        .collect();
+    assert!(bed.run_until(Duration::from_secs(2), |b| hs
+        .iter()
+        .all(|&h| b.app(h).done())));
+    for &h in &hs {
+        assert_intact(&bed, h);
+    }
+    assert!(bed.accepted() >= 3, "{}", bed.accepted());
+    bed.run_until(Duration::from_millis(100), |_| false);
+    assert_eq!(bed.host.proxy().idle_connections(), 2);
+    let open = |b: &Bed| b.served(0).iter().filter(|s| !s.peer_eof).count();
+    assert_eq!(open(&bed), 2, "the others closed");
+    // Idle past `idle_timeout` (a sweep later at most): closed.
+    assert!(bed.run_until(Duration::from_millis(1500), |b| b
+        .host
+        .proxy()
+        .idle_connections()
+        == 0));
+    assert!(bed.run_until(Duration::from_millis(100), |b| open(b) == 0));
+    // The next request opens a new one.
+    let before = bed.accepted();
+    let h = bed.http_client(41_000, Client::new(vec![Req::obj(10)]));
+    // (The six clients stay connected: only this one's end is waited for.)
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_intact(&bed, h);
+    assert_eq!(bed.accepted(), before + 1);
+}
+
+#[test]
+fn keep_alive_gets_to_tls_members_reuse_their_sessions() {
+    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
+        let cfg = super::tls::client_cfg("ca", None);
+        vs.server_tls = Some(("members".into(), Arc::new(cfg), 16));
+    });
+    for m in bed.members.iter_mut() {
+        m.tls = Some(super::tls::server_cfg(
+            vec![crate::tls::test_certs::ident("member")],
+            Duration::from_secs(10),
+        ));
+    }
+    for c in 0..3u16 {
+        let reqs: Vec<Req> = (0..4).map(|k| Req::obj([5, 200_000][k % 2])).collect();
+        let h = bed.http_client(40_000 + c, Client::new(reqs));
+        assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
+        assert_intact(&bed, h);
+    }
+    assert!(bed.accepted() <= 2, "{}", bed.accepted());
+    let st = bed.vs().counters.server_tls();
+    assert_eq!(st.full.iter().sum::<u64>(), bed.accepted(), "{st:?}");
+    assert_eq!(st.failures.iter().sum::<u64>(), 0, "{st:?}");
+    assert_eq!(bed.http().server_connections_reused, 12 - bed.accepted());
 }

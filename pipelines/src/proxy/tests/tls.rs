@@ -8,7 +8,7 @@ use crate::tls::{
     TlsServerConfig,
 };
 
-fn server_cfg(ids: Vec<TlsIdentity>, timeout: Duration) -> TlsServerConfig {
+pub(super) fn server_cfg(ids: Vec<TlsIdentity>, timeout: Duration) -> TlsServerConfig {
     let c = clock();
     let p = ServerProfile {
         identities: ids,
