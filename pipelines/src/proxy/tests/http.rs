@@ -290,6 +290,8 @@ pub(super) struct Server {
     /// Requests answered.
     served: u32,
     silenced: bool,
+    /// Switched protocols: echoes what it receives.
+    echo: bool,
     out: Vec<u8>,
     out_at: usize,
     gen: Option<Gen>,
@@ -310,6 +312,7 @@ impl Server {
             corrupt: false,
             served: 0,
             silenced: false,
+            echo: false,
             out: Vec::new(),
             out_at: 0,
             gen: None,
@@ -322,6 +325,10 @@ impl Server {
 
     fn recv(&mut self, data: &[u8]) {
         if self.silenced {
+            return;
+        }
+        if self.echo {
+            self.out.extend_from_slice(data);
             return;
         }
         self.inb.extend_from_slice(data);
@@ -483,11 +490,6 @@ impl Server {
             };
             return false;
         }
-        if self.b.silent {
-            self.silenced = true;
-            self.inb.clear();
-            return false;
-        }
         let mut lines = head.split("\r\n");
         let mut first = lines.next().unwrap_or("").split(' ');
         let method = first.next().unwrap_or("").to_string();
@@ -516,6 +518,12 @@ impl Server {
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
         if expect && self.b.send_continue {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        if self.b.silent {
+            // (After its `100 Continue`, if asked for one.)
+            self.silenced = true;
+            self.inb.clear();
+            return true;
         }
         self.req = Some(req);
         true
@@ -550,7 +558,16 @@ impl Server {
             .target
             .rsplit_once("/obj/")
             .and_then(|(_, n)| n.parse::<u64>().ok());
+        let upgrade = req
+            .field("connection")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"))
+            && req.field("upgrade").is_some();
         let head = match (req.method.as_str(), size) {
+            _ if upgrade => {
+                self.echo = true;
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+                    .to_string()
+            }
             _ if self.b.garbage => "HTTP/1.1 2OO Fine\r\nContent-Length: 0\r\n\r\n".to_string(),
             ("GET" | "HEAD", Some(size)) => {
                 let if_match = req.field("if-match");
@@ -618,6 +635,10 @@ impl Server {
             _ => format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n{conn}\r\n"),
         };
         self.out.extend_from_slice(head.as_bytes());
+        if self.echo {
+            let early = std::mem::take(&mut self.inb);
+            self.out.extend_from_slice(&early);
+        }
     }
 }
 
@@ -639,6 +660,8 @@ enum Check {
     Object(u64),
     /// The upload's byte count, as text.
     Count(u64),
+    /// Protocols switched (`101`): this many bytes sent and echoed back.
+    Echo(u64),
     /// Anything.
     Nothing,
 }
@@ -698,6 +721,18 @@ impl Req {
             body: Body::None,
             expect_continue: false,
             check: Check::Nothing,
+        }
+    }
+
+    /// `GET /chat` asking to switch protocols, then `n` bytes sent after the `101`,
+    /// to be echoed.
+    fn upgrade(n: u64) -> Req {
+        Req {
+            head: "GET /chat HTTP/1.1\r\nHost: s3.rouge.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n".into(),
+            raw: false,
+            body: Body::Length(n),
+            expect_continue: true,
+            check: Check::Echo(n),
         }
     }
 
@@ -761,6 +796,13 @@ impl Incoming {
     /// Takes body bytes `data` (checked against `check`).
     fn absorb(&mut self, check: Check, data: &[u8]) {
         match check {
+            Check::Echo(_) if self.status == 101 => {
+                for (j, b) in data.iter().enumerate() {
+                    if *b != pattern(UP_SEED, self.got + j as u64) {
+                        self.intact = false;
+                    }
+                }
+            }
             Check::Object(size) if self.status == 200 || self.status == 206 => {
                 for (j, b) in data.iter().enumerate() {
                     if *b != obj_byte(size, self.base + self.got + j as u64) {
@@ -864,7 +906,11 @@ impl Client {
                     };
                 }
                 Stage::WaitContinue => {
-                    if self.interim.iter().any(|&(i, s)| i == k && s == 100) {
+                    if self
+                        .interim
+                        .iter()
+                        .any(|&(i, s)| i == k && (s == 100 || s == 101))
+                    {
                         self.stage = Stage::Body(0);
                     } else if self.responses.len() > k {
                         // Answered without the body: nothing more to send.
@@ -917,8 +963,28 @@ impl Client {
                     .nth(1)
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
+                let echo = match self.reqs.get(k).map(|r| r.check) {
+                    Some(Check::Echo(n)) if status == 101 => Some(n),
+                    _ => None,
+                };
                 if (100..200).contains(&status) {
                     self.interim.push((k, status));
+                    if let Some(n) = echo {
+                        // Bytes both ways from here: the echo is the answer's body.
+                        self.cur = Some(Incoming {
+                            status,
+                            head,
+                            left: Some(n),
+                            base: 0,
+                            got: 0,
+                            text: Vec::new(),
+                            intact: true,
+                            chunked: None,
+                        });
+                        if n == 0 {
+                            self.finish();
+                        }
+                    }
                     continue;
                 }
                 let field = |name: &str| {
@@ -2082,4 +2148,139 @@ fn keep_alive_gets_to_tls_members_reuse_their_sessions() {
     assert_eq!(st.full.iter().sum::<u64>(), bed.accepted(), "{st:?}");
     assert_eq!(st.failures.iter().sum::<u64>(), 0, "{st:?}");
     assert_eq!(bed.http().server_connections_reused, 12 - bed.accepted());
+}
+
+#[test]
+fn an_upgrade_switches_the_connection_to_a_tunnel() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let reqs = vec![Req::obj(1000), Req::upgrade(500_000)];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    let r = &bed.app(h).responses;
+    assert_eq!((r[0].status, r[0].intact), (200, true));
+    assert_eq!(
+        (r[1].status, r[1].intact, r[1].body_len),
+        (101, true, 500_000)
+    );
+    assert_eq!(bed.http().responses, [1, 0, 0, 0, 1]);
+    assert_eq!(
+        bed.host.proxy().idle_connections(),
+        0,
+        "a tunnel is not reused"
+    );
+}
+
+#[test]
+fn many_clients_at_once_with_mixed_requests_through_loss() {
+    let mut p = http_profile();
+    p.max_idle_per_member = 2;
+    let mut bed = http_bed(3, &[], p, Behaviour::new());
+    let faults = Faults {
+        loss: 0.01,
+        dup: 0.002,
+        reorder: 0.01,
+    };
+    bed.client_faults = faults;
+    bed.server_faults = faults;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut hs = Vec::new();
+    for c in 0..16u16 {
+        let reqs: Vec<Req> = (0..6)
+            .map(|_| match next(5) {
+                0 => Req::upload("PUT", Body::Length(next(100_000))),
+                1 => Req::upload("POST", Body::Chunked(next(50_000))),
+                2 => {
+                    let a = next(100_000);
+                    Req::obj(200_000).with("Range", &format!("bytes={a}-{}", a + next(90_000)))
+                }
+                _ => Req::obj(next(200_000)),
+            })
+            .collect();
+        let mut client = Client::new(reqs);
+        client.pipelined = c % 2 == 1;
+        hs.push(bed.http_client(40_000 + c, client));
+    }
+    let ok = bed.run_until(Duration::from_secs(60), |b| {
+        hs.iter().all(|&h| b.app(h).done() && b.clients[&h].eof) && b.host.proxy().flow_count() == 0
+    });
+    assert!(
+        ok,
+        "{} of 16 done",
+        hs.iter().filter(|&&h| bed.app(h).done()).count()
+    );
+    for &h in &hs {
+        assert_intact(&bed, h);
+    }
+    assert!((0..3).all(|m| bed.served(m).iter().all(|s| !s.corrupt)));
+    let k = bed.http();
+    assert_eq!(k.requests, 96);
+    assert_eq!(k.responses[0], 96);
+    assert!(bed.host.proxy().idle_connections() <= 6);
+}
+
+#[test]
+fn a_member_silent_after_its_100_continue_gets_504() {
+    let mut b = Behaviour::new();
+    b.silent = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let req = Req::upload("PUT", Body::Length(10_000)).expecting_continue();
+    let mut c = Client::new(vec![req]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        || b.clients[&h].reset));
+    let c = bed.app(h);
+    assert_eq!(c.interim, [(0, 100)]);
+    assert_eq!(
+        c.responses.first().map(|r| r.status),
+        Some(504),
+        "reset {}",
+        bed.clients[&h].reset
+    );
+}
+
+#[test]
+fn a_resume_that_cannot_be_had_aborts_the_client() {
+    // The other member never answers: the resume times out.
+    let mut silent = Behaviour::new();
+    silent.silent = true;
+    let mut bed = resume_bed(true, Cut::Reset, silent);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    let start = bed.now;
+    let ended = bed.run_until(Duration::from_secs(10), |b| {
+        b.clients[&h].reset || b.clients[&h].eof
+    });
+    let k = bed.http();
+    assert!(
+        ended,
+        "the client still waits {:?} later: {k:?}, flows {:?}",
+        bed.now - start,
+        bed.host.proxy().flows(bed.now)
+    );
+    assert_aborted(&bed, h);
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 0), "{k:?}");
+    assert_eq!(k.resumes_refused, 1, "{k:?}");
+
+    // The other member refuses connections.
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(2, &[12], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, Cut::Reset));
+    bed.members[0].http = Some(b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(
+        bed.run_until(Duration::from_secs(10), |b| b.clients[&h].reset
+            || b.clients[&h].eof)
+    );
+    assert_aborted(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_refused), (1, 1), "{k:?}");
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
 }
