@@ -654,10 +654,12 @@ impl Proxy {
             if status >= 200 {
                 return true;
             }
-            // An interim answer (`100 Continue`): the final one follows.
+            // An interim answer (`100 Continue`): the final one follows. Until it
+            // starts, the proxy may still answer itself (`502`, `504`).
             h.resp_buf.clear();
             h.resp = None;
             h.resp_sent = 0;
+            h.resp_forwarded = 0;
         }
     }
 
@@ -992,6 +994,11 @@ impl Proxy {
                     );
                     self.http_pump(cx, i);
                 }
+            }
+            (Deadline::Response, Phase::Exchange) if h.resume.is_some() => {
+                // The member asked to continue a GET did not answer in time.
+                f.vs.counters.shard(self.worker).http.resumes_refused.inc();
+                self.end(cx, i, Some(ResetCause::Timeout));
             }
             (Deadline::Response, Phase::Exchange) if h.resp.is_none() => {
                 if h.resp_forwarded > 0 {
