@@ -17,6 +17,8 @@ pub mod body;
 pub mod head;
 pub mod policy;
 pub mod profile;
+#[cfg(test)]
+mod tests;
 
 pub use body::{BodyFramer, BodyKind};
 pub use head::{parse_request, parse_response, Method, RequestHead, ResponseHead};

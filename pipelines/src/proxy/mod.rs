@@ -32,6 +32,8 @@
 //!   finished gets `close_notify` and a FIN, never a bare RST, when the flow ends for
 //!   a reason on the server side.
 
+mod http_flow;
+mod oneconnect;
 mod relay;
 mod vs;
 
@@ -42,7 +44,7 @@ use std::time::Duration;
 
 use arrayvec::ArrayVec;
 
-use crate::dataplane::{Dataplane, Snat};
+use crate::dataplane::{Dataplane, LbBinding, Snat};
 use crate::host::{app, AppTimers, Fired};
 use crate::lb::{MemberId, MonitorStatus, PoolCursor};
 use crate::monitor::InUse;
@@ -54,6 +56,8 @@ use crate::time::Instant;
 use crate::timer_wheel::TimerId;
 use crate::tls::{TlsClientConfig, TlsServerConfig, TlsSession};
 
+use http_flow::{HttpFlow, TIMER_HTTP};
+use oneconnect::{IdleConn, IDLE_TAG};
 use relay::{carry, flush, ingest, Direction, Side};
 
 pub use vs::{
@@ -150,6 +154,8 @@ struct VsSlot {
     listener: Option<ListenerHandle>,
     server_profile: ProfileId,
     cursor: PoolCursor,
+    /// Cursors of the pools an HTTP policy routes to (indexed like `HttpVs::pools`).
+    route_cursors: Vec<PoolCursor>,
     /// This worker's copy of the client TLS configuration (its own session cache).
     client_tls: Option<TlsServerConfig>,
     /// This worker's copy of the server TLS configuration (its own session cache).
@@ -197,6 +203,11 @@ struct Flow {
     tls_seen: [(u64, u64); 2],
     /// Waits in the proxy's deferred list for handshake budget.
     deferred: bool,
+    /// HTTP (`http_profile`): requests one by one, each with its own server side.
+    http: Option<Box<HttpFlow>>,
+    /// The pool the current request was routed to (index in `HttpVs::pools`; `None`:
+    /// the virtual server's own pool).
+    route: Option<usize>,
 }
 
 struct Slot {
@@ -216,6 +227,8 @@ pub struct Proxy {
     budget: u32,
     /// Flows whose handshake waits for the next turn's budget.
     deferred: Vec<u32>,
+    /// Idle server-side connections kept for reuse (OneConnect).
+    idle: Vec<IdleConn>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -241,6 +254,7 @@ impl Proxy {
             last_snat: None,
             budget: HANDSHAKES_PER_TURN,
             deferred: Vec::new(),
+            idle: Vec::new(),
         }
     }
 
@@ -310,6 +324,12 @@ impl Proxy {
                 listener,
                 server_profile,
                 cursor: vs.lb.pool.cursor(self.worker),
+                route_cursors: vs.http.as_ref().map_or_else(Vec::new, |h| {
+                    h.pools
+                        .iter()
+                        .map(|(_, b)| b.pool.cursor(self.worker))
+                        .collect()
+                }),
                 client_tls: vs.client_tls.as_ref().map(|(_, c)| c.for_worker()),
                 server_tls: vs.server_tls.as_ref().map(|(_, c, n)| c.for_worker(*n)),
             });
@@ -350,6 +370,10 @@ impl Proxy {
 
     /// A stack event of one of the proxy's listeners or connections.
     pub fn on_event(&mut self, cx: &mut ProxyCtx<'_>, owner: Owner, ev: Event) {
+        if owner.tag == IDLE_TAG {
+            self.on_idle_event(cx, ev);
+            return;
+        }
         match ev {
             Event::Accepted(l) => self.accept(cx, l),
             Event::Connected(h) => {
@@ -404,6 +428,9 @@ impl Proxy {
                     f.server = None;
                     f.connected = false;
                     self.retry(cx, i);
+                } else if f.is_http() {
+                    self.http_server_failed(cx, i);
+                    self.pump(cx, i);
                 } else {
                     f.server = None;
                     f.server_open = false;
@@ -423,6 +450,7 @@ impl Proxy {
             TIMER_SWEEP if fired.owner.tag == SWEEP_TAG => {
                 self.sweep = None;
                 self.sweep_members_down(cx);
+                self.expire_idle(cx);
                 self.publish_buffers(cx.tcp);
                 self.schedule_sweep(cx);
             }
@@ -453,6 +481,9 @@ impl Proxy {
                     let _ = t.handle_timeout(cx.now);
                 }
                 self.pump(cx, i);
+            }
+            TIMER_HTTP => {
+                self.http_timeout(cx, fired.owner.tag as usize);
             }
             _ => {}
         }
@@ -516,10 +547,15 @@ impl Proxy {
                 tls_timer: None,
                 tls_seen: [(0, 0); 2],
                 deferred: false,
+                http: vs.http.is_some().then(|| Box::new(HttpFlow::new())),
+                route: None,
             });
             shard.client.open();
             let _ = cx.tcp.set_owner(h, Owner::new(app::PROXY, i as u32));
             let _ = cx.tcp.arm_writable(h, vs.buffer_low);
+            if vs.http.is_some() {
+                self.http_start(cx, i);
+            }
             match self.vss[vi].client_tls.as_ref() {
                 Some(cfg) => match TlsSession::server(cfg, cx.now) {
                     Ok(t) => {
@@ -535,6 +571,7 @@ impl Proxy {
                         self.end(cx, i, Some(ResetCause::Tls));
                     }
                 },
+                None if vs.http.is_some() => self.pump(cx, i),
                 None => self.connect(cx, i),
             }
             if self.sweep.is_none() {
@@ -557,34 +594,41 @@ impl Proxy {
         }
     }
 
-    /// Opens the server-side connection of flow `i` to the next member not tried yet;
-    /// ends the flow (RST to the client) when there is none.
+    /// Opens the server-side connection of flow `i` to the next member not tried yet
+    /// (an HTTP flow first takes an idle connection to it, if one is kept); gives up
+    /// when there is none (`give_up`).
     fn connect(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
         loop {
             let f = self.slots[i].flow.as_ref().expect("live flow");
             let vs = f.vs.clone();
             let shard = vs.counters.shard(self.worker);
             if f.tried.len() >= (vs.reselect_tries as usize).clamp(1, MAX_TRIES) {
-                self.end(cx, i, Some(ResetCause::NoMember));
+                self.give_up(cx, i, ResetCause::NoMember);
                 return;
             }
             let client = f.client_addr;
             let tried = f.tried.clone();
-            let b = &vs.lb;
+            let route = f.route;
+            let fresh_only = f.http.as_ref().is_some_and(|h| h.fresh_only());
+            let b = f.binding().clone();
             let cursor = match self.vss.get_mut(f.vs_index) {
-                Some(v) if Arc::ptr_eq(&v.vs, &vs) => &mut v.cursor,
-                _ => {
-                    // The virtual server was reconfigured: its flows finish, none start.
-                    self.end(cx, i, Some(ResetCause::NoMember));
-                    return;
-                }
+                Some(v) if Arc::ptr_eq(&v.vs, &vs) => match route {
+                    Some(r) => v.route_cursors.get_mut(r),
+                    None => Some(&mut v.cursor),
+                },
+                _ => None,
+            };
+            let Some(cursor) = cursor else {
+                // The virtual server was reconfigured: its flows finish, none start.
+                self.give_up(cx, i, ResetCause::NoMember);
+                return;
             };
             let member = b
                 .pool
                 .candidates(cursor, client.ip(), &b.states, &b.counts)
                 .find(|id| !tried.contains(id) && b.counts.try_acquire(*id));
             let Some(member) = member else {
-                self.end(cx, i, Some(ResetCause::NoMember));
+                self.give_up(cx, i, ResetCause::NoMember);
                 return;
             };
             if !tried.is_empty() {
@@ -596,10 +640,26 @@ impl Proxy {
             let f = self.flow_mut(i);
             f.tried.push(member);
             f.member = Some(member);
+            if f.http.is_some() && !fresh_only && self.take_idle(cx, i, member) {
+                shard.http.server_connections_reused.inc();
+                let f = self.flow_mut(i);
+                if let Some(h) = f.http.as_deref_mut() {
+                    h.mark_reused(true);
+                }
+                if let Some(s) = f.server {
+                    let c = f.client;
+                    shape(cx, &vs, i, c, s, client, server_addr);
+                }
+                return;
+            }
+            let f = self.flow_mut(i);
+            if let Some(h) = f.http.as_deref_mut() {
+                h.mark_reused(false);
+            }
             f.server_addr = Some(server_addr);
             let Some(local) = source(cx, &vs.snat, client, server_addr) else {
                 self.release_member(i);
-                self.end(cx, i, Some(ResetCause::NoSourcePort));
+                self.give_up(cx, i, ResetCause::NoSourcePort);
                 return;
             };
             match cx.tcp.connect(cx.now, local, server_addr, server_profile) {
@@ -613,6 +673,9 @@ impl Proxy {
                             .set(deadline, Owner::new(app::PROXY, i as u32), TIMER_CONNECT);
                     self.last_snat = Some(local);
                     let f = self.flow_mut(i);
+                    if f.http.is_some() {
+                        shard.http.server_connections_opened.inc();
+                    }
                     f.server = Some(s);
                     f.snat = Some(local);
                     f.timer = Some(t);
@@ -624,10 +687,20 @@ impl Proxy {
                 }
                 Err(_) => {
                     self.release_member(i);
-                    self.end(cx, i, Some(ResetCause::StackLimit));
+                    self.give_up(cx, i, ResetCause::StackLimit);
                     return;
                 }
             }
+        }
+    }
+
+    /// No server side could be had for flow `i`: a plain flow is reset (counted by
+    /// `cause`); an HTTP flow's client gets an answer.
+    fn give_up(&mut self, cx: &mut ProxyCtx<'_>, i: usize, cause: ResetCause) {
+        if self.flow_mut(i).is_http() {
+            self.http_no_member(cx, i);
+        } else {
+            self.end(cx, i, Some(cause));
         }
     }
 
@@ -643,12 +716,15 @@ impl Proxy {
         }
         self.release_member(i);
         self.connect(cx, i);
+        if self.slots[i].flow.as_ref().is_some_and(|f| f.is_http()) {
+            self.pump(cx, i);
+        }
     }
 
     fn release_member(&mut self, i: usize) {
         let f = self.flow_mut(i);
         if let Some(m) = f.member.take() {
-            f.vs.lb.counts.release(m);
+            f.binding().counts.release(m);
         }
     }
 
@@ -662,10 +738,23 @@ impl Proxy {
         if !self.handshake(cx, i) {
             return;
         }
+        if self.flow_mut(i).is_http() {
+            self.http_pump(cx, i);
+            if self.slots[i].flow.is_some() {
+                self.check_tls(cx, i);
+            }
+            return;
+        }
         self.relay_both(cx, i);
         if !self.check_tls(cx, i) {
             return;
         }
+        self.close_when_done(cx, i);
+    }
+
+    /// Releases the sides of flow `i` that ended once everything they brought went
+    /// on; ends the flow when both are released.
+    fn close_when_done(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
         let f = self.flow_mut(i);
         let held =
             |t: &Option<Box<TlsSession>>| t.as_ref().is_some_and(|t| !t.plaintext().is_empty());
@@ -781,7 +870,7 @@ impl Proxy {
         }
         let f = self.flow_mut(i);
         let client_ready = f.client_tls.as_ref().is_some_and(|t| !t.is_handshaking());
-        if client_ready && f.tried.is_empty() && f.server.is_none() {
+        if client_ready && f.tried.is_empty() && f.server.is_none() && !f.is_http() {
             // The client's handshake finished: now choose its member.
             self.connect(cx, i);
             return self.slots[i].flow.is_some();
@@ -894,16 +983,22 @@ impl Proxy {
             let down = self.slots[i].flow.as_ref().is_some_and(|f| {
                 f.connected
                     && f.member
-                        .is_some_and(|m| f.vs.lb.states.monitor(m) == MonitorStatus::Down)
+                        .is_some_and(|m| f.binding().states.monitor(m) == MonitorStatus::Down)
             });
-            if down {
+            if !down {
+                continue;
+            }
+            if self.flow_mut(i).is_http() {
+                self.http_server_failed(cx, i);
+                self.pump(cx, i);
+            } else {
                 self.end(cx, i, Some(ResetCause::MemberDown));
             }
         }
     }
 
     fn schedule_sweep(&mut self, cx: &mut ProxyCtx<'_>) {
-        if self.live > 0 && self.sweep.is_none() {
+        if (self.live > 0 || !self.idle.is_empty()) && self.sweep.is_none() {
             let owner = Owner::new(app::PROXY, SWEEP_TAG);
             self.sweep = Some(cx.timers.set(cx.now + SWEEP_INTERVAL, owner, TIMER_SWEEP));
         }
@@ -920,7 +1015,11 @@ impl Proxy {
         if f.deferred {
             self.deferred.retain(|&d| d as usize != i);
         }
-        for t in [f.timer.take(), f.tls_timer.take()].into_iter().flatten() {
+        let http_timer = f.http.as_deref_mut().and_then(|h| h.take_timer());
+        for t in [f.timer.take(), f.tls_timer.take(), http_timer]
+            .into_iter()
+            .flatten()
+        {
             cx.timers.cancel(t);
         }
         let vs = f.vs.clone();
@@ -966,7 +1065,7 @@ impl Proxy {
             shard.server.conns_closed.inc();
         }
         if let Some(m) = f.member.take() {
-            f.vs.lb.counts.release(m);
+            f.binding().counts.release(m);
         }
         if self.live == 0 {
             self.publish_buffers(cx.tcp);
@@ -996,6 +1095,15 @@ impl Proxy {
 }
 
 impl Flow {
+    /// The pool binding the flow's member comes from: the policy's pool for the
+    /// current HTTP request, else the virtual server's.
+    fn binding(&self) -> &LbBinding {
+        match (self.route, self.vs.http.as_deref()) {
+            (Some(r), Some(h)) => h.pools.get(r).map_or(&self.vs.lb, |(_, b)| b),
+            _ => &self.vs.lb,
+        }
+    }
+
     /// True while the member's TLS handshake runs (the member counts as connecting).
     fn server_handshaking(&self) -> bool {
         self.server_tls.as_ref().is_some_and(|t| t.is_handshaking())

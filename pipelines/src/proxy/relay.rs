@@ -13,6 +13,7 @@
 //! Errors of a TLS session are not returned: the session keeps them
 //! ([`TlsSession::error`]), and the flow looks once the relay is done.
 
+use crate::http::{BodyFramer, HttpError};
 use crate::tcp::{ConnHandle, TcpError, TcpStack};
 use crate::time::Instant;
 use crate::tls::TlsSession;
@@ -215,4 +216,239 @@ fn pass_end(tcp: &mut TcpStack, now: Instant, h: ConnHandle, tls: Option<&mut Tl
     }
     let _ = tcp.shutdown(now, h);
     true
+}
+
+/// How reading a message head went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeadRead {
+    /// The head is complete in the buffer (it ends with the blank line).
+    Complete,
+    /// More bytes are needed.
+    Partial,
+    /// The buffer holds `max` bytes and no end of head.
+    TooLarge,
+    /// The stream ended (the peer's FIN or `close_notify`) before a complete head.
+    Ended,
+}
+
+/// Takes the bytes of a message head from `src` into `buf`, up to and including the
+/// blank line that ends it, and not one byte more (the body stays in `src`); at most
+/// `max` bytes in `buf`. Empty lines before a head (RFC 9112, 2.2) are skipped.
+pub(super) fn read_head(
+    tcp: &mut TcpStack,
+    src: &mut Side<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> HeadRead {
+    loop {
+        let view: &[u8] = match src.tls.as_deref_mut() {
+            Some(t) => {
+                if t.plaintext().is_empty() && !t.is_handshaking() {
+                    ingest(tcp, src.conn, t);
+                }
+                src.tls.as_deref().map_or(&[][..], |t| t.plaintext())
+            }
+            None => tcp.recv_slices(src.conn).map_or(&[][..], |(a, _)| a),
+        };
+        if view.is_empty() {
+            if stream_ended(tcp, src) {
+                return HeadRead::Ended;
+            }
+            if src.tls.is_none() {
+                // Arms `Readable`.
+                let _ = tcp.read(src.conn, &mut []);
+            }
+            return HeadRead::Partial;
+        }
+        let mut taken = 0;
+        let mut complete = false;
+        for &b in view {
+            if buf.len() >= max {
+                break;
+            }
+            taken += 1;
+            if buf.is_empty() && (b == b'\r' || b == b'\n') {
+                continue;
+            }
+            buf.push(b);
+            if buf.ends_with(b"\r\n\r\n") {
+                complete = true;
+                break;
+            }
+        }
+        consume(tcp, src, taken);
+        if complete {
+            return HeadRead::Complete;
+        }
+        if buf.len() >= max {
+            return HeadRead::TooLarge;
+        }
+    }
+}
+
+/// Removes `n` bytes seen at the front of `src`.
+fn consume(tcp: &mut TcpStack, src: &mut Side<'_>, n: usize) {
+    match src.tls.as_deref_mut() {
+        Some(t) => t.consume_plaintext(n),
+        None => {
+            let _ = tcp.consume(src.conn, n);
+        }
+    }
+}
+
+/// True when the stream from `src` ended and every byte of it was taken.
+pub(super) fn stream_ended(tcp: &TcpStack, src: &mut Side<'_>) -> bool {
+    ended(tcp, src.conn, src.tls.as_deref_mut())
+}
+
+/// Writes as much of `data` to `dst` as it takes now (records flushed toward a TLS
+/// peer); returns the count.
+pub(super) fn write_some(tcp: &mut TcpStack, dst: &mut Side<'_>, data: &[u8]) -> usize {
+    match dst.tls.as_deref_mut() {
+        Some(t) => {
+            let n = t.write_plaintext(data).unwrap_or(0);
+            write_records(tcp, dst.conn, t);
+            n
+        }
+        None => tcp.write(dst.conn, data).unwrap_or(0),
+    }
+}
+
+/// Bytes queued toward `dst` and not sent yet (records waiting in its session
+/// included): what backpressure looks at.
+pub(super) fn queued(tcp: &TcpStack, dst: &Side<'_>) -> usize {
+    tcp.send_unsent(dst.conn) + dst.tls.as_ref().map_or(0, |t| t.pending_ciphertext().len())
+}
+
+/// Moves the bytes of one message body from `src` to `dst`: as many as `framer` says
+/// still belong to it, while `dst` holds less than `high` bytes not sent (then its
+/// `Writable` is armed at `low`). Each byte is looked at by the framer once, and only
+/// bytes written are consumed. Returns the count moved.
+pub(super) fn move_body(
+    tcp: &mut TcpStack,
+    src: &mut Side<'_>,
+    dst: &mut Side<'_>,
+    (high, low): (usize, usize),
+    framer: &mut BodyFramer,
+) -> Result<u64, HttpError> {
+    let mut moved = 0u64;
+    while !framer.is_done() {
+        let q = queued(tcp, dst);
+        if q >= high {
+            let _ = tcp.arm_writable(dst.conn, low);
+            break;
+        }
+        let mut room = high - q;
+        if dst.tls.is_none() {
+            room = room.min(tcp.send_capacity(dst.conn));
+        }
+        if room == 0 {
+            // The send buffer is full of bytes in flight: wait for their ACKs.
+            let _ = tcp.arm_writable(dst.conn, low);
+            break;
+        }
+        if let Some(t) = dst.tls.as_deref_mut() {
+            // Records waiting to go out first make room in the session.
+            write_records(tcp, dst.conn, t);
+        }
+        // The framer looks ahead on a copy; the bytes actually written are then
+        // followed by the framer itself (all of them: the copy is taken as it is).
+        let mut ahead = framer.clone();
+        let n = match (src.tls.as_deref_mut(), dst.tls.as_deref_mut()) {
+            (None, None) => {
+                let allowed = match tcp.recv_slices(src.conn) {
+                    Ok((a, _)) if !a.is_empty() => ahead.advance(&a[..a.len().min(room)])?,
+                    _ => {
+                        let _ = tcp.read(src.conn, &mut []);
+                        0
+                    }
+                };
+                if allowed == 0 {
+                    break;
+                }
+                let n = tcp.relay(src.conn, dst.conn, allowed).unwrap_or(0);
+                if n != allowed {
+                    // The send buffer took less than it said it had room for (its
+                    // memory limit): the framer cannot follow bytes it no longer sees.
+                    return Err(HttpError::BadChunk);
+                }
+                *framer = ahead;
+                n
+            }
+            (Some(s), None) => {
+                if s.plaintext().is_empty() && !s.is_handshaking() {
+                    ingest(tcp, src.conn, s);
+                }
+                let p = s.plaintext();
+                let allowed = ahead.advance(&p[..p.len().min(room)])?;
+                let n = if allowed == 0 {
+                    0
+                } else {
+                    tcp.write(dst.conn, &p[..allowed]).unwrap_or(0)
+                };
+                follow(framer, &ahead, p, allowed, n)?;
+                s.consume_plaintext(n);
+                n
+            }
+            (None, Some(d)) => {
+                let n = match tcp.recv_slices(src.conn) {
+                    Ok((a, _)) if !a.is_empty() => {
+                        let allowed = ahead.advance(&a[..a.len().min(room)])?;
+                        let n = d.write_plaintext(&a[..allowed]).unwrap_or(0);
+                        follow(framer, &ahead, a, allowed, n)?;
+                        n
+                    }
+                    _ => {
+                        let _ = tcp.read(src.conn, &mut []);
+                        0
+                    }
+                };
+                if n > 0 {
+                    let _ = tcp.consume(src.conn, n);
+                }
+                write_records(tcp, dst.conn, d);
+                n
+            }
+            (Some(s), Some(d)) => {
+                if s.plaintext().is_empty() && !s.is_handshaking() {
+                    ingest(tcp, src.conn, s);
+                }
+                let p = s.plaintext();
+                let allowed = ahead.advance(&p[..p.len().min(room)])?;
+                let n = d.write_plaintext(&p[..allowed]).unwrap_or(0);
+                follow(framer, &ahead, p, allowed, n)?;
+                s.consume_plaintext(n);
+                write_records(tcp, dst.conn, d);
+                n
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        moved += n as u64;
+    }
+    Ok(moved)
+}
+
+/// Brings `framer` past the `n` bytes of `seen` that were written: the look-ahead
+/// copy `ahead` when all `allowed` went, else the framer follows the `n` itself.
+fn follow(
+    framer: &mut BodyFramer,
+    ahead: &BodyFramer,
+    seen: &[u8],
+    allowed: usize,
+    n: usize,
+) -> Result<(), HttpError> {
+    if n == allowed {
+        *framer = ahead.clone();
+        Ok(())
+    } else {
+        framer.advance(&seen[..n]).map(|_| ())
+    }
+}
+
+/// Passes the end of the stream on to `dst` (its FIN, after `close_notify` toward a
+/// TLS peer); true once the FIN is queued.
+pub(super) fn finish(tcp: &mut TcpStack, now: Instant, dst: &mut Side<'_>) -> bool {
+    pass_end(tcp, now, dst.conn, dst.tls.as_deref_mut())
 }
