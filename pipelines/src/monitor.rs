@@ -69,8 +69,8 @@ pub enum ProbeKind {
     /// status line, whatever the status (`403` from an S3 server that was not given
     /// credentials is alive). A reset, a timeout or an answer that is not HTTP fails.
     S3 {
-        /// Request bytes, e.g. `GET / HTTP/1.1\r\nHost: 198.18.2.11:9000\r\n
-        /// Connection: close\r\n\r\n`.
+        /// Request bytes (the configuration's default names the member as `Host`),
+        /// e.g. `GET / HTTP/1.1\r\nHost: 198.18.2.11:9000\r\nConnection: close\r\n\r\n`.
         send: String,
         /// The server TLS profile, for members that serve https.
         tls: Option<ProbeTls>,

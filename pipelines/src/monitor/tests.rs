@@ -864,7 +864,7 @@ fn an_s3_monitor_keeps_its_status_across_a_rebuilt_tls_profile() {
     bed.mon.set_targets(bed.now, vec![t.clone()]);
     assert_eq!(bed.status(), MonitorStatus::Up, "same profile name");
     if let ProbeKind::S3 { send, .. } = &mut t.spec.kind {
-        send.push_str("X");
+        send.push('X');
     }
     bed.mon.set_targets(bed.now, vec![t]);
     assert_eq!(bed.status(), MonitorStatus::Unchecked, "another request");
