@@ -496,3 +496,90 @@ fn a_new_snapshot_keeps_counters_and_member_states_for_the_http_pools() {
     let (_, shared) = dp2.pools.iter().find(|(n, _)| n == "s3").unwrap();
     assert!(Arc::ptr_eq(&b2.states, &shared.states));
 }
+
+#[test]
+fn show_virtual_and_the_metrics_carry_the_http_figures() {
+    use rouge_pipelines::http::HttpError;
+    use rouge_pipelines::proxy::HttpAnswer;
+    // The S3 virtual server beside the test bed's (whose web-tls takes :443).
+    let text = format!(
+        "{TESTBED}\n{}",
+        S3_SNIPPET
+            .replace("198.18.1.100:443", "198.18.1.101:443")
+            .replace("client_tls = \"s3-client\"\n", "")
+    );
+    let cfg = parsed(&text);
+    let dp = build::dataplane(&cfg, 1, 2, None);
+    let shared = crate::shared::Shared::new(cfg, "x.toml".into(), dp, &[None, None], None);
+    {
+        let dp = shared.dataplane.load();
+        let vs = dp.standard.iter().find(|v| v.name == "s3").unwrap();
+        let (w0, w1) = (&vs.counters.shard(0).http, &vs.counters.shard(1).http);
+        w0.requests.add(5);
+        w1.requests.add(4);
+        w0.responses[0].add(6); // 2xx
+        w1.responses[2].add(2); // 4xx
+        w0.responses[3].inc(); // 5xx
+        w1.responses[4].inc(); // 1xx
+        w0.refused[HttpError::Smuggling as usize].add(2);
+        w1.answers[HttpAnswer::NoMember as usize].inc();
+        w0.server_connections_reused.add(7);
+        w1.server_connections_opened.add(2);
+        w0.retries.inc();
+        w0.resumes_attempted.add(3);
+        w1.resumes_succeeded.add(2);
+        w0.resumes_refused.inc();
+        w1.policy_routed.add(4);
+        w0.passive_down.inc();
+    }
+    let one =
+        crate::mgmt::execute(&shared, &["show".into(), "virtual".into(), "s3".into()]).unwrap();
+    let h = &one[0]["http"];
+    assert_eq!(
+        *h,
+        serde_json::json!({
+            "profile": "s3", "policy": "s3-routing", "requests": 9,
+            "responses": {"1xx": 1, "2xx": 6, "3xx": 0, "4xx": 2, "5xx": 1},
+            "refused": {"malformed": 0, "smuggling": 2, "bad_chunk": 0,
+                        "request_line_too_long": 0, "headers_too_large": 0, "bad_response": 0},
+            "answers": {"header_timeout": 0, "bad_gateway": 0, "no_member": 1, "gateway_timeout": 0},
+            "server_connections_reused": 7, "server_connections_opened": 2, "retries": 1,
+            "resumes_attempted": 3, "resumes_succeeded": 2, "resumes_refused": 1,
+            "policy_routed": 4, "passive_down": 1,
+        })
+    );
+    let all = crate::views::virtuals(&shared);
+    let web = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "web-proxy")
+        .unwrap();
+    assert!(web["http"].is_null(), "no http_profile, no http figures");
+    let m = crate::metrics::render(&crate::metrics::registry(shared.clone())).unwrap();
+    for line in [
+        "rouge_http_requests_total{virtual=\"s3\"} 9",
+        "rouge_http_responses_total{virtual=\"s3\",class=\"2xx\"} 6",
+        "rouge_http_responses_total{virtual=\"s3\",class=\"1xx\"} 1",
+        "rouge_http_refused_total{virtual=\"s3\",reason=\"smuggling\"} 2",
+        "rouge_http_answers_total{virtual=\"s3\",answer=\"no_member\"} 1",
+        "rouge_http_server_connections_reused_total{virtual=\"s3\"} 7",
+        "rouge_http_server_connections_opened_total{virtual=\"s3\"} 2",
+        "rouge_http_retries_total{virtual=\"s3\"} 1",
+        "rouge_http_resumes_attempted_total{virtual=\"s3\"} 3",
+        "rouge_http_resumes_succeeded_total{virtual=\"s3\"} 2",
+        "rouge_http_resumes_refused_total{virtual=\"s3\"} 1",
+        "rouge_http_policy_routed_total{virtual=\"s3\"} 4",
+        "rouge_http_passive_down_total{virtual=\"s3\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing");
+    }
+    assert!(
+        !m.contains("rouge_http_requests_total{virtual=\"web-proxy\"}"),
+        "only virtual servers with HTTP"
+    );
+    // `show monitor` names the type.
+    let mon = crate::views::monitors(&shared, Some("s3-alive")).unwrap();
+    assert_eq!(mon[0]["type"], "s3");
+    assert_eq!(mon[0]["members"]["unchecked"], 4);
+}

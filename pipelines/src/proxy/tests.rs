@@ -59,12 +59,17 @@ struct Endpoint {
     tls: Option<Box<TlsSession>>,
     /// The TLS session failed.
     tls_failed: bool,
+    /// Speaks HTTP instead of the pattern (see `http::App`).
+    http: Option<Box<http::App>>,
 }
 
 impl Endpoint {
     fn pump(&mut self, tcp: &mut TcpStack, now: Instant, h: ConnHandle) {
         if self.tls.is_some() {
             return self.pump_tls(tcp, now, h);
+        }
+        if self.http.is_some() {
+            return self.pump_http(tcp, now, h);
         }
         if !self.stalled {
             let mut buf = [0u8; 16384];
@@ -131,9 +136,14 @@ impl Endpoint {
             }
             if !self.stalled {
                 let p = t.plaintext();
-                for (k, b) in p.iter().enumerate() {
-                    if *b != pattern(self.recv_seed, self.received + k as u64) {
-                        self.corrupt = true;
+                match self.http.as_deref_mut() {
+                    Some(app) => app.recv(p),
+                    None => {
+                        for (k, b) in p.iter().enumerate() {
+                            if *b != pattern(self.recv_seed, self.received + k as u64) {
+                                self.corrupt = true;
+                            }
+                        }
                     }
                 }
                 let n = p.len();
@@ -141,7 +151,9 @@ impl Endpoint {
                 t.consume_plaintext(n);
                 progress |= n > 0;
             }
-            if (self.eof || !self.after_eof) && !t.is_handshaking() {
+            if let (Some(app), false) = (self.http.as_deref_mut(), t.is_handshaking()) {
+                progress |= app.send_tls(t) > 0;
+            } else if (self.eof || !self.after_eof) && !t.is_handshaking() {
                 let mut buf = [0u8; 16384];
                 while self.sent < self.to_send {
                     let n = ((self.to_send - self.sent) as usize).min(buf.len());
@@ -175,11 +187,23 @@ impl Endpoint {
         }
         self.tls_failed |= t.error().is_some();
         if (t.peer_closed() && t.plaintext().is_empty()) || tcp.read_closed(h) {
+            if let Some(app) = self.http.as_deref_mut() {
+                app.peer_closed();
+            }
             self.eof = true;
         } else if tcp.readable_bytes(h) == 0 {
             let _ = tcp.read(h, &mut []);
         }
-        if self.sent == self.to_send && !self.shut && !t.wants_write() && !t.is_handshaking() {
+        let app_done = self
+            .http
+            .as_deref()
+            .is_none_or(|a| a.verdict() != http::Verdict::Open);
+        if self.sent == self.to_send
+            && app_done
+            && !self.shut
+            && !t.wants_write()
+            && !t.is_handshaking()
+        {
             self.shut = true;
             let _ = tcp.shutdown(now, h);
         }
@@ -196,6 +220,8 @@ struct Member {
     accepted: u64,
     /// Speaks TLS with this configuration.
     tls: Option<crate::tls::TlsServerConfig>,
+    /// Speaks HTTP, behaving so (see `http::Behaviour`).
+    http: Option<http::Behaviour>,
 }
 
 struct Bed {
@@ -288,6 +314,7 @@ impl Bed {
                     conns: HashMap::new(),
                     accepted: 0,
                     tls: None,
+                    http: None,
                 }
             })
             .collect();
@@ -447,6 +474,9 @@ impl Bed {
                             if let Some(cfg) = m.tls.as_ref() {
                                 e.tls = Some(Box::new(TlsSession::server(cfg, now).unwrap()));
                             }
+                            if let Some(b) = m.http.as_ref() {
+                                e.http = Some(Box::new(http::App::server(b.clone())));
+                            }
                             e.pump(&mut m.tcp, now, h);
                             m.conns.insert(h, e);
                         }
@@ -539,6 +569,7 @@ fn transfer(n: u64, faults: Faults, seed: u64) {
     assert_eq!(bed.host.tcp().buffer_bytes(), 0, "buffers given back");
 }
 
+mod http;
 mod tls;
 
 thread_local! {

@@ -8,7 +8,7 @@ use crate::tls::{
     TlsServerConfig,
 };
 
-fn server_cfg(ids: Vec<TlsIdentity>, timeout: Duration) -> TlsServerConfig {
+pub(super) fn server_cfg(ids: Vec<TlsIdentity>, timeout: Duration) -> TlsServerConfig {
     let c = clock();
     let p = ServerProfile {
         identities: ids,
@@ -20,7 +20,7 @@ fn server_cfg(ids: Vec<TlsIdentity>, timeout: Duration) -> TlsServerConfig {
 }
 
 /// The virtual server's client TLS: both s3.rouge.test certificates.
-fn vip_tls(timeout: Duration) -> Arc<TlsServerConfig> {
+pub(super) fn vip_tls(timeout: Duration) -> Arc<TlsServerConfig> {
     Arc::new(server_cfg(
         vec![ident("s3.rouge.test"), ident("s3.rouge.test-rsa")],
         timeout,
@@ -28,7 +28,7 @@ fn vip_tls(timeout: Duration) -> Arc<TlsServerConfig> {
 }
 
 /// Clients and the proxy's server side verify against `ca`, sending `name` as SNI.
-fn client_cfg(ca_name: &str, name: Option<&str>) -> TlsClientConfig {
+pub(super) fn client_cfg(ca_name: &str, name: Option<&str>) -> TlsClientConfig {
     let p = ClientProfile {
         ca: Some(ca(ca_name)),
         server_name: name.map(str::to_string),

@@ -1,0 +1,2286 @@
+//! The proxy's HTTP flows in memory: a small HTTP/1.1 test member (objects with an
+//! `ETag`, `Range`, `If-Match`, uploads of either framing, `100 Continue`, and the
+//! ways members misbehave: dying in the middle of a response, closing idle
+//! connections, never answering) and a test client (keep-alive or pipelined requests,
+//! every response body checked byte for byte), on the bed of `proxy::tests`.
+
+use super::*;
+use crate::http::{HttpError, HttpProfile, Policy, Rule};
+
+/// Stream seed of the bytes clients upload.
+const UP_SEED: u64 = 0x5EED_0001;
+
+/// Byte `off` of the object `/obj/<size>` (the same on every member).
+fn obj_byte(size: u64, off: u64) -> u8 {
+    pattern(0x0B1E_C700 ^ size, off)
+}
+
+/// Position of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// What an endpoint's application wants done with its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Keep it open.
+    Open,
+    /// Send our FIN (after what is queued).
+    Shutdown,
+    /// Reset it now.
+    Reset,
+}
+
+/// An HTTP application on one connection: sans-I/O, bytes in and bytes out.
+#[derive(Debug)]
+pub(super) enum App {
+    Server(Server),
+    Client(Client),
+}
+
+impl App {
+    pub(super) fn server(b: Behaviour) -> App {
+        App::Server(Server::new(b))
+    }
+
+    pub(super) fn recv(&mut self, data: &[u8]) {
+        match self {
+            App::Server(s) => s.recv(data),
+            App::Client(c) => c.recv(data),
+        }
+    }
+
+    pub(super) fn peer_closed(&mut self) {
+        match self {
+            App::Server(s) => s.peer_eof = true,
+            App::Client(c) => c.peer_closed(),
+        }
+    }
+
+    /// Bytes to send next (empty: nothing now).
+    fn pending(&mut self) -> &[u8] {
+        match self {
+            App::Server(s) => s.pending(),
+            App::Client(c) => c.pending(),
+        }
+    }
+
+    /// `n` bytes of `pending` were sent.
+    fn sent(&mut self, n: usize) {
+        match self {
+            App::Server(s) => s.out_at += n,
+            App::Client(c) => c.out_at += n,
+        }
+    }
+
+    pub(super) fn verdict(&self) -> Verdict {
+        match self {
+            App::Server(s) => s.verdict,
+            App::Client(c) => c.verdict(),
+        }
+    }
+
+    /// Writes what is pending into the TLS session `t` (`close_notify` once done);
+    /// returns the bytes written.
+    pub(super) fn send_tls(&mut self, t: &mut TlsSession) -> usize {
+        let mut total = 0;
+        loop {
+            let p = self.pending();
+            if p.is_empty() {
+                break;
+            }
+            match t.write_plaintext(p) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.sent(n);
+                    total += n;
+                }
+            }
+        }
+        if self.verdict() != Verdict::Open {
+            let _ = t.close();
+        }
+        total
+    }
+}
+
+impl Endpoint {
+    /// `pump` for an endpoint speaking HTTP over plain TCP.
+    pub(super) fn pump_http(&mut self, tcp: &mut TcpStack, now: Instant, h: ConnHandle) {
+        let Some(app) = self.http.as_deref_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 16384];
+        for _ in 0..10_000 {
+            let mut progress = false;
+            while !self.stalled {
+                match tcp.read(h, &mut buf) {
+                    Ok(0) => {
+                        if !self.eof {
+                            self.eof = true;
+                            app.peer_closed();
+                            progress = true;
+                        }
+                        break;
+                    }
+                    Ok(n) => {
+                        app.recv(&buf[..n]);
+                        self.received += n as u64;
+                        progress = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            loop {
+                let p = app.pending();
+                if p.is_empty() {
+                    break;
+                }
+                match tcp.write(h, p) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        app.sent(n);
+                        self.sent += n as u64;
+                        progress = true;
+                    }
+                }
+            }
+            match app.verdict() {
+                Verdict::Open => {}
+                Verdict::Shutdown if !self.shut => {
+                    self.shut = true;
+                    let _ = tcp.shutdown(now, h);
+                }
+                Verdict::Shutdown => {}
+                Verdict::Reset => {
+                    if !self.shut {
+                        self.shut = true;
+                        let _ = tcp.abort(now, h);
+                    }
+                    return;
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The test member.
+
+/// How a test member's connections cut a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// FIN.
+    Close,
+    /// RST.
+    Reset,
+}
+
+/// How a test member behaves (every connection it accepts).
+#[derive(Debug, Clone)]
+pub(super) struct Behaviour {
+    /// The `ETag` of its objects.
+    etag: &'static str,
+    /// Ends the connection after this many body bytes of an object's response.
+    cut: Option<(u64, Cut)>,
+    /// A second request on a connection finds it reset (as if the member closed the
+    /// idle connection just as the request was sent).
+    drop_reused: Option<Cut>,
+    /// Closes the connection (FIN) after each response, without saying so.
+    close_after_response: bool,
+    /// Answers `100 Continue` to `Expect: 100-continue` before reading the body.
+    send_continue: bool,
+    /// Reads requests and never answers.
+    silent: bool,
+    /// Ignores `Range` and `If-Match`: always the whole object, `200`.
+    ignore_conditions: bool,
+    /// Answers with a head that is not HTTP.
+    garbage: bool,
+    /// How object bodies are framed.
+    framing: Framing,
+}
+
+/// How a test member frames object bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// `Content-Length`.
+    Length,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Neither: the body ends with the connection (`Connection: close`).
+    UntilClose,
+}
+
+impl Behaviour {
+    fn new() -> Behaviour {
+        Behaviour {
+            etag: "\"v1\"",
+            cut: None,
+            drop_reused: None,
+            close_after_response: false,
+            send_continue: true,
+            silent: false,
+            ignore_conditions: false,
+            garbage: false,
+            framing: Framing::Length,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InBody {
+    Length(u64),
+    /// Chunked: reading a size line.
+    Size,
+    /// Chunked: this many data bytes left in the chunk.
+    Data(u64),
+    /// Chunked: the CRLF after a chunk's data.
+    DataEnd,
+    /// Chunked: trailer lines up to the blank one.
+    Trailer,
+    Done,
+}
+
+/// A request whose body is being read.
+#[derive(Debug)]
+struct InReq {
+    method: String,
+    target: String,
+    /// Header fields, names in lower case.
+    fields: Vec<(String, String)>,
+    body: InBody,
+    got: u64,
+}
+
+impl InReq {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An object body being written.
+#[derive(Debug)]
+struct Gen {
+    size: u64,
+    next: u64,
+    end: u64,
+    /// Body bytes generated for this response.
+    done: u64,
+    chunked: bool,
+}
+
+/// One connection of a test member.
+#[derive(Debug)]
+pub(super) struct Server {
+    b: Behaviour,
+    inb: Vec<u8>,
+    req: Option<InReq>,
+    /// Every request head received, as text.
+    pub(super) heads: Vec<String>,
+    /// Every request body received: its size.
+    pub(super) uploads: Vec<u64>,
+    /// An upload byte differed from what the client sent.
+    pub(super) corrupt: bool,
+    /// Requests answered.
+    served: u32,
+    silenced: bool,
+    /// Switched protocols: echoes what it receives.
+    echo: bool,
+    out: Vec<u8>,
+    out_at: usize,
+    gen: Option<Gen>,
+    cut_pending: Option<Cut>,
+    close_pending: bool,
+    peer_eof: bool,
+    verdict: Verdict,
+}
+
+impl Server {
+    fn new(b: Behaviour) -> Server {
+        Server {
+            b,
+            inb: Vec::new(),
+            req: None,
+            heads: Vec::new(),
+            uploads: Vec::new(),
+            corrupt: false,
+            served: 0,
+            silenced: false,
+            echo: false,
+            out: Vec::new(),
+            out_at: 0,
+            gen: None,
+            cut_pending: None,
+            close_pending: false,
+            peer_eof: false,
+            verdict: Verdict::Open,
+        }
+    }
+
+    fn recv(&mut self, data: &[u8]) {
+        if self.silenced {
+            return;
+        }
+        if self.echo {
+            self.out.extend_from_slice(data);
+            return;
+        }
+        self.inb.extend_from_slice(data);
+    }
+
+    fn pending(&mut self) -> &[u8] {
+        for _ in 0..100_000 {
+            if self.verdict != Verdict::Open {
+                self.out.clear();
+                self.out_at = 0;
+                break;
+            }
+            if self.out_at < self.out.len() {
+                break;
+            }
+            self.out.clear();
+            self.out_at = 0;
+            if let Some(g) = self.gen.as_mut() {
+                let mut n = (g.end - g.next).min(64 * 1024);
+                if let Some((at, _)) = self.b.cut {
+                    n = n.min(at.saturating_sub(g.done));
+                }
+                if g.chunked && n > 0 {
+                    self.out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                }
+                self.out
+                    .extend((g.next..g.next + n).map(|off| obj_byte(g.size, off)));
+                if g.chunked && n > 0 {
+                    self.out.extend_from_slice(b"\r\n");
+                }
+                g.next += n;
+                g.done += n;
+                if g.next == g.end {
+                    if g.chunked {
+                        self.out.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    self.gen = None;
+                } else if let Some((at, how)) = self.b.cut {
+                    if g.done >= at {
+                        self.gen = None;
+                        self.cut_pending = Some(how);
+                    }
+                }
+                continue;
+            }
+            if let Some(how) = self.cut_pending {
+                self.verdict = match how {
+                    Cut::Close => Verdict::Shutdown,
+                    Cut::Reset => Verdict::Reset,
+                };
+                break;
+            }
+            if self.close_pending {
+                self.verdict = Verdict::Shutdown;
+                break;
+            }
+            if !self.process() {
+                if self.peer_eof && self.req.is_none() {
+                    self.verdict = Verdict::Shutdown;
+                }
+                break;
+            }
+        }
+        &self.out[self.out_at..]
+    }
+
+    /// Reads the next request (head, then body) and queues its answer; true on
+    /// progress.
+    fn process(&mut self) -> bool {
+        if self.silenced {
+            self.inb.clear();
+            return false;
+        }
+        let Some(req) = self.req.as_mut() else {
+            return self.read_head();
+        };
+        let mut progress = false;
+        loop {
+            match req.body {
+                InBody::Done => {
+                    self.respond();
+                    return true;
+                }
+                InBody::Length(0) => req.body = InBody::Done,
+                InBody::Length(left) | InBody::Data(left) => {
+                    let n = (left as usize).min(self.inb.len());
+                    if n == 0 {
+                        return progress;
+                    }
+                    for (k, b) in self.inb[..n].iter().enumerate() {
+                        if *b != pattern(UP_SEED, req.got + k as u64) {
+                            self.corrupt = true;
+                        }
+                    }
+                    req.got += n as u64;
+                    self.inb.drain(..n);
+                    progress = true;
+                    let left = left - n as u64;
+                    req.body = match req.body {
+                        InBody::Length(_) => InBody::Length(left),
+                        _ if left == 0 => InBody::DataEnd,
+                        _ => InBody::Data(left),
+                    };
+                }
+                InBody::Size => {
+                    let Some(end) = find(&self.inb, b"\r\n") else {
+                        return progress;
+                    };
+                    let line = String::from_utf8_lossy(&self.inb[..end]).to_string();
+                    let hex = line.split(';').next().unwrap_or("").trim();
+                    let size = u64::from_str_radix(hex, 16).unwrap_or_else(|_| {
+                        self.corrupt = true;
+                        0
+                    });
+                    self.inb.drain(..end + 2);
+                    progress = true;
+                    req.body = if size == 0 {
+                        InBody::Trailer
+                    } else {
+                        InBody::Data(size)
+                    };
+                }
+                InBody::DataEnd => {
+                    if self.inb.len() < 2 {
+                        return progress;
+                    }
+                    if &self.inb[..2] != b"\r\n" {
+                        self.corrupt = true;
+                    }
+                    self.inb.drain(..2);
+                    progress = true;
+                    req.body = InBody::Size;
+                }
+                InBody::Trailer => {
+                    let Some(end) = find(&self.inb, b"\r\n") else {
+                        return progress;
+                    };
+                    self.inb.drain(..end + 2);
+                    progress = true;
+                    if end == 0 {
+                        req.body = InBody::Done;
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_head(&mut self) -> bool {
+        let Some(end) = find(&self.inb, b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&self.inb[..end]).to_string();
+        self.inb.drain(..end + 4);
+        self.heads.push(head.clone());
+        if let (Some(how), true) = (self.b.drop_reused, self.served >= 1) {
+            self.verdict = match how {
+                Cut::Close => Verdict::Shutdown,
+                Cut::Reset => Verdict::Reset,
+            };
+            return false;
+        }
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let method = first.next().unwrap_or("").to_string();
+        let target = first.next().unwrap_or("").to_string();
+        let fields: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut req = InReq {
+            method,
+            target,
+            fields,
+            body: InBody::Done,
+            got: 0,
+        };
+        if req
+            .field("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            req.body = InBody::Size;
+        } else if let Some(n) = req.field("content-length") {
+            req.body = InBody::Length(n.parse().unwrap_or(0));
+        }
+        let expect = req
+            .field("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if expect && self.b.send_continue {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        if self.b.silent {
+            // (After its `100 Continue`, if asked for one.)
+            self.silenced = true;
+            self.inb.clear();
+            return true;
+        }
+        self.req = Some(req);
+        true
+    }
+
+    /// The framing header of an object body of `len` bytes.
+    fn framing(&self, len: u64) -> String {
+        match self.b.framing {
+            Framing::Length => format!("Content-Length: {len}\r\n"),
+            Framing::Chunked => "Transfer-Encoding: chunked\r\n".into(),
+            Framing::UntilClose => String::new(),
+        }
+    }
+
+    /// Queues the answer to the request read.
+    fn respond(&mut self) {
+        let req = self.req.take().expect("a request");
+        self.served += 1;
+        let close = req
+            .field("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let until_close = self.b.framing == Framing::UntilClose;
+        let chunked = self.b.framing == Framing::Chunked;
+        let conn = if close || until_close {
+            "Connection: close\r\n"
+        } else {
+            ""
+        };
+        self.close_pending = close || until_close || self.b.close_after_response;
+        let etag = self.b.etag;
+        let size = req
+            .target
+            .rsplit_once("/obj/")
+            .and_then(|(_, n)| n.parse::<u64>().ok());
+        let upgrade = req
+            .field("connection")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"))
+            && req.field("upgrade").is_some();
+        let head = match (req.method.as_str(), size) {
+            _ if upgrade => {
+                self.echo = true;
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+                    .to_string()
+            }
+            _ if self.b.garbage => "HTTP/1.1 2OO Fine\r\nContent-Length: 0\r\n\r\n".to_string(),
+            ("GET" | "HEAD", Some(size)) => {
+                let if_match = req.field("if-match");
+                let range = req
+                    .field("range")
+                    .and_then(|r| r.strip_prefix("bytes="))
+                    .and_then(|r| r.split_once('-'))
+                    .map(|(a, b)| {
+                        let a: u64 = a.parse().unwrap_or(0);
+                        let b: u64 = b.parse().unwrap_or(size.saturating_sub(1));
+                        (a, b.min(size.saturating_sub(1)))
+                    });
+                let (status, first, last) = match (self.b.ignore_conditions, range) {
+                    (false, _) if if_match.is_some_and(|m| m != etag) => (412, 0, 0),
+                    (false, Some((a, b))) if a <= b && b < size => (206, a, b),
+                    _ => (200, 0, size),
+                };
+                match status {
+                    412 => format!(
+                        "HTTP/1.1 412 Precondition Failed\r\nETag: {etag}\r\nContent-Length: 0\r\n{conn}\r\n"
+                    ),
+                    206 => {
+                        if req.method == "GET" {
+                            self.gen = Some(Gen {
+                                size,
+                                next: first,
+                                end: last + 1,
+                                done: 0,
+                                chunked,
+                            });
+                        }
+                        let framing = self.framing(last + 1 - first);
+                        format!(
+                            "HTTP/1.1 206 Partial Content\r\n{framing}Content-Range: bytes {first}-{last}/{size}\r\nETag: {etag}\r\n{conn}\r\n",
+                        )
+                    }
+                    _ => {
+                        let framing = self.framing(size);
+                        let mut head = format!(
+                            "HTTP/1.1 200 OK\r\n{framing}ETag: {etag}\r\n{conn}\r\n"
+                        );
+                        if req.method == "GET" && size > 0 {
+                            self.gen = Some(Gen {
+                                size,
+                                next: 0,
+                                end: size,
+                                done: 0,
+                                chunked,
+                            });
+                        } else if req.method == "GET" && chunked {
+                            head.push_str("0\r\n\r\n");
+                        }
+                        head
+                    }
+                }
+            }
+            ("PUT" | "POST", _) => {
+                self.uploads.push(req.got);
+                let text = req.got.to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn}\r\n{text}",
+                    text.len()
+                )
+            }
+            _ => format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n{conn}\r\n"),
+        };
+        self.out.extend_from_slice(head.as_bytes());
+        if self.echo {
+            let early = std::mem::take(&mut self.inb);
+            self.out.extend_from_slice(&early);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The test client.
+
+/// A request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Body {
+    None,
+    Length(u64),
+    Chunked(u64),
+}
+
+/// What a response body must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// The object `/obj/<size>` (whole, or the part a `206` says).
+    Object(u64),
+    /// The upload's byte count, as text.
+    Count(u64),
+    /// Protocols switched (`101`): this many bytes sent and echoed back.
+    Echo(u64),
+    /// Anything.
+    Nothing,
+}
+
+/// A request the client sends.
+#[derive(Debug, Clone)]
+pub(super) struct Req {
+    /// The head without its blank line (or the raw bytes sent, when `raw`).
+    head: String,
+    raw: bool,
+    body: Body,
+    expect_continue: bool,
+    check: Check,
+}
+
+impl Req {
+    /// `GET target` with `Host: host`.
+    fn get(host: &str, target: &str) -> Req {
+        let size = target
+            .rsplit_once("/obj/")
+            .and_then(|(_, n)| n.parse::<u64>().ok());
+        Req {
+            head: format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rouge-test\r\n"),
+            raw: false,
+            body: Body::None,
+            expect_continue: false,
+            check: size.map_or(Check::Nothing, Check::Object),
+        }
+    }
+
+    /// `GET /obj/<size>`.
+    fn obj(size: u64) -> Req {
+        Req::get("s3.rouge.test", &format!("/obj/{size}"))
+    }
+
+    /// `method /up/<n>` with a body of `body`.
+    fn upload(method: &str, body: Body) -> Req {
+        let (len, framing) = match body {
+            Body::None => (0, String::new()),
+            Body::Length(n) => (n, format!("Content-Length: {n}\r\n")),
+            Body::Chunked(n) => (n, "Transfer-Encoding: chunked\r\n".to_string()),
+        };
+        Req {
+            head: format!("{method} /up/{len} HTTP/1.1\r\nHost: s3.rouge.test\r\n{framing}"),
+            raw: false,
+            body,
+            expect_continue: false,
+            check: Check::Count(len),
+        }
+    }
+
+    /// Exactly these bytes, nothing checked of the answer.
+    fn raw(bytes: &str) -> Req {
+        Req {
+            head: bytes.to_string(),
+            raw: true,
+            body: Body::None,
+            expect_continue: false,
+            check: Check::Nothing,
+        }
+    }
+
+    /// `GET /chat` asking to switch protocols, then `n` bytes sent after the `101`,
+    /// to be echoed.
+    fn upgrade(n: u64) -> Req {
+        Req {
+            head: "GET /chat HTTP/1.1\r\nHost: s3.rouge.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n".into(),
+            raw: false,
+            body: Body::Length(n),
+            expect_continue: true,
+            check: Check::Echo(n),
+        }
+    }
+
+    /// With one more header field.
+    fn with(mut self, name: &str, value: &str) -> Req {
+        self.head.push_str(&format!("{name}: {value}\r\n"));
+        self
+    }
+
+    /// With `Expect: 100-continue`: the body waits for the `100`.
+    fn expecting_continue(self) -> Req {
+        let mut r = self.with("Expect", "100-continue");
+        r.expect_continue = true;
+        r
+    }
+
+    fn head_bytes(&self) -> Vec<u8> {
+        let mut b = self.head.clone().into_bytes();
+        if !self.raw {
+            b.extend_from_slice(b"\r\n");
+        }
+        b
+    }
+}
+
+/// A response the client received.
+#[derive(Debug, Clone)]
+pub(super) struct Resp {
+    pub(super) status: u16,
+    pub(super) head: String,
+    pub(super) body_len: u64,
+    /// The body (when it is not an object's).
+    pub(super) text: String,
+    /// The body is what its request's check says, whole.
+    pub(super) intact: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Head,
+    WaitContinue,
+    Body(u64),
+}
+
+#[derive(Debug)]
+struct Incoming {
+    status: u16,
+    head: String,
+    /// Body bytes still expected (`None`: until the connection closes).
+    left: Option<u64>,
+    /// Position in the object of the body's first byte.
+    base: u64,
+    got: u64,
+    text: Vec<u8>,
+    intact: bool,
+    /// Where a chunked body stands (`None`: not chunked).
+    chunked: Option<InBody>,
+}
+
+impl Incoming {
+    /// Takes body bytes `data` (checked against `check`).
+    fn absorb(&mut self, check: Check, data: &[u8]) {
+        match check {
+            Check::Echo(_) if self.status == 101 => {
+                for (j, b) in data.iter().enumerate() {
+                    if *b != pattern(UP_SEED, self.got + j as u64) {
+                        self.intact = false;
+                    }
+                }
+            }
+            Check::Object(size) if self.status == 200 || self.status == 206 => {
+                for (j, b) in data.iter().enumerate() {
+                    if *b != obj_byte(size, self.base + self.got + j as u64) {
+                        self.intact = false;
+                    }
+                }
+            }
+            _ => {
+                let room = 4096usize.saturating_sub(self.text.len()).min(data.len());
+                self.text.extend_from_slice(&data[..room]);
+            }
+        }
+        self.got += data.len() as u64;
+    }
+}
+
+/// A test client on one connection.
+#[derive(Debug)]
+pub(super) struct Client {
+    reqs: Vec<Req>,
+    /// Sends every request at once (else each after the previous response).
+    pipelined: bool,
+    /// Closes (FIN) once every response came.
+    close_at_end: bool,
+    /// Closes (FIN) once every request went, before the responses (like `nc`).
+    half_close: bool,
+    sending: usize,
+    stage: Stage,
+    out: Vec<u8>,
+    out_at: usize,
+    inb: Vec<u8>,
+    cur: Option<Incoming>,
+    /// Final responses, in order.
+    pub(super) responses: Vec<Resp>,
+    /// Interim responses: (index of the request, status).
+    pub(super) interim: Vec<(usize, u16)>,
+    /// The proxy closed the connection.
+    pub(super) eof: bool,
+}
+
+impl Client {
+    fn new(reqs: Vec<Req>) -> Client {
+        Client {
+            reqs,
+            pipelined: false,
+            close_at_end: true,
+            half_close: false,
+            sending: 0,
+            stage: Stage::Head,
+            out: Vec::new(),
+            out_at: 0,
+            inb: Vec::new(),
+            cur: None,
+            responses: Vec::new(),
+            interim: Vec::new(),
+            eof: false,
+        }
+    }
+
+    fn pipelined(mut self) -> Client {
+        self.pipelined = true;
+        self
+    }
+
+    /// Every request has its final response.
+    pub(super) fn done(&self) -> bool {
+        self.responses.len() == self.reqs.len()
+    }
+
+    fn verdict(&self) -> Verdict {
+        let all_sent = self.sending == self.reqs.len() && self.out_at == self.out.len();
+        if (self.close_at_end && self.done()) || (self.half_close && all_sent) || self.eof {
+            Verdict::Shutdown
+        } else {
+            Verdict::Open
+        }
+    }
+
+    fn pending(&mut self) -> &[u8] {
+        for _ in 0..100_000 {
+            if self.out_at < self.out.len() {
+                break;
+            }
+            self.out.clear();
+            self.out_at = 0;
+            let k = self.sending;
+            if k >= self.reqs.len() || (!self.pipelined && self.responses.len() < k) {
+                break;
+            }
+            let req = &self.reqs[k];
+            match self.stage {
+                Stage::Head => {
+                    self.out = req.head_bytes();
+                    self.stage = match (req.body, req.expect_continue) {
+                        (Body::None, _) => {
+                            self.sending += 1;
+                            Stage::Head
+                        }
+                        (_, true) => Stage::WaitContinue,
+                        (_, false) => Stage::Body(0),
+                    };
+                }
+                Stage::WaitContinue => {
+                    if self
+                        .interim
+                        .iter()
+                        .any(|&(i, s)| i == k && (s == 100 || s == 101))
+                    {
+                        self.stage = Stage::Body(0);
+                    } else if self.responses.len() > k {
+                        // Answered without the body: nothing more to send.
+                        self.sending = self.reqs.len();
+                    } else {
+                        break;
+                    }
+                }
+                Stage::Body(sent) => {
+                    let (total, chunked) = match req.body {
+                        Body::None => (0, false),
+                        Body::Length(n) => (n, false),
+                        Body::Chunked(n) => (n, true),
+                    };
+                    let n = (total - sent).min(if chunked { 10_000 } else { 64 * 1024 });
+                    if chunked && n > 0 {
+                        self.out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                    }
+                    self.out
+                        .extend((sent..sent + n).map(|off| pattern(UP_SEED, off)));
+                    if chunked && n > 0 {
+                        self.out.extend_from_slice(b"\r\n");
+                    }
+                    self.stage = Stage::Body(sent + n);
+                    if sent + n == total {
+                        if chunked {
+                            self.out.extend_from_slice(b"0\r\n\r\n");
+                        }
+                        self.sending += 1;
+                        self.stage = Stage::Head;
+                    }
+                }
+            }
+        }
+        &self.out[self.out_at..]
+    }
+
+    fn recv(&mut self, data: &[u8]) {
+        self.inb.extend_from_slice(data);
+        loop {
+            let k = self.responses.len();
+            let Some(cur) = self.cur.as_mut() else {
+                let Some(end) = find(&self.inb, b"\r\n\r\n") else {
+                    return;
+                };
+                let head = String::from_utf8_lossy(&self.inb[..end]).to_string();
+                self.inb.drain(..end + 4);
+                let status: u16 = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let echo = match self.reqs.get(k).map(|r| r.check) {
+                    Some(Check::Echo(n)) if status == 101 => Some(n),
+                    _ => None,
+                };
+                if (100..200).contains(&status) {
+                    self.interim.push((k, status));
+                    if let Some(n) = echo {
+                        // Bytes both ways from here: the echo is the answer's body.
+                        self.cur = Some(Incoming {
+                            status,
+                            head,
+                            left: Some(n),
+                            base: 0,
+                            got: 0,
+                            text: Vec::new(),
+                            intact: true,
+                            chunked: None,
+                        });
+                        if n == 0 {
+                            self.finish();
+                        }
+                    }
+                    continue;
+                }
+                let field = |name: &str| {
+                    head.split("\r\n").skip(1).find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        n.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| v.trim().to_string())
+                    })
+                };
+                let len: Option<u64> = field("content-length").and_then(|v| v.parse().ok());
+                let chunked =
+                    field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+                let base = field("content-range")
+                    .and_then(|v| {
+                        v.strip_prefix("bytes ")?
+                            .split_once('-')?
+                            .0
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0);
+                let head_req = self
+                    .reqs
+                    .get(k)
+                    .is_some_and(|r| r.head.starts_with("HEAD "));
+                let left = if head_req || status == 204 || status == 304 {
+                    Some(0)
+                } else {
+                    len
+                };
+                let mut intact = true;
+                if let Some(Check::Object(size)) = self.reqs.get(k).map(|r| r.check) {
+                    let want = match status {
+                        200 => Some(size),
+                        206 => None,
+                        _ => Some(0),
+                    };
+                    if want.is_some_and(|w| len.is_some_and(|l| l != w)) {
+                        intact = false;
+                    }
+                }
+                self.cur = Some(Incoming {
+                    status,
+                    head,
+                    left,
+                    base,
+                    got: 0,
+                    text: Vec::new(),
+                    intact,
+                    chunked: (chunked && left != Some(0)).then_some(InBody::Size),
+                });
+                continue;
+            };
+            let check = self.reqs.get(k).map_or(Check::Nothing, |r| r.check);
+            if let Some(st) = cur.chunked {
+                match st {
+                    InBody::Size | InBody::Trailer => {
+                        let Some(end) = find(&self.inb, b"\r\n") else {
+                            return;
+                        };
+                        let line = String::from_utf8_lossy(&self.inb[..end]).to_string();
+                        self.inb.drain(..end + 2);
+                        cur.chunked = Some(match (st, u64::from_str_radix(line.trim(), 16)) {
+                            (InBody::Trailer, _) if end == 0 => InBody::Done,
+                            (InBody::Trailer, _) => InBody::Trailer,
+                            (_, Ok(0)) => InBody::Trailer,
+                            (_, Ok(n)) => InBody::Data(n),
+                            (_, Err(_)) => {
+                                cur.intact = false;
+                                InBody::Trailer
+                            }
+                        });
+                    }
+                    InBody::Data(left) => {
+                        let n = (left as usize).min(self.inb.len());
+                        if n == 0 {
+                            return;
+                        }
+                        cur.absorb(check, &self.inb[..n]);
+                        self.inb.drain(..n);
+                        let left = left - n as u64;
+                        cur.chunked = Some(if left == 0 {
+                            InBody::DataEnd
+                        } else {
+                            InBody::Data(left)
+                        });
+                    }
+                    InBody::DataEnd => {
+                        if self.inb.len() < 2 {
+                            return;
+                        }
+                        if &self.inb[..2] != b"\r\n" {
+                            cur.intact = false;
+                        }
+                        self.inb.drain(..2);
+                        cur.chunked = Some(InBody::Size);
+                    }
+                    InBody::Done | InBody::Length(_) => self.finish(),
+                }
+                if self
+                    .cur
+                    .as_ref()
+                    .is_some_and(|c| c.chunked == Some(InBody::Done))
+                {
+                    self.finish();
+                }
+                continue;
+            }
+            let n = cur.left.unwrap_or(u64::MAX).min(self.inb.len() as u64) as usize;
+            cur.absorb(check, &self.inb[..n]);
+            self.inb.drain(..n);
+            if let Some(left) = cur.left.as_mut() {
+                *left -= n as u64;
+                if *left == 0 {
+                    self.finish();
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+
+    fn finish(&mut self) {
+        let Some(cur) = self.cur.take() else {
+            return;
+        };
+        let k = self.responses.len();
+        let text = String::from_utf8_lossy(&cur.text).to_string();
+        let mut intact = cur.intact;
+        if let Some(Check::Object(size)) = self.reqs.get(k).map(|r| r.check) {
+            if cur.status == 200 && !self.reqs[k].head.starts_with("HEAD ") {
+                intact &= cur.got == size;
+            }
+        }
+        if let Some(Check::Count(n)) = self.reqs.get(k).map(|r| r.check) {
+            intact &= cur.status == 200 && text == n.to_string();
+        }
+        self.responses.push(Resp {
+            status: cur.status,
+            head: cur.head,
+            body_len: cur.got,
+            text,
+            intact,
+        });
+    }
+
+    fn peer_closed(&mut self) {
+        self.eof = true;
+        if self
+            .cur
+            .as_ref()
+            .is_some_and(|c| c.left.is_none() && c.chunked.is_none())
+        {
+            self.finish();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The bed.
+
+/// The test profile: short timeouts (the clock is virtual, but steps cost).
+fn http_profile() -> HttpProfile {
+    let mut p = HttpProfile::new("t");
+    p.header_timeout = Duration::from_secs(2);
+    p.response_timeout = Duration::from_secs(2);
+    p.keepalive_timeout = Duration::from_secs(5);
+    p
+}
+
+/// A bed of `n` HTTP members (those in `closed` not listening) behaving as `b`, behind
+/// a virtual server with the HTTP profile `p`.
+fn http_bed(n: u8, closed: &[u8], p: HttpProfile, b: Behaviour) -> Bed {
+    http_bed_with(n, closed, p, b, |_| {})
+}
+
+/// As `http_bed`, the virtual server tweaked.
+fn http_bed_with(
+    n: u8,
+    closed: &[u8],
+    p: HttpProfile,
+    b: Behaviour,
+    tweak: impl FnOnce(&mut StandardVs),
+) -> Bed {
+    let mut bed = Bed::new(n, closed, Endpoint::default, |vs| {
+        vs.http = Some(Arc::new(HttpVs {
+            profile: p,
+            policy: None,
+            pools: Vec::new(),
+        }));
+        tweak(vs);
+    });
+    for m in &mut bed.members {
+        m.http = Some(b.clone());
+    }
+    bed
+}
+
+impl Bed {
+    /// A client sending as `c` says.
+    fn http_client(&mut self, port: u16, c: Client) -> ConnHandle {
+        self.connect(
+            port,
+            Endpoint {
+                http: Some(Box::new(App::Client(c))),
+                ..Endpoint::default()
+            },
+        )
+    }
+
+    fn app(&self, h: ConnHandle) -> &Client {
+        match self.clients[&h].http.as_deref() {
+            Some(App::Client(c)) => c,
+            _ => panic!("not an HTTP client"),
+        }
+    }
+
+    /// The connections of member `m` (in no order).
+    fn served(&self, m: usize) -> Vec<&Server> {
+        self.members[m]
+            .conns
+            .values()
+            .filter_map(|e| match e.http.as_deref() {
+                Some(App::Server(s)) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every request head member `m` received.
+    fn heads(&self, m: usize) -> Vec<String> {
+        self.served(m)
+            .iter()
+            .flat_map(|s| s.heads.iter().cloned())
+            .collect()
+    }
+
+    fn accepted(&self) -> u64 {
+        self.members.iter().map(|m| m.accepted).sum()
+    }
+
+    /// Runs until client `h` has every response and the proxy no flow left.
+    fn run_http(&mut self, limit: Duration, h: ConnHandle) -> bool {
+        self.run_until(limit, |b| {
+            b.app(h).done() && b.clients[&h].eof && b.host.proxy().flow_count() == 0
+        })
+    }
+
+    fn http(&self) -> HttpTotals {
+        self.vs().counters.http()
+    }
+}
+
+/// Asserts every response of `h` is a `2xx` with its body intact.
+fn assert_intact(bed: &Bed, h: ConnHandle) {
+    let c = bed.app(h);
+    assert!(
+        c.done(),
+        "{} of {} responses",
+        c.responses.len(),
+        c.reqs.len()
+    );
+    for (k, r) in c.responses.iter().enumerate() {
+        assert!(
+            (200..300).contains(&r.status) && r.intact,
+            "response {k}: {} {:?} ({} body bytes, {:?})",
+            r.status,
+            r.head,
+            r.body_len,
+            r.text
+        );
+    }
+    assert!(!bed.clients[&h].reset);
+}
+
+// ---------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn twenty_keep_alive_gets_on_one_connection_use_few_member_connections() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let sizes = [0u64, 1, 1000, 70_000, 300_000];
+    let reqs: Vec<Req> = (0..20).map(|k| Req::obj(sizes[k % sizes.len()])).collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!(k.requests, 20);
+    assert_eq!(k.responses, [20, 0, 0, 0, 0]);
+    assert!(bed.accepted() <= 2, "{} member connections", bed.accepted());
+    assert_eq!(k.server_connections_opened, bed.accepted());
+    assert_eq!(k.server_connections_reused, 20 - bed.accepted());
+    let heads: usize = (0..2).map(|m| bed.heads(m).len()).sum();
+    assert_eq!(heads, 20);
+    assert_eq!(bed.vs().counters.client_side().total, 1);
+}
+
+#[test]
+fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
+    for oneconnect in [true, false] {
+        let mut p = http_profile();
+        p.oneconnect = oneconnect;
+        let mut bed = http_bed(2, &[], p, Behaviour::new());
+        for c in 0..10u16 {
+            let reqs = vec![Req::obj(1000), Req::obj(20_000), Req::obj(5)];
+            let h = bed.http_client(40_000 + c, Client::new(reqs));
+            assert!(bed.run_http(Duration::from_secs(5), h), "client {c}");
+            assert_intact(&bed, h);
+        }
+        let k = bed.http();
+        assert_eq!(k.requests, 30);
+        if oneconnect {
+            assert!(k.server_connections_reused >= 25, "{k:?}");
+            assert!(bed.accepted() <= 4, "{} member connections", bed.accepted());
+            assert_eq!(bed.host.proxy().idle_connections() as u64, bed.accepted());
+        } else {
+            assert_eq!(k.server_connections_reused, 0);
+            assert_eq!(bed.accepted(), 30, "one member connection per request");
+            assert_eq!(bed.host.proxy().idle_connections(), 0);
+        }
+        assert_eq!(bed.vs().counters.client_side().total, 10);
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let reqs = vec![
+        Req::obj(200_000),
+        Req::obj(3),
+        Req::upload("PUT", Body::Length(50_000)),
+        Req::obj(0),
+        Req::obj(100_001),
+    ];
+    let h = bed.http_client(40_000, Client::new(reqs).pipelined());
+    assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let lens: Vec<u64> = bed.app(h).responses.iter().map(|r| r.body_len).collect();
+    assert_eq!(lens, [200_000, 3, 5, 0, 100_001]);
+    assert_eq!(bed.http().requests, 5);
+}
+
+#[test]
+fn request_bodies_of_both_framings_reach_the_member_byte_for_byte() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let sizes = [0u64, 1, 70_000, 1 << 20];
+    let mut reqs = Vec::new();
+    for &n in &sizes {
+        reqs.push(Req::upload("PUT", Body::Length(n)));
+        reqs.push(Req::upload("POST", Body::Chunked(n)));
+    }
+    reqs.push(Req::obj(10));
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let s = bed.served(0);
+    assert!(s.iter().all(|s| !s.corrupt), "an upload byte differed");
+    let mut got: Vec<u64> = s.iter().flat_map(|s| s.uploads.iter().copied()).collect();
+    got.sort_unstable();
+    let mut want: Vec<u64> = sizes.iter().flat_map(|&n| [n, n]).collect();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    // A chunked request reaches the member chunked, as sent.
+    assert!(bed
+        .heads(0)
+        .iter()
+        .any(|h| h.contains("Transfer-Encoding: chunked")));
+}
+
+#[test]
+fn expect_100_continue_passes_the_members_100_and_the_body_follows() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let reqs = vec![
+        Req::upload("PUT", Body::Length(300_000)).expecting_continue(),
+        Req::upload("PUT", Body::Chunked(20_000)).expecting_continue(),
+    ];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert_eq!(bed.app(h).interim, [(0, 100), (1, 100)]);
+    assert_eq!(bed.http().responses, [2, 0, 0, 0, 2]);
+    assert!(bed.served(0).iter().all(|s| !s.corrupt));
+}
+
+/// Sends `raw` alone; returns the bed and the client once the proxy answered and
+/// closed.
+fn refused(raw: &str) -> (Bed, ConnHandle) {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::raw(raw)]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    let ok = bed.run_until(Duration::from_secs(5), |b| {
+        b.app(h).done() && b.clients[&h].eof
+    });
+    assert!(ok, "{:?}", bed.app(h));
+    let r = &bed.app(h).responses[0];
+    assert!(
+        r.head.contains("Connection: close") && !r.text.is_empty(),
+        "{r:?}"
+    );
+    (bed, h)
+}
+
+#[test]
+fn smuggling_and_oversized_heads_are_refused_and_nothing_reaches_a_member() {
+    let cases: [(String, u16, HttpError); 5] = [
+        (
+            "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /obj/1 HTTP/1.1\r\nHost: a\r\n\r\n".into(),
+            400,
+            HttpError::Smuggling,
+        ),
+        (
+            "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".into(),
+            400,
+            HttpError::Smuggling,
+        ),
+        (
+            format!(
+                "GET /obj/1 HTTP/1.1\r\nHost: a\r\n{}\r\n",
+                (0..150).map(|k| format!("X-F{k}: v\r\n")).collect::<String>()
+            ),
+            431,
+            HttpError::HeadersTooLarge,
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000)),
+            414,
+            HttpError::RequestLineTooLong,
+        ),
+        (
+            // Never ends: refused once the head passes its limit.
+            format!("GET /obj/1 HTTP/1.1\r\nHost: a\r\nX-Big: {}", "b".repeat(40_000)),
+            431,
+            HttpError::HeadersTooLarge,
+        ),
+    ];
+    for (raw, status, why) in cases {
+        let (bed, h) = refused(&raw);
+        let c = bed.app(h);
+        assert_eq!(c.responses.len(), 1, "{why:?}: {:?}", c.responses);
+        assert_eq!(c.responses[0].status, status, "{why:?}");
+        assert_eq!(bed.accepted(), 0, "{why:?}: a member was reached");
+        let k = bed.http();
+        assert_eq!(k.refused[why as usize], 1, "{why:?}: {k:?}");
+        assert_eq!(k.refused.iter().sum::<u64>(), 1, "{why:?}: {k:?}");
+    }
+}
+
+#[test]
+fn a_slow_head_gets_408_after_the_header_timeout() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let start = bed.now;
+    let mut c = Client::new(vec![Req::raw("GET /obj/10 HTTP/1.1\r\nHost: a\r\n")]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    let took = bed.now - start;
+    assert_eq!(bed.app(h).responses[0].status, 408);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(bed.http().answers[HttpAnswer::HeaderTimeout as usize], 1);
+    assert_eq!(bed.accepted(), 0);
+}
+
+#[test]
+fn a_member_that_never_answers_gets_504_after_the_response_timeout() {
+    let mut b = Behaviour::new();
+    b.silent = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let start = bed.now;
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    let took = bed.now - start;
+    let r = &bed.app(h).responses[0];
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(bed.heads(0).len(), 1, "the request reached the member");
+    let k = bed.http();
+    assert_eq!(k.answers[HttpAnswer::GatewayTimeout as usize], 1, "{k:?}");
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
+}
+
+#[test]
+fn no_member_available_is_503_and_every_member_refusing_is_502() {
+    // Every member marked down: none to try.
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    for m in 0..2 {
+        bed.vs()
+            .lb
+            .states
+            .set_monitor(MemberId(m), MonitorStatus::Down);
+    }
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_eq!(bed.app(h).responses[0].status, 503);
+    assert_eq!(bed.http().answers[HttpAnswer::NoMember as usize], 1);
+    assert_eq!(bed.accepted(), 0);
+
+    // Every member refusing (RST to the SYN): tried and failed.
+    let mut bed = http_bed(2, &[11, 12], http_profile(), Behaviour::new());
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    let r = &bed.app(h).responses[0];
+    assert_eq!(r.status, 502, "{r:?}");
+    let k = bed.http();
+    assert_eq!(k.answers[HttpAnswer::BadGateway as usize], 1, "{k:?}");
+    assert_eq!(k.answers[HttpAnswer::NoMember as usize], 0, "{k:?}");
+    assert!(bed.vs().counters.reselects() >= 1);
+}
+
+#[test]
+fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
+    for how in [Cut::Reset, Cut::Close] {
+        let mut b = Behaviour::new();
+        b.drop_reused = Some(how);
+        let mut bed = http_bed(1, &[], http_profile(), b);
+        let reqs = vec![
+            Req::obj(1000),
+            Req::obj(50_000),
+            Req::upload("PUT", Body::Length(0)),
+            Req::obj(7),
+        ];
+        let h = bed.http_client(40_000, Client::new(reqs));
+        assert!(
+            bed.run_http(Duration::from_secs(5), h),
+            "{how:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        let k = bed.http();
+        assert_eq!(k.retries, 3, "{how:?}: {k:?}");
+        assert_eq!(k.server_connections_reused, 3, "{how:?}: {k:?}");
+        assert_eq!(bed.accepted(), 4, "{how:?}: a fresh connection per retry");
+        assert_eq!(bed.app(h).responses.len(), 4);
+    }
+    let mut b = Behaviour::new();
+    b.drop_reused = Some(Cut::Reset);
+
+    // A POST is not sent twice: 502.
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let reqs = vec![Req::obj(1000), Req::upload("POST", Body::Length(100))];
+    let mut c = Client::new(reqs);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    let r = &bed.app(h).responses;
+    assert_eq!((r[0].status, r[0].intact), (200, true));
+    assert_eq!(r[1].status, 502, "{:?}", r[1]);
+    let k = bed.http();
+    assert_eq!(k.retries, 0, "{k:?}");
+    assert_eq!(k.answers[HttpAnswer::BadGateway as usize], 1, "{k:?}");
+    assert_eq!(bed.accepted(), 1);
+    assert!(bed.served(0).iter().all(|s| s.uploads.is_empty()));
+}
+
+#[test]
+fn idle_connections_the_member_closed_are_not_reused() {
+    let mut b = Behaviour::new();
+    b.close_after_response = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let reqs: Vec<Req> = (0..5).map(|k| Req::obj(1000 * k)).collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!(k.server_connections_reused, 0, "{k:?}");
+    assert_eq!(k.retries, 0, "{k:?}");
+    assert_eq!(bed.accepted(), 5);
+}
+
+const BIG: u64 = 4 << 20;
+
+/// Two members behind an `s3_resume` profile (`resume`); member .11 cuts its object
+/// responses after 1 MiB as `cut` says, member .12 behaves as `other`.
+fn resume_bed(resume: bool, cut: Cut, other: Behaviour) -> Bed {
+    let mut p = http_profile();
+    p.s3_resume = resume;
+    let mut bed = http_bed(2, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, cut));
+    bed.members[0].http = Some(b);
+    bed.members[1].http = Some(other);
+    bed
+}
+
+#[test]
+fn a_get_whose_member_dies_midway_is_resumed_from_another() {
+    for cut in [Cut::Reset, Cut::Close] {
+        let mut bed = resume_bed(true, cut, Behaviour::new());
+        let reqs = vec![Req::obj(BIG), Req::obj(1000)];
+        let h = bed.http_client(40_000, Client::new(reqs));
+        assert!(
+            bed.run_http(Duration::from_secs(20), h),
+            "{cut:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        assert_eq!(bed.app(h).responses[0].body_len, BIG);
+        let k = bed.http();
+        assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 1), "{k:?}");
+        assert_eq!(k.resumes_refused, 0);
+        let resumed = bed
+            .heads(1)
+            .into_iter()
+            .find(|h| h.contains("Range:"))
+            .expect("a ranged request to the other member");
+        let from: u64 = resumed
+            .split("Range: bytes=")
+            .nth(1)
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.parse().ok())
+            .expect("Range: bytes=N-");
+        assert!(from > 0 && from <= 1 << 20, "{resumed}");
+        let range = format!("Range: bytes={from}-{}", BIG - 1);
+        assert!(resumed.lines().any(|l| l == range), "{resumed}");
+        assert!(resumed.contains("If-Match: \"v1\""), "{resumed}");
+        assert!(resumed.starts_with(&format!("GET /obj/{BIG} HTTP/1.1\r\n")));
+    }
+}
+
+#[test]
+fn a_ranged_get_is_resumed_within_its_range() {
+    let mut bed = resume_bed(true, Cut::Reset, Behaviour::new());
+    let req = Req::obj(BIG)
+        .with("Range", "bytes=100000-3999999")
+        .with("If-Match", "\"v1\"");
+    let h = bed.http_client(40_000, Client::new(vec![req]));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let r = &bed.app(h).responses[0];
+    assert_eq!((r.status, r.body_len), (206, 3_900_000));
+    assert!(r
+        .head
+        .contains("Content-Range: bytes 100000-3999999/4194304"));
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 1), "{k:?}");
+    let resumed = bed
+        .heads(1)
+        .into_iter()
+        .find(|h| h.contains("Range:"))
+        .expect("a ranged request to the other member");
+    assert_eq!(
+        resumed.matches("Range:").count(),
+        1,
+        "the client's Range replaced: {resumed}"
+    );
+    assert_eq!(
+        resumed.matches("If-Match:").count(),
+        1,
+        "the client's own If-Match kept alone: {resumed}"
+    );
+    assert!(
+        resumed
+            .lines()
+            .any(|l| l.starts_with("Range: bytes=") && l.ends_with("-3999999")),
+        "{resumed}"
+    );
+}
+
+/// The client's response of `h` was cut, and what came of it was right.
+fn assert_aborted(bed: &Bed, h: ConnHandle) {
+    let c = bed.app(h);
+    assert!(
+        c.responses.is_empty(),
+        "a whole response: {:?}",
+        c.responses
+    );
+    let cur = c.cur.as_ref().expect("a response under way");
+    assert_eq!(cur.status, 200);
+    assert!(cur.intact, "wrong bytes reached the client");
+    assert!(cur.got < BIG);
+}
+
+#[test]
+fn a_resume_answered_with_another_entity_aborts_the_client() {
+    let mut other_tag = Behaviour::new();
+    other_tag.etag = "\"v2\"";
+    let mut ignoring = other_tag.clone();
+    ignoring.ignore_conditions = true;
+    for other in [other_tag, ignoring] {
+        let mut bed = resume_bed(true, Cut::Reset, other.clone());
+        let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+        assert!(
+            bed.run_until(Duration::from_secs(20), |b| b.clients[&h].reset
+                || b.clients[&h].eof),
+            "{other:?}"
+        );
+        assert_aborted(&bed, h);
+        let k = bed.http();
+        assert_eq!(
+            (k.resumes_attempted, k.resumes_succeeded, k.resumes_refused),
+            (1, 0, 1),
+            "{other:?}: {k:?}"
+        );
+        assert!(bed.heads(1).iter().any(|h| h.contains("If-Match: \"v1\"")));
+    }
+}
+
+#[test]
+fn without_s3_resume_a_member_dying_midway_aborts_the_client() {
+    let mut bed = resume_bed(false, Cut::Reset, Behaviour::new());
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(
+        bed.run_until(Duration::from_secs(20), |b| b.clients[&h].reset
+            || b.clients[&h].eof)
+    );
+    assert_aborted(&bed, h);
+    let k = bed.http();
+    assert_eq!(k.resumes_attempted, 0, "{k:?}");
+    assert!(bed.heads(1).is_empty(), "nothing sent to the other member");
+}
+
+#[test]
+fn a_policy_routes_each_request_of_one_connection_by_bucket() {
+    let addrs = [member_addr(11), member_addr(12)];
+    let mut bed = Bed::new(2, &[], Endpoint::default, |vs| {
+        vs.lb = testing::pool_binding(&addrs[..1]);
+        let rule = Rule {
+            name: "bucket-a".into(),
+            host: None,
+            path_prefix: None,
+            methods: Vec::new(),
+            header: None,
+            bucket: Some("bucket-a".into()),
+            pool: 0,
+        };
+        vs.http = Some(Arc::new(HttpVs {
+            profile: http_profile(),
+            policy: Some(Policy {
+                name: "s3".into(),
+                s3_domain: Some("s3.rouge.test".into()),
+                rules: vec![rule],
+            }),
+            pools: vec![("a".into(), testing::pool_binding(&addrs[1..]))],
+        }));
+    });
+    for m in &mut bed.members {
+        m.http = Some(Behaviour::new());
+    }
+    let reqs = vec![
+        Req::get("s3.rouge.test", "/bucket-a/obj/100"),
+        Req::get("bucket-a.s3.rouge.test", "/obj/200"),
+        Req::get("s3.rouge.test", "/bucket-b/obj/300"),
+        Req::get("bucket-b.s3.rouge.test:443", "/obj/400"),
+        Req::get("s3.rouge.test", "/bucket-aa/obj/500"),
+        Req::get("bucket-a.s3.rouge.test:443", "/obj/600?x=1"),
+    ];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    let targets = |m: usize| -> Vec<String> {
+        let mut t: Vec<String> = bed
+            .heads(m)
+            .iter()
+            .map(|h| h.split(' ').nth(1).unwrap_or("").to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        targets(1),
+        ["/bucket-a/obj/100", "/obj/200", "/obj/600?x=1"],
+        "pool a"
+    );
+    assert_eq!(
+        targets(0),
+        ["/bucket-aa/obj/500", "/bucket-b/obj/300", "/obj/400"],
+        "default pool"
+    );
+    assert_eq!(bed.http().policy_routed, 3);
+    assert_eq!(bed.accepted(), 2, "one member connection per pool, reused");
+    assert_eq!(bed.vs().counters.client_side().total, 1, "one connection");
+}
+
+#[test]
+fn keep_alive_gets_over_client_tls() {
+    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
+        vs.client_tls = Some(("vip".into(), super::tls::vip_tls(Duration::from_secs(10))));
+    });
+    let cfg = super::tls::client_cfg("ca", Some("s3.rouge.test"));
+    let reqs: Vec<Req> = (0..10)
+        .map(|k| Req::obj([100, 1 << 20, 0, 40_000][k % 4]))
+        .collect();
+    let mut e = Endpoint {
+        http: Some(Box::new(App::Client(Client::new(reqs)))),
+        ..Endpoint::default()
+    };
+    let vip: IpAddr = "198.18.1.100".parse().unwrap();
+    e.tls = Some(Box::new(TlsSession::client(&cfg, vip, bed.now).unwrap()));
+    let h = bed.connect(40_000, e);
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert!(!bed.clients[&h].tls_failed);
+    let k = bed.http();
+    assert_eq!(k.requests, 10);
+    assert_eq!(k.responses[0], 10);
+    assert!(bed.accepted() <= 2);
+    assert_eq!(bed.vs().counters.client_tls().full, [0, 1]);
+}
+
+#[test]
+fn requests_survive_loss_on_both_sides() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    bed.client_faults = Faults {
+        loss: 0.02,
+        dup: 0.005,
+        reorder: 0.01,
+    };
+    bed.server_faults = Faults {
+        loss: 0.01,
+        dup: 0.005,
+        reorder: 0.01,
+    };
+    let reqs = vec![
+        Req::obj(300_000),
+        Req::upload("PUT", Body::Length(200_000)),
+        Req::obj(1),
+        Req::upload("POST", Body::Chunked(100_000)),
+        Req::obj(150_000),
+    ];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(60), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert!((0..2).all(|m| bed.served(m).iter().all(|s| !s.corrupt)));
+}
+
+#[test]
+fn heads_404_412_pass_through_and_requests_reach_the_member_byte_for_byte() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut head = Req::obj(5000);
+    head.head = head.head.replacen("GET", "HEAD", 1);
+    let reqs = vec![
+        head,
+        Req::obj(3000).with("If-Match", "\"v9\""),
+        Req::get("s3.rouge.test", "/nothing?list-type=2&prefix=a%2Fb"),
+        Req::obj(3000)
+            .with("Authorization", "AWS4-HMAC-SHA256 Credential=rouge-test/20261207/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=0123abcd")
+            .with("x-amz-date", "20261207T000000Z")
+            .with("X-Mixed-CASE", "  spaced value\t"),
+        Req::obj(100),
+    ];
+    let sent: Vec<String> = reqs
+        .iter()
+        .map(|r| r.head.trim_end_matches("\r\n").to_string())
+        .collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    let r = &bed.app(h).responses;
+    let status: Vec<u16> = r.iter().map(|r| r.status).collect();
+    assert_eq!(status, [200, 412, 404, 200, 200]);
+    assert!(r.iter().all(|r| r.intact), "{r:?}");
+    assert_eq!(r[0].body_len, 0, "a HEAD answer has no body");
+    assert!(r[0].head.contains("Content-Length: 5000"));
+    assert_eq!((r[3].body_len, r[4].body_len), (3000, 100));
+    assert_eq!(bed.heads(0), sent, "heads reach the member as sent");
+    assert_eq!(bed.http().responses, [3, 0, 2, 0, 0]);
+    assert_eq!(bed.accepted(), 1);
+}
+
+#[test]
+fn insert_xff_adds_the_clients_address() {
+    let mut p = http_profile();
+    p.insert_xff = true;
+    let mut bed = http_bed(1, &[], p, Behaviour::new());
+    let reqs = vec![Req::obj(10), Req::upload("PUT", Body::Length(1000))];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let heads = bed.heads(0);
+    assert_eq!(heads.len(), 2);
+    for head in &heads {
+        assert_eq!(
+            head.matches("X-Forwarded-For: 198.18.1.2").count(),
+            1,
+            "{head}"
+        );
+        assert!(head.ends_with("X-Forwarded-For: 198.18.1.2"), "{head}");
+    }
+    assert!(bed.served(0).iter().all(|s| !s.corrupt));
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_requests_still_gets_every_answer() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::obj(300_000), Req::obj(5), Req::obj(70_000)]).pipelined();
+    c.half_close = true;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+}
+
+#[test]
+fn a_malformed_member_answer_is_502() {
+    let mut b = Behaviour::new();
+    b.garbage = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_eq!(bed.app(h).responses[0].status, 502);
+    let k = bed.http();
+    assert_eq!(k.refused[HttpError::BadResponse as usize], 1, "{k:?}");
+    assert_eq!(k.answers[HttpAnswer::BadGateway as usize], 1, "{k:?}");
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+}
+
+#[test]
+fn an_idle_keep_alive_client_is_closed_after_the_keepalive_timeout() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::obj(10)]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.app(h).done()));
+    let answered = bed.now;
+    assert!(bed.run_until(Duration::from_secs(10), |b| b.clients[&h].eof));
+    let idle = bed.now - answered;
+    assert!(
+        idle >= Duration::from_secs(5) && idle < Duration::from_millis(5500),
+        "{idle:?}"
+    );
+    assert_eq!(bed.app(h).responses.len(), 1, "closed without an answer");
+    assert!(!bed.clients[&h].reset);
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
+}
+
+#[test]
+fn requests_after_a_member_is_disabled_go_to_the_others() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let reqs: Vec<Req> = (0..12).map(|k| Req::obj(1000 + k)).collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).responses.len() >= 4));
+    let before = bed.heads(0).len();
+    assert!(before >= 1, "member .11 took requests");
+    bed.vs()
+        .lb
+        .states
+        .set_admin(MemberId(0), crate::lb::AdminState::Disabled);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    // One request may have been under way when the member was disabled.
+    assert!(bed.heads(0).len() <= before + 1, "{}", bed.heads(0).len());
+    assert!(bed.heads(1).len() >= 12 - before - 1);
+}
+
+#[test]
+fn a_member_marked_down_midway_through_a_get_is_resumed_from_another() {
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(2, &[], p, Behaviour::new());
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.clients[&h].received > 0));
+    bed.clients.get_mut(&h).unwrap().stalled = true;
+    bed.run_until(Duration::from_millis(50), |_| false);
+    let at = bed.clients[&h].received;
+    assert!(at < BIG / 2, "{at}");
+    bed.vs()
+        .lb
+        .states
+        .set_monitor(MemberId(0), MonitorStatus::Down);
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.http().resumes_attempted == 1));
+    bed.clients.get_mut(&h).unwrap().stalled = false;
+    let now = bed.now;
+    let e = bed.clients.get_mut(&h).unwrap();
+    e.pump(&mut bed.client, now, h);
+    assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_succeeded, k.resumes_refused), (1, 0), "{k:?}");
+    assert!(bed.heads(1).iter().any(|h| h.contains("If-Match: \"v1\"")));
+}
+
+#[test]
+fn chunked_answers_keep_the_connections_and_until_close_answers_close_the_client() {
+    let mut b = Behaviour::new();
+    b.framing = Framing::Chunked;
+    let mut bed = http_bed(2, &[], http_profile(), b);
+    let reqs: Vec<Req> = [0u64, 1, 300_000, 65_536, 9]
+        .iter()
+        .map(|&n| Req::obj(n))
+        .collect();
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert!(bed.app(h).responses[2]
+        .head
+        .contains("Transfer-Encoding: chunked"));
+    assert!(bed.accepted() <= 2, "{}", bed.accepted());
+    assert_eq!(bed.http().server_connections_reused, 5 - bed.accepted());
+
+    let mut b = Behaviour::new();
+    b.framing = Framing::UntilClose;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    for (k, n) in [200_000u64, 0, 17].into_iter().enumerate() {
+        let mut c = Client::new(vec![Req::obj(n), Req::obj(1)]);
+        c.close_at_end = false;
+        let h = bed.http_client(40_000 + k as u16, c);
+        assert!(
+            bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+                && b.host.proxy().flow_count() == 0),
+            "{:?}",
+            bed.app(h)
+        );
+        let r = &bed.app(h).responses;
+        assert_eq!(r.len(), 1, "{n}: only the first is answered: {r:?}");
+        assert!(r[0].intact && r[0].body_len == n, "{n}: {r:?}");
+    }
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+    assert_eq!(bed.http().requests, 3);
+}
+
+#[test]
+fn a_request_with_connection_close_or_http_1_0_closes_after_its_answer() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let reqs = vec![Req::obj(5000).with("Connection", "close"), Req::obj(1)];
+    let mut c = Client::new(reqs);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    let r = &bed.app(h).responses;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].intact && r[0].body_len == 5000);
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+
+    let mut req = Req::obj(300);
+    req.head = req.head.replacen("HTTP/1.1", "HTTP/1.0", 1);
+    let mut c = Client::new(vec![req, Req::obj(1)]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_001, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    let r = &bed.app(h).responses;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].intact && r[0].body_len == 300);
+    assert_eq!(bed.http().requests, 2);
+}
+
+#[test]
+fn a_head_trickled_byte_by_byte_still_times_out() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let mut c = Client::new(vec![Req::raw("")]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(
+        bed.run_until(Duration::from_millis(100), |b| b.client.state(h)
+            == Some(crate::tcp::State::Established))
+    );
+    let start = bed.now;
+    let head = format!(
+        "GET /obj/1 HTTP/1.1\r\nHost: a\r\nX-Slow: {}",
+        "z".repeat(100)
+    );
+    for &byte in head.as_bytes() {
+        if bed.app(h).done() {
+            break;
+        }
+        let _ = bed.client.write(h, &[byte]);
+        bed.run_until(Duration::from_millis(100), |_| false);
+    }
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.app(h).done()));
+    let took = bed.now - start;
+    assert_eq!(bed.app(h).responses[0].status, 408);
+    assert!(took < Duration::from_millis(2300), "{took:?}");
+    assert_eq!(bed.accepted(), 0);
+}
+
+#[test]
+fn a_get_whose_signature_covers_its_range_is_not_resumed() {
+    let mut bed = resume_bed(true, Cut::Reset, Behaviour::new());
+    let req = Req::obj(BIG).with("Range", "bytes=0-4194303").with(
+        "Authorization",
+        "AWS4-HMAC-SHA256 Credential=rouge-test/20261207/us-east-1/s3/aws4_request, \
+         SignedHeaders=host;range;x-amz-date, Signature=0123",
+    );
+    let h = bed.http_client(40_000, Client::new(vec![req]));
+    assert!(
+        bed.run_until(Duration::from_secs(20), |b| b.clients[&h].reset
+            || b.clients[&h].eof)
+    );
+    let c = bed.app(h);
+    assert!(c.responses.is_empty(), "{:?}", c.responses);
+    let cur = c.cur.as_ref().expect("a response under way");
+    assert!(cur.status == 206 && cur.intact && cur.got < BIG);
+    assert_eq!(bed.http().resumes_attempted, 0);
+    assert!(bed.heads(1).is_empty());
+}
+
+#[test]
+fn oneconnect_keeps_at_most_max_idle_per_member_and_closes_them_after_idle_timeout() {
+    let mut p = http_profile();
+    p.max_idle_per_member = 2;
+    p.idle_timeout = Duration::from_secs(1);
+    p.keepalive_timeout = Duration::from_secs(30);
+    let mut bed = http_bed(1, &[], p, Behaviour::new());
+    // Six clients at once: six member connections, two kept.
+    let hs: Vec<ConnHandle> = (0..6)
+        .map(|k| {
+            let mut c = Client::new(vec![Req::obj(100_000), Req::obj(10)]);
+            c.close_at_end = false;
+            bed.http_client(40_000 + k, c)
+        })
+        .collect();
+    assert!(bed.run_until(Duration::from_secs(2), |b| hs
+        .iter()
+        .all(|&h| b.app(h).done())));
+    for &h in &hs {
+        assert_intact(&bed, h);
+    }
+    assert!(bed.accepted() >= 3, "{}", bed.accepted());
+    bed.run_until(Duration::from_millis(100), |_| false);
+    assert_eq!(bed.host.proxy().idle_connections(), 2);
+    let open = |b: &Bed| b.served(0).iter().filter(|s| !s.peer_eof).count();
+    assert_eq!(open(&bed), 2, "the others closed");
+    // Idle past `idle_timeout` (a sweep later at most): closed.
+    assert!(bed.run_until(Duration::from_millis(1500), |b| b
+        .host
+        .proxy()
+        .idle_connections()
+        == 0));
+    assert!(bed.run_until(Duration::from_millis(100), |b| open(b) == 0));
+    // The next request opens a new one.
+    let before = bed.accepted();
+    let h = bed.http_client(41_000, Client::new(vec![Req::obj(10)]));
+    // (The six clients stay connected: only this one's end is waited for.)
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_intact(&bed, h);
+    assert_eq!(bed.accepted(), before + 1);
+}
+
+#[test]
+fn keep_alive_gets_to_tls_members_reuse_their_sessions() {
+    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
+        let cfg = super::tls::client_cfg("ca", None);
+        vs.server_tls = Some(("members".into(), Arc::new(cfg), 16));
+    });
+    for m in bed.members.iter_mut() {
+        m.tls = Some(super::tls::server_cfg(
+            vec![crate::tls::test_certs::ident("member")],
+            Duration::from_secs(10),
+        ));
+    }
+    for c in 0..3u16 {
+        let reqs: Vec<Req> = (0..4).map(|k| Req::obj([5, 200_000][k % 2])).collect();
+        let h = bed.http_client(40_000 + c, Client::new(reqs));
+        assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
+        assert_intact(&bed, h);
+    }
+    assert!(bed.accepted() <= 2, "{}", bed.accepted());
+    let st = bed.vs().counters.server_tls();
+    assert_eq!(st.full.iter().sum::<u64>(), bed.accepted(), "{st:?}");
+    assert_eq!(st.failures.iter().sum::<u64>(), 0, "{st:?}");
+    assert_eq!(bed.http().server_connections_reused, 12 - bed.accepted());
+}
+
+#[test]
+fn an_upgrade_switches_the_connection_to_a_tunnel() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let reqs = vec![Req::obj(1000), Req::upgrade(500_000)];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    let r = &bed.app(h).responses;
+    assert_eq!((r[0].status, r[0].intact), (200, true));
+    assert_eq!(
+        (r[1].status, r[1].intact, r[1].body_len),
+        (101, true, 500_000)
+    );
+    assert_eq!(bed.http().responses, [1, 0, 0, 0, 1]);
+    assert_eq!(
+        bed.host.proxy().idle_connections(),
+        0,
+        "a tunnel is not reused"
+    );
+}
+
+#[test]
+fn many_clients_at_once_with_mixed_requests_through_loss() {
+    let mut p = http_profile();
+    p.max_idle_per_member = 2;
+    let mut bed = http_bed(3, &[], p, Behaviour::new());
+    let faults = Faults {
+        loss: 0.01,
+        dup: 0.002,
+        reorder: 0.01,
+    };
+    bed.client_faults = faults;
+    bed.server_faults = faults;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut hs = Vec::new();
+    for c in 0..16u16 {
+        let reqs: Vec<Req> = (0..6)
+            .map(|_| match next(5) {
+                0 => Req::upload("PUT", Body::Length(next(100_000))),
+                1 => Req::upload("POST", Body::Chunked(next(50_000))),
+                2 => {
+                    let a = next(100_000);
+                    Req::obj(200_000).with("Range", &format!("bytes={a}-{}", a + next(90_000)))
+                }
+                _ => Req::obj(next(200_000)),
+            })
+            .collect();
+        let mut client = Client::new(reqs);
+        client.pipelined = c % 2 == 1;
+        hs.push(bed.http_client(40_000 + c, client));
+    }
+    let ok = bed.run_until(Duration::from_secs(60), |b| {
+        hs.iter().all(|&h| b.app(h).done() && b.clients[&h].eof) && b.host.proxy().flow_count() == 0
+    });
+    assert!(
+        ok,
+        "{} of 16 done",
+        hs.iter().filter(|&&h| bed.app(h).done()).count()
+    );
+    for &h in &hs {
+        assert_intact(&bed, h);
+    }
+    assert!((0..3).all(|m| bed.served(m).iter().all(|s| !s.corrupt)));
+    let k = bed.http();
+    assert_eq!(k.requests, 96);
+    assert_eq!(k.responses[0], 96);
+    assert!(bed.host.proxy().idle_connections() <= 6);
+}
+
+#[test]
+fn a_member_silent_after_its_100_continue_gets_504() {
+    let mut b = Behaviour::new();
+    b.silent = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let req = Req::upload("PUT", Body::Length(10_000)).expecting_continue();
+    let mut c = Client::new(vec![req]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        || b.clients[&h].reset));
+    let c = bed.app(h);
+    assert_eq!(c.interim, [(0, 100)]);
+    assert_eq!(
+        c.responses.first().map(|r| r.status),
+        Some(504),
+        "reset {}",
+        bed.clients[&h].reset
+    );
+}
+
+#[test]
+fn a_resume_that_cannot_be_had_aborts_the_client() {
+    // The other member never answers: the resume times out.
+    let mut silent = Behaviour::new();
+    silent.silent = true;
+    let mut bed = resume_bed(true, Cut::Reset, silent);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    let start = bed.now;
+    let ended = bed.run_until(Duration::from_secs(10), |b| {
+        b.clients[&h].reset || b.clients[&h].eof
+    });
+    let k = bed.http();
+    assert!(
+        ended,
+        "the client still waits {:?} later: {k:?}, flows {:?}",
+        bed.now - start,
+        bed.host.proxy().flows(bed.now)
+    );
+    assert_aborted(&bed, h);
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 0), "{k:?}");
+    assert_eq!(k.resumes_refused, 1, "{k:?}");
+
+    // The other member refuses connections.
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(2, &[12], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, Cut::Reset));
+    bed.members[0].http = Some(b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(
+        bed.run_until(Duration::from_secs(10), |b| b.clients[&h].reset
+            || b.clients[&h].eof)
+    );
+    assert_aborted(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_refused), (1, 1), "{k:?}");
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
+}
