@@ -13,7 +13,7 @@
 #   scripts/s3pool.sh status [PREFIX]            the server's PID and the dead members
 #   scripts/s3pool.sh kill-member   ADDR [PREFIX]  ADDR:9000 resets every connection
 #   scripts/s3pool.sh revive-member ADDR [PREFIX]  ADDR:9000 answers again
-#   scripts/s3pool.sh counters [PREFIX]          bytes to and from each member (JSON)
+#   scripts/s3pool.sh counters [PREFIX]          bytes and connections per member (JSON)
 #   scripts/s3pool.sh env                        print the client settings (for `eval`)
 #
 # PREFIX (default `rg-`) is the test bed's (scripts/testbed.sh up PREFIX).
@@ -31,7 +31,8 @@
 # dead ADDR:9000 are answered with a TCP reset (connections in progress are reset at the
 # peer's next segment, new ones refused) and the server's own segments from ADDR:9000 are
 # dropped, so nothing of a dead member reaches the appliance. The same table counts the
-# bytes to and from each member (`counters`: the nodes' view of the traffic).
+# bytes to and from each member and the connections opened to it (`counters`: the
+# nodes' view of the traffic).
 #
 # Tools (`install`; setup.sh runs it): s3s-fs 0.14.1 from crates.io with its `binary`
 # feature in target/tools/bin, and a Python venv with boto3 >= 1.36 from PyPI in
@@ -132,8 +133,9 @@ table() {
     local m n rules_in="" rules_out="" counters=""
     for m in "${MEMBERS[@]}"; do
         n=${m##*.}
-        counters+="    counter m${n}_in { }"$'\n'"    counter m${n}_out { }"$'\n'
+        counters+="    counter m${n}_in { }"$'\n'"    counter m${n}_out { }"$'\n'"    counter m${n}_syn { }"$'\n'
         rules_in+="        ip daddr $m tcp dport $PORT counter name m${n}_in"$'\n'
+        rules_in+="        ip daddr $m tcp dport $PORT tcp flags & (syn | ack) == syn counter name m${n}_syn"$'\n'
         rules_out+="        ip saddr $m tcp sport $PORT counter name m${n}_out"$'\n'
     done
     ip netns exec "$SRV" nft -f - <<EOF
@@ -152,8 +154,9 @@ $rules_out    }
 EOF
 }
 
-# The members' byte counters as JSON: {"198.18.2.11": {"in": bytes, "out": bytes}, ...}
-# (in: toward the member, i.e. uploads and requests; out: from it, i.e. downloads).
+# The members' counters as JSON: {"198.18.2.11": {"in": bytes, "out": bytes, "syn":
+# connections}, ...} (in: bytes toward the member, i.e. uploads and requests; out: bytes
+# from it, i.e. downloads; syn: connections opened to it, counted by their SYN).
 counters() {
     ip netns exec "$SRV" nft -j list counters table inet "$TABLE" | /usr/bin/python3 -c '
 import json, sys
@@ -162,7 +165,7 @@ for item in json.load(sys.stdin).get("nftables", []):
     c = item.get("counter")
     if c:
         n, d = c["name"][1:].split("_")
-        out.setdefault("198.18.2." + n, {})[d] = c["bytes"]
+        out.setdefault("198.18.2." + n, {})[d] = c["packets" if d == "syn" else "bytes"]
 print(json.dumps(out))'
 }
 

@@ -68,6 +68,32 @@ impl S3Pool {
         s3pool(&["kill-member", addr, &self.prefix]);
     }
 
+    /// The members' own counters (`scripts/s3pool.sh counters`): by address,
+    /// `{"in": bytes, "out": bytes, "syn": connections opened}`.
+    pub fn counters(&self) -> Value {
+        let out = s3pool(&["counters", &self.prefix]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "s3pool.sh counters: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Connections opened to the members so far, as the members' namespace counts them
+    /// (health probes included).
+    pub fn connections_opened(&self) -> u64 {
+        let v = self.counters();
+        MEMBERS
+            .iter()
+            .map(|m| {
+                v[*m]["syn"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no syn count of {m}: {v}"))
+            })
+            .sum()
+    }
+
     /// Member `addr` answers again.
     pub fn revive_member(&self, addr: &str) {
         s3pool(&["revive-member", addr, &self.prefix]);
