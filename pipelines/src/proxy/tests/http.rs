@@ -1288,6 +1288,7 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
     for oneconnect in [true, false] {
         let mut p = http_profile();
         p.oneconnect = oneconnect;
+        p.idle_timeout = Duration::from_secs(1);
         let mut bed = http_bed(2, &[], p, Behaviour::new());
         for c in 0..10u16 {
             let reqs = vec![Req::obj(1000), Req::obj(20_000), Req::obj(5)];
@@ -1301,6 +1302,14 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
             assert!(k.server_connections_reused >= 25, "{k:?}");
             assert!(bed.accepted() <= 4, "{} member connections", bed.accepted());
             assert_eq!(bed.host.proxy().idle_connections() as u64, bed.accepted());
+            // With no client left, they still expire after `idle_timeout`.
+            assert!(bed.run_until(Duration::from_millis(1500), |b| b
+                .host
+                .proxy()
+                .idle_connections()
+                == 0));
+            assert!(bed.run_until(Duration::from_millis(100), |b| (0..2)
+                .all(|m| b.served(m).iter().all(|s| s.peer_eof))));
         } else {
             assert_eq!(k.server_connections_reused, 0);
             assert_eq!(bed.accepted(), 30, "one member connection per request");
@@ -1769,22 +1778,34 @@ fn a_policy_routes_each_request_of_one_connection_by_bucket() {
     assert_eq!(bed.vs().counters.client_side().total, 1, "one connection");
 }
 
+/// A bed as `http_bed`, its virtual server terminating TLS.
+fn tls_bed(n: u8, closed: &[u8], p: HttpProfile, b: Behaviour) -> Bed {
+    http_bed_with(n, closed, p, b, |vs| {
+        vs.client_tls = Some(("vip".into(), super::tls::vip_tls(Duration::from_secs(10))));
+    })
+}
+
+impl Bed {
+    /// A client speaking TLS (verifying `s3.rouge.test`), sending as `c` says.
+    fn tls_client(&mut self, port: u16, c: Client) -> ConnHandle {
+        let cfg = super::tls::client_cfg("ca", Some("s3.rouge.test"));
+        let vip: IpAddr = "198.18.1.100".parse().unwrap();
+        let e = Endpoint {
+            http: Some(Box::new(App::Client(c))),
+            tls: Some(Box::new(TlsSession::client(&cfg, vip, self.now).unwrap())),
+            ..Endpoint::default()
+        };
+        self.connect(port, e)
+    }
+}
+
 #[test]
 fn keep_alive_gets_over_client_tls() {
-    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
-        vs.client_tls = Some(("vip".into(), super::tls::vip_tls(Duration::from_secs(10))));
-    });
-    let cfg = super::tls::client_cfg("ca", Some("s3.rouge.test"));
+    let mut bed = tls_bed(2, &[], http_profile(), Behaviour::new());
     let reqs: Vec<Req> = (0..10)
         .map(|k| Req::obj([100, 1 << 20, 0, 40_000][k % 4]))
         .collect();
-    let mut e = Endpoint {
-        http: Some(Box::new(App::Client(Client::new(reqs)))),
-        ..Endpoint::default()
-    };
-    let vip: IpAddr = "198.18.1.100".parse().unwrap();
-    e.tls = Some(Box::new(TlsSession::client(&cfg, vip, bed.now).unwrap()));
-    let h = bed.connect(40_000, e);
+    let h = bed.tls_client(40_000, Client::new(reqs));
     assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
     assert_intact(&bed, h);
     assert!(!bed.clients[&h].tls_failed);
@@ -1793,6 +1814,36 @@ fn keep_alive_gets_over_client_tls() {
     assert_eq!(k.responses[0], 10);
     assert!(bed.accepted() <= 2);
     assert_eq!(bed.vs().counters.client_tls().full, [0, 1]);
+}
+
+#[test]
+fn over_client_tls_a_get_is_resumed_and_the_proxys_own_answers_arrive() {
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = tls_bed(2, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, Cut::Reset));
+    bed.members[0].http = Some(b);
+    let h = bed.tls_client(40_000, Client::new(vec![Req::obj(BIG), Req::obj(10)]));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 1), "{k:?}");
+
+    // No member: 503, then close_notify and the end of the connection.
+    let mut bed = tls_bed(1, &[], http_profile(), Behaviour::new());
+    bed.vs()
+        .lb
+        .states
+        .set_monitor(MemberId(0), MonitorStatus::Down);
+    let mut c = Client::new(vec![Req::obj(10)]);
+    c.close_at_end = false;
+    let h = bed.tls_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    assert_eq!(bed.app(h).responses[0].status, 503);
+    assert!(!bed.clients[&h].tls_failed && !bed.clients[&h].reset);
 }
 
 #[test]
@@ -2283,4 +2334,47 @@ fn a_resume_that_cannot_be_had_aborts_the_client() {
     let k = bed.http();
     assert_eq!((k.resumes_attempted, k.resumes_refused), (1, 1), "{k:?}");
     assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
+}
+
+#[test]
+fn a_client_reset_mid_response_resets_the_member_connection_not_parks_it() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.clients[&h].received > 100_000));
+    let now = bed.now;
+    bed.client.abort(now, h).unwrap();
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.host.proxy().flow_count() == 0));
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+    assert_eq!(bed.vs().counters.resets(ResetCause::ClientReset), 1);
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.members[0]
+        .conns
+        .values()
+        .all(|e| e.reset || e.eof)));
+}
+
+#[test]
+fn an_upload_to_a_member_disabled_midway_finishes_there() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let reqs = vec![Req::upload("PUT", Body::Length(1 << 20)), Req::obj(10)];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b
+        .served(0)
+        .iter()
+        .any(|s| s.heads.len() == 1)));
+    bed.run_until(Duration::from_millis(2), |_| false);
+    assert!(bed.app(h).responses.is_empty(), "still uploading");
+    bed.vs()
+        .lb
+        .states
+        .set_admin(MemberId(0), crate::lb::AdminState::Disabled);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert_eq!(
+        bed.served(0)
+            .iter()
+            .flat_map(|s| s.uploads.iter())
+            .collect::<Vec<_>>(),
+        [&(1 << 20)]
+    );
+    assert_eq!(bed.heads(1).len(), 1, "the next request went elsewhere");
 }
