@@ -1322,10 +1322,13 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let mut head = Req::obj(70_000);
+    head.head = head.head.replacen("GET", "HEAD", 1);
     let reqs = vec![
         Req::obj(200_000),
         Req::obj(3),
         Req::upload("PUT", Body::Length(50_000)),
+        head,
         Req::obj(0),
         Req::obj(100_001),
     ];
@@ -1333,8 +1336,8 @@ fn pipelined_requests_are_answered_in_order() {
     assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
     assert_intact(&bed, h);
     let lens: Vec<u64> = bed.app(h).responses.iter().map(|r| r.body_len).collect();
-    assert_eq!(lens, [200_000, 3, 5, 0, 100_001]);
-    assert_eq!(bed.http().requests, 5);
+    assert_eq!(lens, [200_000, 3, 5, 0, 0, 100_001]);
+    assert_eq!(bed.http().requests, 6);
 }
 
 #[test]
@@ -1512,6 +1515,25 @@ fn no_member_available_is_503_and_every_member_refusing_is_502() {
     assert_eq!(k.answers[HttpAnswer::BadGateway as usize], 1, "{k:?}");
     assert_eq!(k.answers[HttpAnswer::NoMember as usize], 0, "{k:?}");
     assert!(bed.vs().counters.reselects() >= 1);
+
+    // Every member silent (SYNs lost): 502 once the connect timeouts ran out.
+    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
+        vs.connect_timeout = Duration::from_millis(300);
+    });
+    for m in &mut bed.members {
+        m.ip = IpAddr::V4(Ipv4Addr::new(198, 18, 9, 9));
+    }
+    let start = bed.now;
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_eq!(bed.app(h).responses[0].status, 502);
+    assert!(
+        bed.now - start < Duration::from_secs(2),
+        "{:?}",
+        bed.now - start
+    );
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
 }
 
 #[test]
@@ -2377,4 +2399,64 @@ fn an_upload_to_a_member_disabled_midway_finishes_there() {
         [&(1 << 20)]
     );
     assert_eq!(bed.heads(1).len(), 1, "the next request went elsewhere");
+}
+
+#[test]
+fn a_bad_request_pipelined_behind_a_good_one_is_answered_after_it() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let bad = Req::raw(
+        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let mut c = Client::new(vec![Req::obj(300_000), bad, Req::obj(1)]).pipelined();
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    let r = &bed.app(h).responses;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(
+        (r[0].status, r[0].intact, r[0].body_len),
+        (200, true, 300_000)
+    );
+    assert_eq!(r[1].status, 400);
+    assert_eq!(
+        bed.heads(0).len(),
+        1,
+        "only the good request reached the member"
+    );
+    assert_eq!(bed.http().refused[HttpError::Smuggling as usize], 1);
+}
+
+#[test]
+fn a_get_is_resumed_twice_and_from_a_cut_right_after_the_head() {
+    // .11 and .12 each die 1 MiB into what they send; .13 finishes.
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(3, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, Cut::Reset));
+    bed.members[0].http = Some(b.clone());
+    bed.members[1].http = Some(b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (2, 2), "{k:?}");
+    assert_eq!(bed.heads(2).len(), 1);
+
+    // The head and not one body byte, then the FIN: resumed from byte 0.
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(2, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((0, Cut::Close));
+    bed.members[0].http = Some(b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(300_000)]));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let resumed = bed.heads(1);
+    assert!(
+        resumed[0].lines().any(|l| l == "Range: bytes=0-299999"),
+        "{resumed:?}"
+    );
 }
