@@ -114,7 +114,7 @@ fi
 
 if [[ $QUICK -eq 0 ]]; then
     step "fuzz smoke (each target for a few seconds)"
-    for target in frame config tcp_segment proxy_ops tls_records; do
+    for target in frame config tcp_segment proxy_ops tls_records http_engine; do
         corpus=$(mktemp -d)
         (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
             -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 2>&1 | tail -n 2)

@@ -309,18 +309,7 @@ pub fn show(
         ShowWhat::Interfaces => interfaces_table(&data),
         ShowWhat::Arp => table(&data, &["address", "mac", "vlan", "state", "expires_in_ms"]),
         ShowWhat::Routes => table(&data, &["destination", "gateway", "vlan", "kind"]),
-        ShowWhat::Virtual => table(
-            &data,
-            &[
-                "name",
-                "type",
-                "destination",
-                "pool",
-                "packets",
-                "connections",
-                "bytes",
-            ],
-        ),
+        ShowWhat::Virtual => virtuals_text(&data),
         ShowWhat::Pool => pools_text(&data),
         ShowWhat::Member => table(
             &data,
@@ -459,6 +448,59 @@ fn classes_text(data: &Value) -> String {
                 f,
             );
         }
+    }
+    out
+}
+
+/// `show virtual`: one row per virtual server, then a line of HTTP figures for each
+/// with an `http_profile`.
+fn virtuals_text(data: &Value) -> String {
+    let mut out = table(
+        data,
+        &[
+            "name",
+            "type",
+            "destination",
+            "pool",
+            "packets",
+            "connections",
+            "bytes",
+        ],
+    );
+    for v in data.as_array().into_iter().flatten() {
+        let h = &v["http"];
+        if h.is_null() {
+            continue;
+        }
+        let r = &h["responses"];
+        let sum = |o: &Value| -> u64 {
+            o.as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        };
+        out.push_str(&format!(
+            "  {} http: profile {} policy {}  requests {}  responses 2xx/3xx/4xx/5xx {}/{}/{}/{}  refused {}  own answers {}  reused/opened {}/{}  retries {}  resumes {}/{} ({} refused)  routed {}  passive down {}\n",
+            cell(&v["name"]),
+            cell(&h["profile"]),
+            cell(&h["policy"]),
+            cell(&h["requests"]),
+            cell(&r["2xx"]),
+            cell(&r["3xx"]),
+            cell(&r["4xx"]),
+            cell(&r["5xx"]),
+            sum(&h["refused"]),
+            sum(&h["answers"]),
+            cell(&h["server_connections_reused"]),
+            cell(&h["server_connections_opened"]),
+            cell(&h["retries"]),
+            cell(&h["resumes_succeeded"]),
+            cell(&h["resumes_attempted"]),
+            cell(&h["resumes_refused"]),
+            cell(&h["policy_routed"]),
+            cell(&h["passive_down"]),
+        ));
     }
     out
 }
@@ -766,6 +808,30 @@ mod tests {
         );
         assert_eq!(t, "A       B\nx       1\nlonger  -\n");
         assert_eq!(table(&json!([]), &["a"]), "A\n(none)\n");
+    }
+
+    #[test]
+    fn virtual_servers_with_http_get_a_line_of_http_figures() {
+        let data = json!([
+            {"name": "s3", "type": "standard", "destination": "198.18.1.100:443", "pool": "s3",
+             "packets": 10, "connections": 2, "bytes": 300,
+             "http": {"profile": "s3", "policy": "s3-routing", "requests": 9,
+                      "responses": {"1xx": 1, "2xx": 6, "3xx": 0, "4xx": 2, "5xx": 1},
+                      "refused": {"malformed": 1, "smuggling": 2}, "answers": {"no_member": 1},
+                      "server_connections_reused": 7, "server_connections_opened": 2,
+                      "retries": 1, "resumes_attempted": 3, "resumes_succeeded": 2,
+                      "resumes_refused": 1, "policy_routed": 4, "passive_down": 0}},
+            {"name": "web", "type": "fastl4", "destination": "198.18.1.100:80", "pool": "web",
+             "packets": 1, "connections": 1, "bytes": 60},
+        ]);
+        let t = virtuals_text(&data);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(lines[1].starts_with("s3 "), "{t}");
+        assert_eq!(
+            lines[3],
+            "  s3 http: profile s3 policy s3-routing  requests 9  responses 2xx/3xx/4xx/5xx 6/0/2/1  refused 3  own answers 1  reused/opened 7/2  retries 1  resumes 2/3 (1 refused)  routed 4  passive down 0"
+        );
     }
 
     #[test]

@@ -172,7 +172,9 @@ impl Collector for Figures {
             workers(&mut enc, &stats, &mut floor)?;
         }
         tcp(&mut enc, &stats["tcp"])?;
-        virtuals(&mut enc, &views::virtuals(sh))?;
+        let vs = views::virtuals(sh);
+        virtuals(&mut enc, &vs)?;
+        http(&mut enc, &vs)?;
         tls(&mut enc, &views::tls(sh))?;
         members(&mut enc, &views::pools(sh, None).unwrap_or(Value::Null))?;
         let monitor = &stats["monitor"];
@@ -565,6 +567,93 @@ fn virtuals(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::E
         None,
         &cur,
     )
+}
+
+/// HTTP per standard virtual server with an `http_profile` (`show virtual`'s `http`).
+fn http(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error> {
+    let (mut requests, mut responses, mut refused, mut answers) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let singles: [(&str, &str); 8] = [
+        (
+            "server_connections_reused",
+            "Requests sent on a reused idle server-side connection (OneConnect).",
+        ),
+        (
+            "server_connections_opened",
+            "Server-side connections opened for requests.",
+        ),
+        (
+            "retries",
+            "Requests sent again on a fresh connection after a reused one died before any response byte.",
+        ),
+        (
+            "resumes_attempted",
+            "GETs continued from another member after theirs died mid-response.",
+        ),
+        (
+            "resumes_succeeded",
+            "Resumed GETs whose new member's bytes were spliced into the client's response.",
+        ),
+        (
+            "resumes_refused",
+            "Resumes refused (no matching answer or no member): the client's connection was aborted.",
+        ),
+        (
+            "policy_routed",
+            "Requests sent to a pool by a policy rule (not the default pool).",
+        ),
+        (
+            "passive_down",
+            "Members marked down by passive health.",
+        ),
+    ];
+    let mut single: Vec<Vec<(Labels, Num)>> = vec![Vec::new(); singles.len()];
+    for v in rows(data) {
+        let h = &v["http"];
+        if h.is_null() {
+            continue;
+        }
+        let l: Labels = vec![("virtual", s(&v["name"]))];
+        requests.push((l.clone(), num(&h["requests"])));
+        responses.extend(by_key(&h["responses"], &l, "class"));
+        refused.extend(by_key(&h["refused"], &l, "reason"));
+        answers.extend(by_key(&h["answers"], &l, "answer"));
+        for (k, (key, _)) in singles.iter().enumerate() {
+            single[k].push((l.clone(), num(&h[*key])));
+        }
+    }
+    counter(
+        enc,
+        "http_requests",
+        "HTTP requests received from clients (head complete).",
+        None,
+        &requests,
+    )?;
+    counter(
+        enc,
+        "http_responses",
+        "HTTP responses passed to clients, by status class (1xx: interim).",
+        None,
+        &responses,
+    )?;
+    counter(
+        enc,
+        "http_refused",
+        "HTTP requests refused by the engine, by reason (the client got 400, 414, 431 or 502).",
+        None,
+        &refused,
+    )?;
+    counter(
+        enc,
+        "http_answers",
+        "Answers the proxy gave itself instead of a member's (408, 502, 503, 504).",
+        None,
+        &answers,
+    )?;
+    for ((key, help), samples) in singles.iter().zip(&single) {
+        counter(enc, &format!("http_{key}"), help, None, samples)?;
+    }
+    Ok(())
 }
 
 /// Each monitor's successful probes, and its failed ones by `reason` (tcp, timeout,

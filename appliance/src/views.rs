@@ -175,7 +175,8 @@ pub fn virtuals(s: &Shared) -> Value {
             "bytes": cs.bytes_in + cs.bytes_out, "connections": cs.total,
             "current_connections": cs.current,
             "client_side": cs, "server_side": ss, "reselects": c.reselects(),
-            "resets": resets, "buffer_bytes": c.buffer_bytes(), "tls": tls_sides(v)}),
+            "resets": resets, "buffer_bytes": c.buffer_bytes(), "tls": tls_sides(v),
+            "http": http_figures(v)}),
         );
     }
     for sv in &dp.services {
@@ -259,6 +260,48 @@ pub fn tls_sides(v: &rouge_pipelines::proxy::StandardVs) -> Value {
         .as_ref()
         .map(|(n, _, _)| tls_side(n, &v.counters.server_tls(), None));
     json!({"client_side": client, "server_side": server})
+}
+
+/// The HTTP figures of a standard virtual server with an `http_profile` (`null`
+/// without): its profile and policy, requests, responses by status class, requests
+/// refused by reason, the proxy's own answers, server-side connections reused and
+/// opened, retries, resumes, requests routed by the policy, members marked down by
+/// passive health.
+pub fn http_figures(v: &rouge_pipelines::proxy::StandardVs) -> Value {
+    use rouge_pipelines::http::HttpError;
+    use rouge_pipelines::proxy::HttpAnswer;
+    let Some(h) = &v.http else {
+        return Value::Null;
+    };
+    let t = v.counters.http();
+    // HttpTotals::responses is [2xx, 3xx, 4xx, 5xx, 1xx].
+    let r = &t.responses;
+    let refused: BTreeMap<&str, u64> = HttpError::ALL
+        .iter()
+        .zip(t.refused)
+        .map(|(e, n)| (e.as_str(), n))
+        .collect();
+    let answers: BTreeMap<&str, u64> = HttpAnswer::ALL
+        .iter()
+        .zip(t.answers)
+        .map(|(a, n)| (a.as_str(), n))
+        .collect();
+    json!({
+        "profile": h.profile.name,
+        "policy": h.policy.as_ref().map(|p| p.name.clone()),
+        "requests": t.requests,
+        "responses": {"1xx": r[4], "2xx": r[0], "3xx": r[1], "4xx": r[2], "5xx": r[3]},
+        "refused": refused,
+        "answers": answers,
+        "server_connections_reused": t.server_connections_reused,
+        "server_connections_opened": t.server_connections_opened,
+        "retries": t.retries,
+        "resumes_attempted": t.resumes_attempted,
+        "resumes_succeeded": t.resumes_succeeded,
+        "resumes_refused": t.resumes_refused,
+        "policy_routed": t.policy_routed,
+        "passive_down": t.passive_down,
+    })
 }
 
 /// `show tls`: every standard virtual server with TLS on a side, with both sides'

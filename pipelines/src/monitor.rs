@@ -69,8 +69,8 @@ pub enum ProbeKind {
     /// status line, whatever the status (`403` from an S3 server that was not given
     /// credentials is alive). A reset, a timeout or an answer that is not HTTP fails.
     S3 {
-        /// Request bytes, e.g. `GET / HTTP/1.1\r\nHost: 198.18.2.11:9000\r\n
-        /// Connection: close\r\n\r\n`.
+        /// Request bytes (the configuration's default names the member as `Host`),
+        /// e.g. `GET / HTTP/1.1\r\nHost: 198.18.2.11:9000\r\nConnection: close\r\n\r\n`.
         send: String,
         /// The server TLS profile, for members that serve https.
         tls: Option<ProbeTls>,
@@ -362,6 +362,27 @@ impl Monitors {
                     p.watch = i;
                 }
             }
+        }
+    }
+
+    /// Passive health marked the member `key` down (real traffic to it kept failing):
+    /// its watch counts as down from now, so it comes back only after `up_after`
+    /// successful probes. The transition (for the log) goes into `out`.
+    pub fn passive_down(&mut self, key: (u32, u32), reason: &str, out: &mut Vec<Transition>) {
+        for w in self.watches.iter_mut().filter(|w| w.target.key == key) {
+            if w.status == MonitorStatus::Down {
+                continue;
+            }
+            w.status = MonitorStatus::Down;
+            w.streak = 0;
+            self.counters.transitions += 1;
+            out.push(Transition {
+                key,
+                addr: w.target.addr,
+                status: MonitorStatus::Down,
+                reason: reason.to_string(),
+                failure: None,
+            });
         }
     }
 

@@ -266,12 +266,17 @@ fn pools_and_monitors(
                     send: send(),
                     receive: m.receive.clone().unwrap_or_default(),
                 },
-                MonitorType::Https => {
+                // The request is set per member below (its address is the Host).
+                MonitorType::S3 if m.tls_profile.is_none() => ProbeKind::S3 {
+                    send: m.send.clone().unwrap_or_default(),
+                    tls: None,
+                },
+                MonitorType::Https | MonitorType::S3 => {
                     let profile = m.tls_profile.clone().unwrap_or_default();
                     let Some((config, _)) = tls.client(&profile) else {
                         // Validation refuses this; a profile that still cannot be built
                         // (logged by the builder) must not leave members up unprobed.
-                        tracing::error!(monitor = %m.name, profile, "https monitor without a usable tls_profile: its members are down");
+                        tracing::error!(monitor = %m.name, profile, "monitor with TLS but without a usable tls_profile: its members are down");
                         for id in pool.ids() {
                             states.set_monitor(id, MonitorStatus::Down);
                         }
@@ -285,10 +290,17 @@ fn pools_and_monitors(
                         ));
                         continue;
                     };
-                    ProbeKind::Https {
-                        send: send(),
-                        receive: m.receive.clone().unwrap_or_default(),
-                        tls: ProbeTls { profile, config },
+                    let tls = ProbeTls { profile, config };
+                    match m.kind {
+                        MonitorType::S3 => ProbeKind::S3 {
+                            send: m.send.clone().unwrap_or_default(),
+                            tls: Some(tls),
+                        },
+                        _ => ProbeKind::Https {
+                            send: send(),
+                            receive: m.receive.clone().unwrap_or_default(),
+                            tls,
+                        },
                     }
                 }
             };
@@ -300,6 +312,12 @@ fn pools_and_monitors(
                 up_after: m.up_after,
             };
             for (mi, member) in p.members.iter().enumerate() {
+                let mut spec = spec.clone();
+                if let ProbeKind::S3 { send, .. } = &mut spec.kind {
+                    if m.send.is_none() {
+                        *send = s3_request(member.address);
+                    }
+                }
                 let ip = member.address.ip();
                 let Some(route) = table.lookup(ip) else {
                     continue;
@@ -316,7 +334,7 @@ fn pools_and_monitors(
                         key: (pi, mi as u32),
                         addr: member.address,
                         source,
-                        spec: spec.clone(),
+                        spec,
                     });
                 }
             }
@@ -331,6 +349,12 @@ fn pools_and_monitors(
         ));
     }
     (pools, targets)
+}
+
+/// The request of an s3 monitor without `send`: `GET /` naming the member (its
+/// address and port) as `Host`, closing after the answer.
+pub fn s3_request(member: SocketAddr) -> String {
+    format!("GET / HTTP/1.1\r\nHost: {member}\r\nConnection: close\r\n\r\n")
 }
 
 /// Builds the fastl4 virtual servers, each bound to its pool.

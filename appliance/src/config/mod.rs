@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod drivers;
+pub mod http;
 pub mod model;
 mod parse_error;
 pub mod proxy;
@@ -246,6 +247,8 @@ fn locate(doc: &toml_edit::ImDocument<String>, path: &FieldPath) -> Option<usize
     table.span().map(|s| s.start)
 }
 
+#[cfg(test)]
+mod http_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -47,6 +47,16 @@ pub struct Config {
     /// TLS profiles of standard virtual servers.
     #[serde(default, rename = "tls_profile", skip_serializing_if = "Vec::is_empty")]
     pub tls_profiles: Vec<super::tls::TlsProfileCfg>,
+    /// HTTP profiles of standard virtual servers.
+    #[serde(
+        default,
+        rename = "http_profile",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub http_profiles: Vec<super::http::HttpProfileCfg>,
+    /// HTTP routing policies of standard virtual servers.
+    #[serde(default, rename = "policy", skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<super::http::PolicyCfg>,
     /// Traffic shaping classes.
     #[serde(default, rename = "class", skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<ClassCfg>,
@@ -300,6 +310,10 @@ pub enum MonitorType {
     Http,
     /// As `http`, inside TLS verified as the `tls_profile`'s server side says.
     Https,
+    /// For S3 storage nodes: an HTTP request (inside TLS with `tls_profile`) answered
+    /// by any well-formed HTTP/1.x status line (`403` to a request without
+    /// credentials is alive).
+    S3,
 }
 
 impl MonitorType {
@@ -309,6 +323,7 @@ impl MonitorType {
             MonitorType::Tcp => "tcp",
             MonitorType::Http => "http",
             MonitorType::Https => "https",
+            MonitorType::S3 => "s3",
         }
     }
 }
@@ -322,13 +337,14 @@ pub struct MonitorCfg {
     /// What it checks.
     #[serde(rename = "type")]
     pub kind: MonitorType,
-    /// Request to send (http, https), e.g. `GET / HTTP/1.0\r\n\r\n`.
+    /// Request to send (http, https, s3), e.g. `GET / HTTP/1.0\r\n\r\n`; for s3 by
+    /// default `GET / HTTP/1.1` with `Host: <member address>` and `Connection: close`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,
     /// Text the response must contain (http, https), e.g. `200`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive: Option<String>,
-    /// https: the `[[tls_profile]]` whose server side (`ca`, `verify`, `server_name`,
+    /// https, and s3 toward https members: the `[[tls_profile]]` whose server side (`ca`, `verify`, `server_name`,
     /// `min_version`, `alpn`, `certificate`, `handshake_timeout_ms`) the probes use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_profile: Option<String>,
@@ -487,6 +503,14 @@ pub struct VirtualCfg {
     /// standard: the `[[tls_profile]]` toward members: connections to them are TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_tls: Option<String>,
+    /// standard: the `[[http_profile]]`: requests are parsed, routed and passed on one
+    /// by one (HTTP/1.1, keep-alive, connection reuse toward members).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_profile: Option<String>,
+    /// standard, with `http_profile`: the `[[policy]]` routing requests to pools by
+    /// host, path, method, header or S3 bucket (others go to `pool`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// standard: most client connections open at once, appliance-wide (0: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_limit: Option<u32>,

@@ -439,6 +439,7 @@ pub(super) fn standard_servers(
                 let (c, cache) = tls.client(n)?;
                 vs.server_tls = Some((n.clone(), c, cache));
             }
+            vs.http = super::http::http_vs(cfg, v, pools);
             Some(vs)
         })
         .collect()

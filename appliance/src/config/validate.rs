@@ -112,6 +112,7 @@ pub fn warnings(cfg: &Config) -> Vec<Problem> {
         };
         c.err("virtual", Some(i), "destination", problem, fix);
     }
+    c.problems.extend(super::http::warnings(cfg));
     c.problems
 }
 
@@ -413,6 +414,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut standard = HashSet::new();
     super::proxy::check_profiles(&mut c, cfg);
     super::tls::check(&mut c, cfg);
+    super::http::check(&mut c, cfg);
     for (i, v) in cfg.virtuals.iter().enumerate() {
         match v.kind {
             VirtualType::Forwarding => match v.destination.parse::<Prefix>() {
@@ -614,13 +616,13 @@ fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
                 "use 1 to 100 consecutive successes",
             );
         }
-        if m.kind != MonitorType::Https && m.tls_profile.is_some() {
+        if !matches!(m.kind, MonitorType::Https | MonitorType::S3) && m.tls_profile.is_some() {
             c.err(
                 "monitor",
                 Some(i),
                 "tls_profile",
-                "only an https monitor speaks TLS".into(),
-                "use type = \"https\", or remove tls_profile",
+                "only an https monitor or an s3 monitor speaks TLS".into(),
+                "use type = \"https\" (or \"s3\"), or remove tls_profile",
             );
         }
         match m.kind {
@@ -638,6 +640,31 @@ fn check_pools_and_monitors(c: &mut Checker, cfg: &Config) {
                     );
                 }
                 if m.kind == MonitorType::Https {
+                    check_monitor_tls(c, cfg, i, m.tls_profile.as_deref());
+                }
+            }
+            MonitorType::S3 => {
+                if m.receive.is_some() {
+                    c.err(
+                        "monitor",
+                        Some(i),
+                        "receive",
+                        "an s3 monitor takes any well-formed HTTP status line as alive (an S3 server answers 403 without credentials)".into(),
+                        "remove receive, or use type = \"http\" to look for a text",
+                    );
+                }
+                if m.send.as_deref().is_some_and(|s| {
+                    !s.starts_with(|c: char| c.is_ascii_uppercase()) || !s.ends_with("\r\n\r\n")
+                }) {
+                    c.err(
+                        "monitor",
+                        Some(i),
+                        "send",
+                        "is not an HTTP request ending with an empty line".into(),
+                        "write e.g. send = \"GET / HTTP/1.1\\r\\nHost: s3.rouge.test\\r\\nConnection: close\\r\\n\\r\\n\", or remove it for that request with the member's address as Host",
+                    );
+                }
+                if m.tls_profile.is_some() {
                     check_monitor_tls(c, cfg, i, m.tls_profile.as_deref());
                 }
             }

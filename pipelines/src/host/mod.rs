@@ -237,6 +237,18 @@ impl Host {
                 _ => {}
             }
         }
+        if let Some(m) = self.monitors.as_mut() {
+            // Members passive health marked down on any worker: their watches restart.
+            for (pi, (_, b)) in dp.pools.iter().enumerate() {
+                for id in b.states.take_passive() {
+                    m.passive_down(
+                        (pi as u32, id.0 as u32),
+                        "passive health: connections to it kept failing",
+                        &mut changed,
+                    );
+                }
+            }
+        }
         for t in &changed[before..] {
             if let Some((_, b)) = dp.pools.get(t.key.0 as usize) {
                 if (t.key.1 as usize) < b.states.len() {

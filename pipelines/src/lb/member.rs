@@ -26,7 +26,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use super::pool::Pool;
 
@@ -275,6 +275,8 @@ impl Member {
 struct StateSlot {
     admin: AtomicU8,
     monitor: AtomicU8,
+    /// Marked down by passive health and not yet seen by its monitor.
+    passive: AtomicBool,
 }
 
 /// Live admin state and monitor status of every member of one pool, shared by the
@@ -287,6 +289,9 @@ struct StateSlot {
 #[derive(Debug)]
 pub struct MemberStates {
     slots: Box<[StateSlot]>,
+    /// Some member was marked down by passive health since the last
+    /// [`MemberStates::take_passive`].
+    any_passive: AtomicBool,
 }
 
 impl MemberStates {
@@ -298,8 +303,10 @@ impl MemberStates {
                 .map(|m| StateSlot {
                     admin: AtomicU8::new(m.admin as u8),
                     monitor: AtomicU8::new(MonitorStatus::Unchecked as u8),
+                    passive: AtomicBool::new(false),
                 })
                 .collect(),
+            any_passive: AtomicBool::new(false),
         }
     }
 
@@ -359,6 +366,45 @@ impl MemberStates {
         )
     }
 
+    /// Passive health: marks `id` down because real traffic to it kept failing, if its
+    /// monitor has it up (a member without a monitor, or not up, is left alone: nothing
+    /// would bring it back). Its monitor sees the mark at its next poll
+    /// ([`MemberStates::take_passive`]) and brings the member back only after
+    /// `up_after` successful probes from then. True when the member was marked.
+    ///
+    /// # Panics
+    /// If `id` does not belong to this pool.
+    pub fn mark_passive_down(&self, id: MemberId) -> bool {
+        let slot = &self.slots[id.index()];
+        let marked = slot
+            .monitor
+            .compare_exchange(
+                MonitorStatus::Up as u8,
+                MonitorStatus::Down as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if marked {
+            slot.passive.store(true, Ordering::Relaxed);
+            self.any_passive.store(true, Ordering::Release);
+        }
+        marked
+    }
+
+    /// The members marked down by passive health since the last call (for the monitor
+    /// that watches them).
+    pub fn take_passive(&self) -> impl Iterator<Item = MemberId> + '_ {
+        let any = self.any_passive.load(Ordering::Relaxed)
+            && self.any_passive.swap(false, Ordering::Acquire);
+        let n = if any { self.slots.len() } else { 0 };
+        self.slots[..n]
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.passive.swap(false, Ordering::Relaxed))
+            .map(|(i, _)| MemberId(i as u16))
+    }
+
     /// Sets the monitor status of `id`; the next selection on every worker sees it.
     /// Returns the previous status.
     ///
@@ -376,6 +422,27 @@ impl MemberStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passive_marks_only_members_up_and_is_taken_once() {
+        let members: Vec<Member> = (0..3)
+            .map(|i| Member::new(format!("198.18.2.{}:80", 11 + i).parse().unwrap()))
+            .collect();
+        let s = MemberStates::new(&members);
+        assert_eq!(s.take_passive().count(), 0);
+        // Unchecked (no monitor, or not probed yet): left alone.
+        assert!(!s.mark_passive_down(MemberId(0)));
+        assert_eq!(s.monitor(MemberId(0)), MonitorStatus::Unchecked);
+        s.set_monitor(MemberId(1), MonitorStatus::Up);
+        s.set_monitor(MemberId(2), MonitorStatus::Down);
+        assert!(s.mark_passive_down(MemberId(1)));
+        assert!(!s.mark_passive_down(MemberId(1)), "already down");
+        assert!(!s.mark_passive_down(MemberId(2)), "down by its monitor");
+        assert_eq!(s.monitor(MemberId(1)), MonitorStatus::Down);
+        let taken: Vec<MemberId> = s.take_passive().collect();
+        assert_eq!(taken, vec![MemberId(1)]);
+        assert_eq!(s.take_passive().count(), 0, "taken once");
+    }
 
     #[test]
     fn names_round_trip() {

@@ -864,8 +864,36 @@ fn an_s3_monitor_keeps_its_status_across_a_rebuilt_tls_profile() {
     bed.mon.set_targets(bed.now, vec![t.clone()]);
     assert_eq!(bed.status(), MonitorStatus::Up, "same profile name");
     if let ProbeKind::S3 { send, .. } = &mut t.spec.kind {
-        send.push_str("X");
+        send.push('X');
     }
     bed.mon.set_targets(bed.now, vec![t]);
     assert_eq!(bed.status(), MonitorStatus::Unchecked, "another request");
+}
+
+#[test]
+fn a_member_marked_down_by_passive_health_comes_back_after_up_after_probes() {
+    let mut bed = Bed::new(http(), 2, Node::Ok);
+    bed.step(Duration::from_millis(10));
+    bed.run(2);
+    assert_eq!(bed.status(), MonitorStatus::Up);
+    let mut out = Vec::new();
+    bed.mon
+        .passive_down((0, 0), "passive health: test", &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].status, MonitorStatus::Down);
+    assert!(out[0].reason.contains("passive"), "{out:?}");
+    assert_eq!(bed.status(), MonitorStatus::Down);
+    // Marking it again changes nothing; an unknown key is ignored.
+    bed.mon.passive_down((0, 0), "again", &mut out);
+    bed.mon.passive_down((9, 9), "unknown", &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    // One good probe is not enough with up_after = 2; two are.
+    bed.run(1);
+    assert_eq!(
+        bed.status(),
+        MonitorStatus::Down,
+        "one success after the mark"
+    );
+    bed.run(1);
+    assert_eq!(bed.status(), MonitorStatus::Up);
 }

@@ -481,6 +481,8 @@ impl Proxy {
             if !self.http_response_head(cx, i) {
                 return !matches!(self.phase(i), Some(Phase::Exchange));
             }
+            // The member answered: passive health counts a success.
+            self.passive_result(i, true);
         }
         let f = self.flow_mut(i);
         let h = f.http.as_deref_mut().expect("http flow");
@@ -713,6 +715,9 @@ impl Proxy {
                 f.tried.clear();
                 self.connect(cx, i);
                 return;
+            }
+            if !h.reused {
+                self.passive_result(i, false);
             }
             self.http_release_server(cx, i, false);
             self.http_bad_gateway(cx, i, "the member closed the connection without a response");
@@ -1019,6 +1024,42 @@ fn line_around(head: &[u8], at: usize) -> Option<(usize, usize)> {
     let start = head[..at].iter().rposition(|&b| b == b'\n')? + 1;
     let end = at + head[at..].iter().position(|&b| b == b'\n')? + 1;
     Some((start, end))
+}
+
+impl Proxy {
+    /// Passive health: the member of flow `i` answered (`ok`) or its connection failed
+    /// before any answer. With the profile's `passive_down_after` failures in a row on
+    /// this worker, the member is marked down (its monitor brings it back), counted.
+    pub(super) fn passive_result(&mut self, i: usize, ok: bool) {
+        let worker = self.worker;
+        let Some(f) = self.slots[i].flow.as_ref() else {
+            return;
+        };
+        let limit =
+            f.vs.http
+                .as_ref()
+                .map_or(0, |h| h.profile.passive_down_after);
+        let Some(member) = f.member else {
+            return;
+        };
+        if limit == 0 {
+            return;
+        }
+        let b = f.binding();
+        let key = (std::sync::Arc::as_ptr(&b.states) as usize, member.0);
+        if ok {
+            self.failures.remove(&key);
+            return;
+        }
+        let n = self.failures.entry(key).or_insert(0);
+        *n += 1;
+        if *n >= limit {
+            self.failures.remove(&key);
+            if b.states.mark_passive_down(member) {
+                f.vs.counters.shard(worker).http.passive_down.inc();
+            }
+        }
+    }
 }
 
 impl HttpFlow {

@@ -229,6 +229,9 @@ pub struct Proxy {
     deferred: Vec<u32>,
     /// Idle server-side connections kept for reuse (OneConnect).
     idle: Vec<IdleConn>,
+    /// Passive health: failed connections in a row per member (keyed by its pool's
+    /// shared states and its index), on this worker.
+    failures: crate::hashing::FastMap<(usize, u16), u32>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -255,6 +258,7 @@ impl Proxy {
             budget: HANDSHAKES_PER_TURN,
             deferred: Vec::new(),
             idle: Vec::new(),
+            failures: crate::hashing::with_capacity(0),
         }
     }
 
@@ -707,6 +711,7 @@ impl Proxy {
     /// The server-side attempt of flow `i` failed before connecting: try another member.
     fn retry(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
         let worker = self.worker;
+        self.passive_result(i, false);
         let f = self.flow_mut(i);
         if let Some(t) = f.timer.take() {
             cx.timers.cancel(t);

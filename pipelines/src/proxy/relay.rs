@@ -342,6 +342,11 @@ pub(super) fn move_body(
         if dst.tls.is_none() {
             room = room.min(tcp.send_capacity(dst.conn));
         }
+        if room == 0 {
+            // The send buffer is full of bytes in flight: wait for their ACKs.
+            let _ = tcp.arm_writable(dst.conn, low);
+            break;
+        }
         if let Some(t) = dst.tls.as_deref_mut() {
             // Records waiting to go out first make room in the session.
             write_records(tcp, dst.conn, t);

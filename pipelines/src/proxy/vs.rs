@@ -186,8 +186,8 @@ impl HttpAnswer {
 pub struct HttpShard {
     /// Requests received from clients (head complete).
     pub requests: Counter,
-    /// Responses passed to clients, by status class (1xx final excluded): [2xx, 3xx,
-    /// 4xx, 5xx] at [0..4], interim 1xx at [4].
+    /// Responses passed to clients, by status class: 2xx, 3xx, 4xx and 5xx at
+    /// indices 0 to 3, interim 1xx at index 4.
     pub responses: [Counter; 5],
     /// Requests refused by the engine, by [`HttpError`] (the client got its status).
     pub refused: [Counter; HttpError::ALL.len()],
