@@ -590,7 +590,7 @@ fn no_member_available_is_503_and_every_member_refusing_is_502() {
 fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
     for how in [Cut::Reset, Cut::Close] {
         let mut b = Behaviour::new();
-        b.drop_reused = Some(how);
+        b.drop_after = Some((1, how));
         let mut bed = http_bed(1, &[], http_profile(), b);
         let reqs = vec![
             Req::obj(1000),
@@ -612,7 +612,7 @@ fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
         assert_eq!(bed.app(h).responses.len(), 4);
     }
     let mut b = Behaviour::new();
-    b.drop_reused = Some(Cut::Reset);
+    b.drop_after = Some((1, Cut::Reset));
 
     // A POST is not sent twice: 502.
     let mut bed = http_bed(1, &[], http_profile(), b);
@@ -1509,4 +1509,51 @@ fn a_get_is_resumed_twice_and_from_a_cut_right_after_the_head() {
         resumed[0].lines().any(|l| l == "Range: bytes=0-299999"),
         "{resumed:?}"
     );
+}
+
+#[test]
+fn passive_health_marks_a_failing_member_down_before_its_monitor() {
+    // .11 refuses connections, then (second bed) accepts them and closes them at
+    // each request: after `passive_down_after` failures in a row it is marked down
+    // and the requests after that go to .12 only.
+    for refusing in [true, false] {
+        let mut p = http_profile();
+        p.passive_down_after = 3;
+        let closed: &[u8] = if refusing { &[11] } else { &[] };
+        let mut bed = http_bed(2, closed, p, Behaviour::new());
+        let mut b = Behaviour::new();
+        b.drop_after = Some((0, Cut::Close));
+        if !refusing {
+            bed.members[0].http = Some(b);
+        }
+        for m in 0..2 {
+            bed.vs()
+                .lb
+                .states
+                .set_monitor(MemberId(m), MonitorStatus::Up);
+        }
+        let mut failed = 0;
+        for c in 0..10u16 {
+            let h = bed.http_client(40_000 + c, Client::new(vec![Req::obj(100)]));
+            assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+                && b.clients[&h].eof));
+            match bed.app(h).responses[0].status {
+                200 => assert!(bed.app(h).responses[0].intact),
+                502 if !refusing => failed += 1,
+                s => panic!("refusing {refusing}: {s}"),
+            }
+        }
+        let k = bed.http();
+        assert_eq!(k.passive_down, 1, "refusing {refusing}: {k:?}");
+        assert_eq!(bed.vs().lb.states.monitor(MemberId(0)), MonitorStatus::Down);
+        assert_eq!(bed.vs().lb.states.monitor(MemberId(1)), MonitorStatus::Up);
+        if refusing {
+            // Each failure was passed over to .12 without the client noticing.
+            assert_eq!(bed.vs().counters.reselects(), 3);
+        } else {
+            assert_eq!(failed, 3, "three 502s, then .12 only");
+            assert_eq!(bed.heads(0).len(), 3);
+            assert_eq!(bed.heads(1).len(), 7);
+        }
+    }
 }

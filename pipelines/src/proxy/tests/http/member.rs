@@ -20,9 +20,10 @@ pub(in crate::proxy::tests) struct Behaviour {
     pub(super) etag: &'static str,
     /// Ends the connection after this many body bytes of an object's response.
     pub(super) cut: Option<(u64, Cut)>,
-    /// A second request on a connection finds it reset or closed, as said (as if the
-    /// member closed the idle connection just as the request was sent).
-    pub(super) drop_reused: Option<Cut>,
+    /// `(n, how)`: a request after the first `n` on a connection finds it reset or
+    /// closed, as `how` says (with `n = 1`: as if the member closed the idle connection
+    /// just as the request was sent; with `n = 0`: a member that fails every request).
+    pub(super) drop_after: Option<(u32, Cut)>,
     /// Closes the connection (FIN) after each response, without saying so.
     pub(super) close_after_response: bool,
     /// Answers `100 Continue` to `Expect: 100-continue` before reading the body.
@@ -53,7 +54,7 @@ impl Behaviour {
         Behaviour {
             etag: "\"v1\"",
             cut: None,
-            drop_reused: None,
+            drop_after: None,
             close_after_response: false,
             send_continue: true,
             silent: false,
@@ -303,7 +304,7 @@ impl Server {
         let head = String::from_utf8_lossy(&self.inb[..end]).to_string();
         self.inb.drain(..end + 4);
         self.heads.push(head.clone());
-        if let (Some(how), true) = (self.b.drop_reused, self.served >= 1) {
+        if let Some((_, how)) = self.b.drop_after.filter(|&(n, _)| self.served >= n) {
             self.verdict = match how {
                 Cut::Close => Verdict::Shutdown,
                 Cut::Reset => Verdict::Reset,
