@@ -106,7 +106,7 @@ impl App {
                 }
             }
         }
-        if self.verdict() != Verdict::Open {
+        if self.verdict() == Verdict::Shutdown {
             let _ = t.close();
         }
         total
@@ -1555,5 +1555,61 @@ fn passive_health_marks_a_failing_member_down_before_its_monitor() {
             assert_eq!(bed.heads(0).len(), 3);
             assert_eq!(bed.heads(1).len(), 7);
         }
+    }
+}
+
+#[test]
+fn with_tls_members_a_dead_reused_connection_is_retried_and_a_get_resumed() {
+    let tls_members = |bed: &mut Bed| {
+        for m in bed.members.iter_mut() {
+            m.tls = Some(super::tls::server_cfg(
+                vec![crate::tls::test_certs::ident("member")],
+                Duration::from_secs(10),
+            ));
+        }
+    };
+    let reencrypt = |vs: &mut StandardVs| {
+        let cfg = super::tls::client_cfg("ca", None);
+        vs.server_tls = Some(("members".into(), Arc::new(cfg), 16));
+    };
+    for how in [Cut::Reset, Cut::Close] {
+        let mut b = Behaviour::new();
+        b.drop_after = Some((1, how));
+        let mut bed = http_bed_with(1, &[], http_profile(), b, reencrypt);
+        tls_members(&mut bed);
+        let reqs = vec![Req::obj(1000), Req::obj(50_000), Req::obj(7)];
+        let h = bed.http_client(40_000, Client::new(reqs));
+        assert!(
+            bed.run_http(Duration::from_secs(5), h),
+            "{how:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        assert_eq!(bed.http().retries, 2, "{how:?}");
+    }
+
+    for how in [Cut::Reset, Cut::Close] {
+        let mut p = http_profile();
+        p.s3_resume = true;
+        let mut bed = http_bed_with(2, &[], p, Behaviour::new(), reencrypt);
+        tls_members(&mut bed);
+        let mut b = Behaviour::new();
+        b.cut = Some((1 << 20, how));
+        bed.members[0].http = Some(b);
+        let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG), Req::obj(10)]));
+        assert!(
+            bed.run_http(Duration::from_secs(20), h),
+            "{how:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        let k = bed.http();
+        assert_eq!(
+            (k.resumes_attempted, k.resumes_succeeded),
+            (1, 1),
+            "{how:?}: {k:?}"
+        );
+        let st = bed.vs().counters.server_tls();
+        assert_eq!(st.failures.iter().sum::<u64>(), 0, "{how:?}: {st:?}");
     }
 }
