@@ -789,8 +789,9 @@ fn without_s3_resume_a_member_dying_midway_aborts_the_client() {
     assert!(bed.heads(1).is_empty(), "nothing sent to the other member");
 }
 
-#[test]
-fn a_policy_routes_each_request_of_one_connection_by_bucket() {
+/// Members .11 (the virtual server's pool) and .12 (pool `a`, index 0), behind a
+/// policy sending bucket `bucket-a` (either addressing style) to pool `a`.
+fn policy_bed() -> Bed {
     let addrs = [member_addr(11), member_addr(12)];
     let mut bed = Bed::new(2, &[], Endpoint::default, |vs| {
         vs.lb = testing::pool_binding(&addrs[..1]);
@@ -816,6 +817,12 @@ fn a_policy_routes_each_request_of_one_connection_by_bucket() {
     for m in &mut bed.members {
         m.http = Some(Behaviour::new());
     }
+    bed
+}
+
+#[test]
+fn a_policy_routes_each_request_of_one_connection_by_bucket() {
+    let mut bed = policy_bed();
     let reqs = vec![
         Req::get("s3.rouge.test", "/bucket-a/obj/100"),
         Req::get("bucket-a.s3.rouge.test", "/obj/200"),
@@ -1612,4 +1619,24 @@ fn with_tls_members_a_dead_reused_connection_is_retried_and_a_get_resumed() {
         let st = bed.vs().counters.server_tls();
         assert_eq!(st.failures.iter().sum::<u64>(), 0, "{how:?}: {st:?}");
     }
+}
+
+#[test]
+fn a_routed_pool_without_members_is_503_while_the_default_pool_serves() {
+    let mut bed = policy_bed();
+    let a = bed.vs().http.as_ref().unwrap().pools[0].1.clone();
+    a.states.set_monitor(MemberId(0), MonitorStatus::Down);
+    let mut c = Client::new(vec![
+        Req::get("s3.rouge.test", "/bucket-b/obj/300"),
+        Req::get("bucket-a.s3.rouge.test", "/obj/200"),
+    ]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    let r = &bed.app(h).responses;
+    assert_eq!((r[0].status, r[0].intact), (200, true));
+    assert_eq!(r[1].status, 503, "{:?}", r[1]);
+    assert_eq!(bed.heads(1).len(), 0);
+    assert_eq!(bed.http().answers[HttpAnswer::NoMember as usize], 1);
 }
