@@ -474,7 +474,7 @@ fn smuggling_and_oversized_heads_are_refused_and_nothing_reaches_a_member() {
         ),
         (
             format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000)),
-            414,
+            400,
             HttpError::RequestLineTooLong,
         ),
         (
