@@ -639,7 +639,7 @@ fn http(enc: &mut DescriptorEncoder, data: &Value) -> Result<(), std::fmt::Error
     counter(
         enc,
         "http_refused",
-        "HTTP requests refused by the engine, by reason (the client got 400, 414, 431 or 502).",
+        "HTTP requests refused by the engine, by reason (the client got 400, 431 or 502).",
         None,
         &refused,
     )?;

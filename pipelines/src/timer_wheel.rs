@@ -120,7 +120,9 @@ impl<T> TimerWheel<T> {
         Some(self.remove(id.idx))
     }
 
-    /// The earliest deadline of any scheduled timer (rounded up to its tick).
+    /// The earliest deadline of any scheduled timer (rounded up to its tick), or, when
+    /// every timer is more than one revolution away, the end of this revolution (no
+    /// later than any of them).
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let t = match self.next_cache {
             Some(c) => c,
@@ -213,12 +215,11 @@ impl<T> TimerWheel<T> {
             }
             off += d + 1;
         }
-        // Only far timers: the smallest tick among all of them.
-        self.entries
-            .iter()
-            .filter(|e| e.value.is_some())
-            .map(|e| e.tick)
-            .min()
+        // Only far timers: their exact minimum would take a walk over every entry (at
+        // every turn of a worker whose earliest timer was just cancelled); the end of
+        // this revolution is a deadline no later than any of them. Waking there finds
+        // nothing due and looks again one revolution on.
+        Some(self.cur_tick + slots)
     }
 
     fn link(&mut self, idx: u32) {
@@ -297,7 +298,15 @@ mod tests {
         assert_eq!(out, ['b']);
         assert_eq!(w.cancel(a), Some('a'));
         assert_eq!(w.cancel(a), None, "stale handle");
-        assert_eq!(w.next_deadline(), Some(ms(300)));
+        // 'c' is more than a revolution (64 ticks) from the last expiry (tick 6): the
+        // end of this revolution stands for it.
+        assert_eq!(w.next_deadline(), Some(ms(70)));
+        w.expire(ms(250), &mut out);
+        assert_eq!(
+            w.next_deadline(),
+            Some(ms(300)),
+            "within a revolution: exact"
+        );
         w.expire(ms(299), &mut out);
         assert_eq!(out, ['b']);
         w.expire(ms(10_000), &mut out);
@@ -345,8 +354,23 @@ mod tests {
                     assert_eq!(out, due);
                 }
             }
+            // Exact within one revolution (128 ticks from the next tick to process);
+            // beyond, no earlier than the end of the revolution and never later than
+            // the earliest timer.
             let min = model.iter().map(|m| m.0).min();
-            assert_eq!(w.next_deadline(), min.map(ms));
+            let horizon = now + 1 + 128;
+            let got = w.next_deadline();
+            match min {
+                None => assert_eq!(got, None),
+                Some(m) if m < horizon => assert_eq!(got, Some(ms(m))),
+                Some(m) => {
+                    let g = got.expect("a deadline");
+                    assert!(
+                        g >= ms(horizon) && g <= ms(m),
+                        "{g:?} not in {horizon}..={m}"
+                    );
+                }
+            }
             assert_eq!(w.len(), model.len());
         }
     }

@@ -29,7 +29,7 @@ pub const MAX_HEADERS_LIMIT: usize = 128;
 pub struct HttpProfileCfg {
     /// Name the virtual servers use.
     pub name: String,
-    /// Longest request line in bytes (default 8192; `414` above).
+    /// Longest request line in bytes (default 8192; `400` above).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_request_line: Option<usize>,
     /// Largest request head in bytes (default 32768; `431` above).

@@ -220,7 +220,7 @@ certificate = { cert = "tls/missing-client.crt", key = "tls/client.key" }
     assert_eq!(alpn.len(), 2, "twice and empty: {alpn:?}");
     let early = error_on(&e, &f("early_data"));
     assert!(
-        early.problem.contains("HTTP") && early.fix.contains("early_data = false"),
+        early.problem.contains("replayed") && early.fix.contains("early_data = false"),
         "{early}"
     );
     let auth = error_on(&e, &f("client_auth"));

@@ -338,6 +338,10 @@ pub struct AfPacketPort {
     rx: RxCursor,
     tx_geo: Geometry,
     tx_head: usize,
+    /// The oldest slot handed to the kernel that may not be sent yet.
+    tx_tail: usize,
+    /// Slots from `tx_tail` to `tx_head` handed to the kernel.
+    tx_inflight: usize,
     tx_data_offset: usize,
     max_tx_len: usize,
     counters: Arc<PortCounters>,
@@ -525,6 +529,8 @@ impl AfPacketPort {
             },
             tx_geo,
             tx_head: 0,
+            tx_tail: 0,
+            tx_inflight: 0,
             tx_data_offset,
             max_tx_len,
             counters: PortCounters::new_shared(),
@@ -920,6 +926,7 @@ impl Port for AfPacketPort {
             }
             status.store(sys::TP_STATUS_SEND_REQUEST, Ordering::Release);
             self.tx_head = (self.tx_head + 1) % self.tx_geo.frame_nr;
+            self.tx_inflight += 1;
             self.counters.tx(len);
             queued += 1;
         }
@@ -932,8 +939,20 @@ impl Port for AfPacketPort {
     }
 
     fn tx_pending(&mut self) -> usize {
-        let pending = (0..self.tx_geo.frame_nr)
-            .filter(|&i| self.tx_slot(i).0.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE)
+        // The kernel sends the ring's frames in order: the slots handed to it that are
+        // available again are the oldest ones; only those from the oldest still busy to
+        // the head are looked at (not the whole ring, at every nap of the worker).
+        while self.tx_inflight > 0
+            && self.tx_slot(self.tx_tail).0.load(Ordering::Acquire) == sys::TP_STATUS_AVAILABLE
+        {
+            self.tx_tail = (self.tx_tail + 1) % self.tx_geo.frame_nr;
+            self.tx_inflight -= 1;
+        }
+        let pending = (0..self.tx_inflight)
+            .filter(|&k| {
+                let i = (self.tx_tail + k) % self.tx_geo.frame_nr;
+                self.tx_slot(i).0.load(Ordering::Acquire) != sys::TP_STATUS_AVAILABLE
+            })
             .count();
         if pending > 0 {
             self.kick_tx();

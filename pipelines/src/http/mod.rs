@@ -64,11 +64,14 @@ impl HttpError {
         HttpError::BadResponse,
     ];
 
-    /// The status the client gets: `400`, `414`, `431` or `502`.
+    /// The status the client gets: `400` (a malformed or smuggling request, a request
+    /// line over the limit), `431` (header fields over the limits) or `502`.
     pub fn status(self) -> u16 {
         match self {
-            HttpError::Malformed | HttpError::Smuggling | HttpError::BadChunk => 400,
-            HttpError::RequestLineTooLong => 414,
+            HttpError::Malformed
+            | HttpError::Smuggling
+            | HttpError::BadChunk
+            | HttpError::RequestLineTooLong => 400,
             HttpError::HeadersTooLarge => 431,
             HttpError::BadResponse => 502,
         }

@@ -301,7 +301,7 @@ fn request_line_limit_complete_and_incomplete() {
     let mut at = line(64 - 14);
     at.push(b'\r');
     assert_eq!(parse_request(&at, &limits), Ok(None));
-    assert_eq!(HttpError::RequestLineTooLong.status(), 414);
+    assert_eq!(HttpError::RequestLineTooLong.status(), 400);
     // The default limit, 8 KiB, with a request line of 9000 bytes, incomplete.
     let mut big = b"GET /".to_vec();
     big.extend(std::iter::repeat_n(b'x', 9000));

@@ -272,7 +272,6 @@ fn answer_bytes(status: u16, reason: &str) -> Vec<u8> {
     let phrase = match status {
         400 => "Bad Request",
         408 => "Request Timeout",
-        414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

@@ -260,22 +260,22 @@ pub(super) fn read_head(
             }
             return HeadRead::Partial;
         }
-        let mut taken = 0;
-        let mut complete = false;
-        for &b in view {
-            if buf.len() >= max {
-                break;
-            }
-            taken += 1;
-            if buf.is_empty() && (b == b'\r' || b == b'\n') {
-                continue;
-            }
-            buf.push(b);
-            if buf.ends_with(b"\r\n\r\n") {
-                complete = true;
-                break;
-            }
-        }
+        // Empty lines before a head are skipped.
+        let skip = if buf.is_empty() {
+            view.iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count()
+        } else {
+            0
+        };
+        let data = &view[skip..];
+        let data = &data[..data.len().min(max - buf.len())];
+        let (used, complete) = match end_of_head(buf, data) {
+            Some(end) => (end, true),
+            None => (data.len(), false),
+        };
+        buf.extend_from_slice(&data[..used]);
+        let taken = skip + used;
         consume(tcp, src, taken);
         if complete {
             return HeadRead::Complete;
@@ -284,6 +284,30 @@ pub(super) fn read_head(
             return HeadRead::TooLarge;
         }
     }
+}
+
+/// Where the blank line ending a head is in `data`, the bytes that follow `head` (a
+/// head's first bytes, which may end in part of the `CRLF CRLF`): the count of `data`'s
+/// bytes up to and including it.
+fn end_of_head(head: &[u8], data: &[u8]) -> Option<usize> {
+    const END: &[u8; 4] = b"\r\n\r\n";
+    // Across the seam: the last three bytes of `head` and the first three of `data`.
+    let tail = &head[head.len().saturating_sub(3)..];
+    for k in 1..=3.min(data.len()) {
+        let need = 4 - k;
+        if tail.len() >= need && tail.ends_with(&END[..need]) && data[..k] == END[need..] {
+            return Some(k);
+        }
+    }
+    let mut from = 0;
+    while let Some(p) = data[from..].iter().position(|&b| b == b'\n') {
+        let at = from + p;
+        if at >= 3 && &data[at - 3..=at] == END {
+            return Some(at + 1);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Removes `n` bytes seen at the front of `src`.
@@ -451,4 +475,35 @@ fn follow(
 /// TLS peer); true once the FIN is queued.
 pub(super) fn finish(tcp: &mut TcpStack, now: Instant, dst: &mut Side<'_>) -> bool {
     pass_end(tcp, now, dst.conn, dst.tls.as_deref_mut())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::end_of_head;
+
+    #[test]
+    fn the_end_of_a_head_is_found_at_every_split() {
+        let msg = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nBODY";
+        let end = msg.len() - 4;
+        for cut in 0..=msg.len() {
+            let (head, data) = msg.split_at(cut);
+            let got = end_of_head(head, data);
+            if cut < end {
+                assert_eq!(got, Some(end - cut), "cut {cut}");
+            } else {
+                // The end was in `head` already: not looked for again.
+                assert!(got.is_none() || cut == end, "cut {cut}: {got:?}");
+            }
+        }
+        assert_eq!(end_of_head(b"", b"GET / HTTP/1.0\r\n\r\n"), Some(18));
+        assert_eq!(
+            end_of_head(b"GET / HTTP/1.1\r\nA: b\r\n", b"B: c\r\n"),
+            None
+        );
+        assert_eq!(
+            end_of_head(b"", b"\n\r\n"),
+            None,
+            "no CR before the first LF"
+        );
+    }
 }

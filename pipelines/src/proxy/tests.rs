@@ -153,6 +153,13 @@ impl Endpoint {
             }
             if let (Some(app), false) = (self.http.as_deref_mut(), t.is_handshaking()) {
                 progress |= app.send_tls(t) > 0;
+                if app.verdict() == http::Verdict::Reset {
+                    if !self.shut {
+                        self.shut = true;
+                        let _ = tcp.abort(now, h);
+                    }
+                    return;
+                }
             } else if (self.eof || !self.after_eof) && !t.is_handshaking() {
                 let mut buf = [0u8; 16384];
                 while self.sent < self.to_send {

@@ -369,7 +369,7 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
                 T,
                 Some(i),
                 "early_data",
-                "0-RTT early data can be replayed by an attacker, so Rouge accepts it only for idempotent requests, and Rouge does not parse HTTP yet".into(),
+                "0-RTT early data can be replayed by an attacker; Rouge does not accept it (it would have to hold each early request until the handshake ends, or prove it idempotent)".into(),
                 "remove the line (or write early_data = false); 0-RTT stays off",
             );
         }

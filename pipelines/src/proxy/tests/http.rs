@@ -1,11 +1,20 @@
-//! The proxy's HTTP flows in memory: a small HTTP/1.1 test member (objects with an
-//! `ETag`, `Range`, `If-Match`, uploads of either framing, `100 Continue`, and the
-//! ways members misbehave: dying in the middle of a response, closing idle
-//! connections, never answering) and a test client (keep-alive or pipelined requests,
-//! every response body checked byte for byte), on the bed of `proxy::tests`.
+//! The proxy's HTTP flows in memory, on the bed of `proxy::tests`: a small HTTP/1.1
+//! test member (`member`: objects with an `ETag`, `Range`, `If-Match`, uploads of
+//! either framing, `100 Continue`, and the ways members misbehave: dying in the middle
+//! of a response, closing idle connections, never answering) and a test client
+//! (`client`: keep-alive or pipelined requests, every response body checked byte for
+//! byte). This file holds what both share, their plumbing into the bed's endpoints,
+//! and the tests.
 
 use super::*;
 use crate::http::{HttpError, HttpProfile, Policy, Rule};
+
+mod client;
+mod member;
+
+use client::{Body, Client, Req};
+pub(super) use member::Behaviour;
+use member::{Cut, Framing, Server};
 
 /// Stream seed of the bytes clients upload.
 const UP_SEED: u64 = 0x5EED_0001;
@@ -97,7 +106,7 @@ impl App {
                 }
             }
         }
-        if self.verdict() != Verdict::Open {
+        if self.verdict() == Verdict::Shutdown {
             let _ = t.close();
         }
         total
@@ -167,71 +176,11 @@ impl Endpoint {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// The test member.
-
-/// How a test member's connections cut a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Cut {
-    /// FIN.
-    Close,
-    /// RST.
-    Reset,
-}
-
-/// How a test member behaves (every connection it accepts).
-#[derive(Debug, Clone)]
-pub(super) struct Behaviour {
-    /// The `ETag` of its objects.
-    etag: &'static str,
-    /// Ends the connection after this many body bytes of an object's response.
-    cut: Option<(u64, Cut)>,
-    /// A second request on a connection finds it reset (as if the member closed the
-    /// idle connection just as the request was sent).
-    drop_reused: Option<Cut>,
-    /// Closes the connection (FIN) after each response, without saying so.
-    close_after_response: bool,
-    /// Answers `100 Continue` to `Expect: 100-continue` before reading the body.
-    send_continue: bool,
-    /// Reads requests and never answers.
-    silent: bool,
-    /// Ignores `Range` and `If-Match`: always the whole object, `200`.
-    ignore_conditions: bool,
-    /// Answers with a head that is not HTTP.
-    garbage: bool,
-    /// How object bodies are framed.
-    framing: Framing,
-}
-
-/// How a test member frames object bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
-    /// `Content-Length`.
-    Length,
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Neither: the body ends with the connection (`Connection: close`).
-    UntilClose,
-}
-
-impl Behaviour {
-    fn new() -> Behaviour {
-        Behaviour {
-            etag: "\"v1\"",
-            cut: None,
-            drop_reused: None,
-            close_after_response: false,
-            send_continue: true,
-            silent: false,
-            ignore_conditions: false,
-            garbage: false,
-            framing: Framing::Length,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InBody {
+/// Where a body being read stands (the test member's requests, the test client's
+/// chunked responses).
+pub(super) enum InBody {
+    /// This many bytes left.
     Length(u64),
     /// Chunked: reading a size line.
     Size,
@@ -241,907 +190,8 @@ enum InBody {
     DataEnd,
     /// Chunked: trailer lines up to the blank one.
     Trailer,
+    /// Complete.
     Done,
-}
-
-/// A request whose body is being read.
-#[derive(Debug)]
-struct InReq {
-    method: String,
-    target: String,
-    /// Header fields, names in lower case.
-    fields: Vec<(String, String)>,
-    body: InBody,
-    got: u64,
-}
-
-impl InReq {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// An object body being written.
-#[derive(Debug)]
-struct Gen {
-    size: u64,
-    next: u64,
-    end: u64,
-    /// Body bytes generated for this response.
-    done: u64,
-    chunked: bool,
-}
-
-/// One connection of a test member.
-#[derive(Debug)]
-pub(super) struct Server {
-    b: Behaviour,
-    inb: Vec<u8>,
-    req: Option<InReq>,
-    /// Every request head received, as text.
-    pub(super) heads: Vec<String>,
-    /// Every request body received: its size.
-    pub(super) uploads: Vec<u64>,
-    /// An upload byte differed from what the client sent.
-    pub(super) corrupt: bool,
-    /// Requests answered.
-    served: u32,
-    silenced: bool,
-    /// Switched protocols: echoes what it receives.
-    echo: bool,
-    out: Vec<u8>,
-    out_at: usize,
-    gen: Option<Gen>,
-    cut_pending: Option<Cut>,
-    close_pending: bool,
-    peer_eof: bool,
-    verdict: Verdict,
-}
-
-impl Server {
-    fn new(b: Behaviour) -> Server {
-        Server {
-            b,
-            inb: Vec::new(),
-            req: None,
-            heads: Vec::new(),
-            uploads: Vec::new(),
-            corrupt: false,
-            served: 0,
-            silenced: false,
-            echo: false,
-            out: Vec::new(),
-            out_at: 0,
-            gen: None,
-            cut_pending: None,
-            close_pending: false,
-            peer_eof: false,
-            verdict: Verdict::Open,
-        }
-    }
-
-    fn recv(&mut self, data: &[u8]) {
-        if self.silenced {
-            return;
-        }
-        if self.echo {
-            self.out.extend_from_slice(data);
-            return;
-        }
-        self.inb.extend_from_slice(data);
-    }
-
-    fn pending(&mut self) -> &[u8] {
-        for _ in 0..100_000 {
-            if self.verdict != Verdict::Open {
-                self.out.clear();
-                self.out_at = 0;
-                break;
-            }
-            if self.out_at < self.out.len() {
-                break;
-            }
-            self.out.clear();
-            self.out_at = 0;
-            if let Some(g) = self.gen.as_mut() {
-                let mut n = (g.end - g.next).min(64 * 1024);
-                if let Some((at, _)) = self.b.cut {
-                    n = n.min(at.saturating_sub(g.done));
-                }
-                if g.chunked && n > 0 {
-                    self.out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
-                }
-                self.out
-                    .extend((g.next..g.next + n).map(|off| obj_byte(g.size, off)));
-                if g.chunked && n > 0 {
-                    self.out.extend_from_slice(b"\r\n");
-                }
-                g.next += n;
-                g.done += n;
-                if g.next == g.end {
-                    if g.chunked {
-                        self.out.extend_from_slice(b"0\r\n\r\n");
-                    }
-                    self.gen = None;
-                } else if let Some((at, how)) = self.b.cut {
-                    if g.done >= at {
-                        self.gen = None;
-                        self.cut_pending = Some(how);
-                    }
-                }
-                continue;
-            }
-            if let Some(how) = self.cut_pending {
-                self.verdict = match how {
-                    Cut::Close => Verdict::Shutdown,
-                    Cut::Reset => Verdict::Reset,
-                };
-                break;
-            }
-            if self.close_pending {
-                self.verdict = Verdict::Shutdown;
-                break;
-            }
-            if !self.process() {
-                if self.peer_eof && self.req.is_none() {
-                    self.verdict = Verdict::Shutdown;
-                }
-                break;
-            }
-        }
-        &self.out[self.out_at..]
-    }
-
-    /// Reads the next request (head, then body) and queues its answer; true on
-    /// progress.
-    fn process(&mut self) -> bool {
-        if self.silenced {
-            self.inb.clear();
-            return false;
-        }
-        let Some(req) = self.req.as_mut() else {
-            return self.read_head();
-        };
-        let mut progress = false;
-        loop {
-            match req.body {
-                InBody::Done => {
-                    self.respond();
-                    return true;
-                }
-                InBody::Length(0) => req.body = InBody::Done,
-                InBody::Length(left) | InBody::Data(left) => {
-                    let n = (left as usize).min(self.inb.len());
-                    if n == 0 {
-                        return progress;
-                    }
-                    for (k, b) in self.inb[..n].iter().enumerate() {
-                        if *b != pattern(UP_SEED, req.got + k as u64) {
-                            self.corrupt = true;
-                        }
-                    }
-                    req.got += n as u64;
-                    self.inb.drain(..n);
-                    progress = true;
-                    let left = left - n as u64;
-                    req.body = match req.body {
-                        InBody::Length(_) => InBody::Length(left),
-                        _ if left == 0 => InBody::DataEnd,
-                        _ => InBody::Data(left),
-                    };
-                }
-                InBody::Size => {
-                    let Some(end) = find(&self.inb, b"\r\n") else {
-                        return progress;
-                    };
-                    let line = String::from_utf8_lossy(&self.inb[..end]).to_string();
-                    let hex = line.split(';').next().unwrap_or("").trim();
-                    let size = u64::from_str_radix(hex, 16).unwrap_or_else(|_| {
-                        self.corrupt = true;
-                        0
-                    });
-                    self.inb.drain(..end + 2);
-                    progress = true;
-                    req.body = if size == 0 {
-                        InBody::Trailer
-                    } else {
-                        InBody::Data(size)
-                    };
-                }
-                InBody::DataEnd => {
-                    if self.inb.len() < 2 {
-                        return progress;
-                    }
-                    if &self.inb[..2] != b"\r\n" {
-                        self.corrupt = true;
-                    }
-                    self.inb.drain(..2);
-                    progress = true;
-                    req.body = InBody::Size;
-                }
-                InBody::Trailer => {
-                    let Some(end) = find(&self.inb, b"\r\n") else {
-                        return progress;
-                    };
-                    self.inb.drain(..end + 2);
-                    progress = true;
-                    if end == 0 {
-                        req.body = InBody::Done;
-                    }
-                }
-            }
-        }
-    }
-
-    fn read_head(&mut self) -> bool {
-        let Some(end) = find(&self.inb, b"\r\n\r\n") else {
-            return false;
-        };
-        let head = String::from_utf8_lossy(&self.inb[..end]).to_string();
-        self.inb.drain(..end + 4);
-        self.heads.push(head.clone());
-        if let (Some(how), true) = (self.b.drop_reused, self.served >= 1) {
-            self.verdict = match how {
-                Cut::Close => Verdict::Shutdown,
-                Cut::Reset => Verdict::Reset,
-            };
-            return false;
-        }
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or("").split(' ');
-        let method = first.next().unwrap_or("").to_string();
-        let target = first.next().unwrap_or("").to_string();
-        let fields: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let mut req = InReq {
-            method,
-            target,
-            fields,
-            body: InBody::Done,
-            got: 0,
-        };
-        if req
-            .field("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            req.body = InBody::Size;
-        } else if let Some(n) = req.field("content-length") {
-            req.body = InBody::Length(n.parse().unwrap_or(0));
-        }
-        let expect = req
-            .field("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-        if expect && self.b.send_continue {
-            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        if self.b.silent {
-            // (After its `100 Continue`, if asked for one.)
-            self.silenced = true;
-            self.inb.clear();
-            return true;
-        }
-        self.req = Some(req);
-        true
-    }
-
-    /// The framing header of an object body of `len` bytes.
-    fn framing(&self, len: u64) -> String {
-        match self.b.framing {
-            Framing::Length => format!("Content-Length: {len}\r\n"),
-            Framing::Chunked => "Transfer-Encoding: chunked\r\n".into(),
-            Framing::UntilClose => String::new(),
-        }
-    }
-
-    /// Queues the answer to the request read.
-    fn respond(&mut self) {
-        let req = self.req.take().expect("a request");
-        self.served += 1;
-        let close = req
-            .field("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let until_close = self.b.framing == Framing::UntilClose;
-        let chunked = self.b.framing == Framing::Chunked;
-        let conn = if close || until_close {
-            "Connection: close\r\n"
-        } else {
-            ""
-        };
-        self.close_pending = close || until_close || self.b.close_after_response;
-        let etag = self.b.etag;
-        let size = req
-            .target
-            .rsplit_once("/obj/")
-            .and_then(|(_, n)| n.parse::<u64>().ok());
-        let upgrade = req
-            .field("connection")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade"))
-            && req.field("upgrade").is_some();
-        let head = match (req.method.as_str(), size) {
-            _ if upgrade => {
-                self.echo = true;
-                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
-                    .to_string()
-            }
-            _ if self.b.garbage => "HTTP/1.1 2OO Fine\r\nContent-Length: 0\r\n\r\n".to_string(),
-            ("GET" | "HEAD", Some(size)) => {
-                let if_match = req.field("if-match");
-                let range = req
-                    .field("range")
-                    .and_then(|r| r.strip_prefix("bytes="))
-                    .and_then(|r| r.split_once('-'))
-                    .map(|(a, b)| {
-                        let a: u64 = a.parse().unwrap_or(0);
-                        let b: u64 = b.parse().unwrap_or(size.saturating_sub(1));
-                        (a, b.min(size.saturating_sub(1)))
-                    });
-                let (status, first, last) = match (self.b.ignore_conditions, range) {
-                    (false, _) if if_match.is_some_and(|m| m != etag) => (412, 0, 0),
-                    (false, Some((a, b))) if a <= b && b < size => (206, a, b),
-                    _ => (200, 0, size),
-                };
-                match status {
-                    412 => format!(
-                        "HTTP/1.1 412 Precondition Failed\r\nETag: {etag}\r\nContent-Length: 0\r\n{conn}\r\n"
-                    ),
-                    206 => {
-                        if req.method == "GET" {
-                            self.gen = Some(Gen {
-                                size,
-                                next: first,
-                                end: last + 1,
-                                done: 0,
-                                chunked,
-                            });
-                        }
-                        let framing = self.framing(last + 1 - first);
-                        format!(
-                            "HTTP/1.1 206 Partial Content\r\n{framing}Content-Range: bytes {first}-{last}/{size}\r\nETag: {etag}\r\n{conn}\r\n",
-                        )
-                    }
-                    _ => {
-                        let framing = self.framing(size);
-                        let mut head = format!(
-                            "HTTP/1.1 200 OK\r\n{framing}ETag: {etag}\r\n{conn}\r\n"
-                        );
-                        if req.method == "GET" && size > 0 {
-                            self.gen = Some(Gen {
-                                size,
-                                next: 0,
-                                end: size,
-                                done: 0,
-                                chunked,
-                            });
-                        } else if req.method == "GET" && chunked {
-                            head.push_str("0\r\n\r\n");
-                        }
-                        head
-                    }
-                }
-            }
-            ("PUT" | "POST", _) => {
-                self.uploads.push(req.got);
-                let text = req.got.to_string();
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{conn}\r\n{text}",
-                    text.len()
-                )
-            }
-            _ => format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n{conn}\r\n"),
-        };
-        self.out.extend_from_slice(head.as_bytes());
-        if self.echo {
-            let early = std::mem::take(&mut self.inb);
-            self.out.extend_from_slice(&early);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// The test client.
-
-/// A request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Body {
-    None,
-    Length(u64),
-    Chunked(u64),
-}
-
-/// What a response body must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    /// The object `/obj/<size>` (whole, or the part a `206` says).
-    Object(u64),
-    /// The upload's byte count, as text.
-    Count(u64),
-    /// Protocols switched (`101`): this many bytes sent and echoed back.
-    Echo(u64),
-    /// Anything.
-    Nothing,
-}
-
-/// A request the client sends.
-#[derive(Debug, Clone)]
-pub(super) struct Req {
-    /// The head without its blank line (or the raw bytes sent, when `raw`).
-    head: String,
-    raw: bool,
-    body: Body,
-    expect_continue: bool,
-    check: Check,
-}
-
-impl Req {
-    /// `GET target` with `Host: host`.
-    fn get(host: &str, target: &str) -> Req {
-        let size = target
-            .rsplit_once("/obj/")
-            .and_then(|(_, n)| n.parse::<u64>().ok());
-        Req {
-            head: format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: rouge-test\r\n"),
-            raw: false,
-            body: Body::None,
-            expect_continue: false,
-            check: size.map_or(Check::Nothing, Check::Object),
-        }
-    }
-
-    /// `GET /obj/<size>`.
-    fn obj(size: u64) -> Req {
-        Req::get("s3.rouge.test", &format!("/obj/{size}"))
-    }
-
-    /// `method /up/<n>` with a body of `body`.
-    fn upload(method: &str, body: Body) -> Req {
-        let (len, framing) = match body {
-            Body::None => (0, String::new()),
-            Body::Length(n) => (n, format!("Content-Length: {n}\r\n")),
-            Body::Chunked(n) => (n, "Transfer-Encoding: chunked\r\n".to_string()),
-        };
-        Req {
-            head: format!("{method} /up/{len} HTTP/1.1\r\nHost: s3.rouge.test\r\n{framing}"),
-            raw: false,
-            body,
-            expect_continue: false,
-            check: Check::Count(len),
-        }
-    }
-
-    /// Exactly these bytes, nothing checked of the answer.
-    fn raw(bytes: &str) -> Req {
-        Req {
-            head: bytes.to_string(),
-            raw: true,
-            body: Body::None,
-            expect_continue: false,
-            check: Check::Nothing,
-        }
-    }
-
-    /// `GET /chat` asking to switch protocols, then `n` bytes sent after the `101`,
-    /// to be echoed.
-    fn upgrade(n: u64) -> Req {
-        Req {
-            head: "GET /chat HTTP/1.1\r\nHost: s3.rouge.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n".into(),
-            raw: false,
-            body: Body::Length(n),
-            expect_continue: true,
-            check: Check::Echo(n),
-        }
-    }
-
-    /// With one more header field.
-    fn with(mut self, name: &str, value: &str) -> Req {
-        self.head.push_str(&format!("{name}: {value}\r\n"));
-        self
-    }
-
-    /// With `Expect: 100-continue`: the body waits for the `100`.
-    fn expecting_continue(self) -> Req {
-        let mut r = self.with("Expect", "100-continue");
-        r.expect_continue = true;
-        r
-    }
-
-    fn head_bytes(&self) -> Vec<u8> {
-        let mut b = self.head.clone().into_bytes();
-        if !self.raw {
-            b.extend_from_slice(b"\r\n");
-        }
-        b
-    }
-}
-
-/// A response the client received.
-#[derive(Debug, Clone)]
-pub(super) struct Resp {
-    pub(super) status: u16,
-    pub(super) head: String,
-    pub(super) body_len: u64,
-    /// The body (when it is not an object's).
-    pub(super) text: String,
-    /// The body is what its request's check says, whole.
-    pub(super) intact: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Head,
-    WaitContinue,
-    Body(u64),
-}
-
-#[derive(Debug)]
-struct Incoming {
-    status: u16,
-    head: String,
-    /// Body bytes still expected (`None`: until the connection closes).
-    left: Option<u64>,
-    /// Position in the object of the body's first byte.
-    base: u64,
-    got: u64,
-    text: Vec<u8>,
-    intact: bool,
-    /// Where a chunked body stands (`None`: not chunked).
-    chunked: Option<InBody>,
-}
-
-impl Incoming {
-    /// Takes body bytes `data` (checked against `check`).
-    fn absorb(&mut self, check: Check, data: &[u8]) {
-        match check {
-            Check::Echo(_) if self.status == 101 => {
-                for (j, b) in data.iter().enumerate() {
-                    if *b != pattern(UP_SEED, self.got + j as u64) {
-                        self.intact = false;
-                    }
-                }
-            }
-            Check::Object(size) if self.status == 200 || self.status == 206 => {
-                for (j, b) in data.iter().enumerate() {
-                    if *b != obj_byte(size, self.base + self.got + j as u64) {
-                        self.intact = false;
-                    }
-                }
-            }
-            _ => {
-                let room = 4096usize.saturating_sub(self.text.len()).min(data.len());
-                self.text.extend_from_slice(&data[..room]);
-            }
-        }
-        self.got += data.len() as u64;
-    }
-}
-
-/// A test client on one connection.
-#[derive(Debug)]
-pub(super) struct Client {
-    reqs: Vec<Req>,
-    /// Sends every request at once (else each after the previous response).
-    pipelined: bool,
-    /// Closes (FIN) once every response came.
-    close_at_end: bool,
-    /// Closes (FIN) once every request went, before the responses (like `nc`).
-    half_close: bool,
-    sending: usize,
-    stage: Stage,
-    out: Vec<u8>,
-    out_at: usize,
-    inb: Vec<u8>,
-    cur: Option<Incoming>,
-    /// Final responses, in order.
-    pub(super) responses: Vec<Resp>,
-    /// Interim responses: (index of the request, status).
-    pub(super) interim: Vec<(usize, u16)>,
-    /// The proxy closed the connection.
-    pub(super) eof: bool,
-}
-
-impl Client {
-    fn new(reqs: Vec<Req>) -> Client {
-        Client {
-            reqs,
-            pipelined: false,
-            close_at_end: true,
-            half_close: false,
-            sending: 0,
-            stage: Stage::Head,
-            out: Vec::new(),
-            out_at: 0,
-            inb: Vec::new(),
-            cur: None,
-            responses: Vec::new(),
-            interim: Vec::new(),
-            eof: false,
-        }
-    }
-
-    fn pipelined(mut self) -> Client {
-        self.pipelined = true;
-        self
-    }
-
-    /// Every request has its final response.
-    pub(super) fn done(&self) -> bool {
-        self.responses.len() == self.reqs.len()
-    }
-
-    fn verdict(&self) -> Verdict {
-        let all_sent = self.sending == self.reqs.len() && self.out_at == self.out.len();
-        if (self.close_at_end && self.done()) || (self.half_close && all_sent) || self.eof {
-            Verdict::Shutdown
-        } else {
-            Verdict::Open
-        }
-    }
-
-    fn pending(&mut self) -> &[u8] {
-        for _ in 0..100_000 {
-            if self.out_at < self.out.len() {
-                break;
-            }
-            self.out.clear();
-            self.out_at = 0;
-            let k = self.sending;
-            if k >= self.reqs.len() || (!self.pipelined && self.responses.len() < k) {
-                break;
-            }
-            let req = &self.reqs[k];
-            match self.stage {
-                Stage::Head => {
-                    self.out = req.head_bytes();
-                    self.stage = match (req.body, req.expect_continue) {
-                        (Body::None, _) => {
-                            self.sending += 1;
-                            Stage::Head
-                        }
-                        (_, true) => Stage::WaitContinue,
-                        (_, false) => Stage::Body(0),
-                    };
-                }
-                Stage::WaitContinue => {
-                    if self
-                        .interim
-                        .iter()
-                        .any(|&(i, s)| i == k && (s == 100 || s == 101))
-                    {
-                        self.stage = Stage::Body(0);
-                    } else if self.responses.len() > k {
-                        // Answered without the body: nothing more to send.
-                        self.sending = self.reqs.len();
-                    } else {
-                        break;
-                    }
-                }
-                Stage::Body(sent) => {
-                    let (total, chunked) = match req.body {
-                        Body::None => (0, false),
-                        Body::Length(n) => (n, false),
-                        Body::Chunked(n) => (n, true),
-                    };
-                    let n = (total - sent).min(if chunked { 10_000 } else { 64 * 1024 });
-                    if chunked && n > 0 {
-                        self.out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
-                    }
-                    self.out
-                        .extend((sent..sent + n).map(|off| pattern(UP_SEED, off)));
-                    if chunked && n > 0 {
-                        self.out.extend_from_slice(b"\r\n");
-                    }
-                    self.stage = Stage::Body(sent + n);
-                    if sent + n == total {
-                        if chunked {
-                            self.out.extend_from_slice(b"0\r\n\r\n");
-                        }
-                        self.sending += 1;
-                        self.stage = Stage::Head;
-                    }
-                }
-            }
-        }
-        &self.out[self.out_at..]
-    }
-
-    fn recv(&mut self, data: &[u8]) {
-        self.inb.extend_from_slice(data);
-        loop {
-            let k = self.responses.len();
-            let Some(cur) = self.cur.as_mut() else {
-                let Some(end) = find(&self.inb, b"\r\n\r\n") else {
-                    return;
-                };
-                let head = String::from_utf8_lossy(&self.inb[..end]).to_string();
-                self.inb.drain(..end + 4);
-                let status: u16 = head
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                let echo = match self.reqs.get(k).map(|r| r.check) {
-                    Some(Check::Echo(n)) if status == 101 => Some(n),
-                    _ => None,
-                };
-                if (100..200).contains(&status) {
-                    self.interim.push((k, status));
-                    if let Some(n) = echo {
-                        // Bytes both ways from here: the echo is the answer's body.
-                        self.cur = Some(Incoming {
-                            status,
-                            head,
-                            left: Some(n),
-                            base: 0,
-                            got: 0,
-                            text: Vec::new(),
-                            intact: true,
-                            chunked: None,
-                        });
-                        if n == 0 {
-                            self.finish();
-                        }
-                    }
-                    continue;
-                }
-                let field = |name: &str| {
-                    head.split("\r\n").skip(1).find_map(|l| {
-                        let (n, v) = l.split_once(':')?;
-                        n.trim()
-                            .eq_ignore_ascii_case(name)
-                            .then(|| v.trim().to_string())
-                    })
-                };
-                let len: Option<u64> = field("content-length").and_then(|v| v.parse().ok());
-                let chunked =
-                    field("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-                let base = field("content-range")
-                    .and_then(|v| {
-                        v.strip_prefix("bytes ")?
-                            .split_once('-')?
-                            .0
-                            .parse::<u64>()
-                            .ok()
-                    })
-                    .unwrap_or(0);
-                let head_req = self
-                    .reqs
-                    .get(k)
-                    .is_some_and(|r| r.head.starts_with("HEAD "));
-                let left = if head_req || status == 204 || status == 304 {
-                    Some(0)
-                } else {
-                    len
-                };
-                let mut intact = true;
-                if let Some(Check::Object(size)) = self.reqs.get(k).map(|r| r.check) {
-                    let want = match status {
-                        200 => Some(size),
-                        206 => None,
-                        _ => Some(0),
-                    };
-                    if want.is_some_and(|w| len.is_some_and(|l| l != w)) {
-                        intact = false;
-                    }
-                }
-                self.cur = Some(Incoming {
-                    status,
-                    head,
-                    left,
-                    base,
-                    got: 0,
-                    text: Vec::new(),
-                    intact,
-                    chunked: (chunked && left != Some(0)).then_some(InBody::Size),
-                });
-                continue;
-            };
-            let check = self.reqs.get(k).map_or(Check::Nothing, |r| r.check);
-            if let Some(st) = cur.chunked {
-                match st {
-                    InBody::Size | InBody::Trailer => {
-                        let Some(end) = find(&self.inb, b"\r\n") else {
-                            return;
-                        };
-                        let line = String::from_utf8_lossy(&self.inb[..end]).to_string();
-                        self.inb.drain(..end + 2);
-                        cur.chunked = Some(match (st, u64::from_str_radix(line.trim(), 16)) {
-                            (InBody::Trailer, _) if end == 0 => InBody::Done,
-                            (InBody::Trailer, _) => InBody::Trailer,
-                            (_, Ok(0)) => InBody::Trailer,
-                            (_, Ok(n)) => InBody::Data(n),
-                            (_, Err(_)) => {
-                                cur.intact = false;
-                                InBody::Trailer
-                            }
-                        });
-                    }
-                    InBody::Data(left) => {
-                        let n = (left as usize).min(self.inb.len());
-                        if n == 0 {
-                            return;
-                        }
-                        cur.absorb(check, &self.inb[..n]);
-                        self.inb.drain(..n);
-                        let left = left - n as u64;
-                        cur.chunked = Some(if left == 0 {
-                            InBody::DataEnd
-                        } else {
-                            InBody::Data(left)
-                        });
-                    }
-                    InBody::DataEnd => {
-                        if self.inb.len() < 2 {
-                            return;
-                        }
-                        if &self.inb[..2] != b"\r\n" {
-                            cur.intact = false;
-                        }
-                        self.inb.drain(..2);
-                        cur.chunked = Some(InBody::Size);
-                    }
-                    InBody::Done | InBody::Length(_) => self.finish(),
-                }
-                if self
-                    .cur
-                    .as_ref()
-                    .is_some_and(|c| c.chunked == Some(InBody::Done))
-                {
-                    self.finish();
-                }
-                continue;
-            }
-            let n = cur.left.unwrap_or(u64::MAX).min(self.inb.len() as u64) as usize;
-            cur.absorb(check, &self.inb[..n]);
-            self.inb.drain(..n);
-            if let Some(left) = cur.left.as_mut() {
-                *left -= n as u64;
-                if *left == 0 {
-                    self.finish();
-                    continue;
-                }
-            }
-            return;
-        }
-    }
-
-    fn finish(&mut self) {
-        let Some(cur) = self.cur.take() else {
-            return;
-        };
-        let k = self.responses.len();
-        let text = String::from_utf8_lossy(&cur.text).to_string();
-        let mut intact = cur.intact;
-        if let Some(Check::Object(size)) = self.reqs.get(k).map(|r| r.check) {
-            if cur.status == 200 && !self.reqs[k].head.starts_with("HEAD ") {
-                intact &= cur.got == size;
-            }
-        }
-        if let Some(Check::Count(n)) = self.reqs.get(k).map(|r| r.check) {
-            intact &= cur.status == 200 && text == n.to_string();
-        }
-        self.responses.push(Resp {
-            status: cur.status,
-            head: cur.head,
-            body_len: cur.got,
-            text,
-            intact,
-        });
-    }
-
-    fn peer_closed(&mut self) {
-        self.eof = true;
-        if self
-            .cur
-            .as_ref()
-            .is_some_and(|c| c.left.is_none() && c.chunked.is_none())
-        {
-            self.finish();
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -1288,6 +338,7 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
     for oneconnect in [true, false] {
         let mut p = http_profile();
         p.oneconnect = oneconnect;
+        p.idle_timeout = Duration::from_secs(1);
         let mut bed = http_bed(2, &[], p, Behaviour::new());
         for c in 0..10u16 {
             let reqs = vec![Req::obj(1000), Req::obj(20_000), Req::obj(5)];
@@ -1301,6 +352,14 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
             assert!(k.server_connections_reused >= 25, "{k:?}");
             assert!(bed.accepted() <= 4, "{} member connections", bed.accepted());
             assert_eq!(bed.host.proxy().idle_connections() as u64, bed.accepted());
+            // With no client left, they still expire after `idle_timeout`.
+            assert!(bed.run_until(Duration::from_millis(1500), |b| b
+                .host
+                .proxy()
+                .idle_connections()
+                == 0));
+            assert!(bed.run_until(Duration::from_millis(100), |b| (0..2)
+                .all(|m| b.served(m).iter().all(|s| s.peer_eof))));
         } else {
             assert_eq!(k.server_connections_reused, 0);
             assert_eq!(bed.accepted(), 30, "one member connection per request");
@@ -1313,10 +372,13 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
 #[test]
 fn pipelined_requests_are_answered_in_order() {
     let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let mut head = Req::obj(70_000);
+    head.head = head.head.replacen("GET", "HEAD", 1);
     let reqs = vec![
         Req::obj(200_000),
         Req::obj(3),
         Req::upload("PUT", Body::Length(50_000)),
+        head,
         Req::obj(0),
         Req::obj(100_001),
     ];
@@ -1324,8 +386,8 @@ fn pipelined_requests_are_answered_in_order() {
     assert!(bed.run_http(Duration::from_secs(10), h), "{:?}", bed.app(h));
     assert_intact(&bed, h);
     let lens: Vec<u64> = bed.app(h).responses.iter().map(|r| r.body_len).collect();
-    assert_eq!(lens, [200_000, 3, 5, 0, 100_001]);
-    assert_eq!(bed.http().requests, 5);
+    assert_eq!(lens, [200_000, 3, 5, 0, 0, 100_001]);
+    assert_eq!(bed.http().requests, 6);
 }
 
 #[test]
@@ -1412,7 +474,7 @@ fn smuggling_and_oversized_heads_are_refused_and_nothing_reaches_a_member() {
         ),
         (
             format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000)),
-            414,
+            400,
             HttpError::RequestLineTooLong,
         ),
         (
@@ -1503,13 +565,32 @@ fn no_member_available_is_503_and_every_member_refusing_is_502() {
     assert_eq!(k.answers[HttpAnswer::BadGateway as usize], 1, "{k:?}");
     assert_eq!(k.answers[HttpAnswer::NoMember as usize], 0, "{k:?}");
     assert!(bed.vs().counters.reselects() >= 1);
+
+    // Every member silent (SYNs lost): 502 once the connect timeouts ran out.
+    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
+        vs.connect_timeout = Duration::from_millis(300);
+    });
+    for m in &mut bed.members {
+        m.ip = IpAddr::V4(Ipv4Addr::new(198, 18, 9, 9));
+    }
+    let start = bed.now;
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(10)]));
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    assert_eq!(bed.app(h).responses[0].status, 502);
+    assert!(
+        bed.now - start < Duration::from_secs(2),
+        "{:?}",
+        bed.now - start
+    );
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
 }
 
 #[test]
 fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
     for how in [Cut::Reset, Cut::Close] {
         let mut b = Behaviour::new();
-        b.drop_reused = Some(how);
+        b.drop_after = Some((1, how));
         let mut bed = http_bed(1, &[], http_profile(), b);
         let reqs = vec![
             Req::obj(1000),
@@ -1531,7 +612,7 @@ fn a_get_on_a_reused_connection_the_member_dropped_is_retried_a_post_is_not() {
         assert_eq!(bed.app(h).responses.len(), 4);
     }
     let mut b = Behaviour::new();
-    b.drop_reused = Some(Cut::Reset);
+    b.drop_after = Some((1, Cut::Reset));
 
     // A POST is not sent twice: 502.
     let mut bed = http_bed(1, &[], http_profile(), b);
@@ -1708,8 +789,9 @@ fn without_s3_resume_a_member_dying_midway_aborts_the_client() {
     assert!(bed.heads(1).is_empty(), "nothing sent to the other member");
 }
 
-#[test]
-fn a_policy_routes_each_request_of_one_connection_by_bucket() {
+/// Members .11 (the virtual server's pool) and .12 (pool `a`, index 0), behind a
+/// policy sending bucket `bucket-a` (either addressing style) to pool `a`.
+fn policy_bed() -> Bed {
     let addrs = [member_addr(11), member_addr(12)];
     let mut bed = Bed::new(2, &[], Endpoint::default, |vs| {
         vs.lb = testing::pool_binding(&addrs[..1]);
@@ -1735,6 +817,12 @@ fn a_policy_routes_each_request_of_one_connection_by_bucket() {
     for m in &mut bed.members {
         m.http = Some(Behaviour::new());
     }
+    bed
+}
+
+#[test]
+fn a_policy_routes_each_request_of_one_connection_by_bucket() {
+    let mut bed = policy_bed();
     let reqs = vec![
         Req::get("s3.rouge.test", "/bucket-a/obj/100"),
         Req::get("bucket-a.s3.rouge.test", "/obj/200"),
@@ -1769,22 +857,34 @@ fn a_policy_routes_each_request_of_one_connection_by_bucket() {
     assert_eq!(bed.vs().counters.client_side().total, 1, "one connection");
 }
 
+/// A bed as `http_bed`, its virtual server terminating TLS.
+fn tls_bed(n: u8, closed: &[u8], p: HttpProfile, b: Behaviour) -> Bed {
+    http_bed_with(n, closed, p, b, |vs| {
+        vs.client_tls = Some(("vip".into(), super::tls::vip_tls(Duration::from_secs(10))));
+    })
+}
+
+impl Bed {
+    /// A client speaking TLS (verifying `s3.rouge.test`), sending as `c` says.
+    fn tls_client(&mut self, port: u16, c: Client) -> ConnHandle {
+        let cfg = super::tls::client_cfg("ca", Some("s3.rouge.test"));
+        let vip: IpAddr = "198.18.1.100".parse().unwrap();
+        let e = Endpoint {
+            http: Some(Box::new(App::Client(c))),
+            tls: Some(Box::new(TlsSession::client(&cfg, vip, self.now).unwrap())),
+            ..Endpoint::default()
+        };
+        self.connect(port, e)
+    }
+}
+
 #[test]
 fn keep_alive_gets_over_client_tls() {
-    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
-        vs.client_tls = Some(("vip".into(), super::tls::vip_tls(Duration::from_secs(10))));
-    });
-    let cfg = super::tls::client_cfg("ca", Some("s3.rouge.test"));
+    let mut bed = tls_bed(2, &[], http_profile(), Behaviour::new());
     let reqs: Vec<Req> = (0..10)
         .map(|k| Req::obj([100, 1 << 20, 0, 40_000][k % 4]))
         .collect();
-    let mut e = Endpoint {
-        http: Some(Box::new(App::Client(Client::new(reqs)))),
-        ..Endpoint::default()
-    };
-    let vip: IpAddr = "198.18.1.100".parse().unwrap();
-    e.tls = Some(Box::new(TlsSession::client(&cfg, vip, bed.now).unwrap()));
-    let h = bed.connect(40_000, e);
+    let h = bed.tls_client(40_000, Client::new(reqs));
     assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
     assert_intact(&bed, h);
     assert!(!bed.clients[&h].tls_failed);
@@ -1793,6 +893,36 @@ fn keep_alive_gets_over_client_tls() {
     assert_eq!(k.responses[0], 10);
     assert!(bed.accepted() <= 2);
     assert_eq!(bed.vs().counters.client_tls().full, [0, 1]);
+}
+
+#[test]
+fn over_client_tls_a_get_is_resumed_and_the_proxys_own_answers_arrive() {
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = tls_bed(2, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, Cut::Reset));
+    bed.members[0].http = Some(b);
+    let h = bed.tls_client(40_000, Client::new(vec![Req::obj(BIG), Req::obj(10)]));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (1, 1), "{k:?}");
+
+    // No member: 503, then close_notify and the end of the connection.
+    let mut bed = tls_bed(1, &[], http_profile(), Behaviour::new());
+    bed.vs()
+        .lb
+        .states
+        .set_monitor(MemberId(0), MonitorStatus::Down);
+    let mut c = Client::new(vec![Req::obj(10)]);
+    c.close_at_end = false;
+    let h = bed.tls_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    assert_eq!(bed.app(h).responses[0].status, 503);
+    assert!(!bed.clients[&h].tls_failed && !bed.clients[&h].reset);
 }
 
 #[test]
@@ -2283,4 +1413,230 @@ fn a_resume_that_cannot_be_had_aborts_the_client() {
     let k = bed.http();
     assert_eq!((k.resumes_attempted, k.resumes_refused), (1, 1), "{k:?}");
     assert!(bed.run_until(Duration::from_secs(1), |b| b.host.proxy().flow_count() == 0));
+}
+
+#[test]
+fn a_client_reset_mid_response_resets_the_member_connection_not_parks_it() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.clients[&h].received > 100_000));
+    let now = bed.now;
+    bed.client.abort(now, h).unwrap();
+    assert!(bed.run_until(Duration::from_secs(2), |b| b.host.proxy().flow_count() == 0));
+    assert_eq!(bed.host.proxy().idle_connections(), 0);
+    assert_eq!(bed.vs().counters.resets(ResetCause::ClientReset), 1);
+    assert!(bed.run_until(Duration::from_secs(1), |b| b.members[0]
+        .conns
+        .values()
+        .all(|e| e.reset || e.eof)));
+}
+
+#[test]
+fn an_upload_to_a_member_disabled_midway_finishes_there() {
+    let mut bed = http_bed(2, &[], http_profile(), Behaviour::new());
+    let reqs = vec![Req::upload("PUT", Body::Length(1 << 20)), Req::obj(10)];
+    let h = bed.http_client(40_000, Client::new(reqs));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b
+        .served(0)
+        .iter()
+        .any(|s| s.heads.len() == 1)));
+    bed.run_until(Duration::from_millis(2), |_| false);
+    assert!(bed.app(h).responses.is_empty(), "still uploading");
+    bed.vs()
+        .lb
+        .states
+        .set_admin(MemberId(0), crate::lb::AdminState::Disabled);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert_eq!(
+        bed.served(0)
+            .iter()
+            .flat_map(|s| s.uploads.iter())
+            .collect::<Vec<_>>(),
+        [&(1 << 20)]
+    );
+    assert_eq!(bed.heads(1).len(), 1, "the next request went elsewhere");
+}
+
+#[test]
+fn a_bad_request_pipelined_behind_a_good_one_is_answered_after_it() {
+    let mut bed = http_bed(1, &[], http_profile(), Behaviour::new());
+    let bad = Req::raw(
+        "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let mut c = Client::new(vec![Req::obj(300_000), bad, Req::obj(1)]).pipelined();
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    let r = &bed.app(h).responses;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(
+        (r[0].status, r[0].intact, r[0].body_len),
+        (200, true, 300_000)
+    );
+    assert_eq!(r[1].status, 400);
+    assert_eq!(
+        bed.heads(0).len(),
+        1,
+        "only the good request reached the member"
+    );
+    assert_eq!(bed.http().refused[HttpError::Smuggling as usize], 1);
+}
+
+#[test]
+fn a_get_is_resumed_twice_and_from_a_cut_right_after_the_head() {
+    // .11 and .12 each die 1 MiB into what they send; .13 finishes.
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(3, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((1 << 20, Cut::Reset));
+    bed.members[0].http = Some(b.clone());
+    bed.members[1].http = Some(b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG)]));
+    assert!(bed.run_http(Duration::from_secs(20), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let k = bed.http();
+    assert_eq!((k.resumes_attempted, k.resumes_succeeded), (2, 2), "{k:?}");
+    assert_eq!(bed.heads(2).len(), 1);
+
+    // The head and not one body byte, then the FIN: resumed from byte 0.
+    let mut p = http_profile();
+    p.s3_resume = true;
+    let mut bed = http_bed(2, &[], p, Behaviour::new());
+    let mut b = Behaviour::new();
+    b.cut = Some((0, Cut::Close));
+    bed.members[0].http = Some(b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(300_000)]));
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    let resumed = bed.heads(1);
+    assert!(
+        resumed[0].lines().any(|l| l == "Range: bytes=0-299999"),
+        "{resumed:?}"
+    );
+}
+
+#[test]
+fn passive_health_marks_a_failing_member_down_before_its_monitor() {
+    // .11 refuses connections, then (second bed) accepts them and closes them at
+    // each request: after `passive_down_after` failures in a row it is marked down
+    // and the requests after that go to .12 only.
+    for refusing in [true, false] {
+        let mut p = http_profile();
+        p.passive_down_after = 3;
+        let closed: &[u8] = if refusing { &[11] } else { &[] };
+        let mut bed = http_bed(2, closed, p, Behaviour::new());
+        let mut b = Behaviour::new();
+        b.drop_after = Some((0, Cut::Close));
+        if !refusing {
+            bed.members[0].http = Some(b);
+        }
+        for m in 0..2 {
+            bed.vs()
+                .lb
+                .states
+                .set_monitor(MemberId(m), MonitorStatus::Up);
+        }
+        let mut failed = 0;
+        for c in 0..10u16 {
+            let h = bed.http_client(40_000 + c, Client::new(vec![Req::obj(100)]));
+            assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+                && b.clients[&h].eof));
+            match bed.app(h).responses[0].status {
+                200 => assert!(bed.app(h).responses[0].intact),
+                502 if !refusing => failed += 1,
+                s => panic!("refusing {refusing}: {s}"),
+            }
+        }
+        let k = bed.http();
+        assert_eq!(k.passive_down, 1, "refusing {refusing}: {k:?}");
+        assert_eq!(bed.vs().lb.states.monitor(MemberId(0)), MonitorStatus::Down);
+        assert_eq!(bed.vs().lb.states.monitor(MemberId(1)), MonitorStatus::Up);
+        if refusing {
+            // Each failure was passed over to .12 without the client noticing.
+            assert_eq!(bed.vs().counters.reselects(), 3);
+        } else {
+            assert_eq!(failed, 3, "three 502s, then .12 only");
+            assert_eq!(bed.heads(0).len(), 3);
+            assert_eq!(bed.heads(1).len(), 7);
+        }
+    }
+}
+
+#[test]
+fn with_tls_members_a_dead_reused_connection_is_retried_and_a_get_resumed() {
+    let tls_members = |bed: &mut Bed| {
+        for m in bed.members.iter_mut() {
+            m.tls = Some(super::tls::server_cfg(
+                vec![crate::tls::test_certs::ident("member")],
+                Duration::from_secs(10),
+            ));
+        }
+    };
+    let reencrypt = |vs: &mut StandardVs| {
+        let cfg = super::tls::client_cfg("ca", None);
+        vs.server_tls = Some(("members".into(), Arc::new(cfg), 16));
+    };
+    for how in [Cut::Reset, Cut::Close] {
+        let mut b = Behaviour::new();
+        b.drop_after = Some((1, how));
+        let mut bed = http_bed_with(1, &[], http_profile(), b, reencrypt);
+        tls_members(&mut bed);
+        let reqs = vec![Req::obj(1000), Req::obj(50_000), Req::obj(7)];
+        let h = bed.http_client(40_000, Client::new(reqs));
+        assert!(
+            bed.run_http(Duration::from_secs(5), h),
+            "{how:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        assert_eq!(bed.http().retries, 2, "{how:?}");
+    }
+
+    for how in [Cut::Reset, Cut::Close] {
+        let mut p = http_profile();
+        p.s3_resume = true;
+        let mut bed = http_bed_with(2, &[], p, Behaviour::new(), reencrypt);
+        tls_members(&mut bed);
+        let mut b = Behaviour::new();
+        b.cut = Some((1 << 20, how));
+        bed.members[0].http = Some(b);
+        let h = bed.http_client(40_000, Client::new(vec![Req::obj(BIG), Req::obj(10)]));
+        assert!(
+            bed.run_http(Duration::from_secs(20), h),
+            "{how:?}: {:?}",
+            bed.app(h)
+        );
+        assert_intact(&bed, h);
+        let k = bed.http();
+        assert_eq!(
+            (k.resumes_attempted, k.resumes_succeeded),
+            (1, 1),
+            "{how:?}: {k:?}"
+        );
+        let st = bed.vs().counters.server_tls();
+        assert_eq!(st.failures.iter().sum::<u64>(), 0, "{how:?}: {st:?}");
+    }
+}
+
+#[test]
+fn a_routed_pool_without_members_is_503_while_the_default_pool_serves() {
+    let mut bed = policy_bed();
+    let a = bed.vs().http.as_ref().unwrap().pools[0].1.clone();
+    a.states.set_monitor(MemberId(0), MonitorStatus::Down);
+    let mut c = Client::new(vec![
+        Req::get("s3.rouge.test", "/bucket-b/obj/300"),
+        Req::get("bucket-a.s3.rouge.test", "/obj/200"),
+    ]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_000, c);
+    assert!(bed.run_until(Duration::from_secs(3), |b| b.app(h).done()
+        && b.clients[&h].eof));
+    let r = &bed.app(h).responses;
+    assert_eq!((r[0].status, r[0].intact), (200, true));
+    assert_eq!(r[1].status, 503, "{:?}", r[1]);
+    assert_eq!(bed.heads(1).len(), 0);
+    assert_eq!(bed.http().answers[HttpAnswer::NoMember as usize], 1);
 }
