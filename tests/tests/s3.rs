@@ -18,8 +18,9 @@
 //! - s3cmd and awscli put, get and list;
 //! - OneConnect: 200 GETs over 4 keep-alive client connections open far fewer member
 //!   connections than requests (by Rouge's count and by the SYNs the members saw);
-//! - a request with 200 header fields gets `431`, a 10 KiB request line `414`, half a
-//!   request head `408` after the header timeout and the connection closed.
+//! - a request with 200 header fields gets `431`, a 10 KiB request line `400` (counted as
+//!   `request_line_too_long`), half a request head `408` after the header timeout, each
+//!   with the connection closed.
 //!
 //! `s3_survives_a_member_reset_mid_get_and_a_drain_mid_upload`:
 //! - a 1 GiB GET (read at a bounded rate) whose member is reset in the middle (an nft
@@ -518,8 +519,19 @@ fn s3_clients_through_the_tls_vip() {
     // Header limits and the header timeout (2 s in this copy of the config).
     let v = limits_probe(&bed, "headers", "200");
     assert_eq!(v["status"], 431, "200 header fields: {v}");
+    assert_eq!(v["closed"], true, "closed after 431: {v}");
+    // A request line over max_request_line (8 KiB) is refused by Rouge itself with 400
+    // (the 431/400 contract), counted as such, and never reaches a member.
+    let refused0 = virtual_s3(&bed)["http"]["refused"]["request_line_too_long"].as_u64();
     let v = limits_probe(&bed, "line", "10240");
-    assert_eq!(v["status"], 414, "10 KiB request line: {v}");
+    assert_eq!(v["status"], 400, "10 KiB request line: {v}");
+    assert_eq!(v["closed"], true, "closed after 400: {v}");
+    let refused1 = virtual_s3(&bed)["http"]["refused"]["request_line_too_long"].as_u64();
+    assert_eq!(
+        refused1.zip(refused0).map(|(a, b)| a - b),
+        Some(1),
+        "http.refused.request_line_too_long counts the long request line"
+    );
     let v = limits_probe(&bed, "slow", "12");
     assert_eq!(v["status"], 408, "half a request head: {v}");
     assert_eq!(v["closed"], true, "closed after 408: {v}");

@@ -6,7 +6,7 @@ header timeout; prints one JSON object: {"status": <first status code or null>,
 
 usage: http_limits.py [--host NAME] [--port N] [--cafile CA] [--plain] CMD ARG
   headers N    a GET with N extra header fields (the server's field limit: 431)
-  line LEN     a GET whose request line is LEN bytes long (the line limit: 414)
+  line LEN     a GET whose request line is LEN bytes long (the line limit: 400)
   slow SECS    half a request head, then nothing; waits up to SECS for the answer (408)
 The connection goes to HOST:PORT (default s3.rouge.test:443, TLS verified against CA,
 SNI HOST; --plain: no TLS, port 80 by default). Bounded: every wait has a deadline."""
