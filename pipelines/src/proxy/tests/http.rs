@@ -352,6 +352,18 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
             assert!(k.server_connections_reused >= 25, "{k:?}");
             assert!(bed.accepted() <= 4, "{} member connections", bed.accepted());
             assert_eq!(bed.host.proxy().idle_connections() as u64, bed.accepted());
+            // `show connections` lists them as idle, without a client.
+            let idle: Vec<_> = bed
+                .host
+                .proxy()
+                .flows(bed.now)
+                .into_iter()
+                .filter(|f| f.state == FlowState::Idle)
+                .collect();
+            assert_eq!(idle.len() as u64, bed.accepted(), "{idle:?}");
+            assert!(idle
+                .iter()
+                .all(|f| f.client.is_none() && f.server.is_some() && f.snat.is_some()));
             // With no client left, they still expire after `idle_timeout`.
             assert!(bed.run_until(Duration::from_millis(1500), |b| b
                 .host
