@@ -458,7 +458,12 @@ impl Proxy {
         let h = f.http.as_deref_mut().expect("http flow");
         // Up: the head, then the body.
         let mut to_server = side(s, &mut f.server_tls);
+        let sent_before = h.head_sent;
         let head_done = h.head_sent >= h.out_len() || send_head(cx, h, &mut to_server);
+        let head_bytes = (h.head_sent - sent_before) as u64;
+        f.up.bytes += head_bytes;
+        shard.client.bytes_in.add(head_bytes);
+        shard.server.bytes_out.add(head_bytes);
         if head_done && !h.req_done {
             let mut from_client = side(c, &mut f.client_tls);
             match move_body(
@@ -666,6 +671,9 @@ impl Proxy {
                 }
                 h.resp_sent += n;
                 h.resp_forwarded += n as u64;
+                f.down.bytes += n as u64;
+                shard.server.bytes_in.add(n as u64);
+                shard.client.bytes_out.add(n as u64);
             }
             if status == 101 {
                 // Switching protocols: from here on bytes go as they come.
