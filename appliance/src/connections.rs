@@ -24,7 +24,7 @@ pub fn rows(l2: &L2L3, now: Instant) -> Vec<Value> {
         .proxy_flows(now)
         .into_iter()
         .map(|f| {
-            json!({"kind": "proxy", "virtual": f.virtual_name, "client": f.client.to_string(),
+            json!({"kind": "proxy", "virtual": f.virtual_name, "client": f.client.map(|c| c.to_string()),
                    "server": f.server.map(|s| s.to_string()), "snat": f.snat.map(|s| s.to_string()),
                    "state": f.state.as_str(), "age_ms": f.age_ms,
                    "bytes_in": f.bytes_in, "bytes_out": f.bytes_out})

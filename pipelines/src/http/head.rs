@@ -109,6 +109,10 @@ pub struct RequestHead {
     /// `Authorization`, or `X-Amz-SignedHeaders` in the query, lists `range`): the
     /// request's range cannot be rewritten.
     pub range_signed: bool,
+    /// The whole line (its CRLF included) of the request's only `Connection` field when
+    /// its value is `close` and no SigV4 signature covers `connection`: a hop-by-hop
+    /// field the proxy may leave out toward a member whose connection it keeps.
+    pub close_line: Option<Range<usize>>,
 }
 
 /// A response head, parsed.
@@ -208,6 +212,9 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
     let mut upgrade_field = false;
     let mut range = None;
     let mut range_signed = false;
+    let mut connection_signed = false;
+    let mut connection_fields = 0usize;
+    let mut close_line = None;
     for field in req.headers.iter() {
         let name = field.name.as_bytes();
         let value = trim(field.value);
@@ -219,6 +226,10 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
             host = Some(range_in(head, value));
         } else if name.eq_ignore_ascii_case(b"connection") {
             conn.add(value);
+            connection_fields += 1;
+            if value.eq_ignore_ascii_case(b"close") {
+                close_line = field_line(head, name);
+            }
         } else if name.eq_ignore_ascii_case(b"expect") {
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case(b"upgrade") {
@@ -228,7 +239,8 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
                 range = Some(range_in(head, value));
             }
         } else if name.eq_ignore_ascii_case(b"authorization") {
-            range_signed |= authorization_signs_range(value);
+            range_signed |= authorization_signs(value, b"range");
+            connection_signed |= authorization_signs(value, b"connection");
         }
     }
     if hosts > 1 || (hosts == 0 && version == 1) {
@@ -242,7 +254,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
         (None, None) => BodyKind::None,
     };
     let target = range_in(head, path.as_bytes());
-    range_signed |= query_signs_range(path.as_bytes());
+    range_signed |= query_signs(path.as_bytes(), b"range");
+    connection_signed |= query_signs(path.as_bytes(), b"connection");
+    if connection_fields != 1 || connection_signed {
+        close_line = None;
+    }
     Ok(Some(RequestHead {
         method: Method::from_token(method.as_bytes()),
         version,
@@ -255,6 +271,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
         upgrade: conn.upgrade && upgrade_field,
         range,
         range_signed,
+        close_line,
     }))
 }
 
@@ -597,8 +614,17 @@ fn parse_content_range(v: &[u8]) -> Option<ContentRange> {
     })
 }
 
-/// The `SignedHeaders=` list of a SigV4 `Authorization` value names `range`.
-fn authorization_signs_range(value: &[u8]) -> bool {
+/// The line of `head` (CRLF included) of the field whose name is `name` (a slice of
+/// `head`).
+fn field_line(head: &[u8], name: &[u8]) -> Option<Range<usize>> {
+    let start = range_in(head, name).start;
+    let end = start + head[start..].iter().position(|&b| b == b'\n')? + 1;
+    Some(start..end)
+}
+
+/// The `SignedHeaders=` list of a SigV4 `Authorization` value names `field` (lower
+/// case).
+fn authorization_signs(value: &[u8], field: &[u8]) -> bool {
     const KEY: &[u8] = b"signedheaders=";
     let mut from = 0;
     while let Some(at) = find_ignore_case(&value[from..], KEY) {
@@ -613,14 +639,14 @@ fn authorization_signs_range(value: &[u8]) -> bool {
             .iter()
             .position(|&b| b == b',' || is_ows(b))
             .unwrap_or(list.len());
-        return list_names_range(list[..end].iter().copied());
+        return list_names(list[..end].iter().copied(), field);
     }
     false
 }
 
 /// The query of `target` has `X-Amz-SignedHeaders=` (a presigned URL) whose value,
-/// percent-decoded, names `range`.
-fn query_signs_range(target: &[u8]) -> bool {
+/// percent-decoded, names `field` (lower case).
+fn query_signs(target: &[u8], field: &[u8]) -> bool {
     let Some(q) = target.iter().position(|&b| b == b'?') else {
         return false;
     };
@@ -629,29 +655,29 @@ fn query_signs_range(target: &[u8]) -> bool {
             return false;
         };
         param[..eq].eq_ignore_ascii_case(b"X-Amz-SignedHeaders")
-            && list_names_range(PercentDecoded(&param[eq + 1..]))
+            && list_names(PercentDecoded(&param[eq + 1..]), field)
     })
 }
 
-/// A `;`-separated list of header names (as bytes) contains `range` (any case).
-fn list_names_range(list: impl Iterator<Item = u8>) -> bool {
-    const RANGE: &[u8] = b"range";
+/// A `;`-separated list of header names (as bytes) contains `field` (lower case; the
+/// list in any case).
+fn list_names(list: impl Iterator<Item = u8>, field: &[u8]) -> bool {
     let mut matched = 0;
     let mut matching = true;
     for b in list {
         if b == b';' {
-            if matching && matched == RANGE.len() {
+            if matching && matched == field.len() {
                 return true;
             }
             matched = 0;
             matching = true;
-        } else if matching && matched < RANGE.len() && b.to_ascii_lowercase() == RANGE[matched] {
+        } else if matching && matched < field.len() && b.to_ascii_lowercase() == field[matched] {
             matched += 1;
         } else {
             matching = false;
         }
     }
-    matching && matched == RANGE.len()
+    matching && matched == field.len()
 }
 
 /// The bytes of a query value with `%XX` decoded (a `%` not followed by two hex digits

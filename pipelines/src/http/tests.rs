@@ -951,3 +951,25 @@ fn payload_counts_content_only() {
     assert_eq!(f.payload_bytes(), 3);
     assert_eq!(f.kind(), BodyKind::Chunked);
 }
+
+#[test]
+fn close_line_is_the_sole_unsigned_connection_close_field() {
+    let lim = Limits::default();
+    let head = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX: y\r\n\r\n";
+    let r = parse_request(head, &lim).unwrap().unwrap();
+    let line = r.close_line.clone().expect("a close line");
+    assert_eq!(&head[line], b"Connection: close\r\n");
+    assert!(!r.keep_alive);
+    for other in [
+        // Another value, or two fields.
+        &b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, te\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+        // Signed, in the header or in a presigned query.
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nAuthorization: AWS4-HMAC-SHA256 Credential=x, SignedHeaders=connection;host, Signature=0\r\n\r\n",
+        b"GET /k?X-Amz-SignedHeaders=host%3Bconnection HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = parse_request(other, &lim).unwrap().unwrap();
+        assert_eq!(r.close_line, None, "{}", String::from_utf8_lossy(other));
+    }
+}

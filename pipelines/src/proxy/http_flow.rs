@@ -21,6 +21,8 @@
 
 use std::io::Write as _;
 
+use arrayvec::ArrayVec;
+
 use crate::http::head::header_value;
 use crate::http::{parse_request, parse_response, BodyFramer, BodyKind, HttpError};
 use crate::http::{Method, RequestHead, RequestView, ResponseHead};
@@ -86,9 +88,13 @@ pub(super) struct HttpFlow {
     /// Header lines added before the head's blank line (`X-Forwarded-For`, a resume's
     /// `Range` and `If-Match`).
     extra: Vec<u8>,
-    /// A header line of `req_buf` left out when sending (a rewritten `Range`).
-    skip: Option<(usize, usize)>,
-    /// Bytes of the head (as sent: with `extra`, without `skip`) written so far.
+    /// Header lines of `req_buf` left out when sending, in order: a `Connection: close`
+    /// toward a member kept for reuse, a resume's rewritten `Range`.
+    skips: ArrayVec<(usize, usize), 2>,
+    /// The member's connection stays open after this request (it did not hear the
+    /// client's `Connection: close`).
+    server_keep: bool,
+    /// Bytes of the head (as sent: with `extra`, without `skips`) written so far.
     head_sent: usize,
     req_body: BodyFramer,
     /// Request body bytes passed on.
@@ -130,7 +136,8 @@ impl HttpFlow {
             req_buf: Vec::new(),
             req: None,
             extra: Vec::new(),
-            skip: None,
+            skips: ArrayVec::new(),
+            server_keep: false,
             head_sent: 0,
             req_body: BodyFramer::new(BodyKind::None),
             req_body_moved: 0,
@@ -160,7 +167,8 @@ impl HttpFlow {
         self.req_buf.clear();
         self.req = None;
         self.extra.clear();
-        self.skip = None;
+        self.skips.clear();
+        self.server_keep = false;
         self.head_sent = 0;
         self.req_body = BodyFramer::new(BodyKind::None);
         self.req_body_moved = 0;
@@ -184,7 +192,8 @@ impl HttpFlow {
     /// The length of the head as sent to the member.
     fn out_len(&self) -> usize {
         let head = self.req.as_ref().map_or(0, |r| r.head_len);
-        head + self.extra.len() - self.skip.map_or(0, |(a, b)| b - a)
+        let skipped: usize = self.skips.iter().map(|(a, b)| b - a).sum();
+        head + self.extra.len() - skipped
     }
 
     /// True when the member's connection may carry another request after this
@@ -192,27 +201,32 @@ impl HttpFlow {
     fn server_reusable(&self) -> bool {
         self.req_done
             && self.resp_done
-            && self
-                .req
-                .as_ref()
-                .is_some_and(|r| r.keep_alive && !r.upgrade)
+            && self.server_keep
+            && self.req.as_ref().is_some_and(|r| !r.upgrade)
             && self.resp.as_ref().is_some_and(|r| r.keep_alive)
             && self.resume.is_none()
     }
 }
 
-/// Writes the head of the current request (with `extra`, without `skip`) from where it
-/// stopped; true once all of it went.
+/// Writes the head of the current request (with `extra`, without `skips`) from where
+/// it stopped; true once all of it went.
 fn send_head(cx: &mut ProxyCtx<'_>, h: &mut HttpFlow, dst: &mut Side<'_>) -> bool {
     let Some(req) = h.req.as_ref() else {
         return true;
     };
     let head = &h.req_buf[..req.head_len];
-    // The head as sent: head before `skip` / after `skip` up to the blank line, the
+    // The head as sent: its lines up to the blank line less the skipped ones, the
     // extra lines, the blank line.
     let end = head.len() - 2;
-    let (a, b) = h.skip.unwrap_or((end, end));
-    let pieces: [&[u8]; 4] = [&head[..a], &head[b..end], &h.extra, b"\r\n"];
+    let mut pieces: ArrayVec<&[u8], 5> = ArrayVec::new();
+    let mut from = 0;
+    for &(a, b) in &h.skips {
+        pieces.push(&head[from..a]);
+        from = b;
+    }
+    pieces.push(&head[from..end]);
+    pieces.push(&h.extra);
+    pieces.push(b"\r\n");
     let mut at = 0;
     for p in pieces {
         let start = at;
@@ -408,6 +422,16 @@ impl Proxy {
         if http.profile.insert_xff {
             let _ = write!(h.extra, "X-Forwarded-For: {}\r\n", f.client_addr.ip());
         }
+        h.skips.clear();
+        h.server_keep = req.keep_alive;
+        if http.profile.oneconnect && !req.keep_alive && req.version == 1 {
+            // The client's `Connection: close` is for its own connection: the member's
+            // is kept for reuse (unless a signature covers the field).
+            if let Some(line) = req.close_line.clone() {
+                h.skips.push((line.start, line.end));
+                h.server_keep = true;
+            }
+        }
         h.req_body = BodyFramer::new(req.body);
         h.req_done = false;
         h.requests += 1;
@@ -434,7 +458,12 @@ impl Proxy {
         let h = f.http.as_deref_mut().expect("http flow");
         // Up: the head, then the body.
         let mut to_server = side(s, &mut f.server_tls);
+        let sent_before = h.head_sent;
         let head_done = h.head_sent >= h.out_len() || send_head(cx, h, &mut to_server);
+        let head_bytes = (h.head_sent - sent_before) as u64;
+        f.up.bytes += head_bytes;
+        shard.client.bytes_in.add(head_bytes);
+        shard.server.bytes_out.add(head_bytes);
         if head_done && !h.req_done {
             let mut from_client = side(c, &mut f.client_tls);
             match move_body(
@@ -642,6 +671,9 @@ impl Proxy {
                 }
                 h.resp_sent += n;
                 h.resp_forwarded += n as u64;
+                f.down.bytes += n as u64;
+                shard.server.bytes_in.add(n as u64);
+                shard.client.bytes_out.add(n as u64);
             }
             if status == 101 {
                 // Switching protocols: from here on bytes go as they come.
@@ -668,10 +700,9 @@ impl Proxy {
         let f = self.flow_mut(i);
         let h = f.http.as_deref_mut().expect("http flow");
         let reusable = h.server_reusable();
-        let client_goes_on = reusable
-            || (h.req_done
-                && h.req.as_ref().is_some_and(|r| r.keep_alive)
-                && h.resp.as_ref().is_some_and(|r| r.keep_alive));
+        let client_goes_on = h.req_done
+            && h.req.as_ref().is_some_and(|r| r.keep_alive)
+            && h.resp.as_ref().is_some_and(|r| r.keep_alive);
         self.http_release_server(cx, i, reusable);
         let f = self.flow_mut(i);
         let h = f.http.as_deref_mut().expect("http flow");
@@ -738,10 +769,16 @@ impl Proxy {
         shard.http.resumes_attempted.inc();
         let req = h.req.as_ref().expect("request");
         // The client's request again, with the bytes still missing asked for.
-        h.skip = req
+        if let Some(line) = req
             .range
             .as_ref()
-            .and_then(|r| line_around(&h.req_buf, r.start));
+            .and_then(|r| line_around(&h.req_buf, r.start))
+        {
+            if !h.skips.contains(&line) {
+                h.skips.push(line);
+                h.skips.sort_unstable();
+            }
+        }
         h.extra.clear();
         if http.profile.insert_xff {
             let _ = write!(h.extra, "X-Forwarded-For: {}\r\n", f.client_addr.ip());

@@ -98,6 +98,8 @@ pub enum FlowState {
     HalfClosed,
     /// Both sides sent FIN; waiting for the last acknowledgements.
     Closing,
+    /// A server-side connection kept for reuse (OneConnect), no client on it.
+    Idle,
 }
 
 impl FlowState {
@@ -108,6 +110,7 @@ impl FlowState {
             FlowState::Established => "established",
             FlowState::HalfClosed => "half-closed",
             FlowState::Closing => "closing",
+            FlowState::Idle => "idle",
         }
     }
 }
@@ -117,8 +120,8 @@ impl FlowState {
 pub struct FlowView {
     /// The virtual server's name.
     pub virtual_name: String,
-    /// The client's address and port.
-    pub client: SocketAddr,
+    /// The client's address and port (none for an idle server-side connection).
+    pub client: Option<SocketAddr>,
     /// The member (the current attempt while connecting).
     pub server: Option<SocketAddr>,
     /// The server-side connection's local address and port.
@@ -354,14 +357,16 @@ impl Proxy {
         }
     }
 
-    /// The proxied flows of this worker, for `show connections`.
+    /// The proxied flows of this worker and its idle server-side connections, for
+    /// `show connections`.
     pub fn flows(&self, now: Instant) -> Vec<FlowView> {
-        self.slots
+        let mut out: Vec<FlowView> = self
+            .slots
             .iter()
             .filter_map(|s| s.flow.as_ref())
             .map(|f| FlowView {
                 virtual_name: f.vs.name.clone(),
-                client: f.client_addr,
+                client: Some(f.client_addr),
                 server: f.server_addr,
                 snat: f.snat,
                 state: f.state(),
@@ -369,7 +374,9 @@ impl Proxy {
                 bytes_in: f.up.bytes,
                 bytes_out: f.down.bytes,
             })
-            .collect()
+            .collect();
+        out.extend(self.idle_views(now));
+        out
     }
 
     /// A stack event of one of the proxy's listeners or connections.

@@ -14,7 +14,7 @@ use crate::tcp::{ConnHandle, Event, Owner, State};
 use crate::time::Instant;
 use crate::tls::TlsSession;
 
-use super::{app, Proxy, ProxyCtx, StandardVs};
+use super::{app, FlowState, FlowView, Proxy, ProxyCtx, StandardVs};
 
 /// The owner tag of idle server-side connections.
 pub(super) const IDLE_TAG: u32 = u32::MAX - 2;
@@ -183,6 +183,20 @@ impl Proxy {
                 k += 1;
             }
         }
+    }
+
+    /// The idle server-side connections, for `show connections` (age: time idle).
+    pub(super) fn idle_views(&self, now: Instant) -> impl Iterator<Item = FlowView> + '_ {
+        self.idle.iter().map(move |c| FlowView {
+            virtual_name: c.vs.name.clone(),
+            client: None,
+            server: c.addr,
+            snat: c.snat,
+            state: FlowState::Idle,
+            age_ms: (now - c.since).as_millis() as u64,
+            bytes_in: 0,
+            bytes_out: 0,
+        })
     }
 
     /// Idle server-side connections held on this worker.

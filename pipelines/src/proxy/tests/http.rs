@@ -352,6 +352,18 @@ fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
             assert!(k.server_connections_reused >= 25, "{k:?}");
             assert!(bed.accepted() <= 4, "{} member connections", bed.accepted());
             assert_eq!(bed.host.proxy().idle_connections() as u64, bed.accepted());
+            // `show connections` lists them as idle, without a client.
+            let idle: Vec<_> = bed
+                .host
+                .proxy()
+                .flows(bed.now)
+                .into_iter()
+                .filter(|f| f.state == FlowState::Idle)
+                .collect();
+            assert_eq!(idle.len() as u64, bed.accepted(), "{idle:?}");
+            assert!(idle
+                .iter()
+                .all(|f| f.client.is_none() && f.server.is_some() && f.snat.is_some()));
             // With no client left, they still expire after `idle_timeout`.
             assert!(bed.run_until(Duration::from_millis(1500), |b| b
                 .host
@@ -1147,6 +1159,27 @@ fn a_request_with_connection_close_or_http_1_0_closes_after_its_answer() {
     let r = &bed.app(h).responses;
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].intact && r[0].body_len == 5000);
+    // The close was the client's: its connection closed, the member's is kept for
+    // reuse (OneConnect), the member never heard the field.
+    assert_eq!(bed.host.proxy().idle_connections(), 1);
+    let heads = bed.heads(0);
+    assert_eq!(heads.len(), 1);
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("connection"),
+        "{heads:?}"
+    );
+    // A signature that covers `Connection` keeps the field (and the member closes).
+    let signed = Req::obj(10).with("Connection", "close").with(
+        "Authorization",
+        "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=connection;host, Signature=0",
+    );
+    let mut c = Client::new(vec![signed]);
+    c.close_at_end = false;
+    let h = bed.http_client(40_002, c);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.clients[&h].eof
+        && b.host.proxy().flow_count() == 0));
+    assert!(bed.app(h).responses[0].intact);
+    assert!(bed.heads(0).iter().any(|h| h.contains("Connection: close")));
     assert_eq!(bed.host.proxy().idle_connections(), 0);
 
     let mut req = Req::obj(300);
@@ -1159,7 +1192,7 @@ fn a_request_with_connection_close_or_http_1_0_closes_after_its_answer() {
     let r = &bed.app(h).responses;
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].intact && r[0].body_len == 300);
-    assert_eq!(bed.http().requests, 2);
+    assert_eq!(bed.http().requests, 3);
 }
 
 #[test]
