@@ -36,6 +36,9 @@ use super::{app, side, Flow, HttpAnswer, Proxy, ProxyCtx, ResetCause};
 pub(super) const TIMER_HTTP: u32 = 4;
 /// Largest response head read from a member.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// The field added to a response whose client's `Connection: close` was hidden from
+/// the member.
+const CLOSE: &[u8] = b"Connection: close\r\n";
 /// Phase steps one pump call takes at most (each either changes the phase or waits).
 const STEPS_PER_PUMP: usize = 16;
 
@@ -94,6 +97,11 @@ pub(super) struct HttpFlow {
     /// The member's connection stays open after this request (it did not hear the
     /// client's `Connection: close`).
     server_keep: bool,
+    /// The client's `Connection: close` was left out toward the member: the final
+    /// response tells the client `Connection: close` itself (RFC 9112, 9.6).
+    hid_close: bool,
+    /// `Connection: close` is added to the final response head passed to the client.
+    resp_close: bool,
     /// Bytes of the head (as sent: with `extra`, without `skips`) written so far.
     head_sent: usize,
     req_body: BodyFramer,
@@ -138,6 +146,8 @@ impl HttpFlow {
             extra: Vec::new(),
             skips: ArrayVec::new(),
             server_keep: false,
+            hid_close: false,
+            resp_close: false,
             head_sent: 0,
             req_body: BodyFramer::new(BodyKind::None),
             req_body_moved: 0,
@@ -169,6 +179,7 @@ impl HttpFlow {
         self.extra.clear();
         self.skips.clear();
         self.server_keep = false;
+        self.hid_close = false;
         self.head_sent = 0;
         self.req_body = BodyFramer::new(BodyKind::None);
         self.req_body_moved = 0;
@@ -183,6 +194,7 @@ impl HttpFlow {
         self.resp_buf.clear();
         self.resp = None;
         self.resp_sent = 0;
+        self.resp_close = false;
         self.resp_body = BodyFramer::new(BodyKind::None);
         self.resp_done = false;
         self.resp_forwarded = 0;
@@ -194,6 +206,12 @@ impl HttpFlow {
         let head = self.req.as_ref().map_or(0, |r| r.head_len);
         let skipped: usize = self.skips.iter().map(|(a, b)| b - a).sum();
         head + self.extra.len() - skipped
+    }
+
+    /// The length of the final response head as passed to the client.
+    fn resp_out_len(&self) -> usize {
+        let added = if self.resp_close { CLOSE.len() } else { 0 };
+        self.resp.as_ref().map_or(0, |r| r.head_len + added)
     }
 
     /// True when the member's connection may carry another request after this
@@ -430,6 +448,7 @@ impl Proxy {
             if let Some(line) = req.close_line.clone() {
                 h.skips.push((line.start, line.end));
                 h.server_keep = true;
+                h.hid_close = true;
             }
         }
         h.req_body = BodyFramer::new(req.body);
@@ -502,9 +521,7 @@ impl Proxy {
         let f = self.flow_mut(i);
         let h = f.http.as_deref_mut().expect("http flow");
         // Down: the response head, then its body.
-        let head_pending = h.resp.is_none()
-            || h.resume.is_some()
-            || h.resp_sent < h.resp.as_ref().map_or(0, |r| r.head_len);
+        let head_pending = h.resp.is_none() || h.resume.is_some() || h.resp_sent < h.resp_out_len();
         if head_pending {
             if !self.http_response_head(cx, i) {
                 return !matches!(self.phase(i), Some(Phase::Exchange));
@@ -643,6 +660,7 @@ impl Proxy {
                 };
                 shard.http.responses[class].inc();
                 if r.status >= 200 || r.status == 101 {
+                    h.resp_close = h.hid_close && r.status >= 200 && r.keep_alive;
                     h.resp_body = BodyFramer::new(r.body);
                     h.origin = None;
                     if s3_resume {
@@ -659,21 +677,30 @@ impl Proxy {
             let r = h.resp.as_ref().expect("response head");
             let head_len = r.head_len;
             let status = r.status;
-            while h.resp_sent < head_len {
-                let n = write_some(
-                    cx.tcp,
-                    &mut side(c, &mut f.client_tls),
-                    &h.resp_buf[h.resp_sent..head_len],
-                );
-                if n == 0 {
-                    let _ = cx.tcp.arm_writable(c, 0);
-                    return false;
+            // The head as passed on: as the member sent it, with `Connection: close`
+            // added before its blank line when the client's was hidden.
+            let close: &[u8] = if h.resp_close { CLOSE } else { b"" };
+            let pieces = [&h.resp_buf[..head_len - 2], close, b"\r\n"];
+            let mut at = 0;
+            for p in pieces {
+                let start = at;
+                at += p.len();
+                while h.resp_sent < at {
+                    let n = write_some(
+                        cx.tcp,
+                        &mut side(c, &mut f.client_tls),
+                        &p[h.resp_sent - start..],
+                    );
+                    if n == 0 {
+                        let _ = cx.tcp.arm_writable(c, 0);
+                        return false;
+                    }
+                    h.resp_sent += n;
+                    h.resp_forwarded += n as u64;
+                    f.down.bytes += n as u64;
+                    shard.server.bytes_in.add(n as u64);
+                    shard.client.bytes_out.add(n as u64);
                 }
-                h.resp_sent += n;
-                h.resp_forwarded += n as u64;
-                f.down.bytes += n as u64;
-                shard.server.bytes_in.add(n as u64);
-                shard.client.bytes_out.add(n as u64);
             }
             if status == 101 {
                 // Switching protocols: from here on bytes go as they come.

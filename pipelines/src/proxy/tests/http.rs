@@ -1159,6 +1159,13 @@ fn a_request_with_connection_close_or_http_1_0_closes_after_its_answer() {
     let r = &bed.app(h).responses;
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].intact && r[0].body_len == 5000);
+    // The client hears the close it asked for (RFC 9112, 9.6), once.
+    assert_eq!(
+        r[0].head.matches("Connection: close").count(),
+        1,
+        "{}",
+        r[0].head
+    );
     // The close was the client's: its connection closed, the member's is kept for
     // reuse (OneConnect), the member never heard the field.
     assert_eq!(bed.host.proxy().idle_connections(), 1);
