@@ -102,13 +102,27 @@ def command(s: Serial, line: str, deadline: float) -> str:
     raise TimeoutError("no answer")
 
 
+def wake(s: Serial, deadline: float):
+    """Wakes the line up and waits for any prompt. The emulated UART now and then takes
+    no input (the same stall `command` works around): without a prompt within
+    ECHO_SECONDS, the line is woken again on a fresh connection, until the deadline."""
+    while True:
+        s.send("")
+        try:
+            s.read_until(PROMPTS, min(deadline, time.monotonic() + ECHO_SECONDS))
+            return
+        except (TimeoutError, OSError):
+            if time.monotonic() >= deadline:
+                raise
+            print(f"image-console: no prompt within {ECHO_SECONDS} s; waking the line again", file=sys.stderr)
+            s.reconnect()
+
+
 def console(path: str, lines, timeout: float) -> int:
     s = Serial(path, timeout)
     deadline = time.monotonic() + timeout
     try:
-        # Wake the line up and wait for any prompt.
-        s.send("")
-        s.read_until(PROMPTS, deadline)
+        wake(s, deadline)
         for line in lines:
             if line.startswith("expect:"):
                 s.read_until([line[len("expect:"):]], deadline)

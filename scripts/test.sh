@@ -15,7 +15,10 @@ cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 QUICK=0
 [[ ${1:-} == --quick ]] && QUICK=1
-step() { printf '\n== %s\n' "$*"; }
+# Each step says when it starts and how long the suite has run (the suite's budget is
+# 30 minutes on 2 cores: the times show where it goes).
+SUITE_START=$SECONDS
+step() { printf '\n== %s  [%s, +%d s]\n' "$*" "$(date -u +%H:%M:%S)" $((SECONDS - SUITE_START)); }
 
 step "setup (packages, hugepages, cargo-fuzz: only what is missing)"
 bash scripts/setup.sh
@@ -132,5 +135,5 @@ if [[ $QUICK -eq 0 ]]; then
         rm -rf "$smoke_out"
     fi
 fi
-printf '\n%s passed, %s failed\n' "$passed" "$failed"
+printf '\n%s passed, %s failed (%d s)\n' "$passed" "$failed" $((SECONDS - SUITE_START))
 [[ $image_failed -eq 0 ]]
