@@ -328,6 +328,17 @@ impl Proxy {
 
     /// Moves flow `i` on as far as it can go now.
     pub(super) fn http_pump(&mut self, cx: &mut ProxyCtx<'_>, i: usize) {
+        if let Some(f) = self.slots[i].flow.as_mut() {
+            // Records a session could not write out earlier (its send buffer was full)
+            // go first, whatever the phase: the last records of a response, written
+            // when the exchange ended, must not wait for the client's next request.
+            if let Some(t) = f.client_tls.as_deref_mut() {
+                super::relay::flush(cx.tcp, f.client, t);
+            }
+            if let (Some(s), Some(t)) = (f.server, f.server_tls.as_deref_mut()) {
+                super::relay::flush(cx.tcp, s, t);
+            }
+        }
         for _ in 0..STEPS_PER_PUMP {
             let Some(f) = self.slots[i].flow.as_mut() else {
                 return;

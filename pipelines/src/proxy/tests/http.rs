@@ -908,6 +908,24 @@ fn keep_alive_gets_over_client_tls() {
 }
 
 #[test]
+fn the_last_records_of_a_response_go_out_when_the_client_send_buffer_was_full() {
+    // A small client-side send buffer: the end of each 1 MiB response is still in the
+    // client's TLS session when the exchange is over, and must go out without the
+    // client's next request (which waits for it).
+    let mut bed = http_bed_with(2, &[], http_profile(), Behaviour::new(), |vs| {
+        vs.client_tls = Some(("vip".into(), super::tls::vip_tls(Duration::from_secs(10))));
+        vs.client_profile.send_buffer = 24 * 1024;
+        vs.buffer_high = 16 * 1024;
+        vs.buffer_low = 8 * 1024;
+    });
+    let reqs: Vec<Req> = (0..4).map(|_| Req::obj(1 << 20)).collect();
+    let h = bed.tls_client(40_000, Client::new(reqs));
+    assert!(bed.run_http(Duration::from_secs(30), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert_eq!(bed.http().requests, 4);
+}
+
+#[test]
 fn over_client_tls_a_get_is_resumed_and_the_proxys_own_answers_arrive() {
     let mut p = http_profile();
     p.s3_resume = true;
