@@ -279,6 +279,8 @@ pub enum IdleArg {
     Busy,
     /// Spin, then sleep on the ports.
     Adaptive,
+    /// Sleep on the ports as soon as there is nothing to do.
+    Sleep,
 }
 
 impl From<IdleArg> for IdlePolicy {
@@ -286,6 +288,7 @@ impl From<IdleArg> for IdlePolicy {
         match a {
             IdleArg::Busy => IdlePolicy::Busy,
             IdleArg::Adaptive => IdlePolicy::Adaptive,
+            IdleArg::Sleep => IdlePolicy::Sleep,
         }
     }
 }

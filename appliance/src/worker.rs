@@ -7,7 +7,8 @@
 //! frames), run each packet through the pipeline and transmit what it produced in
 //! bursts (one kick per port), then run the pipeline's timers when packets came in or
 //! [`L2L3::poll_timeout`] says they are due and transmit what they produced. Idle policy
-//! `busy` spins; `adaptive` spins for [`SPIN`] after the last packet and then sleeps in
+//! `busy` spins; `sleep` sleeps as soon as a turn finds nothing to do; `adaptive`
+//! spins for [`SPIN`] after the last packet and then sleeps in
 //! one `ppoll` on all ports and its waker until a frame arrives, the control thread
 //! wakes it (new snapshot, stop), or the earliest deadline of the pipeline, the shaper
 //! and the worker's own publishing is due (see `wake_at`). The
@@ -436,7 +437,12 @@ pub fn run<P: Port>(
             continue;
         }
         me.pipeline.idle_turns.inc();
-        if idle != IdlePolicy::Adaptive || now.saturating_since(last_packet) < SPIN {
+        let spinning = match idle {
+            IdlePolicy::Busy => true,
+            IdlePolicy::Adaptive => now.saturating_since(last_packet) < SPIN,
+            IdlePolicy::Sleep => false,
+        };
+        if spinning {
             continue;
         }
         if l2.shaped_waiting() && egress.released != released_seen {

@@ -94,6 +94,45 @@ fn ping_and_arping_are_answered_and_counted() {
 }
 
 #[test]
+fn a_worker_with_idle_sleep_answers_every_ping_and_sleeps_between_them() {
+    // `--idle sleep`: no spin after the last packet; every quiet moment is a sleep on the
+    // ports, and every frame still wakes the worker at once.
+    let mut bed = Testbed::up(false);
+    bed.start_rouge(&testbed_config(), &["--idle", "sleep"]);
+    let sleeps = |v: &serde_json::Value| v["workers"][0]["sleeps"].as_u64().unwrap();
+    let before = bed.rouge_json(&["show", "stats"]).unwrap();
+    // 200 echoes 10 ms apart: far longer gaps than a wake-up takes.
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(30),
+        &[
+            "ping",
+            "-c",
+            "200",
+            "-i",
+            "0.01",
+            "-w",
+            "20",
+            "-q",
+            "198.18.1.1",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("200 packets transmitted, 200 received"),
+        "lost pings: {text}"
+    );
+    let after = bed.rouge_json(&["show", "stats"]).unwrap();
+    assert!(
+        sleeps(&after) - sleeps(&before) >= 200,
+        "one sleep at least per gap between echoes: {} then {}",
+        sleeps(&before),
+        sleeps(&after)
+    );
+    assert_eq!(bed.stop_rouge(), Some(0), "clean exit on SIGTERM");
+}
+
+#[test]
 fn malformed_frames_are_counted_and_dropped_without_harm() {
     let mut bed = Testbed::up(false);
     bed.start_rouge(&testbed_config(), &[]);

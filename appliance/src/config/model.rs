@@ -97,6 +97,10 @@ pub enum IdlePolicy {
     /// Spin briefly, then sleep on the ports until a frame arrives or a timer is due.
     #[default]
     Adaptive,
+    /// Sleep on the ports as soon as a turn finds nothing to do (no spin), like an
+    /// event loop: the least CPU at partial load, a thread wake-up on the first frame
+    /// after every quiet moment. For a core shared with other work.
+    Sleep,
 }
 
 /// Appliance-wide settings (`[system]`).

@@ -450,11 +450,11 @@ fn an_enumeration_given_the_wrong_type_names_the_field_and_every_allowed_value()
     assert_eq!(e.field, "system.idle");
     assert_eq!(
         e.problem,
-        "expected \"busy\" or \"adaptive\", found [\"this is not valid\"]"
+        "expected \"busy\", \"adaptive\" or \"sleep\", found [\"this is not valid\"]"
     );
     assert!(
         shown.contains(
-            "fix: write one value in double quotes: idle = \"busy\" or idle = \"adaptive\""
+            "fix: write one value in double quotes: idle = \"busy\" or idle = \"adaptive\" or idle = \"sleep\""
         ),
         "{shown}"
     );
@@ -466,7 +466,7 @@ fn a_misspelt_value_gets_the_nearest_allowed_one() {
     assert_eq!(e.field, "system.idle");
     assert_eq!(
         e.problem,
-        "\"bsy\" is not allowed; expected \"busy\" or \"adaptive\""
+        "\"bsy\" is not allowed; expected \"busy\", \"adaptive\" or \"sleep\""
     );
     assert_eq!(e.fix, "did you mean \"busy\"? write idle = \"busy\"");
 
@@ -786,7 +786,10 @@ fn the_testbed_proxy_builds_with_its_profiles() {
     assert_eq!(vs.client_profile.recv_buffer, 262_144);
     assert_eq!(vs.server_profile.recv_buffer, 524_288);
     assert!(!vs.server_profile.nagle);
-    assert_eq!(vs.server_profile.delayed_ack, std::time::Duration::ZERO);
+    assert_eq!(
+        vs.server_profile.delayed_ack,
+        std::time::Duration::from_millis(40)
+    );
     assert_eq!((vs.buffer_high, vs.buffer_low), (131_072, 98_304));
     assert!(dp.is_proxy_endpoint("198.18.1.100".parse().unwrap(), 8080));
     assert!(!dp.is_proxy_endpoint("198.18.1.100".parse().unwrap(), 80));

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::config::TcpProfile;
 use super::counters::{TcpCounters, TcpDrop};
+use super::options::family_mss;
 use super::recovery::split_dsack;
 use super::rtx::Delivered;
 use super::seq;
@@ -469,8 +470,9 @@ impl Connection {
                     // Filling a hole is acknowledged at once (RFC 5681 section 4.2).
                     self.set(flag::ACK_NOW);
                 }
-                self.unacked_segs = self.unacked_segs.saturating_add(1);
-                if self.unacked_segs >= 2 || p.delayed_ack.is_zero() {
+                self.unacked_bytes = self.unacked_bytes.saturating_add(w as u32);
+                let full = u32::from(family_mss(p.mss, self.key.local.is_ipv6()));
+                if self.unacked_bytes > full || p.delayed_ack.is_zero() {
                     self.set(flag::ACK_NOW);
                 } else if !self.timers.armed(Timer::DelayedAck) {
                     self.timers.set(Timer::DelayedAck, now + p.delayed_ack);

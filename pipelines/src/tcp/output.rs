@@ -240,7 +240,7 @@ impl Connection {
             self.set(flag::ACK_NOW);
         }
         self.timers.stop(Timer::DelayedAck);
-        self.unacked_segs = 0;
+        self.unacked_bytes = 0;
         self.last_ack_sent = self.rcv_nxt;
         Some(total)
     }

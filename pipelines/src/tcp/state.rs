@@ -261,8 +261,11 @@ pub struct Connection {
     pub backoff: u8,
     /// Unanswered keepalive probes.
     pub probes: u8,
-    /// Full-sized segments received since the last ACK sent.
-    pub unacked_segs: u8,
+    /// Bytes received in order since the last ACK sent: more than one full-sized
+    /// segment's worth is acknowledged at once (RFC 5681 section 4.2's "every second
+    /// full-sized segment", counted in bytes as Linux does, so the head and body of a
+    /// small response sent as two short segments wait for the delayed ACK or a reply).
+    pub unacked_bytes: u32,
     /// Out-of-order arrivals not yet answered: each gets its own duplicate ACK, so the
     /// sender can count them even when a burst is processed before output.
     pub acks_owed: u8,
@@ -363,7 +366,7 @@ impl Connection {
             dupacks: 0,
             backoff: 0,
             probes: 0,
-            unacked_segs: 0,
+            unacked_bytes: 0,
             acks_owed: 0,
             ts_recent: 0,
             ts_offset: 0,

@@ -47,6 +47,31 @@ fn delayed_ack_every_second_segment_or_after_timeout() {
 }
 
 #[test]
+fn short_segments_wait_for_the_delayed_ack_until_more_than_a_full_segment_is_owed() {
+    // A response's head and body sent as two short segments (together under one full
+    // segment) get one delayed ACK, not one at once: Linux counts the bytes owed against
+    // a full segment, and a proxy that acknowledged every second short segment sent its
+    // members a pure ACK per request.
+    let mut p = profile();
+    p.delayed_ack = Duration::from_millis(40);
+    let full = u32::from(p.mss);
+    let (mut s, _h, iss) = established_with(p, seg(SYN, PEER_ISS, 0));
+    let base = PEER_ISS + 1;
+    let body = vec![2u8; (full - 400) as usize];
+    send!(s, 10, seg(PSHACK, base, iss + 1), &[1u8; 300]);
+    send!(s, 10, seg(PSHACK, base + 300, iss + 1), &body);
+    recv_nothing!(s, 10);
+    recv_nothing!(s, 49);
+    let acked = base + full - 100;
+    recv!(s, 50, [(ACK, iss + 1, acked, 0)]);
+    // More than one full segment's worth owed: acknowledged at once.
+    let more = vec![3u8; (full - 100) as usize];
+    send!(s, 60, seg(PSHACK, acked, iss + 1), &[4u8; 200]);
+    send!(s, 60, seg(PSHACK, acked + 200, iss + 1), &more);
+    recv!(s, 60, [(ACK, iss + 1, acked + 200 + full - 100, 0)]);
+}
+
+#[test]
 fn out_of_order_data_is_reassembled_and_sacked() {
     let mut p = profile();
     p.sack = true;
