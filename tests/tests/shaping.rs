@@ -375,9 +375,20 @@ fn priority_probe_keeps_a_low_queueing_delay_while_bulk_saturates() {
         bulk["delay_us"]["p50"],
         class("gold")["delay_us"]["p50"]
     );
+    // Where a lost probe went: the interfaces' drops (a receive ring that overflowed
+    // under the bulk flood) and the classes' own.
+    let ifs = bed.rouge_json(&["show", "interfaces"]).unwrap_or_default();
+    let drops: Vec<_> = ifs
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| (i["name"].clone(), i["drops"].clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     assert!(
         p["received"].as_u64().unwrap_or(0) >= 490,
-        "probes lost: {p}"
+        "probes lost: {p}; interface drops {drops:?}; priority class {prio}"
     );
     assert!(
         prio["delay_us"]["samples"].as_u64().unwrap_or(0) >= 490,
