@@ -234,6 +234,19 @@ fn s3_clients_through_the_tls_vip() {
     let v = s3(240, &["get", "rouge-data", "big.bin"]);
     check_whole(&v, GIB, &hash);
     eprintln!("1 GiB GET: {} s", v["seconds"]);
+    // Both sides' segments are counted as they pass, like their bytes: 2 GiB moved
+    // each way is at least a segment per 1,460 bytes.
+    let after = virtual_s3(&bed);
+    for side in ["client_side", "server_side"] {
+        let grew =
+            |k: &str| after[side][k].as_u64().unwrap_or(0) - before[side][k].as_u64().unwrap_or(0);
+        let segments = grew("packets_in") + grew("packets_out");
+        assert!(
+            segments >= 2 * GIB / 1460,
+            "{side}: {segments} segments for 2 GiB: {}",
+            after[side]
+        );
+    }
     let ranges = [
         (0, 0),
         (1000, 2_000_000),

@@ -369,7 +369,17 @@ impl Proxy {
                 }
             };
             if !moved_on {
-                return;
+                break;
+            }
+        }
+        // Segments both ways at every pump, as the plain relay counts them: a long
+        // transfer shows its packets while it runs, and a client whose connection the
+        // stack has let go of by the time the flow ends is still counted.
+        if let Some(f) = self.slots[i].flow.as_mut() {
+            let shard = f.vs.counters.shard(self.worker);
+            super::count_segments(cx.tcp, f.client, &mut f.seen[0], &shard.client);
+            if let Some(s) = f.server {
+                super::count_segments(cx.tcp, s, &mut f.seen[1], &shard.server);
             }
         }
     }
