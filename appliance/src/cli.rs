@@ -790,6 +790,7 @@ fn stats_text(d: &Value) -> String {
             "loop_turns",
             "idle_turns",
             "sleeps",
+            "spin_us",
             "tx_queue_overflow",
             "handoffs",
             "handoff_drops",

@@ -10,6 +10,7 @@ pub mod cputime;
 pub mod egress;
 pub mod handoff;
 pub mod http;
+pub mod idle;
 pub mod metrics;
 pub mod mgmt;
 pub mod ports;

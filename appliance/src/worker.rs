@@ -8,7 +8,8 @@
 //! bursts (one kick per port), then run the pipeline's timers when packets came in or
 //! [`L2L3::poll_timeout`] says they are due and transmit what they produced. Idle policy
 //! `busy` spins; `sleep` sleeps as soon as a turn finds nothing to do; `adaptive`
-//! spins for [`SPIN`] after the last packet and then sleeps in
+//! spins after the last packet for as long as a sleep costs (the [`SpinBudget`]) and
+//! then sleeps in
 //! one `ppoll` on all ports and its waker until a frame arrives, the control thread
 //! wakes it (new snapshot, stop), or the earliest deadline of the pipeline, the shaper
 //! and the worker's own publishing is due (see `wake_at`). The
@@ -32,8 +33,9 @@
 //!   thread: the ring's status word is set and the socket's waiters are woken as the
 //!   frame is copied (TPACKET_V2 is per frame; V3 would wait for its block to retire),
 //!   so the wait adds nothing, but waking a halted vCPU and switching to the thread does
-//!   (tens of microseconds). [`SPIN`] (time, not a count of turns) keeps the worker
-//!   polling through the gaps of a steady stream; it sleeps after a quiet stretch.
+//!   (tens of microseconds). The adaptive worker's spin (time, not a count of turns)
+//!   covers the gaps a sleep would cost more than: the [`SpinBudget`], measured, a few
+//!   microseconds to tens; `busy` covers every gap.
 //! - **Batching.** A frame that arrives during a turn waits for the rest of it. An empty
 //!   busy turn cost about 120 ns when the pipeline's timers ran every turn and 64 ns
 //!   now that they run only when due (turns per CPU-second of a busy worker).
@@ -50,6 +52,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rouge_drivers::clock::thread_cpu_ns;
 use rouge_drivers::steer::Steering;
 use rouge_drivers::wait::{wait_readable, MAX_WAIT_FDS};
 use rouge_drivers::{Burst, Packet, PacketPool, Port, BURST_SIZE};
@@ -63,10 +66,9 @@ use rouge_pipelines::Instant;
 use crate::config::model::IdlePolicy;
 use crate::egress::{Egress, TxSink};
 use crate::handoff::{self, Courier};
+use crate::idle::SpinBudget;
 use crate::shared::{PortInfo, Shared};
 
-/// How long an adaptive worker keeps polling after the last packet before it sleeps.
-pub const SPIN: Duration = Duration::from_micros(200);
 /// Longest sleep of an idle worker with no deadline when it has no waker (no eventfd):
 /// how soon it then notices a stop request or a new configuration snapshot. With a
 /// waker (the normal case) the control thread wakes it and an idle worker with no
@@ -262,6 +264,8 @@ pub fn run<P: Port>(
         shared.dataplane.load().shaping.as_ref(),
     );
     let mut last_packet = clock.now();
+    let mut spin = SpinBudget::new();
+    me.pipeline.spin_ns.set(spin.budget().as_nanos() as u64);
     let mut next_arp_publish = Instant::ZERO;
     let mut next_shaping_publish = Instant::ZERO;
     // Something changed since the views were last published (they are republished at
@@ -439,7 +443,7 @@ pub fn run<P: Port>(
         me.pipeline.idle_turns.inc();
         let spinning = match idle {
             IdlePolicy::Busy => true,
-            IdlePolicy::Adaptive => now.saturating_since(last_packet) < SPIN,
+            IdlePolicy::Adaptive => now.saturating_since(last_packet) < spin.budget(),
             IdlePolicy::Sleep => false,
         };
         if spinning {
@@ -475,6 +479,7 @@ pub fn run<P: Port>(
             continue;
         }
         me.pipeline.sleeps.inc();
+        let cpu_before = thread_cpu_ns();
         if port_fds == 0 {
             std::thread::sleep(sleep.map_or(POLL_SLEEP, |s| s.min(POLL_SLEEP)));
         } else if wait_readable(&fds, sleep) & 1 << port_fds != 0 {
@@ -484,6 +489,10 @@ pub fn run<P: Port>(
                 w.clear();
             }
         }
+        let cost = Duration::from_nanos(thread_cpu_ns().saturating_sub(cpu_before));
+        me.pipeline.sleep_cpu_ns.add(cost.as_nanos() as u64);
+        spin.record_sleep(cost);
+        me.pipeline.spin_ns.set(spin.budget().as_nanos() as u64);
         if let Some(c) = &courier {
             c.awake();
         }

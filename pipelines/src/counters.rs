@@ -79,6 +79,13 @@ pub struct PipelineCounters {
     pub idle_turns: Counter,
     /// Times the worker slept (adaptive idle policy) until a frame or a deadline.
     pub sleeps: Counter,
+    /// CPU time the worker's thread spent in its sleeps (entering the wait, switching
+    /// away and back), nanoseconds: what sleeping costs, against polling.
+    pub sleep_cpu_ns: Counter,
+    /// The adaptive idle policy's current spin budget (a gauge, nanoseconds): how long
+    /// the worker polls after the last packet before it sleeps (`rouge_appliance`'s
+    /// `idle::SpinBudget`).
+    pub spin_ns: Counter,
     /// Packets dropped because the worker's transmit queue of their port was full
     /// (or the port unknown): the ports did not drain as fast as the pipeline produced.
     pub tx_queue_overflow: Counter,
@@ -148,6 +155,8 @@ impl Default for PipelineCounters {
             loop_turns: Counter::default(),
             idle_turns: Counter::default(),
             sleeps: Counter::default(),
+            sleep_cpu_ns: Counter::default(),
+            spin_ns: Counter::default(),
             tx_queue_overflow: Counter::default(),
             work_ns: Counter::default(),
             by_port: std::array::from_fn(|_| PortVerdicts::default()),

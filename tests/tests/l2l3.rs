@@ -133,6 +133,50 @@ fn a_worker_with_idle_sleep_answers_every_ping_and_sleeps_between_them() {
 }
 
 #[test]
+fn an_adaptive_worker_spins_for_what_its_sleeps_cost_and_reports_it() {
+    // `--idle adaptive`: after the last packet the worker polls for as long as a sleep
+    // costs its thread (measured on each sleep), then sleeps; the budget and the CPU
+    // its sleeps took are in `show stats`.
+    let mut bed = Testbed::up(false);
+    bed.start_rouge(&testbed_config(), &["--idle", "adaptive"]);
+    let worker = |v: &serde_json::Value, k: &str| v["workers"][0][k].as_f64().unwrap();
+    let before = bed.rouge_json(&["show", "stats"]).unwrap();
+    // 100 echoes 10 ms apart: every gap is far longer than any spin budget (200 us
+    // at most), so each one ends in a sleep.
+    let out = bed.exec(
+        "client",
+        Duration::from_secs(30),
+        &[
+            "ping",
+            "-c",
+            "100",
+            "-i",
+            "0.01",
+            "-w",
+            "20",
+            "-q",
+            "198.18.1.1",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("100 packets transmitted, 100 received"),
+        "lost pings: {text}"
+    );
+    let after = bed.rouge_json(&["show", "stats"]).unwrap();
+    let sleeps = worker(&after, "sleeps") - worker(&before, "sleeps");
+    assert!(sleeps >= 100.0, "a sleep at least per gap: {sleeps}");
+    let spent = worker(&after, "sleep_cpu_secs") - worker(&before, "sleep_cpu_secs");
+    assert!(spent > 0.0, "the sleeps' CPU time is measured: {after}");
+    let spin = worker(&after, "spin_us");
+    assert!(
+        (2.0..=200.0).contains(&spin),
+        "the spin budget stays within 2-200 us: {spin}"
+    );
+    assert_eq!(bed.stop_rouge(), Some(0), "clean exit on SIGTERM");
+}
+
+#[test]
 fn malformed_frames_are_counted_and_dropped_without_harm() {
     let mut bed = Testbed::up(false);
     bed.start_rouge(&testbed_config(), &[]);
