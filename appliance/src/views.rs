@@ -475,6 +475,7 @@ fn tcp_stats(s: &Shared) -> Value {
         "closed": total.closed, "aborted": total.aborted,
         "bytes_relayed": total.bytes_relayed, "buffer_bytes": total.buffer_bytes,
         "shaping_deferrals": total.shaping_deferrals, "pacing_waits": total.pacing_waits,
+        "corks": total.corks, "cork_expired": total.cork_expired,
         "drops": drops,
     })
 }

@@ -39,6 +39,9 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// The field added to a response whose client's `Connection: close` was hidden from
 /// the member.
 const CLOSE: &[u8] = b"Connection: close\r\n";
+/// Longest a response head waits for its body's first bytes before it goes alone
+/// (`TcpStack::cork`; the stack's timers round it up to their next tick).
+const RESPONSE_CORK: std::time::Duration = std::time::Duration::from_micros(500);
 /// Phase steps one pump call takes at most (each either changes the phase or waits).
 const STEPS_PER_PUMP: usize = 16;
 
@@ -590,6 +593,21 @@ impl Proxy {
         }
         let f = self.flow_mut(i);
         let h = f.http.as_deref_mut().expect("http flow");
+        // A final response's head waits (corked, at most RESPONSE_CORK) for the first
+        // bytes of its body, which members often write a moment later: a small response
+        // then reaches the client in one segment, as a kernel proxy's single `recv` of
+        // both would send it. Never an interim (1xx) head: the client waits for it.
+        let hold = !h.resp_done
+            && h.resp_forwarded == h.resp_sent as u64
+            && h.resume.is_none()
+            && h.resp.as_ref().is_some_and(|r| r.status >= 200)
+            && h.resp_sent >= h.resp_out_len();
+        // An error here means the client's connection is gone; the flow's events end it.
+        let _ = if hold {
+            cx.tcp.cork(cx.now, c, cx.now + RESPONSE_CORK)
+        } else {
+            cx.tcp.uncork(c)
+        };
         if !h.resp_done {
             return false;
         }

@@ -243,6 +243,8 @@ struct Bed {
     client_faults: Faults,
     server_faults: Faults,
     buf: Vec<u8>,
+    /// Segments with data delivered to the client from the proxy.
+    client_data_segments: u64,
 }
 
 fn profile() -> TcpProfile {
@@ -257,12 +259,16 @@ fn profile() -> TcpProfile {
 }
 
 fn big_stack() -> TcpStack {
+    big_stack_with(profile())
+}
+
+fn big_stack_with(p: TcpProfile) -> TcpStack {
     let cfg = StackConfig {
         max_connections: 65_536,
         max_buffer_bytes: 1 << 34,
         ..StackConfig::default()
     };
-    TcpStack::new(cfg, profile())
+    TcpStack::new(cfg, p)
 }
 
 fn member_addr(i: u8) -> SocketAddr {
@@ -335,8 +341,24 @@ impl Bed {
             flight: Vec::new(),
             rng: 0x1234_5678_9abc_def1,
             client_faults: Faults::default(),
+            client_data_segments: 0,
             server_faults: Faults::default(),
             buf: vec![0u8; 2048],
+        }
+    }
+
+    /// Members that send every write at once (Nagle off, as nginx's `tcp_nodelay`),
+    /// before any connection.
+    fn members_nodelay(&mut self) {
+        for (i, m) in self.members.iter_mut().enumerate() {
+            let mut p = profile();
+            p.nagle = false;
+            m.tcp = big_stack_with(p);
+            if m.listening {
+                m.tcp
+                    .listen(member_addr(11 + i as u8), 65_536, ProfileId::DEFAULT)
+                    .unwrap();
+            }
         }
     }
 
@@ -436,6 +458,10 @@ impl Bed {
         for w in due {
             let from_member = self.members.iter().any(|m| m.ip == w.src);
             if w.dst == IpAddr::V4(CLIENT) && !from_member {
+                let header = usize::from(w.bytes.get(12).map_or(0, |b| b >> 4)) * 4;
+                if w.bytes.len() > header {
+                    self.client_data_segments += 1;
+                }
                 self.client.handle_segment(now, w.src, w.dst, &w.bytes);
             } else if let Some(m) = self.members.iter_mut().find(|m| m.ip == w.dst) {
                 m.tcp.handle_segment(now, w.src, w.dst, &w.bytes);

@@ -154,6 +154,12 @@ pub struct TcpCounters {
     pub shaping_deferrals: u64,
     /// Times a paced connection (BBR) held data back until its next send time.
     pub pacing_waits: u64,
+    /// Times the application corked a connection (held a short segment for the rest of
+    /// its message: `TcpStack::cork`).
+    pub corks: u64,
+    /// Corks that ran out before the application lifted them (the rest of the message
+    /// was late; the held bytes went alone).
+    pub cork_expired: u64,
     /// Buffer memory held by connections now (a gauge, bounded by the stack's
     /// `max_buffer_bytes`; refusals count as the `memory_limit` drop).
     pub buffer_bytes: u64,
@@ -197,6 +203,8 @@ impl TcpCounters {
             bytes_relayed,
             shaping_deferrals,
             pacing_waits,
+            corks,
+            cork_expired,
             buffer_bytes,
             drops,
         } = o;
@@ -232,6 +240,8 @@ impl TcpCounters {
         self.bytes_relayed += bytes_relayed;
         self.shaping_deferrals += shaping_deferrals;
         self.pacing_waits += pacing_waits;
+        self.corks += corks;
+        self.cork_expired += cork_expired;
         self.buffer_bytes += buffer_bytes;
         for (t, x) in self.drops.iter_mut().zip(drops.iter()) {
             *t += x;

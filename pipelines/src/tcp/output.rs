@@ -397,6 +397,10 @@ impl Connection {
             if len == avail && p.nagle && self.outstanding() > 0 {
                 return None;
             }
+            if len == avail && self.timers.armed(Timer::Cork) {
+                // Corked: the application has more of this message coming.
+                return None;
+            }
         }
         self.clear(flag::PROBE);
         if self.outstanding() == 0 {
@@ -414,6 +418,7 @@ impl Connection {
             && self.outstanding() == 0
             && !self.timers.armed(Timer::Persist)
             && !self.timers.armed(Timer::Rto)
+            && !self.timers.armed(Timer::Cork)
             && self.state.synchronized()
         {
             let wait = self.rto_backed_off(p);

@@ -1,5 +1,6 @@
 //! Connection timers and the RTT estimator (RFC 6298): retransmission, delayed ACK,
-//! persist, keepalive, FIN-WAIT-2, idle, and RACK's reorder and probe timers.
+//! persist, keepalive, FIN-WAIT-2, idle, RACK's reorder and probe timers, and the
+//! application's cork.
 //!
 //! Each connection keeps one deadline per [`Timer`] in a fixed array; the stack keeps a
 //! single wheel entry per connection for the earliest of them, rescheduled lazily (an
@@ -33,17 +34,21 @@ pub enum Timer {
     Reo = 6,
     /// Tail loss probe (RFC 8985 section 7).
     Tlp = 7,
+    /// The application's cork (`TcpStack::cork`): while armed, a segment shorter than
+    /// the MSS that would carry the last unsent byte is held back; when it fires, the
+    /// held bytes go.
+    Cork = 8,
 }
 
 const NONE: u64 = u64::MAX;
 
 /// Deadlines in nanoseconds, `u64::MAX` when a timer is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timers([u64; 8]);
+pub struct Timers([u64; 9]);
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers([NONE; 8])
+        Timers([NONE; 9])
     }
 }
 
@@ -80,7 +85,7 @@ impl Timers {
 
     /// Turns every timer off.
     pub fn stop_all(&mut self) {
-        self.0 = [NONE; 8];
+        self.0 = [NONE; 9];
     }
 }
 
@@ -172,6 +177,11 @@ impl Connection {
         if due(Timer::DelayedAck, self) {
             self.timers.stop(Timer::DelayedAck);
             self.set(flag::ACK_NOW);
+            n.set(Notify::OUTPUT);
+        }
+        if due(Timer::Cork, self) {
+            self.timers.stop(Timer::Cork);
+            c.cork_expired += 1;
             n.set(Notify::OUTPUT);
         }
         if due(Timer::Rto, self) {

@@ -349,6 +349,67 @@ fn twenty_keep_alive_gets_on_one_connection_use_few_member_connections() {
     );
 }
 
+impl Bed {
+    /// Lets the held bodies of member `m` go (`Behaviour::body_held`) and writes them.
+    fn release_bodies(&mut self, m: usize) {
+        let now = self.now;
+        let member = &mut self.members[m];
+        for (h, e) in member.conns.iter_mut() {
+            if let Some(App::Server(s)) = e.http.as_deref_mut() {
+                s.body_released = true;
+            }
+            e.pump(&mut member.tcp, now, *h);
+        }
+    }
+}
+
+#[test]
+fn a_response_head_waits_for_its_body_and_goes_alone_only_when_the_body_is_late() {
+    // The member writes a small response's head, and its body a moment later (two
+    // segments): the proxy corks the client's connection after the head, so head and
+    // body reach the client in one segment, as a kernel proxy's one `recv` of both
+    // would send them.
+    let mut b = Behaviour::new();
+    b.body_held = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    bed.members_nodelay();
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(1000)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b
+        .served(0)
+        .iter()
+        .any(|s| s.served == 1)));
+    // The head leaves the member and reaches the proxy; the body follows a step later.
+    bed.step();
+    bed.release_bodies(0);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert_eq!(
+        bed.client_data_segments, 1,
+        "head and body of a 1,000-byte response in one segment"
+    );
+    assert_eq!(bed.host.tcp().counters().corks, 1);
+
+    // A body that comes long after its head: the head goes alone when the cork runs
+    // out, and the body after it; nothing is lost or reordered.
+    let mut b = Behaviour::new();
+    b.body_held = true;
+    let mut bed = http_bed(1, &[], http_profile(), b);
+    let h = bed.http_client(40_000, Client::new(vec![Req::obj(1000)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b
+        .served(0)
+        .iter()
+        .any(|s| s.served == 1)));
+    bed.run_until(Duration::from_millis(20), |_| false);
+    assert_eq!(bed.client_data_segments, 1, "the head, alone");
+    assert!(!bed.app(h).done());
+    bed.release_bodies(0);
+    assert!(bed.run_http(Duration::from_secs(5), h), "{:?}", bed.app(h));
+    assert_intact(&bed, h);
+    assert_eq!(bed.client_data_segments, 2);
+    let k = bed.host.tcp().counters();
+    assert_eq!((k.corks, k.cork_expired), (1, 1));
+}
+
 #[test]
 fn oneconnect_reuses_member_connections_across_clients_and_can_be_turned_off() {
     for oneconnect in [true, false] {

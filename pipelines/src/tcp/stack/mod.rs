@@ -14,7 +14,7 @@ use super::listener::{Listener, TimeWaitEntry, TimeWaitTable};
 use super::ring::RingBuffer;
 use super::seq;
 use super::state::{flag, ConnKey, Connection, Notify, State};
-use super::timers::{ms, RttEstimator};
+use super::timers::{ms, RttEstimator, Timer};
 use crate::time::Instant;
 use crate::timer_wheel::TimerWheel;
 use crate::wire::tcp::{Flags, TcpPacket, TcpRepr};
@@ -542,6 +542,41 @@ impl TcpStack {
             self.queue_output(h.idx);
         }
         Ok(n)
+    }
+
+    /// Corks connection `h` until `until` at the latest: a segment shorter than the MSS
+    /// that would carry the last unsent byte waits, so what the application writes next
+    /// (the rest of a message it knows is coming) leaves in the same segment. Full
+    /// segments, retransmissions, ACKs and a FIN go as always. [`TcpStack::uncork`]
+    /// lifts it; at `until` it lifts itself and the held bytes go (`cork_expired`).
+    /// Like Linux's `TCP_CORK`, with a deadline the caller chooses.
+    pub fn cork(&mut self, now: Instant, h: ConnHandle, until: Instant) -> Result<(), TcpError> {
+        let c = self.conn_mut(h).ok_or(TcpError::InvalidHandle)?;
+        if c.timers.armed(Timer::Cork) {
+            return Ok(());
+        }
+        c.timers.set(Timer::Cork, until.max(now));
+        self.counters.corks += 1;
+        self.sync_timer(h.idx);
+        Ok(())
+    }
+
+    /// Lifts the cork of connection `h` (if any); held bytes go at the next transmit.
+    pub fn uncork(&mut self, h: ConnHandle) -> Result<(), TcpError> {
+        let c = self.conn_mut(h).ok_or(TcpError::InvalidHandle)?;
+        if !c.timers.armed(Timer::Cork) {
+            return Ok(());
+        }
+        c.timers.stop(Timer::Cork);
+        self.queue_output(h.idx);
+        self.sync_timer(h.idx);
+        Ok(())
+    }
+
+    /// True while connection `h` is corked.
+    pub fn corked(&self, h: ConnHandle) -> bool {
+        self.connection(h)
+            .is_some_and(|c| c.timers.armed(Timer::Cork))
     }
 
     /// Room left in the send buffer.

@@ -172,6 +172,44 @@ fn nagle_holds_small_segments_while_data_is_unacked() {
 }
 
 #[test]
+fn a_cork_holds_a_short_tail_until_lifted_or_due_and_never_a_full_segment_or_fin() {
+    let (mut s, h, iss) = established();
+    // Corked (until 50 ms): a short write waits for the rest of its message.
+    s.cork(t(10), h, t(50)).unwrap();
+    assert!(s.corked(h));
+    s.write(h, b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+    recv_nothing!(s, 10);
+    // The rest arrives: lifted, head and body leave in one segment.
+    s.write(h, &[b'x'; 100]).unwrap();
+    s.uncork(h).unwrap();
+    assert!(!s.corked(h));
+    recv!(s, 11, [(PSHACK, iss + 1, PEER_ISS + 1, 119)]);
+    send!(s, 12, seg(ACK, PEER_ISS + 1, iss + 120));
+    assert_eq!((s.counters().corks, s.counters().cork_expired), (1, 0));
+
+    // A full segment goes at once; only the short tail waits.
+    s.cork(t(20), h, t(60)).unwrap();
+    s.write(h, &[b'y'; 1300]).unwrap();
+    recv!(s, 20, [(ACK, iss + 120, PEER_ISS + 1, 1000)]);
+    recv_nothing!(s, 59);
+    // Nobody lifted it: at its deadline the tail goes alone.
+    recv!(s, 60, [(PSHACK, iss + 1120, PEER_ISS + 1, 300)]);
+    assert_eq!((s.counters().corks, s.counters().cork_expired), (2, 1));
+    send!(s, 61, seg(ACK, PEER_ISS + 1, iss + 1420));
+
+    // A FIN is never held: closing sends the corked bytes with it.
+    s.cork(t(70), h, t(500)).unwrap();
+    s.write(h, b"bye").unwrap();
+    recv_nothing!(s, 70);
+    s.shutdown(t(71), h).unwrap();
+    recv!(
+        s,
+        71,
+        [(Flags(FINACK.0 | Flags::PSH.0), iss + 1420, PEER_ISS + 1, 3)]
+    );
+}
+
+#[test]
 fn zero_window_is_probed_by_the_persist_timer() {
     let (mut s, h, iss) = established();
     let mut a = seg(ACK, PEER_ISS + 1, iss + 1);

@@ -36,6 +36,9 @@ pub(in crate::proxy::tests) struct Behaviour {
     pub(super) garbage: bool,
     /// How object bodies are framed.
     pub(super) framing: Framing,
+    /// Writes a response's head and holds its body until the test lets it go
+    /// (`Server::body_released`), so head and body leave in different segments.
+    pub(super) body_held: bool,
 }
 
 /// How a test member frames object bodies.
@@ -61,6 +64,7 @@ impl Behaviour {
             ignore_conditions: false,
             garbage: false,
             framing: Framing::Length,
+            body_held: false,
         }
     }
 }
@@ -120,6 +124,8 @@ pub(in crate::proxy::tests) struct Server {
     pub(super) close_pending: bool,
     pub(super) peer_eof: bool,
     pub(super) verdict: Verdict,
+    /// The held body (`Behaviour::body_held`) may go.
+    pub(in crate::proxy::tests) body_released: bool,
 }
 
 impl Server {
@@ -141,6 +147,7 @@ impl Server {
             close_pending: false,
             peer_eof: false,
             verdict: Verdict::Open,
+            body_released: false,
         }
     }
 
@@ -168,6 +175,9 @@ impl Server {
             self.out.clear();
             self.out_at = 0;
             if let Some(g) = self.gen.as_mut() {
+                if self.b.body_held && !self.body_released {
+                    break;
+                }
                 let mut n = (g.end - g.next).min(64 * 1024);
                 if let Some((at, _)) = self.b.cut {
                     n = n.min(at.saturating_sub(g.done));
