@@ -93,22 +93,17 @@ fn ping_and_arping_are_answered_and_counted() {
     assert!(!bed.socket.exists(), "socket removed on exit");
 }
 
-#[test]
-fn a_worker_with_idle_sleep_answers_every_ping_and_sleeps_between_them() {
-    // `--idle sleep`: no spin after the last packet; every quiet moment is a sleep on the
-    // ports, and every frame still wakes the worker at once.
-    let mut bed = Testbed::up(false);
-    bed.start_rouge(&testbed_config(), &["--idle", "sleep"]);
-    let sleeps = |v: &serde_json::Value| v["workers"][0]["sleeps"].as_u64().unwrap();
-    let before = bed.rouge_json(&["show", "stats"]).unwrap();
-    // 200 echoes 10 ms apart: far longer gaps than a wake-up takes.
+/// `count` echo requests to the self IP, 10 ms apart (far longer gaps than a wake-up
+/// takes); asserts every one is answered.
+fn spaced_pings(bed: &Testbed, count: u32) {
+    let n = count.to_string();
     let out = bed.exec(
         "client",
         Duration::from_secs(30),
         &[
             "ping",
             "-c",
-            "200",
+            &n,
             "-i",
             "0.01",
             "-w",
@@ -119,9 +114,21 @@ fn a_worker_with_idle_sleep_answers_every_ping_and_sleeps_between_them() {
     );
     let text = stdout(&out);
     assert!(
-        text.contains("200 packets transmitted, 200 received"),
+        text.contains(&format!("{n} packets transmitted, {n} received")),
         "lost pings: {text}"
     );
+}
+
+#[test]
+fn a_worker_with_idle_sleep_answers_every_ping_and_sleeps_between_them() {
+    // `--idle sleep`: no spin after the last packet; every quiet moment is a sleep on the
+    // ports, and every frame still wakes the worker at once.
+    let mut bed = Testbed::up(false);
+    bed.start_rouge(&testbed_config(), &["--idle", "sleep"]);
+    let sleeps = |v: &serde_json::Value| v["workers"][0]["sleeps"].as_u64().unwrap();
+    let before = bed.rouge_json(&["show", "stats"]).unwrap();
+    // 200 echoes 10 ms apart: far longer gaps than a wake-up takes.
+    spaced_pings(&bed, 200);
     let after = bed.rouge_json(&["show", "stats"]).unwrap();
     assert!(
         sleeps(&after) - sleeps(&before) >= 200,
@@ -143,26 +150,7 @@ fn an_adaptive_worker_spins_for_what_its_sleeps_cost_and_reports_it() {
     let before = bed.rouge_json(&["show", "stats"]).unwrap();
     // 100 echoes 10 ms apart: every gap is far longer than any spin budget (200 us
     // at most), so each one ends in a sleep.
-    let out = bed.exec(
-        "client",
-        Duration::from_secs(30),
-        &[
-            "ping",
-            "-c",
-            "100",
-            "-i",
-            "0.01",
-            "-w",
-            "20",
-            "-q",
-            "198.18.1.1",
-        ],
-    );
-    let text = stdout(&out);
-    assert!(
-        text.contains("100 packets transmitted, 100 received"),
-        "lost pings: {text}"
-    );
+    spaced_pings(&bed, 100);
     let after = bed.rouge_json(&["show", "stats"]).unwrap();
     let sleeps = worker(&after, "sleeps") - worker(&before, "sleeps");
     assert!(sleeps >= 100.0, "a sleep at least per gap: {sleeps}");
