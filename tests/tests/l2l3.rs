@@ -161,6 +161,10 @@ fn an_adaptive_worker_spins_for_what_its_sleeps_cost_and_reports_it() {
         (2.0..=200.0).contains(&spin),
         "the spin budget stays within 2-200 us: {spin}"
     );
+    assert_ne!(
+        spin, 20.0,
+        "the budget left its initial 20 us, following the measured sleeps"
+    );
     assert_eq!(bed.stop_rouge(), Some(0), "clean exit on SIGTERM");
 }
 

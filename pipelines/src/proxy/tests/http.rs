@@ -519,6 +519,9 @@ fn expect_100_continue_passes_the_members_100_and_the_body_follows() {
     assert_eq!(bed.app(h).interim, [(0, 100), (1, 100)]);
     assert_eq!(bed.http().responses, [2, 0, 0, 0, 2]);
     assert!(bed.served(0).iter().all(|s| !s.corrupt));
+    // The client waits for the `100` before its body: an interim head is never corked
+    // (and each final answer came whole, head and body in one write).
+    assert_eq!(bed.host.tcp().counters().corks, 0);
 }
 
 /// Sends `raw` alone; returns the bed and the client once the proxy answered and
@@ -965,6 +968,32 @@ impl Bed {
         };
         self.connect(port, e)
     }
+}
+
+#[test]
+fn over_client_tls_a_response_head_and_its_late_body_share_one_segment() {
+    // The cork sits under TLS: the head's record waits in the client's send buffer and
+    // leaves with the body's record.
+    let mut b = Behaviour::new();
+    b.body_held = true;
+    let mut bed = tls_bed(1, &[], http_profile(), b);
+    bed.members_nodelay();
+    let h = bed.tls_client(40_000, Client::new(vec![Req::obj(1000)]));
+    assert!(bed.run_until(Duration::from_secs(2), |b| b
+        .served(0)
+        .iter()
+        .any(|s| s.served == 1)));
+    let before = bed.client_data_segments;
+    bed.step();
+    bed.release_bodies(0);
+    assert!(bed.run_until(Duration::from_secs(5), |b| b.app(h).done()));
+    assert_intact(&bed, h);
+    assert_eq!(
+        bed.client_data_segments - before,
+        1,
+        "the head's and the body's records in one segment"
+    );
+    assert_eq!(bed.host.tcp().counters().corks, 1);
 }
 
 #[test]
