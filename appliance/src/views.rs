@@ -12,6 +12,17 @@ use serde_json::{json, Value};
 
 use crate::shared::Shared;
 
+/// CPU time a worker's sleeps took, in seconds: measured on the timed ones and scaled
+/// to all of them (each sleep is alike: a wait entered, the thread switched away and
+/// back).
+fn sleep_cpu_secs(c: &rouge_pipelines::counters::PipelineCounters) -> f64 {
+    let timed = c.sleeps_timed.get();
+    if timed == 0 {
+        return 0.0;
+    }
+    c.sleep_cpu_ns.get() as f64 / 1e9 * c.sleeps.get() as f64 / timed as f64
+}
+
 /// `show interfaces`: every port with its counters summed over the workers.
 pub fn interfaces(s: &Shared) -> Value {
     let dp = s.dataplane.load();
@@ -20,6 +31,7 @@ pub fn interfaces(s: &Shared) -> Value {
     for (i, itf) in dp.interfaces.iter().enumerate() {
         let mut rx = [0u64; 2];
         let mut tx = [0u64; 2];
+        let mut tx_kicks = 0u64;
         let mut drops = BTreeMap::new();
         let mut mac = String::new();
         let mut mtu = 0;
@@ -32,6 +44,7 @@ pub fn interfaces(s: &Shared) -> Value {
                 rx[1] += p.counters.rx_bytes.get();
                 tx[0] += p.counters.tx_packets.get();
                 tx[1] += p.counters.tx_bytes.get();
+                tx_kicks += p.counters.tx_kicks.get();
                 for r in PortDrop::ALL {
                     *drops.entry(r.name()).or_insert(0u64) += p.counters.dropped(r);
                 }
@@ -75,7 +88,7 @@ pub fn interfaces(s: &Shared) -> Value {
             "mac": mac,
             "mtu": mtu,
             "rx_packets": rx[0], "rx_bytes": rx[1],
-            "tx_packets": tx[0], "tx_bytes": tx[1],
+            "tx_packets": tx[0], "tx_bytes": tx[1], "tx_kicks": tx_kicks,
             "drops": drops,
             "verdicts": verdicts,
             "vlans": vlans,
@@ -355,7 +368,8 @@ pub fn stats(s: &Shared) -> Value {
                    "loop_turns": c.loop_turns.get(), "idle_turns": c.idle_turns.get(),
                    "work_secs": c.work_ns.get() as f64 / 1e9,
                    "sleeps": c.sleeps.get(),
-                   "sleep_cpu_secs": c.sleep_cpu_ns.get() as f64 / 1e9,
+                   "sleeps_timed": c.sleeps_timed.get(),
+                   "sleep_cpu_secs": sleep_cpu_secs(c),
                    "spin_us": c.spin_ns.get() as f64 / 1e3,
                    "tx_queue_overflow": c.tx_queue_overflow.get(),
                    "handoffs": c.handoffs.get(), "handoff_drops": c.handoff_drops.get(),

@@ -83,6 +83,15 @@ const POLL_SLEEP: Duration = Duration::from_micros(200);
 const INBOX_BURSTS: usize = 4;
 /// Packets waiting for transmission per port before the worker flushes mid-burst.
 const TX_QUEUE: usize = 4 * BURST_SIZE;
+/// One sleep in this many has its CPU time measured (two reads of the thread's CPU
+/// clock, each a system call) for the adaptive spin budget and `show stats`.
+const SLEEP_TIMING: u64 = 8;
+/// Longest a packet waits in a transmit queue for others to share its port's kick.
+/// Frames are handed to the ports when a turn receives nothing (the streak of work
+/// ended), when a port has a full burst waiting, or when the oldest has waited this
+/// long: one kick (a system call, and on a veth the kernel's softirq and IPI) carries
+/// every frame of a streak instead of one per turn.
+const TX_COALESCE: Duration = Duration::from_micros(10);
 /// How often a changed neighbour table is republished for the CLI.
 const ARP_PUBLISH: Duration = Duration::from_millis(100);
 /// How often shaping figures are republished (the rebalancer reads them).
@@ -100,6 +109,8 @@ fn random_u64() -> u64 {
 /// Per-port transmit queues, allocated at start.
 struct TxQueues {
     queues: Vec<Vec<Packet>>,
+    /// When the oldest packet now queued was pushed (`None`: every queue is empty).
+    held_since: Option<Instant>,
     /// Where packets that found their queue full are counted (`tx_queue_overflow` of
     /// `show stats`).
     overflow: Arc<PipelineCounters>,
@@ -109,6 +120,7 @@ impl TxQueues {
     fn new(ports: usize, counters: Arc<PipelineCounters>) -> Self {
         TxQueues {
             queues: (0..ports).map(|_| Vec::with_capacity(TX_QUEUE)).collect(),
+            held_since: None,
             overflow: counters,
         }
     }
@@ -126,10 +138,27 @@ impl TxQueues {
         self.queues.iter().any(|q| q.len() + 8 >= q.capacity())
     }
 
+    /// Notes that packets were queued by a turn at `now` (for [`TxQueues::due`]).
+    fn stamp(&mut self, now: Instant) {
+        if self.held_since.is_none() && self.queues.iter().any(|q| !q.is_empty()) {
+            self.held_since = Some(now);
+        }
+    }
+
+    /// True when the queued packets should go now although work may follow: a port has
+    /// a full burst waiting, or the oldest packet has waited [`TX_COALESCE`].
+    fn due(&self, now: Instant) -> bool {
+        self.queues.iter().any(|q| q.len() >= BURST_SIZE)
+            || self
+                .held_since
+                .is_some_and(|t| now.saturating_since(t) >= TX_COALESCE)
+    }
+
     /// Hands every queued packet to its port, a burst per call, and records in
     /// `transit` how long each packet with a receive stamp has been in the appliance
     /// (one clock read per flush that sends anything).
     fn flush<P: Port>(&mut self, ports: &mut [P], transit: &mut DelayStats) {
+        self.held_since = None;
         let mut sent_at = None;
         for (q, port) in self.queues.iter_mut().zip(ports.iter_mut()) {
             while !q.is_empty() {
@@ -355,11 +384,6 @@ pub fn run<P: Port>(
         if let Some(c) = courier.as_mut() {
             c.wake_owners(|w| shared.workers.get(w).and_then(|x| x.waker.as_ref()));
         }
-        // What the packets produced leaves before the timers run: their work (TCP, ARP,
-        // monitors) must not delay the kick of frames that are ready.
-        if received > 0 {
-            tx.flush(&mut ports, &mut transit);
-        }
         // The pipeline's timers run when packets may have made work for them (TCP
         // events, held packets) or when its earliest deadline has come.
         timers_due |= received > 0 || l2.poll_timeout().is_some_and(|t| t <= now);
@@ -380,7 +404,12 @@ pub fn run<P: Port>(
         if egress.active() {
             egress.pump(now, &mut tx);
         }
-        tx.flush(&mut ports, &mut transit);
+        // While frames keep arriving, what this turn produced waits for the next turns'
+        // (TX_COALESCE): one kick per streak, not one per turn.
+        tx.stamp(now);
+        if received == 0 || tx.due(now) {
+            tx.flush(&mut ports, &mut transit);
+        }
         for t in l2.take_transitions() {
             let status = t.status.as_str();
             if t.status == rouge_pipelines::lb::MonitorStatus::Down {
@@ -479,7 +508,10 @@ pub fn run<P: Port>(
             continue;
         }
         me.pipeline.sleeps.inc();
-        let cpu_before = thread_cpu_ns();
+        // Reading the thread's CPU clock is a system call: one sleep in SLEEP_TIMING
+        // is timed, which the spin budget's average needs, not every one.
+        let timed = me.pipeline.sleeps.get().is_multiple_of(SLEEP_TIMING);
+        let cpu_before = if timed { thread_cpu_ns() } else { 0 };
         if port_fds == 0 {
             std::thread::sleep(sleep.map_or(POLL_SLEEP, |s| s.min(POLL_SLEEP)));
         } else if wait_readable(&fds, sleep) & 1 << port_fds != 0 {
@@ -489,10 +521,13 @@ pub fn run<P: Port>(
                 w.clear();
             }
         }
-        let cost = Duration::from_nanos(thread_cpu_ns().saturating_sub(cpu_before));
-        me.pipeline.sleep_cpu_ns.add(cost.as_nanos() as u64);
-        spin.record_sleep(cost);
-        me.pipeline.spin_ns.set(spin.budget().as_nanos() as u64);
+        if timed {
+            let cost = Duration::from_nanos(thread_cpu_ns().saturating_sub(cpu_before));
+            me.pipeline.sleep_cpu_ns.add(cost.as_nanos() as u64);
+            me.pipeline.sleeps_timed.inc();
+            spin.record_sleep(cost);
+            me.pipeline.spin_ns.set(spin.budget().as_nanos() as u64);
+        }
         if let Some(c) = &courier {
             c.awake();
         }
@@ -594,5 +629,38 @@ mod tests {
         assert_eq!(ports[0].counters().tx_packets.get(), TX_QUEUE as u64);
         let mut got = Burst::new();
         assert_eq!(b.rx_burst(&pool, &mut got), BURST_SIZE);
+    }
+
+    #[test]
+    fn queued_frames_wait_for_a_full_burst_or_their_deadline_and_a_flush_resets_it() {
+        let pool = PacketPool::new(64);
+        let (a, b) = pipe::pair("a", "b", 1, 64);
+        let mut ports = vec![a];
+        let mut tx = TxQueues::new(1, PipelineCounters::new_shared());
+        let t0 = Instant::from_secs(10);
+        tx.stamp(t0);
+        assert!(!tx.due(t0 + TX_COALESCE), "nothing queued, nothing due");
+        tx.push(0, pool.alloc_from(&[1; 60]).unwrap());
+        tx.stamp(t0);
+        tx.push(0, pool.alloc_from(&[2; 60]).unwrap());
+        tx.stamp(t0 + Duration::from_micros(4));
+        assert!(
+            !tx.due(t0 + Duration::from_micros(9)),
+            "two frames, 9 us old"
+        );
+        assert!(
+            tx.due(t0 + TX_COALESCE),
+            "the oldest frame's wait is bounded"
+        );
+        let mut transit = DelayStats::default();
+        tx.flush(&mut ports, &mut transit);
+        assert_eq!(b.pending(), 2, "both went in one flush");
+        assert!(!tx.due(t0 + Duration::from_secs(1)), "empty after a flush");
+        // A full burst goes at once, however young.
+        for _ in 0..BURST_SIZE {
+            tx.push(0, pool.alloc_from(&[3; 60]).unwrap());
+        }
+        tx.stamp(t0 + Duration::from_secs(2));
+        assert!(tx.due(t0 + Duration::from_secs(2)));
     }
 }

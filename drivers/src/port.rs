@@ -181,6 +181,9 @@ pub struct PortCounters {
     pub tx_bytes: Counter,
     /// Receive or transmit calls that moved at least one frame (bursts).
     pub rx_bursts: Counter,
+    /// System calls made to have the kernel transmit (AF_PACKET and AF_XDP `sendto`
+    /// kicks); 0 for drivers that transmit without one.
+    pub tx_kicks: Counter,
     /// Frames dropped by the port, by reason (indexed by `PortDrop as usize`).
     pub drops: [Counter; PortDrop::ALL.len()],
 }

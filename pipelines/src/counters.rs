@@ -79,9 +79,13 @@ pub struct PipelineCounters {
     pub idle_turns: Counter,
     /// Times the worker slept (adaptive idle policy) until a frame or a deadline.
     pub sleeps: Counter,
-    /// CPU time the worker's thread spent in its sleeps (entering the wait, switching
-    /// away and back), nanoseconds: what sleeping costs, against polling.
+    /// CPU time the worker's thread spent in the sleeps it timed (entering the wait,
+    /// switching away and back), nanoseconds: what sleeping costs, against polling.
+    /// Reading the thread's CPU clock is a system call, so only one sleep in
+    /// several is timed (`sleeps_timed`).
     pub sleep_cpu_ns: Counter,
+    /// Sleeps whose CPU time was measured (into `sleep_cpu_ns`).
+    pub sleeps_timed: Counter,
     /// The adaptive idle policy's current spin budget (a gauge, nanoseconds): how long
     /// the worker polls after the last packet before it sleeps (`rouge_appliance`'s
     /// `idle::SpinBudget`).
@@ -156,6 +160,7 @@ impl Default for PipelineCounters {
             idle_turns: Counter::default(),
             sleeps: Counter::default(),
             sleep_cpu_ns: Counter::default(),
+            sleeps_timed: Counter::default(),
             spin_ns: Counter::default(),
             tx_queue_overflow: Counter::default(),
             work_ns: Counter::default(),

@@ -806,6 +806,7 @@ impl AfPacketPort {
     #[inline]
     /// Asks the kernel to send the TX ring's pending slots (one system call).
     fn kick_tx(&mut self) {
+        self.counters.tx_kicks.inc();
         // SAFETY: a null buffer of length 0 with no address is the documented way to
         // make the kernel send the TX ring's pending slots; no memory is passed.
         let rc = unsafe {

@@ -250,7 +250,6 @@ pub struct AfXdpPort {
     tx_free: Vec<u64>,
     max_tx_len: usize,
     counters: Arc<PortCounters>,
-    tx_kicks: Counter,
     tx_kick_errors: Counter,
     fill_wakeups: Counter,
     rx_invalid: Counter,
@@ -460,7 +459,6 @@ impl AfXdpPort {
             tx_free,
             max_tx_len,
             counters: PortCounters::new_shared(),
-            tx_kicks: Counter::default(),
             tx_kick_errors: Counter::default(),
             fill_wakeups: Counter::default(),
             rx_invalid: Counter::default(),
@@ -513,7 +511,7 @@ impl AfXdpPort {
 
     /// Transmit kicks (`sendto`) made so far.
     pub fn tx_kicks(&self) -> u64 {
-        self.tx_kicks.get()
+        self.counters.tx_kicks.get()
     }
 
     /// Transmit kicks that failed with an unexpected error.
@@ -569,7 +567,7 @@ impl AfXdpPort {
 
     /// Asks the kernel to send the TX ring's frames (one system call).
     fn kick_tx(&mut self) {
-        self.tx_kicks.inc();
+        self.counters.tx_kicks.inc();
         // SAFETY: a null buffer of length 0 with no address asks an AF_XDP socket to
         // process its TX ring; no memory is passed.
         let rc = unsafe {
