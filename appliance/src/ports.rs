@@ -10,7 +10,8 @@
 //!   directions of a flow reach the same worker.
 //! - **afxdp**: the queues of an interface share one XDP program, so they are opened
 //!   together before the workers start ([`open_before_workers`]): queue `w` goes to
-//!   worker `w`. Which queue a frame arrives on is the NIC's choice (its RSS hash), not
+//!   worker `w`, and queue `w` of every AF_XDP interface shares one UMEM, so worker
+//!   `w` transmits a frame it received on one of them from where it lies. Which queue a frame arrives on is the NIC's choice (its RSS hash), not
 //!   Rouge's: with several workers, the worker that receives a frame hands it to the
 //!   worker that owns its flow (`crate::handoff`).
 //! - **dpdk** (cargo feature `dpdk`): DPDK's EAL is initialised once, before the
@@ -52,23 +53,42 @@ pub fn open_before_workers(cfg: &Config, cores: &[usize]) -> Result<Preopened, S
     let mut slots: Vec<Vec<Option<AnyPort>>> = (0..workers)
         .map(|_| (0..cfg.interfaces.len()).map(|_| None).collect())
         .collect();
-    for (i, itf) in cfg.interfaces.iter().enumerate() {
-        if itf.driver != Driver::Afxdp {
-            continue;
-        }
-        let queues = drivers::afxdp_queues(itf, workers);
-        let ports = AfXdpPort::open_queues(&itf.name, queues, &AfXdpConfig::default())
-            .map_err(|e| format!("interface `{}` (afxdp): {e}", itf.name))?;
-        for (w, port) in ports.into_iter().enumerate() {
-            tracing::info!(
-                interface = %itf.name,
-                queue = port.queue(),
-                worker = w,
-                zero_copy = port.zero_copy(),
-                "AF_XDP socket bound"
-            );
-            if let Some(slot) = slots.get_mut(w).and_then(|s| s.get_mut(i)) {
-                *slot = Some(port.into());
+    // The AF_XDP interfaces with the same number of queues are opened as one group:
+    // queue `w` of each shares one UMEM, so worker `w` forwards between them in place.
+    let afxdp: Vec<(usize, u32)> = cfg
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter(|(_, itf)| itf.driver == Driver::Afxdp)
+        .map(|(i, itf)| (i, drivers::afxdp_queues(itf, workers)))
+        .collect();
+    let mut counts: Vec<u32> = afxdp.iter().map(|&(_, q)| q).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    for queues in counts {
+        let members: Vec<usize> = afxdp
+            .iter()
+            .filter(|&&(_, q)| q == queues)
+            .map(|&(i, _)| i)
+            .collect();
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&i| cfg.interfaces[i].name.as_str())
+            .collect();
+        let group = AfXdpPort::open_group(&names, queues, &AfXdpConfig::default())
+            .map_err(|e| format!("interfaces {} (afxdp): {e}", names.join(", ")))?;
+        for (&i, ports) in members.iter().zip(group) {
+            for (w, port) in ports.into_iter().enumerate() {
+                tracing::info!(
+                    interface = %cfg.interfaces[i].name,
+                    queue = port.queue(),
+                    worker = w,
+                    zero_copy = port.zero_copy(),
+                    "AF_XDP socket bound"
+                );
+                if let Some(slot) = slots.get_mut(w).and_then(|s| s.get_mut(i)) {
+                    *slot = Some(port.into());
+                }
             }
         }
     }

@@ -32,6 +32,7 @@ pub fn interfaces(s: &Shared) -> Value {
         let mut rx = [0u64; 2];
         let mut tx = [0u64; 2];
         let mut tx_kicks = 0u64;
+        let mut tx_in_place = 0u64;
         let mut drops = BTreeMap::new();
         let mut mac = String::new();
         let mut mtu = 0;
@@ -45,6 +46,7 @@ pub fn interfaces(s: &Shared) -> Value {
                 tx[0] += p.counters.tx_packets.get();
                 tx[1] += p.counters.tx_bytes.get();
                 tx_kicks += p.counters.tx_kicks.get();
+                tx_in_place += p.counters.tx_in_place.get();
                 for r in PortDrop::ALL {
                     *drops.entry(r.name()).or_insert(0u64) += p.counters.dropped(r);
                 }
@@ -89,6 +91,7 @@ pub fn interfaces(s: &Shared) -> Value {
             "mtu": mtu,
             "rx_packets": rx[0], "rx_bytes": rx[1],
             "tx_packets": tx[0], "tx_bytes": tx[1], "tx_kicks": tx_kicks,
+            "tx_in_place": tx_in_place,
             "drops": drops,
             "verdicts": verdicts,
             "vlans": vlans,

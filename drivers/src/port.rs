@@ -184,6 +184,9 @@ pub struct PortCounters {
     /// System calls made to have the kernel transmit (AF_PACKET and AF_XDP `sendto`
     /// kicks); 0 for drivers that transmit without one.
     pub tx_kicks: Counter,
+    /// Frames transmitted from where they were received, without a copy (AF_XDP: a
+    /// frame of the UMEM the receiving and transmitting sockets share).
+    pub tx_in_place: Counter,
     /// Frames dropped by the port, by reason (indexed by `PortDrop as usize`).
     pub drops: [Counter; PortDrop::ALL.len()],
 }

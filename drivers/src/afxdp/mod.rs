@@ -5,13 +5,12 @@
 //! (the frame memory the kernel and user space share) and its four rings:
 //!
 //! - the **fill** ring hands empty UMEM frames to the kernel for receiving, the **RX**
-//!   ring hands back the filled ones. [`Port::rx_burst`] copies each received frame
-//!   into a [`Packet`] of the caller's pool (one copy, see below) and puts the frame
-//!   straight back on the fill ring, so the kernel never runs out of frames while the
-//!   worker keeps up;
+//!   ring hands back the filled ones. [`Port::rx_burst`] lends each received frame to
+//!   the pipelines as a [`Packet`] backed by the frame itself (no copy), and tops the
+//!   fill ring up with free frames of the worker's pool (see below);
 //! - the **TX** ring takes frames to send, the **completion** ring returns them once
-//!   sent. [`Port::tx_burst`] copies each packet into a free TX frame, queues the whole
-//!   burst, and makes at most one `sendto` call ("kick") for it;
+//!   sent. [`Port::tx_burst`] queues the whole burst and makes at most one `sendto`
+//!   call ("kick") for it;
 //! - `XDP_USE_NEED_WAKEUP`: the kernel says (a flag in the ring) when it needs a system
 //!   call to make progress, so a kick is only made when asked for (always for TX in copy
 //!   mode, where the kernel sends from inside `sendto`). A kick that left frames in the
@@ -34,27 +33,45 @@
 //! as on veth). [`AfXdpPort::zero_copy`] tells which one was used. In copy mode the
 //! kernel copies each frame into the UMEM after a 256-byte headroom.
 //!
-//! # The receive copy
+//! # Forwarding in place
 //!
-//! The pipelines work on [`Packet`]s from a per-worker [`PacketPool`], so a received
-//! frame is copied once from UMEM into a pool buffer (like the AF_PACKET driver's copy
-//! out of its ring) and its UMEM frame is recycled at once. Forwarding in place (a UMEM
-//! frame transmitted without a user-space copy) needs a `Packet` that can be backed by
-//! a UMEM frame; that is left to a later step.
+//! [`AfXdpPort::open_group`] opens queue `q` of several interfaces on one UMEM
+//! (`XDP_SHARED_UMEM`; each socket keeps its own fill and completion rings). The UMEM
+//! is cut into shares, one per socket: the frames on its fill ring, frames of its own
+//! for transmitting copies, and spares. At its first receive call with a pool, a port
+//! registers the UMEM with that pool as a region (`PacketPool`'s crate-internal region
+//! API) and gives it its spares; from then on the pool keeps the free frames:
 //!
-//! What the copy costs, measured on veth (copy mode, kernel 6.18, 2 busy cores, release
+//! - a received frame becomes a packet backed by its UMEM frame; dropping the packet
+//!   gives the frame back to the pool, and each receive call takes as many free frames
+//!   from the pool for the fill ring as the kernel took from it;
+//! - [`Port::tx_burst`] puts a packet backed by a frame of its own UMEM (received on any
+//!   socket of the group) on the TX ring where it lies (`tx_in_place` in the port's
+//!   counters); the kernel returns it on the completion ring, and the next receive call
+//!   gives it back to the pool. Any other packet (made by the pipelines, received on
+//!   another driver or group) is copied into one of the socket's own TX frames;
+//! - when the worker holds every free frame (packets queued in the pipelines), the fill
+//!   ring runs dry and the kernel drops what arrives (counted, below, and in
+//!   [`AfXdpPort::fill_short`]) until frames come back. The spares (as many as the fill
+//!   ring's depth per socket) are what the pipelines can hold without that happening.
+//!
+//! A frame handed to another worker is copied into the hand-off slot (a UMEM frame
+//! belongs to the ports of one worker). A port serves one pool: frames it took back
+//! from the kernel go to the pool of its receive calls.
+//!
+//! What it saves, measured on veth (copy mode, kernel 6.18, 2 busy cores, release
 //! build; the ignored test `receive_copy_cost` in `drivers/tests/afxdp.rs`, bursts of
-//! 32, three runs, typical value with the spread):
+//! 32, three runs each, typical value):
 //!
-//! | frame   | `rx_burst` per frame | the copy alone | send + kernel + receive per frame |
-//! |---------|----------------------|----------------|-----------------------------------|
-//! | 64 B    | 13 ns (10-15)        | 7 ns (6-8)     | 1.4 µs (AF_PACKET: 2.1 µs)        |
-//! | 1514 B  | 40 ns (37-40)        | 30 ns          | 2.1 µs (AF_PACKET: 2.2 µs)        |
+//! | frame   | `rx_burst` per frame, copying / in place | a copy alone | send + kernel + receive per frame |
+//! |---------|------------------------------------------|--------------|-----------------------------------|
+//! | 64 B    | 13 ns / 7.5 ns                           | 9 ns         | 1.2 µs (AF_PACKET: 1.8 µs)        |
+//! | 1514 B  | 40 ns / 8 ns                             | 32 ns        | 1.5 µs (AF_PACKET: 2.0 µs)        |
 //!
-//! (one run in six saw both doubled by a neighbour's load.) The copy is most of what
-//! the driver does per frame in user space, but about 1.5 % of a frame's whole cost on
-//! veth, where the kernel's copy-mode receive and transmit dominate; on a zero-copy
-//! NIC, where the kernel's share shrinks, forwarding in place is worth more.
+//! Forwarding saves the transmit copy too. Both copies were most of what the driver did
+//! per frame in user space, but a few percent of a frame's whole cost on veth, where
+//! the kernel's copy-mode receive and transmit dominate; on a zero-copy NIC, where the
+//! kernel's share shrinks, forwarding in place is worth more.
 //!
 //! # Statistics
 //!
@@ -84,7 +101,7 @@ mod sys;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,7 +110,7 @@ pub use sys::XdpStatistics;
 
 #[cfg(doc)]
 use crate::buf::Packet;
-use crate::buf::{PacketPool, MAX_FRAME};
+use crate::buf::{PacketPool, RegionId, MAX_FRAME};
 use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop};
 
 /// How a socket binds to its queue.
@@ -196,6 +213,20 @@ fn hint(call: &str, err: &io::Error) -> &'static str {
     }
 }
 
+/// Maps a failed system call on `ifname` to an [`AfXdpError::Sys`] with its hint.
+fn sys_err(ifname: &str) -> impl Fn(&'static str) -> Box<dyn FnOnce(io::Error) -> AfXdpError> {
+    let ifname = ifname.to_string();
+    move |call: &'static str| {
+        let ifname = ifname.clone();
+        Box::new(move |source: io::Error| AfXdpError::Sys {
+            ifname,
+            call,
+            hint: hint(call, &source),
+            source,
+        })
+    }
+}
+
 fn check_config(ifname: &str, c: &AfXdpConfig) -> Result<(), AfXdpError> {
     let bad = |reason: String| AfXdpError::Config {
         ifname: ifname.to_string(),
@@ -226,8 +257,23 @@ fn check_config(ifname: &str, c: &AfXdpConfig) -> Result<(), AfXdpError> {
     Ok(())
 }
 
-/// An AF_XDP port: one socket with its UMEM and rings on one queue of an interface.
-/// See the [module documentation](self).
+/// The frame memory of one AF_XDP socket or of a group of them (queue `q` of several
+/// interfaces, see [`AfXdpPort::open_group`]), shared with the kernel, and registered
+/// with the pool of the worker that drives the sockets.
+struct Umem {
+    mmap: sys::Mmap,
+}
+
+// SAFETY: the mapping is plain memory; which thread may touch which frame is decided by
+// frame ownership (the kernel's rings, the pool of one worker, the port that holds a
+// frame), never by sharing: the `Umem` itself is only read for its address and length.
+unsafe impl Send for Umem {}
+// SAFETY: as above: `&Umem` gives access to nothing but the address and length.
+unsafe impl Sync for Umem {}
+
+/// An AF_XDP port: one socket with its rings on one queue of an interface, and the UMEM
+/// it receives into and transmits from (its own, or shared with the same queue of other
+/// interfaces). See the [module documentation](self).
 pub struct AfXdpPort {
     name: String,
     mac: MacAddr,
@@ -242,16 +288,28 @@ pub struct AfXdpPort {
     tx: ring::Ring<sys::XdpDesc>,
     comp: ring::Ring<u64>,
     fd: OwnedFd,
-    umem: sys::Mmap,
+    umem: Arc<Umem>,
+    /// The same UMEM, as the owner a pool keeps for the region it registers.
+    umem_owner: Arc<dyn std::any::Any + Send + Sync>,
     program: Arc<XdpProgram>,
     frame_size: u64,
-    /// UMEM addresses of the TX frames neither queued nor in flight (capacity:
-    /// `tx_frames`, never grown).
+    /// This socket's own transmit frames (the UMEM offsets `tx_reserve`), for packets
+    /// that are not UMEM frames and must be copied: those neither queued nor in flight
+    /// (capacity: `tx_frames`, never grown).
     tx_free: Vec<u64>,
+    tx_reserve: std::ops::Range<u64>,
+    /// Frames of the shared pool (received frames transmitted in place) the kernel has
+    /// sent, to give back to the pool at the next receive call (capacity: `tx_frames`).
+    tx_returned: Vec<u64>,
+    /// Frames this port brings to the pool when it first registers the UMEM with it.
+    spare: Vec<u64>,
+    /// Entries the fill ring lacks (taken by the kernel, not yet replaced).
+    fill_owed: u32,
     max_tx_len: usize,
     counters: Arc<PortCounters>,
     tx_kick_errors: Counter,
     fill_wakeups: Counter,
+    fill_short: Counter,
     rx_invalid: Counter,
     /// The last kick left frames in the TX ring, or a burst found no free frame: kick
     /// again on the next burst even if it queues nothing.
@@ -261,11 +319,22 @@ pub struct AfXdpPort {
     calls_since_stats: u32,
 }
 
-// SAFETY: the port exclusively owns its socket, UMEM and ring mappings; the raw
-// pointers into them are only used through `&mut self` (ring words atomically), so
-// moving the port to another thread is sound. The shared `XdpProgram` is `Sync` (it
-// only holds file descriptors). The port is not `Sync`.
+// SAFETY: the port exclusively owns its socket and ring mappings, and the frames of its
+// UMEM that are on its rings or in its lists; the raw pointers into them are only used
+// through `&mut self` (ring words atomically), so moving the port to another thread is
+// sound. It holds no handle on a pool (frames reach the pool only through the `&PacketPool`
+// of a receive call). The shared `XdpProgram` is `Sync` (it only holds file descriptors).
+// The port is not `Sync`.
 unsafe impl Send for AfXdpPort {}
+
+/// What one socket of a group is opened with.
+struct SocketPlan<'a> {
+    ifname: &'a str,
+    ifindex: u32,
+    mac: MacAddr,
+    mtu: usize,
+    program: &'a Arc<XdpProgram>,
+}
 
 impl AfXdpPort {
     /// Opens queue 0 of `ifname` (in the calling thread's network namespace).
@@ -274,100 +343,144 @@ impl AfXdpPort {
         Ok(v.remove(0))
     }
 
-    /// Opens queues `0..queues` of `ifname`, one port each, sharing one XDP program.
+    /// Opens queues `0..queues` of `ifname`, one port each (each with a UMEM of its
+    /// own), sharing one XDP program.
     pub fn open_queues(
         ifname: &str,
         queues: u32,
         config: &AfXdpConfig,
     ) -> Result<Vec<AfXdpPort>, AfXdpError> {
-        check_config(ifname, config)?;
+        let mut v = Self::open_group(&[ifname], queues, config)?;
+        Ok(v.remove(0))
+    }
+
+    /// Opens queues `0..queues` of every interface of `ifnames`: `result[i][q]` is queue
+    /// `q` of interface `i`. The sockets of one queue index share one UMEM
+    /// (`XDP_SHARED_UMEM`), so a worker that drives queue `q` of every interface
+    /// forwards a frame from one to another without copying it: the frame it received
+    /// is the frame it transmits.
+    pub fn open_group(
+        ifnames: &[&str],
+        queues: u32,
+        config: &AfXdpConfig,
+    ) -> Result<Vec<Vec<AfXdpPort>>, AfXdpError> {
+        let Some(first) = ifnames.first() else {
+            return Ok(Vec::new());
+        };
+        for ifname in ifnames {
+            check_config(ifname, config)?;
+        }
         if queues == 0 || queues > 256 {
             return Err(AfXdpError::Config {
-                ifname: ifname.into(),
+                ifname: first.to_string(),
                 reason: format!("queues {queues} must be 1 to 256"),
             });
         }
-        let err = |call: &'static str| {
-            let ifname = ifname.to_string();
-            move |source: io::Error| AfXdpError::Sys {
-                ifname,
-                call,
-                hint: hint(call, &source),
-                source,
+        let mut plans = Vec::with_capacity(ifnames.len());
+        let mut programs = Vec::with_capacity(ifnames.len());
+        for ifname in ifnames {
+            let err = sys_err(ifname);
+            let ifindex =
+                crate::afpacket::sys::ifindex(ifname).map_err(err("if_nametoindex"))? as u32;
+            let (mac, mtu) = {
+                let ctl =
+                    crate::afpacket::sys::packet_socket().map_err(err("socket(AF_PACKET)"))?;
+                (
+                    MacAddr(
+                        crate::afpacket::sys::hwaddr(&ctl, ifname)
+                            .map_err(err("ioctl(SIOCGIFHWADDR)"))?,
+                    ),
+                    crate::afpacket::sys::mtu(&ctl, ifname).map_err(err("ioctl(SIOCGIFMTU)"))?,
+                )
+            };
+            // A received frame starts after the kernel's 256-byte headroom and must fit
+            // the rest of its UMEM frame (no multi-buffer frames), with a possible VLAN tag.
+            let room = config.frame_size as usize - 256;
+            if mtu + 18 > room {
+                return Err(AfXdpError::Config {
+                    ifname: ifname.to_string(),
+                    reason: format!(
+                        "the interface's MTU {mtu} needs frames of {} bytes but frame_size {} leaves {room} after the kernel's 256-byte headroom: use frame_size 4096 (MTU up to {}) or lower the MTU",
+                        mtu + 18 + 256,
+                        config.frame_size,
+                        4096 - 256 - 18
+                    ),
+                });
             }
-        };
-        let ifindex = crate::afpacket::sys::ifindex(ifname).map_err(err("if_nametoindex"))? as u32;
-        let (mac, mtu) = {
-            let ctl = crate::afpacket::sys::packet_socket().map_err(err("socket(AF_PACKET)"))?;
-            (
-                MacAddr(
-                    crate::afpacket::sys::hwaddr(&ctl, ifname)
-                        .map_err(err("ioctl(SIOCGIFHWADDR)"))?,
-                ),
-                crate::afpacket::sys::mtu(&ctl, ifname).map_err(err("ioctl(SIOCGIFMTU)"))?,
-            )
-        };
-        // A received frame starts after the kernel's 256-byte headroom and must fit the
-        // rest of its UMEM frame (no multi-buffer frames), with a possible VLAN tag.
-        let room = config.frame_size as usize - 256;
-        if mtu + 18 > room {
-            return Err(AfXdpError::Config {
-                ifname: ifname.into(),
-                reason: format!(
-                    "the interface's MTU {mtu} needs frames of {} bytes but frame_size {} leaves {room} after the kernel's 256-byte headroom: use frame_size 4096 (MTU up to {}) or lower the MTU",
-                    mtu + 18 + 256,
-                    config.frame_size,
-                    4096 - 256 - 18
-                ),
-            });
+            programs.push(Arc::new(
+                XdpProgram::load_and_attach(ifindex, queues, config.attach)
+                    .map_err(|(call, e)| err(call)(e))?,
+            ));
+            plans.push((ifname, ifindex, mac, mtu));
         }
-        let program = Arc::new(
-            XdpProgram::load_and_attach(ifindex, queues, config.attach)
-                .map_err(|(call, e)| err(call)(e))?,
-        );
-        let mut ports = Vec::with_capacity(queues as usize);
+        let mut out: Vec<Vec<AfXdpPort>> = ifnames
+            .iter()
+            .map(|_| Vec::with_capacity(queues as usize))
+            .collect();
+        let sockets = ifnames.len() as u64;
+        let (rx, tx) = (config.rx_frames as u64, config.tx_frames as u64);
         for q in 0..queues {
-            let port = Self::open_socket(ifname, ifindex, q, config, mac, mtu, &program)?;
-            program
-                .set_socket(q, &port.fd)
-                .map_err(err("bpf(BPF_MAP_UPDATE_ELEM XSKMAP)"))?;
-            ports.push(port);
+            // Per socket: `rx` frames on its fill ring, `tx` frames of its own for
+            // copies, and `rx` spare frames for the pool (frames on the RX ring, in the
+            // worker's hands, or on a TX ring in place while the fill ring is full).
+            let frames = sockets * (2 * rx + tx);
+            let mmap = sys::Mmap::anonymous((frames * config.frame_size as u64) as usize)
+                .map_err(sys_err(first)("mmap(UMEM)"))?;
+            let umem = Arc::new(Umem { mmap });
+            let mut group: Vec<AfXdpPort> = Vec::with_capacity(plans.len());
+            for (i, (&(ifname, ifindex, mac, mtu), program)) in
+                plans.iter().zip(&programs).enumerate()
+            {
+                let plan = SocketPlan {
+                    ifname,
+                    ifindex,
+                    mac,
+                    mtu,
+                    program,
+                };
+                let base = i as u64 * (2 * rx + tx);
+                let owner = group.first().map(|p| &p.fd);
+                let mut port = Self::open_socket(&plan, q, config, &umem, base, owner)?;
+                // A socket sharing the UMEM runs in the mode its owner was bound in.
+                port.zero_copy = group.first().map_or(port.zero_copy, |p| p.zero_copy);
+                program
+                    .set_socket(q, &port.fd)
+                    .map_err(sys_err(ifname)("bpf(BPF_MAP_UPDATE_ELEM XSKMAP)"))?;
+                group.push(port);
+            }
+            for (i, port) in group.into_iter().enumerate() {
+                out[i].push(port);
+            }
         }
-        Ok(ports)
+        Ok(out)
     }
 
-    /// Creates, sets up and binds the socket of queue `q`.
+    /// Creates, sets up and binds the socket of queue `q`: frames `base ..` of `umem`
+    /// are its share (fill ring, own TX frames, spares). With `owner`, the socket that
+    /// registered `umem`, it binds to that UMEM; without, it registers it.
     fn open_socket(
-        ifname: &str,
-        ifindex: u32,
+        plan: &SocketPlan<'_>,
         q: u32,
         c: &AfXdpConfig,
-        mac: MacAddr,
-        mtu: usize,
-        program: &Arc<XdpProgram>,
+        umem: &Arc<Umem>,
+        base: u64,
+        owner: Option<&OwnedFd>,
     ) -> Result<AfXdpPort, AfXdpError> {
-        let err = |call: &'static str| {
-            let ifname = ifname.to_string();
-            move |source: io::Error| AfXdpError::Sys {
-                ifname,
-                call,
-                hint: hint(call, &source),
-                source,
-            }
-        };
-        let frames = (c.rx_frames + c.tx_frames) as usize;
-        let frame_size = c.frame_size as usize;
-        let umem = sys::Mmap::anonymous(frames * frame_size).map_err(err("mmap(UMEM)"))?;
+        let err = sys_err(plan.ifname);
+        let frame_size = c.frame_size as u64;
         let fd = sys::xdp_socket().map_err(err("socket(AF_XDP)"))?;
-        let reg = sys::XdpUmemReg {
-            addr: umem.base() as u64,
-            len: umem.len() as u64,
-            chunk_size: c.frame_size,
-            headroom: 0,
-            flags: 0,
-            tx_metadata_len: 0,
-        };
-        sys::setsockopt(&fd, sys::XDP_UMEM_REG, &reg).map_err(err("setsockopt(XDP_UMEM_REG)"))?;
+        if owner.is_none() {
+            let reg = sys::XdpUmemReg {
+                addr: umem.mmap.base() as u64,
+                len: umem.mmap.len() as u64,
+                chunk_size: c.frame_size,
+                headroom: 0,
+                flags: 0,
+                tx_metadata_len: 0,
+            };
+            sys::setsockopt(&fd, sys::XDP_UMEM_REG, &reg)
+                .map_err(err("setsockopt(XDP_UMEM_REG)"))?;
+        }
         sys::setsockopt(&fd, sys::XDP_UMEM_FILL_RING, &c.rx_frames)
             .map_err(err("setsockopt(XDP_UMEM_FILL_RING)"))?;
         sys::setsockopt(&fd, sys::XDP_UMEM_COMPLETION_RING, &c.tx_frames)
@@ -399,68 +512,89 @@ impl AfXdpPort {
         )
         .map_err(err("mmap(XDP_UMEM_COMPLETION_RING)"))?;
 
-        // Frames 0..rx_frames receive (all on the fill ring), the rest transmit.
-        for i in 0..c.rx_frames as u64 {
-            fill.push(i * frame_size as u64);
+        // This socket's share of the UMEM: `rx_frames` on the fill ring, then its own
+        // `tx_frames` for copies, then `rx_frames` spares for the pool.
+        let (rx_n, tx_n) = (c.rx_frames as u64, c.tx_frames as u64);
+        for i in base..base + rx_n {
+            fill.push(i * frame_size);
         }
         fill.submit();
-        let tx_free: Vec<u64> = (c.rx_frames as u64..frames as u64)
+        let tx_reserve = (base + rx_n) * frame_size..(base + rx_n + tx_n) * frame_size;
+        let tx_free: Vec<u64> = (base + rx_n..base + rx_n + tx_n)
             .rev()
-            .map(|i| i * frame_size as u64)
+            .map(|i| i * frame_size)
+            .collect();
+        let spare: Vec<u64> = (base + rx_n + tx_n..base + 2 * rx_n + tx_n)
+            .map(|i| i * frame_size)
             .collect();
 
-        let wake = if c.need_wakeup {
-            sys::XDP_USE_NEED_WAKEUP
+        let zero_copy = if let Some(owner) = owner {
+            // The UMEM's owner decided copy or zero-copy and need_wakeup for all.
+            sys::bind(&fd, plan.ifindex, q, 0, Some(owner))
+                .map_err(err("bind(AF_XDP, XDP_SHARED_UMEM)"))?;
+            None
         } else {
-            0
-        };
-        let zero_copy = match c.bind {
-            BindMode::Copy => {
-                sys::bind(&fd, ifindex, q, sys::XDP_COPY | wake)
-                    .map_err(err("bind(AF_XDP, XDP_COPY)"))?;
-                false
-            }
-            BindMode::ZeroCopy => {
-                sys::bind(&fd, ifindex, q, sys::XDP_ZEROCOPY | wake)
-                    .map_err(err("bind(AF_XDP, XDP_ZEROCOPY)"))?;
-                true
-            }
-            BindMode::Auto => match sys::bind(&fd, ifindex, q, sys::XDP_ZEROCOPY | wake) {
-                Ok(()) => true,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
-                    ) =>
-                {
-                    sys::bind(&fd, ifindex, q, sys::XDP_COPY | wake)
+            let wake = if c.need_wakeup {
+                sys::XDP_USE_NEED_WAKEUP
+            } else {
+                0
+            };
+            Some(match c.bind {
+                BindMode::Copy => {
+                    sys::bind(&fd, plan.ifindex, q, sys::XDP_COPY | wake, None)
                         .map_err(err("bind(AF_XDP, XDP_COPY)"))?;
                     false
                 }
-                Err(e) => return Err(err("bind(AF_XDP, XDP_ZEROCOPY)")(e)),
-            },
+                BindMode::ZeroCopy => {
+                    sys::bind(&fd, plan.ifindex, q, sys::XDP_ZEROCOPY | wake, None)
+                        .map_err(err("bind(AF_XDP, XDP_ZEROCOPY)"))?;
+                    true
+                }
+                BindMode::Auto => {
+                    match sys::bind(&fd, plan.ifindex, q, sys::XDP_ZEROCOPY | wake, None) {
+                        Ok(()) => true,
+                        Err(e)
+                            if matches!(
+                                e.raw_os_error(),
+                                Some(libc::EOPNOTSUPP) | Some(libc::EINVAL)
+                            ) =>
+                        {
+                            sys::bind(&fd, plan.ifindex, q, sys::XDP_COPY | wake, None)
+                                .map_err(err("bind(AF_XDP, XDP_COPY)"))?;
+                            false
+                        }
+                        Err(e) => return Err(err("bind(AF_XDP, XDP_ZEROCOPY)")(e)),
+                    }
+                }
+            })
         };
-        let max_tx_len = (mtu + 14 + 4).min(frame_size);
+        let max_tx_len = (plan.mtu + 14 + 4).min(frame_size as usize);
         Ok(AfXdpPort {
-            name: ifname.to_string(),
-            mac,
-            mtu,
+            name: plan.ifname.to_string(),
+            mac: plan.mac,
+            mtu: plan.mtu,
             queue: q,
-            zero_copy,
+            zero_copy: zero_copy.unwrap_or(false),
             need_wakeup: c.need_wakeup,
             rx,
             fill,
             tx,
             comp,
             fd,
-            umem,
-            program: program.clone(),
-            frame_size: frame_size as u64,
+            umem: umem.clone(),
+            umem_owner: umem.clone(),
+            program: plan.program.clone(),
+            frame_size,
             tx_free,
+            tx_reserve,
+            tx_returned: Vec::with_capacity(c.tx_frames as usize),
+            spare,
+            fill_owed: 0,
             max_tx_len,
             counters: PortCounters::new_shared(),
             tx_kick_errors: Counter::default(),
             fill_wakeups: Counter::default(),
+            fill_short: Counter::default(),
             rx_invalid: Counter::default(),
             tx_kick_pending: false,
             kernel: XdpStatistics::default(),
@@ -549,20 +683,65 @@ impl AfXdpPort {
         now
     }
 
-    /// Returns transmitted frames to the free list.
+    /// Takes back the frames the kernel has sent: this socket's own copy frames to
+    /// `tx_free`, frames transmitted in place to `tx_returned` (for the pool).
     fn reap_completions(&mut self) {
-        let n = self.comp.available(u32::MAX);
+        // `tx_free` has room for every frame of the reserve, but `tx_returned` only
+        // empties at a receive call: take no more than it can hold (the rest waits on
+        // the completion ring, and a full one holds the kernel's sending back, losing
+        // nothing).
+        let room = (self.tx_returned.capacity() - self.tx_returned.len()) as u32;
+        let n = self.comp.available(room);
         for _ in 0..n {
-            let addr = self.comp.pop();
-            // The free list holds at most tx_frames addresses and was allocated with
-            // that capacity, so this never reallocates.
-            if self.tx_free.len() < self.tx_free.capacity() {
-                self.tx_free.push(addr & !(self.frame_size - 1));
+            let frame = self.comp.pop() & !(self.frame_size - 1);
+            let list = if self.tx_reserve.contains(&frame) {
+                &mut self.tx_free
+            } else {
+                &mut self.tx_returned
+            };
+            // Neither list grows past the capacity it was allocated with.
+            if list.len() < list.capacity() {
+                list.push(frame);
             }
         }
         if n > 0 {
             self.comp.release();
         }
+    }
+
+    /// Registers the UMEM with `pool` (once per pool; this port's spare frames join the
+    /// pool's free frames the first time) and gives the pool the frames sent in place.
+    fn region(&mut self, pool: &PacketPool) -> RegionId {
+        let base = NonNull::new(self.umem.mmap.base()).expect("a mapping is never null");
+        // SAFETY: the UMEM stays mapped while `umem_owner` lives, which the pool keeps;
+        // the spare frames are this port's alone (on no ring, backing no packet) and are
+        // handed over once (the list is emptied below); every one is a frame start.
+        let r = unsafe {
+            pool.register_region(
+                base,
+                self.umem.mmap.len(),
+                self.frame_size as usize,
+                &self.spare,
+                &self.umem_owner,
+            )
+        };
+        self.spare.clear();
+        for f in self.tx_returned.drain(..) {
+            pool.give_frame(r, f);
+        }
+        r
+    }
+
+    /// Frames of this port's UMEM in `pool`'s hands and free (for tests and the curious).
+    pub fn pool_frames_free(&mut self, pool: &PacketPool) -> usize {
+        let r = self.region(pool);
+        pool.frames_free(r)
+    }
+
+    /// Times the fill ring could not be topped up because the pool had no free frame
+    /// (the worker holds them all; the kernel drops frames meanwhile).
+    pub fn fill_short(&self) -> u64 {
+        self.fill_short.get()
     }
 
     /// Asks the kernel to send the TX ring's frames (one system call).
@@ -626,47 +805,51 @@ impl Port for AfXdpPort {
         if self.calls_since_stats >= self.stats_interval {
             self.poll_kernel_stats();
         }
+        self.reap_completions();
+        let r = self.region(pool);
         let before = out.len();
         let n = self.rx.available((out.capacity() - out.len()) as u32);
-        if n > 0 {
-            // Every frame taken off the RX ring goes back on the fill ring below; the
-            // fill ring has an entry for every receive frame, so there is room.
-            let mut room = self.fill.free(n);
-            debug_assert!(room >= n);
-            let umem_len = self.umem.len() as u64;
-            for _ in 0..n {
-                let d = self.rx.pop();
-                let len = d.len as usize;
-                let chunk = d.addr & !(self.frame_size - 1);
-                if d.addr + len as u64 > chunk + self.frame_size || chunk >= umem_len {
-                    self.rx_invalid.inc();
-                } else if len > MAX_FRAME {
-                    self.counters.count_drop(PortDrop::RxTooBig, 1);
-                } else if let Some(mut pkt) = pool.alloc() {
-                    pkt.set_len(len);
-                    // SAFETY: `addr .. addr + len` lies inside one frame of the UMEM
-                    // (checked above) that the kernel handed to user space through the
-                    // RX ring and does not touch until it is back on the fill ring;
-                    // `pkt` has room for `len <= MAX_FRAME` bytes.
-                    unsafe {
-                        ptr::copy_nonoverlapping(
-                            self.umem.base().add(d.addr as usize),
-                            pkt.data_mut().as_mut_ptr(),
-                            len,
-                        );
-                    }
-                    self.counters.rx(len);
-                    out.push(pkt);
-                } else {
-                    self.counters.count_drop(PortDrop::RxNoBuffer, 1);
-                }
-                if chunk < umem_len && room > 0 {
-                    self.fill.push(chunk);
-                    room -= 1;
-                }
+        let umem_len = self.umem.mmap.len() as u64;
+        for _ in 0..n {
+            let d = self.rx.pop();
+            let len = d.len as usize;
+            let chunk = d.addr & !(self.frame_size - 1);
+            self.fill_owed += 1;
+            if d.addr + len as u64 > chunk + self.frame_size || chunk >= umem_len {
+                // Never seen: a kernel bug. The frame (if one) is lost rather than reused.
+                self.rx_invalid.inc();
+            } else if len > MAX_FRAME {
+                self.counters.count_drop(PortDrop::RxTooBig, 1);
+                pool.give_frame(r, chunk);
+            } else {
+                // SAFETY: the kernel handed `chunk` back through the RX ring: it is a
+                // frame of this UMEM (checked above) that the port put on its fill ring,
+                // now on no ring and backing no packet; the frame's bytes `addr - chunk
+                // .. + len` lie inside it (checked above).
+                let pkt = unsafe { pool.frame_packet(r, chunk, (d.addr - chunk) as usize, len) };
+                self.counters.rx(len);
+                out.push(pkt);
             }
+        }
+        if n > 0 {
             self.rx.release();
-            self.fill.submit();
+        }
+        // Top the fill ring up with free frames of the pool, as many as the kernel took.
+        if self.fill_owed > 0 {
+            let room = self.fill.free(self.fill_owed).min(self.fill_owed);
+            let mut pushed = 0;
+            while pushed < room {
+                let Some(f) = pool.take_frame(r) else {
+                    self.fill_short.inc();
+                    break;
+                };
+                self.fill.push(f);
+                pushed += 1;
+            }
+            if pushed > 0 {
+                self.fill.submit();
+                self.fill_owed -= pushed;
+            }
         }
         if self.need_wakeup && self.fill.needs_wakeup() {
             self.wake_fill();
@@ -680,6 +863,7 @@ impl Port for AfXdpPort {
 
     fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
         self.reap_completions();
+        let base = NonNull::new(self.umem.mmap.base()).expect("a mapping is never null");
         let mut queued = 0;
         let mut ring_full = false;
         for p in pkts.drain(..) {
@@ -698,21 +882,34 @@ impl Port for AfXdpPort {
                 ring_full = true;
                 continue;
             }
-            let Some(addr) = self.tx_free.pop() else {
-                self.counters.count_drop(PortDrop::TxRingFull, 1);
-                ring_full = true;
-                continue;
+            let addr = if p.frame_of(base).is_some() {
+                // A frame of this UMEM (received on any socket sharing it): sent where it
+                // lies. The kernel gives it back on the completion ring.
+                match p.release_frame() {
+                    Ok((frame, start, _)) => {
+                        self.counters.tx_in_place.inc();
+                        frame + start as u64
+                    }
+                    Err(_) => continue,
+                }
+            } else {
+                let Some(addr) = self.tx_free.pop() else {
+                    self.counters.count_drop(PortDrop::TxRingFull, 1);
+                    ring_full = true;
+                    continue;
+                };
+                // SAFETY: `addr` is the start of one of this socket's own TX frames that
+                // is on the free list, so the kernel neither reads nor writes it until
+                // the descriptor is published below; `len <= max_tx_len <= frame_size`.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        p.data().as_ptr(),
+                        self.umem.mmap.base().add(addr as usize),
+                        len,
+                    );
+                }
+                addr
             };
-            // SAFETY: `addr` is the start of a TX frame of the UMEM that is on the free
-            // list, so the kernel neither reads nor writes it until the descriptor is
-            // published below; `len <= max_tx_len <= frame_size`.
-            unsafe {
-                ptr::copy_nonoverlapping(
-                    p.data().as_ptr(),
-                    self.umem.base().add(addr as usize),
-                    len,
-                );
-            }
             self.tx.push(sys::XdpDesc {
                 addr,
                 len: len as u32,

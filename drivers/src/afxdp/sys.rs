@@ -18,6 +18,7 @@ pub const XDP_UMEM_FILL_RING: libc::c_int = 5;
 pub const XDP_UMEM_COMPLETION_RING: libc::c_int = 6;
 pub const XDP_STATISTICS: libc::c_int = 7;
 
+pub const XDP_SHARED_UMEM: u16 = 1;
 pub const XDP_COPY: u16 = 1 << 1;
 pub const XDP_ZEROCOPY: u16 = 1 << 2;
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
@@ -153,14 +154,28 @@ pub fn getsockopt<T: Copy + Default>(fd: &OwnedFd, opt: libc::c_int) -> io::Resu
     }
 }
 
-/// Binds the socket to queue `queue_id` of `ifindex` with `flags` (`XDP_COPY`, ...).
-pub fn bind(fd: &OwnedFd, ifindex: u32, queue_id: u32, flags: u16) -> io::Result<()> {
+/// Binds the socket to queue `queue_id` of `ifindex` with `flags` (`XDP_COPY`, ...),
+/// or, with `shared_umem` (the descriptor of a bound socket that registered a UMEM),
+/// to that socket's UMEM (`XDP_SHARED_UMEM`; the mode flags then come from it and
+/// `flags` must be 0).
+pub fn bind(
+    fd: &OwnedFd,
+    ifindex: u32,
+    queue_id: u32,
+    flags: u16,
+    shared_umem: Option<&OwnedFd>,
+) -> io::Result<()> {
     let sa = SockaddrXdp {
         sxdp_family: AF_XDP as u16,
-        sxdp_flags: flags,
+        sxdp_flags: flags
+            | if shared_umem.is_some() {
+                XDP_SHARED_UMEM
+            } else {
+                0
+            },
         sxdp_ifindex: ifindex,
         sxdp_queue_id: queue_id,
-        sxdp_shared_umem_fd: 0,
+        sxdp_shared_umem_fd: shared_umem.map_or(0, |f| f.as_raw_fd() as u32),
     };
     // SAFETY: `sa` is a valid `sockaddr_xdp` whose size is passed with it.
     let rc = unsafe {

@@ -15,12 +15,14 @@
 //!
 //! [`Port::rx_burst`] copies each received mbuf into a [`Packet`] of the caller's pool
 //! and frees the mbufs in bulk; [`Port::tx_burst`] copies each packet into a fresh
-//! mbuf. The copy is kept for this first step because a [`Packet`] today is a
-//! [`PacketPool`] buffer (`Box<[u8; 2048]>` returned to a per-worker free list on
-//! drop): handing mbufs to the pipelines without a copy needs a `Packet` that can be
-//! backed by an mbuf (freed with `rte_pktmbuf_free` on drop), which changes `buf.rs`
-//! under every pipeline and is left to the step that does the same for AF_XDP UMEM
-//! frames. Chained (multi-segment) mbufs are dropped as [`PortDrop::RxTooBig`].
+//! mbuf. The AF_XDP driver lends its UMEM frames to the pipelines as packets (a
+//! region of the worker's pool, see `crate::buf`); the same for mbufs needs the region
+//! to be a DPDK mempool whose objects the pool hands out and frees with
+//! `rte_pktmbuf_free`, which is not done yet. Measured, the copy was about 1.5 % of a
+//! frame's cost through a veth with AF_XDP (`crate::afxdp`), where the kernel's work
+//! dominates, as it does for DPDK's `net_af_packet` and `net_af_xdp` vdevs on the test
+//! bed; on a NIC's PMD it is worth more. Chained (multi-segment) mbufs are dropped as
+//! [`PortDrop::RxTooBig`].
 //!
 //! # Counters
 //!
