@@ -133,7 +133,7 @@ if [[ $QUICK -eq 0 ]]; then
         # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
         perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp --family 4
         # The full proxy and HTTP with Rouge on AF_XDP ports, beside the same peers.
-        perf/run --smoke --no-build --out "$smoke_out" proxy http --driver afxdp
+        perf/run --smoke --no-build --out "$smoke_out" stream proxy http --driver afxdp
         rm -rf "$smoke_out"
     fi
 fi
