@@ -20,7 +20,8 @@
 //! - **Inboxes**: per worker, two bounded lock-free queues (crossbeam's `ArrayQueue`) of
 //!   [`HandedFrame`] slots allocated at start ([`INBOX_SLOTS`]): `full` frames waiting
 //!   for the owner and `empty` slots waiting for senders. A sender takes an empty slot
-//!   and swaps its packet's buffer into it ([`Packet::hand_over`], no copy); the owner
+//!   and swaps its packet's buffer into it ([`Packet::hand_over`], no copy; a packet
+//!   backed by an AF_XDP frame, which belongs to the sender's ports, is copied); the owner
 //!   adopts the frame into its own pool ([`PacketPool::adopt`], another swap) and
 //!   returns the slot. Nothing is allocated or locked per frame, and no thread touches
 //!   another's pool.

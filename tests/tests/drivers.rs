@@ -177,6 +177,25 @@ fn ping_forward_and_fastl4_through(driver: &str, bin: &Path) {
         assert!(i["rx_packets"].as_u64().unwrap() >= 10, "{i}");
         assert!(i["tx_packets"].as_u64().unwrap() >= 10, "{i}");
         assert_ne!(i["mac"], "00:00:00:00:00:00", "{i}");
+        // Frames leave in bursts: a kick carries several (AF_PACKET and AF_XDP kick with
+        // a system call, DPDK without one).
+        let (tx, kicks) = (
+            i["tx_packets"].as_u64().unwrap(),
+            i["tx_kicks"].as_u64().unwrap(),
+        );
+        if driver == "dpdk" {
+            assert_eq!(kicks, 0, "{i}");
+        } else {
+            assert!(kicks > 0 && kicks <= tx, "{i}");
+        }
+        // AF_XDP sends the frames it forwards (pings, the curl and nginx segments above)
+        // from the UMEM frame they arrived in; the other drivers copy.
+        let in_place = i["tx_in_place"].as_u64().unwrap();
+        if driver == "afxdp" {
+            assert!(in_place >= 10 && in_place <= tx, "forwarded in place: {i}");
+        } else {
+            assert_eq!(in_place, 0, "{i}");
+        }
     }
     assert_eq!(bed.stop_rouge(), Some(0), "clean exit on SIGTERM");
     if driver == "afxdp" {

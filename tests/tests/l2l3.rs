@@ -156,6 +156,12 @@ fn an_adaptive_worker_spins_for_what_its_sleeps_cost_and_reports_it() {
     assert!(sleeps >= 100.0, "a sleep at least per gap: {sleeps}");
     let spent = worker(&after, "sleep_cpu_secs") - worker(&before, "sleep_cpu_secs");
     assert!(spent > 0.0, "the sleeps' CPU time is measured: {after}");
+    // One sleep in eight is timed (a thread-CPU clock read is a system call).
+    let timed = worker(&after, "sleeps_timed") - worker(&before, "sleeps_timed");
+    assert!(
+        timed >= (sleeps / 8.0).floor() - 1.0 && timed <= sleeps / 8.0 + 1.0,
+        "one sleep in eight timed: {timed} of {sleeps}"
+    );
     let spin = worker(&after, "spin_us");
     assert!(
         (2.0..=200.0).contains(&spin),
