@@ -183,7 +183,16 @@ pub fn apply(shared: &Shared, name: &str, text: &str) -> Result<Value, String> {
         let ifs: Vec<_> = c
             .interfaces
             .iter()
-            .map(|i| (i.driver, i.queues, i.pci.clone(), i.vdev.clone(), i.rx_ring))
+            .map(|i| {
+                (
+                    i.driver,
+                    i.queues,
+                    i.pci.clone(),
+                    i.vdev.clone(),
+                    i.rx_ring,
+                    i.tx_path,
+                )
+            })
             .collect();
         (ifs, c.system.dpdk_args.clone())
     };

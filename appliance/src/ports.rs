@@ -26,7 +26,7 @@ use rouge_drivers::afxdp::{AfXdpConfig, AfXdpPort};
 use rouge_drivers::AnyPort;
 
 use crate::config::drivers;
-use crate::config::model::{Config, Driver, RxRing};
+use crate::config::model::{Config, Driver, RxRing, TxPath};
 
 /// Ports opened before the workers start (AF_XDP queues, DPDK devices), by worker and
 /// by interface; AF_PACKET slots stay empty (each worker opens those itself).
@@ -140,9 +140,15 @@ pub fn open_worker_ports(
             group_id: fanout_group(i),
             mode: FanoutMode::Cbpf(afpacket::steer_by_flow_program(workers as u32)),
         });
+        let tx = match itf.tx_path {
+            TxPath::Auto => afpacket::TxPath::Auto,
+            TxPath::Ring => afpacket::TxPath::Ring,
+            TxPath::Copy => afpacket::TxPath::Copy,
+        };
         let pc = AfPacketConfig {
             rx_ring,
             fanout,
+            tx,
             ..AfPacketConfig::default()
         };
         let port = AfPacketPort::open(&itf.name, &pc)

@@ -378,6 +378,7 @@ mod tests {
             name: name.into(),
             driver,
             rx_ring: Default::default(),
+            tx_path: Default::default(),
             queues: None,
             pci: None,
             vdev: None,

@@ -83,6 +83,8 @@ pub struct PortInfo {
     pub mac: MacAddr,
     /// MTU.
     pub mtu: usize,
+    /// How frames leave ([`rouge_drivers::Port::tx_path`]).
+    pub tx_path: &'static str,
     /// Live counters.
     pub counters: Arc<PortCounters>,
 }

@@ -36,11 +36,13 @@ pub fn interfaces(s: &Shared) -> Value {
         let mut drops = BTreeMap::new();
         let mut mac = String::new();
         let mut mtu = 0;
+        let mut tx_path = "";
         for w in &s.workers {
             let ports = w.ports.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(p) = ports.get(i).filter(|p| p.name == itf.name) {
                 mac = p.mac.to_string();
                 mtu = p.mtu;
+                tx_path = p.tx_path;
                 rx[0] += p.counters.rx_packets.get();
                 rx[1] += p.counters.rx_bytes.get();
                 tx[0] += p.counters.tx_packets.get();
@@ -92,6 +94,7 @@ pub fn interfaces(s: &Shared) -> Value {
             "rx_packets": rx[0], "rx_bytes": rx[1],
             "tx_packets": tx[0], "tx_bytes": tx[1], "tx_kicks": tx_kicks,
             "tx_in_place": tx_in_place,
+            "tx_path": tx_path,
             "drops": drops,
             "verdicts": verdicts,
             "vlans": vlans,

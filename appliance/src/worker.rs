@@ -226,6 +226,7 @@ pub fn run<P: Port>(
             name: p.name().to_string(),
             mac: p.mac(),
             mtu: p.mtu(),
+            tx_path: p.tx_path(),
             counters: p.counters().clone(),
         })
         .collect();

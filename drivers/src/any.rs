@@ -138,6 +138,10 @@ impl Port for AnyPort {
     fn steering(&self) -> crate::steer::Steering {
         dispatch!(self, p => p.steering())
     }
+
+    fn tx_path(&self) -> &'static str {
+        dispatch!(self, p => p.tx_path())
+    }
 }
 
 #[cfg(test)]

@@ -273,6 +273,13 @@ pub trait Port {
     fn steering(&self) -> Steering {
         Steering::Opaque
     }
+
+    /// How frames leave, for operators (`show interfaces`): `ring` or `copy` for
+    /// AF_PACKET (see [`crate::afpacket::TxPath`]), `umem` for AF_XDP, `pmd` for DPDK.
+    /// The default, `memory`, is an in-process port.
+    fn tx_path(&self) -> &'static str {
+        "memory"
+    }
 }
 
 impl<P: Port + ?Sized> Port for Box<P> {
@@ -305,6 +312,9 @@ impl<P: Port + ?Sized> Port for Box<P> {
     }
     fn steering(&self) -> Steering {
         (**self).steering()
+    }
+    fn tx_path(&self) -> &'static str {
+        (**self).tx_path()
     }
 }
 

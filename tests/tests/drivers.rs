@@ -190,6 +190,13 @@ fn ping_forward_and_fastl4_through(driver: &str, bin: &Path) {
         }
         // AF_XDP sends the frames it forwards (pings, the curl and nginx segments above)
         // from the UMEM frame they arrived in; the other drivers copy.
+        // How frames leave: on these veths AF_PACKET sends by copy (`tx_path = "auto"`).
+        let path = match driver {
+            "afpacket" => "copy",
+            "afxdp" => "umem",
+            _ => "pmd",
+        };
+        assert_eq!(i["tx_path"], path, "{i}");
         let in_place = i["tx_in_place"].as_u64().unwrap();
         if driver == "afxdp" {
             assert!(in_place >= 10 && in_place <= tx, "forwarded in place: {i}");

@@ -210,6 +210,16 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
                         );
                     }
                 }
+                if itf.driver == Driver::Afxdp && !itf.tx_path.is_auto() {
+                    c.err(
+                        table,
+                        Some(i),
+                        "tx_path",
+                        "`tx_path` chooses how an AF_PACKET port sends; AF_XDP sends from its UMEM"
+                            .into(),
+                        "remove the line, or set driver = \"afpacket\"",
+                    );
+                }
                 if itf.driver == Driver::Afpacket && itf.queues.is_some() {
                     c.err(
                         table,
@@ -232,6 +242,15 @@ pub(super) fn check(c: &mut Checker, cfg: &Config) {
                 }
             }
             Driver::Dpdk => {
+                if !itf.tx_path.is_auto() {
+                    c.err(
+                        table,
+                        Some(i),
+                        "tx_path",
+                        "`tx_path` chooses how an AF_PACKET port sends; a DPDK device sends through its PMD".into(),
+                        "remove the line, or set driver = \"afpacket\"",
+                    );
+                }
                 if !DPDK_BUILT {
                     c.err(
                         table,
@@ -379,6 +398,7 @@ mod tests {
                 name: name.to_string(),
                 driver: *driver,
                 rx_ring: Default::default(),
+                tx_path: Default::default(),
                 queues: None,
                 pci: dev.filter(|d| !d.starts_with("net_")).map(Into::into),
                 vdev: dev.filter(|d| d.starts_with("net_")).map(Into::into),

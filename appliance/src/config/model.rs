@@ -164,6 +164,29 @@ pub enum RxRing {
     V3,
 }
 
+/// How an AF_PACKET port hands frames to the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TxPath {
+    /// `copy` on a veth, `ring` on any other interface.
+    #[default]
+    Auto,
+    /// A memory-mapped transmit ring whose pages the kernel sends without a copy (a
+    /// NIC's DMA reads them).
+    Ring,
+    /// One `sendmmsg` per burst, copied once by the kernel: cheaper where the kernel
+    /// would copy the ring's pages anyway, as when a veth hands frames to another
+    /// namespace.
+    Copy,
+}
+
+impl TxPath {
+    /// Whether this is the default (`auto`), which a saved configuration leaves out.
+    pub fn is_auto(&self) -> bool {
+        *self == TxPath::Auto
+    }
+}
+
 /// Which driver runs a port.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,6 +229,9 @@ pub struct InterfaceCfg {
     /// AF_PACKET receive ring layout.
     #[serde(default)]
     pub rx_ring: RxRing,
+    /// AF_PACKET transmit path (`auto`, `ring` or `copy`).
+    #[serde(default, skip_serializing_if = "TxPath::is_auto")]
+    pub tx_path: TxPath,
     /// AF_XDP: queues of the interface to bind, queue `w` for worker `w`; DPDK: RX/TX
     /// queue pairs of the device, pair `w` for worker `w` (default for both: one per
     /// worker). Not for AF_PACKET.

@@ -688,6 +688,27 @@ fn driver_fields_that_do_not_fit_name_the_line_field_and_fix() {
     );
     assert!(e.fix.contains("set driver = \"afxdp\""), "{shown}");
 
+    // `tx_path` chooses how AF_PACKET sends: valid there, refused on AF_XDP.
+    for path in ["auto", "ring", "copy"] {
+        let text = TESTBED.replace(
+            "rx_ring = \"v2\" ",
+            &format!("tx_path = \"{path}\"\nrx_ring = \"v2\" "),
+        );
+        let cfg = parse(&at("x.toml"), &text).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert_eq!(cfg.interfaces[0].tx_path.is_auto(), path == "auto");
+    }
+    let text = TESTBED_AFXDP.replacen("queues = 1", "queues = 1\ntx_path = \"ring\"", 1);
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "interface[0].tx_path", "{shown}");
+    assert!(e.fix.contains("set driver = \"afpacket\""), "{shown}");
+    let text = TESTBED.replace("rx_ring = \"v2\" ", "tx_path = \"mmap\"\nrx_ring = \"v2\" ");
+    let (e, shown) = one_error(&text);
+    assert_eq!(e.field, "interface[0].tx_path", "{shown}");
+    assert!(
+        e.problem.contains("\"auto\", \"ring\" or \"copy\""),
+        "{shown}"
+    );
+
     // AF_XDP: one queue but two workers.
     let text = TESTBED_AFXDP.replace("# cores = [1]", "cores = [0, 1]");
     let e = errors(&text);

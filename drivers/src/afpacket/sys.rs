@@ -137,12 +137,22 @@ pub fn packet_socket() -> io::Result<OwnedFd> {
 
 /// `setsockopt(fd, SOL_PACKET, opt, value)` for any plain-data value.
 pub fn setsockopt<T: Copy>(fd: &OwnedFd, opt: libc::c_int, value: &T) -> io::Result<()> {
+    setsockopt_at(fd, SOL_PACKET, opt, value)
+}
+
+/// `setsockopt(fd, level, opt, value)`.
+pub fn setsockopt_at<T: Copy>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: `value` points to a live, initialised `T` of `size_of::<T>()` bytes which
     // the kernel only reads during the call.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            SOL_PACKET,
+            level,
             opt,
             (value as *const T).cast(),
             std::mem::size_of::<T>() as libc::socklen_t,
@@ -255,6 +265,55 @@ pub fn mtu(fd: &OwnedFd, name: &str) -> io::Result<usize> {
     Ok(mtu.max(0) as usize)
 }
 
+/// `ETHTOOL_GDRVINFO`'s answer (`struct ethtool_drvinfo` in `linux/ethtool.h`).
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GDRVINFO: u32 = 0x3;
+
+/// The name of the kernel driver behind interface `name` (`ETHTOOL_GDRVINFO`), such
+/// as `veth` or `virtio_net`.
+pub fn driver_name(fd: &OwnedFd, name: &str) -> io::Result<String> {
+    // SAFETY: an all-zero `ethtool_drvinfo` is a valid value of this plain C struct.
+    let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+    info.cmd = ETHTOOL_GDRVINFO;
+    let mut req = ifreq(name);
+    req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+    // SAFETY: SIOCETHTOOL with ETHTOOL_GDRVINFO reads the command from and writes one
+    // `ethtool_drvinfo` into the buffer `ifru_data` points to; `info` and `req` are
+    // valid and writable and live across the call.
+    let rc = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            SIOCETHTOOL as _,
+            &mut req as *mut libc::ifreq,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = info
+        .driver
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(info.driver.len());
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
 /// A shared read-write mapping of a socket's rings, unmapped on drop.
 pub struct Mmap {
     base: NonNull<u8>,
@@ -313,6 +372,7 @@ mod tests {
     #[test]
     fn layout_matches_linux_if_packet_h() {
         assert_eq!(size_of::<Tpacket2Hdr>(), 32);
+        assert_eq!(size_of::<EthtoolDrvinfo>(), 196);
         assert_eq!(offset_of!(Tpacket2Hdr, tp_vlan_tci), 24);
         assert_eq!(size_of::<Tpacket3Hdr>(), 48);
         assert_eq!(offset_of!(Tpacket3Hdr, tp_status), 20);

@@ -947,6 +947,10 @@ impl Port for AfXdpPort {
         crate::wait::wait_readable(&[self.fd.as_raw_fd()], Some(timeout));
     }
 
+    fn tx_path(&self) -> &'static str {
+        "umem"
+    }
+
     fn counters(&self) -> &Arc<PortCounters> {
         &self.counters
     }

@@ -581,6 +581,10 @@ impl Port for DpdkPort {
         sent
     }
 
+    fn tx_path(&self) -> &'static str {
+        "pmd"
+    }
+
     fn counters(&self) -> &Arc<PortCounters> {
         &self.counters
     }
