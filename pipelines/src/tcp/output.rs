@@ -21,6 +21,12 @@ use super::timers::{ms, Timer};
 use crate::time::Instant;
 use crate::wire::tcp::{Flags, TcpRepr, MAX_SACK_BLOCKS};
 
+/// Segments of window left to the peer below which a window that reading opened is
+/// announced at once, in a pure ACK ([`Connection::window_update_due`]). Four: a peer
+/// with at least that much room can send two full segments, which earn an immediate
+/// ACK carrying the new window.
+pub const WINDOW_UPDATE_BELOW: usize = 4;
+
 /// Why a retransmission goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Why {
@@ -447,11 +453,22 @@ impl Connection {
         scaled as u16
     }
 
-    /// True when reading opened the window enough to be worth announcing.
+    /// True when reading opened the window enough to be worth announcing on its own,
+    /// in a segment without data: the window grew by at least two segments (or half
+    /// the buffer) and what the peer may still send is under
+    /// [`WINDOW_UPDATE_BELOW`] segments. A peer with more room than that sends on, and
+    /// the ACKs its data earns (every second segment) carry the wider window; only a
+    /// nearly closed window (after backpressure, or a reader that fell behind) needs a
+    /// segment of its own. So the read of a request that follows the handshake (whose
+    /// SYN-ACK could offer at most 64 KiB) costs no extra frame: the response carries
+    /// the window.
     pub fn window_update_due(&self) -> bool {
         let promised = seq::dist(self.rcv_nxt, self.rcv_adv);
         let free = self.rx_free();
-        free > promised && free - promised >= (self.rcv_buf as usize / 2).min(2 * self.mss as usize)
+        let mss = self.mss as usize;
+        free > promised
+            && free - promised >= (self.rcv_buf as usize / 2).min(2 * mss)
+            && promised < WINDOW_UPDATE_BELOW * mss
     }
 
     /// Our IP address.

@@ -608,3 +608,50 @@ fn a_shaped_connections_retransmission_and_fin_wait_for_room() {
     assert!(p.flags().fin(), "a FIN");
     assert_eq!(fin.shaping, Some(sh));
 }
+
+#[test]
+fn a_read_after_the_handshake_leaves_the_wider_window_to_the_reply() {
+    // The SYN-ACK can offer at most 64 KiB; reading a request afterwards opens the
+    // window to the whole buffer. That is no reason for a frame of its own: the peer
+    // still has far more room than it needs, and the reply carries the new window.
+    let mut p = profile();
+    p.window_scaling = true;
+    p.recv_buffer = 256 << 10;
+    p.delayed_ack = Duration::from_millis(40);
+    let mut syn = seg(SYN, PEER_ISS, 0);
+    syn.mss = Some(1000);
+    syn.wscale = Some(0);
+    let (mut s, h, iss) = established_with(p, syn);
+    send!(s, 10, seg(PSHACK, PEER_ISS + 1, iss + 1), &[1u8; 83]);
+    let mut buf = [0u8; 128];
+    assert_eq!(s.read(h, &mut buf), Ok(83));
+    recv_nothing!(s, 10);
+    assert_eq!(s.write(h, b"reply"), Ok(5));
+    let out = recv!(s, 11, [(PSHACK, iss + 1, PEER_ISS + 84, 5)]);
+    let rcv_wscale = s.connection(h).unwrap().rcv_wscale;
+    assert_eq!(
+        (out[0].repr.window as usize) << rcv_wscale,
+        ((256 << 10) >> rcv_wscale) << rcv_wscale,
+        "the reply announces the whole buffer"
+    );
+    // A window the peer has nearly used up is announced at once when a read opens it.
+    let base = PEER_ISS + 84;
+    let d = [5u8; 1000];
+    for i in 0..259 {
+        send!(s, 20, seg(ACK, base + i * 1000, iss + 6), &d);
+        recv_all(&mut s, t(20));
+    }
+    let left = {
+        let c = s.connection(h).unwrap();
+        seq::dist(c.rcv_nxt, c.rcv_adv)
+    };
+    assert!(left < 4 * 1000, "{left} bytes of window left");
+    let mut big = vec![0u8; 64 << 10];
+    assert_eq!(s.read(h, &mut big), Ok(64 << 10));
+    let out = recv!(s, 21, [(ACK, iss + 6, base + 259_000, 0)]);
+    assert!(
+        (out[0].repr.window as usize) << rcv_wscale >= 64 << 10,
+        "the window update after the read: {}",
+        out[0].repr.window
+    );
+}
