@@ -218,6 +218,8 @@ impl Egress {
         match pkt.meta.class {
             Some(class) => {
                 let hash = pkt.meta.flow_hash as u64;
+                // A shaped packet may wait long: a frame a driver lent goes back to it.
+                let pkt = pkt.detached();
                 if shaper.enqueue(now, class as usize, hash, pkt).is_err() {
                     self.dropped += 1;
                 }

@@ -33,6 +33,7 @@ pub fn interfaces(s: &Shared) -> Value {
         let mut tx = [0u64; 2];
         let mut tx_kicks = 0u64;
         let mut tx_in_place = 0u64;
+        let mut rx_in_place = 0u64;
         let mut drops = BTreeMap::new();
         let mut mac = String::new();
         let mut mtu = 0;
@@ -49,6 +50,7 @@ pub fn interfaces(s: &Shared) -> Value {
                 tx[1] += p.counters.tx_bytes.get();
                 tx_kicks += p.counters.tx_kicks.get();
                 tx_in_place += p.counters.tx_in_place.get();
+                rx_in_place += p.counters.rx_in_place.get();
                 for r in PortDrop::ALL {
                     *drops.entry(r.name()).or_insert(0u64) += p.counters.dropped(r);
                 }
@@ -94,6 +96,7 @@ pub fn interfaces(s: &Shared) -> Value {
             "rx_packets": rx[0], "rx_bytes": rx[1],
             "tx_packets": tx[0], "tx_bytes": tx[1], "tx_kicks": tx_kicks,
             "tx_in_place": tx_in_place,
+            "rx_in_place": rx_in_place,
             "tx_path": tx_path,
             "drops": drops,
             "verdicts": verdicts,

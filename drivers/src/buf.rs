@@ -142,6 +142,12 @@ impl PacketPool {
     pub fn same_pool(&self, other: &PacketPool) -> bool {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// The pool's identity as a number, for a driver that remembers which pool it lends
+    /// frames to without keeping a handle on it.
+    pub(crate) fn key(&self) -> usize {
+        Rc::as_ptr(&self.inner) as *const () as usize
+    }
 }
 
 /// The crate-internal region API drivers use (see the module documentation).
@@ -472,6 +478,24 @@ impl Packet {
         let mut p = pool.alloc_from(self.data())?;
         p.meta = self.meta;
         Some(p)
+    }
+
+    /// This packet, holding none of a driver's memory: a packet backed by a frame a
+    /// driver lent (a receive ring slot or a UMEM frame, which the driver needs back
+    /// soon or its ring stalls) is copied into a buffer of its pool. Call before
+    /// holding a packet longer than a turn of the worker, as an ARP or shaping queue
+    /// does. With no buffer free, the packet keeps its frame.
+    pub fn detached(self) -> Packet {
+        if self.frame.is_none() {
+            return self;
+        }
+        self.try_clone().unwrap_or(self)
+    }
+
+    /// True when the packet is backed by a frame a driver lent (see
+    /// [`Packet::detached`]).
+    pub fn is_lent(&self) -> bool {
+        self.frame.is_some()
     }
 
     /// Copies this packet into a new buffer from its own pool.

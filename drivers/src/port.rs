@@ -187,6 +187,9 @@ pub struct PortCounters {
     /// Frames transmitted from where they were received, without a copy (AF_XDP: a
     /// frame of the UMEM the receiving and transmitting sockets share).
     pub tx_in_place: Counter,
+    /// Frames received without a copy: lent to the pipelines where the kernel put them
+    /// (an AF_PACKET V2 ring slot, an AF_XDP UMEM frame).
+    pub rx_in_place: Counter,
     /// Frames dropped by the port, by reason (indexed by `PortDrop as usize`).
     pub drops: [Counter; PortDrop::ALL.len()],
 }

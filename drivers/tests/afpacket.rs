@@ -187,7 +187,16 @@ fn an_empty_pool_drops_and_counts_instead_of_stalling() {
     let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
     ns.run(|| {
         let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
-        let mut b = AfPacketPort::open("vb", &AfPacketConfig::default()).unwrap();
+        // A V3 ring copies every frame into the pool (a V2 ring lends its slots, see
+        // `received_frames_are_lent_and_their_slots_come_back_when_the_packets_go`).
+        let v3 = AfPacketConfig {
+            rx_ring: RxRing::V3 {
+                block_size: 1 << 16,
+                retire_timeout_ms: 1,
+            },
+            ..AfPacketConfig::default()
+        };
+        let mut b = AfPacketPort::open("vb", &v3).unwrap();
         let tx_pool = PacketPool::new(32);
         let frames: Vec<_> = (0..10).map(|i| test_frame(MAC_B, MAC_A, i, 100)).collect();
         assert_eq!(send(&mut a, &tx_pool, &frames), 10);
@@ -673,5 +682,105 @@ fn sends_under_an_asynchronous_receiver(tx: TxPath) {
             "{} received + {backlog} backlog + {ring} ring drops of {sent} sent",
             got.len()
         );
+    });
+}
+
+#[test]
+fn received_frames_are_lent_and_their_slots_come_back_when_the_packets_go() {
+    if !root() {
+        return;
+    }
+    let ns = TestNs::new("rgt", 1, MAC_A, MAC_B);
+    ns.run(|| {
+        let mut a = AfPacketPort::open("va", &AfPacketConfig::default()).unwrap();
+        // One 64 KiB block: 32 slots, so at most 16 lent at a time.
+        let small = AfPacketConfig {
+            rx_ring_bytes: 64 << 10,
+            ..AfPacketConfig::default()
+        };
+        let mut b = AfPacketPort::open("vb", &small).unwrap();
+        let tx_pool = PacketPool::new(64);
+        // A pool of 4 buffers: lent frames need none of them.
+        let pool = PacketPool::new(4);
+        let mut held = Vec::new();
+        let mut sent_frames = Vec::new();
+        // Three rounds of 10 frames, every packet held: the first 16 are lent, the
+        // rest copied (4 buffers) or dropped for want of a buffer, and counted; the
+        // ring never fills, as copied slots go back at once.
+        for round in 0..3u32 {
+            let mut frames: Vec<_> = (0..10)
+                .map(|i| test_frame(MAC_B, MAC_A, round * 10 + i, 60 + 50 * i as usize))
+                .collect();
+            if round == 2 {
+                // A tagged frame is always copied (the driver puts its tag back).
+                frames[0].splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+            }
+            assert_eq!(send(&mut a, &tx_pool, &frames), 10);
+            sent_frames.extend(frames);
+            let end = Instant::now() + Duration::from_secs(2);
+            let want = (round as usize + 1) * 10;
+            while Instant::now() < end {
+                let mut burst = Burst::new();
+                b.rx_burst(&pool, &mut burst);
+                held.extend(burst.drain(..));
+                let dropped = b.counters().dropped(PortDrop::RxNoBuffer) as usize;
+                if held.len() + dropped >= want {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        let dropped = b.counters().dropped(PortDrop::RxNoBuffer) as usize;
+        assert_eq!(held.len() + dropped, 30, "every frame received or counted");
+        assert_eq!(b.lent_frames(), 16, "half the ring lent, no more");
+        assert_eq!(b.counters().rx_in_place.get(), 16);
+        assert_eq!(held.iter().filter(|p| p.is_lent()).count(), 16);
+        assert_eq!(
+            held.len(),
+            16 + 4,
+            "16 lent, 4 copied into the pool's buffers"
+        );
+        assert_eq!(dropped, 10);
+        assert_eq!(b.poll_kernel_stats(), 0, "the ring never filled");
+        // The lent ones are the first 16 frames, intact.
+        for (p, f) in held.iter().filter(|p| p.is_lent()).zip(&sent_frames) {
+            assert!(p.data() == &f[..], "a lent frame differs");
+        }
+        // A lent packet can be written in place and grow at the front (an Ethernet
+        // header with a tag) within its slot's headroom.
+        let p = held.iter_mut().find(|p| p.is_lent()).unwrap();
+        assert!(p.headroom() >= 4, "{}", p.headroom());
+        p.data_mut()[0] = 0xff;
+        assert!(p.push_front(4).is_some());
+        // A held packet is copied out of its slot when a pool buffer is free: with
+        // none, it keeps the slot; with one (a copied packet gone), it is no longer lent.
+        let first = held.remove(0).detached();
+        assert!(first.is_lent(), "no buffer free: the packet keeps its slot");
+        let copied = held.iter().position(|p| !p.is_lent()).unwrap();
+        drop(held.remove(copied));
+        let first = first.detached();
+        assert!(!first.is_lent());
+        assert_eq!(b.lent_frames(), 16, "counted until the next receive call");
+        drop(first);
+        drop(held);
+        // Dropped packets give their slots back at the next receive call.
+        let mut burst = Burst::new();
+        b.rx_burst(&pool, &mut burst);
+        assert_eq!(b.lent_frames(), 0);
+        // And the ring goes on: 40 more frames (past the end of the ring, into slots
+        // that were lent) arrive intact.
+        let frames: Vec<_> = (0..40)
+            .map(|i| test_frame(MAC_B, MAC_A, 100 + i, 300))
+            .collect();
+        let mut n = 0;
+        for chunk in frames.chunks(10) {
+            n += send(&mut a, &tx_pool, chunk);
+            let (got, _) = recv(&mut b, &pool, 10, Duration::from_secs(2));
+            assert!(got == chunk, "frames after the slots came back");
+        }
+        assert_eq!(n, 40);
+        let mut burst = Burst::new();
+        assert_eq!(b.rx_burst(&pool, &mut burst), 0);
+        assert_eq!(b.lent_frames(), 0, "every slot back with the kernel");
     });
 }

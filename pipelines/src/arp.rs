@@ -226,6 +226,8 @@ impl<A: NeighbourAddr> ArpCache<A> {
 
     /// Queues `pkt` until `ip` (on `vlan`) resolves.
     pub fn hold(&mut self, ip: A, vlan: u16, pkt: Packet, now: Instant) -> Hold {
+        // Resolution takes a round trip or more: a frame a driver lent goes back to it.
+        let pkt = pkt.detached();
         let full = self.entries.len() >= self.cfg.max_entries;
         let next = now + self.cfg.retry;
         let due = crate::time::earliest([self.due, Some(next)]);

@@ -197,6 +197,18 @@ fn ping_forward_and_fastl4_through(driver: &str, bin: &Path) {
             _ => "pmd",
         };
         assert_eq!(i["tx_path"], path, "{i}");
+        // AF_PACKET (V2 ring slots) and AF_XDP (UMEM frames) lend what they receive to
+        // the pipelines without a copy; DPDK copies its mbufs.
+        let rx_in_place = i["rx_in_place"].as_u64().unwrap();
+        let rx = i["rx_packets"].as_u64().unwrap();
+        if driver == "dpdk" {
+            assert_eq!(rx_in_place, 0, "{i}");
+        } else {
+            assert!(
+                rx_in_place >= 10 && rx_in_place <= rx,
+                "received in place: {i}"
+            );
+        }
         let in_place = i["tx_in_place"].as_u64().unwrap();
         if driver == "afxdp" {
             assert!(in_place >= 10 && in_place <= tx, "forwarded in place: {i}");

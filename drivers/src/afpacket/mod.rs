@@ -4,8 +4,15 @@
 //! network namespace of the thread that opens it, with:
 //!
 //! - a memory-mapped receive ring (`PACKET_RX_RING`), TPACKET_V2 by default or
-//!   TPACKET_V3 ([`RxRing`]). [`Port::rx_burst`] copies each frame from the ring into
-//!   a [`Packet`] of the caller's pool (one copy) and hands the slot back at once;
+//!   TPACKET_V3 ([`RxRing`]). On a V2 ring [`Port::rx_burst`] lends each slot to the
+//!   pipelines as a [`Packet`] without a copy (a region of the worker's pool, as
+//!   AF_XDP lends UMEM frames): the slot goes back to the kernel when the packet goes,
+//!   so a forwarded frame is copied once, from the receive slot to the transmit slot
+//!   or (on a veth) into the kernel's buffer. At most half the ring is lent at a time;
+//!   past that, and for 802.1Q-tagged frames (whose tag the driver puts back), for
+//!   other pools than the first and on V3 rings, a frame is copied into a packet of
+//!   the pool and its slot handed back at once. A packet held longer than a turn (an
+//!   ARP or shaping queue) is copied out of its slot ([`Packet::detached`]);
 //! - a transmit path ([`TxPath`]), one system call per burst either way:
 //!   - a memory-mapped transmit ring (`PACKET_TX_RING`): [`Port::tx_burst`] copies each
 //!     packet into a free slot, marks it for sending, and then makes a single
@@ -92,14 +99,14 @@ pub(crate) mod sys;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use bpf::{flow_program_steering, op, steer_by_flow_program, steer_flow, SockFilter};
 
-use crate::buf::{Packet, PacketPool, MAX_FRAME};
+use crate::buf::{Packet, PacketPool, RegionId, MAX_FRAME};
 use crate::clock::RealtimeToMonotonic;
 use crate::port::{Burst, Counter, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};
 use crate::steer::Steering;
@@ -274,6 +281,13 @@ impl Geometry {
         let per_block = self.block_size / self.frame_size;
         (i / per_block) * self.block_size + (i % per_block) * self.frame_size
     }
+
+    /// The slot whose offset is `off` (the inverse of [`Geometry::frame_offset`]).
+    #[inline]
+    fn frame_index(&self, off: usize) -> usize {
+        let per_block = self.block_size / self.frame_size;
+        (off / self.block_size) * per_block + (off % self.block_size) / self.frame_size
+    }
 }
 
 // `is_multiple_of` needs Rust 1.87; the workspace's rust-version is 1.85.
@@ -355,9 +369,16 @@ pub struct AfPacketPort {
     mtu: usize,
     ifindex: i32,
     version: RxRing,
-    // Field order matters for drop order: the mapping goes before the socket.
-    map: sys::Mmap,
-    fd: OwnedFd,
+    /// The socket and its rings, shared with the pool that holds frames lent from the
+    /// receive ring.
+    ring: Arc<RingMemory>,
+    /// The same, as the owner a pool keeps for the region it registers.
+    ring_owner: Arc<dyn std::any::Any + Send + Sync>,
+    /// Receive slots lent to packets (TPACKET_V2), by slot index, and how many.
+    lent: Vec<bool>,
+    lent_count: usize,
+    /// The pool frames are lent to ([`PacketPool::key`]): the first one `rx_burst` saw.
+    lend_pool: Option<usize>,
     rx_geo: Geometry,
     rx: RxCursor,
     /// The transmit path in use ([`TxPath::Auto`] resolved at open).
@@ -393,6 +414,23 @@ fn fanout_steering(fanout: Option<&Fanout>) -> Steering {
         _ => Steering::Opaque,
     }
 }
+
+/// An AF_PACKET socket and its ring mapping, kept alive while the port or a packet lent
+/// from the receive ring needs it.
+struct RingMemory {
+    // Field order is drop order: the mapping goes before the socket.
+    map: sys::Mmap,
+    fd: OwnedFd,
+}
+
+// SAFETY: `RingMemory` is only a keep-alive: nothing reads or writes the mapping
+// through it from `&self` except the port that owns it (see `AfPacketPort`'s `Send`) and
+// packets of the one pool the port lends to, which never leave their worker thread
+// (pools are not `Send`). Dropping it on any thread only unmaps and closes.
+unsafe impl Send for RingMemory {}
+// SAFETY: as above; shared references hand out the base pointer and the descriptor
+// number, no interior mutability.
+unsafe impl Sync for RingMemory {}
 
 // SAFETY: the port exclusively owns its socket and the ring mapping; the raw pointers
 // into the mapping are only dereferenced through `&mut self` (or `&self` for status
@@ -559,6 +597,7 @@ impl AfPacketPort {
         }
         let mac = MacAddr(sys::hwaddr(&fd, ifname).map_err(sys_err("ioctl(SIOCGIFHWADDR)"))?);
         let mtu = sys::mtu(&fd, ifname).map_err(sys_err("ioctl(SIOCGIFMTU)"))?;
+        let ring = Arc::new(RingMemory { map, fd });
         let max_tx_len = if ring_tx {
             (mtu + 14 + 4).min(tx_geo.frame_size - tx_data_offset)
         } else {
@@ -571,8 +610,18 @@ impl AfPacketPort {
             mtu,
             ifindex,
             version: config.rx_ring,
-            map,
-            fd,
+            ring_owner: ring.clone(),
+            ring,
+            lent: vec![
+                false;
+                if version == sys::TPACKET_V2 {
+                    rx_geo.frame_nr
+                } else {
+                    0
+                }
+            ],
+            lent_count: 0,
+            lend_pool: None,
             rx_geo,
             rx: match config.rx_ring {
                 RxRing::V2 => RxCursor::V2 { head: 0 },
@@ -635,7 +684,7 @@ impl AfPacketPort {
     pub fn poll_kernel_stats(&mut self) -> u64 {
         self.calls_since_stats = 0;
         // The kernel resets its figures on every read, so each read is a delta.
-        if let Ok(st) = sys::packet_statistics(&self.fd) {
+        if let Ok(st) = sys::packet_statistics(&self.ring.fd) {
             if st.tp_drops > 0 {
                 self.kernel_drops += u64::from(st.tp_drops);
                 self.counters
@@ -649,12 +698,12 @@ impl AfPacketPort {
     #[inline]
     fn rx_status(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset + 4 <= self.rx_geo.bytes() && offset & 3 == 0);
-        debug_assert!(self.rx_geo.bytes() + self.tx_geo.bytes() <= self.map.len());
+        debug_assert!(self.rx_geo.bytes() <= self.ring.map.len());
         // SAFETY: `offset` is inside the RX ring (checked by construction of the
         // cursor, which only walks slot and block starts) and 4-aligned (slots and
         // blocks are 16-aligned, status words sit at 0 or 8). The kernel accesses the
         // word concurrently, which is why it is only ever used as an atomic.
-        unsafe { &*(self.map.base().add(offset) as *const AtomicU32) }
+        unsafe { &*(self.ring.map.base().add(offset) as *const AtomicU32) }
     }
 
     /// Reads the header of the V2 frame slot at `off` (its status is TP_STATUS_USER).
@@ -664,7 +713,7 @@ impl AfPacketPort {
         // by user space (status USER, read with Acquire), so the kernel does not write
         // its header or the `sockaddr_ll` after it while we read.
         let (h, pkttype) = unsafe {
-            let p = self.map.base().add(off);
+            let p = self.ring.map.base().add(off);
             let h = ptr::read_volatile(p as *const sys::Tpacket2Hdr);
             let sll = sys::tpacket_align(std::mem::size_of::<sys::Tpacket2Hdr>());
             (h, ptr::read_volatile(p.add(sll + sys::SLL_PKTTYPE_OFFSET)))
@@ -688,7 +737,7 @@ impl AfPacketPort {
         // (read with Acquire), checked by the caller to leave room for the header; the
         // kernel does not touch the block until we hand it back.
         let (h, pkttype) = unsafe {
-            let p = self.map.base().add(off);
+            let p = self.ring.map.base().add(off);
             let h = ptr::read_unaligned(p as *const sys::Tpacket3Hdr);
             let sll = sys::tpacket_align(std::mem::size_of::<sys::Tpacket3Hdr>());
             (h, ptr::read_volatile(p.add(sll + sys::SLL_PKTTYPE_OFFSET)))
@@ -739,7 +788,7 @@ impl AfPacketPort {
         // the end of the slot or block) in a slot user space owns; `dst` has `total`
         // bytes, which is `snap` (+ 4 for the tag, written by hand in between).
         unsafe {
-            let src = self.map.base().add(f.mac);
+            let src = self.ring.map.base().add(f.mac);
             if tagged {
                 ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), 12);
                 let tpid = if f.status & sys::TP_STATUS_VLAN_TPID_VALID != 0 && f.vlan_tpid != 0 {
@@ -763,20 +812,121 @@ impl AfPacketPort {
         out.push(pkt);
     }
 
+    /// The pool region of the receive ring when its frames may be lent to `pool`: the
+    /// first pool this port received into (lending to one pool only, so every lent
+    /// slot comes back through it). Hands the slots whose packets are gone back to the
+    /// kernel.
+    fn lend_region(&mut self, pool: &PacketPool) -> Option<RegionId> {
+        if self.lent.is_empty() || *self.lend_pool.get_or_insert(pool.key()) != pool.key() {
+            return None;
+        }
+        let base = NonNull::new(self.ring.map.base())?;
+        // SAFETY: the RX ring (the mapping's first `rx_geo.bytes()`) stays mapped while
+        // `ring_owner` lives, which the pool keeps. Its frames are the slots past their
+        // headers (`TPACKET2_HDRLEN`), each ending where its slot ends; none is given as
+        // free: a slot is lent (`frame_packet`) only while user space owns it, and
+        // comes back through the free list when its packet goes.
+        let r = unsafe {
+            pool.register_region(
+                base,
+                self.rx_geo.bytes(),
+                self.rx_geo.frame_size - sys::TPACKET2_HDRLEN,
+                &[],
+                &self.ring_owner,
+            )
+        };
+        while let Some(frame) = pool.take_frame(r) {
+            let slot = frame as usize - sys::TPACKET2_HDRLEN;
+            let i = self.rx_geo.frame_index(slot);
+            if self.lent.get(i) == Some(&true) {
+                self.lent[i] = false;
+                self.lent_count -= 1;
+                self.rx_status(slot)
+                    .store(sys::TP_STATUS_KERNEL, Ordering::Release);
+            }
+        }
+        Some(r)
+    }
+
+    /// Lends the V2 slot `head` at `off`, holding frame `f`, to `pool` as a packet (no
+    /// copy); the slot goes back to the kernel when the packet goes. False for a frame
+    /// that must be copied or skipped instead (outgoing, re-tagged, truncated).
+    #[allow(clippy::too_many_arguments)]
+    fn lend(
+        &mut self,
+        r: RegionId,
+        f: &RxFrame,
+        off: usize,
+        head: usize,
+        pool: &PacketPool,
+        clock: &mut RealtimeToMonotonic,
+        out: &mut Burst,
+    ) -> bool {
+        let snap = f.snaplen as usize;
+        let mac = f.mac - off;
+        if f.pkttype == sys::PACKET_OUTGOING
+            || f.status & sys::TP_STATUS_VLAN_VALID != 0
+            || f.snaplen < f.len
+            || snap > MAX_FRAME
+            || mac < sys::TPACKET2_HDRLEN
+            || mac + snap > self.rx_geo.frame_size
+        {
+            return false;
+        }
+        // SAFETY: the slot is user space's (status USER) and not lent (checked by the
+        // caller), so no packet backs it; its frame starts at the slot's
+        // `TPACKET2_HDRLEN` and the frame's bytes lie within the slot (checked above).
+        let mut pkt = unsafe {
+            pool.frame_packet(
+                r,
+                (off + sys::TPACKET2_HDRLEN) as u64,
+                mac - sys::TPACKET2_HDRLEN,
+                snap,
+            )
+        };
+        pkt.meta.rx_time = clock.convert(f.stamp);
+        if f.status & sys::TP_STATUS_CSUMNOTREADY != 0 {
+            pkt.meta.l4_csum_partial = true;
+            self.csum_partial.inc();
+        }
+        self.counters.rx(snap);
+        self.counters.rx_in_place.inc();
+        self.lent[head] = true;
+        self.lent_count += 1;
+        out.push(pkt);
+        true
+    }
+
     fn rx_v2(&mut self, mut head: usize, pool: &PacketPool, out: &mut Burst) -> usize {
         let before = out.len();
         let mut clock = RealtimeToMonotonic::new();
+        let region = self.lend_region(pool);
         // Frames skipped (outgoing, too big, no buffer) also consume the budget so one
         // call stays bounded.
         for _ in 0..out.capacity() - out.len() {
+            if self.lent[head] {
+                // Our own frame, still held: the kernel cannot fill this slot either.
+                break;
+            }
             let off = self.rx_geo.frame_offset(head);
             let status = self.rx_status(off);
             if status.load(Ordering::Acquire) & sys::TP_STATUS_USER == 0 {
                 break;
             }
             let f = self.rx_frame_v2(off);
-            self.deliver(&f, off + self.rx_geo.frame_size, pool, &mut clock, out);
-            status.store(sys::TP_STATUS_KERNEL, Ordering::Release);
+            // At most half the ring is lent: past that (packets held somewhere), frames
+            // are copied and their slots go back at once, so the kernel keeps room.
+            let lent = match region {
+                Some(r) if self.lent_count < self.rx_geo.frame_nr / 2 => {
+                    self.lend(r, &f, off, head, pool, &mut clock, out)
+                }
+                _ => false,
+            };
+            if !lent {
+                self.deliver(&f, off + self.rx_geo.frame_size, pool, &mut clock, out);
+                self.rx_status(off)
+                    .store(sys::TP_STATUS_KERNEL, Ordering::Release);
+            }
             head = (head + 1) % self.rx_geo.frame_nr;
             if out.is_full() {
                 break;
@@ -809,7 +959,7 @@ impl AfPacketPort {
                 // SAFETY: the block at `start` is user-owned (status USER, Acquire) and
                 // begins with a `tpacket_block_desc`.
                 let bd = unsafe {
-                    ptr::read_volatile(self.map.base().add(start) as *const sys::BlockDesc)
+                    ptr::read_volatile(self.ring.map.base().add(start) as *const sys::BlockDesc)
                 };
                 open = true;
                 left = bd.num_pkts;
@@ -844,10 +994,12 @@ impl AfPacketPort {
     fn rx_ready(&self) -> bool {
         match self.rx {
             RxCursor::V2 { head } => {
-                self.rx_status(self.rx_geo.frame_offset(head))
-                    .load(Ordering::Acquire)
-                    & sys::TP_STATUS_USER
-                    != 0
+                !self.lent[head]
+                    && self
+                        .rx_status(self.rx_geo.frame_offset(head))
+                        .load(Ordering::Acquire)
+                        & sys::TP_STATUS_USER
+                        != 0
             }
             RxCursor::V3 { block, open, .. } => {
                 open || self
@@ -857,6 +1009,12 @@ impl AfPacketPort {
                     != 0
             }
         }
+    }
+
+    /// Receive slots lent to packets now (TPACKET_V2; slots whose packets are gone
+    /// count until the next [`Port::rx_burst`] hands them back).
+    pub fn lent_frames(&self) -> usize {
+        self.lent_count
     }
 
     /// The transmit path in use: [`TxPath::Ring`] or [`TxPath::Copy`], never `Auto`.
@@ -871,7 +1029,7 @@ impl AfPacketPort {
         // make the kernel send the TX ring's pending slots; no memory is passed.
         let rc = unsafe {
             libc::sendto(
-                self.fd.as_raw_fd(),
+                self.ring.fd.as_raw_fd(),
                 ptr::null(),
                 0,
                 libc::MSG_DONTWAIT,
@@ -904,7 +1062,7 @@ impl AfPacketPort {
         // SAFETY: slot `i < frame_nr` lies inside the TX ring, which follows the RX ring
         // in the mapping; the status word is 4-aligned in a 16-aligned slot and shared
         // with the kernel, so it is only accessed atomically.
-        let status = unsafe { &*(self.map.base().add(off + status_at) as *const AtomicU32) };
+        let status = unsafe { &*(self.ring.map.base().add(off + status_at) as *const AtomicU32) };
         (status, off)
     }
 }
@@ -968,7 +1126,7 @@ impl Port for AfPacketPort {
             return;
         }
         // One ppoll on the socket (errors are reported whatever the events asked).
-        crate::wait::wait_readable(&[self.fd.as_raw_fd()], Some(timeout));
+        crate::wait::wait_readable(&[self.ring.fd.as_raw_fd()], Some(timeout));
     }
 
     fn counters(&self) -> &Arc<PortCounters> {
@@ -976,7 +1134,7 @@ impl Port for AfPacketPort {
     }
 
     fn raw_fd(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+        Some(self.ring.fd.as_raw_fd())
     }
 }
 
@@ -1032,7 +1190,7 @@ impl AfPacketPort {
         // kernel only reads them. A bound packet socket needs no address.
         let rc = unsafe {
             libc::sendmmsg(
-                self.fd.as_raw_fd(),
+                self.ring.fd.as_raw_fd(),
                 msgs.as_mut_ptr(),
                 n as libc::c_uint,
                 libc::MSG_DONTWAIT,
@@ -1086,7 +1244,7 @@ impl AfPacketPort {
             // after these writes); `len` fits after the header (checked against
             // `max_tx_len`, at most the slot size minus the data offset).
             unsafe {
-                let slot = self.map.base().add(off);
+                let slot = self.ring.map.base().add(off);
                 ptr::copy_nonoverlapping(p.data().as_ptr(), slot.add(self.tx_data_offset), len);
                 match self.version {
                     RxRing::V2 => {

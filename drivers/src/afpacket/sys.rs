@@ -122,6 +122,9 @@ pub const SLL_PKTTYPE_OFFSET: usize = 10;
 /// Bytes in front of the frame data in a TX ring slot: the kernel reads the frame at
 /// `tp_hdrlen - sizeof(struct sockaddr_ll)`, that is the aligned header size.
 pub const TX_DATA_OFFSET_V2: usize = tpacket_align(std::mem::size_of::<Tpacket2Hdr>());
+/// `TPACKET2_HDRLEN`: a V2 slot's header and the `sockaddr_ll` after it; a received
+/// frame starts after them (and the kernel's alignment gap).
+pub const TPACKET2_HDRLEN: usize = TX_DATA_OFFSET_V2 + 20;
 pub const TX_DATA_OFFSET_V3: usize = tpacket_align(std::mem::size_of::<Tpacket3Hdr>());
 
 /// Creates an `AF_PACKET`/`SOCK_RAW` socket that receives nothing until it is bound.

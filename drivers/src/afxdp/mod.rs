@@ -828,6 +828,7 @@ impl Port for AfXdpPort {
                 // .. + len` lie inside it (checked above).
                 let pkt = unsafe { pool.frame_packet(r, chunk, (d.addr - chunk) as usize, len) };
                 self.counters.rx(len);
+                self.counters.rx_in_place.inc();
                 out.push(pkt);
             }
         }
