@@ -492,7 +492,6 @@ impl AfPacketPort {
                 retire_timeout_ms,
             ),
         };
-        let tx_geo = geometry(ifname, config.frame_size, frame_block, config.tx_ring_bytes)?;
         let tx_data_offset = match config.rx_ring {
             RxRing::V2 => sys::TX_DATA_OFFSET_V2,
             RxRing::V3 { .. } => sys::TX_DATA_OFFSET_V3,
@@ -509,6 +508,17 @@ impl AfPacketPort {
             other => other,
         };
         let ring_tx = tx_path == TxPath::Ring;
+        // The copy path has no TX ring: `tx_ring_bytes` only sizes its send buffer.
+        let tx_geo = if ring_tx {
+            geometry(ifname, config.frame_size, frame_block, config.tx_ring_bytes)?
+        } else {
+            Geometry {
+                block_size: frame_block,
+                block_nr: 0,
+                frame_size: config.frame_size as usize,
+                frame_nr: 0,
+            }
+        };
         sys::setsockopt(&fd, sys::PACKET_VERSION, &version)
             .map_err(sys_err("setsockopt(PACKET_VERSION)"))?;
         sys::setsockopt(&fd, sys::PACKET_LOSS, &1i32)
