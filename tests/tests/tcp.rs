@@ -174,8 +174,23 @@ fn syn_cookies_absorb_a_syn_flood_and_real_clients_still_connect() {
             .output()
             .unwrap()
     });
-    std::thread::sleep(Duration::from_millis(700));
-    let during = bed.rouge_json(&["show", "stats"]).unwrap();
+    // Real clients connect once the SYN queue is full and cookies answer: waiting a fixed
+    // time instead lost the race on a slow host, where the flood had not yet filled the
+    // queue and the clients got ordinary half-open entries. The queue stays full after
+    // the flood (its entries retransmit SYN-ACKs for a minute), so clients cannot miss it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let during = loop {
+        let stats = bed.rouge_json(&["show", "stats"]).unwrap();
+        if stats["tcp"]["syn_cookies_sent"].as_u64().unwrap_or(0) > 0 {
+            break stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flood never filled the SYN queue: {}",
+            stats["tcp"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let cmd = format!("python3 {} 198.18.1.1 7 20 20", tool("echo_many.py"));
     let out = bed.exec("client", Duration::from_secs(40), &["sh", "-c", &cmd]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
