@@ -20,8 +20,27 @@ QUICK=0
 SUITE_START=$SECONDS
 step() { printf '\n== %s  [%s, +%d s]\n' "$*" "$(date -u +%H:%M:%S)" $((SECONDS - SUITE_START)); }
 
-step "setup (packages, hugepages, cargo-fuzz: only what is missing)"
-bash scripts/setup.sh
+# The suite's release builds (end-to-end tests, benchmark smoke, image check) need correct
+# binaries, not the shipped profile's speed: no fat LTO, parallel codegen, no debug info.
+# (Benchmarks that publish figures build with the shipped profile: perf/run.) The dev
+# profile keeps line tables only, enough for a backtrace's file and line.
+export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+
+# Setup downloads and installs packages and builds two tools: it runs in the background
+# beside the format, lint, doc and release-build steps, which need none of it.
+step "setup (packages, hugepages, cargo-fuzz, S3 tools: only what is missing; in the background)"
+bash scripts/setup.sh > /tmp/rouge-setup.log 2>&1 &
+SETUP_PID=$!
+wait_for_setup() {
+    step "waiting for setup"
+    if ! wait "$SETUP_PID"; then
+        cat /tmp/rouge-setup.log
+        echo "setup failed (log: /tmp/rouge-setup.log)"
+        exit 1
+    fi
+    cat /tmp/rouge-setup.log
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -34,9 +53,17 @@ cargo build --release -q -p rouge-appliance --bin rouge
 # The image check measures forwarding in the VM with rouge-pktgen when it is built.
 cargo build --release -q -p rouge-perf --bin rouge-pktgen
 export ROUGE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/rouge"
-step "cargo test --workspace"
-cargo test --workspace -q 2>&1 | tee /tmp/rouge-test.log | grep -E "^(test result|running|error|failures|---- )|panicked" || true
-if grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
+wait_for_setup
+step "cargo test --workspace (one build; the test binaries run in two lanes: scripts/test-lanes.py)"
+# One build of every test binary with the whole workspace's features, then the binaries
+# side by side in two lanes (the end-to-end ones mostly wait on namespaces and peers),
+# then the doc tests. Each binary's output stays whole in the log.
+tests_failed=0
+cargo test --workspace -q --no-run --message-format=json-render-diagnostics > /tmp/rouge-test-bins.json
+python3 scripts/test-lanes.py /tmp/rouge-test-bins.json /tmp/rouge-test.log 2 || tests_failed=1
+cargo test --workspace -q --doc >> /tmp/rouge-test.log 2>&1 || tests_failed=1
+grep -E "^test result" /tmp/rouge-test.log | tail -n 1
+if [[ $tests_failed -ne 0 ]] || grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
     echo "tests failed (full log: /tmp/rouge-test.log)"
     exit 1
 fi
@@ -117,9 +144,15 @@ fi
 
 if [[ $QUICK -eq 0 ]]; then
     step "fuzz smoke (each target for a few seconds)"
+    # One build of every target, without AddressSanitizer: ten seconds a target prove that
+    # each builds and runs its seeds and a few thousand mutations, with Rust's bounds and
+    # overflow checks on (cargo fuzz keeps debug assertions). The sanitizer doubled the
+    # step's time; a real campaign runs `cargo fuzz run TARGET` with it (the packet
+    # buffers in drivers/src/buf.rs hold unsafe code the targets reach).
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz build -s none)
     for target in frame config tcp_segment proxy_ops tls_records http_engine; do
         corpus=$(mktemp -d)
-        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$corpus" "seeds/$target" -- \
+        (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none "$target" "$corpus" "seeds/$target" -- \
             -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 2>&1 | tail -n 2)
         rm -rf "$corpus"
     done

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Runs the workspace's test binaries in parallel lanes (scripts/test.sh).
+
+`cargo test` runs one test binary after another. Most of the suite's time is spent in the
+end-to-end binaries (tests/tests/*.rs), which mostly wait on network namespaces, real
+peers and timeouts, so two lanes of binaries side by side halve the wall time without
+crowding the two cores. Every binary still runs whole, with its own test threads, and
+its output is kept together in the log.
+
+usage: test-lanes.py ARTIFACTS.json LOG [LANES]
+  ARTIFACTS.json: the output of
+      cargo test --workspace --no-run --message-format=json-render-diagnostics
+  (one build of the whole workspace, so no binary is rebuilt with other features).
+  LOG: every binary's full output, in the `cargo test` format (`Running …`, the test
+  lines, `test result: …`). Prints the result lines and failures; exits 1 if any binary
+  failed (all of them run regardless).
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+# Seconds each binary took in a whole-suite run (2 cores, 2026-12-07): used to balance
+# the lanes, longest first. Binaries not named here count as short.
+WEIGHTS = {
+    "rouge-tests/s3": 112, "rouge-perf/callgrind_canary": 79, "rouge-tests/shaping": 69,
+    "rouge-tests/tls": 33, "rouge-tests/proxy": 30, "rouge-tests/tcp_loss": 28,
+    "rouge-tests/fastl4": 26, "rouge-tests/drivers": 24, "rouge-tests/l2l3": 23,
+    "rouge-tests/ops": 16, "rouge-tests/ipv6": 14, "rouge-tests/tcp": 10,
+    "rouge-drivers/afpacket": 6, "rouge-tests/https_monitor": 5,
+}
+DEFAULT_WEIGHT = 1
+
+
+def test_binaries(artifacts_path):
+    """(name, source path, executable, package dir) of every test executable built."""
+    bins = []
+    with open(artifacts_path) as f:
+        for line in f:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("reason") != "compiler-artifact" or not msg.get("executable"):
+                continue
+            if not msg.get("profile", {}).get("test"):
+                continue
+            target = msg["target"]
+            bins.append((target["name"], target["src_path"], msg["executable"],
+                         os.path.dirname(msg["manifest_path"]), msg["package_id"]))
+    return bins
+
+
+def package_name(package_id):
+    """The name in a package id: "path+file:///…/pipelines#rouge-pipelines@0.1.0", or
+    "path+file:///…/name#0.1.0" when the name is the folder's."""
+    path, _, tail = package_id.rpartition("#")
+    if "@" in tail:
+        return tail.split("@", 1)[0]
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def weight(b):
+    return WEIGHTS.get(f"{package_name(b[4])}/{b[0]}", DEFAULT_WEIGHT)
+
+
+def split(bins, lanes):
+    """Longest first, each to the lane with the least work so far."""
+    out = [[] for _ in range(lanes)]
+    load = [0] * lanes
+    for b in sorted(bins, key=weight, reverse=True):
+        i = load.index(min(load))
+        out[i].append(b)
+        load[i] += weight(b)
+    return out
+
+
+def package_env(pkg_dir, package_id):
+    """The variables `cargo test` sets for a test binary it runs."""
+    env = dict(os.environ)
+    env["CARGO_MANIFEST_DIR"] = pkg_dir
+    env["CARGO_PKG_NAME"] = package_name(package_id)
+    env.setdefault("CARGO", "cargo")
+    return env
+
+
+def main():
+    artifacts, log_path = sys.argv[1], sys.argv[2]
+    lanes = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    bins = test_binaries(artifacts)
+    if not bins:
+        print("test-lanes: no test binaries in", artifacts, file=sys.stderr)
+        return 1
+    lock = threading.Lock()
+    failed = []
+    log = open(log_path, "w")
+
+    def run_lane(lane):
+        for name, src, exe, pkg_dir, pkg_id in lane:
+            t0 = time.monotonic()
+            p = subprocess.run([exe], cwd=pkg_dir, env=package_env(pkg_dir, pkg_id),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            secs = time.monotonic() - t0
+            text = p.stdout.decode(errors="replace")
+            rel = os.path.relpath(src, pkg_dir)
+            with lock:
+                log.write(f"     Running {rel} ({exe}) [{secs:.1f} s]\n{text}\n")
+                log.flush()
+                for line in text.splitlines():
+                    if line.startswith(("test result", "failures", "---- ", "error")) \
+                            or "panicked" in line:
+                        print(f"{rel}: {line}", flush=True)
+                if p.returncode != 0:
+                    failed.append(rel)
+                    if "test result" not in text:
+                        # A crash before the harness printed its result still fails.
+                        log.write("test result: FAILED. (the binary exited with "
+                                  f"status {p.returncode})\n")
+                        print(f"{rel}: exited with status {p.returncode}", flush=True)
+
+    threads = [threading.Thread(target=run_lane, args=(lane,)) for lane in split(bins, lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log.close()
+    if failed:
+        print("test-lanes: failed:", " ".join(failed), flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
