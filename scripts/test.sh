@@ -165,8 +165,9 @@ if [[ $QUICK -eq 0 ]]; then
         perf/run --smoke --out "$smoke_out" all
         # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
         perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp --family 4
-        # The full proxy and HTTP with Rouge on AF_XDP ports, beside the same peers.
-        perf/run --smoke --no-build --out "$smoke_out" stream proxy http --driver afxdp
+        # The full proxy and HTTP with Rouge on AF_XDP ports (the peers, which use no
+        # driver, ran above in the same scenarios).
+        perf/run --smoke --no-build --out "$smoke_out" stream proxy http --driver afxdp --systems rouge
         rm -rf "$smoke_out"
     fi
 fi

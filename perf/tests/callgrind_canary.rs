@@ -4,7 +4,8 @@
 //! show the loop in its `forward` figure, and nowhere else (the `arp` path does not
 //! forward).
 //!
-//! Both variants are built here with the same profile (`cargo build`, dev), measured the
+//! Both variants are built with the same profile (dev: cargo builds the plain one for
+//! this test, the test builds the canary), measured the
 //! way `perf/run callgrind` measures (callgrind counting only `worker_turn`, N and 2N
 //! packets, the difference per packet). Needs valgrind (scripts/setup.sh installs it):
 //! without it the test fails rather than passing unchecked.
@@ -16,9 +17,17 @@ use rouge_pipelines::l2l3::PERF_CANARY_ROUNDS;
 
 const N: u64 = 1000;
 
-/// Builds `rouge-bench-paths` (with the canary loop when `canary`) and copies it to
-/// `dir`, so the next build cannot replace it.
-fn build(canary: bool, dir: &Path) -> PathBuf {
+/// The plain `rouge-bench-paths`, which cargo built for this test with the same profile,
+/// copied to `dir` beside the canary.
+fn plain(dir: &Path) -> PathBuf {
+    let to = dir.join("plain");
+    std::fs::copy(env!("CARGO_BIN_EXE_rouge-bench-paths"), &to).expect("copy the binary");
+    to
+}
+
+/// Builds `rouge-bench-paths` with the canary loop and copies it to `dir`, so no later
+/// build can replace it.
+fn build_canary(dir: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = Command::new(cargo);
@@ -30,10 +39,9 @@ fn build(canary: bool, dir: &Path) -> PathBuf {
         "--bin",
         "rouge-bench-paths",
         "--message-format=json",
+        "--features",
+        "rouge-pipelines/perf-canary",
     ]);
-    if canary {
-        cmd.args(["--features", "rouge-pipelines/perf-canary"]);
-    }
     let out = cmd.output().expect("cargo runs");
     assert!(
         out.status.success(),
@@ -46,7 +54,7 @@ fn build(canary: bool, dir: &Path) -> PathBuf {
         .filter(|v| v["target"]["name"] == "rouge-bench-paths")
         .find_map(|v| v["executable"].as_str().map(PathBuf::from))
         .expect("cargo names the executable");
-    let to = dir.join(if canary { "canary" } else { "plain" });
+    let to = dir.join("canary");
     std::fs::copy(&exe, &to).expect("copy the binary");
     to
 }
@@ -114,9 +122,11 @@ fn a_loop_added_to_the_forwarding_path_moves_the_forward_figure_only() {
         Scratch(std::env::temp_dir().join(format!("rouge-canary-{}", std::process::id())));
     let dir = scratch.0.clone();
     std::fs::create_dir_all(&dir).unwrap();
-    // The canary first, the plain build last: target/debug keeps the plain binary.
-    let canary = build(true, &dir);
-    let plain = build(false, &dir);
+    // The plain binary is the one cargo built for this test (same dev profile), copied
+    // first: the canary's build (rouge-pipelines with feature perf-canary) writes the
+    // same path.
+    let plain = plain(&dir);
+    let canary = build_canary(&dir);
     let fwd = (
         per_packet(&plain, "forward", &dir),
         per_packet(&canary, "forward", &dir),
