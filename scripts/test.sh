@@ -152,6 +152,7 @@ if [[ $QUICK -eq 0 ]]; then
         echo "the fuzz targets did not build (log: /tmp/rouge-fuzz-build.log)"
         exit 1
     fi
+    FUZZ_PID=  # waited for: nothing left for the exit trap to stop
     for target in frame config tcp_segment proxy_ops tls_records http_engine; do
         corpus=$(mktemp -d)
         (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -s none --target-dir "$FUZZ_TARGET_DIR" "$target" "$corpus" "seeds/$target" -- \
