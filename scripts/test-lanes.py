@@ -105,30 +105,35 @@ def main():
         return 1
     lock = threading.Lock()
     failed = []
+    finished = []
     log = open(log_path, "w")
 
     def run_lane(lane):
-        for name, src, exe, pkg_dir, pkg_id in lane:
+        for _name, src, exe, pkg_dir, pkg_id in lane:
             t0 = time.monotonic()
-            p = subprocess.run([exe], cwd=pkg_dir, env=package_env(pkg_dir, pkg_id),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            try:
+                p = subprocess.run([exe], cwd=pkg_dir, env=package_env(pkg_dir, pkg_id),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                text, status = p.stdout.decode(errors="replace"), p.returncode
+            except OSError as e:
+                # A binary that cannot start fails; the lane goes on with the next.
+                text, status = f"test-lanes: cannot run {exe}: {e}\n", -1
             secs = time.monotonic() - t0
-            text = p.stdout.decode(errors="replace")
             rel = os.path.relpath(src, pkg_dir)
             with lock:
+                finished.append(rel)
                 log.write(f"     Running {rel} ({exe}) [{secs:.1f} s]\n{text}\n")
                 log.flush()
                 for line in text.splitlines():
                     if line.startswith(("test result", "failures", "---- ", "error")) \
                             or "panicked" in line:
                         print(f"{rel}: {line}", flush=True)
-                if p.returncode != 0:
+                if status != 0:
                     failed.append(rel)
                     if "test result" not in text:
                         # A crash before the harness printed its result still fails.
-                        log.write("test result: FAILED. (the binary exited with "
-                                  f"status {p.returncode})\n")
-                        print(f"{rel}: exited with status {p.returncode}", flush=True)
+                        log.write(f"test result: FAILED. (the binary exited with status {status})\n")
+                        print(f"{rel}: exited with status {status}", flush=True)
 
     shared = [b for b in bins if key(b) not in SOLO]
     threads = [threading.Thread(target=run_lane, args=(lane,)) for lane in split(shared, lanes)]
@@ -138,6 +143,10 @@ def main():
         t.join()
     run_lane([b for b in bins if key(b) in SOLO])
     log.close()
+    if len(finished) != len(bins):
+        # A lane that died (an error in this script) must not pass for a green suite.
+        print(f"test-lanes: {len(finished)} of {len(bins)} test binaries ran", flush=True)
+        return 1
     if failed:
         print("test-lanes: failed:", " ".join(failed), flush=True)
         return 1
