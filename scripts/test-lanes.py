@@ -8,14 +8,18 @@ crowding the two cores. Every binary still runs whole, with its own test threads
 its output is kept together in the log. Binaries that hold timing to a bound (SOLO) run
 alone after the lanes.
 
-usage: test-lanes.py ARTIFACTS.json LOG [LANES]
+usage: test-lanes.py ARTIFACTS.json LOG [LANES] [--skip KEY]... [--only KEY]... [--append]
   ARTIFACTS.json: the output of
       cargo test --workspace --no-run --message-format=json-render-diagnostics
   (one build of the whole workspace, so no binary is rebuilt with other features).
   LOG: every binary's full output, in the `cargo test` format (`Running …`, the test
   lines, `test result: …`). Prints the result lines and failures; exits 1 if any binary
   failed (all of them run regardless).
+  --skip KEY: leave binary KEY ("package/target", e.g. rouge-perf/callgrind_canary) to a
+  run of its own; --only KEY: run just the binaries named (in one lane). A KEY that names
+  no binary is an error, so a renamed test cannot drop out unseen. --append: add to LOG.
 """
+import argparse
 import json
 import os
 import subprocess
@@ -97,16 +101,30 @@ def package_env(pkg_dir, package_id):
 
 
 def main():
-    artifacts, log_path = sys.argv[1], sys.argv[2]
-    lanes = int(sys.argv[3]) if len(sys.argv) > 3 else 2
-    bins = test_binaries(artifacts)
+    ap = argparse.ArgumentParser(description="Runs test binaries in parallel lanes.")
+    ap.add_argument("artifacts")
+    ap.add_argument("log")
+    ap.add_argument("lanes", nargs="?", type=int, default=2)
+    ap.add_argument("--skip", action="append", default=[])
+    ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--append", action="store_true")
+    a = ap.parse_args()
+    bins = test_binaries(a.artifacts)
     if not bins:
-        print("test-lanes: no test binaries in", artifacts, file=sys.stderr)
+        print("test-lanes: no test binaries in", a.artifacts, file=sys.stderr)
         return 1
+    known = {key(b) for b in bins}
+    unknown = [k for k in a.skip + a.only if k not in known]
+    if unknown:
+        print("test-lanes: no test binary named", " ".join(unknown), file=sys.stderr)
+        return 1
+    if a.only:
+        bins = [b for b in bins if key(b) in a.only]
+    bins = [b for b in bins if key(b) not in a.skip]
     lock = threading.Lock()
     failed = []
     finished = []
-    log = open(log_path, "w")
+    log = open(a.log, "a" if a.append else "w")
 
     def run_lane(lane):
         for _name, src, exe, pkg_dir, pkg_id in lane:
@@ -136,7 +154,7 @@ def main():
                         print(f"{rel}: exited with status {status}", flush=True)
 
     shared = [b for b in bins if key(b) not in SOLO]
-    threads = [threading.Thread(target=run_lane, args=(lane,)) for lane in split(shared, lanes)]
+    threads = [threading.Thread(target=run_lane, args=(lane,)) for lane in split(shared, a.lanes)]
     for t in threads:
         t.start()
     for t in threads:

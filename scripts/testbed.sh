@@ -196,6 +196,20 @@ up() {
             sysctl_ns "$LB" "net.ipv4.conf.$dev.arp_announce" 2
         done
         sysctl_ns "$LB" net.ipv4.ip_forward 0
+        # Rouge's packet sockets get their copy of every frame before the kernel's own
+        # stack sees it; the stack has no address here, yet it still routed each frame
+        # to nowhere (ip_rcv, a route lookup, a route entry made and freed, ip_error:
+        # 3 % of the worker's CPU in a keep-alive proxy run, perf record on 2026-12-07).
+        # The ingress hook runs after the packet sockets (and AF_XDP redirects before
+        # both): it drops the kernel's copy only.
+        in_ns "$LB" nft -f - <<'NFT' ||
+table netdev rouge_owned {
+    chain ingress {
+        type filter hook ingress devices = { lb-c, lb-s } priority 0; policy drop;
+    }
+}
+NFT
+            echo "warning: no ingress drop on lb-c and lb-s (is nft installed?): the kernel routes every frame to nowhere" >&2
     fi
     in_ns "$LB" ip link set lb-c up
     in_ns "$LB" ip link set lb-s up

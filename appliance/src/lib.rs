@@ -2,6 +2,7 @@
 //! thread, the management socket and the console CLI. The `rouge` binary is a thin
 //! front over this library; end-to-end tests and fuzz targets use it directly.
 
+pub mod any_port;
 pub mod cli;
 pub mod config;
 pub mod connections;

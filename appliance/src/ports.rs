@@ -1,7 +1,7 @@
 //! Opening the data ports of the workers from the configuration, for every driver.
 //!
 //! Every worker drives one port of every configured interface, in configuration order,
-//! as an [`AnyPort`] (one port type over every driver; see `rouge_drivers::any` for why
+//! as an [`AnyPort`] (one port type over every driver; see [`crate::any_port`] for why
 //! an enum dispatched per burst rather than a worker loop per driver):
 //!
 //! - **afpacket**: each worker opens its own AF_PACKET socket on the interface, on its
@@ -21,9 +21,9 @@
 //!   the device chooses each frame's queue, and frames are handed to the worker that
 //!   owns their flow (`crate::handoff`).
 
+use crate::any_port::AnyPort;
 use rouge_drivers::afpacket::{self, AfPacketConfig, AfPacketPort, Fanout, FanoutMode};
 use rouge_drivers::afxdp::{AfXdpConfig, AfXdpPort};
-use rouge_drivers::AnyPort;
 
 use crate::config::drivers;
 use crate::config::model::{Config, Driver, RxRing, TxPath};
@@ -167,8 +167,8 @@ fn fanout_group(iface: usize) -> u16 {
 /// already refused `driver = "dpdk"` with the fix).
 #[cfg(feature = "dpdk")]
 mod dpdk {
-    use rouge_drivers::dpdk::{DpdkConfig, DpdkPort, Eal};
-    use rouge_drivers::AnyPort;
+    use crate::any_port::AnyPort;
+    use rouge_dpdk::{DpdkConfig, DpdkPort, Eal};
 
     use crate::config::drivers;
     use crate::config::model::{Config, Driver};
@@ -226,7 +226,7 @@ mod dpdk {
 /// Without DPDK support, validation refuses `driver = "dpdk"`; these only say so again.
 #[cfg(not(feature = "dpdk"))]
 mod dpdk {
-    use rouge_drivers::AnyPort;
+    use crate::any_port::AnyPort;
 
     use crate::config::model::Config;
 

@@ -35,6 +35,13 @@ pub enum NetnsError {
     },
 }
 
+/// Whether this process runs as root (effective user id 0), which entering a namespace
+/// and opening a port on a real interface need; tests that need it check first.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Path of the namespace file `ip netns` creates for `name`.
 pub fn path(name: &str) -> PathBuf {
     PathBuf::from("/run/netns").join(name)

@@ -429,10 +429,10 @@ fn cbpf_fanout_keeps_both_directions_of_a_flow_on_one_socket() {
             on_1 > 0 && on_1 < 16,
             "flows spread over both workers ({on_1} of 16 on worker 1)"
         );
-        // The port type that wraps every driver passes the description on.
+        // The port describes the steering it does (the appliance's AnyPort passes it on).
         let [_, w1] = w;
         assert_eq!(
-            rouge_drivers::AnyPort::from(w1).steering(),
+            w1.steering(),
             rouge_drivers::steer::Steering::FanoutXor { workers: 2 }
         );
     });

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rouge_dpdk_sys as sys;
 
-use super::DpdkError;
+use crate::DpdkError;
 
 /// 0: never initialised, 1: initialising, 2: initialised, 3: initialisation failed.
 static STATE: AtomicU8 = AtomicU8::new(0);

@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use rouge_drivers::dpdk::{DpdkConfig, DpdkError, DpdkPort, Eal};
+use rouge_dpdk::{DpdkConfig, DpdkError, DpdkPort, Eal};
 use rouge_drivers::{Burst, MacAddr, PacketPool, Port, PortDrop};
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 use common::*;
 

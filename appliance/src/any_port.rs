@@ -12,7 +12,7 @@
 //! - **an enum that dispatches by `match`** (this type): every [`Port`] method is one
 //!   `match` on the variant and a direct, inlinable call into the driver. The worker
 //!   calls [`Port::rx_burst`] and [`Port::tx_burst`] once per *burst* (up to
-//!   [`BURST_SIZE`](crate::BURST_SIZE) packets); everything per packet happens inside
+//!   [`BURST_SIZE`](rouge_drivers::BURST_SIZE) packets); everything per packet happens inside
 //!   the driver's own monomorphic code, so the cost is one well-predicted branch per
 //!   burst, no virtual call and no allocation.
 //!
@@ -23,12 +23,12 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::afpacket::AfPacketPort;
-use crate::afxdp::AfXdpPort;
-use crate::buf::PacketPool;
 #[cfg(feature = "dpdk")]
-use crate::dpdk::DpdkPort;
-use crate::port::{Burst, MacAddr, Port, PortCounters};
+use rouge_dpdk::DpdkPort;
+use rouge_drivers::afpacket::AfPacketPort;
+use rouge_drivers::afxdp::AfXdpPort;
+use rouge_drivers::buf::PacketPool;
+use rouge_drivers::port::{Burst, MacAddr, Port, PortCounters};
 
 /// A port of any driver (see the [module documentation](self)).
 // The variants differ in size (a few hundred bytes), but a worker holds one port per
@@ -135,7 +135,7 @@ impl Port for AnyPort {
         dispatch!(self, p => p.raw_fd())
     }
 
-    fn steering(&self) -> crate::steer::Steering {
+    fn steering(&self) -> rouge_drivers::steer::Steering {
         dispatch!(self, p => p.steering())
     }
 
@@ -147,8 +147,9 @@ impl Port for AnyPort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::afpacket::AfPacketConfig;
-    use crate::netns;
+    use rouge_drivers::afpacket::AfPacketConfig;
+    use rouge_drivers::afxdp::AfXdpConfig;
+    use rouge_drivers::netns;
     use std::process::Command;
 
     /// Root only: a private namespace with a veth pair, an AF_PACKET port on one end
@@ -156,8 +157,7 @@ mod tests {
     /// ways, and every method reaches the right driver.
     #[test]
     fn frames_cross_between_an_afpacket_and_an_afxdp_any_port() {
-        // SAFETY: geteuid has no arguments and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !netns::is_root() {
             eprintln!("SKIPPED: needs root for its namespace");
             return;
         }
@@ -185,7 +185,7 @@ mod tests {
                 AfPacketPort::open("va", &AfPacketConfig::default())
                     .expect("afpacket va")
                     .into(),
-                AfXdpPort::open("vb", &crate::afxdp::AfXdpConfig::default())
+                AfXdpPort::open("vb", &AfXdpConfig::default())
                     .expect("afxdp vb")
                     .into(),
             )
@@ -195,6 +195,14 @@ mod tests {
         assert_eq!((b.driver(), b.name()), ("afxdp", "vb"));
         assert!(a.raw_fd().is_some() && b.raw_fd().is_some());
         assert_eq!(a.mtu(), 1500);
+        // A single port on each side: the drivers say nothing of steering.
+        assert_eq!(
+            (a.steering(), b.steering()),
+            (
+                rouge_drivers::steer::Steering::Opaque,
+                rouge_drivers::steer::Steering::Opaque
+            )
+        );
         let pool = PacketPool::new(64);
         cross(&mut a, &mut b, &pool);
         cross(&mut b, &mut a, &pool);

@@ -1,4 +1,5 @@
-//! `dpdk`: a [`Port`] over one RX/TX queue pair of a DPDK ethdev (feature `dpdk`).
+//! `rouge-dpdk`: a [`Port`] over one RX/TX queue pair of a DPDK ethdev (feature `dpdk`;
+//! without it this crate is empty).
 //!
 //! [`Eal::init`] initialises DPDK's EAL once per process; [`DpdkPort::open`] then
 //! configures one ethdev (a PCI NIC bound to `vfio-pci`, or a virtual device such as
@@ -8,7 +9,7 @@
 //! (one per worker), sharing the device and its pool. Dropping the last port of a
 //! device stops and closes it and frees the pool. Which queue a frame arrives on is the
 //! device's choice (a NIC's RSS hash, `net_af_packet`'s fanout with `qpairs=N`): the
-//! ports describe their steering as [`Steering::Opaque`](crate::steer::Steering), and
+//! ports describe their steering as [`Steering::Opaque`](rouge_drivers::steer::Steering), and
 //! the appliance hands each frame to the worker that owns its flow.
 //!
 //! # Copies
@@ -16,10 +17,10 @@
 //! [`Port::rx_burst`] copies each received mbuf into a [`Packet`] of the caller's pool
 //! and frees the mbufs in bulk; [`Port::tx_burst`] copies each packet into a fresh
 //! mbuf. The AF_XDP driver lends its UMEM frames to the pipelines as packets (a
-//! region of the worker's pool, see `crate::buf`); the same for mbufs needs the region
+//! region of the worker's pool, see `rouge_drivers::buf`); the same for mbufs needs the region
 //! to be a DPDK mempool whose objects the pool hands out and frees with
 //! `rte_pktmbuf_free`, which is not done yet. Measured, the copy was about 1.5 % of a
-//! frame's cost through a veth with AF_XDP (`crate::afxdp`), where the kernel's work
+//! frame's cost through a veth with AF_XDP (`rouge_drivers::afxdp`), where the kernel's work
 //! dominates, as it does for DPDK's `net_af_packet` and `net_af_xdp` vdevs on the test
 //! bed; on a NIC's PMD it is worth more. Chained (multi-segment) mbufs are dropped as
 //! [`PortDrop::RxTooBig`].
@@ -39,6 +40,10 @@
 //! is not an EAL lcore, mempool operations skip the per-lcore cache (correct, a little
 //! slower); a worker makes itself an lcore with [`Eal::register_thread`] when it starts.
 
+// Without the feature the crate is empty and the links above have nothing to name.
+#![cfg_attr(not(feature = "dpdk"), allow(rustdoc::broken_intra_doc_links))]
+#![cfg(feature = "dpdk")]
+
 mod eal;
 
 use std::ffi::CString;
@@ -51,9 +56,9 @@ use rouge_dpdk_sys as sys;
 pub use eal::Eal;
 
 #[cfg(doc)]
-use crate::buf::Packet;
-use crate::buf::{PacketPool, MAX_FRAME};
-use crate::port::{Burst, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};
+use rouge_drivers::buf::Packet;
+use rouge_drivers::buf::{PacketPool, MAX_FRAME};
+use rouge_drivers::port::{Burst, MacAddr, Port, PortCounters, PortDrop, BURST_SIZE};
 
 /// Why the EAL or a DPDK port could not be set up.
 #[derive(Debug, thiserror::Error)]
