@@ -318,4 +318,21 @@ print(ok, len(seen))
     );
     let v = bed.rouge_json(&["show", "virtual", "dns"]).unwrap();
     assert!(v[0]["packets"].as_u64().unwrap() >= 40, "{v}");
+    // The kernel of the appliance's namespace never routed those frames to nowhere: the
+    // test bed drops its copy at ingress, after Rouge's packet sockets (without the drop
+    // every frame to the VIP ends in ip_error, counted as InAddrErrors).
+    let snmp = bed.exec("lb", Duration::from_secs(5), &["cat", "/proc/net/snmp"]);
+    let text = stdout(&snmp);
+    let mut ip = text.lines().filter(|l| l.starts_with("Ip:"));
+    let (names, values) = (ip.next().unwrap_or(""), ip.next().unwrap_or(""));
+    let addr_errors = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "InAddrErrors")
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    assert_eq!(
+        addr_errors,
+        Some(0),
+        "the kernel of the lb namespace routed Rouge's frames: {text}"
+    );
 }
