@@ -9,6 +9,11 @@
 #   default via 2001:2:0:1::1 (Rouge owns 2001:2:0:1::1/64 and    default via 2001:2:0:2::1
 #                             2001:2:0:2::1/64)
 #
+# Without --kernel, an nft `netdev` ingress chain in ${P}lb drops the kernel's own copy of
+# every frame on lb-c and lb-s after Rouge's packet sockets (and AF_XDP redirects) have
+# theirs, so the kernel never routes Rouge's traffic to nowhere (`scripts/image` removes
+# it when it bridges the links to a VM).
+#
 # The peers' IPv6 addresses are added with `nodad` (and duplicate address detection is off
 # on their links), so they are usable the moment `up` returns; the peers send no router
 # solicitations and accept no router advertisements.
