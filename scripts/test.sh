@@ -131,21 +131,34 @@ if ! grep -q "Running tests/dpdk.rs" /tmp/rouge-test.log; then
     exit 1
 fi
 # Two tracks side by side, each about one core, each printed whole when both have ended:
-# - in the background, the in-memory runs at full size (release), the fuzz smoke, then
-#   the benchmark smoke (every scenario with every peer on the test bed);
+# - in the background (not with --quick), the benchmark smoke (every scenario with every
+#   peer on the test bed), then the fuzz smoke;
 # - in the foreground, the appliance images under qemu (software emulation where KVM
-#   fails: one busy vCPU thread), then the callgrind canary (valgrind: CPU, no network).
-# The benchmark smoke's figures are never judged (its own figures say so when the
-# machine is busy): it proves that every scenario runs and every system delivers, so it
-# can share the machine with the images, whose boots wait minutes for what takes
-# seconds. The suite fails if either track fails.
-in_memory_fuzz_and_benchmarks() {
+#   fails: one busy vCPU thread), the in-memory runs at full size (release), then the
+#   callgrind canary (valgrind: CPU, no network).
+# The benchmark smoke's figures are never judged (its tables say how CPU was charged on a
+# busy machine): it proves that every scenario runs and every system delivers, so it can
+# share the machine with the images, whose boots wait minutes for what takes seconds.
+# The suite fails if either track fails.
+benchmark_and_fuzz_smoke() {
     set -uo pipefail
-    step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
-    ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked"
-    step "proxy in memory at full size: 1 GiB each way through 1 % loss, duplication and reordering, and 1 GiB through TLS on both sides, hash-checked (release)"
-    ROUGE_PROXY_FULL=1 cargo test --release -q -p rouge-pipelines --lib -- proxy::tests::relays_both_ways proxy::tests::tls::tls_on_both_sides 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked"
-    [[ $QUICK -eq 0 ]] || return 0
+    local status=0
+    if [[ -x perf/run ]]; then
+        step "benchmark smoke (perf/run --smoke)"
+        local smoke_out
+        smoke_out=$(mktemp -d)
+        # Every scenario (`all`), each with every peer: a missing peer tool or a void
+        # system fails the run. forward and fastl4 run over IPv4 and IPv6 (--smoke's
+        # default --family 4,6).
+        perf/run --smoke --out "$smoke_out" all || status=1
+        # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
+        perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp --family 4 || status=1
+        # The full proxy and HTTP with Rouge on AF_XDP ports (the peers, which use no
+        # driver, ran above in the same scenarios).
+        perf/run --smoke --no-build --out "$smoke_out" stream proxy http --driver afxdp --systems rouge || status=1
+        rm -rf "$smoke_out"
+        [[ $status -eq 0 ]] || echo "the benchmark smoke failed (its log is above)"
+    fi
     step "fuzz smoke (each target for a few seconds)"
     # The targets were built in the background (above), without AddressSanitizer: ten
     # seconds a target prove that each builds and runs its seeds and a few thousand
@@ -162,33 +175,20 @@ in_memory_fuzz_and_benchmarks() {
         echo "the fuzz targets did not build (log: /tmp/rouge-fuzz-build.log)"
         return 1
     fi
-    local target corpus status=0
+    local target corpus
     for target in frame config tcp_segment proxy_ops tls_records http_engine; do
         corpus=$(mktemp -d)
         (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --dev -s none --target-dir "$FUZZ_TARGET_DIR" "$target" "$corpus" "seeds/$target" -- \
             -max_total_time="${FUZZ_SECONDS:-10}" -rss_limit_mb=2048 2>&1 | tail -n 2) || status=1
         rm -rf "$corpus"
     done
-    [[ $status -eq 0 ]] || return 1
-    [[ -x perf/run ]] || return 0
-    step "benchmark smoke (perf/run --smoke)"
-    local smoke_out
-    smoke_out=$(mktemp -d)
-    # Every scenario (`all`), each with every peer: a missing peer tool or a void
-    # system fails the run. forward and fastl4 run over IPv4 and IPv6 (--smoke's
-    # default --family 4,6).
-    perf/run --smoke --out "$smoke_out" all || status=1
-    # Rouge and testpmd on AF_XDP ports (net_af_xdp vdevs), beside the kernel.
-    perf/run --smoke --no-build --out "$smoke_out" forward fastl4 --driver afxdp --family 4 || status=1
-    # The full proxy and HTTP with Rouge on AF_XDP ports (the peers, which use no
-    # driver, ran above in the same scenarios).
-    perf/run --smoke --no-build --out "$smoke_out" stream proxy http --driver afxdp --systems rouge || status=1
-    rm -rf "$smoke_out"
-    [[ $status -eq 0 ]] || echo "the benchmark smoke failed (its log is above)"
     return $status
 }
-in_memory_fuzz_and_benchmarks > /tmp/rouge-tail.log 2>&1 &
-TAIL_PID=$!
+: > /tmp/rouge-tail.log
+if [[ $QUICK -eq 0 ]]; then
+    benchmark_and_fuzz_smoke > /tmp/rouge-tail.log 2>&1 &
+    TAIL_PID=$!
+fi
 # The images' forwarding figures (software-emulated, never judged): 2 s each.
 export IMAGE_FIGURE_SECONDS=2
 
@@ -215,21 +215,28 @@ else
     echo "image check failed (its console logs are kept in the folder printed above)"
 fi
 
+step "TCP harness at full size: 1 GiB at 0 %, 1 % and 5 % loss, hash-checked (release)"
+ROUGE_TCP_FULL=1 cargo test --release -q -p rouge-pipelines --test tcp_harness 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || tests_failed=1
+step "proxy in memory at full size: 1 GiB each way through 1 % loss, duplication and reordering, and 1 GiB through TLS on both sides, hash-checked (release)"
+ROUGE_PROXY_FULL=1 cargo test --release -q -p rouge-pipelines --lib -- proxy::tests::relays_both_ways proxy::tests::tls::tls_on_both_sides 2>&1 | tee -a /tmp/rouge-test.log | grep -E "^test result|panicked" || tests_failed=1
 step "callgrind canary (perf/run callgrind counts Rouge's own code: a loop built into the forwarding path shows)"
 python3 scripts/test-lanes.py /tmp/rouge-test-bins.json /tmp/rouge-test.log 1 --only "$CANARY" --append || tests_failed=1
 
 tail_failed=0
-wait "$TAIL_PID" || tail_failed=1
-TAIL_PID=
+if [[ -n $TAIL_PID ]]; then
+    step "waiting for the background track (benchmark smoke, fuzz smoke)"
+    wait "$TAIL_PID" || tail_failed=1
+    TAIL_PID=
+fi
 # The background track waited for the fuzz build's status unless it failed first.
 [[ -s /tmp/rouge-fuzz-build.rc ]] && FUZZ_PID=
-printf '\n== the background track (in-memory runs at full size, fuzz smoke, benchmark smoke)\n'
 cat /tmp/rouge-tail.log
 if [[ $tail_failed -ne 0 || $tests_failed -ne 0 ]] || grep -qE "test result: FAILED|^error" /tmp/rouge-test.log; then
-    echo "the callgrind canary, the in-memory runs at full size, the fuzz smoke or the benchmark smoke failed (log above; tests: /tmp/rouge-test.log)"
+    echo "the in-memory runs at full size, the callgrind canary, the benchmark smoke or the fuzz smoke failed (log above; tests: /tmp/rouge-test.log)"
     exit 1
 fi
 passed=$(( $(grep -oE "test result: ok. [0-9]+ passed" /tmp/rouge-test.log | awk '{s+=$4} END {print s+0}') + images_passed ))
 
+step "done"
 printf '\n%s passed, %s failed (%d s)\n' "$passed" "$failed" $((SECONDS - SUITE_START))
 [[ $image_failed -eq 0 ]]
