@@ -74,6 +74,8 @@ fi
 if [[ $UNINSTALL -eq 1 ]]; then
     if [[ -z $DEST ]]; then
         systemctl disable --now rouge.service >/dev/null 2>&1 || true
+        # The kernel gets its data NICs back (rouge-nics' ingress drop goes).
+        nft delete table netdev rouge_owned >/dev/null 2>&1 || true
     fi
     rm -f "$DEST/usr/local/bin/rouge" "$DEST/usr/local/lib/rouge/rouge-nics" \
         "$DEST/etc/systemd/system/rouge.service" "$DEST/etc/sysctl.d/90-rouge.conf" \
@@ -155,7 +157,8 @@ done
 # (ip_rcv, a route lookup, ip_error: about 3 % of a worker's CPU). An nft netdev ingress
 # chain, which runs after the packet sockets, drops the kernel's copy on the NICs driven
 # by AF_PACKET (not on AF_XDP ones, whose program passes to the kernel what no socket
-# takes). Without nft the kernel keeps routing its copy: slower, never wrong.
+# takes). Without nft the kernel keeps routing its copy: slower, never wrong. The table is
+# replaced on every start, so a NIC moved to another driver loses its drop.
 afpacket=$(awk '
     function flush() {
         if (name != "" && (driver == "" || driver == "afpacket")) { printf "%s%s", sep, name; sep = ", " }
@@ -165,9 +168,9 @@ afpacket=$(awk '
     inif && /^[ \t]*name[ \t]*=/ { v = $0; gsub(/^[^=]*=[ \t]*"|".*$/, "", v); name = v }
     inif && /^[ \t]*driver[ \t]*=/ { v = $0; gsub(/^[^=]*=[ \t]*"|".*$/, "", v); driver = v }
     END { if (inif) flush() }' "$CONFIG")
+command -v nft >/dev/null 2>&1 && { nft delete table netdev rouge_owned >/dev/null 2>&1 || true; }
 if [ -n "$afpacket" ]; then
     if command -v nft >/dev/null 2>&1; then
-        nft delete table netdev rouge_owned >/dev/null 2>&1 || true
         printf 'table netdev rouge_owned {\n    chain ingress {\n        type filter hook ingress devices = { %s } priority 0; policy drop;\n    }\n}\n' "$afpacket" | nft -f - ||
             echo "rouge-nics: warning: no ingress drop on $afpacket: the kernel routes its copy of every frame to nowhere" >&2
     else
