@@ -8,7 +8,8 @@
 //! bursts (one kick per port), then run the pipeline's timers when packets came in or
 //! [`L2L3::poll_timeout`] says they are due and transmit what they produced. Idle policy
 //! `busy` spins; `sleep` sleeps as soon as a turn finds nothing to do; `adaptive`
-//! spins after the last packet for as long as a sleep costs (the [`SpinBudget`]) and
+//! spins after the last packet for as long as paid over the recent idle gaps (the
+//! [`SpinBudget`], which the loop tells every gap and the cost of one sleep in eight) and
 //! then sleeps in
 //! one `ppoll` on all ports and its waker until a frame arrives, the control thread
 //! wakes it (new snapshot, stop), or the earliest deadline of the pipeline, the shaper
@@ -34,8 +35,9 @@
 //!   frame is copied (TPACKET_V2 is per frame; V3 would wait for its block to retire),
 //!   so the wait adds nothing, but waking a halted vCPU and switching to the thread does
 //!   (tens of microseconds). The adaptive worker's spin (time, not a count of turns)
-//!   covers the gaps a sleep would cost more than: the [`SpinBudget`], measured, a few
-//!   microseconds to tens; `busy` covers every gap.
+//!   covers the gaps a sleep would cost more than: the [`SpinBudget`], learned from the
+//!   gaps and the measured cost of a sleep, 2 to 200 microseconds; `busy` covers every
+//!   gap.
 //! - **Batching.** A frame that arrives during a turn waits for the rest of it. An empty
 //!   busy turn cost about 120 ns when the pipeline's timers ran every turn and 64 ns
 //!   now that they run only when due (turns per CPU-second of a busy worker).
@@ -294,6 +296,8 @@ pub fn run<P: Port>(
         shared.dataplane.load().shaping.as_ref(),
     );
     let mut last_packet = clock.now();
+    // A turn since `last_packet` found nothing: the next packet ends an idle gap.
+    let mut idled = false;
     let mut spin = SpinBudget::new();
     me.pipeline.spin_ns.set(spin.budget().as_nanos() as u64);
     let mut next_arp_publish = Instant::ZERO;
@@ -327,6 +331,8 @@ pub fn run<P: Port>(
             }
         }
         let mut received = 0;
+        // When the first packet of this turn arrived (its receive stamp, or the clock).
+        let mut arrival = None;
         // Frames other workers handed over (this worker owns their flows): processed
         // here, never handed on.
         if let Some(c) = courier.as_mut() {
@@ -338,6 +344,7 @@ pub fn run<P: Port>(
                 }
                 now = clock.now();
                 received += n;
+                arrival = arrival.or(burst.first().map(|p| Instant::received(p, now)));
                 for pkt in burst.drain(..) {
                     process(
                         &mut l2,
@@ -359,6 +366,7 @@ pub fn run<P: Port>(
                 // receive stamps of the burst, so a packet released in this turn records
                 // the time it spent in the receive ring, not zero.
                 now = clock.now();
+                arrival = arrival.or(burst.first().map(|p| Instant::received(p, now)));
             }
             received += n;
             for mut pkt in burst.drain(..) {
@@ -467,9 +475,17 @@ pub fn run<P: Port>(
                 .add(clock.now().saturating_since(turn_start).as_nanos() as u64);
         }
         if received > 0 {
+            if idled {
+                // Spun or slept through: the spin budget learns from both.
+                let gap = arrival.unwrap_or(now).saturating_since(last_packet);
+                spin.record_gap(gap);
+                me.pipeline.spin_ns.set(spin.budget().as_nanos() as u64);
+                idled = false;
+            }
             last_packet = now;
             continue;
         }
+        idled = true;
         me.pipeline.idle_turns.inc();
         let spinning = match idle {
             IdlePolicy::Busy => true,
