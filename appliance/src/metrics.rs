@@ -496,6 +496,10 @@ fn tcp(enc: &mut DescriptorEncoder, t: &Value) -> Result<(), std::fmt::Error> {
         ("resets_sent", "TCP resets sent."),
         ("resets_received", "TCP resets received."),
         ("challenge_acks", "TCP challenge ACKs sent (RFC 5961)."),
+        (
+            "syn_resent_after_rst",
+            "TCP SYNs sent again at once behind a reset: the peer answered the first for an older connection on the same addresses and ports.",
+        ),
         ("syn_cookies_sent", "TCP SYN cookies sent."),
         ("syn_cookies_validated", "TCP SYN cookies validated."),
         ("active_opens", "TCP connections opened by the appliance."),

@@ -492,7 +492,7 @@ fn tcp_stats(s: &Shared) -> Value {
         "dsacks_received": total.dsacks_received, "dsacks_sent": total.dsacks_sent,
         "spurious_retransmits": total.spurious_retransmits, "undos": total.undos,
         "resets_sent": total.resets_sent, "resets_received": total.resets_received,
-        "challenge_acks": total.challenge_acks,
+        "challenge_acks": total.challenge_acks, "syn_resent_after_rst": total.syn_resent_after_rst,
         "syn_cookies_sent": total.syn_cookies_sent, "syn_cookies_validated": total.syn_cookies_validated,
         "active_opens": total.active_opens, "passive_opens": total.passive_opens,
         "closed": total.closed, "aborted": total.aborted,

@@ -128,6 +128,10 @@ pub struct TcpCounters {
     pub resets_received: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
+    /// SYNs sent again at once behind a RST, because the peer answered the first one
+    /// for an older connection on the same 4-tuple (its TIME-WAIT, or a connection of a
+    /// previous run it still held).
+    pub syn_resent_after_rst: u64,
     /// SYN-ACKs sent with a cookie.
     pub syn_cookies_sent: u64,
     /// Connections created from a valid cookie.
@@ -191,6 +195,7 @@ impl TcpCounters {
             resets_sent,
             resets_received,
             challenge_acks,
+            syn_resent_after_rst,
             syn_cookies_sent,
             syn_cookies_validated,
             active_opens,
@@ -228,6 +233,7 @@ impl TcpCounters {
         self.resets_sent += resets_sent;
         self.resets_received += resets_received;
         self.challenge_acks += challenge_acks;
+        self.syn_resent_after_rst += syn_resent_after_rst;
         self.syn_cookies_sent += syn_cookies_sent;
         self.syn_cookies_validated += syn_cookies_validated;
         self.active_opens += active_opens;

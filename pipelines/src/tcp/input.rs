@@ -68,7 +68,21 @@ impl Connection {
                 return Notify::default();
             }
             c.drop(TcpDrop::BadAck);
-            return Notify(Notify::SEND_RST);
+            if self.has(flag::SYN_AFTER_RST) {
+                return Notify(Notify::SEND_RST);
+            }
+            // The peer answered our SYN for an older connection on this 4-tuple: its
+            // TIME-WAIT refusing a SYN whose timestamp or sequence number is not above
+            // the old ones (PAWS), or a connection of a previous run of ours it still
+            // believes in. The RST ends that connection (RFC 9293 section 3.10.7.3;
+            // Linux ends a TIME-WAIT on it unless tcp_rfc1337 is set), and the SYN,
+            // sent again at once behind it, opens ours a round trip later instead of a
+            // retransmission timeout (1 s) later. Once per connection: a peer that
+            // keeps its old connection gets the SYN again on the timer.
+            self.set(flag::SYN_AFTER_RST | flag::SEND_SYN);
+            self.snd_nxt = self.iss;
+            c.syn_resent_after_rst += 1;
+            return Notify(Notify::SEND_RST | Notify::OUTPUT);
         }
         if r.flags.rst() {
             if r.flags.ack() {

@@ -87,38 +87,41 @@ pub struct ConnKey {
 /// Boolean state packed into one word.
 pub(crate) mod flag {
     /// Send an ACK as soon as possible.
-    pub const ACK_NOW: u16 = 1 << 0;
+    pub const ACK_NOW: u32 = 1 << 0;
     /// The application asked to send FIN after the queued data.
-    pub const FIN_QUEUED: u16 = 1 << 1;
+    pub const FIN_QUEUED: u32 = 1 << 1;
     /// The application closed: no more events, free when done.
-    pub const APP_CLOSED: u16 = 1 << 2;
+    pub const APP_CLOSED: u32 = 1 << 2;
     /// Send a tail loss probe now (RFC 8985 section 7.3).
-    pub const TLP_PROBE: u16 = 1 << 3;
+    pub const TLP_PROBE: u32 = 1 << 3;
     /// Send a zero-window probe now.
-    pub const PROBE: u16 = 1 << 4;
+    pub const PROBE: u32 = 1 << 4;
     /// Send a keepalive probe now.
-    pub const KEEPALIVE: u16 = 1 << 5;
+    pub const KEEPALIVE: u32 = 1 << 5;
     /// A Readable event may be sent.
-    pub const READ_ARMED: u16 = 1 << 6;
+    pub const READ_ARMED: u32 = 1 << 6;
     /// A Writable event may be sent (a write was cut short).
-    pub const WRITE_ARMED: u16 = 1 << 7;
+    pub const WRITE_ARMED: u32 = 1 << 7;
     /// The peer's FIN has been received.
-    pub const PEER_FIN: u16 = 1 << 8;
+    pub const PEER_FIN: u32 = 1 << 8;
     /// In fast recovery (RFC 6675 with PRR), entered on a loss RACK or duplicate ACKs found.
-    pub const RECOVERY: u16 = 1 << 9;
+    pub const RECOVERY: u32 = 1 << 9;
     /// The handle belongs to the application (active open, or accepted).
-    pub const APP_OWNED: u16 = 1 << 10;
+    pub const APP_OWNED: u32 = 1 << 10;
     /// Queued for output in the stack.
-    pub const TX_QUEUED: u16 = 1 << 11;
+    pub const TX_QUEUED: u32 = 1 << 11;
     /// Our SYN (or SYN-ACK) must be (re)sent.
-    pub const SEND_SYN: u16 = 1 << 12;
+    pub const SEND_SYN: u32 = 1 << 12;
     /// Created from a SYN cookie: no SYN-ACK retransmission state.
-    pub const FROM_COOKIE: u16 = 1 << 13;
+    pub const FROM_COOKIE: u32 = 1 << 13;
     /// Our FIN has been acknowledged.
-    pub const FIN_ACKED: u16 = 1 << 14;
+    pub const FIN_ACKED: u32 = 1 << 14;
     /// Recovering from a retransmission timeout: every segment not SACKed was marked
     /// lost and goes again under slow start, until `recover` is acknowledged.
-    pub const LOSS: u16 = 1 << 15;
+    pub const LOSS: u32 = 1 << 15;
+    /// Our SYN went again at once behind a RST that answered an unacceptable ACK (the
+    /// peer's older connection on this 4-tuple): done at most once per connection.
+    pub const SYN_AFTER_RST: u32 = 1 << 16;
 }
 
 /// What an input or timer asks the stack to do or tell the application.
@@ -192,7 +195,7 @@ pub struct Connection {
     /// Index of the profile in the stack.
     pub profile: u16,
     /// Packed booleans (see `flag`).
-    pub flags: u16,
+    pub flags: u32,
     /// The listener that created it (passive opens), for its queues.
     pub listener: u32,
     /// The application its events go to.
@@ -399,19 +402,19 @@ impl Connection {
 
     /// True if flag `f` is set.
     #[inline]
-    pub fn has(&self, f: u16) -> bool {
+    pub fn has(&self, f: u32) -> bool {
         self.flags & f != 0
     }
 
     /// Sets flag `f`.
     #[inline]
-    pub fn set(&mut self, f: u16) {
+    pub fn set(&mut self, f: u32) {
         self.flags |= f;
     }
 
     /// Clears flag `f`.
     #[inline]
-    pub fn clear(&mut self, f: u16) {
+    pub fn clear(&mut self, f: u32) {
         self.flags &= !f;
     }
 
