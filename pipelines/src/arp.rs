@@ -1,7 +1,7 @@
 //! The neighbour (ARP) cache of one worker: bounded, with reachability timeouts,
 //! request retries, and a small queue of packets per unresolved next hop.
 //!
-//! States: `Incomplete` (request sent, packets queued) → `Reachable` (reply seen) →
+//! States: `Incomplete` (request sent, packets held) → `Reachable` (reply seen) →
 //! after `reachable` time `Stale` (still used, one refresh request sent) → removed if
 //! the refresh goes unanswered after all retries. An unanswered `Incomplete` entry drops
 //! its queued packets as `arp_unresolved` and turns `Failed` for a while, so traffic to
@@ -11,24 +11,31 @@
 //! [`NdCache`] (IPv6 Neighbour Discovery, RFC 4861) share the states and bounds; the
 //! protocols only differ in the messages the pipeline sends for them.
 //!
+//! Packets waiting for a next hop are held in one queue per cache, preallocated
+//! ([`MAX_HELD`]), at most [`MAX_PENDING`] per next hop: enough for a burst of new
+//! connections to members nobody has talked to since the appliance started (Linux holds
+//! about 100 frames per neighbour), without a queue of that size in every entry.
+//!
 //! Workers learn neighbours independently; what one worker learns is shared with the
 //! others as [`NeighbourUpdate`] messages (see `l2l3`), since an ARP reply reaches only
 //! one worker. Housekeeping runs at most every [`SWEEP_INTERVAL`], never per packet.
 
 use crate::hashing::{self, FastMap};
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use arrayvec::ArrayVec;
 use rouge_drivers::{MacAddr, Packet};
 use serde::Serialize;
 
 use crate::time::Instant;
 
-/// Packets queued per unresolved next hop.
-pub const MAX_PENDING: usize = 4;
+/// Packets held per unresolved next hop.
+pub const MAX_PENDING: usize = 64;
+/// Packets held for all unresolved next hops of one cache together.
+pub const MAX_HELD: usize = 256;
 /// How often expired entries and retries are looked at.
 pub const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -101,7 +108,8 @@ struct Entry {
     mac: MacAddr,
     vlan: u16,
     state: State,
-    pending: ArrayVec<Packet, MAX_PENDING>,
+    /// Packets held for this next hop in the cache's queue.
+    pending: u16,
 }
 
 /// What a lookup found.
@@ -124,7 +132,8 @@ pub enum Hold {
     QueuedSendRequest,
     /// Queued behind a request already sent.
     Queued,
-    /// The per-address queue is full: the packet is given back to be dropped.
+    /// The address's share of the queue ([`MAX_PENDING`]) or the whole queue
+    /// ([`MAX_HELD`]) is full: the packet is given back to be dropped.
     QueueFull(Packet),
     /// The table is full: the packet is given back to be dropped.
     TableFull(Packet),
@@ -163,6 +172,8 @@ pub struct ArpEntryView<A = Ipv4Addr> {
 pub struct ArpCache<A = Ipv4Addr> {
     cfg: ArpConfig,
     entries: FastMap<A, Entry>,
+    /// Packets waiting for their next hop to resolve, in arrival order.
+    held: VecDeque<(A, Packet)>,
     next_sweep: Instant,
     /// The earliest retry, refresh or end of a failed hold of any entry (never later
     /// than the true one; exact after each sweep).
@@ -176,6 +187,7 @@ impl<A: NeighbourAddr> ArpCache<A> {
         ArpCache {
             cfg,
             entries: hashing::with_capacity(cfg.max_entries),
+            held: VecDeque::with_capacity(MAX_HELD),
             next_sweep: Instant::ZERO,
             due: None,
             changed: false,
@@ -229,41 +241,62 @@ impl<A: NeighbourAddr> ArpCache<A> {
         // Resolution takes a round trip or more: a frame a driver lent goes back to it.
         let pkt = pkt.detached();
         let full = self.entries.len() >= self.cfg.max_entries;
+        let queue_full = self.held.len() >= MAX_HELD;
         let next = now + self.cfg.retry;
         let due = crate::time::earliest([self.due, Some(next)]);
         match self.entries.get_mut(&ip) {
-            Some(e) => match e.state {
-                State::Incomplete { .. } => match e.pending.try_push(pkt) {
-                    Ok(()) => Hold::Queued,
-                    Err(err) => Hold::QueueFull(err.element()),
-                },
-                _ => {
-                    // Failed entry whose hold expired (or a stale race): start again.
-                    e.state = State::Incomplete { tries: 1, next };
-                    self.due = due;
-                    e.vlan = vlan;
-                    e.pending.clear();
-                    e.pending.push(pkt);
-                    self.changed = true;
-                    Hold::QueuedSendRequest
+            Some(e) => {
+                if queue_full || usize::from(e.pending) >= MAX_PENDING {
+                    return Hold::QueueFull(pkt);
                 }
-            },
+                e.pending += 1;
+                self.held.push_back((ip, pkt));
+                if matches!(e.state, State::Incomplete { .. }) {
+                    return Hold::Queued;
+                }
+                // Failed entry whose hold expired (or a stale race): start again.
+                e.state = State::Incomplete { tries: 1, next };
+                self.due = due;
+                e.vlan = vlan;
+                self.changed = true;
+                Hold::QueuedSendRequest
+            }
             None if full => Hold::TableFull(pkt),
+            None if queue_full => Hold::QueueFull(pkt),
             None => {
-                let mut pending = ArrayVec::new();
-                pending.push(pkt);
+                self.held.push_back((ip, pkt));
                 self.entries.insert(
                     ip,
                     Entry {
                         mac: MacAddr::ZERO,
                         vlan,
                         state: State::Incomplete { tries: 1, next },
-                        pending,
+                        pending: 1,
                     },
                 );
                 self.due = due;
                 self.changed = true;
                 Hold::QueuedSendRequest
+            }
+        }
+    }
+
+    /// Packets held in all (for `show` and tests).
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Takes the packets held for `ip` out of the queue, in arrival order, keeping the
+    /// others' order.
+    fn take_held(held: &mut VecDeque<(A, Packet)>, ip: A, mut each: impl FnMut(Packet)) {
+        for _ in 0..held.len() {
+            let Some((addr, p)) = held.pop_front() else {
+                break;
+            };
+            if addr == ip {
+                each(p);
+            } else {
+                held.push_back((addr, p));
             }
         }
     }
@@ -290,8 +323,8 @@ impl<A: NeighbourAddr> ArpCache<A> {
                 e.mac = mac;
                 e.vlan = vlan;
                 e.state = State::Reachable { until };
-                for p in e.pending.drain(..) {
-                    release(p, mac, vlan);
+                if std::mem::take(&mut e.pending) > 0 {
+                    Self::take_held(&mut self.held, ip, |p| release(p, mac, vlan));
                 }
                 true
             }
@@ -302,7 +335,7 @@ impl<A: NeighbourAddr> ArpCache<A> {
                         mac,
                         vlan,
                         state: State::Reachable { until },
-                        pending: ArrayVec::new(),
+                        pending: 0,
                     },
                 );
                 self.changed = true;
@@ -320,13 +353,14 @@ impl<A: NeighbourAddr> ArpCache<A> {
         self.next_sweep = now + SWEEP_INTERVAL;
         let cfg = self.cfg;
         let mut changed = false;
+        let held = &mut self.held;
         self.entries.retain(|&ip, e| match e.state {
             State::Incomplete { tries, next } | State::Stale { tries, next } if now >= next => {
                 let stale = matches!(e.state, State::Stale { .. });
                 if tries >= cfg.retries {
                     changed = true;
-                    for p in e.pending.drain(..) {
-                        on(ArpTimerEvent::Unresolved(p));
+                    if std::mem::take(&mut e.pending) > 0 {
+                        Self::take_held(held, ip, |p| on(ArpTimerEvent::Unresolved(p)));
                     }
                     if stale {
                         return false;
@@ -489,7 +523,7 @@ mod tests {
 
     #[test]
     fn queue_and_table_are_bounded() {
-        let pool = PacketPool::new(16);
+        let pool = PacketPool::new(MAX_PENDING + 4);
         let mut c = cache();
         let t = Instant::ZERO;
         for _ in 0..MAX_PENDING {
@@ -512,6 +546,93 @@ mod tests {
             true,
             |_, _, _| {}
         ));
+        assert_eq!(c.held(), MAX_PENDING + 1);
+    }
+
+    /// A burst of new connections to members nobody has talked to yet (32 clients
+    /// spread over 4 members right after a start): every SYN waits for its member's
+    /// reply and none is lost; each member's packets leave in the order they came.
+    #[test]
+    fn a_burst_to_several_new_next_hops_is_held_whole() {
+        let pool = PacketPool::new(MAX_HELD + 8);
+        let mut c: ArpCache = ArpCache::new(ArpConfig::default());
+        let t = Instant::ZERO;
+        let hop = |i: usize| Ipv4Addr::new(198, 18, 2, 11 + (i % 4) as u8);
+        for i in 0..32 {
+            let mut p = pool.alloc().unwrap();
+            assert!(p.extend_from_slice(&[i as u8]));
+            let first = i < 4;
+            assert!(
+                matches!(
+                    (c.hold(hop(i), 0, p, t), first),
+                    (Hold::QueuedSendRequest, true) | (Hold::Queued, false)
+                ),
+                "packet {i}"
+            );
+        }
+        for m in 0..4 {
+            let mut order = Vec::new();
+            assert!(c.learn(
+                hop(m),
+                MacAddr::local(m as u32),
+                0,
+                t,
+                false,
+                |p, mac, _| {
+                    assert_eq!(mac, MacAddr::local(m as u32));
+                    order.push(p.data()[0]);
+                }
+            ));
+            let want: Vec<u8> = (0..32u8).filter(|i| usize::from(*i) % 4 == m).collect();
+            assert_eq!(order, want, "member {m}: all of its packets, in order");
+        }
+        assert_eq!(c.held(), 0);
+        assert_eq!(pool.available(), MAX_HELD + 8);
+
+        // The whole queue is bounded too: beyond MAX_HELD, new packets are refused.
+        let mut c: ArpCache = ArpCache::new(ArpConfig::default());
+        let mut refused = 0;
+        for i in 0..MAX_HELD + 4 {
+            let ip = Ipv4Addr::new(198, 18, 3, (i / MAX_PENDING) as u8);
+            if let Hold::QueueFull(_) = c.hold(ip, 0, pool.alloc().unwrap(), t) {
+                refused += 1;
+            }
+        }
+        assert_eq!((c.held(), refused), (MAX_HELD, 4));
+    }
+
+    /// A next hop that never answers drops only its own packets; the others' stay held.
+    #[test]
+    fn an_unanswered_next_hop_drops_only_its_own_packets() {
+        let pool = PacketPool::new(16);
+        let mut c = cache();
+        let mut t = Instant::from_secs(10);
+        let other = Ipv4Addr::new(198, 18, 2, 12);
+        c.hold(IP, 0, pool.alloc().unwrap(), t);
+        c.hold(IP, 0, pool.alloc().unwrap(), t);
+        t += Duration::from_millis(1_500);
+        c.hold(other, 0, pool.alloc().unwrap(), t);
+        let mut dropped = 0;
+        for _ in 0..30 {
+            t += Duration::from_millis(100);
+            c.poll(t, |ev| {
+                dropped += matches!(ev, ArpTimerEvent::Unresolved(_)) as u32
+            });
+            if dropped > 0 {
+                break;
+            }
+        }
+        assert_eq!(
+            (dropped, c.held()),
+            (2, 1),
+            "IP's two dropped, other's one held"
+        );
+        let mut released = 0;
+        c.learn(other, MacAddr::local(2), 0, t, false, |_, _, _| {
+            released += 1
+        });
+        assert_eq!(released, 1);
+        assert_eq!(pool.available(), 16);
     }
 
     #[test]

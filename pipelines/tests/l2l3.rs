@@ -17,6 +17,9 @@ use rouge_pipelines::wire::icmp::{self, IcmpPacket};
 use rouge_pipelines::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 use rouge_pipelines::Instant;
 
+/// Buffers in each bed's pool: room for a next hop's whole ARP queue and more.
+const POOL: usize = 128;
+
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 2);
 const SELF_C: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 1);
 const SELF_S: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 1);
@@ -62,7 +65,7 @@ impl Bed {
             .into_iter()
             .enumerate()
             .map(|(w, bus)| {
-                let pool = PacketPool::new(64);
+                let pool = PacketPool::new(POOL);
                 let l2 = L2L3::new(
                     w,
                     dp.clone(),
@@ -400,7 +403,7 @@ fn malformed_frames_are_counted_by_reason_and_never_answered() {
     assert!(bed.take().is_empty(), "nothing answered");
     assert_eq!(bed.l2.counters().dropped_total(), 14);
     assert_eq!(bed.dropped(DropReason::Ipv4BadChecksum), 1);
-    assert_eq!(bed.pool.available(), 64, "every dropped buffer returned");
+    assert_eq!(bed.pool.available(), POOL, "every dropped buffer returned");
 }
 
 #[test]
@@ -640,7 +643,7 @@ fn unanswered_next_hops_drop_their_queue_after_retries() {
     }
     assert_eq!(requests, 3);
     assert_eq!(bed.dropped(DropReason::ArpUnresolved), 1);
-    assert_eq!(bed.pool.available(), 64);
+    assert_eq!(bed.pool.available(), POOL);
 }
 
 #[test]
@@ -772,7 +775,7 @@ fn frames_of_other_ethertypes_are_dropped_as_unsupported() {
     assert_eq!(bed.dropped(DropReason::EthUnsupportedType), 3);
     assert_eq!(bed.l2.counters().dropped_total(), 3);
     assert!(bed.take().is_empty(), "nothing answered");
-    assert_eq!(bed.pool.available(), 64);
+    assert_eq!(bed.pool.available(), POOL);
 }
 
 #[test]
@@ -968,7 +971,7 @@ fn a_full_queue_for_an_unresolved_next_hop_drops_the_extra_packet() {
     assert_eq!(ArpRepr::parse(&out[0].1[14..]).unwrap().target_ip, SERVER);
     assert_eq!(
         bed.pool.available(),
-        64 - rouge_pipelines::arp::MAX_PENDING,
+        POOL - rouge_pipelines::arp::MAX_PENDING,
         "only the held packets keep buffers"
     );
     // The answer releases exactly the held packets.
@@ -982,7 +985,10 @@ fn a_full_queue_for_an_unresolved_next_hop_drops_the_extra_packet() {
     );
     assert_eq!(bed.rx(1, &reply), Verdict::Consumed);
     assert_eq!(bed.take().len(), rouge_pipelines::arp::MAX_PENDING);
-    assert_eq!(bed.l2.counters().forwarded.get(), 4);
+    assert_eq!(
+        bed.l2.counters().forwarded.get(),
+        rouge_pipelines::arp::MAX_PENDING as u64
+    );
 }
 
 #[test]
@@ -1018,7 +1024,7 @@ fn a_full_neighbour_table_drops_packets_to_new_next_hops() {
     // Known neighbours are still reached.
     assert_eq!(bed.rx(0, &to(host(63))), Verdict::Forwarded);
     assert_eq!(bed.take().len(), 1);
-    assert_eq!(bed.pool.available(), 64);
+    assert_eq!(bed.pool.available(), POOL);
 }
 
 #[test]
@@ -1035,7 +1041,7 @@ fn an_empty_pool_is_counted_as_no_buffer_and_recovers() {
         None,
     );
     // Every buffer but the received packet's is taken: the ICMP error has none.
-    let hog: Vec<Packet> = (0..63).map(|_| bed.pool.alloc().unwrap()).collect();
+    let hog: Vec<Packet> = (0..POOL - 1).map(|_| bed.pool.alloc().unwrap()).collect();
     assert_eq!(
         bed.rx(0, &expiring),
         Verdict::Dropped(DropReason::TtlExceeded)
@@ -1131,7 +1137,7 @@ fn ipv6_segments_without_an_ipv6_route_are_dropped_and_counted() {
     assert_eq!(bed.dropped(DropReason::NoRoute), 1, "the SYN");
     assert_eq!(bed.l2.counters().dropped_total(), 1);
     assert!(bed.take().is_empty(), "nothing sent");
-    assert_eq!(bed.pool.available(), 64);
+    assert_eq!(bed.pool.available(), POOL);
     // The retransmitted SYN is counted too.
     bed.now += Duration::from_secs(5);
     bed.poll();
