@@ -19,6 +19,7 @@ pub mod readiness;
 pub mod rebalance;
 pub mod run;
 pub mod shared;
+pub mod tcp_secret;
 pub mod top;
 pub mod views;
 pub mod worker;

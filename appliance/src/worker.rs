@@ -99,15 +99,6 @@ const ARP_PUBLISH: Duration = Duration::from_millis(100);
 /// How often shaping figures are republished (the rebalancer reads them).
 const SHAPING_PUBLISH: Duration = Duration::from_millis(2);
 
-/// 64 random bits from the standard library's per-process hash keys (no extra
-/// dependency; used to key ISNs and SYN cookies).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    h.finish()
-}
-
 /// Per-port transmit queues, allocated at start.
 struct TxQueues {
     queues: Vec<Vec<Packet>>,
@@ -251,7 +242,8 @@ pub fn run<P: Port>(
     let macs = ports.iter().map(|p| p.mac()).collect();
     let mtus = ports.iter().map(|p| p.mtu()).collect();
     let tcp_cfg = StackConfig {
-        secret: (random_u64(), random_u64()),
+        // One key per machine boot, so a restart numbers connections above the last run's.
+        secret: crate::tcp_secret::machine_secret(),
         ..StackConfig::default()
     };
     // The port drivers say how frames are spread over the workers; frames of ports
