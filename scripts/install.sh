@@ -25,6 +25,7 @@
 #   /etc/default/rouge                     ROUGE_ARGS (e.g. --cores 2,3 --idle busy)
 #   /usr/local/lib/rouge/rouge-nics        run before rouge: the config's NICs up, no
 #                                          offloads, no kernel IPv6/ARP answers on them
+#   /usr/local/lib/rouge/afpacket-nics.awk its AF_PACKET NICs (shared with the image)
 #   /etc/systemd/system/rouge.service      Restart=on-failure, after the NICs are named
 #   /etc/systemd/network/10-rouge-*.link   --nic names
 #   /etc/sysctl.d/90-rouge.conf            hugepages
@@ -78,6 +79,7 @@ if [[ $UNINSTALL -eq 1 ]]; then
         nft delete table netdev rouge_owned >/dev/null 2>&1 || true
     fi
     rm -f "$DEST/usr/local/bin/rouge" "$DEST/usr/local/lib/rouge/rouge-nics" \
+        "$DEST/usr/local/lib/rouge/afpacket-nics.awk" \
         "$DEST/etc/systemd/system/rouge.service" "$DEST/etc/sysctl.d/90-rouge.conf" \
         "$DEST/etc/default/rouge" "$DEST"/etc/systemd/network/10-rouge-*.link
     rmdir "$DEST/usr/local/lib/rouge" 2>/dev/null || true
@@ -132,6 +134,7 @@ ROUGE_ARGS="$args"
 EOF
 
 install -d "$DEST/usr/local/lib/rouge"
+install -m 0644 "$ROOT_DIR/scripts/image-root/lib/rouge/afpacket-nics.awk" "$DEST/usr/local/lib/rouge/afpacket-nics.awk"
 cat > "$DEST/usr/local/lib/rouge/rouge-nics" <<'EOF'
 #!/bin/sh
 # Prepares the data NICs named in the configuration for Rouge's AF_PACKET ports: link up,
@@ -159,15 +162,10 @@ done
 # by AF_PACKET (not on AF_XDP ones, whose program passes to the kernel what no socket
 # takes). Without nft the kernel keeps routing its copy: slower, never wrong. The table is
 # replaced on every start, so a NIC moved to another driver loses its drop.
-afpacket=$(awk '
-    function flush() {
-        if (name != "" && (driver == "" || driver == "afpacket")) { printf "%s%s", sep, name; sep = ", " }
-        name = ""; driver = ""
-    }
-    /^[ \t]*\[/ { if (inif) flush(); inif = ($0 ~ /^[ \t]*\[\[interface\]\]/); next }
-    inif && /^[ \t]*name[ \t]*=/ { v = $0; gsub(/^[^=]*=[ \t]*"|".*$/, "", v); name = v }
-    inif && /^[ \t]*driver[ \t]*=/ { v = $0; gsub(/^[^=]*=[ \t]*"|".*$/, "", v); driver = v }
-    END { if (inif) flush() }' "$CONFIG")
+afpacket=""
+for n in $(awk -f "$(dirname "$0")/afpacket-nics.awk" "$CONFIG"); do
+    afpacket="$afpacket${afpacket:+, }$n"
+done
 command -v nft >/dev/null 2>&1 && { nft delete table netdev rouge_owned >/dev/null 2>&1 || true; }
 if [ -n "$afpacket" ]; then
     if command -v nft >/dev/null 2>&1; then

@@ -281,7 +281,7 @@ impl<A: NeighbourAddr> ArpCache<A> {
         }
     }
 
-    /// Packets held in all (for `show` and tests).
+    /// Packets held for all unresolved next hops together.
     pub fn held(&self) -> usize {
         self.held.len()
     }
