@@ -155,21 +155,29 @@ fn bad_ack_in_syn_sent_is_answered_with_rst() {
     assert_eq!(s.counters().drops[TcpDrop::BadAck as usize], 1);
 }
 
+/// Opens a connection whose SYN the peer answers with an ACK `behind` bytes below our
+/// ISS (for an older connection on the 4-tuple), and checks the RST and the prompt SYN
+/// that follow. Returns the stack, the handle, our ISS and the peer's ACK number.
+fn syn_answered_for_an_older_connection(behind: u32) -> (TcpStack, ConnHandle, u32, u32) {
+    let mut s = stack_with(profile());
+    let h = s
+        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
+        .unwrap();
+    let iss = recv_all(&mut s, t(0))[0].repr.seq;
+    let old_ack = iss.wrapping_sub(behind);
+    send!(s, 1, seg(ACK, PEER_ISS, old_ack));
+    recv!(s, 1, [(RST, old_ack, 0, 0), (SYN, iss, 0, 0)]);
+    assert_eq!(s.counters().syn_resent_after_rst, 1);
+    (s, h, iss, old_ack)
+}
+
 /// The member still holds an older connection on the 4-tuple (its TIME-WAIT refusing a
 /// SYN whose timestamp is below the old one's, or a connection of a previous run of the
 /// appliance) and answers our SYN with an ACK for that one. A RST ends it, and our SYN
 /// goes again behind the RST at once, not a retransmission timeout (1 s) later.
 #[test]
 fn syn_answered_for_an_older_connection_is_sent_again_behind_a_rst() {
-    let mut s = stack_with(profile());
-    let h = s
-        .connect(t(0), local(), remote(), ProfileId::DEFAULT)
-        .unwrap();
-    let iss = recv_all(&mut s, t(0))[0].repr.seq;
-    let old_ack = iss.wrapping_sub(123_456);
-    send!(s, 1, seg(ACK, PEER_ISS, old_ack));
-    recv!(s, 1, [(RST, old_ack, 0, 0), (SYN, iss, 0, 0)]);
-    assert_eq!(s.counters().syn_resent_after_rst, 1);
+    let (mut s, h, iss, _) = syn_answered_for_an_older_connection(123_456);
     // The RST freed the peer's old connection: the new one opens a round trip later.
     send!(s, 2, seg(SYNACK, PEER_ISS, iss + 1));
     recv!(s, 2, [(ACK, iss + 1, PEER_ISS + 1, 0)]);
@@ -181,13 +189,7 @@ fn syn_answered_for_an_older_connection_is_sent_again_behind_a_rst() {
 /// never a RST/SYN storm.
 #[test]
 fn a_peer_that_ignores_the_rst_gets_the_syn_on_the_timer() {
-    let mut s = stack_with(profile());
-    s.connect(t(0), local(), remote(), ProfileId::DEFAULT)
-        .unwrap();
-    let iss = recv_all(&mut s, t(0))[0].repr.seq;
-    let old_ack = iss.wrapping_sub(99);
-    send!(s, 1, seg(ACK, PEER_ISS, old_ack));
-    recv!(s, 1, [(RST, old_ack, 0, 0), (SYN, iss, 0, 0)]);
+    let (mut s, _, iss, old_ack) = syn_answered_for_an_older_connection(99);
     send!(s, 2, seg(ACK, PEER_ISS, old_ack));
     recv!(s, 2, [(RST, old_ack, 0, 0)]);
     send!(s, 3, seg(ACK, PEER_ISS, old_ack));
